@@ -1,0 +1,43 @@
+# The front door: thin on purpose. Everything real lives in Package.swift, scripts/ and bench/.
+SWIFT ?= swift
+PREFIX ?= /usr/local
+export LANG ?= C.UTF-8
+
+.PHONY: run test bench lint install build release clean
+
+build:
+	scripts/ensure-deps build
+	$(SWIFT) build --product pooltop
+
+## make run: build, then start pooltop on the bundled demo pool (headless until the console lands).
+run: build
+	.build/debug/pooltop run
+
+## make test: unit tests and integration tests with real processes.
+test:
+	scripts/ensure-deps test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --disable-xctest
+
+## make bench: release build, then the benchmarks, printed as JSON lines.
+bench:
+	scripts/ensure-deps bench
+	$(SWIFT) build -c release --product PoolBench
+	$(SWIFT) build -c release --product pooltop
+	.build/release/PoolBench
+
+## make lint: the build must be warning-free, and duplicates must stay low.
+lint:
+	$(SWIFT) build --build-tests 2>&1 | tee .build/lint.log
+	@! grep -E 'warning:' .build/lint.log
+
+release:
+	$(SWIFT) build -c release --product pooltop
+
+## make install: the release binary into $(PREFIX)/bin.
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 .build/release/pooltop $(DESTDIR)$(PREFIX)/bin/pooltop
+
+clean:
+	rm -rf .build

@@ -1,0 +1,77 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "pooltop",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PoolEngine", targets: ["PoolEngine"]),
+        .library(name: "PoolDemo", targets: ["PoolDemo"]),
+        .executable(name: "pooltop", targets: ["PoolTop"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Only what Swift cannot express: pidfd and epoll syscalls, closefrom for
+        // posix_spawn, an async-signal-safe signal handler, siginfo accessors.
+        .target(name: "CPoolShims"),
+        .target(
+            name: "PoolEngine",
+            dependencies: [
+                "CPoolShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "PoolDemo",
+            dependencies: ["PoolEngine", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "PoolTop",
+            dependencies: [
+                "PoolEngine",
+                "PoolDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Entry points used only by the integration tests: a real worker binary
+        // the in-process test watcher spawns, and a standalone watcher.
+        .executableTarget(
+            name: "PoolFixtures",
+            dependencies: ["PoolEngine", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Fixtures/PoolFixtures",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "PoolBench",
+            dependencies: ["PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log")],
+            path: "bench/PoolBench",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PoolEngineTests",
+            dependencies: ["PoolEngine", "PoolDemo"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PoolIntegrationTests",
+            dependencies: ["PoolEngine", "PoolFixtures", "PoolTop"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

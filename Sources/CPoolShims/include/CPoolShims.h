@@ -1,0 +1,53 @@
+// Small C helpers for what Swift cannot express on Linux.
+// Never define _GNU_SOURCE here: it changes glibc's declarations and breaks the
+// Glibc module import (see shared notes §4.3); it lives only in shims.c.
+#ifndef CPOOLSHIMS_H
+#define CPOOLSHIMS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <spawn.h>
+#include <signal.h>
+
+/// pidfd_open(2); returns the descriptor or -1 with errno set.
+int pt_pidfd_open(pid_t pid);
+/// pidfd_send_signal(2); returns 0 or -1 with errno set.
+int pt_pidfd_send_signal(int pidfd, int sig);
+/// waitid(P_PIDFD, pidfd, WEXITED | options): reaps the child.
+/// On success returns the pid and fills code (CLD_EXITED, CLD_KILLED, CLD_DUMPED) and status;
+/// returns 0 when WNOHANG was given and the child has not exited; -1 with errno on error.
+int pt_waitid_pidfd(int pidfd, int options, int *code, int *status);
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+).
+int pt_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+/// The process environment (a C global, which Swift 6 refuses to read directly).
+char **pt_environ(void);
+
+/// One epoll event without the packed struct layout that Swift imports badly.
+typedef struct { uint32_t events; uint64_t data; } pt_epoll_event;
+int pt_epoll_create(void);
+int pt_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+int pt_epoll_wait(int epfd, pt_epoll_event *events, int max, int timeout_ms);
+int pt_eventfd(void);
+
+extern const int PT_EPOLL_CTL_ADD;
+extern const int PT_EPOLL_CTL_DEL;
+extern const uint32_t PT_EPOLLIN;
+extern const uint32_t PT_EPOLLHUP;
+extern const uint32_t PT_EPOLLERR;
+extern const uint32_t PT_EPOLLRDHUP;
+
+/// Routes `sig` to a C handler that writes the signal number as one byte to `fd`
+/// (the self-pipe trick: async-signal-safe, works whichever thread takes the signal).
+int pt_signal_route_to_fd(int sig, int fd);
+/// Restores the default disposition of `sig`.
+int pt_signal_default(int sig);
+/// Ignores `sig` (SIGPIPE: writes to a closed peer must fail with EPIPE, not kill us).
+int pt_signal_ignore(int sig);
+
+/// pipe2(O_CLOEXEC | O_NONBLOCK).
+int pt_pipe_cloexec_nonblock(int fds[2]);
+
+/// prctl(PR_SET_NAME): the name `ps -o comm` and `top` show (15 bytes at most).
+int pt_set_thread_name(const char *name);
+
+#endif

@@ -1,0 +1,124 @@
+#define _GNU_SOURCE
+#include "CPoolShims.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+extern char **environ;
+
+int pt_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int pt_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int pt_waitid_pidfd(int pidfd, int options, int *code, int *status) {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | options) != 0) return -1;
+    if (info.si_pid == 0) return 0;
+    *code = info.si_code;
+    *status = info.si_status;
+    return info.si_pid;
+}
+
+int pt_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+char **pt_environ(void) { return environ; }
+
+const int PT_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
+const int PT_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
+const uint32_t PT_EPOLLIN = EPOLLIN;
+const uint32_t PT_EPOLLHUP = EPOLLHUP;
+const uint32_t PT_EPOLLERR = EPOLLERR;
+const uint32_t PT_EPOLLRDHUP = EPOLLRDHUP;
+
+int pt_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int pt_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int pt_epoll_wait(int epfd, pt_epoll_event *events, int max, int timeout_ms) {
+    struct epoll_event raw[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, raw, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        events[i].events = raw[i].events;
+        events[i].data = raw[i].data.u64;
+    }
+    return n;
+}
+
+int pt_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+static volatile sig_atomic_t signal_fds[65];
+
+static void route_handler(int sig) {
+    int saved = errno;
+    if (sig > 0 && sig < 65) {
+        int fd = signal_fds[sig];
+        if (fd >= 0) {
+            unsigned char byte = (unsigned char)sig;
+            // A full pipe only loses a repeated signal number, which is harmless.
+            ssize_t ignored = write(fd, &byte, 1);
+            (void)ignored;
+        }
+    }
+    errno = saved;
+}
+
+int pt_signal_route_to_fd(int sig, int fd) {
+    if (sig <= 0 || sig >= 65) { errno = EINVAL; return -1; }
+    signal_fds[sig] = fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = route_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    return sigaction(sig, &action, NULL);
+}
+
+int pt_signal_default(int sig) {
+    if (sig > 0 && sig < 65) signal_fds[sig] = -1;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    return sigaction(sig, &action, NULL);
+}
+
+int pt_signal_ignore(int sig) {
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = SIG_IGN;
+    sigemptyset(&action.sa_mask);
+    return sigaction(sig, &action, NULL);
+}
+
+int pt_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int pt_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }

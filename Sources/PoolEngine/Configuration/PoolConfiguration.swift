@@ -1,0 +1,296 @@
+import Logging
+import Yams
+
+/// A pool described in YAML (`pool.yaml`): its name, settings and groups.
+///
+/// Every key is checked: an unknown key, a wrong type, or an invalid value is one
+/// ``ConfigurationError`` naming the key path and its line. The keys are listed in
+/// `docs/configuration.md`, which a test keeps in step with ``PoolConfiguration/knownKeys``.
+public struct PoolConfiguration: Sendable {
+    public var name: String
+    public var stopTimeout: Duration
+    public var pidFile: String?
+    public var workerLogLevel: String
+    public var groups: [WorkerGroup]
+
+    /// Keys accepted at the top level.
+    public static let poolKeys = ["name", "stopTimeout", "pidFile", "logLevel", "groups"]
+    /// Keys accepted in each group.
+    public static let groupKeys = [
+        "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
+        "onError", "environment", "executable",
+    ]
+    /// Keys accepted in a group's `restart`.
+    public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
+    /// Keys accepted in `restart.backoff`.
+    public static let backoffKeys = ["initial", "factor", "max", "resetAfter"]
+
+    /// Every key path the file format knows, for the documentation test.
+    public static var knownKeys: [String] {
+        poolKeys + groupKeys.map { "groups[].\($0)" } + restartKeys.map { "groups[].restart.\($0)" }
+            + backoffKeys.map { "groups[].restart.backoff.\($0)" }
+    }
+
+    /// Checks a pool name (used in file paths and shared-memory names) on its own.
+    public static func validatePoolName(_ name: String) throws(ConfigurationError) {
+        try PoolValidator.validatePoolName(name)
+    }
+
+    /// Parses and validates YAML text.
+    ///
+    /// - Parameters:
+    ///   - file: The file name put into errors.
+    ///   - entryPoints: The entry points of this binary; an unknown `entryPoint` is an error.
+    public static func parse(
+        yaml text: String, file: String? = nil, entryPoints: EntryPoints?
+    ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription) {
+        var reader = Reader(file: file)
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigurationError(path: "", message: "the file is empty; it needs at least 'groups'", file: file, line: 1)
+            }
+            root = node
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let error as YamlError {
+            throw reader.syntaxError(error)
+        } catch {
+            throw ConfigurationError(path: "", message: "cannot parse YAML: \(error)", file: file)
+        }
+        let configuration = try reader.pool(root)
+        do {
+            let description = try PoolValidator.validate(
+                name: configuration.name, stopTimeout: configuration.stopTimeout, groups: configuration.groups,
+                entryPointNames: entryPoints.map { Set($0.names) })
+            return (configuration, description)
+        } catch {
+            throw reader.locate(error)
+        }
+    }
+
+    /// Builds the pool the file describes (nothing runs until `run()`).
+    public func makePool(
+        entryPoints: EntryPoints?, nameOverride: String? = nil, handlesSignals: Bool = true,
+        logger: Logger
+    ) throws -> WorkerPool {
+        let pool = WorkerPool(
+            name: nameOverride ?? name, entryPoints: entryPoints,
+            configuration: WorkerPool.Configuration(
+                stopTimeout: stopTimeout, pidFile: pidFile, handlesSignals: handlesSignals,
+                workerLogLevel: Logger.Level(rawValue: workerLogLevel) ?? .info),
+            logger: logger)
+        for group in groups { try pool.describeGroup(group) }
+        return pool
+    }
+}
+
+/// Walks the YAML node tree, remembering the line of every key path it reads.
+private struct Reader {
+    let file: String?
+    var lines: [String: Int] = [:]
+
+    init(file: String?) { self.file = file }
+
+    mutating func pool(_ root: Node) throws(ConfigurationError) -> PoolConfiguration {
+        let map = try mapping(root, path: "", allowed: PoolConfiguration.poolKeys)
+        let name = try map["name"].map { node throws(ConfigurationError) in try string(node, path: "name") } ?? "demo"
+        let stopTimeout =
+            try map["stopTimeout"].map { node throws(ConfigurationError) in try duration(node, path: "stopTimeout") }
+            ?? .seconds(10)
+        let pidFile = try map["pidFile"].map { node throws(ConfigurationError) in try string(node, path: "pidFile") }
+        let logLevel =
+            try map["logLevel"].map { node throws(ConfigurationError) in
+                try choice(node, path: "logLevel", among: Logger.Level.allCases.map(\.rawValue))
+            } ?? "info"
+        guard let groupsNode = map["groups"] else {
+            throw error("", "the key 'groups' is missing; a pool needs at least one group", node: root)
+        }
+        guard case .sequence(let sequence) = groupsNode else {
+            throw error("groups", "must be a list of groups", node: groupsNode)
+        }
+        var groups: [WorkerGroup] = []
+        for (index, node) in sequence.enumerated() {
+            groups.append(try group(node, path: "groups[\(index)]"))
+        }
+        return PoolConfiguration(
+            name: name, stopTimeout: stopTimeout, pidFile: pidFile, workerLogLevel: logLevel, groups: groups)
+    }
+
+    private mutating func group(_ node: Node, path: String) throws(ConfigurationError) -> WorkerGroup {
+        let map = try mapping(node, path: path, allowed: PoolConfiguration.groupKeys)
+        guard let kindNode = map["kind"] else { throw error(path, "the key 'kind' is missing (reactor, job or service)", node: node) }
+        let kind = WorkerKind(
+            rawValue: try choice(kindNode, path: "\(path).kind", among: WorkerKind.allCases.map(\.rawValue)))!
+        guard let entryNode = map["entryPoint"] else { throw error(path, "the key 'entryPoint' is missing", node: node) }
+        var group = WorkerGroup(entryPoint: try string(entryNode, path: "\(path).entryPoint"), kind: kind)
+        if let node = map["name"] { group.name = try string(node, path: "\(path).name") }
+        if let node = map["min"] { group.minWorkers = try integer(node, path: "\(path).min") }
+        if let node = map["max"] { group.maxWorkers = try integer(node, path: "\(path).max") }
+        if let node = map["jobGroups"] {
+            guard case .sequence(let items) = node else { throw error("\(path).jobGroups", "must be a list of group names", node: node) }
+            group.jobGroups = []
+            for (index, item) in items.enumerated() {
+                let itemPath = "\(path).jobGroups[\(index)]"
+                if case .scalar = item, let id = item.int {
+                    note(itemPath, item)
+                    group.jobGroups.append(.id(GroupID(id)))
+                } else {
+                    group.jobGroups.append(.name(try string(item, path: itemPath)))
+                }
+            }
+        }
+        if let node = map["restart"] { group.restart = try restart(node, path: "\(path).restart") }
+        if let node = map["stopTimeout"] { group.stopTimeout = try duration(node, path: "\(path).stopTimeout") }
+        if let node = map["startTimeout"] { group.startTimeout = try duration(node, path: "\(path).startTimeout") }
+        if let node = map["onError"] {
+            let value = try choice(node, path: "\(path).onError", among: ["stop-pool", "restart"])
+            group.onUncaughtError = UncaughtErrorPolicy(rawValue: value)!
+        }
+        if let node = map["environment"] {
+            let entries = try mapping(node, path: "\(path).environment", allowed: nil)
+            for (key, value) in entries { group.runner.environment[key] = try string(value, path: "\(path).environment.\(key)") }
+        }
+        if let node = map["executable"] { group.runner.executable = try string(node, path: "\(path).executable") }
+        return group
+    }
+
+    private mutating func restart(_ node: Node, path: String) throws(ConfigurationError) -> RestartStrategy {
+        let map = try mapping(node, path: path, allowed: PoolConfiguration.restartKeys)
+        var backoff = RestartBackoff.standard
+        if let node = map["backoff"] {
+            let values = try mapping(node, path: "\(path).backoff", allowed: PoolConfiguration.backoffKeys)
+            if let node = values["initial"] { backoff.initial = try duration(node, path: "\(path).backoff.initial") }
+            if let node = values["factor"] { backoff.factor = try number(node, path: "\(path).backoff.factor") }
+            if let node = values["max"] { backoff.maximum = try duration(node, path: "\(path).backoff.max") }
+            if let node = values["resetAfter"] { backoff.resetAfter = try duration(node, path: "\(path).backoff.resetAfter") }
+        }
+        let policyName =
+            try map["policy"].map { node throws(ConfigurationError) in
+                try choice(node, path: "\(path).policy", among: ["always", "never", "limited"])
+            } ?? "always"
+        switch policyName {
+        case "never":
+            return RestartStrategy(policy: .never, backoff: backoff)
+        case "limited":
+            guard let maxNode = map["maxRestarts"] else {
+                throw error(path, "policy 'limited' needs 'maxRestarts'", node: node)
+            }
+            let maxRestarts = try integer(maxNode, path: "\(path).maxRestarts")
+            let window = try map["window"].map { node throws(ConfigurationError) in try duration(node, path: "\(path).window") } ?? .seconds(60)
+            return RestartStrategy(policy: .limited(maxRestarts: maxRestarts, window: window), backoff: backoff)
+        default:
+            for key in ["maxRestarts", "window"] where map[key] != nil {
+                throw error("\(path).\(key)", "only applies to policy 'limited' (the policy is '\(policyName)')", node: map[key]!)
+            }
+            return RestartStrategy(policy: .always, backoff: backoff)
+        }
+    }
+
+    // MARK: - Typed reads
+
+    private mutating func mapping(_ node: Node, path: String, allowed: [String]?) throws(ConfigurationError) -> [String: Node] {
+        note(path, node)
+        guard case .mapping(let mapping) = node else {
+            throw error(path, "must be a mapping of keys to values", node: node)
+        }
+        var result: [String: Node] = [:]
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.string else { throw error(path, "has a key that is not a string", node: keyNode) }
+            let keyPath = path.isEmpty ? key : "\(path).\(key)"
+            if let allowed, !allowed.contains(key) {
+                throw error(keyPath, "unknown key '\(key)'; known keys here: \(allowed.joined(separator: ", "))", node: keyNode)
+            }
+            note(keyPath, value)
+            result[key] = value
+        }
+        return result
+    }
+
+    private mutating func string(_ node: Node, path: String) throws(ConfigurationError) -> String {
+        note(path, node)
+        guard case .scalar(let scalar) = node else { throw error(path, "must be a string", node: node) }
+        return scalar.string
+    }
+
+    private mutating func integer(_ node: Node, path: String) throws(ConfigurationError) -> Int {
+        note(path, node)
+        guard case .scalar = node, let value = node.int else {
+            throw error(path, "must be a whole number (got '\(node.string ?? "a \(node.kindName)")')", node: node)
+        }
+        return value
+    }
+
+    private mutating func number(_ node: Node, path: String) throws(ConfigurationError) -> Double {
+        note(path, node)
+        guard case .scalar = node, let value = node.float else {
+            throw error(path, "must be a number (got '\(node.string ?? "a \(node.kindName)")')", node: node)
+        }
+        return value
+    }
+
+    private mutating func choice(_ node: Node, path: String, among values: [String]) throws(ConfigurationError) -> String {
+        let value = try string(node, path: path)
+        guard values.contains(value) else {
+            throw error(path, "unknown value '\(value)'; expected one of: \(values.joined(separator: ", "))", node: node)
+        }
+        return value
+    }
+
+    private mutating func duration(_ node: Node, path: String) throws(ConfigurationError) -> Duration {
+        let text = try string(node, path: path)
+        guard let duration = DurationParser.parse(text) else {
+            throw error(path, "'\(text)' is not a duration; write a number with a unit: 250ms, 10s, 5m, 1h", node: node)
+        }
+        return duration
+    }
+
+    // MARK: - Locations
+
+    private mutating func note(_ path: String, _ node: Node) {
+        if lines[path] == nil, let mark = node.mark { lines[path] = mark.line }
+    }
+
+    private func error(_ path: String, _ message: String, node: Node) -> ConfigurationError {
+        ConfigurationError(path: path, message: message, file: file, line: node.mark?.line)
+    }
+
+    /// Gives a validation error the line of its key path, or of the nearest enclosing one.
+    func locate(_ error: ConfigurationError) -> ConfigurationError {
+        var located = error
+        located.file = file
+        var path = error.path
+        while located.line == nil {
+            if let line = lines[path] {
+                located.line = line
+            } else if let cut = path.lastIndex(where: { $0 == "." || $0 == "[" }) {
+                path = String(path[..<cut])
+            } else {
+                located.line = lines[""]
+                break
+            }
+        }
+        return located
+    }
+
+    func syntaxError(_ error: YamlError) -> ConfigurationError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+            .composer(_, let problem, let mark, _):
+            return ConfigurationError(path: "", message: "YAML syntax error: \(problem)", file: file, line: mark.line)
+        default:
+            return ConfigurationError(path: "", message: "YAML syntax error: \(error)", file: file)
+        }
+    }
+}
+
+extension Node {
+    fileprivate var kindName: String {
+        switch self {
+        case .scalar: return "scalar"
+        case .mapping: return "mapping"
+        case .sequence: return "list"
+        case .alias: return "alias"
+        }
+    }
+}

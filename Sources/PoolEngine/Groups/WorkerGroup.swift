@@ -1,0 +1,131 @@
+/// A group of worker processes that share an entry point, a kind, limits and strategies.
+///
+/// Describe groups before calling ``WorkerPool/run()``; they are frozen from then on.
+/// ```swift
+/// pool.describeGroup(WorkerGroup(entryPoint: "http", kind: .reactor, minWorkers: 4, jobGroups: ["jobs"]))
+/// ```
+public struct WorkerGroup: Sendable {
+    /// The name the worker's entry point was registered under (see ``EntryPoints``).
+    public var entryPoint: String
+    public var kind: WorkerKind
+    /// Workers started at boot, and the floor for scaling down.
+    public var minWorkers: Int
+    /// Slots allocated up front, and the ceiling for scaling up; 0 means "the same as `minWorkers`".
+    public var maxWorkers: Int
+    /// A unique name; empty means derived from the entry point.
+    public var name: String
+    /// The groups this group may send jobs to, by name or id.
+    public var jobGroups: [GroupReference]
+    /// How workers are launched (the seed's runner strategy).
+    public var runner: WorkerRunner
+    /// Whether and when a worker that exits comes back.
+    public var restart: RestartStrategy
+    /// How long a stopping worker may take before it is killed; nil means the pool's `stopTimeout`.
+    public var stopTimeout: Duration?
+    /// How long a starting worker may take to become ready before it is killed as a boot failure.
+    public var startTimeout: Duration
+    /// What an uncaught error from the entry point means.
+    public var onUncaughtError: UncaughtErrorPolicy
+    public var pickup: (any PickupStrategy)?
+    public var scaling: (any ScalingStrategy)?
+    public var socket: (any SocketStrategy)?
+    public var jobExecutor: (any JobExecutor)?
+    public var jobClient: (any JobClient)?
+    /// Recycling by quota (the seed's auto-restart strategy).
+    public var recycle: (any RecycleStrategy)?
+
+    public init(
+        entryPoint: String,
+        kind: WorkerKind,
+        minWorkers: Int = 1,
+        maxWorkers: Int = 0,
+        name: String = "",
+        jobGroups: [GroupReference] = [],
+        runner: WorkerRunner = .sameExecutable,
+        restart: RestartStrategy = .always(),
+        stopTimeout: Duration? = nil,
+        startTimeout: Duration = .seconds(60),
+        onUncaughtError: UncaughtErrorPolicy = .stopPool,
+        pickup: (any PickupStrategy)? = nil,
+        scaling: (any ScalingStrategy)? = nil,
+        socket: (any SocketStrategy)? = nil,
+        jobExecutor: (any JobExecutor)? = nil,
+        jobClient: (any JobClient)? = nil,
+        recycle: (any RecycleStrategy)? = nil
+    ) {
+        self.entryPoint = entryPoint
+        self.kind = kind
+        self.minWorkers = minWorkers
+        self.maxWorkers = maxWorkers
+        self.name = name
+        self.jobGroups = jobGroups
+        self.runner = runner
+        self.restart = restart
+        self.stopTimeout = stopTimeout
+        self.startTimeout = startTimeout
+        self.onUncaughtError = onUncaughtError
+        self.pickup = pickup
+        self.scaling = scaling
+        self.socket = socket
+        self.jobExecutor = jobExecutor
+        self.jobClient = jobClient
+        self.recycle = recycle
+    }
+}
+
+/// A frozen group as every process sees it: ids assigned, names resolved, every strategy
+/// parameter included. Sent to each worker in its bootstrap message.
+public struct GroupDescription: Hashable, Sendable, Codable {
+    public var id: GroupID
+    public var name: String
+    public var kind: WorkerKind
+    public var entryPoint: String
+    public var minWorkers: Int
+    public var maxWorkers: Int
+    /// The first slot id of the group; the group owns `firstWorkerID ..< firstWorkerID + maxWorkers`.
+    public var firstWorkerID: WorkerID
+    /// Resolved `jobGroups`.
+    public var jobGroups: [GroupID]
+    public var runner: WorkerRunner
+    public var restart: RestartStrategy
+    public var stopTimeout: Duration
+    public var startTimeout: Duration
+    public var onUncaughtError: UncaughtErrorPolicy
+    /// Descriptors of the pluggable strategies, keyed by slot (`pickup`, `scaling`, `socket`,
+    /// `jobExecutor`, `jobClient`, `recycle`).
+    public var strategies: [String: StrategyDescriptor]
+
+    /// Every slot id the group owns.
+    public var workerIDs: [WorkerID] {
+        (0..<maxWorkers).map { WorkerID(firstWorkerID.rawValue + $0) }
+    }
+
+    /// Whether `id` belongs to this group.
+    public func owns(_ id: WorkerID) -> Bool {
+        id.rawValue >= firstWorkerID.rawValue && id.rawValue < firstWorkerID.rawValue + maxWorkers
+    }
+}
+
+/// The whole pool as every process sees it.
+public struct PoolDescription: Hashable, Sendable, Codable {
+    public var name: String
+    public var stopTimeout: Duration
+    public var groups: [GroupDescription]
+
+    /// The group with this id.
+    public func group(_ id: GroupID) -> GroupDescription? { groups.first { $0.id == id } }
+
+    /// The group with this name, or with this id when `reference` is an id.
+    public func group(_ reference: GroupReference) -> GroupDescription? {
+        switch reference {
+        case .id(let id): return group(id)
+        case .name(let name): return groups.first { $0.name == name }
+        }
+    }
+
+    /// The group that owns this slot.
+    public func group(owning id: WorkerID) -> GroupDescription? { groups.first { $0.owns(id) } }
+
+    /// Total slots: the sum of every group's `maxWorkers`.
+    public var slotCount: Int { groups.reduce(0) { $0 + $1.maxWorkers } }
+}

@@ -1,0 +1,41 @@
+/// What a worker says about its own end, just before it exits.
+public enum WorkerExitReport: Hashable, Sendable, Codable {
+    /// `run()` returned, or was stopped on request.
+    case clean
+    /// The worker threw `WorkerExit.terminate`: stop its slot for good.
+    case terminate(String)
+    /// The worker threw `WorkerExit.fatal`, or an uncaught error under `.stopPool`: stop the pool.
+    case fatal(String)
+    /// The worker threw `WorkerExit.restart`, or an uncaught error under `.restart`: a crash.
+    case crash(String)
+}
+
+/// Why the watcher asks a worker to stop.
+public struct StopRequest: Hashable, Sendable, Codable {
+    public var reason: ExitReason
+    /// How long the worker has before it is killed.
+    public var timeout: Duration
+}
+
+/// Everything a worker needs to start: sent once, first, on its control channel.
+public struct WorkerBootstrap: Hashable, Sendable, Codable {
+    public var workerID: WorkerID
+    public var generation: Int
+    public var pool: PoolDescription
+    public var watcherPID: Int32
+    /// The swift-log level name the worker's logger starts at.
+    public var logLevel: String
+}
+
+/// Messages from the watcher to a worker.
+enum WatcherMessage: Hashable, Sendable {
+    case bootstrap(WorkerBootstrap)
+    case stop(StopRequest)
+}
+
+/// Messages from a worker to the watcher.
+enum WorkerMessage: Hashable, Sendable {
+    case ready
+    case log(LogRecord)
+    case exiting(WorkerExitReport)
+}

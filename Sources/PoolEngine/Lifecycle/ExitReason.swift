@@ -1,0 +1,22 @@
+/// Why a worker's process ended, as the watcher classifies it. Kept per slot, logged,
+/// and shown to operators; see `docs/worker-lifecycle.md` for the full table.
+public enum ExitReason: String, Hashable, Sendable, Codable, CaseIterable {
+    /// `run()` returned (or the process exited 0) without being asked to stop; the restart policy decides.
+    case cleanExit = "clean-exit"
+    /// A non-zero exit, an error thrown with `WorkerExit.restart`, or a lost control channel.
+    case crash
+    /// Ended by a signal nobody in the pool sent (SIGKILL from an operator, SIGSEGV, …).
+    case signal
+    /// Ended before it became ready: spawn failed, `initialize` crashed, or the start timeout passed.
+    case bootFailure = "boot-failure"
+    /// The worker threw `WorkerExit.terminate`: its slot stops for good and the pool goes on.
+    case terminate
+    /// The worker threw `WorkerExit.fatal` (or an uncaught error under `.stopPool`): the pool stops.
+    case fatal
+    /// The pool is shutting down.
+    case shutdown
+    /// The group was scaled down.
+    case scaleDown = "scale-down"
+    /// The worker was restarted on request (hard, soft or single-worker restart).
+    case restart
+}

@@ -1,0 +1,35 @@
+/// How a worker process ended, as the kernel reported it.
+public enum TerminationStatus: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The process called `exit` with this code.
+    case exited(Int32)
+    /// The process was ended by this signal.
+    case signaled(Int32)
+
+    public var description: String {
+        switch self {
+        case .exited(let code): return "exit code \(code)"
+        case .signaled(let signal): return "signal \(signal) (\(signalName(signal)))"
+        }
+    }
+}
+
+func signalName(_ signal: Int32) -> String {
+    switch signal {
+    case 1: return "SIGHUP"
+    case 2: return "SIGINT"
+    case 3: return "SIGQUIT"
+    case 4: return "SIGILL"
+    case 5: return "SIGTRAP"
+    case 6: return "SIGABRT"
+    case 7: return "SIGBUS"
+    case 8: return "SIGFPE"
+    case 9: return "SIGKILL"
+    case 10: return "SIGUSR1"
+    case 11: return "SIGSEGV"
+    case 12: return "SIGUSR2"
+    case 13: return "SIGPIPE"
+    case 14: return "SIGALRM"
+    case 15: return "SIGTERM"
+    default: return "SIG\(signal)"
+    }
+}

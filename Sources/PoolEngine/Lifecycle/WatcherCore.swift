@@ -1,0 +1,505 @@
+/// Something that happened to the pool, fed to ``WatcherCore`` with the time it was seen.
+enum WatcherInput: Hashable, Sendable {
+    /// `run()` began: start every group's minimum.
+    case poolDidStart
+    case processDidSpawn(WorkerID, generation: Int, pid: Int32)
+    case spawnDidFail(WorkerID, generation: Int, error: String)
+    case workerDidBecomeReady(WorkerID, generation: Int)
+    case workerDidReport(WorkerID, generation: Int, WorkerExitReport)
+    case channelDidClose(WorkerID, generation: Int)
+    case processDidExit(WorkerID, generation: Int, TerminationStatus)
+    /// Time passed: act on every deadline that is due.
+    case clockDidAdvance
+    /// Stop the pool; a second request while stopping kills what is left at once.
+    case stopRequested(reason: String)
+    case restartRequested(hard: Bool)
+    case workerRestartRequested(WorkerID)
+    case scaleRequested(GroupID, to: Int)
+}
+
+/// What the watcher loop must do; the core never performs effects itself.
+enum WatcherAction: Hashable, Sendable {
+    /// Spawn the slot's worker process as this generation and send it its bootstrap.
+    case spawn(WorkerID, generation: Int)
+    /// Send the stop request on the worker's control channel.
+    case requestStop(WorkerID, generation: Int, StopRequest)
+    /// SIGKILL the worker's process.
+    case kill(WorkerID, generation: Int)
+    /// Tell subscribers and the log.
+    case emit(PoolEvent)
+    /// Every slot has stopped for good: `run()` returns, or throws the failure.
+    case finish(PoolFailure?)
+}
+
+/// Why a pool ended with an error.
+public struct PoolFailure: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Hashable, Sendable {
+        /// A worker reported a fatal error.
+        case fatalWorkerError = "fatal-worker-error"
+        /// The pool ended on its own with slots it had given up on.
+        case workersFailed = "workers-failed"
+    }
+
+    public var code: Code
+    public var message: String
+    /// The worker the failure came from, when it came from one.
+    public var worker: WorkerID?
+    public var group: String?
+
+    public var description: String {
+        var subject = ""
+        if let worker, let group { subject = "worker \(worker) of group '\(group)': " }
+        return "\(subject)\(message)"
+    }
+}
+
+/// The refusal of a command (scale, restart) with the reason an operator sees.
+public struct CommandError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The watcher's decisions, pure: events and the time in, actions out. No clock reads,
+/// no syscalls, so every transition is tested with a manual clock.
+/// The states and transitions are drawn in `docs/worker-lifecycle.md`.
+struct WatcherCore: Sendable {
+    enum Mode: Hashable, Sendable {
+        case idle
+        case running
+        /// A hard restart: every worker stops, then every slot that should run starts again.
+        case restarting
+        case stopping
+        case finished
+    }
+
+    let pool: PoolDescription
+    private(set) var slots: [WorkerSlot]
+    private(set) var mode: Mode = .idle
+    private(set) var hardRestarts = 0
+    private(set) var softRestarts = 0
+    private var failure: PoolFailure?
+
+    /// How long after a control channel closes a still-running process is killed.
+    static let lostChannelGrace: Duration = .seconds(1)
+
+    init(pool: PoolDescription) {
+        self.pool = pool
+        var slots: [WorkerSlot] = []
+        for (index, group) in pool.groups.enumerated() {
+            for id in group.workerIDs { slots.append(WorkerSlot(id: id, groupIndex: index)) }
+        }
+        self.slots = slots
+    }
+
+    func slot(_ id: WorkerID) -> WorkerSlot? {
+        let index = id.rawValue - 1
+        return slots.indices.contains(index) ? slots[index] : nil
+    }
+
+    /// The earliest deadline the loop must wake up for, if any.
+    var nextDeadline: PoolInstant? {
+        var earliest: PoolInstant?
+        for slot in slots {
+            for deadline in [slot.killAt, slot.backoffUntil] {
+                if let deadline, earliest == nil || deadline < earliest! { earliest = deadline }
+            }
+        }
+        return earliest
+    }
+
+    /// Desired workers per group, in group order.
+    func desiredCount(_ group: GroupID) -> Int {
+        slots.filter { pool.groups[$0.groupIndex].id == group && $0.isDesired }.count
+    }
+
+    mutating func handle(_ input: WatcherInput, at now: PoolInstant) -> [WatcherAction] {
+        var actions: [WatcherAction] = []
+        switch input {
+        case .poolDidStart:
+            guard mode == .idle else { return [] }
+            mode = .running
+            for index in slots.indices {
+                let group = pool.groups[slots[index].groupIndex]
+                let position = slots[index].id.rawValue - group.firstWorkerID.rawValue
+                if position < group.minWorkers {
+                    slots[index].isDesired = true
+                    actions += spawn(index, at: now)
+                }
+            }
+        case .processDidSpawn(let id, let generation, let pid):
+            guard let index = current(id, generation) else { return [] }
+            slots[index].pid = pid
+            actions.append(
+                .emit(.workerStarting(id, group: groupName(index), pid: pid, generation: generation)))
+        case .spawnDidFail(let id, let generation, let error):
+            guard let index = current(id, generation) else { return [] }
+            actions.append(.emit(.workerSpawnFailed(id, group: groupName(index), error: error)))
+            slots[index].report = .crash(error)
+            actions += exited(index, status: nil, at: now)
+        case .workerDidBecomeReady(let id, let generation):
+            guard let index = current(id, generation), slots[index].state == .starting else { return [] }
+            slots[index].state = .ready
+            slots[index].readyAt = now
+            slots[index].killAt = nil
+            slots[index].killWhy = nil
+            let startup = now.duration(since: slots[index].startedAt ?? now)
+            actions.append(.emit(.workerReady(id, group: groupName(index), pid: slots[index].pid, startup: startup)))
+        case .workerDidReport(let id, let generation, let report):
+            guard let index = current(id, generation) else { return [] }
+            slots[index].report = report
+        case .channelDidClose(let id, let generation):
+            guard let index = current(id, generation), slots[index].state.hasProcess else { return [] }
+            // The process usually exits right after closing its channel; kill it only if it lingers.
+            let deadline = now + Self.lostChannelGrace
+            if slots[index].killAt == nil || deadline < slots[index].killAt! {
+                slots[index].killAt = deadline
+                slots[index].killWhy = "its control channel closed and it did not exit"
+            }
+        case .processDidExit(let id, let generation, let status):
+            guard let index = current(id, generation), slots[index].state.hasProcess else { return [] }
+            actions += exited(index, status: status, at: now)
+        case .clockDidAdvance:
+            for index in slots.indices {
+                if let killAt = slots[index].killAt, killAt <= now, slots[index].state.hasProcess {
+                    slots[index].killAt = nil
+                    slots[index].wasKilled = true
+                    let why = slots[index].killWhy ?? "deadline passed"
+                    actions.append(.emit(.workerKilled(slots[index].id, group: groupName(index), pid: slots[index].pid, why: why)))
+                    actions.append(.kill(slots[index].id, generation: slots[index].generation))
+                }
+                if let until = slots[index].backoffUntil, until <= now, slots[index].state == .backoff {
+                    slots[index].backoffUntil = nil
+                    if mode == .running && slots[index].isDesired {
+                        slots[index].restarts += 1
+                        actions += spawn(index, at: now)
+                    } else {
+                        slots[index].state = .stopped
+                    }
+                }
+            }
+        case .stopRequested(let reason):
+            switch mode {
+            case .finished:
+                return []
+            case .stopping:
+                // A second request: do not wait for the stop timeout.
+                for index in slots.indices where slots[index].state.hasProcess {
+                    slots[index].killAt = now
+                    slots[index].killWhy = "a second stop request does not wait"
+                }
+                return handle(.clockDidAdvance, at: now)
+            case .idle, .running, .restarting:
+                mode = .stopping
+                actions.append(.emit(.poolStopping(reason: reason)))
+                for index in slots.indices {
+                    actions += stop(index, reason: .shutdown, at: now)
+                }
+            }
+        case .restartRequested(let hard):
+            guard mode == .running else { return [] }
+            actions.append(.emit(.poolRestarting(hard: hard)))
+            if hard {
+                hardRestarts += 1
+                mode = .restarting
+                for index in slots.indices {
+                    // Slots given up on get another chance; those that terminated themselves stay stopped.
+                    slots[index].restartsAfterHardRestart =
+                        slots[index].isDesired || slots[index].state == .failed
+                    if slots[index].state == .failed { slots[index].state = .stopped }
+                    actions += stop(index, reason: .restart, at: now)
+                }
+            } else {
+                softRestarts += 1
+                for index in slots.indices where slots[index].state == .starting || slots[index].state == .ready {
+                    actions += stop(index, reason: .restart, at: now)
+                }
+            }
+        case .workerRestartRequested(let id):
+            guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
+            switch slots[index].state {
+            case .starting, .ready:
+                actions += stop(index, reason: .restart, at: now)
+            case .backoff, .failed, .finished, .stopped:
+                // An operator's "try again now": revive the slot at once.
+                slots[index].isDesired = true
+                slots[index].backoffUntil = nil
+                slots[index].rapidExits = 0
+                slots[index].restartTimes = []
+                slots[index].restarts += 1
+                actions += spawn(index, at: now)
+            case .stopping:
+                break
+            }
+        case .scaleRequested(let groupID, let target):
+            actions += scale(groupID, to: target, at: now)
+        }
+        actions += settle(at: now)
+        return actions
+    }
+
+    /// Checks a scale request before it is queued, so the caller gets the refusal at once.
+    func validateScale(_ groupID: GroupID, to target: Int) -> CommandError? {
+        guard let group = pool.group(groupID) else {
+            return CommandError(message: "no group with id \(groupID)")
+        }
+        if target < group.minWorkers || target > group.maxWorkers {
+            return CommandError(
+                message:
+                    "cannot scale group '\(group.name)' to \(target): allowed range is \(group.minWorkers)...\(group.maxWorkers)"
+            )
+        }
+        if mode != .running {
+            return CommandError(message: "the pool is not running (it is \(mode))")
+        }
+        return nil
+    }
+
+    /// Checks a single-worker restart request before it is queued.
+    func validateWorkerRestart(_ id: WorkerID) -> CommandError? {
+        guard slot(id) != nil else {
+            return CommandError(message: "no worker with id \(id); ids run from 1 to \(slots.count)")
+        }
+        if mode != .running { return CommandError(message: "the pool is not running (it is \(mode))") }
+        return nil
+    }
+
+    // MARK: - Transitions
+
+    private func current(_ id: WorkerID, _ generation: Int) -> Int? {
+        let index = id.rawValue - 1
+        guard slots.indices.contains(index), slots[index].generation == generation else { return nil }
+        return index
+    }
+
+    private func groupName(_ index: Int) -> String { pool.groups[slots[index].groupIndex].name }
+
+    private mutating func spawn(_ index: Int, at now: PoolInstant) -> [WatcherAction] {
+        slots[index].generation += 1
+        slots[index].state = .starting
+        slots[index].pid = 0
+        slots[index].startedAt = now
+        slots[index].readyAt = nil
+        slots[index].stopReason = nil
+        slots[index].report = nil
+        slots[index].wasKilled = false
+        slots[index].backoffUntil = nil
+        slots[index].killAt = now + pool.groups[slots[index].groupIndex].startTimeout
+        slots[index].killWhy = "it did not become ready within its start timeout"
+        return [.spawn(slots[index].id, generation: slots[index].generation)]
+    }
+
+    private mutating func stop(_ index: Int, reason: ExitReason, at now: PoolInstant) -> [WatcherAction] {
+        switch slots[index].state {
+        case .starting, .ready:
+            let timeout = pool.groups[slots[index].groupIndex].stopTimeout
+            slots[index].state = .stopping
+            slots[index].stopReason = reason
+            slots[index].killAt = now + timeout
+            slots[index].killWhy = "it did not stop within \(timeout)"
+            let request = StopRequest(reason: reason, timeout: timeout)
+            return [
+                .emit(.workerStopRequested(slots[index].id, group: groupName(index), reason: reason)),
+                .requestStop(slots[index].id, generation: slots[index].generation, request),
+            ]
+        case .stopping:
+            // Already on its way out; a shutdown outranks a restart or a scale-down.
+            if reason == .shutdown { slots[index].stopReason = .shutdown }
+            return []
+        case .backoff:
+            slots[index].state = .stopped
+            slots[index].backoffUntil = nil
+            return []
+        case .stopped, .finished, .failed:
+            return []
+        }
+    }
+
+    private mutating func exited(_ index: Int, status: TerminationStatus?, at now: PoolInstant) -> [WatcherAction] {
+        var actions: [WatcherAction] = []
+        let slot = slots[index]
+        let group = pool.groups[slot.groupIndex]
+        let reason = classify(slot, status: status)
+        var message: String?
+        switch slot.report {
+        case .terminate(let text), .fatal(let text), .crash(let text): message = text
+        case .clean, nil: message = nil
+        }
+        if slot.wasKilled, message == nil, let why = slot.killWhy { message = "killed: \(why)" }
+        let record = WorkerExitRecord(
+            id: slot.id, group: group.name, pid: slot.pid, status: status, reason: reason, message: message,
+            uptime: now.duration(since: slot.startedAt ?? now))
+        slots[index].lastExit = record
+        slots[index].killAt = nil
+        slots[index].killWhy = nil
+        slots[index].pid = 0
+        actions.append(.emit(.workerExited(record)))
+
+        switch reason {
+        case .fatal:
+            slots[index].state = .failed
+            slots[index].isDesired = false
+            if failure == nil {
+                failure = PoolFailure(
+                    code: .fatalWorkerError, message: message ?? "fatal error", worker: slot.id, group: group.name)
+            }
+            if mode == .running || mode == .restarting {
+                mode = .stopping
+                actions.append(.emit(.poolStopping(reason: "worker \(slot.id) of group '\(group.name)' failed fatally")))
+                for other in slots.indices { actions += stop(other, reason: .shutdown, at: now) }
+            }
+        case .terminate:
+            slots[index].state = .finished
+            slots[index].isDesired = false
+        case .shutdown:
+            slots[index].state = .stopped
+        case .scaleDown:
+            slots[index].state = .stopped
+            slots[index].isDesired = false
+        case .restart:
+            slots[index].state = .stopped
+            if mode == .running && slots[index].isDesired {
+                slots[index].restarts += 1
+                actions += spawn(index, at: now)
+            }
+        case .cleanExit, .crash, .signal, .bootFailure:
+            slots[index].state = .stopped
+            if mode == .running {
+                actions += applyRestartPolicy(index, reason: reason, at: now)
+            }
+        }
+        return actions
+    }
+
+    private func classify(_ slot: WorkerSlot, status: TerminationStatus?) -> ExitReason {
+        // What the worker said outranks how the process ended; a fatal error always wins.
+        switch slot.report {
+        case .fatal: return .fatal
+        case .terminate: return .terminate
+        default: break
+        }
+        if let stopReason = slot.stopReason { return stopReason }
+        if slot.readyAt == nil { return .bootFailure }
+        switch slot.report {
+        case .clean: return .cleanExit
+        case .crash: return .crash
+        default: break
+        }
+        switch status {
+        case .exited(0): return .cleanExit
+        case .exited: return .crash
+        case .signaled: return .signal
+        case nil: return .bootFailure
+        }
+    }
+
+    private mutating func applyRestartPolicy(_ index: Int, reason: ExitReason, at now: PoolInstant) -> [WatcherAction] {
+        let group = pool.groups[slots[index].groupIndex]
+        let strategy = group.restart
+        let id = slots[index].id
+        switch strategy.policy {
+        case .never:
+            slots[index].state = .finished
+            slots[index].isDesired = false
+            return [.emit(.workerFailed(id, group: group.name, why: "restart policy is 'never' (exit: \(reason.rawValue))"))]
+        case .limited(let maxRestarts, let window):
+            slots[index].restartTimes.removeAll { now.duration(since: $0) >= window }
+            if slots[index].restartTimes.count >= maxRestarts {
+                slots[index].state = .failed
+                return [
+                    .emit(
+                        .workerFailed(
+                            id, group: group.name,
+                            why: "gave up after \(maxRestarts) restarts within \(window) (last exit: \(reason.rawValue))"))
+                ]
+            }
+            slots[index].restartTimes.append(now)
+        case .always:
+            break
+        }
+        if let readyAt = slots[index].readyAt, now.duration(since: readyAt) >= strategy.backoff.resetAfter {
+            slots[index].rapidExits = 0
+        }
+        let delay = strategy.backoff.delay(
+            afterRapidExits: slots[index].rapidExits, isBootFailure: reason == .bootFailure)
+        slots[index].rapidExits += 1
+        if delay <= .zero {
+            slots[index].restarts += 1
+            return spawn(index, at: now)
+        }
+        slots[index].state = .backoff
+        slots[index].backoffUntil = now + delay
+        return [.emit(.workerBackingOff(id, group: group.name, delay: delay))]
+    }
+
+    private mutating func scale(_ groupID: GroupID, to target: Int, at now: PoolInstant) -> [WatcherAction] {
+        guard validateScale(groupID, to: target) == nil, let group = pool.group(groupID) else { return [] }
+        let indices = slots.indices.filter { pool.groups[slots[$0].groupIndex].id == groupID }
+        let current = indices.filter { slots[$0].isDesired }.count
+        var actions: [WatcherAction] = []
+        if target > current {
+            var missing = target - current
+            // Lowest ids first; a slot that terminated itself stays out until it is restarted by hand.
+            for index in indices where missing > 0 && !slots[index].isDesired && slots[index].state != .finished {
+                if slots[index].state == .stopping { continue }
+                slots[index].isDesired = true
+                missing -= 1
+                if slots[index].state == .stopped || slots[index].state == .failed {
+                    actions += spawn(index, at: now)
+                }
+            }
+        } else if target < current {
+            var surplus = current - target
+            // Remove workers that are not serving first (backing off, then starting), then ready ones, highest id first.
+            let order: [WorkerState] = [.backoff, .failed, .stopped, .starting, .ready]
+            for state in order {
+                for index in indices.reversed() where surplus > 0 && slots[index].isDesired && slots[index].state == state {
+                    slots[index].isDesired = false
+                    surplus -= 1
+                    actions += stop(index, reason: .scaleDown, at: now)
+                }
+            }
+        }
+        let now = indices.filter { slots[$0].isDesired }.count
+        if now != current {
+            actions.insert(.emit(.groupScaled(group: group.name, from: current, to: now)), at: 0)
+        }
+        return actions
+    }
+
+    /// Moves the pool on once its workers have settled: ends a hard restart, or finishes.
+    private mutating func settle(at now: PoolInstant) -> [WatcherAction] {
+        let anyActive = slots.contains { $0.state.hasProcess || $0.state == .backoff }
+        switch mode {
+        case .restarting:
+            guard !slots.contains(where: { $0.state.hasProcess }) else { return [] }
+            mode = .running
+            var actions: [WatcherAction] = []
+            for index in slots.indices where slots[index].restartsAfterHardRestart {
+                slots[index].restartsAfterHardRestart = false
+                slots[index].isDesired = true
+                slots[index].rapidExits = 0
+                slots[index].restarts += 1
+                actions += spawn(index, at: now)
+            }
+            return actions + (actions.isEmpty ? settle(at: now) : [])
+        case .stopping:
+            guard !anyActive else { return [] }
+            mode = .finished
+            return [.finish(failure)]
+        case .running:
+            guard !anyActive else { return [] }
+            mode = .finished
+            let failed = slots.filter { $0.state == .failed }
+            if failure == nil, !failed.isEmpty {
+                let ids = failed.map { "\($0.id)" }.joined(separator: ", ")
+                failure = PoolFailure(
+                    code: .workersFailed,
+                    message: "every worker stopped and the pool gave up on worker(s) \(ids)",
+                    worker: nil, group: nil)
+            }
+            return [.finish(failure)]
+        case .idle, .finished:
+            return []
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/// One worker slot's lifecycle state: written only by the watcher's pure core.
+struct WorkerSlot: Hashable, Sendable {
+    let id: WorkerID
+    /// Index of the owning group in ``PoolDescription/groups``.
+    let groupIndex: Int
+    var state: WorkerState = .stopped
+    /// Whether the slot should have a running worker (started at boot or by scaling up).
+    var isDesired = false
+    /// Incremented at every spawn; events of an older generation are stale and ignored.
+    var generation = 0
+    var pid: Int32 = 0
+    var startedAt: PoolInstant?
+    var readyAt: PoolInstant?
+    /// Why the watcher asked the current process to stop, if it did.
+    var stopReason: ExitReason?
+    /// When the current process is killed if it has not exited (stop or start timeout, lost channel).
+    var killAt: PoolInstant?
+    /// Why `killAt` was set, for the event that reports the kill.
+    var killWhy: String?
+    var wasKilled = false
+    var backoffUntil: PoolInstant?
+    /// What the worker said about its end, if it said anything before exiting.
+    var report: WorkerExitReport?
+    /// Exits in quick succession (each within `resetAfter` of becoming ready); drives the backoff.
+    var rapidExits = 0
+    /// When the policy-driven restarts happened, for `limited(maxRestarts:window:)`.
+    var restartTimes: [PoolInstant] = []
+    /// Restarts of this slot since the pool started, for any reason.
+    var restarts = 0
+    var lastExit: WorkerExitRecord?
+    /// After the pool's current hard restart, whether this slot comes back.
+    var restartsAfterHardRestart = false
+
+    init(id: WorkerID, groupIndex: Int) {
+        self.id = id
+        self.groupIndex = groupIndex
+    }
+}

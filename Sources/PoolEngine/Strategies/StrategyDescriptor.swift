@@ -1,0 +1,36 @@
+/// A strategy's name and every parameter it was built with, as it travels to each worker
+/// in the bootstrap message (amphp-pool lost these: reference §2.7).
+public struct StrategyDescriptor: Hashable, Sendable, Codable {
+    public var name: String
+    public var parameters: [String: String]
+
+    public init(name: String, parameters: [String: String] = [:]) {
+        self.name = name
+        self.parameters = parameters
+    }
+}
+
+/// What every pluggable strategy has: a descriptor that says what it is and how it is set.
+public protocol DescribableStrategy: Sendable {
+    /// The name and parameters sent to workers, so a worker rebuilds exactly this strategy.
+    var descriptor: StrategyDescriptor { get }
+}
+
+/// Chooses which job worker receives a job; used by the sending worker.
+/// The jobs work adds the built-in strategies (round robin, least jobs, random, first available, by weight).
+public protocol PickupStrategy: DescribableStrategy {}
+
+/// Decides when a group grows or shrinks between its minimum and maximum (scaling by request).
+public protocol ScalingStrategy: DescribableStrategy {}
+
+/// Provides a reactor group's listening sockets, opened by the watcher and handed to each worker.
+public protocol SocketStrategy: DescribableStrategy {}
+
+/// Runs jobs inside a job worker: queueing, priority, weight and concurrency limits.
+public protocol JobExecutor: DescribableStrategy {}
+
+/// Sends jobs from a worker to the job groups listed in its group's `jobGroups`.
+public protocol JobClient: DescribableStrategy {}
+
+/// Recycles workers that reach a quota (jobs handled, memory, lifetime): the seed's auto-restart.
+public protocol RecycleStrategy: DescribableStrategy {}

@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPoolShims
+import Synchronization
+
+/// What the monitor thread saw.
+enum MonitorEvent: Sendable {
+    case message(WorkerID, generation: Int, WorkerMessage)
+    case badFrame(WorkerID, generation: Int, FrameError)
+    case channelClosed(WorkerID, generation: Int)
+    case exited(WorkerID, generation: Int, TerminationStatus)
+    case signal(Int32)
+    case deadlineReached
+}
+
+/// One thread blocked in `epoll_wait` on every worker's pidfd and control channel, the signal
+/// self-pipe and a wake-up eventfd; it turns readiness into ``MonitorEvent``s. Idle, it uses
+/// no CPU at all: there is no polling loop, only the kernel's wake-ups and the next deadline.
+final class EventMonitor: Sendable {
+    private enum Source: Sendable {
+        case pidfd(WorkerID, generation: Int, fd: Int32, control: UInt64)
+        case control(WorkerID, generation: Int, fd: Int32)
+        case signals(fd: Int32)
+        case wake
+    }
+
+    private struct State: ~Copyable {
+        var sources: [UInt64: Source] = [:]
+        var nextToken: UInt64 = 1
+        var deadline: UInt64?
+        var isShuttingDown = false
+    }
+
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private let state = Mutex(State())
+    private let sink: @Sendable (MonitorEvent) -> Void
+    private let thread = Mutex<PosixThread?>(nil)
+
+    init(sink: @escaping @Sendable (MonitorEvent) -> Void) throws {
+        epollFD = try Posix.check("epoll_create1") { pt_epoll_create() }
+        wakeFD = try Posix.check("eventfd") { pt_eventfd() }
+        self.sink = sink
+        state.withLock { $0.sources[0] = .wake }
+        try Posix.check("epoll_ctl(ADD eventfd)") { pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, wakeFD, PT_EPOLLIN, 0) }
+    }
+
+    func start() throws {
+        let thread = try PosixThread(name: "pool-monitor") { [self] in self.loop() }
+        self.thread.withLock { $0 = thread }
+    }
+
+    /// Stops the thread and closes the monitor's own descriptors (not the watched ones).
+    func shutdown() {
+        state.withLock { $0.isShuttingDown = true }
+        wake()
+        let thread = self.thread.withLock { value -> PosixThread? in
+            let thread = value
+            value = nil
+            return thread
+        }
+        thread?.join()
+        Posix.close(epollFD)
+        Posix.close(wakeFD)
+    }
+
+    /// Watches a worker process: its pidfd for the exit, its control channel for messages.
+    func watch(_ id: WorkerID, generation: Int, pidfd: Int32, control: Int32) throws {
+        let (pidToken, controlToken) = state.withLock { state -> (UInt64, UInt64) in
+            let controlToken = state.nextToken
+            let pidToken = state.nextToken + 1
+            state.nextToken += 2
+            state.sources[controlToken] = .control(id, generation: generation, fd: control)
+            state.sources[pidToken] = .pidfd(id, generation: generation, fd: pidfd, control: controlToken)
+            return (pidToken, controlToken)
+        }
+        try Posix.check("epoll_ctl(ADD control)") {
+            pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, control, PT_EPOLLIN | PT_EPOLLRDHUP, controlToken)
+        }
+        try Posix.check("epoll_ctl(ADD pidfd)") { pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, pidfd, PT_EPOLLIN, pidToken) }
+    }
+
+    /// Stops watching a descriptor before its owner closes it (a no-op when it is not watched).
+    func forget(descriptor: Int32) {
+        let found = state.withLock { state -> Bool in
+            let tokens = state.sources.compactMap { token, source -> UInt64? in
+                switch source {
+                case .control(_, _, let fd), .pidfd(_, _, let fd, _), .signals(let fd): return fd == descriptor ? token : nil
+                case .wake: return nil
+                }
+            }
+            for token in tokens { state.sources.removeValue(forKey: token) }
+            return !tokens.isEmpty
+        }
+        if found { _ = pt_epoll_ctl(epollFD, PT_EPOLL_CTL_DEL, descriptor, 0, 0) }
+    }
+
+    /// Watches the read end of the signal self-pipe.
+    func watchSignals(readFD: Int32) throws {
+        let token = state.withLock { state -> UInt64 in
+            let token = state.nextToken
+            state.nextToken += 1
+            state.sources[token] = .signals(fd: readFD)
+            return token
+        }
+        try Posix.check("epoll_ctl(ADD signals)") { pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, readFD, PT_EPOLLIN, token) }
+    }
+
+    /// Wakes the loop at `deadline` (monotonic nanoseconds) with `.deadlineReached`; nil for none.
+    func setDeadline(_ deadline: PoolInstant?) {
+        let changed = state.withLock { state -> Bool in
+            let new = deadline?.nanoseconds
+            if state.deadline == new { return false }
+            state.deadline = new
+            return true
+        }
+        if changed { wake() }
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { try? Posix.write(wakeFD, $0) }
+    }
+
+    private func loop() {
+        var events = [pt_epoll_event](repeating: pt_epoll_event(), count: 64)
+        var decoders: [UInt64: FrameDecoder] = [:]
+        var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let (deadline, stopping) = state.withLock { ($0.deadline, $0.isShuttingDown) }
+            if stopping { return }
+            var timeout: Int32 = -1
+            if let deadline {
+                let now = Posix.monotonicNanoseconds()
+                // Round up so the wake-up is never early (an early one would spin until the deadline).
+                timeout = deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 3_600_000))
+            }
+            let count = events.withUnsafeMutableBufferPointer { pt_epoll_wait(epollFD, $0.baseAddress, 64, timeout) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                // epoll_wait on a valid descriptor fails only on programming errors; stop rather than spin.
+                return
+            }
+            for event in events[0..<Int(count)] {
+                let source = state.withLock { $0.sources[event.data] }
+                switch source {
+                case .wake:
+                    var value: UInt64 = 0
+                    _ = withUnsafeMutableBytes(of: &value) { try? Posix.read(wakeFD, into: $0) }
+                case .signals(let fd):
+                    var bytes = [UInt8](repeating: 0, count: 16)
+                    while let n = bytes.withUnsafeMutableBytes({ try? Posix.read(fd, into: $0) }) ?? nil, n > 0 {
+                        for signal in bytes[0..<n] { sink(.signal(Int32(signal))) }
+                    }
+                case .control(let id, let generation, let fd):
+                    drain(token: event.data, id: id, generation: generation, fd: fd, decoders: &decoders, buffer: &readBuffer)
+                case .pidfd(let id, let generation, let fd, let controlToken):
+                    // Everything the worker wrote before it died is in the socket: read it first,
+                    // so its last words are classified with its exit.
+                    if case .control(_, _, let controlFD) = state.withLock({ $0.sources[controlToken] }) {
+                        drain(token: controlToken, id: id, generation: generation, fd: controlFD, decoders: &decoders, buffer: &readBuffer)
+                    }
+                    guard let status = try? Posix.reap(pidfd: fd) else { continue }
+                    _ = pt_epoll_ctl(epollFD, PT_EPOLL_CTL_DEL, fd, 0, 0)
+                    state.withLock { _ = $0.sources.removeValue(forKey: event.data) }
+                    sink(.exited(id, generation: generation, status))
+                case nil:
+                    continue
+                }
+            }
+            let due = state.withLock { state -> Bool in
+                guard let deadline = state.deadline, deadline <= Posix.monotonicNanoseconds() else { return false }
+                state.deadline = nil
+                return true
+            }
+            if due { sink(.deadlineReached) }
+        }
+    }
+
+    /// Reads all that is available on a control channel and forwards the decoded messages.
+    private func drain(
+        token: UInt64, id: WorkerID, generation: Int, fd: Int32,
+        decoders: inout [UInt64: FrameDecoder], buffer: inout [UInt8]
+    ) {
+        var decoder = decoders[token] ?? FrameDecoder()
+        var closed = false
+        var failure: FrameError?
+        reading: while true {
+            let n: Int?
+            do {
+                n = try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: true) }
+            } catch {
+                closed = true
+                break reading
+            }
+            guard let n else { break reading }
+            if n == 0 {
+                closed = true
+                break reading
+            }
+            decoder.append(buffer[0..<n])
+            do {
+                while let frame = try decoder.next() {
+                    sink(.message(id, generation: generation, try ControlCodec.decodeWorkerMessage(frame)))
+                }
+            } catch {
+                failure = error
+                closed = true
+                break reading
+            }
+        }
+        if let failure { sink(.badFrame(id, generation: generation, failure)) }
+        if closed {
+            decoders.removeValue(forKey: token)
+            _ = pt_epoll_ctl(epollFD, PT_EPOLL_CTL_DEL, fd, 0, 0)
+            state.withLock { _ = $0.sources.removeValue(forKey: token) }
+            sink(.channelClosed(id, generation: generation))
+        } else {
+            decoders[token] = decoder
+        }
+    }
+}

@@ -1,0 +1,209 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPoolShims
+
+/// Every libc call the engine makes goes through here: each wrapper calls, reads
+/// `errno` at once, retries `EINTR` where that is safe (never for `close`), and
+/// throws ``SystemCallError``. No logging and no policy live in this layer.
+enum Posix {
+    typealias FD = Int32
+
+    @discardableResult
+    static func check(_ call: String, context: String? = nil, _ body: () -> Int32) throws -> Int32 {
+        while true {
+            let result = body()
+            if result >= 0 { return result }
+            let error = errno
+            if error == EINTR { continue }
+            throw SystemCallError(call: call, errno: error, context: context)
+        }
+    }
+
+    static func close(_ fd: FD) {
+        // close(2) must not be retried on EINTR on Linux: the descriptor is gone either way.
+        _ = Glibc.close(fd)
+    }
+
+    static func socketPair() throws -> (FD, FD) {
+        var fds: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        try check("socketpair") { Glibc.socketpair(AF_UNIX, type, 0, &fds) }
+        return (fds[0], fds[1])
+    }
+
+    static func pipe() throws -> (read: FD, write: FD) {
+        var fds: [Int32] = [-1, -1]
+        try check("pipe2") { pt_pipe_cloexec_nonblock(&fds) }
+        return (fds[0], fds[1])
+    }
+
+    static func setSendTimeout(_ fd: FD, milliseconds: Int) throws {
+        var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        try check("setsockopt(SO_SNDTIMEO)") {
+            Glibc.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+    }
+
+    /// Writes all of `bytes` to a socket; `MSG_NOSIGNAL` turns a closed peer into EPIPE instead of SIGPIPE.
+    static func sendAll(_ fd: FD, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = try bytes.withUnsafeBytes { raw -> Int in
+                while true {
+                    let n = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                    if n >= 0 { return n }
+                    let error = errno
+                    if error == EINTR { continue }
+                    throw SystemCallError(call: "send", errno: error, context: "fd \(fd)")
+                }
+            }
+            offset += written
+        }
+    }
+
+    /// Reads what is available; returns 0 at end of stream and nil when the call would block.
+    static func receive(_ fd: FD, into buffer: UnsafeMutableRawBufferPointer, nonBlocking: Bool) throws -> Int? {
+        let flags = nonBlocking ? Int32(MSG_DONTWAIT) : 0
+        while true {
+            let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, flags)
+            if n >= 0 { return n }
+            let error = errno
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EWOULDBLOCK { return nil }
+            throw SystemCallError(call: "recv", errno: error, context: "fd \(fd)")
+        }
+    }
+
+    static func read(_ fd: FD, into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            let error = errno
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EWOULDBLOCK { return nil }
+            throw SystemCallError(call: "read", errno: error, context: "fd \(fd)")
+        }
+    }
+
+    static func write(_ fd: FD, _ bytes: UnsafeRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.write(fd, bytes.baseAddress, bytes.count)
+            if n >= 0 { return n }
+            let error = errno
+            if error == EINTR { continue }
+            throw SystemCallError(call: "write", errno: error, context: "fd \(fd)")
+        }
+    }
+
+    /// Waits until `fd` is readable or the timeout passes; returns false on timeout.
+    static func pollReadable(_ fd: FD, timeoutMilliseconds: Int32) throws -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let n = try check("poll", context: "fd \(fd)") { Glibc.poll(&entry, 1, timeoutMilliseconds) }
+        return n > 0
+    }
+
+    static func duplicateAbove(_ fd: FD, minimum: FD) throws -> FD {
+        try check("fcntl(F_DUPFD_CLOEXEC)", context: "fd \(fd)") { Glibc.fcntl(fd, F_DUPFD_CLOEXEC, minimum) }
+    }
+
+    static func clearCloseOnExec(_ fd: FD) throws {
+        let flags = try check("fcntl(F_GETFD)") { Glibc.fcntl(fd, F_GETFD) }
+        try check("fcntl(F_SETFD)") { Glibc.fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) }
+    }
+
+    static func pidfdOpen(_ pid: pid_t) throws -> FD {
+        try check("pidfd_open", context: "pid \(pid)") { pt_pidfd_open(pid) }
+    }
+
+    /// Sends `signal` through a pidfd, which cannot hit a recycled pid. ESRCH (already gone) is not an error.
+    static func pidfdSignal(_ pidfd: FD, _ signal: Int32) throws {
+        if pt_pidfd_send_signal(pidfd, signal) == 0 { return }
+        let error = errno
+        if error == ESRCH { return }
+        throw SystemCallError(call: "pidfd_send_signal", errno: error, context: "signal \(signal)")
+    }
+
+    /// Reaps an exited child through its pidfd; nil when it has not exited yet.
+    static func reap(pidfd: FD) throws -> TerminationStatus? {
+        var code: Int32 = 0
+        var status: Int32 = 0
+        let pid = try check("waitid(P_PIDFD)") { pt_waitid_pidfd(pidfd, WNOHANG, &code, &status) }
+        if pid == 0 { return nil }
+        if code == CLD_EXITED { return .exited(status) }
+        return .signaled(status)
+    }
+
+    static func kill(_ pid: pid_t, _ signal: Int32) throws {
+        try check("kill", context: "pid \(pid)") { Glibc.kill(pid, signal) }
+    }
+
+    static func executablePath() throws -> String {
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = buffer.withUnsafeMutableBufferPointer { raw in
+            raw.withMemoryRebound(to: CChar.self) { Glibc.readlink("/proc/self/exe", $0.baseAddress!, $0.count - 1) }
+        }
+        if n < 0 { throw SystemCallError(call: "readlink", errno: errno, context: "/proc/self/exe") }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+
+    static func environment() -> [String] {
+        var result: [String] = []
+        guard var cursor = pt_environ() else { return result }
+        while let entry = cursor.pointee {
+            result.append(String(cString: entry))
+            cursor += 1
+        }
+        return result
+    }
+
+    static func getenv(_ name: String) -> String? {
+        guard let value = Glibc.getenv(name) else { return nil }
+        return String(cString: value)
+    }
+
+    static func unsetenv(_ name: String) {
+        _ = Glibc.unsetenv(name)
+    }
+
+    /// Milliseconds-resolution-free monotonic time in nanoseconds (CLOCK_MONOTONIC is shared by all processes).
+    static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    static func wallClockSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    static func ignoreSignal(_ signal: Int32) { _ = pt_signal_ignore(signal) }
+
+    static func routeSignal(_ signal: Int32, toDescriptor fd: FD) throws {
+        try check("sigaction", context: "signal \(signal)") { pt_signal_route_to_fd(signal, fd) }
+    }
+
+    static func restoreDefaultSignal(_ signal: Int32) { _ = pt_signal_default(signal) }
+
+    /// `_exit`: no atexit handlers, no buffered output flushed (for a worker whose watcher is gone).
+    static func exitImmediately(_ code: Int32) -> Never { Glibc._exit(code) }
+
+    /// `exit`: flushes stdio buffers first, so a worker's own prints are not lost.
+    static func exitProcess(_ code: Int32) -> Never { Glibc.exit(code) }
+
+    static func sleep(milliseconds: UInt32) { _ = Glibc.usleep(milliseconds * 1000) }
+
+    /// Waits until one of `fds` is readable; returns the readable ones (empty on timeout).
+    static func pollReadable(_ fds: [FD], timeoutMilliseconds: Int32) throws -> [FD] {
+        var entries = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let n = try check("poll") { Glibc.poll(&entries, nfds_t(entries.count), timeoutMilliseconds) }
+        if n == 0 { return [] }
+        return entries.filter { $0.revents != 0 }.map(\.fd)
+    }
+
+    static func setThreadName(_ name: String) { _ = pt_set_thread_name(name) }
+
+    static var processID: pid_t { Glibc.getpid() }
+}

@@ -1,0 +1,36 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A dedicated OS thread for a blocking loop (epoll, a blocking read), joined when done.
+/// Swift concurrency's pool threads must never block, so loops that wait in the kernel live here.
+final class PosixThread: @unchecked Sendable {
+    // @unchecked: `handle` is written once by `init` before the thread can be joined, then only read.
+    private var handle = pthread_t()
+
+    private final class Body {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
+    init(name: String, _ body: @escaping @Sendable () -> Void) throws {
+        let box = Unmanaged.passRetained(Body {
+            Posix.setThreadName(String(name.prefix(15)))
+            body()
+        }).toOpaque()
+        let rc = pthread_create(&handle, nil, { argument in
+            // Safe: the pointer is the retained Body passed just above, released exactly once here.
+            let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<Body>.fromOpaque(box).release()
+            throw SystemCallError(call: "pthread_create", errno: rc, context: name)
+        }
+    }
+
+    func join() {
+        pthread_join(handle, nil)
+    }
+}

@@ -1,0 +1,28 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Routes the watcher's signals into the event monitor through a self-pipe, so a signal is
+/// just another event on the watcher's one stream, and keeps working after every restart
+/// (amphp-pool stopped trapping signals after SIGUSR2: reference §10 item 16).
+final class SignalRoute: Sendable {
+    static let routed: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]
+    private let readFD: Int32
+    private let writeFD: Int32
+    private let monitor: EventMonitor
+
+    init(monitor: EventMonitor) throws {
+        (readFD, writeFD) = try Posix.pipe()
+        self.monitor = monitor
+        try monitor.watchSignals(readFD: readFD)
+        for signal in Self.routed { try Posix.routeSignal(signal, toDescriptor: writeFD) }
+    }
+
+    /// Gives the signals back their default actions and closes the pipe.
+    func restore() {
+        for signal in Self.routed { Posix.restoreDefaultSignal(signal) }
+        monitor.forget(descriptor: readFD)
+        Posix.close(readFD)
+        Posix.close(writeFD)
+    }
+}

@@ -1,0 +1,25 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call: which call, on what, and the `errno` it left.
+public struct SystemCallError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The libc function that failed, for example `posix_spawn`.
+    public var call: String
+    /// The `errno` value read right after the call.
+    public var errno: Int32
+    /// What the call was about (a path, a pid, a descriptor), when known.
+    public var context: String?
+
+    public init(call: String, errno: Int32, context: String? = nil) {
+        self.call = call
+        self.errno = errno
+        self.context = context
+    }
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        if let context { return "\(call)(\(context)) failed: \(reason) (errno \(errno))" }
+        return "\(call) failed: \(reason) (errno \(errno))"
+    }
+}

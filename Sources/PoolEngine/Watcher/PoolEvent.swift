@@ -1,0 +1,47 @@
+/// A fact about the pool, in the order the watcher saw it: what logs, the console and
+/// `events` subscribers are told.
+public enum PoolEvent: Hashable, Sendable, Codable {
+    case workerStarting(WorkerID, group: String, pid: Int32, generation: Int)
+    case workerReady(WorkerID, group: String, pid: Int32, startup: Duration)
+    case workerStopRequested(WorkerID, group: String, reason: ExitReason)
+    case workerKilled(WorkerID, group: String, pid: Int32, why: String)
+    case workerExited(WorkerExitRecord)
+    case workerBackingOff(WorkerID, group: String, delay: Duration)
+    case workerFailed(WorkerID, group: String, why: String)
+    case workerSpawnFailed(WorkerID, group: String, error: String)
+    case groupScaled(group: String, from: Int, to: Int)
+    case poolRestarting(hard: Bool)
+    case poolStopping(reason: String)
+    case workerLog(WorkerID, group: String, record: LogRecord)
+}
+
+/// One worker exit as the watcher classified it.
+public struct WorkerExitRecord: Hashable, Sendable, Codable {
+    public var id: WorkerID
+    public var group: String
+    public var pid: Int32
+    /// What the kernel said; nil when the process never started.
+    public var status: TerminationStatus?
+    public var reason: ExitReason
+    /// The worker's own words, when it said why (an error message).
+    public var message: String?
+    /// How long the process lived.
+    public var uptime: Duration
+}
+
+/// A log record forwarded from a worker to the watcher.
+public struct LogRecord: Hashable, Sendable, Codable {
+    /// swift-log level name (`trace` … `critical`).
+    public var level: String
+    public var message: String
+    public var metadata: [String: String]
+    /// Seconds since the epoch when the worker logged it.
+    public var timestamp: Double
+
+    public init(level: String, message: String, metadata: [String: String] = [:], timestamp: Double) {
+        self.level = level
+        self.message = message
+        self.metadata = metadata
+        self.timestamp = timestamp
+    }
+}

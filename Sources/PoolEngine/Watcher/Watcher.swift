@@ -1,0 +1,264 @@
+import Logging
+
+/// An input to the watcher loop: what the monitor thread saw, or a command from the API.
+enum WatcherEvent: Sendable {
+    case monitor(MonitorEvent)
+    case command(WatcherInput, reply: (@Sendable (CommandError?) -> Void)?)
+    case awaitStart(CheckedContinuation<Void, Never>)
+}
+
+/// A spawned worker process as the loop owns it. Only the loop closes these descriptors,
+/// so a descriptor number is never reused while a stop request may still be written to it.
+private struct WorkerProcessHandle {
+    var pid: Int32
+    var pidfd: Int32
+    var control: Int32
+    var generation: Int
+}
+
+/// The watcher loop: the one writer of pool state. Every input arrives as a ``WatcherEvent``
+/// on one stream; ``WatcherCore`` decides; this loop performs the actions.
+final class Watcher {
+    private let pool: PoolDescription
+    private var core: WatcherCore
+    private var processes: [WorkerID: WorkerProcessHandle] = [:]
+    private let monitor: EventMonitor
+    private let logger: Logger
+    private let executable: String
+    private let baseEnvironment: [String]
+    private let workerLogLevel: Logger.Level
+    private let publish: @Sendable (PoolEvent) -> Void
+    private var startWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init(
+        pool: PoolDescription,
+        monitor: EventMonitor,
+        logger: Logger,
+        workerLogLevel: Logger.Level,
+        publish: @escaping @Sendable (PoolEvent) -> Void
+    ) throws {
+        self.pool = pool
+        self.core = WatcherCore(pool: pool)
+        self.monitor = monitor
+        self.logger = logger
+        self.workerLogLevel = workerLogLevel
+        self.publish = publish
+        self.executable = try Posix.executablePath()
+        // Workers must not mistake an inherited marker of ours (a worker starting a pool) for their own.
+        self.baseEnvironment = Posix.environment().filter { !$0.hasPrefix("POOLTOP_") }
+    }
+
+    /// Runs until every slot has stopped for good; returns the failure that ended the pool, if any.
+    func run(events: AsyncStream<WatcherEvent>) async -> PoolFailure? {
+        var finished: PoolFailure??
+        finished = perform(core.handle(.poolDidStart, at: .now))
+        if finished == nil {
+            for await event in events {
+                let now = PoolInstant.now
+                var actions: [WatcherAction] = []
+                switch event {
+                case .monitor(let monitorEvent):
+                    actions = handle(monitorEvent, at: now)
+                case .command(let input, let reply):
+                    var refusal: CommandError?
+                    switch input {
+                    case .scaleRequested(let group, let target): refusal = core.validateScale(group, to: target)
+                    case .workerRestartRequested(let id): refusal = core.validateWorkerRestart(id)
+                    default: break
+                    }
+                    reply?(refusal)
+                    if refusal == nil { actions = core.handle(input, at: now) }
+                case .awaitStart(let continuation):
+                    startWaiters.append(continuation)
+                }
+                finished = perform(actions)
+                if finished != nil { break }
+            }
+        }
+        for waiter in startWaiters { waiter.resume() }
+        startWaiters = []
+        // The stream only ends early if the pool object went away; kill what is left rather than orphan it.
+        for (_, process) in processes {
+            try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
+        }
+        return finished ?? nil
+    }
+
+    var hardRestarts: Int { core.hardRestarts }
+    var softRestarts: Int { core.softRestarts }
+
+    private func handle(_ event: MonitorEvent, at now: PoolInstant) -> [WatcherAction] {
+        switch event {
+        case .message(let id, let generation, let message):
+            switch message {
+            case .ready:
+                return core.handle(.workerDidBecomeReady(id, generation: generation), at: now)
+            case .exiting(let report):
+                return core.handle(.workerDidReport(id, generation: generation, report), at: now)
+            case .log(let record):
+                guard core.slot(id)?.generation == generation, let group = pool.group(owning: id) else { return [] }
+                return [.emit(.workerLog(id, group: group.name, record: record))]
+            }
+        case .badFrame(let id, _, let error):
+            logger.error("worker \(id) sent a malformed control frame; closing its channel", metadata: ["error": "\(error)"])
+            return []
+        case .channelClosed(let id, let generation):
+            return core.handle(.channelDidClose(id, generation: generation), at: now)
+        case .exited(let id, let generation, let status):
+            let actions = core.handle(.processDidExit(id, generation: generation, status), at: now)
+            if let process = processes[id], process.generation == generation {
+                release(id, process)
+            }
+            return actions
+        case .signal(let signal):
+            switch signal {
+            case PosixSignal.user1: return core.handle(.restartRequested(hard: true), at: now)
+            case PosixSignal.user2: return core.handle(.restartRequested(hard: false), at: now)
+            default: return core.handle(.stopRequested(reason: "received \(signalName(signal))"), at: now)
+            }
+        case .deadlineReached:
+            return core.handle(.clockDidAdvance, at: now)
+        }
+    }
+
+    /// Performs actions (which may produce more input); returns non-nil once the pool finished.
+    private func perform(_ initial: [WatcherAction]) -> PoolFailure?? {
+        var queue = initial[...]
+        var finished: PoolFailure??
+        while let action = queue.popFirst() {
+            switch action {
+            case .spawn(let id, let generation):
+                queue.append(contentsOf: spawn(id, generation: generation))
+            case .requestStop(let id, let generation, let request):
+                guard let process = processes[id], process.generation == generation else { continue }
+                do {
+                    try send(.stop(request), to: process.control)
+                } catch {
+                    // The kill deadline set with the request still ends the process.
+                    logger.warning("could not send the stop request to worker \(id): \(error)")
+                }
+            case .kill(let id, let generation):
+                guard let process = processes[id], process.generation == generation else { continue }
+                do {
+                    try Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
+                } catch {
+                    logger.error("could not kill worker \(id) (pid \(process.pid)): \(error)")
+                }
+            case .emit(let event):
+                log(event)
+                publish(event)
+            case .finish(let failure):
+                finished = .some(failure)
+            }
+        }
+        monitor.setDeadline(core.nextDeadline)
+        if !core.slots.contains(where: { $0.state == .starting }) || finished != nil {
+            for waiter in startWaiters { waiter.resume() }
+            startWaiters = []
+        }
+        return finished
+    }
+
+    private func spawn(_ id: WorkerID, generation: Int) -> [WatcherAction] {
+        guard let group = pool.group(owning: id) else { return [] }
+        let now = PoolInstant.now
+        var parentEnd: Int32 = -1
+        var childEnd: Int32 = -1
+        var pidfd: Int32 = -1
+        do {
+            (parentEnd, childEnd) = try Posix.socketPair()
+            var environment = baseEnvironment
+            for (key, value) in group.runner.environment.sorted(by: { $0.key < $1.key }) {
+                environment.append("\(key)=\(value)")
+            }
+            environment += [
+                "\(WorkerProcess.controlFDVariable)=3",
+                "POOLTOP_POOL=\(pool.name)",
+                "POOLTOP_WORKER_ID=\(id)",
+            ]
+            let path = group.runner.executable ?? executable
+            let pid = try Posix.spawn(
+                path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(id)"], environment: environment,
+                inherited: [childEnd])
+            Posix.close(childEnd)
+            childEnd = -1
+            pidfd = try Posix.pidfdOpen(pid)
+            // A wedged worker must not block the watcher: a stop request that cannot be written in 1 s is dropped.
+            try Posix.setSendTimeout(parentEnd, milliseconds: 1000)
+            processes[id] = WorkerProcessHandle(pid: pid, pidfd: pidfd, control: parentEnd, generation: generation)
+            try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
+            let bootstrap = WorkerBootstrap(
+                workerID: id, generation: generation, pool: pool, watcherPID: Posix.processID,
+                logLevel: workerLogLevel.rawValue)
+            do {
+                try send(.bootstrap(bootstrap), to: parentEnd)
+            } catch {
+                // The process died before reading it; its exit arrives through the pidfd.
+                logger.debug("bootstrap to worker \(id) not delivered: \(error)")
+            }
+            return core.handle(.processDidSpawn(id, generation: generation, pid: pid), at: now)
+        } catch {
+            if childEnd >= 0 { Posix.close(childEnd) }
+            if let process = processes.removeValue(forKey: id), process.generation == generation {
+                // Spawned but not watchable: make sure it does not outlive us unobserved.
+                try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
+                Posix.close(process.pidfd)
+                Posix.close(process.control)
+            } else {
+                if parentEnd >= 0 { Posix.close(parentEnd) }
+                if pidfd >= 0 { Posix.close(pidfd) }
+            }
+            return core.handle(.spawnDidFail(id, generation: generation, error: "\(error)"), at: now)
+        }
+    }
+
+    private func release(_ id: WorkerID, _ process: WorkerProcessHandle) {
+        monitor.forget(descriptor: process.control)
+        Posix.close(process.control)
+        Posix.close(process.pidfd)
+        processes.removeValue(forKey: id)
+    }
+
+    private func send(_ message: WatcherMessage, to fd: Int32) throws {
+        try Posix.sendAll(fd, try ControlCodec.encode(message).encoded)
+    }
+
+    private func log(_ event: PoolEvent) {
+        switch event {
+        case .workerStarting(let id, let group, let pid, let generation):
+            logger.debug("worker \(id) (\(group)) starting", metadata: ["pid": "\(pid)", "generation": "\(generation)"])
+        case .workerReady(let id, let group, let pid, let startup):
+            logger.info("worker \(id) (\(group)) ready", metadata: ["pid": "\(pid)", "startup": "\(startup)"])
+        case .workerStopRequested(let id, let group, let reason):
+            logger.debug("worker \(id) (\(group)) asked to stop", metadata: ["reason": "\(reason.rawValue)"])
+        case .workerKilled(let id, let group, let pid, let why):
+            logger.warning("worker \(id) (\(group)) killed: \(why)", metadata: ["pid": "\(pid)"])
+        case .workerExited(let exit):
+            var metadata: Logger.Metadata = [
+                "pid": "\(exit.pid)", "reason": "\(exit.reason.rawValue)", "uptime": "\(exit.uptime)",
+            ]
+            if let status = exit.status { metadata["status"] = "\(status)" }
+            if let message = exit.message { metadata["error"] = "\(message)" }
+            let expected: Set<ExitReason> = [.shutdown, .scaleDown, .restart, .cleanExit, .terminate]
+            logger.log(
+                level: expected.contains(exit.reason) ? .info : .error, "worker \(exit.id) (\(exit.group)) exited",
+                metadata: metadata)
+        case .workerBackingOff(let id, let group, let delay):
+            logger.warning("worker \(id) (\(group)) restarts in \(delay)")
+        case .workerFailed(let id, let group, let why):
+            logger.error("worker \(id) (\(group)) will not be restarted: \(why)")
+        case .workerSpawnFailed(let id, let group, let error):
+            logger.error("worker \(id) (\(group)) could not be spawned: \(error)")
+        case .groupScaled(let group, let from, let to):
+            logger.info("group \(group) scaled from \(from) to \(to)")
+        case .poolRestarting(let hard):
+            logger.notice("\(hard ? "hard" : "soft") restart of the pool")
+        case .poolStopping(let reason):
+            logger.notice("pool stopping: \(reason)")
+        case .workerLog(let id, let group, let record):
+            var metadata: Logger.Metadata = ["worker": "\(id)", "group": "\(group)"]
+            for (key, value) in record.metadata { metadata[key] = "\(value)" }
+            logger.log(level: Logger.Level(rawValue: record.level) ?? .info, "\(record.message)", metadata: metadata)
+        }
+    }
+}

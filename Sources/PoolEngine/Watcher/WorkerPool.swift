@@ -1,0 +1,301 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A pool of worker processes in groups: describe the groups, then `run()`.
+///
+/// ```swift
+/// let pool = WorkerPool(name: "app", entryPoints: entryPoints)
+/// try pool.describeGroup(WorkerGroup(entryPoint: "http", kind: .reactor, minWorkers: 4))
+/// try await pool.run()   // returns when every slot has stopped for good
+/// ```
+/// The process that calls `run()` is the watcher: it spawns, watches, restarts and scales the
+/// workers and runs no user code. It is a swift-service-lifecycle `Service`: in a `ServiceGroup`,
+/// a graceful shutdown stops the pool. Cancelling the task that runs it stops the pool too.
+public final class WorkerPool: Service, Sendable {
+    /// Pool-wide settings.
+    public struct Configuration: Sendable {
+        /// How long a stopping worker may take before it is killed (a group may override it).
+        public var stopTimeout: Duration
+        /// A file to hold our pid under an exclusive lock while the pool runs; nil for none.
+        public var pidFile: String?
+        /// Whether the pool traps SIGTERM/SIGINT/SIGHUP (stop), SIGUSR1 (hard restart) and
+        /// SIGUSR2 (soft restart). Turn it off when the host program handles signals itself.
+        public var handlesSignals: Bool
+        /// The level worker loggers start at.
+        public var workerLogLevel: Logger.Level
+
+        public init(
+            stopTimeout: Duration = .seconds(10),
+            pidFile: String? = nil,
+            handlesSignals: Bool = true,
+            workerLogLevel: Logger.Level = .info
+        ) {
+            self.stopTimeout = stopTimeout
+            self.pidFile = pidFile
+            self.handlesSignals = handlesSignals
+            self.workerLogLevel = workerLogLevel
+        }
+    }
+
+    /// How a restart of the whole pool proceeds.
+    public enum RestartMode: Sendable {
+        /// Stop every worker, wait until all have exited, start them all again.
+        case hard
+        /// Ask every worker to finish; each is replaced as soon as it exits.
+        case soft
+    }
+
+    private enum Phase {
+        case describing([WorkerGroup])
+        case running(description: PoolDescription, input: AsyncStream<WatcherEvent>.Continuation)
+        case finished(PoolDescription)
+    }
+
+    private struct State: ~Copyable {
+        var phase: Phase = .describing([])
+        /// Inputs sent before `run()` built its stream; delivered as soon as it has.
+        var early: [WatcherEvent] = []
+        var stopRequested = false
+        var subscribers: [Int: AsyncStream<PoolEvent>.Continuation] = [:]
+        var nextSubscriber = 0
+        var hardRestarts = 0
+        var softRestarts = 0
+    }
+
+    public let name: String
+    public let configuration: Configuration
+    private let entryPoints: EntryPoints?
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    /// - Parameters:
+    ///   - name: The pool's name: letters, digits, `-`, `_` and `.`; it names its runtime files.
+    ///   - entryPoints: When given, `run()` refuses groups whose entry point is not registered.
+    ///     Leave it nil only when workers run another executable (``WorkerRunner/executable``).
+    public init(
+        name: String,
+        entryPoints: EntryPoints? = nil,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "pooltop")
+    ) {
+        self.name = name
+        self.entryPoints = entryPoints
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Adds a group. Groups are frozen once `run()` starts: describing one later throws.
+    public func describeGroup(_ group: WorkerGroup) throws(CommandError) {
+        try state.withLock { state throws(CommandError) in
+            guard case .describing(var groups) = state.phase else {
+                throw CommandError(message: "groups cannot be described after run() started")
+            }
+            groups.append(group)
+            state.phase = .describing(groups)
+        }
+    }
+
+    /// The frozen description, once `run()` has validated it.
+    public var poolDescription: PoolDescription? {
+        state.withLock { state in
+            switch state.phase {
+            case .describing: return nil
+            case .running(let description, _), .finished(let description): return description
+            }
+        }
+    }
+
+    /// Hard and soft restarts since `run()` started.
+    public var restartCounts: (hard: Int, soft: Int) {
+        state.withLock { ($0.hardRestarts, $0.softRestarts) }
+    }
+
+    /// Validates the groups without running anything.
+    public func validate() throws(ConfigurationError) -> PoolDescription {
+        let groups = state.withLock { state -> [WorkerGroup] in
+            if case .describing(let groups) = state.phase { return groups }
+            return []
+        }
+        return try PoolValidator.validate(
+            name: name, stopTimeout: configuration.stopTimeout, groups: groups,
+            entryPointNames: entryPoints.map { Set($0.names) })
+    }
+
+    /// Runs the pool until every slot has stopped for good (all workers exited under their
+    /// restart policy, or `stop()`), then returns.
+    ///
+    /// - Throws: ``ConfigurationError`` when the groups are invalid (nothing is started),
+    ///   ``PoolFailure`` when a worker failed fatally or the pool gave up on workers, and
+    ///   ``SystemCallError`` when the watcher cannot set itself up.
+    public func run() async throws {
+        let description = try validate()
+        let (stream, input) = AsyncStream<WatcherEvent>.makeStream()
+        let early = try state.withLock { state throws(CommandError) -> [WatcherEvent] in
+            guard case .describing = state.phase else {
+                throw CommandError(message: "run() was already called on pool '\(name)'")
+            }
+            state.phase = .running(description: description, input: input)
+            defer { state.early = [] }
+            return state.early
+        }
+        defer { finish(description, input: input, stream: stream) }
+
+        let pidFile = try configuration.pidFile.map { try PIDFile(path: $0, poolName: name) }
+        defer { pidFile?.release() }
+
+        let monitor = try EventMonitor { event in input.yield(.monitor(event)) }
+        try monitor.start()
+        defer { monitor.shutdown() }
+
+        Posix.ignoreSignal(PosixSignal.pipe)
+        let signals = configuration.handlesSignals ? try SignalRoute(monitor: monitor) : nil
+        defer { signals?.restore() }
+
+        let watcher = try Watcher(
+            pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
+            publish: { [weak self] event in self?.publish(event) })
+        for event in early { input.yield(event) }
+        logger.info(
+            "pool \(name) starting",
+            metadata: ["groups": "\(description.groups.map(\.name).joined(separator: ","))", "pid": "\(Posix.processID)"])
+
+        let failure = await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await watcher.run(events: stream)
+            } onGracefulShutdown: {
+                self.stop()
+            }
+        } onCancel: {
+            self.stop()
+        }
+        state.withLock { state in
+            state.hardRestarts = watcher.hardRestarts
+            state.softRestarts = watcher.softRestarts
+        }
+        logger.info("pool \(name) stopped")
+        if let failure { throw failure }
+    }
+
+    /// Stops the pool: every worker is asked to stop and killed after its stop timeout.
+    /// A second call while stopping kills the remaining workers at once.
+    public func stop() {
+        submit(.command(.stopRequested(reason: "stop requested"), reply: nil))
+    }
+
+    /// Restarts every worker, hard or soft (see ``RestartMode``). Also on SIGUSR1 (hard) and SIGUSR2 (soft).
+    public func restart(_ mode: RestartMode) {
+        submit(.command(.restartRequested(hard: mode == .hard), reply: nil))
+    }
+
+    /// Restarts one worker: a running one is asked to stop and replaced; a stopped, backing-off
+    /// or given-up one is started at once.
+    public func restartWorker(_ id: WorkerID) async throws(CommandError) {
+        try await command(.workerRestartRequested(id))
+    }
+
+    /// Scales a group to `count` workers, within its `minWorkers...maxWorkers`.
+    public func scale(_ group: GroupReference, to count: Int) async throws(CommandError) {
+        guard let description = poolDescription else {
+            throw CommandError(message: "the pool is not running; scale after run() started")
+        }
+        guard let target = description.group(group) else {
+            throw CommandError(
+                message: "no group '\(group)'; groups are: \(description.groups.map(\.name).joined(separator: ", "))")
+        }
+        try await command(.scaleRequested(target.id, to: count))
+    }
+
+    /// Waits until no worker is starting: each one that was started is ready or has exited.
+    /// Returns at once when the pool has finished.
+    public func awaitStart() async {
+        await withCheckedContinuation { continuation in
+            let finished = state.withLock { state -> Bool in
+                if case .finished = state.phase { return true }
+                return false
+            }
+            if finished {
+                continuation.resume()
+            } else {
+                submit(.awaitStart(continuation))
+            }
+        }
+    }
+
+    /// The pool's events from now on; the stream ends when the pool has stopped.
+    public func events() -> AsyncStream<PoolEvent> {
+        let (stream, continuation) = AsyncStream<PoolEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let id = state.withLock { state -> Int? in
+            if case .finished = state.phase { return nil }
+            let id = state.nextSubscriber
+            state.nextSubscriber += 1
+            state.subscribers[id] = continuation
+            return id
+        }
+        if let id {
+            continuation.onTermination = { [weak self] _ in
+                self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) }
+            }
+        } else {
+            continuation.finish()
+        }
+        return stream
+    }
+
+    /// Closes the pool to commands, answers those still queued, and ends every event stream.
+    private func finish(
+        _ description: PoolDescription, input: AsyncStream<WatcherEvent>.Continuation,
+        stream: AsyncStream<WatcherEvent>
+    ) {
+        let subscribers = state.withLock { state -> [AsyncStream<PoolEvent>.Continuation] in
+            state.phase = .finished(description)
+            defer { state.subscribers = [:] }
+            return Array(state.subscribers.values)
+        }
+        input.finish()
+        for subscriber in subscribers { subscriber.finish() }
+        // No task iterates the stream any more, so this drains what is buffered without waiting.
+        Task { [stream] in
+            for await event in stream {
+                switch event {
+                case .command(_, let reply): reply?(CommandError(message: "the pool has stopped"))
+                case .awaitStart(let continuation): continuation.resume()
+                case .monitor: break
+                }
+            }
+        }
+    }
+
+    private func publish(_ event: PoolEvent) {
+        let subscribers = state.withLock { Array($0.subscribers.values) }
+        for subscriber in subscribers { subscriber.yield(event) }
+    }
+
+    private func submit(_ event: WatcherEvent) {
+        state.withLock { state in
+            switch state.phase {
+            case .describing:
+                state.early.append(event)
+            case .running(_, let input):
+                if case .terminated = input.yield(event), case .awaitStart(let continuation) = event {
+                    continuation.resume()
+                }
+            case .finished:
+                if case .awaitStart(let continuation) = event { continuation.resume() }
+            }
+        }
+    }
+
+    private func command(_ input: WatcherInput) async throws(CommandError) {
+        let refusal = await withCheckedContinuation { (continuation: CheckedContinuation<CommandError?, Never>) in
+            let delivered = state.withLock { state -> Bool in
+                guard case .running(_, let stream) = state.phase else { return false }
+                let result = stream.yield(.command(input, reply: { continuation.resume(returning: $0) }))
+                if case .terminated = result { return false }
+                return true
+            }
+            if !delivered { continuation.resume(returning: CommandError(message: "the pool is not running")) }
+        }
+        if let refusal { throw refusal }
+    }
+}

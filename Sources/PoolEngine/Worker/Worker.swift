@@ -1,0 +1,93 @@
+import Logging
+import Synchronization
+
+/// The worker's view of itself, handed to ``WorkerEntryPoint/initialize(worker:)``.
+public final class Worker: Sendable {
+    /// This worker's slot id (stable across restarts).
+    public let id: WorkerID
+    /// How many times this slot has been spawned, this process included.
+    public let generation: Int
+    /// This worker's group.
+    public let group: GroupDescription
+    /// The whole pool, with every group and strategy parameter.
+    public let pool: PoolDescription
+    /// Records logged here are forwarded to the watcher and printed with this worker's id and group.
+    public let logger: Logger
+    /// The watcher's pid.
+    public let watcherPID: Int32
+
+    private struct State: ~Copyable {
+        var stopReason: StopReason?
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+        var runTask: Task<Void, any Error>?
+    }
+
+    /// Why a worker is stopping.
+    public enum StopReason: Hashable, Sendable {
+        /// The watcher asked: the pool is stopping, restarting, or scaling down.
+        case requested(ExitReason)
+        /// The process received SIGTERM or SIGINT directly.
+        case signal(Int32)
+        /// The watcher is gone (its control channel closed): the worker exits within a second.
+        case watcherLost
+    }
+
+    private let state = Mutex(State())
+
+    init(bootstrap: WorkerBootstrap, group: GroupDescription, logger: Logger) {
+        self.id = bootstrap.workerID
+        self.generation = bootstrap.generation
+        self.group = group
+        self.pool = bootstrap.pool
+        self.logger = logger
+        self.watcherPID = bootstrap.watcherPID
+    }
+
+    /// Whether the worker has been asked to stop.
+    public var isStopRequested: Bool { state.withLock { $0.stopReason != nil } }
+
+    /// Why the worker is stopping, once it is.
+    public var stopReason: StopReason? { state.withLock { $0.stopReason } }
+
+    /// Returns when the worker is asked to stop (or when the calling task is cancelled).
+    public func awaitTermination() async {
+        let id = state.withLock { state -> Int in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let stopped = state.withLock { state -> Bool in
+                    if state.stopReason != nil || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if stopped { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    /// Asks this worker to stop: wakes `awaitTermination()` and cancels `run()`. Idempotent.
+    func requestStop(_ reason: StopReason) {
+        let (waiters, task) = state.withLock { state -> ([CheckedContinuation<Void, Never>], Task<Void, any Error>?) in
+            guard state.stopReason == nil else { return ([], nil) }
+            state.stopReason = reason
+            defer { state.waiters = [:] }
+            return (Array(state.waiters.values), state.runTask)
+        }
+        for waiter in waiters { waiter.resume() }
+        task?.cancel()
+    }
+
+    /// Records the task running `run()`, cancelling it at once if a stop came first.
+    func attach(_ task: Task<Void, any Error>) {
+        let cancelNow = state.withLock { state -> Bool in
+            state.runTask = task
+            return state.stopReason != nil
+        }
+        if cancelNow { task.cancel() }
+    }
+}

@@ -1,0 +1,131 @@
+import Logging
+import Synchronization
+
+/// The worker's end of its control channel (descriptor 3): reads the bootstrap and stop
+/// requests, writes ready, log records and the exit report.
+final class WorkerControlChannel: Sendable {
+    let fd: Int32
+    private let writeLock = Mutex(())
+    private let decoder = Mutex(FrameDecoder())
+    private let reader = Mutex<PosixThread?>(nil)
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    /// Reads the first message, which must be the bootstrap.
+    func readBootstrap(timeoutMilliseconds: Int32) throws -> WorkerBootstrap {
+        let deadline = Posix.monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            if let frame = try decoder.withLock({ decoder throws(FrameError) in try decoder.next() }) {
+                guard case .bootstrap(let bootstrap) = try ControlCodec.decodeWatcherMessage(frame) else {
+                    throw FrameError(code: .unknownKind(frame.kind))
+                }
+                return bootstrap
+            }
+            let now = Posix.monotonicNanoseconds()
+            guard now < deadline else {
+                throw SystemCallError(call: "poll", errno: 110, context: "control channel: no bootstrap in time")
+            }
+            let remaining = Int32((deadline - now) / 1_000_000) + 1
+            guard try Posix.pollReadable(fd, timeoutMilliseconds: remaining) else { continue }
+            let n = try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
+            if n == 0 {
+                throw SystemCallError(call: "recv", errno: 104, context: "control channel closed before the bootstrap")
+            }
+            decoder.withLock { $0.append(buffer[0..<n]) }
+        }
+    }
+
+    /// Starts the thread that turns stop requests, direct SIGTERM/SIGINT and the watcher's
+    /// death into ``Worker/requestStop(_:)``.
+    func startReading(worker: Worker) throws {
+        let (signalRead, signalWrite) = try Posix.pipe()
+        for signal in [PosixSignal.terminate, PosixSignal.interrupt] {
+            try Posix.routeSignal(signal, toDescriptor: signalWrite)
+        }
+        let thread = try PosixThread(name: "pool-control") { [self] in
+            self.readLoop(worker: worker, signalFD: signalRead)
+        }
+        reader.withLock { $0 = thread }
+    }
+
+    private func readLoop(worker: Worker, signalFD: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let readable: [Int32]
+            do {
+                readable = try Posix.pollReadable([fd, signalFD], timeoutMilliseconds: -1)
+            } catch {
+                orphaned(worker)
+            }
+            if readable.contains(signalFD) {
+                var bytes = [UInt8](repeating: 0, count: 8)
+                if let n = bytes.withUnsafeMutableBytes({ try? Posix.read(signalFD, into: $0) }) ?? nil, n > 0 {
+                    worker.requestStop(.signal(Int32(bytes[0])))
+                }
+            }
+            guard readable.contains(fd) else { continue }
+            let received: Int?
+            do {
+                received = try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: true) }
+            } catch {
+                orphaned(worker)
+            }
+            guard let n = received else { continue }
+            if n == 0 { orphaned(worker) }
+            decoder.withLock { $0.append(buffer[0..<n]) }
+            do {
+                while let frame = try decoder.withLock({ decoder throws(FrameError) in try decoder.next() }) {
+                    if case .stop(let request) = try ControlCodec.decodeWatcherMessage(frame) {
+                        worker.requestStop(.requested(request.reason))
+                    }
+                }
+            } catch {
+                worker.logger.error("malformed message from the watcher: \(error)")
+                orphaned(worker)
+            }
+        }
+    }
+
+    /// The watcher is gone: stop, give the entry point a moment, then exit regardless.
+    private func orphaned(_ worker: Worker) -> Never {
+        worker.requestStop(.watcherLost)
+        Posix.sleep(milliseconds: WorkerProcess.orphanGraceMilliseconds)
+        Posix.exitImmediately(WorkerProcess.ExitCode.watcherLost)
+    }
+
+    func send(_ message: WorkerMessage) {
+        guard let frame = try? ControlCodec.encode(message) else { return }
+        writeLock.withLock { _ in
+            // A failed write means the watcher is gone; the reader thread handles that.
+            try? Posix.sendAll(fd, frame.encoded)
+        }
+    }
+
+    func report(_ report: WorkerExitReport) {
+        send(.exiting(report))
+    }
+}
+
+/// A swift-log handler that forwards every record to the watcher over the control channel.
+struct ControlChannelLogHandler: LogHandler {
+    let channel: WorkerControlChannel
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        let record = LogRecord(
+            level: event.level.rawValue, message: "\(event.message)",
+            metadata: merged.mapValues { "\($0)" }, timestamp: Posix.wallClockSeconds())
+        channel.send(.log(record))
+    }
+}

@@ -1,0 +1,59 @@
+/// The code a worker process runs: `initialize(worker:)`, then `run()`.
+///
+/// The worker stops when `run()` returns or throws. A stop request from the watcher cancels
+/// the task running `run()` (Swift cancellation) and wakes ``Worker/awaitTermination()``;
+/// a `CancellationError` after a stop request counts as a clean stop.
+public protocol WorkerEntryPoint {
+    /// Called once before `run()`, before the worker reports ready: set up here (open files,
+    /// build clients). Throwing is handled like throwing from `run()`, before the worker is ready.
+    mutating func initialize(worker: Worker) async throws
+    /// The worker's work. Return to exit cleanly (the group's restart policy decides what
+    /// happens next); throw ``WorkerExit`` to say how the exit should be treated.
+    func run() async throws
+}
+
+extension WorkerEntryPoint {
+    public mutating func initialize(worker: Worker) async throws {}
+}
+
+/// Errors a worker throws to say how its end must be treated.
+///
+/// Any other error escaping `run()` or `initialize(worker:)` follows the group's
+/// ``UncaughtErrorPolicy`` (by default: fatal).
+public struct WorkerExit: Error, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        /// Stop this worker's slot for good; the pool goes on.
+        case terminate
+        /// Stop the whole pool; `run()` in the watcher throws this message.
+        case fatal
+        /// Exit as a crash: the restart policy decides, with backoff.
+        case restart
+    }
+
+    public var code: Code
+    public var message: String
+
+    public static func terminate(_ message: String) -> WorkerExit { WorkerExit(code: .terminate, message: message) }
+    public static func fatal(_ message: String) -> WorkerExit { WorkerExit(code: .fatal, message: message) }
+    public static func restart(_ message: String) -> WorkerExit { WorkerExit(code: .restart, message: message) }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// The entry points built into a binary, by name. The watcher and its workers are the same
+/// executable: the watcher checks a group's entry point here, a worker finds its own here.
+public struct EntryPoints: Sendable {
+    private var factories: [String: @Sendable () -> any WorkerEntryPoint] = [:]
+
+    public init() {}
+
+    /// Registers a factory under `name`; a later registration of the same name replaces it.
+    public mutating func register(_ name: String, _ make: @escaping @Sendable () -> any WorkerEntryPoint) {
+        factories[name] = make
+    }
+
+    /// The registered names.
+    public var names: [String] { factories.keys.sorted() }
+
+    func make(_ name: String) -> (any WorkerEntryPoint)? { factories[name]?() }
+}

@@ -1,0 +1,125 @@
+import Logging
+
+/// The worker side of the process boundary: how a spawned process becomes a worker.
+///
+/// The watcher and its workers are one executable. Call ``runIfWorker(entryPoints:)`` first
+/// thing in `main`: in a worker it runs the entry point and exits; in the watcher it returns at once.
+/// ```swift
+/// @main struct App {
+///     static func main() async throws {
+///         var entryPoints = EntryPoints()
+///         entryPoints.register("jobs") { JobWorker() }
+///         await WorkerProcess.runIfWorker(entryPoints: entryPoints)   // never returns in a worker
+///         let pool = WorkerPool(name: "app", entryPoints: entryPoints)
+///         try pool.describeGroup(WorkerGroup(entryPoint: "jobs", kind: .job, minWorkers: 2))
+///         try await pool.run()
+///     }
+/// }
+/// ```
+public enum WorkerProcess {
+    /// The environment variable naming the inherited control-channel descriptor.
+    static let controlFDVariable = "POOLTOP_CONTROL_FD"
+    /// How long a worker waits for its bootstrap message before giving up.
+    static let bootstrapTimeoutMilliseconds: Int32 = 5_000
+    /// How long a worker whose watcher died may take to finish before it exits anyway.
+    static let orphanGraceMilliseconds: UInt32 = 900
+
+    /// Exit codes of a worker process, for the cases where no report could be sent.
+    enum ExitCode {
+        static let clean: Int32 = 0
+        static let failed: Int32 = 1
+        static let noBootstrap: Int32 = 78
+        static let watcherLost: Int32 = 75
+    }
+
+    /// Whether this process was spawned as a worker.
+    public static var isWorker: Bool { Posix.getenv(controlFDVariable) != nil }
+
+    /// In a worker process: runs its entry point and exits with the outcome. Elsewhere: returns at once.
+    public static func runIfWorker(entryPoints: EntryPoints) async {
+        guard let value = Posix.getenv(controlFDVariable) else { return }
+        // Not for our own children: a worker that starts processes must not make them workers.
+        Posix.unsetenv(controlFDVariable)
+        guard let fd = Int32(value), fd >= 0 else {
+            failBeforeBootstrap("\(controlFDVariable)=\(value) is not a descriptor number")
+        }
+        let code = await run(controlFD: fd, entryPoints: entryPoints)
+        Posix.exitProcess(code)
+    }
+
+    private static func run(controlFD: Int32, entryPoints: EntryPoints) async -> Int32 {
+        Posix.ignoreSignal(PosixSignal.pipe)
+        let channel = WorkerControlChannel(fd: controlFD)
+        let bootstrap: WorkerBootstrap
+        do {
+            bootstrap = try channel.readBootstrap(timeoutMilliseconds: bootstrapTimeoutMilliseconds)
+        } catch {
+            failBeforeBootstrap("no bootstrap message from the watcher: \(error)")
+        }
+        guard let group = bootstrap.pool.group(owning: bootstrap.workerID) else {
+            failBeforeBootstrap("worker id \(bootstrap.workerID) belongs to no group of pool '\(bootstrap.pool.name)'")
+        }
+        Posix.setThreadName("\(group.name)#\(bootstrap.workerID)")
+        var logger = Logger(label: "\(bootstrap.pool.name).\(group.name)") { _ in ControlChannelLogHandler(channel: channel) }
+        logger.logLevel = Logger.Level(rawValue: bootstrap.logLevel) ?? .info
+        let worker = Worker(bootstrap: bootstrap, group: group, logger: logger)
+
+        do {
+            try channel.startReading(worker: worker)
+        } catch {
+            channel.report(.crash("cannot watch the control channel: \(error)"))
+            return ExitCode.failed
+        }
+
+        guard var entryPoint = entryPoints.make(group.entryPoint) else {
+            let known = entryPoints.names.joined(separator: ", ")
+            channel.report(.fatal("entry point '\(group.entryPoint)' is not registered in this executable (it has: \(known))"))
+            return ExitCode.failed
+        }
+
+        let report: WorkerExitReport
+        do {
+            try await entryPoint.initialize(worker: worker)
+            if worker.isStopRequested {
+                report = .clean
+            } else {
+                channel.send(.ready)
+                // `run()` gets a task of its own so that a stop request can cancel it.
+                let task = Task { [entryPoint] in try await entryPoint.run() }
+                worker.attach(task)
+                try await task.value
+                report = .clean
+            }
+        } catch {
+            report = classify(error, worker: worker, group: group)
+        }
+        channel.report(report)
+        switch report {
+        case .clean, .terminate: return ExitCode.clean
+        case .fatal, .crash: return ExitCode.failed
+        }
+    }
+
+    private static func classify(_ error: any Error, worker: Worker, group: GroupDescription) -> WorkerExitReport {
+        if let exit = error as? WorkerExit {
+            switch exit.code {
+            case .terminate: return .terminate(exit.message)
+            case .fatal: return .fatal(exit.message)
+            case .restart: return .crash(exit.message)
+            }
+        }
+        if error is CancellationError && worker.isStopRequested { return .clean }
+        let message = "uncaught error: \(String(reflecting: error))"
+        switch group.onUncaughtError {
+        case .stopPool: return .fatal(message)
+        case .restart: return .crash(message)
+        }
+    }
+
+    /// Before the bootstrap there is nobody to report to but stderr.
+    private static func failBeforeBootstrap(_ message: String) -> Never {
+        let line = Array("pooltop worker \(Posix.processID): \(message)\n".utf8)
+        _ = line.withUnsafeBytes { try? Posix.write(2, $0) }
+        Posix.exitProcess(ExitCode.noBootstrap)
+    }
+}

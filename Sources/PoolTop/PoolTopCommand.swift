@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// `pooltop`: the worker pool and its console.
+struct PoolTopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pooltop",
+        abstract: "A multi-process worker pool for Swift on Linux, and its console.",
+        discussion: """
+            Without a subcommand, pooltop runs the bundled demo pool (headless until the console lands).
+            Exit status: 0 when the pool stopped cleanly, 1 when it failed, 2 for a usage or configuration error.
+            """,
+        subcommands: [RunCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// A subcommand whose work is asynchronous; `main.swift` calls `execute()` on it.
+protocol PoolTopAsyncCommand: ParsableCommand {
+    func execute() async throws
+}

@@ -1,0 +1,115 @@
+import ArgumentParser
+import Logging
+import PoolDemo
+import PoolEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `pooltop run`: the watcher without a console, for servers, systemd and CI.
+struct RunCommand: PoolTopAsyncCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pool headless (no console); logs go to stderr.",
+        discussion: """
+            Signals: SIGTERM, SIGINT and SIGHUP stop the pool gracefully (a second one kills what is left);
+            SIGUSR1 restarts every worker (hard); SIGUSR2 replaces each worker as it finishes (soft).
+            """
+    )
+
+    @Option(name: .long, help: "The pool description (YAML). Without it, the bundled demo pool.")
+    var config: String?
+
+    @Option(name: .long, help: "The pool's name (overrides the file's 'name').")
+    var name: String?
+
+    @Option(name: .long, help: "Hold this PID file under an exclusive lock while running.")
+    var pidFile: String?
+
+    @Option(name: .long, help: "Watcher log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Flag(name: .long, help: "Check the configuration, print the groups and exit without starting anything.")
+    var check = false
+
+    func execute() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level '\(logLevel)' is not a level; use trace, debug, info, notice, warning, error or critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "pooltop")
+        let entryPoints = DemoPool.entryPoints
+
+        let text: String
+        let file: String
+        if let config {
+            guard let contents = readFile(config) else {
+                printError("pooltop: cannot read --config \(config): \(String(cString: strerror(errno)))")
+                throw ExitCode(2)
+            }
+            text = contents
+            file = config
+        } else {
+            text = DemoPool.configuration
+            file = "<demo pool>"
+        }
+
+        let parsed: (configuration: PoolConfiguration, description: PoolDescription)
+        do {
+            parsed = try PoolConfiguration.parse(yaml: text, file: file, entryPoints: entryPoints)
+            if let name { try PoolConfiguration.validatePoolName(name) }
+        } catch {
+            printError("pooltop: configuration error: \(error)")
+            throw ExitCode(2)
+        }
+        var configuration = parsed.configuration
+        if let pidFile { configuration.pidFile = pidFile }
+        if check {
+            for group in parsed.description.groups {
+                print(
+                    "\(group.name): kind \(group.kind.rawValue), entry point \(group.entryPoint), workers \(group.minWorkers)...\(group.maxWorkers), ids \(group.firstWorkerID)...\(group.firstWorkerID.rawValue + group.maxWorkers - 1)"
+                )
+            }
+            return
+        }
+
+        let pool = try configuration.makePool(entryPoints: entryPoints, nameOverride: name, logger: logger)
+        do {
+            try await pool.run()
+        } catch let error as PoolStartError {
+            printError("pooltop: \(error)")
+            throw ExitCode(1)
+        } catch let error as PoolFailure {
+            printError("pooltop: pool '\(pool.name)' failed: \(error)")
+            throw ExitCode(1)
+        } catch let error as ConfigurationError {
+            printError("pooltop: configuration error: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Reads a whole file as UTF-8; nil when it cannot be opened.
+func readFile(_ path: String) -> String? {
+    guard let handle = fopen(path, "r") else { return nil }
+    defer { fclose(handle) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, handle)
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Writes one line to stderr (a C global that Swift 6 will not touch directly).
+func printError(_ message: String) {
+    let line = Array((message + "\n").utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}

@@ -1,0 +1,178 @@
+import Glibc
+import PoolEngine
+
+enum FixtureEntryPoints {
+    static var all: EntryPoints {
+        var entryPoints = EntryPoints()
+        entryPoints.register("hello") { Hello() }
+        entryPoints.register("wait") { Wait() }
+        entryPoints.register("fatal") { Fatal() }
+        entryPoints.register("terminate") { Terminate() }
+        entryPoints.register("exit-code") { ExitCode() }
+        entryPoints.register("boot-crash") { BootCrash() }
+        entryPoints.register("ignore-stop") { IgnoreStop() }
+        entryPoints.register("restart-once") { RestartOnce() }
+        entryPoints.register("start-counter") { StartCounter() }
+        entryPoints.register("stuck-initialize") { StuckInitialize() }
+        entryPoints.register("lost-channel") { LostChannel() }
+        entryPoints.register("logger") { LogLine() }
+        return entryPoints
+    }
+}
+
+/// The directory a test gave its workers through the group's environment.
+func testDirectory() -> String {
+    guard let value = getenv("POOLTOP_TEST_DIR") else { return "/tmp" }
+    return String(cString: value)
+}
+
+func appendLine(_ file: String, _ line: String) {
+    let path = "\(testDirectory())/\(file)"
+    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard fd >= 0 else { return }
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+}
+
+/// Writes a line and returns at once (a clean exit).
+struct Hello: WorkerEntryPoint {
+    var id = 0
+    mutating func initialize(worker: Worker) async throws { id = worker.id.rawValue }
+    func run() async throws { appendLine("hello", "\(id) \(getpid())") }
+}
+
+/// Waits to be stopped, then records that it finished its run() gracefully.
+struct Wait: WorkerEntryPoint {
+    var worker: Worker?
+    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    func run() async throws {
+        guard let worker else { return }
+        appendLine("started", "\(worker.id) \(getpid()) \(worker.generation)")
+        await worker.awaitTermination()
+        appendLine("stopped", "\(worker.id) \(getpid())")
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    var description: String { "the fixture failed on purpose" }
+}
+
+/// Throws an ordinary error from run(): fatal under the default policy.
+struct Fatal: WorkerEntryPoint {
+    func run() async throws { throw FixtureError() }
+}
+
+/// Asks for its slot to stop for good.
+struct Terminate: WorkerEntryPoint {
+    func run() async throws {
+        appendLine("terminated", "\(getpid())")
+        throw WorkerExit.terminate("done for good")
+    }
+}
+
+/// Exits with code 3 right after becoming ready: a crash.
+struct ExitCode: WorkerEntryPoint {
+    func run() async throws {
+        appendLine("crashed", "\(getpid())")
+        exit(3)
+    }
+}
+
+/// Dies before it is ready: a boot failure.
+struct BootCrash: WorkerEntryPoint {
+    mutating func initialize(worker: Worker) async throws {
+        appendLine("boot", "\(getpid())")
+        exit(4)
+    }
+    func run() async throws {}
+}
+
+/// Ignores the stop request entirely; only SIGKILL ends it.
+struct IgnoreStop: WorkerEntryPoint {
+    func run() async throws {
+        appendLine("started", "\(getpid())")
+        while true { usleep(100_000) }
+    }
+}
+
+/// The reference's testRestart entry point: the first incarnation waits to be stopped and
+/// counts; the next one terminates itself.
+struct RestartOnce: WorkerEntryPoint {
+    var worker: Worker?
+    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    func run() async throws {
+        guard let worker else { return }
+        let count = readCount("restart-counter")
+        if count >= 1 { throw WorkerExit.terminate("second incarnation") }
+        await worker.awaitTermination()
+        writeCount("restart-counter", count + 1)
+    }
+}
+
+/// Counts its starts in a file (under flock), then waits to be stopped.
+struct StartCounter: WorkerEntryPoint {
+    var worker: Worker?
+    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    func run() async throws {
+        guard let worker else { return }
+        let path = "\(testDirectory())/start-counter"
+        let fd = open(path, O_RDWR | O_CREAT, 0o644)
+        flock(fd, LOCK_EX)
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = read(fd, &buffer, 31)
+        let count = Int(String(decoding: buffer[0..<max(n, 0)], as: UTF8.self)) ?? 0
+        let text = Array(String(count + 1).utf8)
+        ftruncate(fd, 0)
+        _ = pwrite(fd, text, text.count, 0)
+        flock(fd, LOCK_UN)
+        close(fd)
+        await worker.awaitTermination()
+    }
+}
+
+/// Never finishes initialize(): the start timeout must end it.
+struct StuckInitialize: WorkerEntryPoint {
+    mutating func initialize(worker: Worker) async throws {
+        appendLine("stuck", "\(getpid())")
+        while true { usleep(100_000) }
+    }
+    func run() async throws {}
+}
+
+/// Closes its control channel and lingers: the watcher must not wait on it forever.
+struct LostChannel: WorkerEntryPoint {
+    func run() async throws {
+        close(3)
+        appendLine("lost", "\(getpid())")
+        sleep(5)
+    }
+}
+
+/// Logs a marker line through the worker logger, then waits to be stopped.
+struct LogLine: WorkerEntryPoint {
+    var worker: Worker?
+    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    func run() async throws {
+        guard let worker else { return }
+        worker.logger.notice("fixture log line", metadata: ["marker": "42"])
+        await worker.awaitTermination()
+    }
+}
+
+func readCount(_ file: String) -> Int {
+    let fd = open("\(testDirectory())/\(file)", O_RDONLY)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 32)
+    let n = read(fd, &buffer, 31)
+    return Int(String(decoding: buffer[0..<max(n, 0)], as: UTF8.self)) ?? 0
+}
+
+func writeCount(_ file: String, _ value: Int) {
+    let fd = open("\(testDirectory())/\(file)", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { return }
+    let text = Array(String(value).utf8)
+    _ = write(fd, text, text.count)
+    close(fd)
+}
