@@ -1,0 +1,81 @@
+@testable import PoolEngine
+
+/// A clock the test moves by hand; the watcher core only ever sees the instants it is given.
+struct ManualClock {
+    var now = PoolInstant(nanoseconds: 1_000_000_000)
+
+    mutating func advance(_ duration: Duration) {
+        now = now + duration
+    }
+}
+
+/// A watcher core with a manual clock and helpers that play the watcher loop's part.
+struct CoreHarness {
+    var core: WatcherCore
+    var clock = ManualClock()
+    var nextPID: Int32 = 1000
+    /// Every action the core asked for, in order.
+    var log: [WatcherAction] = []
+
+    init(_ groups: [WorkerGroup], stopTimeout: Duration = .seconds(10)) throws {
+        let description = try PoolValidator.validate(
+            name: "test", stopTimeout: stopTimeout, groups: groups, entryPointNames: nil)
+        core = WatcherCore(pool: description)
+    }
+
+    /// Feeds an input; answers every spawn with a pid, as the loop would.
+    @discardableResult
+    mutating func send(_ input: WatcherInput) -> [WatcherAction] {
+        var actions = core.handle(input, at: clock.now)
+        var all = actions
+        while let index = actions.firstIndex(where: { if case .spawn = $0 { return true } else { return false } }) {
+            guard case .spawn(let id, let generation) = actions.remove(at: index) else { break }
+            nextPID += 1
+            let more = core.handle(.processDidSpawn(id, generation: generation, pid: nextPID), at: clock.now)
+            actions += more
+            all += more
+        }
+        log += all
+        return all
+    }
+
+    func generation(_ id: Int) -> Int { core.slot(WorkerID(id))!.generation }
+    func state(_ id: Int) -> WorkerState { core.slot(WorkerID(id))!.state }
+
+    mutating func ready(_ id: Int) { send(.workerDidBecomeReady(WorkerID(id), generation: generation(id))) }
+
+    @discardableResult
+    mutating func exit(_ id: Int, _ status: TerminationStatus, report: WorkerExitReport? = nil) -> [WatcherAction] {
+        let generation = generation(id)
+        if let report { send(.workerDidReport(WorkerID(id), generation: generation, report)) }
+        return send(.processDidExit(WorkerID(id), generation: generation, status))
+    }
+
+    @discardableResult
+    mutating func advance(_ duration: Duration) -> [WatcherAction] {
+        clock.advance(duration)
+        return send(.clockDidAdvance)
+    }
+}
+
+extension [WatcherAction] {
+    var spawned: [Int] {
+        compactMap { if case .spawn(let id, _) = $0 { return id.rawValue } else { return nil } }
+    }
+    var stopRequests: [(Int, ExitReason)] {
+        compactMap { if case .requestStop(let id, _, let request) = $0 { return (id.rawValue, request.reason) } else { return nil } }
+    }
+    var killed: [Int] {
+        compactMap { if case .kill(let id, _) = $0 { return id.rawValue } else { return nil } }
+    }
+    var finish: PoolFailure?? {
+        for action in self { if case .finish(let failure) = action { return .some(failure) } }
+        return nil
+    }
+    var exits: [WorkerExitRecord] {
+        compactMap { if case .emit(.workerExited(let record)) = $0 { return record } else { return nil } }
+    }
+    var backoffDelays: [Duration] {
+        compactMap { if case .emit(.workerBackingOff(_, _, let delay)) = $0 { return delay } else { return nil } }
+    }
+}

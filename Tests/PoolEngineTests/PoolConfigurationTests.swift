@@ -1,0 +1,94 @@
+import PoolDemo
+import Testing
+
+@testable import PoolEngine
+
+@Suite("pool.yaml: parsing, validation, and errors that name the key and line")
+struct PoolConfigurationTests {
+    let entryPoints = DemoPool.entryPoints
+
+    func parseError(_ yaml: String) -> ConfigurationError? {
+        do {
+            _ = try PoolConfiguration.parse(yaml: yaml, file: "pool.yaml", entryPoints: entryPoints)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("the bundled demo pool parses into its groups with every setting")
+    func demoParses() throws {
+        let (configuration, description) = try PoolConfiguration.parse(
+            yaml: DemoPool.configuration, file: nil, entryPoints: entryPoints)
+        #expect(configuration.name == "demo")
+        #expect(description.groups.map(\.name) == ["jobs", "ticker"])
+        #expect(description.groups[0].restart.backoff == RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .seconds(10)))
+        #expect(description.groups[1].restart.policy == .limited(maxRestarts: 5, window: .seconds(60)))
+        #expect(description.groups[1].firstWorkerID == WorkerID(5))
+        #expect(description.stopTimeout == .seconds(10))
+    }
+
+    @Test("jobGroups resolve by name and by id, to later groups too")
+    func jobGroupsResolve() throws {
+        let yaml = """
+            name: p
+            groups:
+              - {name: front, kind: service, entryPoint: ticker, jobGroups: [jobs, 3]}
+              - {name: jobs, kind: job, entryPoint: demo-job}
+              - {name: more, kind: job, entryPoint: demo-job}
+            """
+        let (_, description) = try PoolConfiguration.parse(yaml: yaml, entryPoints: entryPoints)
+        #expect(description.groups[0].jobGroups == [GroupID(2), GroupID(3)])
+    }
+
+    @Test("each bad configuration gets one error naming the key path and line", arguments: [
+        ("groups:\n  - {kind: job, entryPoint: nope}\n", "groups[0].entryPoint", 2, "unknown entry point 'nope'"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    min: 3\n    max: 2\n", "groups[0].max", 5, "less than min"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    min: 0\n    max: 0\n", "groups[0].max", 5, "at least 1"),
+        ("groups:\n  - {name: a, kind: job, entryPoint: demo-job, jobGroups: [b]}\n", "groups[0].jobGroups[0]", 2, "unknown group 'b'"),
+        ("groups:\n  - {name: a, kind: job, entryPoint: demo-job, jobGroups: [a]}\n", "groups[0].jobGroups[0]", 2, "to itself"),
+        ("groups:\n  - {name: a, kind: job, entryPoint: demo-job}\n  - {name: a, kind: job, entryPoint: demo-job}\n", "groups[1].name", 3, "duplicate group name 'a'"),
+        ("name: p\ngroups: []\n", "groups", 2, "no groups"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    min: two\n", "groups[0].min", 4, "whole number"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    colour: red\n", "groups[0].colour", 4, "unknown key 'colour'"),
+        ("nmae: p\ngroups: []\n", "nmae", 1, "unknown key 'nmae'"),
+        ("groups:\n  - kind: worker\n    entryPoint: demo-job\n", "groups[0].kind", 2, "unknown value 'worker'"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart: {policy: sometimes}\n", "groups[0].restart.policy", 4, "unknown value 'sometimes'"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart:\n      backoff: {initial: soon}\n", "groups[0].restart.backoff.initial", 5, "not a duration"),
+        ("stopTimeout: 10\ngroups:\n  - {kind: job, entryPoint: demo-job}\n", "stopTimeout", 1, "not a duration"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart: {policy: always, maxRestarts: 3}\n", "groups[0].restart.maxRestarts", 4, "only applies"),
+        ("name: ../etc\ngroups:\n  - {kind: job, entryPoint: demo-job}\n", "name", 1, "not a valid pool name"),
+        ("groups:\n  - {kind: job}\n", "groups[0]", 2, "'entryPoint' is missing"),
+    ])
+    func errors(yaml: String, path: String, line: Int, message: String) throws {
+        let error = try #require(parseError(yaml))
+        #expect(error.path == path)
+        #expect(error.line == line)
+        #expect(error.message.contains(message), "message was: \(error.message)")
+        #expect(error.description.hasPrefix("pool.yaml:\(line): \(path)"))
+    }
+
+    @Test("a YAML syntax error names its line")
+    func syntaxError() throws {
+        let error = try #require(parseError("groups:\n  - kind: job\n   entryPoint: [unclosed\n"))
+        #expect(error.message.hasPrefix("YAML syntax error"))
+        #expect(error.line != nil)
+    }
+
+    @Test("the Swift API refuses the same mistakes: max zero, as in reference testStartWithMaxZero")
+    func apiValidation() throws {
+        let pool = WorkerPool(name: "api", entryPoints: entryPoints)
+        try pool.describeGroup(WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: 0, maxWorkers: 0))
+        #expect(throws: ConfigurationError(path: "groups[0].max", message: "max workers must be at least 1")) {
+            try pool.validate()
+        }
+    }
+
+    @Test("group names are derived from the entry point when empty")
+    func derivedNames() throws {
+        let description = try PoolValidator.validate(
+            name: "p", stopTimeout: .seconds(1),
+            groups: [WorkerGroup(entryPoint: "ticker", kind: .service)], entryPointNames: nil)
+        #expect(description.groups[0].name == "ticker")
+    }
+}
