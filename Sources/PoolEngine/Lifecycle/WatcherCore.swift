@@ -148,7 +148,9 @@ struct WatcherCore: Sendable {
             guard let index = current(id, generation) else { return [] }
             slots[index].report = report
         case .channelDidClose(let id, let generation):
-            guard let index = current(id, generation), slots[index].state.hasProcess else { return [] }
+            guard let index = current(id, generation), slots[index].state.hasProcess,
+                slots[index].killedBecause == nil
+            else { return [] }
             // The process usually exits right after closing its channel; kill it only if it lingers.
             let deadline = now + Self.lostChannelGrace
             if slots[index].killAt == nil || deadline < slots[index].killAt! {
@@ -162,8 +164,8 @@ struct WatcherCore: Sendable {
             for index in slots.indices {
                 if let killAt = slots[index].killAt, killAt <= now, slots[index].state.hasProcess {
                     slots[index].killAt = nil
-                    slots[index].wasKilled = true
                     let why = slots[index].killWhy ?? "deadline passed"
+                    slots[index].killedBecause = why
                     actions.append(.emit(.workerKilled(slots[index].id, group: groupName(index), pid: slots[index].pid, why: why)))
                     actions.append(.kill(slots[index].id, generation: slots[index].generation))
                 }
@@ -281,7 +283,7 @@ struct WatcherCore: Sendable {
         slots[index].readyAt = nil
         slots[index].stopReason = nil
         slots[index].report = nil
-        slots[index].wasKilled = false
+        slots[index].killedBecause = nil
         slots[index].backoffUntil = nil
         slots[index].killAt = now + pool.groups[slots[index].groupIndex].startTimeout
         slots[index].killWhy = "it did not become ready within its start timeout"
@@ -324,7 +326,10 @@ struct WatcherCore: Sendable {
         case .terminate(let text), .fatal(let text), .crash(let text): message = text
         case .clean, nil: message = nil
         }
-        if slot.wasKilled, message == nil, let why = slot.killWhy { message = "killed: \(why)" }
+        if message == nil, let why = slot.killedBecause { message = "killed: \(why)" }
+        if message == nil, slot.report == nil, slot.stopReason == nil, status == .exited(0) {
+            message = "exited without saying why: its control channel was lost"
+        }
         let record = WorkerExitRecord(
             id: slot.id, group: group.name, pid: slot.pid, status: status, reason: reason, message: message,
             uptime: now.duration(since: slot.startedAt ?? now))
@@ -385,7 +390,8 @@ struct WatcherCore: Sendable {
         default: break
         }
         switch status {
-        case .exited(0): return .cleanExit
+        // The worker runtime always reports before exiting; an exit without a report, even
+        // with code 0, means the channel was lost or user code called exit(): a crash.
         case .exited: return .crash
         case .signaled: return .signal
         case nil: return .bootFailure

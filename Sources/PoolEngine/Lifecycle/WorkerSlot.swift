@@ -17,7 +17,8 @@ struct WorkerSlot: Hashable, Sendable {
     var killAt: PoolInstant?
     /// Why `killAt` was set, for the event that reports the kill.
     var killWhy: String?
-    var wasKilled = false
+    /// Why the watcher killed the current process, once it has.
+    var killedBecause: String?
     var backoffUntil: PoolInstant?
     /// What the worker said about its end, if it said anything before exiting.
     var report: WorkerExitReport?

@@ -140,12 +140,13 @@ struct StuckInitialize: WorkerEntryPoint {
     func run() async throws {}
 }
 
-/// Closes its control channel and lingers: the watcher must not wait on it forever.
+/// Closes its control channel by mistake, lingers a moment, and exits 0 without a report.
 struct LostChannel: WorkerEntryPoint {
     func run() async throws {
         close(3)
         appendLine("lost", "\(getpid())")
-        sleep(5)
+        usleep(200_000)
+        exit(0)
     }
 }
 

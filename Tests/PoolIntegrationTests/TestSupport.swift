@@ -1,0 +1,210 @@
+import Glibc
+import Synchronization
+import Testing
+
+@testable import PoolEngine
+
+/// Helpers for tests with real processes: binaries, per-test directories and names,
+/// bounded waits, and the check that no process outlives its test.
+enum TestSupport {
+    /// The build directory holding the test bundle, `PoolFixtures` and `pooltop`.
+    static let buildDirectory: String = {
+        let exe = (try? Posix.executablePath()) ?? ""
+        return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)])
+    }()
+
+    static var fixtureExecutable: String { "\(buildDirectory)/PoolFixtures" }
+    static var pooltopExecutable: String { "\(buildDirectory)/pooltop" }
+
+    private static let counter = Atomic<Int>(0)
+
+    /// A pool name no other test uses, also used as the tag that marks this test's processes.
+    static func uniqueName(_ prefix: String) -> String {
+        let n = counter.add(1, ordering: .relaxed).newValue
+        return "t-\(prefix)-\(getpid())-\(n)"
+    }
+
+    static func makeDirectory(_ name: String) -> String {
+        let path = "/tmp/pooltop-tests/\(name)"
+        mkdir("/tmp/pooltop-tests", 0o755)
+        mkdir(path, 0o755)
+        return path
+    }
+
+    /// A runner for fixture workers: the fixture binary, told where to write and how it is tagged.
+    static func runner(directory: String, tag: String) -> WorkerRunner {
+        WorkerRunner(executable: fixtureExecutable, environment: ["POOLTOP_TEST_DIR": directory, "PT_TEST_TAG": tag])
+    }
+
+    static func lines(_ directory: String, _ file: String) -> [String] {
+        guard let handle = fopen("\(directory)/\(file)", "r") else { return [] }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, handle)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    static func write(_ path: String, _ text: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let bytes = Array(text.utf8)
+        _ = Glibc.write(fd, bytes, bytes.count)
+        close(fd)
+    }
+
+    /// Live processes (not zombies) whose environment carries `PT_TEST_TAG=tag`.
+    static func taggedProcesses(_ tag: String) -> [pid_t] {
+        let needle = Array("PT_TEST_TAG=\(tag)".utf8)
+        var result: [pid_t] = []
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), pid != getpid() else { continue }
+            guard !isZombie(pid) else { continue }
+            let fd = open("/proc/\(pid)/environ", O_RDONLY)
+            guard fd >= 0 else { continue }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 8192)
+            while true {
+                let n = read(fd, &chunk, chunk.count)
+                if n <= 0 { break }
+                bytes += chunk[0..<n]
+            }
+            close(fd)
+            if bytes.split(separator: 0).contains(where: { Array($0) == needle }) { result.append(pid) }
+        }
+        return result
+    }
+
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let handle = fopen("/proc/\(pid)/stat", "r") else { return true }
+        defer { fclose(handle) }
+        var chunk = [UInt8](repeating: 0, count: 512)
+        let n = fread(&chunk, 1, chunk.count, handle)
+        let text = String(decoding: chunk[0..<max(n, 0)], as: UTF8.self)
+        // The state follows the command name in parentheses, which may itself contain spaces.
+        guard let close = text.lastIndex(of: ")") else { return true }
+        let rest = text[text.index(after: close)...].drop { $0 == " " }
+        return rest.first == "Z" || rest.first == "X"
+    }
+
+    static func isAlive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 && !isZombie(pid) }
+
+    /// Polls `condition` every 20 ms until it holds or `timeout` passes (a failsafe, not a synchronisation).
+    static func eventually(timeout: Duration = .seconds(15), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    /// Fails the test if any process tagged for it is still alive (after a short failsafe wait).
+    static func expectNoOrphans(_ tag: String, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let gone = await eventually(timeout: .seconds(5)) { taggedProcesses(tag).isEmpty }
+        #expect(gone, "processes outlived the test: \(taggedProcesses(tag))", sourceLocation: sourceLocation)
+        if !gone { for pid in taggedProcesses(tag) { kill(pid, SIGKILL) } }
+    }
+
+    /// Zombie children of this process (never reaped).
+    static func zombieChildren() -> [pid_t] {
+        var result: [pid_t] = []
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        let me = getpid()
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), let handle = fopen("/proc/\(pid)/stat", "r") else { continue }
+            var chunk = [UInt8](repeating: 0, count: 512)
+            let n = fread(&chunk, 1, chunk.count, handle)
+            fclose(handle)
+            let text = String(decoding: chunk[0..<max(n, 0)], as: UTF8.self)
+            guard let close = text.lastIndex(of: ")") else { continue }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            if fields.count > 1, fields[0] == "Z", pid_t(fields[1]) == me { result.append(pid) }
+        }
+        return result
+    }
+}
+
+/// Records a pool's events for assertions.
+final class EventRecorder: Sendable {
+    private let storage = Mutex<[PoolEvent]>([])
+
+    init(_ pool: WorkerPool) {
+        let stream = pool.events()
+        Task { [self] in
+            for await event in stream { storage.withLock { $0.append(event) } }
+        }
+    }
+
+    var all: [PoolEvent] { storage.withLock { $0 } }
+
+    var readyPIDs: [(WorkerID, Int32)] {
+        all.compactMap { if case .workerReady(let id, _, let pid, _) = $0 { return (id, pid) } else { return nil } }
+    }
+
+    var exits: [WorkerExitRecord] {
+        all.compactMap { if case .workerExited(let record) = $0 { return record } else { return nil } }
+    }
+
+    var backoffDelays: [Duration] {
+        all.compactMap { if case .workerBackingOff(_, _, let delay) = $0 { return delay } else { return nil } }
+    }
+
+    var starts: Int {
+        all.filter { if case .workerStarting = $0 { return true } else { return false } }.count
+    }
+
+    func waitFor(timeout: Duration = .seconds(15), _ condition: (EventRecorder) -> Bool) async -> Bool {
+        await TestSupport.eventually(timeout: timeout) { condition(self) }
+    }
+}
+
+/// Runs `pool.run()` in a task; `finish` waits for it with a failsafe.
+struct RunningPool {
+    let pool: WorkerPool
+    let task: Task<Result<Void, any Error>, Never>
+
+    init(_ pool: WorkerPool) {
+        self.pool = pool
+        task = Task {
+            do {
+                try await pool.run()
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// The outcome of `run()`. Failsafe: if it has not ended within `timeout`, the test fails
+    /// and the pool is stopped twice (the second stop kills what is left) so nothing leaks.
+    func finish(within timeout: Duration = .seconds(30), sourceLocation: SourceLocation = #_sourceLocation) async
+        -> Result<Void, any Error>
+    {
+        let watchdog = Task { [pool] in
+            do {
+                try await Task.sleep(for: timeout)
+            } catch {
+                return
+            }
+            Issue.record("run() did not return within \(timeout)", sourceLocation: sourceLocation)
+            pool.stop()
+            pool.stop()
+        }
+        let result = await task.value
+        watchdog.cancel()
+        return result
+    }
+}

@@ -1,0 +1,377 @@
+import Glibc
+import Testing
+
+@testable import PoolEngine
+
+/// The reference's WorkerPoolTest (§9.1) and the supervision cases of the engine issue,
+/// with real worker processes spawned from the fixture binary by an in-process watcher.
+@Suite("WorkerPool with real worker processes", .serialized)
+struct WorkerPoolTests {
+    /// A pool whose workers run the fixture binary in a fresh directory, tagged for the orphan check.
+    struct Fixture {
+        let name: String
+        let directory: String
+        let pool: WorkerPool
+
+        init(_ prefix: String, stopTimeout: Duration = .seconds(5), pidFile: String? = nil) {
+            name = TestSupport.uniqueName(prefix)
+            directory = TestSupport.makeDirectory(name)
+            pool = WorkerPool(
+                name: name,
+                configuration: WorkerPool.Configuration(
+                    stopTimeout: stopTimeout, pidFile: pidFile, handlesSignals: false, workerLogLevel: .debug))
+        }
+
+        func group(
+            _ entryPoint: String, kind: WorkerKind = .service, min: Int = 1, max: Int = 0, name: String = "",
+            restart: RestartStrategy = .always(), startTimeout: Duration = .seconds(60),
+            onUncaughtError: UncaughtErrorPolicy = .stopPool
+        ) -> WorkerGroup {
+            WorkerGroup(
+                entryPoint: entryPoint, kind: kind, minWorkers: min, maxWorkers: max, name: name,
+                runner: TestSupport.runner(directory: directory, tag: self.name), restart: restart,
+                startTimeout: startTimeout, onUncaughtError: onUncaughtError)
+        }
+
+        func lines(_ file: String) -> [String] { TestSupport.lines(directory, file) }
+    }
+
+    @Test("run() returns on its own once both workers exit under policy never (testStart)")
+    func start() async throws {
+        let fixture = Fixture("start")
+        try fixture.pool.describeGroup(fixture.group("hello", min: 2, restart: .never))
+        let result = await RunningPool(fixture.pool).finish()
+        #expect(throws: Never.self) { try result.get() }
+        #expect(fixture.lines("hello").count == 2)
+        await TestSupport.expectNoOrphans(fixture.name)
+        #expect(TestSupport.zombieChildren().isEmpty)
+    }
+
+    @Test("stop() lets workers finish run() gracefully, then run() returns (testStop)")
+    func stop() async throws {
+        let fixture = Fixture("stop")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2, restart: .never))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        #expect(await events.waitFor { $0.readyPIDs.count == 2 })
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        #expect(fixture.lines("stopped").count == 2, "each worker wrote after awaitTermination returned")
+        #expect(events.exits.map(\.reason) == [.shutdown, .shutdown])
+        #expect(events.exits.allSatisfy { $0.status == .exited(0) })
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("awaitStart() queued before run() returns once the workers are ready (testAwaitStart)")
+    func awaitStart() async throws {
+        let fixture = Fixture("await")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2))
+        let events = EventRecorder(fixture.pool)
+        let waiter = Task { await fixture.pool.awaitStart() }
+        let running = RunningPool(fixture.pool)
+        await waiter.value
+        #expect(events.readyPIDs.count == 2)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a hard restart stops the worker without consulting the restart policy, then starts it again (testRestart)")
+    func hardRestart() async throws {
+        let fixture = Fixture("restart")
+        try fixture.pool.describeGroup(fixture.group("restart-once", min: 1))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        fixture.pool.restart(.hard)
+        let result = await running.finish()
+        #expect(throws: Never.self) { try result.get() }
+        #expect(fixture.lines("restart-counter") == ["1"])
+        #expect(events.exits.map(\.reason) == [.restart, .terminate])
+        #expect(events.backoffDelays.isEmpty, "the restart policy was never consulted")
+        #expect(fixture.pool.restartCounts.hard == 1)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("with min 0 nothing starts and run() returns at once (testStartWithMinZero)")
+    func minZero() async throws {
+        let fixture = Fixture("minzero")
+        try fixture.pool.describeGroup(fixture.group("hello", min: 0, max: 1))
+        await #expect(throws: Never.self) { try await RunningPool(fixture.pool).finish().get() }
+        #expect(fixture.lines("hello").isEmpty)
+    }
+
+    @Test("max 0 with min 0 is refused before anything starts (testStartWithMaxZero)")
+    func maxZero() async throws {
+        let fixture = Fixture("maxzero")
+        try fixture.pool.describeGroup(fixture.group("hello", min: 0, max: 0))
+        let result = await RunningPool(fixture.pool).finish()
+        #expect(throws: ConfigurationError.self) { try result.get() }
+    }
+
+    @Test("an error thrown from run() stops the pool and run() throws it; no restart (testFatalWorkerException)")
+    func fatal() async throws {
+        let fixture = Fixture("fatal")
+        try fixture.pool.describeGroup(fixture.group("fatal", min: 1))
+        let events = EventRecorder(fixture.pool)
+        let result = await RunningPool(fixture.pool).finish()
+        guard case .failure(let error as PoolFailure) = result else {
+            Issue.record("expected a PoolFailure, got \(result)")
+            return
+        }
+        #expect(error.code == .fatalWorkerError)
+        #expect(error.message.contains("the fixture failed on purpose"))
+        #expect(error.worker == WorkerID(1))
+        #expect(events.starts == 1)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("under onUncaughtError restart an error is a crash and the worker comes back")
+    func uncaughtErrorRestarts() async throws {
+        let fixture = Fixture("uncaught")
+        let quick = RestartStrategy.limited(maxRestarts: 2, window: .seconds(60), backoff: RestartBackoff(initial: .milliseconds(10)))
+        try fixture.pool.describeGroup(fixture.group("fatal", min: 1, restart: quick, onUncaughtError: .restart))
+        let events = EventRecorder(fixture.pool)
+        let result = await RunningPool(fixture.pool).finish()
+        guard case .failure(let error as PoolFailure) = result else {
+            Issue.record("expected the pool to give up on the worker, got \(result)")
+            return
+        }
+        #expect(error.code == .workersFailed)
+        #expect(events.exits.map(\.reason) == [.crash, .crash, .crash])
+    }
+
+    @Test("a worker that terminates itself stops for good and run() completes without error (testTerminateWorkerException)")
+    func terminate() async throws {
+        let fixture = Fixture("terminate")
+        try fixture.pool.describeGroup(fixture.group("terminate", min: 2, restart: .never))
+        let events = EventRecorder(fixture.pool)
+        await #expect(throws: Never.self) { try await RunningPool(fixture.pool).finish().get() }
+        #expect(events.exits.map(\.reason) == [.terminate, .terminate])
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("two groups get contiguous id blocks and every worker reports ready (testWorkerState)")
+    func workerIDs() async throws {
+        let fixture = Fixture("ids")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2, name: "first"))
+        try fixture.pool.describeGroup(fixture.group("wait", min: 3, name: "second"))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let ready = events.all.compactMap { event -> (Int, String)? in
+            if case .workerReady(let id, let group, _, _) = event { return (id.rawValue, group) } else { return nil }
+        }.sorted { $0.0 < $1.0 }
+        #expect(ready.map(\.0) == [1, 2, 3, 4, 5])
+        #expect(ready.map(\.1) == ["first", "first", "second", "second", "second"])
+        // Each worker writes the file after reporting ready, so wait for the last writes.
+        let started = { fixture.lines("started").map { $0.split(separator: " ").first.map(String.init) ?? "" }.sorted() }
+        #expect(await TestSupport.eventually { started() == ["1", "2", "3", "4", "5"] }, "started: \(started())")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a worker that loses its control channel and exits without a report is a crash (testChannelLost)")
+    func channelLost() async throws {
+        let fixture = Fixture("channel")
+        try fixture.pool.describeGroup(fixture.group("lost-channel", min: 1, restart: .never))
+        let events = EventRecorder(fixture.pool)
+        await #expect(throws: Never.self) { try await RunningPool(fixture.pool).finish().get() }
+        let exit = try #require(events.exits.first)
+        #expect(exit.reason == .crash)
+        #expect(exit.message?.contains("control channel was lost") == true)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("scaling up starts the next slots; every start is counted (testScale)")
+    func scale() async throws {
+        let fixture = Fixture("scale")
+        try fixture.pool.describeGroup(fixture.group("start-counter", min: 1, max: 5, name: "counted", restart: .never))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        try await fixture.pool.scale("counted", to: 3)
+        #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+        await fixture.pool.awaitStart()
+        #expect(await TestSupport.eventually { fixture.lines("start-counter") == ["3"] })
+        await #expect(throws: CommandError.self) { try await fixture.pool.scale("counted", to: 6) }
+        await #expect(throws: CommandError.self) { try await fixture.pool.scale("nope", to: 1) }
+        try await fixture.pool.scale("counted", to: 1)
+        #expect(await events.waitFor { $0.exits.count == 2 })
+        #expect(events.exits.map(\.reason) == [.scaleDown, .scaleDown])
+        #expect(Set(events.exits.map(\.id)) == [WorkerID(2), WorkerID(3)])
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a soft restart replaces the worker with a new process and counts one soft restart (testSoftRestart)")
+    func softRestart() async throws {
+        let fixture = Fixture("soft")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 1, restart: .never))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        fixture.pool.restart(.soft)
+        #expect(await events.waitFor { $0.readyPIDs.count == 2 })
+        let pids = events.readyPIDs.map(\.1)
+        #expect(pids[0] != pids[1])
+        #expect(events.exits.first?.reason == .restart)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        #expect(fixture.pool.restartCounts.soft == 1)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a SIGKILLed worker is replaced by a new process in the same slot")
+    func killedWorkerReplaced() async throws {
+        let fixture = Fixture("kill")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let (victimID, victimPID) = try #require(events.readyPIDs.first)
+        kill(victimPID, SIGKILL)
+        #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+        let exit = try #require(events.exits.first)
+        #expect(exit.id == victimID)
+        #expect(exit.reason == .signal)
+        #expect(exit.status == .signaled(SIGKILL))
+        let replacement = try #require(events.readyPIDs.last)
+        #expect(replacement.0 == victimID)
+        #expect(replacement.1 != victimPID)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a crash-looping worker backs off exponentially as configured")
+    func crashLoopBacksOff() async throws {
+        let fixture = Fixture("crashloop")
+        let backoff = RestartBackoff(initial: .milliseconds(20), factor: 2, maximum: .seconds(1), resetAfter: .seconds(30))
+        try fixture.pool.describeGroup(fixture.group("exit-code", min: 1, restart: .limited(maxRestarts: 4, window: .seconds(60), backoff: backoff)))
+        let events = EventRecorder(fixture.pool)
+        let result = await RunningPool(fixture.pool).finish()
+        #expect(throws: PoolFailure.self) { try result.get() }
+        // First crash: at once; then 20, 40, 80 ms; the fifth exit exhausts the limit.
+        #expect(events.backoffDelays == [.milliseconds(20), .milliseconds(40), .milliseconds(80)])
+        #expect(events.exits.count == 5)
+        #expect(events.exits.allSatisfy { $0.reason == .crash && $0.status == .exited(3) })
+        #expect(fixture.lines("crashed").count == 5)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a worker that dies before it is ready is a boot failure and waits before its next start")
+    func bootFailure() async throws {
+        let fixture = Fixture("boot")
+        let backoff = RestartBackoff(initial: .milliseconds(30), factor: 2, maximum: .seconds(1), resetAfter: .seconds(30))
+        try fixture.pool.describeGroup(fixture.group("boot-crash", min: 1, restart: .limited(maxRestarts: 2, window: .seconds(60), backoff: backoff)))
+        let events = EventRecorder(fixture.pool)
+        _ = await RunningPool(fixture.pool).finish()
+        #expect(events.exits.map(\.reason) == [.bootFailure, .bootFailure, .bootFailure])
+        #expect(events.backoffDelays == [.milliseconds(30), .milliseconds(30)])
+        #expect(events.readyPIDs.isEmpty)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a worker that ignores the stop request is SIGKILLed after the stop timeout")
+    func ignoresStop() async throws {
+        let fixture = Fixture("stubborn", stopTimeout: .milliseconds(300))
+        try fixture.pool.describeGroup(fixture.group("ignore-stop", min: 1))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        let exit = try #require(events.exits.first)
+        #expect(exit.reason == .shutdown)
+        #expect(exit.status == .signaled(SIGKILL))
+        #expect(exit.message?.contains("did not stop within") == true, "message: \(String(describing: exit.message))")
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a worker stuck in initialize is killed at its start timeout as a boot failure")
+    func startTimeout() async throws {
+        let fixture = Fixture("stuck")
+        try fixture.pool.describeGroup(fixture.group("stuck-initialize", min: 1, restart: .never, startTimeout: .milliseconds(300)))
+        let events = EventRecorder(fixture.pool)
+        await #expect(throws: Never.self) { try await RunningPool(fixture.pool).finish().get() }
+        let exit = try #require(events.exits.first)
+        #expect(exit.reason == .bootFailure)
+        #expect(exit.status == .signaled(SIGKILL))
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("worker log records reach the watcher with their level, message and metadata")
+    func logForwarding() async throws {
+        let fixture = Fixture("log")
+        try fixture.pool.describeGroup(fixture.group("logger", min: 1, name: "loggers"))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        let found = await events.waitFor { recorder in
+            recorder.all.contains {
+                if case .workerLog(WorkerID(1), "loggers", let record) = $0 {
+                    return record.message == "fixture log line" && record.level == "notice" && record.metadata["marker"] == "42"
+                }
+                return false
+            }
+        }
+        #expect(found)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("restartWorker replaces one worker; unknown ids are refused")
+    func restartOneWorker() async throws {
+        let fixture = Fixture("restartone")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        try await fixture.pool.restartWorker(WorkerID(2))
+        #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+        #expect(events.exits.map(\.id) == [WorkerID(2)])
+        #expect(events.exits.map(\.reason) == [.restart])
+        await #expect(throws: CommandError.self) { try await fixture.pool.restartWorker(WorkerID(9)) }
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a second pool with the same PID file refuses to start and names the holder")
+    func pidFile() async throws {
+        let first = Fixture("pid", pidFile: "/tmp/pooltop-tests/pidfile-\(getpid())")
+        try first.pool.describeGroup(first.group("wait", min: 1))
+        let running = RunningPool(first.pool)
+        await first.pool.awaitStart()
+        #expect(TestSupport.lines("/tmp/pooltop-tests", "pidfile-\(getpid())") == ["\(getpid())"])
+        let second = Fixture("pid2", pidFile: "/tmp/pooltop-tests/pidfile-\(getpid())")
+        try second.pool.describeGroup(second.group("wait", min: 1))
+        let result = await RunningPool(second.pool).finish()
+        guard case .failure(let error as PoolStartError) = result else {
+            Issue.record("expected the second pool to refuse, got \(result)")
+            first.pool.stop()
+            return
+        }
+        #expect(error.code == .alreadyRunning)
+        #expect(error.message.contains("locked by pid \(getpid())"))
+        first.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        #expect(access("/tmp/pooltop-tests/pidfile-\(getpid())", F_OK) != 0, "the PID file is removed on exit")
+        await TestSupport.expectNoOrphans(first.name)
+    }
+
+    @Test("groups are frozen once run() starts")
+    func frozen() async throws {
+        let fixture = Fixture("frozen")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 1))
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        #expect(throws: CommandError.self) { try fixture.pool.describeGroup(fixture.group("wait")) }
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+}
