@@ -1,1 +1,43 @@
-print("placeholder")
+import Glibc
+import Logging
+import PoolDemo
+import PoolEngine
+
+// pool-bench: the engine's benchmarks, printed as JSON lines (median and p90 over several runs,
+// with the floor measured in the same run and the ratio to it). See docs/benchmarks.md.
+//
+// The binary plays three parts: the benchmark driver (no arguments), a watcher process
+// (`watch N`), and the workers both of them spawn (it registers the demo entry points).
+
+// Floor mode: the least a spawned copy of this very binary can do, answer on fd 3 and exit.
+if getenv("POOLBENCH_FLOOR") != nil {
+    var byte: UInt8 = 1
+    _ = write(3, &byte, 1)
+    if getenv("POOLBENCH_FLOOR_WAIT") != nil {
+        // Stay until killed or until fd 3 closes, like an idle worker.
+        _ = read(3, &byte, 1)
+    }
+    _exit(0)
+}
+
+await WorkerProcess.runIfWorker(entryPoints: DemoPool.entryPoints)
+
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .error
+    return handler
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+if arguments.first == "watch" {
+    await WatchMode.run(workers: Int(arguments.dropFirst().first ?? "8") ?? 8)
+    exit(0)
+}
+
+let runs = Int(getenv("POOLBENCH_RUNS").map { String(cString: $0) } ?? "") ?? 7
+print("# pool-bench: \(runs) runs per figure; times in milliseconds unless the unit says otherwise")
+await Benchmarks.spawnReady(workers: 1, runs: max(runs, 11), target: nil)
+await Benchmarks.spawnReady(workers: 32, runs: runs, target: 200)
+await Benchmarks.killToReplacement(kills: 20)
+Benchmarks.gracefulStop(workers: 32, runs: runs)
+Benchmarks.idleWatcher(workers: 8, seconds: 10)

@@ -1,0 +1,381 @@
+import Glibc
+import Logging
+import PoolDemo
+import PoolEngine
+import Synchronization
+
+/// Figures of one benchmark, printed as one JSON line.
+struct Figure {
+    var name: String
+    var unit = "ms"
+    var samples: [Double]
+    var floor: [Double] = []
+    var target: Double?
+    var note: String?
+
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted()
+        let rank = Int((p * Double(sorted.count - 1)).rounded())
+        return sorted[rank]
+    }
+
+    func print() {
+        let median = Self.percentile(samples, 0.5)
+        var fields = [
+            "\"bench\":\"\(name)\"", "\"unit\":\"\(unit)\"", "\"runs\":\(samples.count)",
+            "\"median\":\(format(median))", "\"p90\":\(format(Self.percentile(samples, 0.9)))",
+        ]
+        if !floor.isEmpty {
+            let floorMedian = Self.percentile(floor, 0.5)
+            fields.append("\"floor_median\":\(format(floorMedian))")
+            fields.append("\"ratio_to_floor\":\(format(median / floorMedian))")
+        }
+        if let target {
+            fields.append("\"target\":\(format(target))")
+            fields.append("\"meets_target\":\(median <= target)")
+        }
+        if let note { fields.append("\"note\":\"\(note)\"") }
+        Swift.print("{" + fields.joined(separator: ",") + "}")
+        // stdout is a pipe or a file under `make bench`: flush so a figure is never lost.
+        fflush(nil)
+    }
+
+    private func format(_ value: Double) -> String {
+        value.isFinite ? String(Double(Int((value * 1000).rounded())) / 1000) : "null"
+    }
+}
+
+func nowMilliseconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) * 1000 + Double(ts.tv_nsec) / 1e6
+}
+
+func selfExecutable() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    return String(decoding: buffer[0..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Spawns this binary with `extra` environment and one end of a socketpair as fd 3.
+func spawnSelf(arguments: [String] = [], environment extra: [String]) -> (pid: pid_t, channel: Int32) {
+    var fds: [Int32] = [0, 0]
+    socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+    // Spawned from a Dispatch thread, a child would inherit its blocked signals (SIGTERM among them).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    var emptyMask = sigset_t()
+    sigemptyset(&emptyMask)
+    posix_spawnattr_setsigmask(&attributes, &emptyMask)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+    var pid: pid_t = 0
+    let path = selfExecutable()
+    var environment: [String] = []
+    var cursor = 0
+    while let entry = environ(at: cursor) {
+        environment.append(entry)
+        cursor += 1
+    }
+    environment += extra
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup($0) } + [nil]
+    posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+    posix_spawn_file_actions_destroy(&actions)
+    posix_spawnattr_destroy(&attributes)
+    argv.forEach { free($0) }
+    envp.forEach { free($0) }
+    close(fds[1])
+    return (pid, fds[0])
+}
+
+/// The environment entry at `index` of this process, read from /proc (Swift 6 refuses `environ`).
+func environ(at index: Int) -> String? {
+    environmentEntries.count > index ? environmentEntries[index] : nil
+}
+
+let environmentEntries: [String] = {
+    guard let file = fopen("/proc/self/environ", "r") else { return [] }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, file)
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+}()
+
+func waitReadable(_ fd: Int32, timeoutMilliseconds: Int32 = 10_000) -> Bool {
+    var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    return poll(&entry, 1, timeoutMilliseconds) == 1
+}
+
+func reap(_ pid: pid_t) {
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+}
+
+/// Time from spawn to the first byte on fd 3 for `count` floor children spawned together.
+func floorSpawn(count: Int) -> Double {
+    let start = nowMilliseconds()
+    let children = (0..<count).map { _ in spawnSelf(environment: ["POOLBENCH_FLOOR=1"]) }
+    for child in children { _ = waitReadable(child.channel) }
+    let elapsed = nowMilliseconds() - start
+    for child in children {
+        reap(child.pid)
+        close(child.channel)
+    }
+    return elapsed
+}
+
+/// Records the monotonic time each event arrives at a subscriber.
+final class TimedEvents: Sendable {
+    private let storage = Mutex<[(Double, PoolEvent)]>([])
+
+    init(_ pool: WorkerPool) {
+        let stream = pool.events()
+        Task { [self] in
+            for await event in stream {
+                let now = nowMilliseconds()
+                storage.withLock { $0.append((now, event)) }
+            }
+        }
+    }
+
+    var all: [(Double, PoolEvent)] { storage.withLock { $0 } }
+
+    var ready: [(Double, WorkerID, Int32)] {
+        all.compactMap { time, event in
+            if case .workerReady(let id, _, let pid, _) = event { return (time, id, pid) } else { return nil }
+        }
+    }
+
+    func waitForReady(_ count: Int, timeoutMilliseconds: Double = 20_000) async -> Bool {
+        let deadline = nowMilliseconds() + timeoutMilliseconds
+        while nowMilliseconds() < deadline {
+            if ready.count >= count { return true }
+            try? await Task.sleep(for: .microseconds(200))
+        }
+        return false
+    }
+}
+
+func makePool(name: String, workers: Int, backoff: RestartBackoff = .standard) -> WorkerPool {
+    let pool = WorkerPool(
+        name: name, entryPoints: DemoPool.entryPoints,
+        configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false),
+        logger: quietLogger)
+    // Safe: the group is valid by construction and describeGroup only fails after run().
+    try! pool.describeGroup(
+        WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle", restart: .always(backoff: backoff)))
+    return pool
+}
+
+/// The bench kills workers on purpose: their exits are not worth printing.
+let quietLogger: Logger = {
+    var logger = Logger(label: "bench")
+    logger.logLevel = .critical
+    return logger
+}()
+
+enum Benchmarks {
+    static func spawnReady(workers: Int, runs: Int, target: Double?) async {
+        var samples: [Double] = []
+        var floor: [Double] = []
+        for run in 0..<runs {
+            floor.append(floorSpawn(count: workers))
+            let pool = makePool(name: "bench-spawn-\(getpid())-\(run)", workers: workers)
+            let events = TimedEvents(pool)
+            let start = nowMilliseconds()
+            let task = Task { try await pool.run() }
+            guard await events.waitForReady(workers) else {
+                print("# spawn_ready: workers did not become ready")
+                pool.stop()
+                pool.stop()
+                return
+            }
+            samples.append(events.ready.map(\.0).max()! - start)
+            pool.stop()
+            _ = try? await task.value
+        }
+        Figure(
+            name: "spawn_to_ready_\(workers)", samples: samples, floor: floor, target: target,
+            note: "run() to every worker ready; floor: spawn of this binary to its first byte on fd 3"
+        ).print()
+    }
+
+    static func killToReplacement(kills: Int) async {
+        // resetAfter 0: every kill counts as the first after a stable run, so no backoff delay
+        // hides the replacement time (the default backoff would wait 100 ms from the second kill).
+        let backoff = RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .zero)
+        let pool = makePool(name: "bench-kill-\(getpid())", workers: 8, backoff: backoff)
+        let events = TimedEvents(pool)
+        let task = Task { try await pool.run() }
+        guard await events.waitForReady(8) else {
+            pool.stop()
+            return
+        }
+        var samples: [Double] = []
+        for kill in 0..<kills {
+            // The newest pid of each slot is the live one; kill the slots in turn.
+            var live: [WorkerID: Int32] = [:]
+            for (_, id, pid) in events.ready { live[id] = pid }
+            let before = events.ready.count
+            guard let victim = live[WorkerID(kill % 8 + 1)] else { break }
+            let start = nowMilliseconds()
+            Glibc.kill(victim, SIGKILL)
+            guard await events.waitForReady(before + 1) else { break }
+            samples.append(events.ready[before].0 - start)
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        pool.stop()
+        _ = try? await task.value
+        let floor = (0..<kills).map { _ in floorSpawn(count: 1) }
+        Figure(
+            name: "sigkill_to_replacement_ready", samples: samples, floor: floor, target: 10,
+            note: "SIGKILL of one of 8 workers to its replacement ready; floor: one spawn to first byte"
+        ).print()
+    }
+
+    /// An external watcher with `workers` idle workers, ready when it writes a byte on fd 3.
+    static func startWatcher(workers: Int) -> (pid: pid_t, channel: Int32)? {
+        let watcher = spawnSelf(arguments: ["watch", "\(workers)"], environment: [])
+        guard waitReadable(watcher.channel, timeoutMilliseconds: 20_000) else {
+            kill(watcher.pid, SIGKILL)
+            reap(watcher.pid)
+            return nil
+        }
+        var byte: UInt8 = 0
+        _ = read(watcher.channel, &byte, 1)
+        return watcher
+    }
+
+    static func gracefulStop(workers: Int, runs: Int) {
+        var samples: [Double] = []
+        var floor: [Double] = []
+        for _ in 0..<runs {
+            guard let watcher = startWatcher(workers: workers) else { continue }
+            usleep(100_000)
+            let start = nowMilliseconds()
+            kill(watcher.pid, SIGTERM)
+            reap(watcher.pid)
+            samples.append(nowMilliseconds() - start)
+            close(watcher.channel)
+
+            // Floor: SIGTERM to as many idle children of this binary and reap them all.
+            let children = (0..<workers).map { _ in spawnSelf(environment: ["POOLBENCH_FLOOR=1", "POOLBENCH_FLOOR_WAIT=1"]) }
+            for child in children { _ = waitReadable(child.channel) }
+            let floorStart = nowMilliseconds()
+            for child in children { kill(child.pid, SIGTERM) }
+            for child in children {
+                reap(child.pid)
+                close(child.channel)
+            }
+            floor.append(nowMilliseconds() - floorStart)
+        }
+        Figure(
+            name: "graceful_stop_\(workers)", samples: samples, floor: floor, target: 100,
+            note: "SIGTERM to the watcher until it exited; floor: SIGTERM and reap of as many idle processes"
+        ).print()
+    }
+
+    static func idleWatcher(workers: Int, seconds: Int) {
+        guard let watcher = startWatcher(workers: workers) else { return }
+        usleep(500_000)
+        let before = threadCPU(watcher.pid)
+        let ticksBefore = processTicks(watcher.pid)
+        sleep(UInt32(seconds))
+        let after = threadCPU(watcher.pid)
+        let ticksAfter = processTicks(watcher.pid)
+        // Threads alive at both reads count their difference; threads born in between count whole.
+        // A thread that ended in between loses its share: the tick count below includes it, coarsely.
+        var nanoseconds: UInt64 = 0
+        for (tid, time) in after { nanoseconds += time - min(time, before[tid] ?? 0) }
+        let workerPIDs = children(of: watcher.pid)
+        let watcherRSS = rssKilobytes(watcher.pid)
+        let workerRSS = workerPIDs.first.map(rssKilobytes) ?? 0
+        kill(watcher.pid, SIGTERM)
+        reap(watcher.pid)
+        close(watcher.channel)
+        Figure(
+            name: "idle_watcher_cpu_\(workers)_workers", unit: "ms per \(seconds) s", samples: [Double(nanoseconds) / 1e6],
+            target: 1,
+            note: "run time of the watcher's threads while idle (schedstat); utime+stime moved \(ticksAfter - ticksBefore) ticks of 10 ms"
+        ).print()
+        Figure(name: "watcher_rss", unit: "MiB", samples: [Double(watcherRSS) / 1024], note: "VmRSS with \(workers) workers").print()
+        Figure(name: "worker_rss", unit: "MiB", samples: [Double(workerRSS) / 1024], note: "VmRSS of one idle demo-job worker").print()
+    }
+
+    /// Run time in nanoseconds of each live thread of `pid`, by thread id.
+    static func threadCPU(_ pid: pid_t) -> [Int: UInt64] {
+        var result: [Int: UInt64] = [:]
+        guard let dir = opendir("/proc/\(pid)/task") else { return [:] }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let tid = Int(name), let text = readText("/proc/\(pid)/task/\(name)/schedstat") else { continue }
+            result[tid] = UInt64(text.split(separator: " ").first ?? "0") ?? 0
+        }
+        return result
+    }
+
+    /// utime + stime of the whole process, dead threads included, in clock ticks.
+    static func processTicks(_ pid: pid_t) -> Int {
+        guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime field 14 and stime field 15 (1-based, proc(5)).
+        guard fields.count > 13 else { return 0 }
+        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+    }
+
+    static func rssKilobytes(_ pid: pid_t) -> Int {
+        guard let text = readText("/proc/\(pid)/status") else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+
+    static func children(of parent: pid_t) -> [pid_t] {
+        guard let text = readText("/proc/\(parent)/task/\(parent)/children") else { return [] }
+        return text.split(separator: " ").compactMap { pid_t($0) }
+    }
+
+    static func readText(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, file)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// `pool-bench watch N`: a watcher process with N idle workers that handles signals like
+/// `pooltop run`, and writes one byte on fd 3 once every worker is ready.
+enum WatchMode {
+    static func run(workers: Int) async {
+        let pool = WorkerPool(
+            name: "bench-watch-\(getpid())", entryPoints: DemoPool.entryPoints,
+            configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: true),
+            logger: quietLogger)
+        // Safe: valid by construction, described before run().
+        try! pool.describeGroup(WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle"))
+        let notifier = Task {
+            await pool.awaitStart()
+            var byte: UInt8 = 1
+            _ = write(3, &byte, 1)
+        }
+        _ = try? await pool.run()
+        notifier.cancel()
+    }
+}
