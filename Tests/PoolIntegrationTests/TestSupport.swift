@@ -97,6 +97,9 @@ enum TestSupport {
 
     static func isAlive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 && !isZombie(pid) }
 
+    /// Whether `pid` is gone entirely: exited and reaped, not even a zombie.
+    static func isReaped(_ pid: pid_t) -> Bool { kill(pid, 0) == -1 && errno == ESRCH }
+
     /// Polls `condition` every 20 ms until it holds or `timeout` passes (a failsafe, not a synchronisation).
     static func eventually(timeout: Duration = .seconds(15), _ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
@@ -114,27 +117,6 @@ enum TestSupport {
         if !gone { for pid in taggedProcesses(tag) { kill(pid, SIGKILL) } }
     }
 
-    /// Zombie children of this process (never reaped).
-    static func zombieChildren() -> [pid_t] {
-        var result: [pid_t] = []
-        guard let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
-        let me = getpid()
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let pid = pid_t(name), let handle = fopen("/proc/\(pid)/stat", "r") else { continue }
-            var chunk = [UInt8](repeating: 0, count: 512)
-            let n = fread(&chunk, 1, chunk.count, handle)
-            fclose(handle)
-            let text = String(decoding: chunk[0..<max(n, 0)], as: UTF8.self)
-            guard let close = text.lastIndex(of: ")") else { continue }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            if fields.count > 1, fields[0] == "Z", pid_t(fields[1]) == me { result.append(pid) }
-        }
-        return result
-    }
 }
 
 /// Records a pool's events for assertions.

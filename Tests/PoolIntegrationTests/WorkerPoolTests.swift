@@ -42,9 +42,12 @@ struct WorkerPoolTests {
         try fixture.pool.describeGroup(fixture.group("hello", min: 2, restart: .never))
         let result = await RunningPool(fixture.pool).finish()
         #expect(throws: Never.self) { try result.get() }
-        #expect(fixture.lines("hello").count == 2)
+        let lines = fixture.lines("hello")
+        #expect(lines.count == 2)
+        // Every worker was reaped by the watcher: not even a zombie is left.
+        let pids = lines.compactMap { $0.split(separator: " ").last.flatMap { pid_t($0) } }
+        #expect(pids.count == 2 && pids.allSatisfy(TestSupport.isReaped))
         await TestSupport.expectNoOrphans(fixture.name)
-        #expect(TestSupport.zombieChildren().isEmpty)
     }
 
     @Test("stop() lets workers finish run() gracefully, then run() returns (testStop)")
@@ -59,6 +62,7 @@ struct WorkerPoolTests {
         #expect(fixture.lines("stopped").count == 2, "each worker wrote after awaitTermination returned")
         #expect(events.exits.map(\.reason) == [.shutdown, .shutdown])
         #expect(events.exits.allSatisfy { $0.status == .exited(0) })
+        #expect(events.readyPIDs.allSatisfy { TestSupport.isReaped($0.1) })
         await TestSupport.expectNoOrphans(fixture.name)
     }
 
