@@ -65,12 +65,16 @@ let package = Package(
         ),
         .testTarget(
             name: "PoolEngineTests",
-            dependencies: ["PoolEngine", "PoolDemo"],
+            dependencies: ["PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PoolIntegrationTests",
-            dependencies: ["PoolEngine", "PoolFixtures", "PoolTop"],
+            dependencies: [
+                "PoolEngine", "PoolFixtures", "PoolTop",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ]

@@ -379,3 +379,26 @@ struct WorkerPoolTests {
         await TestSupport.expectNoOrphans(fixture.name)
     }
 }
+
+import ServiceLifecycle
+import Logging
+
+@Suite("WorkerPool as a swift-service-lifecycle Service", .serialized)
+struct WorkerPoolServiceTests {
+    @Test("a graceful shutdown of the ServiceGroup stops the pool and its workers")
+    func gracefulShutdown() async throws {
+        let fixture = WorkerPoolTests.Fixture("service")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2))
+        let events = EventRecorder(fixture.pool)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [fixture.pool], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        await fixture.pool.awaitStart()
+        #expect(events.readyPIDs.count == 2)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(events.exits.map(\.reason) == [.shutdown, .shutdown])
+        #expect(fixture.lines("stopped").count == 2)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+}
