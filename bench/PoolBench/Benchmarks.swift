@@ -284,9 +284,36 @@ enum Benchmarks {
         ).print()
     }
 
+    static func watcherDeath(workers: Int, runs: Int) {
+        var samples: [Double] = []
+        for _ in 0..<runs {
+            guard let watcher = startWatcher(workers: workers) else { continue }
+            let orphans = children(of: watcher.pid)
+            let start = nowMilliseconds()
+            kill(watcher.pid, SIGKILL)
+            reap(watcher.pid)
+            close(watcher.channel)
+            // Reparented workers may linger as zombies of pid 1: count a zombie as gone.
+            while orphans.contains(where: isRunning), nowMilliseconds() - start < 5000 { usleep(500) }
+            samples.append(nowMilliseconds() - start)
+        }
+        Figure(
+            name: "watcher_sigkill_to_workers_gone_\(workers)", samples: samples, target: 1000,
+            note: "SIGKILL of the watcher until every worker has exited on its own"
+        ).print()
+    }
+
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return false }
+        let state = text[text.index(after: close)...].drop { $0 == " " }.first
+        return state != "Z" && state != "X"
+    }
+
     static func idleWatcher(workers: Int, seconds: Int) {
         guard let watcher = startWatcher(workers: workers) else { return }
-        usleep(500_000)
+        // Let start-up settle: libdispatch retires its idle pool threads about 5 s after the burst
+        // of work, a one-time cost that is not idle activity.
+        sleep(6)
         let before = threadCPU(watcher.pid)
         let ticksBefore = processTicks(watcher.pid)
         sleep(UInt32(seconds))
@@ -295,7 +322,14 @@ enum Benchmarks {
         // Threads alive at both reads count their difference; threads born in between count whole.
         // A thread that ended in between loses its share: the tick count below includes it, coarsely.
         var nanoseconds: UInt64 = 0
-        for (tid, time) in after { nanoseconds += time - min(time, before[tid] ?? 0) }
+        var byName: [String: UInt64] = [:]
+        for (tid, time) in after {
+            let delta = time - min(time, before[tid] ?? 0)
+            nanoseconds += delta
+            let name = readText("/proc/\(watcher.pid)/task/\(tid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
+            byName[name, default: 0] += delta
+        }
+        let split = byName.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e6) ms" }.joined(separator: ", ")
         let workerPIDs = children(of: watcher.pid)
         let watcherRSS = rssKilobytes(watcher.pid)
         let workerRSS = workerPIDs.first.map(rssKilobytes) ?? 0
@@ -305,7 +339,7 @@ enum Benchmarks {
         Figure(
             name: "idle_watcher_cpu_\(workers)_workers", unit: "ms per \(seconds) s", samples: [Double(nanoseconds) / 1e6],
             target: 1,
-            note: "run time of the watcher's threads while idle (schedstat); utime+stime moved \(ticksAfter - ticksBefore) ticks of 10 ms"
+            note: "run time of the watcher's threads over 10 s of idleness, from 6 s after start (schedstat): \(split); utime+stime moved \(ticksAfter - ticksBefore) ticks of 10 ms"
         ).print()
         Figure(name: "watcher_rss", unit: "MiB", samples: [Double(watcherRSS) / 1024], note: "VmRSS with \(workers) workers").print()
         Figure(name: "worker_rss", unit: "MiB", samples: [Double(workerRSS) / 1024], note: "VmRSS of one idle demo-job worker").print()
