@@ -45,23 +45,13 @@ struct RunCommand: PoolTopAsyncCommand {
         let logger = Logger(label: "pooltop")
         let entryPoints = DemoPool.entryPoints
 
-        let text: String
-        let file: String
-        if let config {
-            guard let contents = readFile(config) else {
-                printError("pooltop: cannot read --config \(config): \(String(cString: strerror(errno)))")
-                throw ExitCode(2)
-            }
-            text = contents
-            file = config
-        } else {
-            text = DemoPool.configuration
-            file = "<demo pool>"
-        }
-
         let parsed: (configuration: PoolConfiguration, description: PoolDescription)
         do {
-            parsed = try PoolConfiguration.parse(yaml: text, file: file, entryPoints: entryPoints)
+            if let config {
+                parsed = try PoolConfiguration.load(file: config, entryPoints: entryPoints)
+            } else {
+                parsed = try PoolConfiguration.parse(yaml: DemoPool.configuration, file: "<demo pool>", entryPoints: entryPoints)
+            }
             if let name { try PoolConfiguration.validatePoolName(name) }
         } catch {
             printError("pooltop: configuration error: \(error)")
@@ -92,20 +82,6 @@ struct RunCommand: PoolTopAsyncCommand {
             throw ExitCode(2)
         }
     }
-}
-
-/// Reads a whole file as UTF-8; nil when it cannot be opened.
-func readFile(_ path: String) -> String? {
-    guard let handle = fopen(path, "r") else { return nil }
-    defer { fclose(handle) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, handle)
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Writes one line to stderr (a C global that Swift 6 will not touch directly).

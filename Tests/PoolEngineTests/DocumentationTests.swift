@@ -2,9 +2,6 @@ import Testing
 
 @testable import PoolEngine
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Lists of code facts in docs/ are kept in step with the code.
 @Suite("Documentation matches the code")
@@ -17,15 +14,7 @@ struct DocumentationTests {
     }()
 
     static func read(_ relative: String) -> String {
-        guard let file = fopen("\(repositoryRoot)/\(relative)", "r") else { return "" }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, file)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
+        let bytes = (try? Posix.readFile("\(repositoryRoot)/\(relative)")) ?? []
         return String(decoding: bytes, as: UTF8.self)
     }
 

@@ -37,15 +37,7 @@ enum TestSupport {
     }
 
     static func lines(_ directory: String, _ file: String) -> [String] {
-        guard let handle = fopen("\(directory)/\(file)", "r") else { return [] }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, handle)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
+        let bytes = (try? Posix.readFile("\(directory)/\(file)")) ?? []
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
@@ -68,27 +60,15 @@ enum TestSupport {
             }
             guard let pid = pid_t(name), pid != getpid() else { continue }
             guard !isZombie(pid) else { continue }
-            let fd = open("/proc/\(pid)/environ", O_RDONLY)
-            guard fd >= 0 else { continue }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 8192)
-            while true {
-                let n = read(fd, &chunk, chunk.count)
-                if n <= 0 { break }
-                bytes += chunk[0..<n]
-            }
-            close(fd)
+            let bytes = (try? Posix.readFile("/proc/\(pid)/environ")) ?? []
             if bytes.split(separator: 0).contains(where: { Array($0) == needle }) { result.append(pid) }
         }
         return result
     }
 
     static func isZombie(_ pid: pid_t) -> Bool {
-        guard let handle = fopen("/proc/\(pid)/stat", "r") else { return true }
-        defer { fclose(handle) }
-        var chunk = [UInt8](repeating: 0, count: 512)
-        let n = fread(&chunk, 1, chunk.count, handle)
-        let text = String(decoding: chunk[0..<max(n, 0)], as: UTF8.self)
+        guard let bytes = try? Posix.readFile("/proc/\(pid)/stat") else { return true }
+        let text = String(decoding: bytes, as: UTF8.self)
         // The state follows the command name in parentheses, which may itself contain spaces.
         guard let close = text.lastIndex(of: ")") else { return true }
         let rest = text[text.index(after: close)...].drop { $0 == " " }

@@ -36,6 +36,19 @@ public struct PoolConfiguration: Sendable {
         try PoolValidator.validatePoolName(name)
     }
 
+    /// Reads, parses and validates a YAML file; an unreadable file is a ``ConfigurationError`` too.
+    public static func load(
+        file path: String, entryPoints: EntryPoints?
+    ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription) {
+        let bytes: [UInt8]
+        do {
+            bytes = try Posix.readFile(path)
+        } catch {
+            throw ConfigurationError(path: "", message: "cannot read \(path): \(error)")
+        }
+        return try parse(yaml: String(decoding: bytes, as: UTF8.self), file: path, entryPoints: entryPoints)
+    }
+
     /// Parses and validates YAML text.
     ///
     /// - Parameters:

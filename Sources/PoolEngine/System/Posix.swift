@@ -157,6 +157,19 @@ enum Posix {
         return result
     }
 
+    /// Reads a whole file (also /proc files, whose size is not known in advance).
+    static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = try check("open", context: path) { Glibc.open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try read(fd, into: $0) } ?? 0
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+        }
+    }
+
     static func getenv(_ name: String) -> String? {
         guard let value = Glibc.getenv(name) else { return nil }
         return String(cString: value)
