@@ -25,6 +25,8 @@ public struct WorkerBootstrap: Hashable, Sendable, Codable {
     public var watcherPID: Int32
     /// The swift-log level name the worker's logger starts at.
     public var logLevel: String
+    /// The pool's shared-memory segment, where the worker writes its activity part.
+    public var sharedMemoryName: String?
 }
 
 /// Messages from the watcher to a worker.

@@ -280,6 +280,7 @@ struct WatcherCore: Sendable {
         slots[index].state = .starting
         slots[index].pid = 0
         slots[index].startedAt = now
+        if slots[index].firstStartedAt == nil { slots[index].firstStartedAt = now }
         slots[index].readyAt = nil
         slots[index].stopReason = nil
         slots[index].report = nil
@@ -334,6 +335,7 @@ struct WatcherCore: Sendable {
             id: slot.id, group: group.name, pid: slot.pid, status: status, reason: reason, message: message,
             uptime: now.duration(since: slot.startedAt ?? now))
         slots[index].lastExit = record
+        slots[index].exitedAt = now
         slots[index].killAt = nil
         slots[index].killWhy = nil
         slots[index].pid = 0

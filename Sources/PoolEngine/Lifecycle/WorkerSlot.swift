@@ -9,7 +9,10 @@ struct WorkerSlot: Hashable, Sendable {
     /// Incremented at every spawn; events of an older generation are stale and ignored.
     var generation = 0
     var pid: Int32 = 0
+    var firstStartedAt: PoolInstant?
     var startedAt: PoolInstant?
+    /// When the last process exited.
+    var exitedAt: PoolInstant?
     var readyAt: PoolInstant?
     /// Why the watcher asked the current process to stop, if it did.
     var stopReason: ExitReason?

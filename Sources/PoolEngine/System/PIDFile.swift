@@ -9,6 +9,10 @@ public struct PoolStartError: Error, CustomStringConvertible, Sendable {
         case alreadyRunning = "already-running"
         /// The PID file could not be created or written.
         case pidFile = "pid-file"
+        /// The runtime directory is unsafe or cannot be created.
+        case runtimeDirectory = "runtime-directory"
+        /// Shared memory or the control socket cannot be set up.
+        case sharedState = "shared-state"
     }
 
     public var code: Code

@@ -186,6 +186,12 @@ enum Posix {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    static func wallClockNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     static func wallClockSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

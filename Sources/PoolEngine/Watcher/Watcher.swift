@@ -29,15 +29,22 @@ final class Watcher {
     private let workerLogLevel: Logger.Level
     private let publish: @Sendable (PoolEvent) -> Void
     private var startWaiters: [CheckedContinuation<Void, Never>] = []
+    private let sharedState: SharedStatePublisher?
+    private let sampleInterval: Duration?
+    private var nextSampleAt: PoolInstant?
 
     init(
         pool: PoolDescription,
         monitor: EventMonitor,
         logger: Logger,
         workerLogLevel: Logger.Level,
+        sharedState: SharedStatePublisher?,
+        sampleInterval: Duration?,
         publish: @escaping @Sendable (PoolEvent) -> Void
     ) throws {
         self.pool = pool
+        self.sharedState = sharedState
+        self.sampleInterval = sampleInterval
         self.core = WatcherCore(pool: pool)
         self.monitor = monitor
         self.logger = logger
@@ -151,7 +158,17 @@ final class Watcher {
                 finished = .some(failure)
             }
         }
-        monitor.setDeadline(core.nextDeadline)
+        let now = PoolInstant.now
+        sharedState?.publish(core, at: now)
+        if let sharedState, let sampleInterval {
+            if nextSampleAt.map({ $0 <= now }) ?? true {
+                sharedState.sampleResources(core)
+                nextSampleAt = now + sampleInterval
+            }
+        }
+        var deadline = core.nextDeadline
+        if let nextSampleAt, deadline.map({ nextSampleAt < $0 }) ?? true { deadline = nextSampleAt }
+        monitor.setDeadline(deadline)
         if !core.slots.contains(where: { $0.state == .starting }) || finished != nil {
             for waiter in startWaiters { waiter.resume() }
             startWaiters = []
@@ -189,7 +206,7 @@ final class Watcher {
             try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
             let bootstrap = WorkerBootstrap(
                 workerID: id, generation: generation, pool: pool, watcherPID: Posix.processID,
-                logLevel: workerLogLevel.rawValue)
+                logLevel: workerLogLevel.rawValue, sharedMemoryName: sharedState?.segment.name)
             do {
                 try send(.bootstrap(bootstrap), to: parentEnd)
             } catch {

@@ -24,17 +24,21 @@ public final class WorkerPool: Service, Sendable {
         public var handlesSignals: Bool
         /// The level worker loggers start at.
         public var workerLogLevel: Logger.Level
+        /// How often the watcher samples each worker's RSS and CPU time from /proc; nil for never.
+        public var sampleInterval: Duration?
 
         public init(
             stopTimeout: Duration = .seconds(10),
             pidFile: String? = nil,
             handlesSignals: Bool = true,
-            workerLogLevel: Logger.Level = .info
+            workerLogLevel: Logger.Level = .info,
+            sampleInterval: Duration? = .seconds(1)
         ) {
             self.stopTimeout = stopTimeout
             self.pidFile = pidFile
             self.handlesSignals = handlesSignals
             self.workerLogLevel = workerLogLevel
+            self.sampleInterval = sampleInterval
         }
     }
 
@@ -61,6 +65,7 @@ public final class WorkerPool: Service, Sendable {
         var nextSubscriber = 0
         var hardRestarts = 0
         var softRestarts = 0
+        var reader: PoolStateReader?
     }
 
     public let name: String
@@ -111,6 +116,14 @@ public final class WorkerPool: Service, Sendable {
         state.withLock { ($0.hardRestarts, $0.softRestarts) }
     }
 
+    /// The pool's live state from its shared memory; nil before `run()` set it up or after it ended.
+    public func snapshot() -> PoolSnapshot? {
+        state.withLock { state -> PoolStateReader? in
+            if case .running = state.phase { return state.reader }
+            return nil
+        }?.snapshot()
+    }
+
     /// Validates the groups without running anything.
     public func validate() throws(ConfigurationError) -> PoolDescription {
         let groups = state.withLock { state -> [WorkerGroup] in
@@ -144,6 +157,23 @@ public final class WorkerPool: Service, Sendable {
         let pidFile = try configuration.pidFile.map { try PIDFile(path: $0, poolName: name) }
         defer { pidFile?.release() }
 
+        // One watcher per pool name: the runtime directory's lock says who; a stale directory,
+        // socket or segment left by a killed watcher is replaced here.
+        let runtime = try RuntimeDirectory.claim(pool: name)
+        defer { runtime.release() }
+        let segment: SharedSegment
+        do {
+            segment = try SharedSegment.create(
+                name: SharedLayout.segmentName(pool: name, uid: Posix.userID), pool: description,
+                watcherPID: Posix.processID, startedAt: Posix.wallClockNanoseconds())
+        } catch {
+            throw PoolStartError(code: .sharedState, message: "cannot create the shared-memory segment of pool '\(name)': \(error)")
+        }
+        defer { Posix.unlinkSharedMemory(name: segment.name) }
+        let sharedState = SharedStatePublisher(segment: segment, pool: description)
+        defer { sharedState.setPoolState(.stopped) }
+        state.withLock { $0.reader = PoolStateReader(segment: segment) }
+
         let monitor = try EventMonitor { event in input.yield(.monitor(event)) }
         try monitor.start()
         defer { monitor.shutdown() }
@@ -154,7 +184,9 @@ public final class WorkerPool: Service, Sendable {
 
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
+            sharedState: sharedState, sampleInterval: configuration.sampleInterval,
             publish: { [weak self] event in self?.publish(event) })
+        sharedState.setPoolState(.running)
         for event in early { input.yield(event) }
         logger.info(
             "pool \(name) starting",

@@ -34,14 +34,23 @@ public final class Worker: Sendable {
     }
 
     private let state = Mutex(State())
+    private let activityRecorder: WorkerActivityRecorder?
 
-    init(bootstrap: WorkerBootstrap, group: GroupDescription, logger: Logger) {
+    init(bootstrap: WorkerBootstrap, group: GroupDescription, logger: Logger, activityRecorder: WorkerActivityRecorder? = nil) {
+        self.activityRecorder = activityRecorder
         self.id = bootstrap.workerID
         self.generation = bootstrap.generation
         self.group = group
         self.pool = bootstrap.pool
         self.logger = logger
         self.watcherPID = bootstrap.watcherPID
+    }
+
+    /// Updates this worker's activity counters in shared memory, where the console, `status`
+    /// and the metrics read them. The job executor and reactor helpers keep them for you; call
+    /// it from your own code to count work they do not see (a queue consumer's jobs, say).
+    public func recordActivity(_ body: (inout WorkerActivity) -> Void) {
+        activityRecorder?.update(body)
     }
 
     /// Whether the worker has been asked to stop.

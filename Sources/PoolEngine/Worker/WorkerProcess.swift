@@ -62,7 +62,16 @@ public enum WorkerProcess {
         Posix.setThreadName("\(group.name)#\(bootstrap.workerID)")
         var logger = Logger(label: "\(bootstrap.pool.name).\(group.name)") { _ in ControlChannelLogHandler(channel: channel) }
         logger.logLevel = Logger.Level(rawValue: bootstrap.logLevel) ?? .info
-        let worker = Worker(bootstrap: bootstrap, group: group, logger: logger)
+        var recorder: WorkerActivityRecorder?
+        if let segmentName = bootstrap.sharedMemoryName {
+            do {
+                recorder = try WorkerActivityRecorder(segmentName: segmentName, id: bootstrap.workerID)
+            } catch {
+                // The pool still works without the worker's counters; say so once.
+                logger.warning("cannot write activity to shared memory: \(error)")
+            }
+        }
+        let worker = Worker(bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder)
 
         do {
             try channel.startReading(worker: worker)
@@ -83,6 +92,14 @@ public enum WorkerProcess {
             if worker.isStopRequested {
                 report = .clean
             } else {
+                // A new process starts with nothing in flight; its totals carry on from the slot's.
+                worker.recordActivity { activity in
+                    activity.jobsInFlight = 0
+                    activity.inFlightWeight = 0
+                    activity.connectionsActive = 0
+                    activity.currentJobID = 0
+                    activity.currentJobSince = 0
+                }
                 channel.send(.ready)
                 // `run()` gets a task of its own so that a stop request can cancel it.
                 let task = Task { [entryPoint] in try await entryPoint.run() }

@@ -1,0 +1,162 @@
+/// Reads a pool's shared memory, read-only, from any process of the same user.
+///
+/// Keep one reader to take snapshots repeatedly (the console does, once a second);
+/// ``PoolSnapshot/read(pool:)`` opens, reads once and closes.
+public final class PoolStateReader: Sendable {
+    let segment: SharedSegment
+
+    /// Maps the running pool `pool`'s segment read-only.
+    /// - Throws: ``SharedStateError`` `.notFound` when no pool of this name runs for this user.
+    public init(pool: String) throws {
+        let name = SharedLayout.segmentName(pool: pool, uid: Posix.userID)
+        do {
+            segment = try SharedSegment.open(name: name, writable: false)
+        } catch let error as SystemCallError where error.errno == 2 {
+            throw SharedStateError(code: .notFound, message: "no pool named '\(pool)' is running (no segment \(name))")
+        }
+    }
+
+    init(segment: SharedSegment) {
+        self.segment = segment
+    }
+
+    /// The pool's state now: every part read coherently, none blocking the writers.
+    public func snapshot() -> PoolSnapshot {
+        typealias H = SharedLayout.Header
+        let now = Posix.wallClockNanoseconds()
+        let startedAt = segment.load(H.startedAt)
+        let pool = PoolSnapshot.PoolInfo(
+            name: segment.loadName(H.name),
+            pid: Int32(truncatingIfNeeded: segment.load(H.watcherPID)),
+            startedAt: seconds(startedAt) ?? 0,
+            uptimeSeconds: Double(now &- startedAt) / 1e9,
+            restarts: PoolSnapshot.RestartCounts(hard: Int(segment.load(H.hardRestarts)), soft: Int(segment.load(H.softRestarts))),
+            state: PoolRunState(rawValue: segment.load(H.poolState)) ?? .running)
+        var groups: [GroupSnapshot] = []
+        var groupNames: [Int: String] = [:]
+        for index in 0..<segment.groupCount {
+            let group = readGroup(index)
+            groupNames[group.id] = group.name
+            groups.append(group)
+        }
+        var workers: [WorkerSnapshot] = []
+        workers.reserveCapacity(segment.slotCount)
+        for raw in 0..<segment.slotCount {
+            workers.append(readWorker(WorkerID(raw + 1), groupNames: groupNames))
+        }
+        return PoolSnapshot(pool: pool, groups: groups, workers: workers, takenAt: Double(now) / 1e9)
+    }
+
+    /// One worker's activity part, as its worker last wrote it.
+    public func activity(of id: WorkerID) throws -> WorkerActivity {
+        guard id.rawValue >= 1 && id.rawValue <= segment.slotCount else {
+            throw SharedStateError(
+                code: .invalidWorker, message: "worker id \(id) is out of range: the pool has workers 1...\(segment.slotCount)")
+        }
+        return readActivity(segment.slotBase(id))
+    }
+
+    private func readGroup(_ index: Int) -> GroupSnapshot {
+        typealias G = SharedLayout.Group
+        let base = segment.groupBase(index)
+        let (desired, running, ready) = segment.read(sequenceAt: base + G.sequence) {
+            (segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready))
+        }
+        let kindIndex = Int(segment.load(base + G.kind))
+        return GroupSnapshot(
+            id: Int(segment.load(base + G.id)),
+            name: segment.loadName(base + G.name),
+            kind: SharedLayout.kindCodes.indices.contains(kindIndex) ? SharedLayout.kindCodes[kindIndex] : .service,
+            min: Int(segment.load(base + G.minWorkers)),
+            max: Int(segment.load(base + G.maxWorkers)),
+            desired: Int(desired), running: Int(running), ready: Int(ready))
+    }
+
+    private func readWorker(_ id: WorkerID, groupNames: [Int: String]) -> WorkerSnapshot {
+        typealias L = SharedLayout.Lifecycle
+        let base = segment.slotBase(id)
+        let words = segment.read(sequenceAt: base + L.sequence) {
+            (0..<15).map { segment.load(base + L.id + 8 * $0) }
+        }
+        // words[k] is the lifecycle word at offset L.id + 8k.
+        func word(_ offset: Int) -> UInt64 { words[(offset - L.id) / 8] }
+        let stateIndex = Int(word(L.state))
+        let groupID = Int(word(L.groupID))
+        return WorkerSnapshot(
+            id: id,
+            group: groupNames[groupID] ?? "",
+            groupID: groupID,
+            pid: Int32(truncatingIfNeeded: word(L.pid)),
+            state: SharedLayout.stateCodes.indices.contains(stateIndex) ? SharedLayout.stateCodes[stateIndex] : .stopped,
+            generation: Int(word(L.generation)),
+            restarts: Int(word(L.restarts)),
+            firstStartedAt: seconds(word(L.firstStartedAt)),
+            startedAt: seconds(word(L.startedAt)),
+            readyAt: seconds(word(L.readyAt)),
+            finishedAt: seconds(word(L.finishedAt)),
+            backoffUntil: seconds(word(L.backoffUntil)),
+            lastExit: exit(word(L.lastExit), at: word(L.lastExitAt)),
+            activity: readActivity(base),
+            rssBytes: word(L.rssBytes),
+            cpuSeconds: Double(word(L.cpuNanoseconds)) / 1e9)
+    }
+
+    func readActivity(_ base: Int) -> WorkerActivity {
+        typealias A = SharedLayout.Activity
+        return segment.read(sequenceAt: base + A.sequence) {
+            var activity = WorkerActivity()
+            activity.jobsAccepted = segment.load(base + A.jobsAccepted)
+            activity.jobsProcessed = segment.load(base + A.jobsProcessed)
+            activity.jobsErrors = segment.load(base + A.jobsErrors)
+            activity.jobsRejected = segment.load(base + A.jobsRejected)
+            activity.jobsInFlight = segment.load(base + A.jobsInFlight)
+            activity.inFlightWeight = segment.load(base + A.inFlightWeight)
+            activity.connectionsAccepted = segment.load(base + A.connectionsAccepted)
+            activity.connectionsProcessed = segment.load(base + A.connectionsProcessed)
+            activity.connectionsErrors = segment.load(base + A.connectionsErrors)
+            activity.connectionsActive = segment.load(base + A.connectionsActive)
+            activity.currentJobID = segment.load(base + A.currentJobID)
+            activity.currentJobSince = segment.load(base + A.currentJobSince)
+            activity.lastUpdate = segment.load(base + A.lastUpdate)
+            return activity
+        }
+    }
+
+    private func seconds(_ nanoseconds: UInt64) -> Double? {
+        nanoseconds == 0 ? nil : Double(nanoseconds) / 1e9
+    }
+
+    private func exit(_ packed: UInt64, at: UInt64) -> WorkerSnapshot.ExitSnapshot? {
+        let kind = packed >> 48
+        guard kind != 0 else { return nil }
+        let reasonIndex = Int((packed >> 32) & 0xFFFF)
+        let value = Int32(bitPattern: UInt32(truncatingIfNeeded: packed))
+        let reason = SharedLayout.reasonCodes.indices.contains(reasonIndex) ? SharedLayout.reasonCodes[reasonIndex] : .crash
+        return WorkerSnapshot.ExitSnapshot(
+            status: kind == 1 ? "exited" : kind == 2 ? "signaled" : "none",
+            code: kind == 1 ? value : nil,
+            signal: kind == 2 ? value : nil,
+            reason: reason, at: Double(at) / 1e9)
+    }
+}
+
+extension PoolSnapshot {
+    /// Reads the running pool `pool` once (opens, reads, unmaps).
+    public static func read(pool: String) throws -> PoolSnapshot {
+        try PoolStateReader(pool: pool).snapshot()
+    }
+}
+
+/// Encodes a slot's last exit into one word: kind (1 exited, 2 signaled) << 48 | reason << 32 | code or signal.
+func packExit(_ record: WorkerExitRecord?) -> UInt64 {
+    guard let record, let status = record.status else {
+        guard let record else { return 0 }
+        // Never ran (spawn failed): reported as exited with code 0 and its reason.
+        return 1 << 48 | UInt64(SharedLayout.reasonCodes.firstIndex(of: record.reason) ?? 0) << 32
+    }
+    let reason = UInt64(SharedLayout.reasonCodes.firstIndex(of: record.reason) ?? 0) << 32
+    switch status {
+    case .exited(let code): return 1 << 48 | reason | UInt64(UInt32(bitPattern: code))
+    case .signaled(let signal): return 2 << 48 | reason | UInt64(UInt32(bitPattern: signal))
+    }
+}

@@ -1,0 +1,103 @@
+/// The fixed layout of a pool's shared-memory segment, version 1. Every field is a
+/// little-endian 64-bit word read and written atomically; `docs/shared-state.md` is the
+/// reference for who writes what.
+enum SharedLayout {
+    static let magic: UInt64 = 0x3150_4F54_4C4F_4F50  // "POOLTOP1" read as bytes
+    static let version: UInt64 = 1
+
+    static let headerSize = 512
+    static let groupRecordSize = 128
+    static let slotRecordSize = 256
+    static let nameBytes = 64
+
+    /// Header words, by byte offset.
+    enum Header {
+        static let magic = 0
+        static let version = 8
+        static let headerSize = 16
+        static let groupCount = 24
+        static let groupOffset = 32
+        static let groupRecordSize = 40
+        static let slotCount = 48
+        static let slotOffset = 56
+        static let slotRecordSize = 64
+        static let watcherPID = 72
+        static let startedAt = 80
+        static let hardRestarts = 88
+        static let softRestarts = 96
+        static let lastSampleAt = 104
+        static let poolState = 112
+        static let name = 128
+    }
+
+    /// Group record words. `id`, `kind`, `min`, `max` and `name` never change; the counts
+    /// are written under the record's sequence word.
+    enum Group {
+        static let sequence = 0
+        static let id = 8
+        static let kind = 16
+        static let minWorkers = 24
+        static let maxWorkers = 32
+        static let desired = 40
+        static let running = 48
+        static let ready = 56
+        static let name = 64
+    }
+
+    /// Slot record, lifecycle part (written only by the watcher), under its own sequence word.
+    enum Lifecycle {
+        static let sequence = 0
+        static let id = 8
+        static let groupID = 16
+        static let state = 24
+        static let pid = 32
+        static let generation = 40
+        static let firstStartedAt = 48
+        static let startedAt = 56
+        static let readyAt = 64
+        static let finishedAt = 72
+        static let restarts = 80
+        static let lastExit = 88
+        static let lastExitAt = 96
+        static let backoffUntil = 104
+        static let rssBytes = 112
+        static let cpuNanoseconds = 120
+    }
+
+    /// Slot record, activity part (written only by the worker), on its own cache lines.
+    enum Activity {
+        static let sequence = 128
+        static let jobsAccepted = 136
+        static let jobsProcessed = 144
+        static let jobsErrors = 152
+        static let jobsRejected = 160
+        static let jobsInFlight = 168
+        static let inFlightWeight = 176
+        static let connectionsAccepted = 184
+        static let connectionsProcessed = 192
+        static let connectionsErrors = 200
+        static let connectionsActive = 208
+        static let currentJobID = 216
+        static let currentJobSince = 224
+        static let lastUpdate = 232
+    }
+
+    static func size(groups: Int, slots: Int) -> Int {
+        headerSize + groups * groupRecordSize + slots * slotRecordSize
+    }
+
+    /// The segment's name: per user and pool, so pools of different names or users never collide.
+    static func segmentName(pool: String, uid: UInt32) -> String { "/pooltop-\(uid)-\(pool)" }
+
+    static let stateCodes: [WorkerState] = [.stopped, .starting, .ready, .stopping, .backoff, .finished, .failed]
+    static let reasonCodes: [ExitReason] = ExitReason.allCases
+    static let kindCodes: [WorkerKind] = [.reactor, .job, .service]
+}
+
+/// Whether the watcher is still running the pool, as the header says.
+public enum PoolRunState: UInt64, Sendable, Codable {
+    case starting = 0
+    case running = 1
+    case stopping = 2
+    case stopped = 3
+}

@@ -1,0 +1,165 @@
+/// The watcher's writer of shared memory: the header, the group table and every slot's
+/// lifecycle part, plus the resource figures it samples from /proc.
+///
+/// Called only from the watcher loop (the one writer); it writes a record only when it changed.
+final class SharedStatePublisher {
+    let segment: SharedSegment
+    private let pool: PoolDescription
+    private var published: [WorkerSlot?]
+    private var groupCounts: [[UInt64]]
+    private var hardRestarts = -1
+    private var softRestarts = -1
+    /// Open /proc/<pid>/stat descriptors, by slot, for the process they belong to.
+    private var statFiles: [WorkerID: (pid: Int32, fd: Int32)] = [:]
+    private var statBuffer = [UInt8](repeating: 0, count: 1024)
+    private let tickNanoseconds: UInt64
+    private let pageSize: UInt64
+
+    init(segment: SharedSegment, pool: PoolDescription) {
+        self.segment = segment
+        self.pool = pool
+        published = Array(repeating: nil, count: pool.slotCount)
+        groupCounts = Array(repeating: [], count: pool.groups.count)
+        tickNanoseconds = 1_000_000_000 / UInt64(max(Posix.clockTicksPerSecond, 1))
+        pageSize = UInt64(Posix.pageSize)
+    }
+
+    deinit {
+        for (_, file) in statFiles { Posix.close(file.fd) }
+    }
+
+    func setPoolState(_ state: PoolRunState) {
+        segment.word(SharedLayout.Header.poolState).pointee.store(state.rawValue, ordering: .releasing)
+    }
+
+    /// Writes what changed since the last call.
+    func publish(_ core: WatcherCore, at now: PoolInstant) {
+        let clock = WallClock(now: now)
+        if core.hardRestarts != hardRestarts {
+            hardRestarts = core.hardRestarts
+            segment.store(SharedLayout.Header.hardRestarts, UInt64(hardRestarts))
+        }
+        if core.softRestarts != softRestarts {
+            softRestarts = core.softRestarts
+            segment.store(SharedLayout.Header.softRestarts, UInt64(softRestarts))
+        }
+        var counts = Array(repeating: [UInt64](repeating: 0, count: 3), count: pool.groups.count)
+        for (index, slot) in core.slots.enumerated() {
+            if slot.isDesired { counts[slot.groupIndex][0] += 1 }
+            if slot.state.hasProcess { counts[slot.groupIndex][1] += 1 }
+            if slot.state == .ready { counts[slot.groupIndex][2] += 1 }
+            guard published[index] != slot else { continue }
+            let previous = published[index]
+            write(slot, clock: clock)
+            if previous?.state.hasProcess == true && !slot.state.hasProcess {
+                clearInFlight(slot.id)
+            }
+            published[index] = slot
+        }
+        for (index, count) in counts.enumerated() where groupCounts[index] != count {
+            groupCounts[index] = count
+            let base = segment.groupBase(index)
+            typealias G = SharedLayout.Group
+            segment.write(sequenceAt: base + G.sequence) {
+                segment.store(base + G.desired, count[0])
+                segment.store(base + G.running, count[1])
+                segment.store(base + G.ready, count[2])
+            }
+        }
+    }
+
+    private func write(_ slot: WorkerSlot, clock: WallClock) {
+        typealias L = SharedLayout.Lifecycle
+        let base = segment.slotBase(slot.id)
+        let hasProcess = slot.state.hasProcess
+        segment.write(sequenceAt: base + L.sequence) {
+            segment.store(base + L.state, UInt64(SharedLayout.stateCodes.firstIndex(of: slot.state) ?? 0))
+            segment.store(base + L.pid, UInt64(UInt32(bitPattern: hasProcess ? slot.pid : 0)))
+            segment.store(base + L.generation, UInt64(slot.generation))
+            segment.store(base + L.firstStartedAt, clock.wall(slot.firstStartedAt))
+            segment.store(base + L.startedAt, clock.wall(slot.startedAt))
+            segment.store(base + L.readyAt, clock.wall(slot.readyAt))
+            segment.store(base + L.finishedAt, clock.wall(slot.exitedAt))
+            segment.store(base + L.restarts, UInt64(slot.restarts))
+            segment.store(base + L.lastExit, packExit(slot.lastExit))
+            segment.store(base + L.lastExitAt, clock.wall(slot.exitedAt))
+            segment.store(base + L.backoffUntil, clock.wall(slot.state == .backoff ? slot.backoffUntil : nil))
+            if !hasProcess {
+                segment.store(base + L.rssBytes, 0)
+                segment.store(base + L.cpuNanoseconds, 0)
+            }
+        }
+    }
+
+    /// Between two processes of a slot nobody owns its activity part; the watcher zeroes what
+    /// described the dead process (in-flight work, open connections), keeping the totals.
+    private func clearInFlight(_ id: WorkerID) {
+        typealias A = SharedLayout.Activity
+        let base = segment.slotBase(id)
+        segment.write(sequenceAt: base + A.sequence) {
+            for offset in [A.jobsInFlight, A.inFlightWeight, A.connectionsActive, A.currentJobID, A.currentJobSince] {
+                segment.store(base + offset, 0)
+            }
+        }
+    }
+
+    /// Samples RSS and CPU time of every running worker from /proc/<pid>/stat.
+    func sampleResources(_ core: WatcherCore) {
+        typealias L = SharedLayout.Lifecycle
+        for slot in core.slots {
+            guard slot.state.hasProcess, slot.pid > 0 else {
+                if let file = statFiles.removeValue(forKey: slot.id) { Posix.close(file.fd) }
+                continue
+            }
+            if let file = statFiles[slot.id], file.pid != slot.pid {
+                Posix.close(file.fd)
+                statFiles.removeValue(forKey: slot.id)
+            }
+            if statFiles[slot.id] == nil {
+                guard let fd = Posix.openReadOnly("/proc/\(slot.pid)/stat") else { continue }
+                statFiles[slot.id] = (slot.pid, fd)
+            }
+            guard let file = statFiles[slot.id] else { continue }
+            let count = Posix.preadAll(file.fd, into: &statBuffer)
+            guard count > 0, let figures = ProcStat.parse(statBuffer[0..<count]) else { continue }
+            let base = segment.slotBase(slot.id)
+            segment.write(sequenceAt: base + L.sequence) {
+                segment.store(base + L.rssBytes, figures.rssPages * pageSize)
+                segment.store(base + L.cpuNanoseconds, figures.cpuTicks * tickNanoseconds)
+            }
+        }
+        segment.store(SharedLayout.Header.lastSampleAt, Posix.wallClockNanoseconds())
+    }
+}
+
+/// Converts monotonic instants to wall-clock nanoseconds, from one reading of both clocks.
+struct WallClock {
+    let monotonic: UInt64
+    let wall: UInt64
+
+    init(now: PoolInstant) {
+        monotonic = now.nanoseconds
+        wall = Posix.wallClockNanoseconds() &- (Posix.monotonicNanoseconds() &- now.nanoseconds)
+    }
+
+    func wall(_ instant: PoolInstant?) -> UInt64 {
+        guard let instant else { return 0 }
+        return wall &- (monotonic &- instant.nanoseconds)
+    }
+}
+
+/// The figures pooltop needs from /proc/<pid>/stat (proc(5)).
+enum ProcStat {
+    /// utime + stime in clock ticks, and resident pages.
+    static func parse(_ bytes: ArraySlice<UInt8>) -> (cpuTicks: UInt64, rssPages: UInt64)? {
+        // The command name is in parentheses and may contain spaces: fields start after the last ')'.
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let tokens = bytes[(close + 1)...].split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") })
+        // tokens[0] is field 3 (state); utime is field 14, stime 15, rss 24.
+        guard tokens.count >= 22 else { return nil }
+        func number(_ token: ArraySlice<UInt8>) -> UInt64 {
+            token.reduce(0) { $0 &* 10 &+ UInt64($1 &- UInt8(ascii: "0")) }
+        }
+        return (number(tokens[11]) + number(tokens[12]), number(tokens[21]))
+    }
+}

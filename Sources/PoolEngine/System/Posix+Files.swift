@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Shared memory, directories, file locks and /proc: the file-system side of `Posix`.
+extension Posix {
+    /// A mapping of a shared-memory object; unmapped with `unmap()`.
+    struct Mapping: @unchecked Sendable {
+        // @unchecked: a raw pointer into shared memory; every access goes through atomics.
+        let base: UnsafeMutableRawPointer
+        let size: Int
+
+        func unmap() { _ = munmap(base, size) }
+    }
+
+    static var userID: uid_t { getuid() }
+
+    /// Creates (exclusively) and maps a shared-memory object of `size` bytes, mode 0600.
+    static func createSharedMemory(name: String, size: Int) throws -> Mapping {
+        let fd = try check("shm_open(O_CREAT|O_EXCL)", context: name) {
+            shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
+        }
+        defer { close(fd) }
+        // The umask may have removed bits; the mode must be exactly 0600.
+        try check("fchmod", context: name) { fchmod(fd, 0o600) }
+        try check("ftruncate", context: name) { ftruncate(fd, off_t(size)) }
+        return try map(fd, size: size, writable: true, name: name)
+    }
+
+    /// Opens and maps an existing shared-memory object; its size is read from the object.
+    static func openSharedMemory(name: String, writable: Bool) throws -> Mapping {
+        let fd = try check("shm_open", context: name) {
+            shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0)
+        }
+        defer { close(fd) }
+        var info = stat()
+        try check("fstat", context: name) { fstat(fd, &info) }
+        return try map(fd, size: Int(info.st_size), writable: writable, name: name)
+    }
+
+    private static func map(_ fd: FD, size: Int, writable: Bool, name: String) throws -> Mapping {
+        let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        guard let base = mmap(nil, size, protection, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            throw SystemCallError(call: "mmap", errno: errno, context: name)
+        }
+        return Mapping(base: base, size: size)
+    }
+
+    /// Removes a shared-memory name; a missing one is not an error.
+    static func unlinkSharedMemory(name: String) {
+        _ = shm_unlink(name)
+    }
+
+    /// Mode bits (permissions) and owner of a shared-memory object.
+    static func sharedMemoryOwnerAndMode(name: String) throws -> (owner: uid_t, mode: mode_t) {
+        try ownerAndMode(path: "/dev/shm\(name)")
+    }
+
+    static func ownerAndMode(path: String) throws -> (owner: uid_t, mode: mode_t) {
+        var info = stat()
+        try check("stat", context: path) { stat(path, &info) }
+        return (info.st_uid, info.st_mode & 0o7777)
+    }
+
+    static func isDirectory(path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Creates a directory with `mode`; an existing one is left as it is.
+    static func makeDirectory(_ path: String, mode: mode_t) throws {
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw SystemCallError(call: "mkdir", errno: errno, context: path)
+        }
+    }
+
+    static func setMode(_ path: String, _ mode: mode_t) throws {
+        try check("chmod", context: path) { chmod(path, mode) }
+    }
+
+    static func removeFile(_ path: String) { _ = unlink(path) }
+
+    static func listDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw SystemCallError(call: "opendir", errno: errno, context: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func removeDirectory(_ path: String) { _ = rmdir(path) }
+
+    /// Opens (creating) a file and takes an exclusive, non-blocking `flock`; nil when another holds it.
+    static func lockFile(_ path: String) throws -> FD? {
+        let fd = try check("open", context: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let error = errno
+            close(fd)
+            if error == EWOULDBLOCK { return nil }
+            throw SystemCallError(call: "flock", errno: error, context: path)
+        }
+        return fd
+    }
+
+    /// Replaces a file's content through an open descriptor.
+    static func rewrite(_ fd: FD, _ text: String) throws {
+        let bytes = Array(text.utf8)
+        try check("ftruncate") { ftruncate(fd, 0) }
+        let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        if written != bytes.count { throw SystemCallError(call: "pwrite", errno: errno) }
+    }
+
+    /// Whether a process with this pid exists (a zombie counts as gone).
+    static func processExists(_ pid: pid_t) -> Bool {
+        guard pid > 0, Glibc.kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let stat = try? readFile("/proc/\(pid)/stat") else { return false }
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count else { return false }
+        return stat[close + 2] != UInt8(ascii: "Z")
+    }
+
+    /// Reads a /proc file through an open descriptor from offset 0 (a fresh view each time).
+    static func preadAll(_ fd: FD, into buffer: inout [UInt8]) -> Int {
+        buffer.withUnsafeMutableBytes { raw in
+            while true {
+                let n = pread(fd, raw.baseAddress, raw.count, 0)
+                if n >= 0 { return n }
+                if errno != EINTR { return -1 }
+            }
+        }
+    }
+
+    static func openReadOnly(_ path: String) -> FD? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        return fd >= 0 ? fd : nil
+    }
+
+    static var clockTicksPerSecond: Int { sysconf(Int32(_SC_CLK_TCK)) }
+    static var pageSize: Int { sysconf(Int32(_SC_PAGESIZE)) }
+}
