@@ -7,9 +7,13 @@ struct PoolTopCommand: ParsableCommand {
         abstract: "A multi-process worker pool for Swift on Linux, and its console.",
         discussion: """
             Without a subcommand, pooltop runs the bundled demo pool (headless until the console lands).
-            Exit status: 0 when the pool stopped cleanly, 1 when it failed, 2 for a usage or configuration error.
+            Exit status: 0 on success (a pool that stopped cleanly), 1 when the pool failed or refused a command,
+            2 for a usage or configuration error.
             """,
-        subcommands: [RunCommand.self],
+        subcommands: [
+            RunCommand.self, ListCommand.self, StatusCommand.self, ScaleCommand.self, RestartCommand.self,
+            StopCommand.self, LogsCommand.self,
+        ],
         defaultSubcommand: RunCommand.self
     )
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import PoolDemo
 import PoolEngine
 
@@ -16,5 +17,10 @@ do {
         try command.run()
     }
 } catch {
+    // Usage errors exit 2, as documented (ArgumentParser's own code is 64).
+    if PoolTopCommand.exitCode(for: error) == .validationFailure {
+        printError(PoolTopCommand.fullMessage(for: error))
+        exit(2)
+    }
     PoolTopCommand.exit(withError: error)
 }

@@ -310,7 +310,7 @@ struct WatcherCoreTests {
         harness.ready(1)
         harness.exit(1, .exited(1))
         #expect(harness.state(1) == .failed)
-        #expect(harness.send(.workerRestartRequested(WorkerID(1))).spawned == [1])
+        #expect(harness.send(.workerRestartRequested(WorkerID(1), hard: false)).spawned == [1])
     }
 
     @Test("a worker that does not become ready within its start timeout is killed as a boot failure")

@@ -17,6 +17,8 @@ public enum ExitReason: String, Hashable, Sendable, Codable, CaseIterable {
     case shutdown
     /// The group was scaled down.
     case scaleDown = "scale-down"
-    /// The worker was restarted on request (hard, soft or single-worker restart).
+    /// The worker was restarted on request (hard, soft, group or single-worker restart).
     case restart
+    /// An operator stopped this worker; its slot stays stopped until restarted or scaled up.
+    case stopped
 }

@@ -13,7 +13,12 @@ enum WatcherInput: Hashable, Sendable {
     /// Stop the pool; a second request while stopping kills what is left at once.
     case stopRequested(reason: String)
     case restartRequested(hard: Bool)
-    case workerRestartRequested(WorkerID)
+    /// Restart one worker: `hard` kills it at once instead of asking it to finish.
+    case workerRestartRequested(WorkerID, hard: Bool)
+    /// Restart every running worker of a group, each replaced as soon as it exits.
+    case groupRestartRequested(GroupID, hard: Bool)
+    /// Stop one worker and keep its slot stopped (the group's desired count drops by one).
+    case workerStopRequested(WorkerID)
     case scaleRequested(GroupID, to: Int)
 }
 
@@ -216,11 +221,11 @@ struct WatcherCore: Sendable {
                     actions += stop(index, reason: .restart, at: now)
                 }
             }
-        case .workerRestartRequested(let id):
+        case .workerRestartRequested(let id, let hard):
             guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
             switch slots[index].state {
             case .starting, .ready:
-                actions += stop(index, reason: .restart, at: now)
+                actions += stop(index, reason: .restart, at: now, hard: hard)
             case .backoff, .failed, .finished, .stopped:
                 // An operator's "try again now": revive the slot at once.
                 slots[index].isDesired = true
@@ -230,8 +235,19 @@ struct WatcherCore: Sendable {
                 slots[index].restarts += 1
                 actions += spawn(index, at: now)
             case .stopping:
-                break
+                if hard { actions += killNow(index, why: "a hard restart does not wait") }
             }
+        case .groupRestartRequested(let groupID, let hard):
+            guard mode == .running else { return [] }
+            for index in slots.indices where pool.groups[slots[index].groupIndex].id == groupID {
+                if slots[index].state == .starting || slots[index].state == .ready {
+                    actions += stop(index, reason: .restart, at: now, hard: hard)
+                }
+            }
+        case .workerStopRequested(let id):
+            guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
+            slots[index].isDesired = false
+            actions += stop(index, reason: .stopped, at: now)
         case .scaleRequested(let groupID, let target):
             actions += scale(groupID, to: target, at: now)
         }
@@ -256,7 +272,14 @@ struct WatcherCore: Sendable {
         return nil
     }
 
-    /// Checks a single-worker restart request before it is queued.
+    /// Checks a group request (restart) before it is queued.
+    func validateGroup(_ groupID: GroupID) -> CommandError? {
+        guard pool.group(groupID) != nil else { return CommandError(message: "no group with id \(groupID)") }
+        if mode != .running { return CommandError(message: "the pool is not running (it is \(mode))") }
+        return nil
+    }
+
+    /// Checks a single-worker request (restart, stop) before it is queued.
     func validateWorkerRestart(_ id: WorkerID) -> CommandError? {
         guard slot(id) != nil else {
             return CommandError(message: "no worker with id \(id); ids run from 1 to \(slots.count)")
@@ -291,8 +314,23 @@ struct WatcherCore: Sendable {
         return [.spawn(slots[index].id, generation: slots[index].generation)]
     }
 
-    private mutating func stop(_ index: Int, reason: ExitReason, at now: PoolInstant) -> [WatcherAction] {
+    /// SIGKILLs the slot's process now, recording why.
+    private mutating func killNow(_ index: Int, why: String) -> [WatcherAction] {
+        slots[index].killAt = nil
+        slots[index].killedBecause = why
+        return [
+            .emit(.workerKilled(slots[index].id, group: groupName(index), pid: slots[index].pid, why: why)),
+            .kill(slots[index].id, generation: slots[index].generation),
+        ]
+    }
+
+    private mutating func stop(_ index: Int, reason: ExitReason, at now: PoolInstant, hard: Bool = false) -> [WatcherAction] {
         switch slots[index].state {
+        case .starting where hard, .ready where hard:
+            slots[index].state = .stopping
+            slots[index].stopReason = reason
+            return [.emit(.workerStopRequested(slots[index].id, group: groupName(index), reason: reason))]
+                + killNow(index, why: "a hard \(reason.rawValue) does not wait")
         case .starting, .ready:
             let timeout = pool.groups[slots[index].groupIndex].stopTimeout
             slots[index].state = .stopping
@@ -359,7 +397,7 @@ struct WatcherCore: Sendable {
             slots[index].isDesired = false
         case .shutdown:
             slots[index].state = .stopped
-        case .scaleDown:
+        case .scaleDown, .stopped:
             slots[index].state = .stopped
             slots[index].isDesired = false
         case .restart:

@@ -95,9 +95,31 @@ enum SharedLayout {
 }
 
 /// Whether the watcher is still running the pool, as the header says.
-public enum PoolRunState: UInt64, Sendable, Codable {
+public enum PoolRunState: UInt64, Sendable, Codable, CustomStringConvertible {
     case starting = 0
     case running = 1
     case stopping = 2
     case stopped = 3
+
+    public var description: String {
+        switch self {
+        case .starting: return "starting"
+        case .running: return "running"
+        case .stopping: return "stopping"
+        case .stopped: return "stopped"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let state = [PoolRunState.starting, .running, .stopping, .stopped].first(where: { $0.description == text }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown pool state '\(text)'"))
+        }
+        self = state
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
 }

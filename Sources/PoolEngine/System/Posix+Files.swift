@@ -137,6 +137,41 @@ extension Posix {
         return fd >= 0 ? fd : nil
     }
 
+    /// Connects a blocking stream socket to a Unix-domain path.
+    static func connectUnixSocket(_ path: String) throws -> FD {
+        let fd = try check("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw SystemCallError(call: "connect", errno: ENAMETOOLONG, context: path)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
+        }
+        if result != 0 {
+            let error = errno
+            close(fd)
+            throw SystemCallError(call: "connect", errno: error, context: path)
+        }
+        return fd
+    }
+
+    static let socketLevel = SOL_SOCKET
+    static let peerCredentialsOption = SO_PEERCRED
+
     static var clockTicksPerSecond: Int { sysconf(Int32(_SC_CLK_TCK)) }
     static var pageSize: Int { sysconf(Int32(_SC_PAGESIZE)) }
+}
+
+/// `struct ucred` as SO_PEERCRED fills it (pid, uid, gid: three 32-bit words on Linux).
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
 }

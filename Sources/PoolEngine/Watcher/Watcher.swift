@@ -70,7 +70,9 @@ final class Watcher {
                     var refusal: CommandError?
                     switch input {
                     case .scaleRequested(let group, let target): refusal = core.validateScale(group, to: target)
-                    case .workerRestartRequested(let id): refusal = core.validateWorkerRestart(id)
+                    case .workerRestartRequested(let id, _), .workerStopRequested(let id):
+                        refusal = core.validateWorkerRestart(id)
+                    case .groupRestartRequested(let group, _): refusal = core.validateGroup(group)
                     default: break
                     }
                     reply?(refusal)
@@ -256,7 +258,7 @@ final class Watcher {
             ]
             if let status = exit.status { metadata["status"] = "\(status)" }
             if let message = exit.message { metadata["error"] = "\(message)" }
-            let expected: Set<ExitReason> = [.shutdown, .scaleDown, .restart, .cleanExit, .terminate]
+            let expected: Set<ExitReason> = [.shutdown, .scaleDown, .restart, .cleanExit, .terminate, .stopped]
             logger.log(
                 level: expected.contains(exit.reason) ? .info : .error, "worker \(exit.id) (\(exit.group)) exited",
                 metadata: metadata)

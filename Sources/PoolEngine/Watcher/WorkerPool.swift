@@ -62,7 +62,10 @@ public final class WorkerPool: Service, Sendable {
         var early: [WatcherEvent] = []
         var stopRequested = false
         var subscribers: [Int: AsyncStream<PoolEvent>.Continuation] = [:]
+        var recordSubscribers: [Int: AsyncStream<PoolEventRecord>.Continuation] = [:]
         var nextSubscriber = 0
+        /// The last ``WorkerPool/historyLimit`` events, replayed to new `events` clients.
+        var history: [PoolEventRecord] = []
         var hardRestarts = 0
         var softRestarts = 0
         var reader: PoolStateReader?
@@ -186,6 +189,13 @@ public final class WorkerPool: Service, Sendable {
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
             sharedState: sharedState, sampleInterval: configuration.sampleInterval,
             publish: { [weak self] event in self?.publish(event) })
+        let control: ControlServer
+        do {
+            control = try await ControlServer.start(path: runtime.controlSocketPath, pool: self, logger: logger)
+        } catch {
+            throw PoolStartError(
+                code: .sharedState, message: "cannot open the control socket \(runtime.controlSocketPath): \(error)")
+        }
         sharedState.setPoolState(.running)
         for event in early { input.yield(event) }
         logger.info(
@@ -205,6 +215,10 @@ public final class WorkerPool: Service, Sendable {
             state.hardRestarts = watcher.hardRestarts
             state.softRestarts = watcher.softRestarts
         }
+        sharedState.setPoolState(.stopped)
+        // Clients streaming events get the end of their stream before the socket goes.
+        finishSubscribers()
+        await control.shutdown()
         logger.info("pool \(name) stopped")
         if let failure { throw failure }
     }
@@ -222,20 +236,36 @@ public final class WorkerPool: Service, Sendable {
 
     /// Restarts one worker: a running one is asked to stop and replaced; a stopped, backing-off
     /// or given-up one is started at once.
-    public func restartWorker(_ id: WorkerID) async throws(CommandError) {
-        try await command(.workerRestartRequested(id))
+    /// With `hard`, a running worker is killed at once instead of being asked to finish.
+    public func restartWorker(_ id: WorkerID, hard: Bool = false) async throws(CommandError) {
+        try await command(.workerRestartRequested(id, hard: hard))
     }
 
-    /// Scales a group to `count` workers, within its `minWorkers...maxWorkers`.
-    public func scale(_ group: GroupReference, to count: Int) async throws(CommandError) {
+    /// Restarts every running worker of a group; each is replaced as soon as it exits.
+    /// With `hard`, they are killed at once instead of being asked to finish.
+    public func restartGroup(_ group: GroupReference, hard: Bool = false) async throws(CommandError) {
+        try await command(.groupRestartRequested(try resolve(group).id, hard: hard))
+    }
+
+    /// Stops one worker and keeps its slot stopped; the group's desired count drops by one.
+    public func stopWorker(_ id: WorkerID) async throws(CommandError) {
+        try await command(.workerStopRequested(id))
+    }
+
+    private func resolve(_ group: GroupReference) throws(CommandError) -> GroupDescription {
         guard let description = poolDescription else {
-            throw CommandError(message: "the pool is not running; scale after run() started")
+            throw CommandError(message: "the pool is not running")
         }
         guard let target = description.group(group) else {
             throw CommandError(
                 message: "no group '\(group)'; groups are: \(description.groups.map(\.name).joined(separator: ", "))")
         }
-        try await command(.scaleRequested(target.id, to: count))
+        return target
+    }
+
+    /// Scales a group to `count` workers, within its `minWorkers...maxWorkers`.
+    public func scale(_ group: GroupReference, to count: Int) async throws(CommandError) {
+        try await command(.scaleRequested(try resolve(group).id, to: count))
     }
 
     /// Waits until no worker is starting: each one that was started is ready or has exited.
@@ -279,13 +309,9 @@ public final class WorkerPool: Service, Sendable {
         _ description: PoolDescription, input: AsyncStream<WatcherEvent>.Continuation,
         stream: AsyncStream<WatcherEvent>
     ) {
-        let subscribers = state.withLock { state -> [AsyncStream<PoolEvent>.Continuation] in
-            state.phase = .finished(description)
-            defer { state.subscribers = [:] }
-            return Array(state.subscribers.values)
-        }
+        state.withLock { $0.phase = .finished(description) }
         input.finish()
-        for subscriber in subscribers { subscriber.finish() }
+        finishSubscribers()
         // No task iterates the stream any more, so this drains what is buffered without waiting.
         Task { [stream] in
             for await event in stream {
@@ -298,9 +324,62 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
+    /// How many past events the pool keeps for replay to new subscribers.
+    public static let historyLimit = 1000
+
+    /// The pool's events with their times; with `replay`, the last ``historyLimit`` first.
+    /// The stream ends when the pool has stopped.
+    public func eventRecords(replay: Bool) -> AsyncStream<PoolEventRecord> {
+        eventRecordsCountingReplay(replay: replay).stream
+    }
+
+    /// The same stream, and how many of its first records are the replay.
+    func eventRecordsCountingReplay(replay: Bool) -> (stream: AsyncStream<PoolEventRecord>, replayed: Int) {
+        let (stream, continuation) = AsyncStream<PoolEventRecord>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        var replayed = 0
+        let id = state.withLock { state -> Int? in
+            // Replay and registration under one lock: no event is missed or seen twice.
+            if replay {
+                for record in state.history { continuation.yield(record) }
+                replayed = state.history.count
+            }
+            if case .finished = state.phase { return nil }
+            let id = state.nextSubscriber
+            state.nextSubscriber += 1
+            state.recordSubscribers[id] = continuation
+            return id
+        }
+        if let id {
+            continuation.onTermination = { [weak self] _ in
+                self?.state.withLock { _ = $0.recordSubscribers.removeValue(forKey: id) }
+            }
+        } else {
+            continuation.finish()
+        }
+        return (stream, replayed)
+    }
+
+    private func finishSubscribers() {
+        let (subscribers, recordSubscribers) = state.withLock { state in
+            defer {
+                state.subscribers = [:]
+                state.recordSubscribers = [:]
+            }
+            return (Array(state.subscribers.values), Array(state.recordSubscribers.values))
+        }
+        for subscriber in subscribers { subscriber.finish() }
+        for subscriber in recordSubscribers { subscriber.finish() }
+    }
+
     private func publish(_ event: PoolEvent) {
-        let subscribers = state.withLock { Array($0.subscribers.values) }
+        let record = PoolEventRecord(at: Posix.wallClockSeconds(), event: event)
+        let (subscribers, recordSubscribers) = state.withLock { state in
+            state.history.append(record)
+            if state.history.count > Self.historyLimit { state.history.removeFirst(state.history.count - Self.historyLimit) }
+            return (Array(state.subscribers.values), Array(state.recordSubscribers.values))
+        }
         for subscriber in subscribers { subscriber.yield(event) }
+        for subscriber in recordSubscribers { subscriber.yield(record) }
     }
 
     private func submit(_ event: WatcherEvent) {

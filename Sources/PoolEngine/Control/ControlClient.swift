@@ -1,0 +1,66 @@
+/// A blocking client of a pool's control socket, for the CLI and scripts in Swift.
+public final class ControlClient {
+    public let pool: String
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// Connects to the running pool `pool` of this user.
+    /// - Throws: ``ControlClientError`` `.notRunning` when no such pool runs.
+    public init(pool: String) throws {
+        self.pool = pool
+        let path = RuntimeDirectory.controlSocket(pool: pool)
+        do {
+            fd = try Posix.connectUnixSocket(path)
+        } catch let error as SystemCallError {
+            if error.errno == 2 || error.errno == 111 {
+                throw ControlClientError(code: .notRunning, message: "no pool named '\(pool)' is running", pool: pool)
+            }
+            throw ControlClientError(code: .connection, message: "cannot connect to \(path): \(error)", pool: pool)
+        }
+    }
+
+    deinit { Posix.close(fd) }
+
+    /// Sends one request and returns its response object.
+    public func request(_ request: [String: JSONValue]) throws -> JSONValue {
+        try send(request)
+        guard let response = try readLine() else {
+            throw ControlClientError(code: .connection, message: "pool '\(pool)' closed the connection without answering", pool: pool)
+        }
+        return response
+    }
+
+    /// Sends one request without waiting for its answer.
+    public func send(_ request: [String: JSONValue]) throws {
+        let line = try JSONValue.encodeLine(JSONValue.object(request)) + "\n"
+        try Posix.sendAll(fd, Array(line.utf8))
+    }
+
+    /// The next line as JSON; nil at the end of the stream.
+    public func readLine() throws -> JSONValue? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return try JSONValue.parse(line)
+            }
+            let n = try chunk.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
+            if n == 0 { return nil }
+            buffer += chunk[0..<n]
+        }
+    }
+}
+
+/// Why a control request could not be made.
+public struct ControlClientError: Error, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        case notRunning = "not-running"
+        case connection
+    }
+
+    public var code: Code
+    public var message: String
+    public var pool: String
+    public var description: String { message }
+}

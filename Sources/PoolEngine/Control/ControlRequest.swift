@@ -1,0 +1,150 @@
+/// One request line of the control protocol, checked field by field.
+struct ControlRequest: Sendable {
+    enum RestartTarget: Equatable, Sendable {
+        case pool
+        case group(GroupReference)
+        case worker(WorkerID)
+    }
+
+    enum Command: Equatable, Sendable {
+        case ping
+        case status
+        case scale(GroupReference, to: Int)
+        case restart(RestartTarget, hard: Bool)
+        case stop(WorkerID?)
+        case events(replay: Bool)
+    }
+
+    /// A request that cannot be carried out, with the response that says why.
+    struct Failure: Error {
+        var response: [String: JSONValue]
+
+        init(_ code: String, _ message: String, id: JSONValue?) {
+            response = ["ok": .bool(false), "code": .string(code), "error": .string(message)]
+            if let id { response["id"] = id }
+        }
+    }
+
+    static let commands = ["ping", "status", "scale", "restart", "stop", "events"]
+    /// Fields each command accepts, besides `id` and `command`.
+    static let fields: [String: [String]] = [
+        "ping": [], "status": [], "scale": ["group", "workers"], "restart": ["group", "worker", "mode"],
+        "stop": ["worker"], "events": ["replay"],
+    ]
+
+    var id: JSONValue?
+    var command: Command
+
+    init(parsing text: String) throws(Failure) {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(text)
+        } catch {
+            throw Failure("bad-request", "malformed request: not a JSON object on one line", id: nil)
+        }
+        guard let object = value.object else {
+            throw Failure("bad-request", "malformed request: expected a JSON object, got \(value)", id: nil)
+        }
+        id = object["id"]
+        guard let name = object["command"]?.string else {
+            throw Failure("bad-request", "field 'command' is missing or not a string; commands: \(Self.commands.joined(separator: ", "))", id: id)
+        }
+        guard let allowed = Self.fields[name] else {
+            throw Failure("unknown-command", "unknown command '\(name)'; commands: \(Self.commands.joined(separator: ", "))", id: id)
+        }
+        for key in object.keys where key != "id" && key != "command" && !allowed.contains(key) {
+            let accepted = allowed.isEmpty ? "none" : allowed.joined(separator: ", ")
+            throw Failure("bad-request", "unknown field '\(key)' for '\(name)'; it accepts: \(accepted)", id: id)
+        }
+        switch name {
+        case "ping": command = .ping
+        case "status": command = .status
+        case "scale":
+            let group = try Self.group(object["group"], id: id, required: true)!
+            guard let workers = object["workers"]?.integer, workers >= 0 else {
+                throw Failure("bad-request", "field 'workers' must be a whole number ≥ 0", id: id)
+            }
+            command = .scale(group, to: workers)
+        case "restart":
+            var hard = false
+            if let mode = object["mode"] {
+                guard let text = mode.string, text == "soft" || text == "hard" else {
+                    throw Failure("bad-request", "field 'mode' must be \"soft\" or \"hard\"", id: id)
+                }
+                hard = text == "hard"
+            }
+            if object["group"] != nil && object["worker"] != nil {
+                throw Failure("bad-request", "give 'group' or 'worker', not both", id: id)
+            }
+            if let group = try Self.group(object["group"], id: id, required: false) {
+                command = .restart(.group(group), hard: hard)
+            } else if let worker = try Self.worker(object["worker"], id: id) {
+                command = .restart(.worker(worker), hard: hard)
+            } else {
+                command = .restart(.pool, hard: hard)
+            }
+        case "stop":
+            command = .stop(try Self.worker(object["worker"], id: id))
+        default:
+            var replay = true
+            if let value = object["replay"] {
+                guard let flag = value.bool else { throw Failure("bad-request", "field 'replay' must be true or false", id: id) }
+                replay = flag
+            }
+            command = .events(replay: replay)
+        }
+    }
+
+    private static func group(_ value: JSONValue?, id: JSONValue?, required: Bool) throws(Failure) -> GroupReference? {
+        guard let value else {
+            if required { throw Failure("bad-request", "field 'group' is missing (a group name or id)", id: id) }
+            return nil
+        }
+        if let name = value.string { return .name(name) }
+        if let number = value.integer { return .id(GroupID(number)) }
+        throw Failure("bad-request", "field 'group' must be a group name or id", id: id)
+    }
+
+    private static func worker(_ value: JSONValue?, id: JSONValue?) throws(Failure) -> WorkerID? {
+        guard let value else { return nil }
+        guard let number = value.integer, number >= 1 else {
+            throw Failure("bad-request", "field 'worker' must be a worker id (a whole number ≥ 1)", id: id)
+        }
+        return WorkerID(number)
+    }
+}
+
+/// Carries out control commands on the pool; every outcome is a response object.
+enum ControlCommands {
+    static func perform(_ command: ControlRequest.Command, on pool: WorkerPool) async -> [String: JSONValue] {
+        do throws(CommandError) {
+            switch command {
+            case .ping:
+                return ["ok": .bool(true), "pong": .bool(true), "pid": .number(Double(Posix.processID))]
+            case .status:
+                guard let snapshot = pool.snapshot() else { throw CommandError(message: "the pool is not running") }
+                guard let status = try? JSONValue.from(snapshot) else {
+                    throw CommandError(message: "the status could not be encoded")
+                }
+                return ["ok": .bool(true), "status": status]
+            case .scale(let group, let count):
+                try await pool.scale(group, to: count)
+            case .restart(.pool, let hard):
+                pool.restart(hard ? .hard : .soft)
+            case .restart(.group(let group), let hard):
+                try await pool.restartGroup(group, hard: hard)
+            case .restart(.worker(let id), let hard):
+                try await pool.restartWorker(id, hard: hard)
+            case .stop(nil):
+                pool.stop()
+            case .stop(let id?):
+                try await pool.stopWorker(id)
+            case .events:
+                throw CommandError(message: "events is a stream; it is handled by the connection")
+            }
+            return ["ok": .bool(true)]
+        } catch {
+            return ["ok": .bool(false), "code": .string("refused"), "error": .string(error.message)]
+        }
+    }
+}

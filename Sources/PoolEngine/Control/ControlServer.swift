@@ -1,0 +1,268 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The watcher's control socket: newline-delimited JSON requests and responses
+/// (`docs/control-protocol.md`), for the CLI, the console when attached, and `socat`.
+///
+/// Only processes of the pool owner's uid may talk to it: the directory is 0700, the socket
+/// 0600, and every connection's peer uid is checked with SO_PEERCRED.
+final class ControlServer: Sendable {
+    /// The longest request line accepted; a longer one gets an error and the connection closes.
+    static let maximumLineLength = 64 * 1024
+
+    private let eventLoopGroup: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+    let path: String
+
+    private init(eventLoopGroup: MultiThreadedEventLoopGroup, channel: any Channel, path: String) {
+        self.eventLoopGroup = eventLoopGroup
+        self.channel = channel
+        self.path = path
+    }
+
+    static func start(path: String, pool: WorkerPool, logger: Logger) async throws -> ControlServer {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 64)
+                // `echo '{"command":"status"}' | socat - UNIX-CONNECT:…` half-closes after its request:
+                // answer it before closing.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(LineDecoder(maximumLength: maximumLineLength)))
+                        try channel.pipeline.syncOperations.addHandler(ControlConnectionHandler(pool: pool, logger: logger))
+                    }
+                }
+                .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+                .get()
+            // Only our uid may connect; the 0700 directory already keeps others out.
+            try Posix.setMode(path, 0o600)
+            return ControlServer(eventLoopGroup: group, channel: channel, path: path)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    func shutdown() async {
+        try? await channel.close()
+        try? await eventLoopGroup.shutdownGracefully()
+    }
+}
+
+/// Splits the inbound byte stream into lines (without the newline); refuses over-long ones.
+struct LineDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    let maximumLength: Int
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            let length = newline - buffer.readerIndex
+            guard length <= maximumLength else { throw ControlRequestError.oversized(length) }
+            let line = buffer.readSlice(length: length)!
+            buffer.moveReaderIndex(forwardBy: 1)
+            context.fireChannelRead(Self.wrapInboundOut(line))
+            return .continue
+        }
+        if buffer.readableBytes > maximumLength { throw ControlRequestError.oversized(buffer.readableBytes) }
+        return .needMoreData
+    }
+}
+
+enum ControlRequestError: Error {
+    case oversized(Int)
+}
+
+/// One control connection: checks the peer, parses each line, answers on the same connection.
+final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let pool: WorkerPool
+    private let logger: Logger
+    private var isAuthorized = false
+    private var pending: [ByteBuffer] = []
+    private var tasks: [Task<Void, Never>] = []
+    /// Requests still being answered (not counting event streams).
+    private var unanswered = 0
+    private var inputClosed = false
+
+    init(pool: WorkerPool, logger: Logger) {
+        self.pool = pool
+        self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let credentials: EventLoopFuture<PeerCredentials>
+        if let provider = channel as? any SocketOptionProvider {
+            credentials = provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(Posix.socketLevel), name: SocketOptionName(Posix.peerCredentialsOption))
+        } else {
+            credentials = channel.eventLoop.makeFailedFuture(ControlRequestError.oversized(0))
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let logger = self.logger
+        credentials.whenComplete { result in
+            let handler = loopBound.value
+            switch result {
+            case .success(let peer) where peer.uid == Posix.userID:
+                handler.isAuthorized = true
+                let queued = handler.pending
+                handler.pending = []
+                for line in queued { handler.handle(line, channel: channel) }
+            case .success(let peer):
+                logger.warning(
+                    "control socket: refused a connection from uid \(peer.uid) (pid \(peer.pid)); only uid \(Posix.userID) may connect")
+                handler.respond(
+                    ["ok": .bool(false), "code": .string("permission-denied"),
+                     "error": .string("uid \(peer.uid) may not control this pool; only its owner (uid \(Posix.userID)) may")],
+                    channel: channel, close: true)
+            case .failure(let error):
+                logger.error("control socket: cannot read the peer's credentials: \(error)")
+                channel.close(promise: nil)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for task in tasks { task.cancel() }
+        tasks = []
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+            closeIfDone(context.channel)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// After the client half-closed, close once every request has its answer (streams excepted).
+    private func closeIfDone(_ channel: any Channel) {
+        if inputClosed && unanswered == 0 && pending.isEmpty && !isStreaming {
+            channel.close(promise: nil)
+        }
+    }
+
+    private var isStreaming = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        if isAuthorized {
+            handle(line, channel: context.channel)
+        } else {
+            pending.append(line)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case ControlRequestError.oversized(let length) = error {
+            respond(
+                ["ok": .bool(false), "code": .string("oversized"),
+                 "error": .string("request line of \(length)+ bytes is longer than the limit of \(ControlServer.maximumLineLength)")],
+                channel: context.channel, close: true)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func handle(_ line: ByteBuffer, channel: any Channel) {
+        let text = String(buffer: line)
+        if text.allSatisfy({ $0 == " " || $0 == "\r" || $0 == "\t" }) { return }
+        switch Self.parse(text) {
+        case .failure(let failure):
+            respond(failure.response, channel: channel)
+        case .success(let request):
+            tasks.removeAll { $0.isCancelled }
+            if case .events = request.command {
+                isStreaming = true
+            } else {
+                unanswered += 1
+            }
+            let loopBound = NIOLoopBound(self, eventLoop: channel.eventLoop)
+            tasks.append(
+                Self.start(request, pool: pool, channel: channel) {
+                    channel.eventLoop.execute {
+                        loopBound.value.unanswered -= 1
+                        loopBound.value.closeIfDone(channel)
+                    }
+                })
+        }
+    }
+
+    private static func parse(_ text: String) -> Result<ControlRequest, ControlRequest.Failure> {
+        do {
+            return .success(try ControlRequest(parsing: text))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Runs one request in a task of its own; its response goes back on the channel.
+    private static func start(
+        _ request: ControlRequest, pool: WorkerPool, channel: any Channel, answered: @escaping @Sendable () -> Void
+    ) -> Task<Void, Never> {
+        let id = request.id
+        if case .events(let replay) = request.command {
+            let (records, replayed) = pool.eventRecordsCountingReplay(replay: replay)
+            return Task { await stream(records, replayed: replayed, id: id, channel: channel) }
+        }
+        let command = request.command
+        return Task {
+            var response = await ControlCommands.perform(command, on: pool)
+            if let id { response["id"] = id }
+            write(response, channel: channel, close: false)
+            answered()
+        }
+    }
+
+    private func respond(_ response: [String: JSONValue], channel: any Channel, close: Bool = false) {
+        Self.write(response, channel: channel, close: close)
+    }
+
+    private static func write(_ response: [String: JSONValue], channel: any Channel, close: Bool) {
+        let line = ((try? JSONValue.encodeLine(JSONValue.object(response))) ?? #"{"ok":false,"error":"unencodable response"}"#) + "\n"
+        let future = channel.writeAndFlush(ByteBuffer(string: line))
+        if close { future.whenComplete { _ in channel.close(promise: nil) } }
+    }
+
+    /// Streams events as lines; a client too slow to read loses events, and is told how many.
+    private static func stream(
+        _ records: AsyncStream<PoolEventRecord>, replayed: Int, id: JSONValue?, channel: any Channel
+    ) async {
+        var acknowledgement: [String: JSONValue] = [
+            "ok": .bool(true), "streaming": .bool(true), "replaying": .number(Double(replayed)),
+        ]
+        if let id { acknowledgement["id"] = id }
+        write(acknowledgement, channel: channel, close: false)
+        var dropped = 0
+        var remaining = replayed
+        if remaining == 0 { write(["type": .string("live")], channel: channel, close: false) }
+        for await record in records {
+            defer {
+                remaining -= 1
+                // After the replayed history, a marker: `logs` without -f stops here.
+                if remaining == 0 { write(["type": .string("live")], channel: channel, close: false) }
+            }
+            guard channel.isActive else { return }
+            guard channel.isWritable else {
+                dropped += 1
+                continue
+            }
+            if dropped > 0 {
+                write(["type": .string("dropped"), "count": .number(Double(dropped))], channel: channel, close: false)
+                dropped = 0
+            }
+            guard let line = try? JSONValue.encodeLine(record) else { continue }
+            channel.writeAndFlush(ByteBuffer(string: line + "\n"), promise: nil)
+        }
+        // The pool stopped: say so, then close.
+        write(["type": .string("end"), "why": .string("the pool has stopped")], channel: channel, close: true)
+    }
+}

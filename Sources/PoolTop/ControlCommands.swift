@@ -1,0 +1,140 @@
+import ArgumentParser
+import PoolEngine
+
+/// `pooltop scale NAME GROUP N`.
+struct ScaleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale", abstract: "Scale a group of a running pool to N workers (within its min...max).")
+
+    @Argument(help: "The pool's name.") var name: String
+    @Argument(help: "The group's name (or id).") var group: String
+    @Argument(help: "The number of workers.") var workers: Int
+
+    func validate() throws {
+        if workers < 0 { throw ValidationError("N must be a whole number ≥ 0 (got \(workers))") }
+    }
+
+    func run() throws {
+        let target: JSONValue = Int(group).map { .number(Double($0)) } ?? .string(group)
+        try ControlSession.perform(name, ["command": .string("scale"), "group": target, "workers": .number(Double(workers))])
+        print("group \(group) of pool \(name): scaling to \(workers)")
+    }
+}
+
+/// `pooltop restart NAME [GROUP | WORKER_ID] [--soft | --hard]`.
+struct RestartCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restart",
+        abstract: "Restart a running pool, one of its groups, or one worker.",
+        discussion: """
+            The whole pool: --soft (the default) replaces each worker as it finishes; --hard stops every worker, then starts them all.
+            A group or a worker: --soft asks each worker to finish and replaces it; --hard kills it (SIGKILL) and replaces it at once.
+            """)
+
+    @Argument(help: "The pool's name.") var name: String
+    @Argument(help: "A group name, or a worker id; the whole pool when left out.") var target: String?
+    @Flag(help: "How to restart.") var mode: Mode = .soft
+
+    enum Mode: String, EnumerableFlag {
+        case soft, hard
+    }
+
+    func run() throws {
+        var request: [String: JSONValue] = ["command": .string("restart"), "mode": .string(mode.rawValue)]
+        var what = "pool \(name)"
+        if let target {
+            if let id = Int(target) {
+                request["worker"] = .number(Double(id))
+                what = "worker \(id) of pool \(name)"
+            } else {
+                request["group"] = .string(target)
+                what = "group \(target) of pool \(name)"
+            }
+        }
+        try ControlSession.perform(name, request)
+        print("\(what): \(mode.rawValue) restart requested")
+    }
+}
+
+/// `pooltop stop NAME [--worker ID]`.
+struct StopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop", abstract: "Stop a running pool gracefully, or one of its workers.")
+
+    @Argument(help: "The pool's name.") var name: String
+    @Option(name: .long, help: "Stop only this worker; its slot stays stopped until restarted or scaled up.")
+    var worker: Int?
+
+    func run() throws {
+        var request: [String: JSONValue] = ["command": .string("stop")]
+        if let worker { request["worker"] = .number(Double(worker)) }
+        try ControlSession.perform(name, request)
+        print(worker.map { "worker \($0) of pool \(name): stopping" } ?? "pool \(name): stopping")
+    }
+}
+
+/// `pooltop logs NAME [-f]`.
+struct LogsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs",
+        abstract: "Print a running pool's recent events and worker log lines (the last 1,000); -f keeps following.")
+
+    @Argument(help: "The pool's name.") var name: String
+    @Flag(name: .shortAndLong, help: "Keep printing new lines until the pool stops or Ctrl-C.") var follow = false
+    @Flag(name: .long, help: "Print each record as its JSON line.") var json = false
+
+    func run() throws {
+        let client = try ControlSession.connect(name)
+        do {
+            let acknowledgement = try client.request(["command": .string("events")])
+            guard acknowledgement["ok"]?.bool == true else {
+                printError("pooltop: pool '\(name)' refused: \(acknowledgement["error"]?.string ?? "")")
+                throw ExitCode(1)
+            }
+            while let line = try client.readLine() {
+                switch line["type"]?.string {
+                case "live":
+                    if !follow { return }
+                case "end":
+                    return
+                default:
+                    print(json ? (try JSONValue.encodeLine(line)) : Self.render(line))
+                }
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            printError("pooltop: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func render(_ record: JSONValue) -> String {
+        let time = record["at"]?.number.map(clockTime) ?? "--:--:--"
+        let type = record["type"]?.string ?? "?"
+        var subject = ""
+        if let worker = record["worker"]?.integer { subject = "worker \(worker)" }
+        if let group = record["group"]?.string { subject += subject.isEmpty ? "group \(group)" : " (\(group))" }
+        switch type {
+        case "worker-log":
+            return "\(time) \(subject) \(record["level"]?.string ?? "info"): \(record["message"]?.string ?? "")"
+        case "worker-exited":
+            let status = record["code"]?.integer.map { "code \($0)" } ?? record["signal"]?.integer.map { "signal \($0)" } ?? "not started"
+            let message = record["message"]?.string.map { ": \($0)" } ?? ""
+            return "\(time) \(subject) exited (\(record["reason"]?.string ?? "?"), \(status))\(message)"
+        case "worker-ready":
+            return "\(time) \(subject) ready, pid \(record["pid"]?.integer ?? 0)"
+        case "group-scaled":
+            return "\(time) \(subject) scaled from \(record["from"]?.integer ?? 0) to \(record["to"]?.integer ?? 0)"
+        default:
+            let detail = ["why", "error", "reason", "delaySeconds"].compactMap { key in record[key].map { "\(key) \($0)" } }
+            return "\(time) \(subject.isEmpty ? "pool" : subject) \(type)\(detail.isEmpty ? "" : ": " + detail.joined(separator: ", "))"
+        }
+    }
+}
+
+/// HH:MM:SS in UTC, from seconds since the epoch.
+func clockTime(_ seconds: Double) -> String {
+    let day = Int(seconds) % 86400
+    return "\(format2(day / 3600)):\(format2(day % 3600 / 60)):\(format2(day % 60))"
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import PoolEngine
+
+/// What every operator command shares: connect to a pool by name, or say which pools run.
+enum ControlSession {
+    /// Connects to `pool`; an unknown name exits 1 with the list of running pools.
+    static func connect(_ pool: String) throws -> ControlClient {
+        do {
+            return try ControlClient(pool: pool)
+        } catch let error as ControlClientError where error.code == .notRunning {
+            let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
+            let list = running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))"
+            printError("pooltop: no pool named '\(pool)' is running; \(list)")
+            throw ExitCode(1)
+        } catch {
+            printError("pooltop: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Sends a command; a refusal prints the pool's reason and exits 1.
+    @discardableResult
+    static func perform(_ pool: String, _ request: [String: JSONValue]) throws -> JSONValue {
+        let client = try connect(pool)
+        let response: JSONValue
+        do {
+            response = try client.request(request)
+        } catch {
+            printError("pooltop: \(error)")
+            throw ExitCode(1)
+        }
+        guard response["ok"]?.bool == true else {
+            printError("pooltop: pool '\(pool)' refused: \(response["error"]?.string ?? "\(response)")")
+            throw ExitCode(1)
+        }
+        return response
+    }
+}
+
+/// Human-friendly durations: 45s, 3m12s, 2h05m, 3d04h.
+func formatDuration(_ seconds: Double) -> String {
+    let total = Int(seconds.rounded(.down))
+    if total < 60 { return "\(total)s" }
+    if total < 3600 { return "\(total / 60)m\(format2(total % 60))s" }
+    if total < 86400 { return "\(total / 3600)h\(format2(total % 3600 / 60))m" }
+    return "\(total / 86400)d\(format2(total % 86400 / 3600))h"
+}
+
+func format2(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
+/// Bytes as 12.3M / 1.2G.
+func formatBytes(_ bytes: UInt64) -> String {
+    let value = Double(bytes)
+    let kibi = 1024.0
+    if value >= kibi * kibi * kibi { return "\(round1(value / (kibi * kibi * kibi)))G" }
+    if value >= kibi * kibi { return "\(round1(value / (kibi * kibi)))M" }
+    if value >= kibi { return "\(round1(value / kibi))K" }
+    return "\(bytes)B"
+}
+
+func round1(_ value: Double) -> String {
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
+/// Left-aligned columns separated by two spaces.
+func table(_ rows: [[String]]) -> String {
+    guard let width = rows.map(\.count).max() else { return "" }
+    var widths = [Int](repeating: 0, count: width)
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+    return rows.map { row in
+        row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import FoundationEssentials
+import PoolEngine
+
+/// `pooltop status NAME [--json]`.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show a running pool's groups and workers.")
+
+    @Argument(help: "The pool's name.")
+    var name: String
+
+    @Flag(name: .long, help: "Print the status document as JSON (see docs/control-protocol.md).")
+    var json = false
+
+    func run() throws {
+        let response = try ControlSession.perform(name, ["command": .string("status")])
+        guard let status = response["status"] else {
+            printError("pooltop: pool '\(name)' sent no status")
+            throw ExitCode(1)
+        }
+        if json {
+            print(try JSONValue.encodeLine(status))
+            return
+        }
+        let snapshot = try JSONDecoder().decode(PoolSnapshot.self, from: Data(JSONValue.encodeLine(status).utf8))
+        print(Self.render(snapshot))
+    }
+
+    static func render(_ snapshot: PoolSnapshot) -> String {
+        let pool = snapshot.pool
+        var lines = [
+            "pool \(pool.name)  pid \(pool.pid)  up \(formatDuration(pool.uptimeSeconds))  \(pool.state)  restarts: hard \(pool.restarts.hard), soft \(pool.restarts.soft)",
+            "",
+        ]
+        var groups = [["GROUP", "KIND", "MIN", "DESIRED", "MAX", "RUNNING", "READY"]]
+        for group in snapshot.groups {
+            groups.append([group.name, group.kind.rawValue, "\(group.min)", "\(group.desired)", "\(group.max)", "\(group.running)", "\(group.ready)"])
+        }
+        lines.append(table(groups))
+        lines.append("")
+        var workers = [["ID", "GROUP", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT", "JOBS", "CONNS", "RSS", "CPU"]]
+        for worker in snapshot.workers {
+            let uptime = worker.state.hasProcess ? worker.startedAt.map { formatDuration(snapshot.takenAt - $0) } ?? "-" : "-"
+            var lastExit = "-"
+            if let exit = worker.lastExit {
+                let status = exit.code.map { "code \($0)" } ?? exit.signal.map { "signal \($0)" } ?? exit.status
+                lastExit = "\(exit.reason.rawValue) (\(status))"
+            }
+            var state = worker.state.rawValue
+            if worker.state == .backoff, let until = worker.backoffUntil {
+                state += " \(round1(max(0, until - snapshot.takenAt)))s"
+            }
+            let a = worker.activity
+            workers.append([
+                "\(worker.id)", worker.group, worker.pid == 0 ? "-" : "\(worker.pid)", state, uptime, "\(worker.restarts)",
+                lastExit, "\(a.jobsProcessed)/\(a.jobsErrors)/\(a.jobsInFlight)", "\(a.connectionsActive)",
+                worker.rssBytes == 0 ? "-" : formatBytes(worker.rssBytes), "\(round1(worker.cpuSeconds))s",
+            ])
+        }
+        lines.append(table(workers))
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `pooltop list`.
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the pools running for this user: name, pid, uptime, workers.")
+
+    func run() throws {
+        var rows = [["NAME", "PID", "UPTIME", "WORKERS (ready/running/slots)"]]
+        for name in RuntimeDirectory.poolNames() where RuntimeDirectory.isRunning(pool: name) {
+            guard let snapshot = try? PoolSnapshot.read(pool: name) else { continue }
+            let ready = snapshot.workers.filter { $0.state == .ready }.count
+            let running = snapshot.workers.filter { $0.state.hasProcess }.count
+            rows.append([name, "\(snapshot.pool.pid)", formatDuration(snapshot.pool.uptimeSeconds), "\(ready)/\(running)/\(snapshot.workers.count)"])
+        }
+        if rows.count == 1 {
+            print("no pool is running (runtime directory \(RuntimeDirectory.base))")
+        } else {
+            print(table(rows))
+        }
+    }
+}
