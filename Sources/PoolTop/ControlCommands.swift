@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import PoolEngine
 
 /// `pooltop scale NAME GROUP N`.
@@ -99,6 +100,8 @@ struct LogsCommand: ParsableCommand {
                     return
                 default:
                     print(json ? (try JSONValue.encodeLine(line)) : Self.render(line))
+                    // Followed output is read as it comes (a pipe, a file): do not hold lines back.
+                    if follow { fflush(nil) }
                 }
             }
         } catch let exit as ExitCode {
@@ -124,6 +127,8 @@ struct LogsCommand: ParsableCommand {
             return "\(time) \(subject) exited (\(record["reason"]?.string ?? "?"), \(status))\(message)"
         case "worker-ready":
             return "\(time) \(subject) ready, pid \(record["pid"]?.integer ?? 0)"
+        case "worker-starting":
+            return "\(time) \(subject) starting, pid \(record["pid"]?.integer ?? 0)"
         case "group-scaled":
             return "\(time) \(subject) scaled from \(record["from"]?.integer ?? 0) to \(record["to"]?.integer ?? 0)"
         default:

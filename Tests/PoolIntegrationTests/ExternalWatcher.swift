@@ -82,3 +82,45 @@ extension Substring {
         return nil
     }
 }
+
+/// The outcome of one command-line run.
+struct CommandOutput {
+    var status: TerminationStatus?
+    var stdout: String
+    var stderr: String
+}
+
+extension TestSupport {
+    /// Runs `pooltop <arguments>` to completion (failsafe 30 s) with its output captured.
+    static func pooltop(_ arguments: [String], directory: String) throws -> CommandOutput {
+        try shell("'\(pooltopExecutable)' " + arguments.map { "'\($0)'" }.joined(separator: " "), directory: directory)
+    }
+
+    /// Runs a shell command line to completion (failsafe 30 s) with its output captured.
+    static func shell(_ command: String, directory: String, stdin: String? = nil) throws -> CommandOutput {
+        let n = Int.random(in: 0..<1_000_000_000)
+        let out = "\(directory)/cmd-\(n).out"
+        let err = "\(directory)/cmd-\(n).err"
+        var line = "\(command) >'\(out)' 2>'\(err)'"
+        if let stdin {
+            let input = "\(directory)/cmd-\(n).in"
+            write(input, stdin)
+            line += " <'\(input)'"
+        } else {
+            line += " </dev/null"
+        }
+        let pid = try Posix.spawn(path: "/bin/sh", arguments: ["-c", line], environment: Posix.environment(), inherited: [])
+        let pidfd = try Posix.pidfdOpen(pid)
+        defer { Posix.close(pidfd) }
+        var status: TerminationStatus?
+        if (try? Posix.pollReadable(pidfd, timeoutMilliseconds: 30_000)) == true {
+            status = try Posix.reap(pidfd: pidfd)
+        } else {
+            kill(pid, SIGKILL)
+            _ = try? Posix.pollReadable(pidfd, timeoutMilliseconds: 5_000)
+            _ = try? Posix.reap(pidfd: pidfd)
+        }
+        let read = { (path: String) in String(decoding: (try? Posix.readFile(path)) ?? [], as: UTF8.self) }
+        return CommandOutput(status: status, stdout: read(out), stderr: read(err))
+    }
+}

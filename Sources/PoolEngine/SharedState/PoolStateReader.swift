@@ -72,33 +72,54 @@ public final class PoolStateReader: Sendable {
             desired: Int(desired), running: Int(running), ready: Int(ready))
     }
 
+    /// The lifecycle words of one slot, copied under its sequence word (no allocation).
+    private struct LifecycleWords {
+        var groupID: UInt64 = 0, state: UInt64 = 0, pid: UInt64 = 0, generation: UInt64 = 0
+        var firstStartedAt: UInt64 = 0, startedAt: UInt64 = 0, readyAt: UInt64 = 0, finishedAt: UInt64 = 0
+        var restarts: UInt64 = 0, lastExit: UInt64 = 0, lastExitAt: UInt64 = 0, backoffUntil: UInt64 = 0
+        var rssBytes: UInt64 = 0, cpuNanoseconds: UInt64 = 0
+    }
+
     private func readWorker(_ id: WorkerID, groupNames: [Int: String]) -> WorkerSnapshot {
         typealias L = SharedLayout.Lifecycle
         let base = segment.slotBase(id)
-        let words = segment.read(sequenceAt: base + L.sequence) {
-            (0..<15).map { segment.load(base + L.id + 8 * $0) }
+        let w = segment.read(sequenceAt: base + L.sequence) { () -> LifecycleWords in
+            var w = LifecycleWords()
+            w.groupID = segment.load(base + L.groupID)
+            w.state = segment.load(base + L.state)
+            w.pid = segment.load(base + L.pid)
+            w.generation = segment.load(base + L.generation)
+            w.firstStartedAt = segment.load(base + L.firstStartedAt)
+            w.startedAt = segment.load(base + L.startedAt)
+            w.readyAt = segment.load(base + L.readyAt)
+            w.finishedAt = segment.load(base + L.finishedAt)
+            w.restarts = segment.load(base + L.restarts)
+            w.lastExit = segment.load(base + L.lastExit)
+            w.lastExitAt = segment.load(base + L.lastExitAt)
+            w.backoffUntil = segment.load(base + L.backoffUntil)
+            w.rssBytes = segment.load(base + L.rssBytes)
+            w.cpuNanoseconds = segment.load(base + L.cpuNanoseconds)
+            return w
         }
-        // words[k] is the lifecycle word at offset L.id + 8k.
-        func word(_ offset: Int) -> UInt64 { words[(offset - L.id) / 8] }
-        let stateIndex = Int(word(L.state))
-        let groupID = Int(word(L.groupID))
+        let stateIndex = Int(w.state)
+        let groupID = Int(w.groupID)
         return WorkerSnapshot(
             id: id,
             group: groupNames[groupID] ?? "",
             groupID: groupID,
-            pid: Int32(truncatingIfNeeded: word(L.pid)),
+            pid: Int32(truncatingIfNeeded: w.pid),
             state: SharedLayout.stateCodes.indices.contains(stateIndex) ? SharedLayout.stateCodes[stateIndex] : .stopped,
-            generation: Int(word(L.generation)),
-            restarts: Int(word(L.restarts)),
-            firstStartedAt: seconds(word(L.firstStartedAt)),
-            startedAt: seconds(word(L.startedAt)),
-            readyAt: seconds(word(L.readyAt)),
-            finishedAt: seconds(word(L.finishedAt)),
-            backoffUntil: seconds(word(L.backoffUntil)),
-            lastExit: exit(word(L.lastExit), at: word(L.lastExitAt)),
+            generation: Int(w.generation),
+            restarts: Int(w.restarts),
+            firstStartedAt: seconds(w.firstStartedAt),
+            startedAt: seconds(w.startedAt),
+            readyAt: seconds(w.readyAt),
+            finishedAt: seconds(w.finishedAt),
+            backoffUntil: seconds(w.backoffUntil),
+            lastExit: exit(w.lastExit, at: w.lastExitAt),
             activity: readActivity(base),
-            rssBytes: word(L.rssBytes),
-            cpuSeconds: Double(word(L.cpuNanoseconds)) / 1e9)
+            rssBytes: w.rssBytes,
+            cpuSeconds: Double(w.cpuNanoseconds) / 1e9)
     }
 
     func readActivity(_ base: Int) -> WorkerActivity {

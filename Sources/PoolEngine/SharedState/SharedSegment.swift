@@ -16,6 +16,11 @@ final class SharedSegment: Sendable {
         self.isWritable = isWritable
     }
 
+    /// Layout figures, read once from the header (they never change after creation).
+    private struct Geometry {
+        var groupOffset: Int, groupRecordSize: Int, slotOffset: Int, slotRecordSize: Int, groupCount: Int, slotCount: Int
+    }
+
     deinit { mapping.unmap() }
 
     /// Creates the segment, replacing a stale one of the same name (the caller holds the pool's lock).
@@ -139,15 +144,25 @@ final class SharedSegment: Sendable {
 
     // MARK: - Records
 
+    private var geometry: Geometry {
+        typealias H = SharedLayout.Header
+        return Geometry(
+            groupOffset: Int(load(H.groupOffset)), groupRecordSize: Int(load(H.groupRecordSize)),
+            slotOffset: Int(load(H.slotOffset)), slotRecordSize: Int(load(H.slotRecordSize)),
+            groupCount: Int(load(H.groupCount)), slotCount: Int(load(H.slotCount)))
+    }
+
     var groupCount: Int { Int(load(SharedLayout.Header.groupCount)) }
     var slotCount: Int { Int(load(SharedLayout.Header.slotCount)) }
 
     func groupBase(_ index: Int) -> Int {
-        Int(load(SharedLayout.Header.groupOffset)) + index * Int(load(SharedLayout.Header.groupRecordSize))
+        let geometry = self.geometry
+        return geometry.groupOffset + index * geometry.groupRecordSize
     }
 
     func slotBase(_ id: WorkerID) -> Int {
-        Int(load(SharedLayout.Header.slotOffset)) + (id.rawValue - 1) * Int(load(SharedLayout.Header.slotRecordSize))
+        let geometry = self.geometry
+        return geometry.slotOffset + (id.rawValue - 1) * geometry.slotRecordSize
     }
 }
 

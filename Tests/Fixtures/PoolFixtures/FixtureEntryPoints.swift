@@ -16,6 +16,7 @@ enum FixtureEntryPoints {
         entryPoints.register("stuck-initialize") { StuckInitialize() }
         entryPoints.register("lost-channel") { LostChannel() }
         entryPoints.register("logger") { LogLine() }
+        entryPoints.register("activity-writer") { ActivityWriter() }
         return entryPoints
     }
 }
@@ -176,4 +177,33 @@ func writeCount(_ file: String, _ value: Int) {
     let text = Array(String(value).utf8)
     _ = write(fd, text, text.count)
     close(fd)
+}
+
+/// Writes its activity part in a tight loop with every counter equal, until stopped: a reader
+/// that ever sees two counters differ has read a torn record.
+struct ActivityWriter: WorkerEntryPoint {
+    var worker: Worker?
+    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    func run() async throws {
+        guard let worker else { return }
+        var value: UInt64 = 0
+        while !worker.isStopRequested {
+            value += 1
+            worker.recordActivity { activity in
+                activity.jobsAccepted = value
+                activity.jobsProcessed = value
+                activity.jobsErrors = value
+                activity.jobsRejected = value
+                activity.jobsInFlight = value
+                activity.inFlightWeight = value
+                activity.connectionsAccepted = value
+                activity.connectionsProcessed = value
+                activity.connectionsErrors = value
+                activity.connectionsActive = value
+                activity.currentJobID = value
+                activity.currentJobSince = value
+            }
+            if value % 1024 == 0 { await Task.yield() }
+        }
+    }
 }

@@ -1,0 +1,131 @@
+import Testing
+
+@testable import PoolEngine
+
+/// The reference's storage tests (§9.6) against real POSIX shared memory.
+@Suite("Shared state: the segment, its records, and coherent reads", .serialized)
+struct SharedStateTests {
+    static let groups = [
+        WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 2, maxWorkers: 4, name: "jobs"),
+        WorkerGroup(entryPoint: "b", kind: .reactor, minWorkers: 1, maxWorkers: 6, name: "web"),
+    ]
+
+    /// A segment named for this test, removed afterwards.
+    func withSegment(_ body: (SharedSegment, PoolDescription) throws -> Void) throws {
+        let pool = try PoolValidator.validate(name: "shm-test-\(Posix.processID)", stopTimeout: .seconds(1), groups: Self.groups, entryPointNames: nil)
+        let name = SharedLayout.segmentName(pool: pool.name, uid: Posix.userID)
+        let segment = try SharedSegment.create(name: name, pool: pool, watcherPID: 4242, startedAt: 1_000_000_000_000)
+        defer { Posix.unlinkSharedMemory(name: name) }
+        try body(segment, pool)
+    }
+
+    @Test("a core's state written by the publisher reads back through a second, read-only mapping (testWriteRead, testOnlyRead)")
+    func writeRead() throws {
+        try withSegment { segment, pool in
+            var core = WatcherCore(pool: pool)
+            let clock = PoolInstant.now
+            _ = core.handle(.poolDidStart, at: clock)
+            _ = core.handle(.processDidSpawn(WorkerID(1), generation: 1, pid: 111), at: clock)
+            _ = core.handle(.workerDidBecomeReady(WorkerID(1), generation: 1), at: clock)
+            _ = core.handle(.processDidSpawn(WorkerID(5), generation: 1, pid: 555), at: clock)
+            _ = core.handle(.processDidExit(WorkerID(2), generation: 1, .signaled(9)), at: clock)
+            let publisher = SharedStatePublisher(segment: segment, pool: pool)
+            publisher.publish(core, at: clock)
+            publisher.setPoolState(.running)
+
+            // A reader given only the name discovers the layout from the header.
+            let snapshot = try PoolSnapshot.read(pool: pool.name)
+            #expect(snapshot.pool.name == pool.name)
+            #expect(snapshot.pool.pid == 4242)
+            #expect(snapshot.pool.state == .running)
+            #expect(snapshot.workers.count == 10)
+            #expect(snapshot.workers.map(\.id.rawValue) == Array(1...10), "records come in id order (testForeachWorkers)")
+            #expect(snapshot.groups.map(\.name) == ["jobs", "web"])
+            #expect(snapshot.groups[0].kind == .job && snapshot.groups[1].kind == .reactor)
+            #expect(snapshot.groups[0].min == 2 && snapshot.groups[0].max == 4)
+            let worker1 = try #require(snapshot.worker(WorkerID(1)))
+            #expect(worker1.state == .ready && worker1.pid == 111 && worker1.group == "jobs" && worker1.generation == 1)
+            #expect(worker1.readyAt != nil && worker1.startedAt != nil)
+            let worker2 = try #require(snapshot.worker(WorkerID(2)))
+            #expect(worker2.pid == 0)
+            #expect(worker2.lastExit?.status == "signaled")
+            #expect(worker2.lastExit?.signal == 9)
+            #expect(worker2.lastExit?.reason == .bootFailure)
+            #expect(worker2.state == .backoff && worker2.backoffUntil != nil)
+            #expect(snapshot.worker(WorkerID(5))?.group == "web")
+            #expect(snapshot.worker(WorkerID(5))?.state == .starting)
+            // Group counts: jobs wants 2, has processes for 1 (the other backs off), 1 ready.
+            #expect(snapshot.groups[0].desired == 2 && snapshot.groups[0].running == 1 && snapshot.groups[0].ready == 1)
+            #expect(snapshot.groups[1].desired == 1 && snapshot.groups[1].running == 1 && snapshot.groups[1].ready == 0)
+        }
+    }
+
+    @Test("a worker's activity part round-trips, and only changed records are rewritten")
+    func activityRoundTrip() throws {
+        try withSegment { segment, pool in
+            let recorder = try WorkerActivityRecorder(segmentName: segment.name, id: WorkerID(3))
+            recorder.update { activity in
+                activity.jobsAccepted = 15
+                activity.jobsProcessed = 12
+                activity.jobsErrors = 1
+                activity.jobsRejected = 2
+                activity.jobsInFlight = 3
+                activity.inFlightWeight = 40
+                activity.connectionsAccepted = 7
+                activity.connectionsProcessed = 6
+                activity.connectionsErrors = 1
+                activity.connectionsActive = 1
+                activity.currentJobID = 99
+                activity.currentJobSince = 5
+            }
+            let reader = try PoolStateReader(pool: pool.name)
+            let activity = try reader.activity(of: WorkerID(3))
+            #expect(activity.jobsAccepted == 15 && activity.jobsProcessed == 12 && activity.jobsErrors == 1)
+            #expect(activity.jobsRejected == 2 && activity.jobsInFlight == 3 && activity.inFlightWeight == 40)
+            #expect(activity.connectionsAccepted == 7 && activity.connectionsProcessed == 6)
+            #expect(activity.connectionsErrors == 1 && activity.connectionsActive == 1)
+            #expect(activity.currentJobID == 99 && activity.currentJobSince == 5)
+            #expect(activity.lastUpdate > 0)
+            #expect(try reader.activity(of: WorkerID(4)) == WorkerActivity(), "other records are untouched")
+        }
+    }
+
+    @Test("worker ids outside the slots are refused (testWrongWorkerId, testWorkerIdOutOfRange)")
+    func invalidIDs() throws {
+        try withSegment { segment, pool in
+            let reader = try PoolStateReader(pool: pool.name)
+            #expect(throws: SharedStateError.self) { try reader.activity(of: WorkerID(0)) }
+            #expect(throws: SharedStateError.self) { try reader.activity(of: WorkerID(11)) }
+            #expect(throws: SharedStateError.self) { try WorkerActivityRecorder(segmentName: segment.name, id: WorkerID(11)) }
+        }
+    }
+
+    @Test("the segment is mode 0600 and a reader maps it read-only")
+    func modes() throws {
+        try withSegment { segment, pool in
+            let (owner, mode) = try Posix.sharedMemoryOwnerAndMode(name: segment.name)
+            #expect(owner == Posix.userID)
+            #expect(mode == 0o600)
+            let reader = try PoolStateReader(pool: pool.name)
+            #expect(!reader.segment.isWritable)
+        }
+    }
+
+    @Test("an unknown pool is reported as not found, and a segment of another layout is refused")
+    func notFoundAndBadLayout() throws {
+        #expect(throws: SharedStateError.self) { try PoolSnapshot.read(pool: "no-such-pool-\(Posix.processID)") }
+        let name = "/pooltop-test-garbage-\(Posix.processID)"
+        let mapping = try Posix.createSharedMemory(name: name, size: 4096)
+        mapping.unmap()
+        defer { Posix.unlinkSharedMemory(name: name) }
+        #expect(throws: SharedStateError.self) { try SharedSegment.open(name: name, writable: false) }
+    }
+
+    @Test("the /proc stat parser reads CPU ticks and resident pages, even with spaces in the command name")
+    func procStat() throws {
+        let line = Array("1234 (my (odd) worker) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 3 0 500 1000000 321 18446744073709551615\n".utf8)
+        let figures = try #require(ProcStat.parse(line[...]))
+        #expect(figures.cpuTicks == 12)
+        #expect(figures.rssPages == 321)
+    }
+}

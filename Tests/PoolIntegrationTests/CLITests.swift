@@ -1,0 +1,128 @@
+import Glibc
+import Testing
+
+@testable import PoolEngine
+
+/// Every operator command end to end against a real `pooltop run`, including bad arguments.
+@Suite("pooltop list, status, scale, restart, stop, logs", .serialized)
+struct CLITests {
+    @Test("the operator commands drive a running pool and exit 0, 1 or 2 as documented")
+    func operatorCommands() async throws {
+        let name = TestSupport.uniqueName("cli")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let watcher = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: directory)
+        #expect(await watcher.waitForLog("ready", count: 3))
+        func run(_ arguments: String...) throws -> CommandOutput { try TestSupport.pooltop(arguments, directory: directory) }
+
+        let list = try run("list")
+        #expect(list.status == .exited(0))
+        #expect(list.stdout.contains(name) && list.stdout.contains("\(watcher.pid)"), "\(list)")
+
+        let status = try run("status", name)
+        #expect(status.status == .exited(0))
+        #expect(status.stdout.contains("pool \(name)") && status.stdout.contains("jobs") && status.stdout.contains("ready"), "\(status)")
+
+        let json = try run("status", name, "--json")
+        #expect(json.status == .exited(0))
+        let document = try JSONValue.parse(json.stdout)
+        #expect(document["pool"]?["name"]?.string == name)
+        #expect(document["pool"]?["pid"]?.integer == Int(watcher.pid))
+        #expect(document["groups"]?.array?.map { $0["name"]?.string ?? "" } == ["jobs", "ticker"])
+
+        let scaled = try run("scale", name, "jobs", "3")
+        #expect(scaled.status == .exited(0), "\(scaled)")
+        #expect(await watcher.waitForLog("ready", count: 4))
+        let outOfRange = try run("scale", name, "jobs", "9")
+        #expect(outOfRange.status == .exited(1))
+        #expect(outOfRange.stderr.contains("allowed range is 2...4"), "\(outOfRange)")
+        let usage = try run("scale", name, "jobs")
+        #expect(usage.status == .exited(2), "\(usage)")
+        let notANumber = try run("scale", name, "jobs", "many")
+        #expect(notANumber.status == .exited(2), "\(notANumber)")
+
+        let restartWorker = try run("restart", name, "1", "--hard")
+        #expect(restartWorker.status == .exited(0), "\(restartWorker)")
+        #expect(await watcher.waitForLog("ready", count: 5))
+        let restartGroup = try run("restart", name, "ticker")
+        #expect(restartGroup.status == .exited(0))
+        #expect(await watcher.waitForLog("ready", count: 6))
+        let restartPool = try run("restart", name, "--soft")
+        #expect(restartPool.status == .exited(0))
+        #expect(await watcher.waitForLog("soft restart of the pool"))
+        let badTarget = try run("restart", name, "nope")
+        #expect(badTarget.status == .exited(1))
+        #expect(badTarget.stderr.contains("no group 'nope'"), "\(badTarget)")
+
+        let logs = try run("logs", name)
+        #expect(logs.status == .exited(0))
+        #expect(logs.stdout.contains("tick 1"), "\(logs.stdout)")
+        #expect(logs.stdout.contains("exited (restart"), "\(logs.stdout)")
+
+        let unknown = try run("status", "no-such-pool")
+        #expect(unknown.status == .exited(1))
+        #expect(unknown.stderr.contains("running pools:") && unknown.stderr.contains(name), "\(unknown)")
+
+        let stopWorker = try run("stop", name, "--worker", "2")
+        #expect(stopWorker.status == .exited(0))
+        #expect(await watcher.waitForLog("reason=stopped"))
+
+        let stop = try run("stop", name)
+        #expect(stop.status == .exited(0))
+        #expect(watcher.waitForExit() == .exited(0))
+        #expect(!Posix.isDirectory(path: RuntimeDirectory.path(pool: name)))
+        let gone = try run("status", name)
+        #expect(gone.status == .exited(1))
+        await TestSupport.expectNoOrphans(name)
+    }
+
+    @Test("logs -f follows new lines until the pool stops")
+    func logsFollow() async throws {
+        let name = TestSupport.uniqueName("follow")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let watcher = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: directory)
+        #expect(await watcher.waitForLog("ready", count: 3))
+        // Follow in the background; stop the pool after a couple of ticks.
+        let followOut = "\(directory)/follow.out"
+        let follower = try Posix.spawn(
+            path: "/bin/sh", arguments: ["-c", "exec '\(TestSupport.pooltopExecutable)' logs '\(name)' -f >'\(followOut)' 2>&1"],
+            environment: Posix.environment(), inherited: [])
+        let pidfd = try Posix.pidfdOpen(follower)
+        defer { Posix.close(pidfd) }
+        #expect(await TestSupport.eventually { TestSupport.lines(directory, "follow.out").contains { $0.contains("tick 3") } })
+        watcher.signal(SIGTERM)
+        #expect(watcher.waitForExit() == .exited(0))
+        #expect((try? Posix.pollReadable(pidfd, timeoutMilliseconds: 10_000)) == true, "logs -f ends when the pool stops")
+        #expect(try Posix.reap(pidfd: pidfd) == .exited(0))
+        #expect(TestSupport.lines(directory, "follow.out").contains { $0.contains("pool-stopping") })
+        await TestSupport.expectNoOrphans(name)
+    }
+
+    @Test("a SIGKILLed watcher's directory, socket and segment are replaced when the pool starts again")
+    func staleRecovery() async throws {
+        let name = TestSupport.uniqueName("stale")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let first = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: directory)
+        #expect(await first.waitForLog("ready", count: 3))
+        first.signal(SIGKILL)
+        #expect(first.waitForExit() == .signaled(SIGKILL))
+        let segment = SharedLayout.segmentName(pool: name, uid: Posix.userID)
+        #expect((try? Posix.sharedMemoryOwnerAndMode(name: segment)) != nil, "the killed watcher left its segment")
+        #expect(Posix.isDirectory(path: RuntimeDirectory.path(pool: name)))
+        await TestSupport.expectNoOrphans(name)
+
+        let secondDirectory = "\(directory)/second"
+        try Posix.makeDirectory(secondDirectory, mode: 0o755)
+        let second = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: secondDirectory)
+        #expect(await second.waitForLog("ready", count: 3))
+        let status = try TestSupport.pooltop(["status", name, "--json"], directory: directory)
+        #expect(try JSONValue.parse(status.stdout)["pool"]?["pid"]?.integer == Int(second.pid), "\(status)")
+        second.signal(SIGTERM)
+        #expect(second.waitForExit() == .exited(0))
+        #expect((try? Posix.sharedMemoryOwnerAndMode(name: segment)) == nil, "the segment is removed at exit")
+        #expect(!Posix.isDirectory(path: RuntimeDirectory.path(pool: name)))
+        await TestSupport.expectNoOrphans(name)
+    }
+}
