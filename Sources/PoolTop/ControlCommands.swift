@@ -99,7 +99,7 @@ struct LogsCommand: ParsableCommand {
                 case "end":
                     return
                 default:
-                    print(json ? (try JSONValue.encodeLine(line)) : Self.render(line))
+                    print(json ? line.serialized : Self.render(line))
                     // Followed output is read as it comes (a pipe, a file): do not hold lines back.
                     if follow { fflush(nil) }
                 }

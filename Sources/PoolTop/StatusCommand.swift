@@ -20,10 +20,10 @@ struct StatusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if json {
-            print(try JSONValue.encodeLine(status))
+            print(status.serialized)
             return
         }
-        let snapshot = try JSONDecoder().decode(PoolSnapshot.self, from: Data(JSONValue.encodeLine(status).utf8))
+        let snapshot = try JSONDecoder().decode(PoolSnapshot.self, from: Data(status.serialized.utf8))
         print(Self.render(snapshot))
     }
 

@@ -46,6 +46,8 @@ struct Figure {
     }
 }
 
+func nowMicroseconds() -> Double { nowMilliseconds() * 1000 }
+
 func nowMilliseconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -243,8 +245,8 @@ enum Benchmarks {
     }
 
     /// An external watcher with `workers` idle workers, ready when it writes a byte on fd 3.
-    static func startWatcher(workers: Int) -> (pid: pid_t, channel: Int32)? {
-        let watcher = spawnSelf(arguments: ["watch", "\(workers)"], environment: [])
+    static func startWatcher(workers: Int, slots: Int = 0, environment: [String] = []) -> (pid: pid_t, channel: Int32)? {
+        let watcher = spawnSelf(arguments: ["watch", "\(workers)", "\(slots)"], environment: environment)
         guard waitReadable(watcher.channel, timeoutMilliseconds: 20_000) else {
             kill(watcher.pid, SIGKILL)
             reap(watcher.pid)
@@ -309,8 +311,8 @@ enum Benchmarks {
         return state != "Z" && state != "X"
     }
 
-    static func idleWatcher(workers: Int, seconds: Int) {
-        guard let watcher = startWatcher(workers: workers) else { return }
+    static func idleWatcher(workers: Int, seconds: Int, sampling: Bool = true) {
+        guard let watcher = startWatcher(workers: workers, environment: sampling ? [] : ["POOLBENCH_SAMPLE=0"]) else { return }
         // Let start-up settle: libdispatch retires its idle pool threads about 5 s after the burst
         // of work, a one-time cost that is not idle activity.
         sleep(6)
@@ -337,12 +339,104 @@ enum Benchmarks {
         reap(watcher.pid)
         close(watcher.channel)
         Figure(
-            name: "idle_watcher_cpu_\(workers)_workers", unit: "ms per \(seconds) s", samples: [Double(nanoseconds) / 1e6],
-            target: 1,
+            name: "idle_watcher_cpu_\(workers)_workers\(sampling ? "" : "_no_sampling")", unit: "ms per \(seconds) s",
+            samples: [Double(nanoseconds) / 1e6], target: sampling ? nil : 1,
             note: "run time of the watcher's threads over 10 s of idleness, from 6 s after start (schedstat): \(split); utime+stime moved \(ticksAfter - ticksBefore) ticks of 10 ms"
         ).print()
-        Figure(name: "watcher_rss", unit: "MiB", samples: [Double(watcherRSS) / 1024], note: "VmRSS with \(workers) workers").print()
-        Figure(name: "worker_rss", unit: "MiB", samples: [Double(workerRSS) / 1024], note: "VmRSS of one idle demo-job worker").print()
+        if sampling {
+            Figure(name: "watcher_rss", unit: "MiB", samples: [Double(watcherRSS) / 1024], note: "VmRSS with \(workers) workers").print()
+            Figure(name: "worker_rss", unit: "MiB", samples: [Double(workerRSS) / 1024], note: "VmRSS of one idle demo-job worker").print()
+        }
+    }
+
+    /// Snapshots of a 1,000-slot pool read from this process while the watcher runs in another.
+    static func snapshotRead(slots: Int, reads: Int) {
+        guard let watcher = startWatcher(workers: 8, slots: slots) else { return }
+        defer {
+            kill(watcher.pid, SIGTERM)
+            reap(watcher.pid)
+            close(watcher.channel)
+        }
+        guard let reader = try? PoolStateReader(pool: "bench-watch-\(watcher.pid)") else {
+            print("# snapshot_read: cannot open the pool's shared memory")
+            return
+        }
+        var samples: [Double] = []
+        var floor: [Double] = []
+        let bytes = slots * 256
+        var copy = [UInt8](repeating: 0, count: bytes)
+        let segment = "/dev/shm/pooltop-\(getuid())-bench-watch-\(watcher.pid)"
+        let fd = open(segment, O_RDONLY)
+        // The segment is at least header + groups + slots long; a failed mapping ends the figure.
+        guard let base = mmap(nil, bytes + 512 + 128, PROT_READ, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            close(fd)
+            return
+        }
+        close(fd)
+        for _ in 0..<reads {
+            let start = nowMicroseconds()
+            let snapshot = reader.snapshot()
+            samples.append(nowMicroseconds() - start)
+            precondition(snapshot.workers.count == slots, "the snapshot has every slot")
+            // Floor: copying the records' bytes, the least any reader of them must do.
+            let floorStart = nowMicroseconds()
+            copy.withUnsafeMutableBytes { _ = memcpy($0.baseAddress!, base, bytes) }
+            floor.append(nowMicroseconds() - floorStart)
+        }
+        munmap(base, bytes + 512 + 128)
+        Figure(
+            name: "snapshot_read_\(slots)_slots", unit: "us", samples: samples, floor: floor, target: 20,
+            note: "PoolStateReader.snapshot() from another process, \(reads) reads; floor: memcpy of the records' bytes"
+        ).print()
+    }
+
+    /// Watcher CPU spent keeping shared state current (publishing and /proc sampling) with N workers.
+    static func sharedStateCost(workers: Int, seconds: Int) {
+        var perSecond: [Bool: Double] = [:]
+        for sampling in [true, false] {
+            guard let watcher = startWatcher(workers: workers, environment: sampling ? [] : ["POOLBENCH_SAMPLE=0"]) else { continue }
+            sleep(6)
+            let before = threadCPU(watcher.pid).values.reduce(0, +)
+            sleep(UInt32(seconds))
+            let after = threadCPU(watcher.pid).values.reduce(0, +)
+            perSecond[sampling] = Double(after &- min(after, before)) / 1e6 / Double(seconds)
+            kill(watcher.pid, SIGTERM)
+            reap(watcher.pid)
+            close(watcher.channel)
+        }
+        guard let with = perSecond[true], let without = perSecond[false] else { return }
+        Figure(
+            name: "shared_state_cpu_\(workers)_workers", unit: "ms per s", samples: [with], floor: [without],
+            note: "idle watcher CPU per second with /proc sampling every 1 s; floor: the same watcher with sampling off"
+        ).print()
+    }
+
+    /// `status` round trips over the control socket, against `ping` on the same connection.
+    static func statusRoundTrip(requests: Int) {
+        guard let watcher = startWatcher(workers: 8, slots: 32) else { return }
+        defer {
+            kill(watcher.pid, SIGTERM)
+            reap(watcher.pid)
+            close(watcher.channel)
+        }
+        guard let client = try? ControlClient(pool: "bench-watch-\(watcher.pid)") else {
+            print("# status_round_trip: cannot connect")
+            return
+        }
+        var samples: [Double] = []
+        var floor: [Double] = []
+        for _ in 0..<requests {
+            var start = nowMicroseconds()
+            guard (try? client.request(["command": .string("ping")])) != nil else { return }
+            floor.append(nowMicroseconds() - start)
+            start = nowMicroseconds()
+            guard (try? client.request(["command": .string("status")])) != nil else { return }
+            samples.append(nowMicroseconds() - start)
+        }
+        Figure(
+            name: "status_round_trip_32_slots", unit: "us", samples: samples, floor: floor,
+            note: "status request to parsed response over the control socket; floor: ping on the same connection"
+        ).print()
     }
 
     /// Run time in nanoseconds of each live thread of `pid`, by thread id.
@@ -375,9 +469,12 @@ enum Benchmarks {
         return 0
     }
 
+    /// Children of every thread of `parent` (a child belongs to the thread that spawned it).
     static func children(of parent: pid_t) -> [pid_t] {
-        guard let text = readText("/proc/\(parent)/task/\(parent)/children") else { return [] }
-        return text.split(separator: " ").compactMap { pid_t($0) }
+        threadCPU(parent).keys.flatMap { tid -> [pid_t] in
+            guard let text = readText("/proc/\(parent)/task/\(tid)/children") else { return [] }
+            return text.split(separator: " ").compactMap { pid_t($0) }
+        }
     }
 
     static func readText(_ path: String) -> String? {
@@ -394,16 +491,20 @@ enum Benchmarks {
     }
 }
 
-/// `pool-bench watch N`: a watcher process with N idle workers that handles signals like
-/// `pooltop run`, and writes one byte on fd 3 once every worker is ready.
+/// `pool-bench watch N [SLOTS]`: a watcher process with N idle workers (and SLOTS slots) that
+/// handles signals like `pooltop run`, and writes one byte on fd 3 once every worker is ready.
+/// POOLBENCH_SAMPLE=0 turns off its resource sampling.
 enum WatchMode {
-    static func run(workers: Int) async {
+    static func run(workers: Int, slots: Int) async {
+        let sampling = getenv("POOLBENCH_SAMPLE").map { String(cString: $0) } != "0"
         let pool = WorkerPool(
             name: "bench-watch-\(getpid())", entryPoints: DemoPool.entryPoints,
-            configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: true),
+            configuration: WorkerPool.Configuration(
+                stopTimeout: .seconds(5), handlesSignals: true, sampleInterval: sampling ? .seconds(1) : nil),
             logger: quietLogger)
         // Safe: valid by construction, described before run().
-        try! pool.describeGroup(WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle"))
+        try! pool.describeGroup(
+            WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, maxWorkers: max(slots, workers), name: "idle"))
         let notifier = Task {
             await pool.awaitStart()
             var byte: UInt8 = 1

@@ -30,7 +30,8 @@ LoggingSystem.bootstrap { label in
 
 let arguments = CommandLine.arguments.dropFirst()
 if arguments.first == "watch" {
-    await WatchMode.run(workers: Int(arguments.dropFirst().first ?? "8") ?? 8)
+    let numbers = arguments.dropFirst().compactMap { Int($0) }
+    await WatchMode.run(workers: numbers.first ?? 8, slots: numbers.dropFirst().first ?? 0)
     exit(0)
 }
 
@@ -41,4 +42,8 @@ await Benchmarks.spawnReady(workers: 32, runs: runs, target: 200)
 await Benchmarks.killToReplacement(kills: 20)
 Benchmarks.gracefulStop(workers: 32, runs: runs)
 Benchmarks.watcherDeath(workers: 8, runs: 5)
-Benchmarks.idleWatcher(workers: 8, seconds: 10)
+Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: false)
+Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: true)
+Benchmarks.snapshotRead(slots: 1000, reads: 1000)
+Benchmarks.sharedStateCost(workers: 64, seconds: 10)
+Benchmarks.statusRoundTrip(requests: 200)

@@ -32,7 +32,7 @@ public final class ControlClient {
 
     /// Sends one request without waiting for its answer.
     public func send(_ request: [String: JSONValue]) throws {
-        let line = try JSONValue.encodeLine(JSONValue.object(request)) + "\n"
+        let line = JSONValue.object(request).serialized + "\n"
         try Posix.sendAll(fd, Array(line.utf8))
     }
 

@@ -114,37 +114,43 @@ struct ControlRequest: Sendable {
     }
 }
 
-/// Carries out control commands on the pool; every outcome is a response object.
+/// Carries out control commands on the pool; every outcome is one response line.
 enum ControlCommands {
-    static func perform(_ command: ControlRequest.Command, on pool: WorkerPool) async -> [String: JSONValue] {
+    static func perform(_ command: ControlRequest.Command, on pool: WorkerPool, id: JSONValue?) async -> String {
+        var response: [String: JSONValue] = ["ok": .bool(true)]
+        if let id { response["id"] = id }
         do throws(CommandError) {
             switch command {
             case .ping:
-                return ["ok": .bool(true), "pong": .bool(true), "pid": .number(Double(Posix.processID))]
+                response["pong"] = .bool(true)
+                response["pid"] = .number(Double(Posix.processID))
             case .status:
                 guard let snapshot = pool.snapshot() else { throw CommandError(message: "the pool is not running") }
-                guard let status = try? JSONValue.from(snapshot) else {
+                guard let status = try? JSONValue.encodeLine(snapshot) else {
                     throw CommandError(message: "the status could not be encoded")
                 }
-                return ["ok": .bool(true), "status": status]
+                // The snapshot's own JSON is spliced in, not rebuilt as a JSONValue tree.
+                let head = JSONValue.object(response).serialized.dropLast()
+                return head + #","status":"# + status + "}"
             case .scale(let group, let count):
                 try await pool.scale(group, to: count)
             case .restart(.pool, let hard):
                 pool.restart(hard ? .hard : .soft)
             case .restart(.group(let group), let hard):
                 try await pool.restartGroup(group, hard: hard)
-            case .restart(.worker(let id), let hard):
-                try await pool.restartWorker(id, hard: hard)
+            case .restart(.worker(let workerID), let hard):
+                try await pool.restartWorker(workerID, hard: hard)
             case .stop(nil):
                 pool.stop()
-            case .stop(let id?):
-                try await pool.stopWorker(id)
+            case .stop(let workerID?):
+                try await pool.stopWorker(workerID)
             case .events:
                 throw CommandError(message: "events is a stream; it is handled by the connection")
             }
-            return ["ok": .bool(true)]
         } catch {
-            return ["ok": .bool(false), "code": .string("refused"), "error": .string(error.message)]
+            response = ["ok": .bool(false), "code": .string("refused"), "error": .string(error.message)]
+            if let id { response["id"] = id }
         }
+        return JSONValue.object(response).serialized
     }
 }

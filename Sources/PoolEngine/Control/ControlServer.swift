@@ -215,9 +215,7 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         }
         let command = request.command
         return Task {
-            var response = await ControlCommands.perform(command, on: pool)
-            if let id { response["id"] = id }
-            write(response, channel: channel, close: false)
+            write(line: await ControlCommands.perform(command, on: pool, id: id), channel: channel, close: false)
             answered()
         }
     }
@@ -227,8 +225,11 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     private static func write(_ response: [String: JSONValue], channel: any Channel, close: Bool) {
-        let line = ((try? JSONValue.encodeLine(JSONValue.object(response))) ?? #"{"ok":false,"error":"unencodable response"}"#) + "\n"
-        let future = channel.writeAndFlush(ByteBuffer(string: line))
+        write(line: JSONValue.object(response).serialized, channel: channel, close: close)
+    }
+
+    private static func write(line: String, channel: any Channel, close: Bool) {
+        let future = channel.writeAndFlush(ByteBuffer(string: line + "\n"))
         if close { future.whenComplete { _ in channel.close(promise: nil) } }
     }
 

@@ -57,20 +57,13 @@ public enum JSONValue: Hashable, Sendable, Codable, CustomStringConvertible {
         return Int(number)
     }
 
-    public var description: String {
-        (try? JSONValue.encodeLine(self)) ?? "?"
-    }
+    public var description: String { serialized }
 
     /// Compact JSON text, one line (for the newline-delimited protocol).
     public static func encodeLine<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    /// Parses one JSON text.
-    public static func parse(_ text: String) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
     }
 
     /// Converts an encodable value to a JSON value.

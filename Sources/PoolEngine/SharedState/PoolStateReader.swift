@@ -4,6 +4,8 @@
 /// ``PoolSnapshot/read(pool:)`` opens, reads once and closes.
 public final class PoolStateReader: Sendable {
     let segment: SharedSegment
+    /// Read once: the layout of a segment never changes after its creation.
+    private let geometry: SharedSegment.Geometry
 
     /// Maps the running pool `pool`'s segment read-only.
     /// - Throws: ``SharedStateError`` `.notFound` when no pool of this name runs for this user.
@@ -14,11 +16,15 @@ public final class PoolStateReader: Sendable {
         } catch let error as SystemCallError where error.errno == 2 {
             throw SharedStateError(code: .notFound, message: "no pool named '\(pool)' is running (no segment \(name))")
         }
+        geometry = segment.geometry
     }
 
     init(segment: SharedSegment) {
         self.segment = segment
+        geometry = segment.geometry
     }
+
+    private func slotBase(_ id: WorkerID) -> Int { geometry.slotOffset + (id.rawValue - 1) * geometry.slotRecordSize }
 
     /// The pool's state now: every part read coherently, none blocking the writers.
     public func snapshot() -> PoolSnapshot {
@@ -33,15 +39,17 @@ public final class PoolStateReader: Sendable {
             restarts: PoolSnapshot.RestartCounts(hard: Int(segment.load(H.hardRestarts)), soft: Int(segment.load(H.softRestarts))),
             state: PoolRunState(rawValue: segment.load(H.poolState)) ?? .running)
         var groups: [GroupSnapshot] = []
-        var groupNames: [Int: String] = [:]
-        for index in 0..<segment.groupCount {
+        groups.reserveCapacity(geometry.groupCount)
+        // Group ids are 1...count: an array indexed by id, not a dictionary, on this hot path.
+        var groupNames = [String](repeating: "", count: geometry.groupCount + 1)
+        for index in 0..<geometry.groupCount {
             let group = readGroup(index)
-            groupNames[group.id] = group.name
+            if group.id >= 0 && group.id < groupNames.count { groupNames[group.id] = group.name }
             groups.append(group)
         }
         var workers: [WorkerSnapshot] = []
-        workers.reserveCapacity(segment.slotCount)
-        for raw in 0..<segment.slotCount {
+        workers.reserveCapacity(geometry.slotCount)
+        for raw in 0..<geometry.slotCount {
             workers.append(readWorker(WorkerID(raw + 1), groupNames: groupNames))
         }
         return PoolSnapshot(pool: pool, groups: groups, workers: workers, takenAt: Double(now) / 1e9)
@@ -49,16 +57,16 @@ public final class PoolStateReader: Sendable {
 
     /// One worker's activity part, as its worker last wrote it.
     public func activity(of id: WorkerID) throws -> WorkerActivity {
-        guard id.rawValue >= 1 && id.rawValue <= segment.slotCount else {
+        guard id.rawValue >= 1 && id.rawValue <= geometry.slotCount else {
             throw SharedStateError(
-                code: .invalidWorker, message: "worker id \(id) is out of range: the pool has workers 1...\(segment.slotCount)")
+                code: .invalidWorker, message: "worker id \(id) is out of range: the pool has workers 1...\(geometry.slotCount)")
         }
-        return readActivity(segment.slotBase(id))
+        return readActivity(slotBase(id))
     }
 
     private func readGroup(_ index: Int) -> GroupSnapshot {
         typealias G = SharedLayout.Group
-        let base = segment.groupBase(index)
+        let base = geometry.groupOffset + index * geometry.groupRecordSize
         let (desired, running, ready) = segment.read(sequenceAt: base + G.sequence) {
             (segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready))
         }
@@ -80,9 +88,9 @@ public final class PoolStateReader: Sendable {
         var rssBytes: UInt64 = 0, cpuNanoseconds: UInt64 = 0
     }
 
-    private func readWorker(_ id: WorkerID, groupNames: [Int: String]) -> WorkerSnapshot {
+    private func readWorker(_ id: WorkerID, groupNames: [String]) -> WorkerSnapshot {
         typealias L = SharedLayout.Lifecycle
-        let base = segment.slotBase(id)
+        let base = slotBase(id)
         let w = segment.read(sequenceAt: base + L.sequence) { () -> LifecycleWords in
             var w = LifecycleWords()
             w.groupID = segment.load(base + L.groupID)
@@ -105,7 +113,7 @@ public final class PoolStateReader: Sendable {
         let groupID = Int(w.groupID)
         return WorkerSnapshot(
             id: id,
-            group: groupNames[groupID] ?? "",
+            group: groupID >= 0 && groupID < groupNames.count ? groupNames[groupID] : "",
             groupID: groupID,
             pid: Int32(truncatingIfNeeded: w.pid),
             state: SharedLayout.stateCodes.indices.contains(stateIndex) ? SharedLayout.stateCodes[stateIndex] : .stopped,

@@ -16,8 +16,8 @@ final class SharedSegment: Sendable {
         self.isWritable = isWritable
     }
 
-    /// Layout figures, read once from the header (they never change after creation).
-    private struct Geometry {
+    /// Layout figures from the header; they never change once the segment is created.
+    struct Geometry: Sendable {
         var groupOffset: Int, groupRecordSize: Int, slotOffset: Int, slotRecordSize: Int, groupCount: Int, slotCount: Int
     }
 
@@ -88,7 +88,9 @@ final class SharedSegment: Sendable {
     // MARK: - Words
 
     func word(_ offset: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        precondition(offset >= 0 && offset + 8 <= mapping.size && offset % 8 == 0, "shared word \(offset) out of the mapping")
+        // Offsets come from the fixed layout and a header checked against the mapping's size at
+        // open; a debug build still checks each one.
+        assert(offset >= 0 && offset + 8 <= mapping.size && offset % 8 == 0, "shared word \(offset) out of the mapping")
         return (mapping.base + offset).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
@@ -144,7 +146,7 @@ final class SharedSegment: Sendable {
 
     // MARK: - Records
 
-    private var geometry: Geometry {
+    var geometry: Geometry {
         typealias H = SharedLayout.Header
         return Geometry(
             groupOffset: Int(load(H.groupOffset)), groupRecordSize: Int(load(H.groupRecordSize)),
