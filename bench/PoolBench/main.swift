@@ -36,14 +36,22 @@ if arguments.first == "watch" {
 }
 
 let runs = Int(getenv("POOLBENCH_RUNS").map { String(cString: $0) } ?? "") ?? 7
+// POOLBENCH_ONLY=spawn,snapshot runs only the benchmarks whose names contain one of the words.
+let only = getenv("POOLBENCH_ONLY").map { String(cString: $0).split(separator: ",").map(String.init) } ?? []
+func selected(_ name: String) -> Bool { only.isEmpty || only.contains { name.contains($0) } }
+
 print("# pool-bench: \(runs) runs per figure; times in milliseconds unless the unit says otherwise")
-await Benchmarks.spawnReady(workers: 1, runs: max(runs, 11), target: nil)
-await Benchmarks.spawnReady(workers: 32, runs: runs, target: 200)
-await Benchmarks.killToReplacement(kills: 20)
-Benchmarks.gracefulStop(workers: 32, runs: runs)
-Benchmarks.watcherDeath(workers: 8, runs: 5)
-Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: false)
-Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: true)
-Benchmarks.snapshotRead(slots: 1000, reads: 1000)
-Benchmarks.sharedStateCost(workers: 64, seconds: 10)
-Benchmarks.statusRoundTrip(requests: 200)
+if selected("spawn") {
+    await Benchmarks.spawnReady(workers: 1, runs: max(runs, 11), target: nil)
+    await Benchmarks.spawnReady(workers: 32, runs: runs, target: 200)
+}
+if selected("kill") { await Benchmarks.killToReplacement(kills: 20) }
+if selected("stop") { Benchmarks.gracefulStop(workers: 32, runs: runs) }
+if selected("death") { Benchmarks.watcherDeath(workers: 8, runs: 5) }
+if selected("idle") {
+    Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: false)
+    Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: true)
+}
+if selected("snapshot") { Benchmarks.snapshotRead(slots: 1000, reads: 1000) }
+if selected("shared") { Benchmarks.sharedStateCost(workers: 64, seconds: 10) }
+if selected("status") { Benchmarks.statusRoundTrip(requests: 200) }

@@ -47,10 +47,11 @@ public final class PoolStateReader: Sendable {
             if group.id >= 0 && group.id < groupNames.count { groupNames[group.id] = group.name }
             groups.append(group)
         }
+        let records = self.records()
         var workers: [WorkerSnapshot] = []
-        workers.reserveCapacity(geometry.slotCount)
-        for raw in 0..<geometry.slotCount {
-            workers.append(readWorker(WorkerID(raw + 1), groupNames: groupNames))
+        workers.reserveCapacity(records.slotCount)
+        for raw in 0..<records.slotCount {
+            workers.append(decodeWorker(WorkerID(raw + 1), records, groupNames: groupNames))
         }
         return PoolSnapshot(pool: pool, groups: groups, workers: workers, takenAt: Double(now) / 1e9)
     }
@@ -80,54 +81,26 @@ public final class PoolStateReader: Sendable {
             desired: Int(desired), running: Int(running), ready: Int(ready))
     }
 
-    /// The lifecycle words of one slot, copied under its sequence word (no allocation).
-    private struct LifecycleWords {
-        var groupID: UInt64 = 0, state: UInt64 = 0, pid: UInt64 = 0, generation: UInt64 = 0
-        var firstStartedAt: UInt64 = 0, startedAt: UInt64 = 0, readyAt: UInt64 = 0, finishedAt: UInt64 = 0
-        var restarts: UInt64 = 0, lastExit: UInt64 = 0, lastExitAt: UInt64 = 0, backoffUntil: UInt64 = 0
-        var rssBytes: UInt64 = 0, cpuNanoseconds: UInt64 = 0
-    }
-
-    private func readWorker(_ id: WorkerID, groupNames: [String]) -> WorkerSnapshot {
+    private func decodeWorker(_ id: WorkerID, _ records: PoolRecords, groupNames: [String]) -> WorkerSnapshot {
         typealias L = SharedLayout.Lifecycle
-        let base = slotBase(id)
-        let w = segment.read(sequenceAt: base + L.sequence) { () -> LifecycleWords in
-            var w = LifecycleWords()
-            w.groupID = segment.load(base + L.groupID)
-            w.state = segment.load(base + L.state)
-            w.pid = segment.load(base + L.pid)
-            w.generation = segment.load(base + L.generation)
-            w.firstStartedAt = segment.load(base + L.firstStartedAt)
-            w.startedAt = segment.load(base + L.startedAt)
-            w.readyAt = segment.load(base + L.readyAt)
-            w.finishedAt = segment.load(base + L.finishedAt)
-            w.restarts = segment.load(base + L.restarts)
-            w.lastExit = segment.load(base + L.lastExit)
-            w.lastExitAt = segment.load(base + L.lastExitAt)
-            w.backoffUntil = segment.load(base + L.backoffUntil)
-            w.rssBytes = segment.load(base + L.rssBytes)
-            w.cpuNanoseconds = segment.load(base + L.cpuNanoseconds)
-            return w
-        }
-        let stateIndex = Int(w.state)
-        let groupID = Int(w.groupID)
+        let groupID = records.groupID(of: id)
         return WorkerSnapshot(
             id: id,
             group: groupID >= 0 && groupID < groupNames.count ? groupNames[groupID] : "",
             groupID: groupID,
-            pid: Int32(truncatingIfNeeded: w.pid),
-            state: SharedLayout.stateCodes.indices.contains(stateIndex) ? SharedLayout.stateCodes[stateIndex] : .stopped,
-            generation: Int(w.generation),
-            restarts: Int(w.restarts),
-            firstStartedAt: seconds(w.firstStartedAt),
-            startedAt: seconds(w.startedAt),
-            readyAt: seconds(w.readyAt),
-            finishedAt: seconds(w.finishedAt),
-            backoffUntil: seconds(w.backoffUntil),
-            lastExit: exit(w.lastExit, at: w.lastExitAt),
-            activity: readActivity(base),
-            rssBytes: w.rssBytes,
-            cpuSeconds: Double(w.cpuNanoseconds) / 1e9)
+            pid: records.pid(of: id),
+            state: records.state(of: id),
+            generation: Int(records.word(id, L.generation)),
+            restarts: Int(records.word(id, L.restarts)),
+            firstStartedAt: seconds(records.word(id, L.firstStartedAt)),
+            startedAt: seconds(records.word(id, L.startedAt)),
+            readyAt: seconds(records.word(id, L.readyAt)),
+            finishedAt: seconds(records.word(id, L.finishedAt)),
+            backoffUntil: seconds(records.word(id, L.backoffUntil)),
+            lastExit: exit(records.word(id, L.lastExit), at: records.word(id, L.lastExitAt)),
+            activity: records.activity(of: id),
+            rssBytes: records.word(id, L.rssBytes),
+            cpuSeconds: Double(records.word(id, L.cpuNanoseconds)) / 1e9)
     }
 
     func readActivity(_ base: Int) -> WorkerActivity {

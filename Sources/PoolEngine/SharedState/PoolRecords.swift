@@ -1,0 +1,89 @@
+import Synchronization
+
+/// A coherent copy of every slot record, undecoded: each record's parts were copied under their
+/// sequence words, so no part is torn. The fast path for code that scans many workers for a few
+/// fields (pickup strategies, the metrics); ``PoolSnapshot`` decodes all of it into values.
+public struct PoolRecords: Sendable {
+    /// 32 words per slot, in slot order: the lifecycle part (words 0–15), then the activity part (16–31).
+    let words: [UInt64]
+    public let slotCount: Int
+    /// When the copy was taken, in nanoseconds since the epoch.
+    public let takenAt: UInt64
+
+    static let wordsPerSlot = SharedLayout.slotRecordSize / 8
+
+    init(words: [UInt64], slotCount: Int, takenAt: UInt64) {
+        self.words = words
+        self.slotCount = slotCount
+        self.takenAt = takenAt
+    }
+
+    func word(_ id: WorkerID, _ offset: Int) -> UInt64 {
+        words[(id.rawValue - 1) * Self.wordsPerSlot + offset / 8]
+    }
+
+    /// The slot's lifecycle state.
+    public func state(of id: WorkerID) -> WorkerState {
+        let index = Int(word(id, SharedLayout.Lifecycle.state))
+        return SharedLayout.stateCodes.indices.contains(index) ? SharedLayout.stateCodes[index] : .stopped
+    }
+
+    /// The slot's process id, 0 when none.
+    public func pid(of id: WorkerID) -> Int32 { Int32(truncatingIfNeeded: word(id, SharedLayout.Lifecycle.pid)) }
+
+    /// The slot's group id.
+    public func groupID(of id: WorkerID) -> Int { Int(word(id, SharedLayout.Lifecycle.groupID)) }
+
+    /// The slot's activity part.
+    public func activity(of id: WorkerID) -> WorkerActivity {
+        typealias A = SharedLayout.Activity
+        var activity = WorkerActivity()
+        activity.jobsAccepted = word(id, A.jobsAccepted)
+        activity.jobsProcessed = word(id, A.jobsProcessed)
+        activity.jobsErrors = word(id, A.jobsErrors)
+        activity.jobsRejected = word(id, A.jobsRejected)
+        activity.jobsInFlight = word(id, A.jobsInFlight)
+        activity.inFlightWeight = word(id, A.inFlightWeight)
+        activity.connectionsAccepted = word(id, A.connectionsAccepted)
+        activity.connectionsProcessed = word(id, A.connectionsProcessed)
+        activity.connectionsErrors = word(id, A.connectionsErrors)
+        activity.connectionsActive = word(id, A.connectionsActive)
+        activity.currentJobID = word(id, A.currentJobID)
+        activity.currentJobSince = word(id, A.currentJobSince)
+        activity.lastUpdate = word(id, A.lastUpdate)
+        return activity
+    }
+}
+
+extension PoolStateReader {
+    /// Copies every slot record coherently, without decoding (see ``PoolRecords``).
+    public func records() -> PoolRecords {
+        let count = segment.slotCount
+        let perSlot = PoolRecords.wordsPerSlot
+        let half = perSlot / 2
+        let first = segment.slotBase(WorkerID(1))
+        let stride = SharedLayout.slotRecordSize
+        let words = [UInt64](unsafeUninitializedCapacity: count * perSlot) { buffer, initialized in
+            for slot in 0..<count {
+                let base = first + slot * stride
+                let out = slot * perSlot
+                // Each part under its own sequence word: retry the part until it is not torn.
+                for part in 0..<2 {
+                    let partBase = base + part * half * 8
+                    let sequence = segment.word(partBase)
+                    while true {
+                        let before = sequence.pointee.load(ordering: .acquiring)
+                        if before & 1 == 1 { continue }
+                        for index in 0..<half {
+                            buffer[out + part * half + index] = segment.word(partBase + index * 8).pointee.load(ordering: .relaxed)
+                        }
+                        atomicMemoryFence(ordering: .acquiring)
+                        if sequence.pointee.load(ordering: .relaxed) == before { break }
+                    }
+                }
+            }
+            initialized = count * perSlot
+        }
+        return PoolRecords(words: words, slotCount: count, takenAt: Posix.wallClockNanoseconds())
+    }
+}
