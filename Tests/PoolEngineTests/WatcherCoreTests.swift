@@ -273,6 +273,18 @@ struct WatcherCoreTests {
         #expect(harness.state(3) == .stopped)
     }
 
+    @Test("scaling down stops idle workers before busy ones")
+    func scaleDownPrefersIdle() throws {
+        var harness = try CoreHarness([WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 1, maxWorkers: 4)])
+        harness.send(.poolDidStart)
+        harness.send(.scaleRequested(GroupID(1), to: 4))
+        for id in 1...4 { harness.ready(id) }
+        let down = harness.send(.scaleRequested(GroupID(1), to: 2, busy: [WorkerID(4), WorkerID(2)]))
+        #expect(down.stopRequests.map(\.0) == [3, 1])
+        let more = harness.send(.scaleRequested(GroupID(1), to: 1, busy: [WorkerID(4), WorkerID(2)]))
+        #expect(more.stopRequests.map(\.0) == [4], "when only busy ones are left, the highest id goes and finishes its work")
+    }
+
     @Test("scaling down prefers a backing-off worker over a serving one")
     func scaleDownPrefersBackoff() throws {
         var harness = try CoreHarness([

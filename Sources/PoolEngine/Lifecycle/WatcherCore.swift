@@ -19,7 +19,8 @@ enum WatcherInput: Hashable, Sendable {
     case groupRestartRequested(GroupID, hard: Bool)
     /// Stop one worker and keep its slot stopped (the group's desired count drops by one).
     case workerStopRequested(WorkerID)
-    case scaleRequested(GroupID, to: Int)
+    /// Scale a group; `busy` names workers with work in flight, stopped last when scaling down.
+    case scaleRequested(GroupID, to: Int, busy: Set<WorkerID> = [])
 }
 
 /// What the watcher loop must do; the core never performs effects itself.
@@ -248,8 +249,8 @@ struct WatcherCore: Sendable {
             guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
             slots[index].isDesired = false
             actions += stop(index, reason: .stopped, at: now)
-        case .scaleRequested(let groupID, let target):
-            actions += scale(groupID, to: target, at: now)
+        case .scaleRequested(let groupID, let target, let busy):
+            actions += scale(groupID, to: target, busy: busy, at: now)
         }
         actions += settle(at: now)
         return actions
@@ -477,7 +478,7 @@ struct WatcherCore: Sendable {
         return [.emit(.workerBackingOff(id, group: group.name, delay: delay))]
     }
 
-    private mutating func scale(_ groupID: GroupID, to target: Int, at now: PoolInstant) -> [WatcherAction] {
+    private mutating func scale(_ groupID: GroupID, to target: Int, busy: Set<WorkerID>, at now: PoolInstant) -> [WatcherAction] {
         guard validateScale(groupID, to: target) == nil, let group = pool.group(groupID) else { return [] }
         let indices = slots.indices.filter { pool.groups[slots[$0].groupIndex].id == groupID }
         let current = indices.filter { slots[$0].isDesired }.count
@@ -495,10 +496,16 @@ struct WatcherCore: Sendable {
             }
         } else if target < current {
             var surplus = current - target
-            // Remove workers that are not serving first (backing off, then starting), then ready ones, highest id first.
-            let order: [WorkerState] = [.backoff, .failed, .stopped, .starting, .ready]
-            for state in order {
-                for index in indices.reversed() where surplus > 0 && slots[index].isDesired && slots[index].state == state {
+            // Remove workers that are not serving first (backing off, then starting), then idle ready
+            // ones, then busy ones (they finish their work first), highest id first within each.
+            let order: [(WorkerState, Bool)] = [
+                (.backoff, false), (.failed, false), (.stopped, false), (.starting, false), (.ready, false), (.ready, true),
+            ]
+            for (state, isBusy) in order {
+                for index in indices.reversed()
+                where surplus > 0 && slots[index].isDesired && slots[index].state == state
+                    && busy.contains(slots[index].id) == isBusy
+                {
                     slots[index].isDesired = false
                     surplus -= 1
                     actions += stop(index, reason: .scaleDown, at: now)

@@ -69,14 +69,14 @@ final class Watcher {
                 case .command(let input, let reply):
                     var refusal: CommandError?
                     switch input {
-                    case .scaleRequested(let group, let target): refusal = core.validateScale(group, to: target)
+                    case .scaleRequested(let group, let target, _): refusal = core.validateScale(group, to: target)
                     case .workerRestartRequested(let id, _), .workerStopRequested(let id):
                         refusal = core.validateWorkerRestart(id)
                     case .groupRestartRequested(let group, _): refusal = core.validateGroup(group)
                     default: break
                     }
                     reply?(refusal)
-                    if refusal == nil { actions = core.handle(input, at: now) }
+                    if refusal == nil { actions = core.handle(withActivity(input), at: now) }
                 case .awaitStart(let continuation):
                     startWaiters.append(continuation)
                 }
@@ -91,6 +91,18 @@ final class Watcher {
             try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
         }
         return finished ?? nil
+    }
+
+    /// Adds what only shared memory knows to a scale-down: which workers have work in flight.
+    private func withActivity(_ input: WatcherInput) -> WatcherInput {
+        guard case .scaleRequested(let group, let target, _) = input, let segment = sharedState?.segment else { return input }
+        let records = PoolStateReader(segment: segment).records()
+        var busy = Set<WorkerID>()
+        for raw in stride(from: 1, through: records.slotCount, by: 1) {
+            let activity = records.activity(of: WorkerID(raw))
+            if activity.jobsInFlight > 0 || activity.connectionsActive > 0 { busy.insert(WorkerID(raw)) }
+        }
+        return .scaleRequested(group, to: target, busy: busy)
     }
 
     var hardRestarts: Int { core.hardRestarts }
