@@ -12,6 +12,8 @@ enum MonitorEvent: Sendable {
     case exited(WorkerID, generation: Int, TerminationStatus)
     case signal(Int32)
     case deadlineReached
+    /// The periodic tick (resource sampling) is due.
+    case tick
 }
 
 /// One thread blocked in `epoll_wait` on every worker's pidfd and control channel, the signal
@@ -29,6 +31,11 @@ final class EventMonitor: Sendable {
         var sources: [UInt64: Source] = [:]
         var nextToken: UInt64 = 1
         var deadline: UInt64?
+        /// The periodic tick's interval and next time, in monotonic nanoseconds.
+        var tickInterval: UInt64?
+        var nextTick: UInt64?
+        /// When the thread will wake by itself; a later deadline needs no wake-up.
+        var sleepingUntil: UInt64?
         var isShuttingDown = false
     }
 
@@ -109,13 +116,25 @@ final class EventMonitor: Sendable {
 
     /// Wakes the loop at `deadline` (monotonic nanoseconds) with `.deadlineReached`; nil for none.
     func setDeadline(_ deadline: PoolInstant?) {
-        let changed = state.withLock { state -> Bool in
+        let mustWake = state.withLock { state -> Bool in
             let new = deadline?.nanoseconds
             if state.deadline == new { return false }
             state.deadline = new
-            return true
+            // The thread wakes by itself at `sleepingUntil` and recomputes: only an earlier
+            // deadline needs it woken now (an idle watcher then wakes once per tick, not twice).
+            guard let new else { return false }
+            return state.sleepingUntil.map { new < $0 } ?? true
         }
-        if changed { wake() }
+        if mustWake { wake() }
+    }
+
+    /// Emits `.tick` every `interval`, from the monitor thread's own clock.
+    func setTick(every interval: Duration?) {
+        state.withLock { state in
+            state.tickInterval = interval.map { UInt64(max($0.nanoseconds, 1_000_000)) }
+            state.nextTick = state.tickInterval.map { Posix.monotonicNanoseconds() + $0 }
+        }
+        wake()
     }
 
     private func wake() {
@@ -128,13 +147,18 @@ final class EventMonitor: Sendable {
         var decoders: [UInt64: FrameDecoder] = [:]
         var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let (deadline, stopping) = state.withLock { ($0.deadline, $0.isShuttingDown) }
+            let (wakeAt, stopping) = state.withLock { state -> (UInt64?, Bool) in
+                var wakeAt = state.deadline
+                if let tick = state.nextTick, wakeAt.map({ tick < $0 }) ?? true { wakeAt = tick }
+                state.sleepingUntil = wakeAt
+                return (wakeAt, state.isShuttingDown)
+            }
             if stopping { return }
             var timeout: Int32 = -1
-            if let deadline {
+            if let wakeAt {
                 let now = Posix.monotonicNanoseconds()
                 // Round up so the wake-up is never early (an early one would spin until the deadline).
-                timeout = deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 3_600_000))
+                timeout = wakeAt <= now ? 0 : Int32(min((wakeAt - now + 999_999) / 1_000_000, 3_600_000))
             }
             let count = events.withUnsafeMutableBufferPointer { pt_epoll_wait(epollFD, $0.baseAddress, 64, timeout) }
             if count < 0 {
@@ -169,12 +193,23 @@ final class EventMonitor: Sendable {
                     continue
                 }
             }
-            let due = state.withLock { state -> Bool in
-                guard let deadline = state.deadline, deadline <= Posix.monotonicNanoseconds() else { return false }
-                state.deadline = nil
-                return true
+            let (due, ticked) = state.withLock { state -> (Bool, Bool) in
+                let now = Posix.monotonicNanoseconds()
+                var due = false
+                var ticked = false
+                if let deadline = state.deadline, deadline <= now {
+                    state.deadline = nil
+                    due = true
+                }
+                if let tick = state.nextTick, let interval = state.tickInterval, tick <= now {
+                    // Skip missed ticks rather than bursting to catch up.
+                    state.nextTick = tick + interval * ((now - tick) / interval + 1)
+                    ticked = true
+                }
+                return (due, ticked)
             }
             if due { sink(.deadlineReached) }
+            if ticked { sink(.tick) }
         }
     }
 

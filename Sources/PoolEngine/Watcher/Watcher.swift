@@ -30,8 +30,6 @@ final class Watcher {
     private let publish: @Sendable (PoolEvent) -> Void
     private var startWaiters: [CheckedContinuation<Void, Never>] = []
     private let sharedState: SharedStatePublisher?
-    private let sampleInterval: Duration?
-    private var nextSampleAt: PoolInstant?
 
     init(
         pool: PoolDescription,
@@ -44,7 +42,7 @@ final class Watcher {
     ) throws {
         self.pool = pool
         self.sharedState = sharedState
-        self.sampleInterval = sampleInterval
+        if sharedState != nil { monitor.setTick(every: sampleInterval) }
         self.core = WatcherCore(pool: pool)
         self.monitor = monitor
         self.logger = logger
@@ -139,6 +137,9 @@ final class Watcher {
             }
         case .deadlineReached:
             return core.handle(.clockDidAdvance, at: now)
+        case .tick:
+            sharedState?.sampleResources(core)
+            return []
         }
     }
 
@@ -172,17 +173,8 @@ final class Watcher {
                 finished = .some(failure)
             }
         }
-        let now = PoolInstant.now
-        sharedState?.publish(core, at: now)
-        if let sharedState, let sampleInterval {
-            if nextSampleAt.map({ $0 <= now }) ?? true {
-                sharedState.sampleResources(core)
-                nextSampleAt = now + sampleInterval
-            }
-        }
-        var deadline = core.nextDeadline
-        if let nextSampleAt, deadline.map({ nextSampleAt < $0 }) ?? true { deadline = nextSampleAt }
-        monitor.setDeadline(deadline)
+        sharedState?.publish(core, at: PoolInstant.now)
+        monitor.setDeadline(core.nextDeadline)
         if !core.slots.contains(where: { $0.state == .starting }) || finished != nil {
             for waiter in startWaiters { waiter.resume() }
             startWaiters = []
