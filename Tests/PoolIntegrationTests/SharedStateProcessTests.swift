@@ -108,3 +108,37 @@ struct SharedStateProcessTests {
         await TestSupport.expectNoOrphans(other.name)
     }
 }
+
+@Suite("Runtime directory safety", .serialized)
+struct RuntimeDirectoryTests {
+    func refusal(_ prepare: (String) throws -> Void) async throws -> PoolStartError? {
+        let fixture = WorkerPoolTests.Fixture("unsafe")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 1))
+        let directory = RuntimeDirectory.path(pool: fixture.name)
+        try Posix.makeDirectory(RuntimeDirectory.base, mode: 0o700)
+        try Posix.makeDirectory(directory, mode: 0o700)
+        defer {
+            Posix.removeDirectory(directory)
+        }
+        try prepare(directory)
+        let result = await RunningPool(fixture.pool).finish()
+        await TestSupport.expectNoOrphans(fixture.name)
+        if case .failure(let error as PoolStartError) = result { return error }
+        Issue.record("expected the pool to refuse its runtime directory, got \(result)")
+        return nil
+    }
+
+    @Test("a runtime directory others may write is refused before anything starts")
+    func worldWritable() async throws {
+        let error = try await refusal { directory in try Posix.setMode(directory, 0o777) }
+        #expect(error?.code == .runtimeDirectory)
+        #expect(error?.message.contains("others may write") == true, "\(String(describing: error))")
+    }
+
+    @Test("a runtime directory owned by another user is refused", .enabled(if: getuid() == 0, "chown needs root"))
+    func foreignOwner() async throws {
+        let error = try await refusal { directory in #expect(chown(directory, 65534, 65534) == 0) }
+        #expect(error?.code == .runtimeDirectory)
+        #expect(error?.message.contains("belongs to uid 65534") == true, "\(String(describing: error))")
+    }
+}
