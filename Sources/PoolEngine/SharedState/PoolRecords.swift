@@ -36,22 +36,7 @@ public struct PoolRecords: Sendable {
 
     /// The slot's activity part.
     public func activity(of id: WorkerID) -> WorkerActivity {
-        typealias A = SharedLayout.Activity
-        var activity = WorkerActivity()
-        activity.jobsAccepted = word(id, A.jobsAccepted)
-        activity.jobsProcessed = word(id, A.jobsProcessed)
-        activity.jobsErrors = word(id, A.jobsErrors)
-        activity.jobsRejected = word(id, A.jobsRejected)
-        activity.jobsInFlight = word(id, A.jobsInFlight)
-        activity.inFlightWeight = word(id, A.inFlightWeight)
-        activity.connectionsAccepted = word(id, A.connectionsAccepted)
-        activity.connectionsProcessed = word(id, A.connectionsProcessed)
-        activity.connectionsErrors = word(id, A.connectionsErrors)
-        activity.connectionsActive = word(id, A.connectionsActive)
-        activity.currentJobID = word(id, A.currentJobID)
-        activity.currentJobSince = word(id, A.currentJobSince)
-        activity.lastUpdate = word(id, A.lastUpdate)
-        return activity
+        WorkerActivity { word(id, $0) }
     }
 }
 

@@ -104,23 +104,8 @@ public final class PoolStateReader: Sendable {
     }
 
     func readActivity(_ base: Int) -> WorkerActivity {
-        typealias A = SharedLayout.Activity
-        return segment.read(sequenceAt: base + A.sequence) {
-            var activity = WorkerActivity()
-            activity.jobsAccepted = segment.load(base + A.jobsAccepted)
-            activity.jobsProcessed = segment.load(base + A.jobsProcessed)
-            activity.jobsErrors = segment.load(base + A.jobsErrors)
-            activity.jobsRejected = segment.load(base + A.jobsRejected)
-            activity.jobsInFlight = segment.load(base + A.jobsInFlight)
-            activity.inFlightWeight = segment.load(base + A.inFlightWeight)
-            activity.connectionsAccepted = segment.load(base + A.connectionsAccepted)
-            activity.connectionsProcessed = segment.load(base + A.connectionsProcessed)
-            activity.connectionsErrors = segment.load(base + A.connectionsErrors)
-            activity.connectionsActive = segment.load(base + A.connectionsActive)
-            activity.currentJobID = segment.load(base + A.currentJobID)
-            activity.currentJobSince = segment.load(base + A.currentJobSince)
-            activity.lastUpdate = segment.load(base + A.lastUpdate)
-            return activity
+        segment.read(sequenceAt: base + SharedLayout.Activity.sequence) {
+            WorkerActivity { segment.load(base + $0) }
         }
     }
 

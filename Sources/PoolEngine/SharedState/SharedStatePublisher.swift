@@ -94,12 +94,12 @@ final class SharedStatePublisher {
     /// Between two processes of a slot nobody owns its activity part; the watcher zeroes what
     /// described the dead process (in-flight work, open connections), keeping the totals.
     private func clearInFlight(_ id: WorkerID) {
-        typealias A = SharedLayout.Activity
         let base = segment.slotBase(id)
-        segment.write(sequenceAt: base + A.sequence) {
-            for offset in [A.jobsInFlight, A.inFlightWeight, A.connectionsActive, A.currentJobID, A.currentJobSince] {
-                segment.store(base + offset, 0)
-            }
+        let reader = PoolStateReader(segment: segment)
+        var activity = reader.readActivity(base)
+        for field in WorkerActivity.perProcess { activity[keyPath: field] = 0 }
+        segment.write(sequenceAt: base + SharedLayout.Activity.sequence) {
+            activity.forEachWord { offset, value in segment.store(base + offset, value) }
         }
     }
 

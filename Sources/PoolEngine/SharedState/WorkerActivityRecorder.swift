@@ -20,21 +20,8 @@ final class WorkerActivityRecorder: Sendable {
             var activity = PoolStateReader(segment: segment).readActivity(base)
             body(&activity)
             activity.lastUpdate = Posix.wallClockNanoseconds()
-            typealias A = SharedLayout.Activity
-            segment.write(sequenceAt: base + A.sequence) {
-                segment.store(base + A.jobsAccepted, activity.jobsAccepted)
-                segment.store(base + A.jobsProcessed, activity.jobsProcessed)
-                segment.store(base + A.jobsErrors, activity.jobsErrors)
-                segment.store(base + A.jobsRejected, activity.jobsRejected)
-                segment.store(base + A.jobsInFlight, activity.jobsInFlight)
-                segment.store(base + A.inFlightWeight, activity.inFlightWeight)
-                segment.store(base + A.connectionsAccepted, activity.connectionsAccepted)
-                segment.store(base + A.connectionsProcessed, activity.connectionsProcessed)
-                segment.store(base + A.connectionsErrors, activity.connectionsErrors)
-                segment.store(base + A.connectionsActive, activity.connectionsActive)
-                segment.store(base + A.currentJobID, activity.currentJobID)
-                segment.store(base + A.currentJobSince, activity.currentJobSince)
-                segment.store(base + A.lastUpdate, activity.lastUpdate)
+            segment.write(sequenceAt: base + SharedLayout.Activity.sequence) {
+                activity.forEachWord { offset, value in segment.store(base + offset, value) }
             }
         }
     }

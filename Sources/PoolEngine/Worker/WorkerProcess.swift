@@ -94,11 +94,7 @@ public enum WorkerProcess {
             } else {
                 // A new process starts with nothing in flight; its totals carry on from the slot's.
                 worker.recordActivity { activity in
-                    activity.jobsInFlight = 0
-                    activity.inFlightWeight = 0
-                    activity.connectionsActive = 0
-                    activity.currentJobID = 0
-                    activity.currentJobSince = 0
+                    for field in WorkerActivity.perProcess { activity[keyPath: field] = 0 }
                 }
                 channel.send(.ready)
                 // `run()` gets a task of its own so that a stop request can cancel it.
