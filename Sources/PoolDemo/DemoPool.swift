@@ -6,7 +6,8 @@ public enum DemoPool {
     public static var entryPoints: EntryPoints {
         var entryPoints = EntryPoints()
         entryPoints.register("ticker") { Ticker() }
-        entryPoints.register("demo-job") { IdleJobWorker() }
+        entryPoints.register("demo-job") { DemoJobWorker() }
+        entryPoints.register("job-submitter") { JobSubmitter() }
         return entryPoints
     }
 
@@ -33,5 +34,11 @@ public enum DemoPool {
               policy: limited
               maxRestarts: 5
               window: 60s
+          - name: submitter
+            kind: service
+            entryPoint: job-submitter
+            min: 1
+            max: 1
+            jobGroups: [jobs]
         """
 }

@@ -26,19 +26,3 @@ public struct Ticker: WorkerEntryPoint {
     }
 }
 
-/// A job-kind worker that waits for termination; job execution arrives with the jobs work.
-public struct IdleJobWorker: WorkerEntryPoint {
-    private var worker: Worker?
-
-    public init() {}
-
-    public mutating func initialize(worker: Worker) async throws {
-        self.worker = worker
-    }
-
-    public func run() async throws {
-        guard let worker else { return }
-        worker.logger.debug("job worker \(worker.id) waiting for termination")
-        await worker.awaitTermination()
-    }
-}

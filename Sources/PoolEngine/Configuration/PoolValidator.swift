@@ -121,9 +121,18 @@ enum PoolValidator {
         }
         var strategies: [String: StrategyDescriptor] = [:]
         let slots: [(String, (any DescribableStrategy)?)] = [
-            ("pickup", group.pickup), ("scaling", group.scaling), ("socket", group.socket),
-            ("jobExecutor", group.jobExecutor), ("jobClient", group.jobClient), ("recycle", group.recycle),
+            ("pickup", group.pickup), ("scaling", group.scaling), ("socket", group.socket), ("recycle", group.recycle),
         ]
+        var executor = group.jobExecutor ?? (group.kind == .job ? JobExecutorConfiguration() : nil)
+        if let limits = executor {
+            if limits.maxConcurrentJobs < 1 {
+                throw ConfigurationError(path: "\(path).jobs.maxConcurrent", message: "must be at least 1")
+            }
+            if limits.maxConcurrentWeight < 0 || limits.maxQueuedJobs < 0 {
+                throw ConfigurationError(path: "\(path).jobs", message: "limits must not be negative")
+            }
+            executor = limits
+        }
         for (slot, strategy) in slots {
             if let strategy { strategies[slot] = strategy.descriptor }
         }
@@ -141,7 +150,8 @@ enum PoolValidator {
             stopTimeout: group.stopTimeout ?? poolStopTimeout,
             startTimeout: group.startTimeout,
             onUncaughtError: group.onUncaughtError,
-            strategies: strategies)
+            strategies: strategies,
+            jobExecutor: executor)
     }
 
     private static func validate(_ restart: RestartStrategy, path: String) throws(ConfigurationError) {

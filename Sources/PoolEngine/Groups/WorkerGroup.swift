@@ -29,8 +29,8 @@ public struct WorkerGroup: Sendable {
     public var pickup: (any PickupStrategy)?
     public var scaling: (any ScalingStrategy)?
     public var socket: (any SocketStrategy)?
-    public var jobExecutor: (any JobExecutor)?
-    public var jobClient: (any JobClient)?
+    /// The job executor's limits; job groups get the defaults when nil.
+    public var jobExecutor: JobExecutorConfiguration?
     /// Recycling by quota (the seed's auto-restart strategy).
     public var recycle: (any RecycleStrategy)?
 
@@ -49,8 +49,7 @@ public struct WorkerGroup: Sendable {
         pickup: (any PickupStrategy)? = nil,
         scaling: (any ScalingStrategy)? = nil,
         socket: (any SocketStrategy)? = nil,
-        jobExecutor: (any JobExecutor)? = nil,
-        jobClient: (any JobClient)? = nil,
+        jobExecutor: JobExecutorConfiguration? = nil,
         recycle: (any RecycleStrategy)? = nil
     ) {
         self.entryPoint = entryPoint
@@ -68,7 +67,6 @@ public struct WorkerGroup: Sendable {
         self.scaling = scaling
         self.socket = socket
         self.jobExecutor = jobExecutor
-        self.jobClient = jobClient
         self.recycle = recycle
     }
 }
@@ -91,9 +89,10 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var stopTimeout: Duration
     public var startTimeout: Duration
     public var onUncaughtError: UncaughtErrorPolicy
-    /// Descriptors of the pluggable strategies, keyed by slot (`pickup`, `scaling`, `socket`,
-    /// `jobExecutor`, `jobClient`, `recycle`).
+    /// Descriptors of the pluggable strategies, keyed by slot (`pickup`, `scaling`, `socket`, `recycle`).
     public var strategies: [String: StrategyDescriptor]
+    /// The job executor's limits, for groups whose workers run jobs (every job group).
+    public var jobExecutor: JobExecutorConfiguration?
 
     /// Every slot id the group owns.
     public var workerIDs: [WorkerID] {

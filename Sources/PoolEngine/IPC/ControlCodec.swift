@@ -10,6 +10,7 @@ enum ControlCodec {
         case ready = 16
         case log = 17
         case exiting = 18
+        case scaleRequest = 19
     }
 
     static func encode(_ message: WatcherMessage) throws -> ControlFrame {
@@ -24,6 +25,7 @@ enum ControlCodec {
         case .ready: return ControlFrame(kind: Kind.ready.rawValue, payload: [])
         case .log(let record): return ControlFrame(kind: Kind.log.rawValue, payload: try json(record))
         case .exiting(let report): return ControlFrame(kind: Kind.exiting.rawValue, payload: try json(report))
+        case .scaleRequest(let group): return ControlFrame(kind: Kind.scaleRequest.rawValue, payload: try json(group))
         }
     }
 
@@ -40,6 +42,7 @@ enum ControlCodec {
         case .ready: return .ready
         case .log: return .log(try value(LogRecord.self, frame))
         case .exiting: return .exiting(try value(WorkerExitReport.self, frame))
+        case .scaleRequest: return .scaleRequest(try value(GroupID.self, frame))
         default: throw FrameError(code: .unknownKind(frame.kind))
         }
     }

@@ -27,6 +27,8 @@ public struct WorkerBootstrap: Hashable, Sendable, Codable {
     public var logLevel: String
     /// The pool's shared-memory segment, where the worker writes its activity part.
     public var sharedMemoryName: String?
+    /// The pool's runtime directory, where job workers listen.
+    public var runtimeDirectory: String?
 }
 
 /// Messages from the watcher to a worker.
@@ -40,4 +42,6 @@ enum WorkerMessage: Hashable, Sendable {
     case ready
     case log(LogRecord)
     case exiting(WorkerExitReport)
+    /// No worker of this group could take a job: one more, please (scaling by request).
+    case scaleRequest(GroupID)
 }

@@ -19,6 +19,9 @@ enum WatcherInput: Hashable, Sendable {
     case groupRestartRequested(GroupID, hard: Bool)
     /// Stop one worker and keep its slot stopped (the group's desired count drops by one).
     case workerStopRequested(WorkerID)
+    /// A sender found no worker of the group able to take a job: add one, up to max, at most one
+    /// per ``WatcherCore/scaleUpInterval`` per group.
+    case scaleUpRequested(GroupID)
     /// Scale a group; `busy` names workers with work in flight, stopped last when scaling down.
     case scaleRequested(GroupID, to: Int, busy: Set<WorkerID> = [])
 }
@@ -82,6 +85,10 @@ struct WatcherCore: Sendable {
     private(set) var slots: [WorkerSlot]
     private(set) var mode: Mode = .idle
     private(set) var hardRestarts = 0
+    /// When each group last grew on request, for the rate limit and the shrink back to min.
+    private(set) var lastScaleUp: [GroupID: PoolInstant] = [:]
+    /// Scaling by request adds at most one worker per group this often.
+    static let scaleUpInterval: Duration = .milliseconds(200)
     private(set) var softRestarts = 0
     private var failure: PoolFailure?
 
@@ -249,6 +256,13 @@ struct WatcherCore: Sendable {
             guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
             slots[index].isDesired = false
             actions += stop(index, reason: .stopped, at: now)
+        case .scaleUpRequested(let groupID):
+            guard mode == .running, let group = pool.group(groupID) else { return [] }
+            if let last = lastScaleUp[groupID], now.duration(since: last) < Self.scaleUpInterval { return [] }
+            let desired = desiredCount(groupID)
+            guard desired < group.maxWorkers else { return [] }
+            lastScaleUp[groupID] = now
+            actions += scale(groupID, to: desired + 1, busy: [], at: now)
         case .scaleRequested(let groupID, let target, let busy):
             actions += scale(groupID, to: target, busy: busy, at: now)
         }

@@ -24,6 +24,16 @@ public final class PoolStateReader: Sendable {
         geometry = segment.geometry
     }
 
+    /// A reader of a private, empty segment: for a worker whose pool has no shared memory
+    /// (every worker then looks not ready, so jobs fail with `noWorkerAvailable`).
+    static func empty(_ pool: PoolDescription) -> PoolStateReader {
+        let name = "/pooltop-empty-\(Posix.processID)-\(pool.name)"
+        // Safe: creating a small segment only fails when /dev/shm is full, which ends the worker anyway.
+        let segment = try! SharedSegment.create(name: name, pool: pool, watcherPID: 0, startedAt: 0)
+        Posix.unlinkSharedMemory(name: name)
+        return PoolStateReader(segment: segment)
+    }
+
     private func slotBase(_ id: WorkerID) -> Int { geometry.slotOffset + (id.rawValue - 1) * geometry.slotRecordSize }
 
     /// The pool's state now: every part read coherently, none blocking the writers.

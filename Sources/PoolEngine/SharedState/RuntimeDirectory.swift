@@ -83,6 +83,10 @@ final class RuntimeClaim: Sendable {
     /// Removes the runtime files, then drops the lock.
     func release() {
         Posix.removeFile(controlSocketPath)
+        // Job workers remove their sockets; a killed one leaves its socket behind.
+        for name in (try? Posix.listDirectory(directory)) ?? [] where name.hasPrefix("worker-") && name.hasSuffix(".sock") {
+            Posix.removeFile("\(directory)/\(name)")
+        }
         Posix.removeFile("\(directory)/watcher.lock")
         Posix.close(lockFD)
         Posix.removeDirectory(directory)

@@ -16,21 +16,11 @@ public protocol DescribableStrategy: Sendable {
     var descriptor: StrategyDescriptor { get }
 }
 
-/// Chooses which job worker receives a job; used by the sending worker.
-/// The jobs work adds the built-in strategies (round robin, least jobs, random, first available, by weight).
-public protocol PickupStrategy: DescribableStrategy {}
-
 /// Decides when a group grows or shrinks between its minimum and maximum (scaling by request).
 public protocol ScalingStrategy: DescribableStrategy {}
 
 /// Provides a reactor group's listening sockets, opened by the watcher and handed to each worker.
 public protocol SocketStrategy: DescribableStrategy {}
-
-/// Runs jobs inside a job worker: queueing, priority, weight and concurrency limits.
-public protocol JobExecutor: DescribableStrategy {}
-
-/// Sends jobs from a worker to the job groups listed in its group's `jobGroups`.
-public protocol JobClient: DescribableStrategy {}
 
 /// Recycles workers that reach a quota (jobs handled, memory, lifetime): the seed's auto-restart.
 public protocol RecycleStrategy: DescribableStrategy {}

@@ -30,6 +30,7 @@ final class Watcher {
     private let publish: @Sendable (PoolEvent) -> Void
     private var startWaiters: [CheckedContinuation<Void, Never>] = []
     private let sharedState: SharedStatePublisher?
+    private let runtimeDirectory: String?
 
     init(
         pool: PoolDescription,
@@ -38,10 +39,12 @@ final class Watcher {
         workerLogLevel: Logger.Level,
         sharedState: SharedStatePublisher?,
         sampleInterval: Duration?,
+        runtimeDirectory: String?,
         publish: @escaping @Sendable (PoolEvent) -> Void
     ) throws {
         self.pool = pool
         self.sharedState = sharedState
+        self.runtimeDirectory = runtimeDirectory
         if sharedState != nil { monitor.setTick(every: sampleInterval) }
         self.core = WatcherCore(pool: pool)
         self.monitor = monitor
@@ -117,6 +120,8 @@ final class Watcher {
             case .log(let record):
                 guard core.slot(id)?.generation == generation, let group = pool.group(owning: id) else { return [] }
                 return [.emit(.workerLog(id, group: group.name, record: record))]
+            case .scaleRequest(let group):
+                return core.handle(.scaleUpRequested(group), at: now)
             }
         case .badFrame(let id, _, let error):
             logger.error("worker \(id) sent a malformed control frame; closing its channel", metadata: ["error": "\(error)"])
@@ -212,7 +217,8 @@ final class Watcher {
             try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
             let bootstrap = WorkerBootstrap(
                 workerID: id, generation: generation, pool: pool, watcherPID: Posix.processID,
-                logLevel: workerLogLevel.rawValue, sharedMemoryName: sharedState?.segment.name)
+                logLevel: workerLogLevel.rawValue, sharedMemoryName: sharedState?.segment.name,
+                runtimeDirectory: runtimeDirectory)
             do {
                 try send(.bootstrap(bootstrap), to: parentEnd)
             } catch {

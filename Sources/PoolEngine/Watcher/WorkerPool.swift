@@ -188,6 +188,7 @@ public final class WorkerPool: Service, Sendable {
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
             sharedState: sharedState, sampleInterval: configuration.sampleInterval,
+            runtimeDirectory: runtime.directory,
             publish: { [weak self] event in self?.publish(event) })
         let control: ControlServer
         do {

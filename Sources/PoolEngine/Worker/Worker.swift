@@ -21,6 +21,8 @@ public final class Worker: Sendable {
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter = 0
         var runTask: Task<Void, any Error>?
+        var jobHandler: (any JobHandler)?
+        var jobClient: JobClient?
     }
 
     /// Why a worker is stopping.
@@ -35,9 +37,14 @@ public final class Worker: Sendable {
 
     private let state = Mutex(State())
     private let activityRecorder: WorkerActivityRecorder?
+    private let makeJobClient: (@Sendable () -> JobClient)?
 
-    init(bootstrap: WorkerBootstrap, group: GroupDescription, logger: Logger, activityRecorder: WorkerActivityRecorder? = nil) {
+    init(
+        bootstrap: WorkerBootstrap, group: GroupDescription, logger: Logger, activityRecorder: WorkerActivityRecorder? = nil,
+        makeJobClient: (@Sendable () -> JobClient)? = nil
+    ) {
         self.activityRecorder = activityRecorder
+        self.makeJobClient = makeJobClient
         self.id = bootstrap.workerID
         self.generation = bootstrap.generation
         self.group = group
@@ -52,6 +59,28 @@ public final class Worker: Sendable {
     public func recordActivity(_ body: (inout WorkerActivity) -> Void) {
         activityRecorder?.update(body)
     }
+
+    /// Makes this worker run jobs with `handler`: call it in `initialize(worker:)` of a job worker.
+    /// A job worker that registers none fails at start with an error that says so.
+    public func handleJobs(with handler: any JobHandler) {
+        state.withLock { $0.jobHandler = handler }
+    }
+
+    var jobHandler: (any JobHandler)? { state.withLock { $0.jobHandler } }
+
+    /// Sends jobs to the groups this worker's group lists in `jobGroups`.
+    public var jobs: JobClient {
+        if let client = state.withLock({ $0.jobClient }) { return client }
+        // Safe: every worker process is given a factory; only unit tests build a Worker without one.
+        let client = makeJobClient!()
+        return state.withLock { state -> JobClient in
+            if let existing = state.jobClient { return existing }
+            state.jobClient = client
+            return client
+        }
+    }
+
+    var existingJobClient: JobClient? { state.withLock { $0.jobClient } }
 
     /// Whether the worker has been asked to stop.
     public var isStopRequested: Bool { state.withLock { $0.stopReason != nil } }

@@ -44,6 +44,7 @@ public struct WorkerExit: Error, CustomStringConvertible, Sendable {
 /// executable: the watcher checks a group's entry point here, a worker finds its own here.
 public struct EntryPoints: Sendable {
     private var factories: [String: @Sendable () -> any WorkerEntryPoint] = [:]
+    private var pickups: [String: @Sendable ([String: String]) -> any PickupStrategy] = [:]
 
     public init() {}
 
@@ -56,4 +57,12 @@ public struct EntryPoints: Sendable {
     public var names: [String] { factories.keys.sorted() }
 
     func make(_ name: String) -> (any WorkerEntryPoint)? { factories[name]?() }
+
+    /// Registers a pickup strategy of your own under `name`: every worker rebuilds it from the
+    /// descriptor's name and parameters, so register it in the same `main` for watcher and workers.
+    public mutating func registerPickup(_ name: String, _ make: @escaping @Sendable ([String: String]) -> any PickupStrategy) {
+        pickups[name] = make
+    }
+
+    func makePickup(_ name: String, parameters: [String: String]) -> (any PickupStrategy)? { pickups[name]?(parameters) }
 }

@@ -1,4 +1,6 @@
 import Logging
+import NIOPosix
+import Synchronization
 
 /// The worker side of the process boundary: how a spawned process becomes a worker.
 ///
@@ -71,7 +73,18 @@ public enum WorkerProcess {
                 logger.warning("cannot write activity to shared memory: \(error)")
             }
         }
-        let worker = Worker(bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder)
+        let reader = bootstrap.sharedMemoryName.flatMap { try? SharedSegment.open(name: $0, writable: false) }.map(PoolStateReader.init(segment:))
+        let eventLoops = EventLoopGroupHolder()
+        let makeJobClient: @Sendable () -> JobClient = {
+            JobClient(
+                pool: bootstrap.pool, senderID: bootstrap.workerID, senderGroup: group.id, allowed: Set(group.jobGroups),
+                runtimeDirectory: bootstrap.runtimeDirectory ?? "/nonexistent", reader: reader ?? PoolStateReader.empty(bootstrap.pool),
+                pickup: PickupStrategies.make(group.strategies["pickup"], registry: entryPoints) ?? LeastJobsPickup(),
+                eventLoopGroup: eventLoops.group,
+                requestScale: { target in channel.send(.scaleRequest(target)) })
+        }
+        let worker = Worker(
+            bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder, makeJobClient: makeJobClient)
 
         do {
             try channel.startReading(worker: worker)
@@ -87,8 +100,25 @@ public enum WorkerProcess {
         }
 
         let report: WorkerExitReport
+        var jobServer: JobServer?
         do {
             try await entryPoint.initialize(worker: worker)
+            if let limits = group.jobExecutor {
+                guard let handler = worker.jobHandler else {
+                    throw WorkerExit.fatal(
+                        "group '\(group.name)' runs jobs but its entry point '\(group.entryPoint)' registered no JobHandler; call worker.handleJobs(with:) in initialize(worker:)")
+                }
+                guard let directory = bootstrap.runtimeDirectory else {
+                    throw WorkerExit.fatal("the watcher gave no runtime directory for the job socket")
+                }
+                let scheduler = JobScheduler(
+                    limits: limits, workerID: worker.id, handler: handler,
+                    activity: recorder.map { recorder in { @Sendable body in recorder.update(body) } })
+                // Listening before saying ready: pickup only offers workers that can take a job.
+                jobServer = try await JobServer.start(
+                    path: JobServer.socketPath(runtimeDirectory: directory, worker: worker.id), scheduler: scheduler,
+                    group: eventLoops.group, logger: logger)
+            }
             if worker.isStopRequested {
                 report = .clean
             } else {
@@ -106,6 +136,18 @@ public enum WorkerProcess {
         } catch {
             report = classify(error, worker: worker, group: group)
         }
+        if let jobServer {
+            // Finish what was accepted (the watcher's stop timeout bounds this), unless the
+            // watcher is gone or the process was told to stop by a signal: then cancel it all.
+            switch worker.stopReason {
+            case .requested?, nil: await jobServer.scheduler.drain()
+            case .signal?, .watcherLost?: jobServer.scheduler.cancelEverything()
+            }
+            await jobServer.close()
+        }
+        await worker.existingJobClient?.shutdown()
+        // Graceful: replies already handed to the event loop are written before the process exits.
+        await eventLoops.shutdown()
         channel.report(report)
         switch report {
         case .clean, .terminate: return ExitCode.clean
@@ -134,5 +176,27 @@ public enum WorkerProcess {
         let line = Array("pooltop worker \(Posix.processID): \(message)\n".utf8)
         _ = line.withUnsafeBytes { try? Posix.write(2, $0) }
         Posix.exitProcess(ExitCode.noBootstrap)
+    }
+}
+
+/// The worker's one NIO thread, for its job server and job client, started on first use.
+final class EventLoopGroupHolder: Sendable {
+    private let storage = Mutex<MultiThreadedEventLoopGroup?>(nil)
+
+    var group: MultiThreadedEventLoopGroup {
+        storage.withLock { stored in
+            if let stored { return stored }
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            stored = group
+            return group
+        }
+    }
+
+    func shutdown() async {
+        let group = storage.withLock { stored -> MultiThreadedEventLoopGroup? in
+            defer { stored = nil }
+            return stored
+        }
+        try? await group?.shutdownGracefully()
     }
 }

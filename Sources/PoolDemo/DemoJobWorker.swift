@@ -1,0 +1,126 @@
+import PoolEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The demo job worker: runs text commands so an operator can exercise the pool.
+///
+/// `echo TEXT`, `sleep MS`, `cpu MS` (a busy loop), `fail MESSAGE` (the handler throws),
+/// `crash` (the process aborts), `exit` (the worker exits cleanly after replying),
+/// `terminate` (the worker stops for good after replying). Anything else is echoed.
+public struct DemoJobWorker: WorkerEntryPoint {
+    private var worker: Worker?
+    private let endings = AsyncStream<DemoJobs.Ending>.makeStream()
+
+    public init() {}
+
+    public mutating func initialize(worker: Worker) async throws {
+        self.worker = worker
+        worker.handleJobs(with: DemoJobs(worker: worker, endings: endings.continuation))
+    }
+
+    public func run() async throws {
+        guard let worker else { return }
+        // Ends on a stop request, or when a job asked the worker to exit or terminate.
+        let ending = await withTaskGroup(of: DemoJobs.Ending?.self) { group in
+            group.addTask { [endings] in
+                for await ending in endings.stream { return ending }
+                return nil
+            }
+            group.addTask {
+                await worker.awaitTermination()
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if ending == .terminate { throw WorkerExit.terminate("a 'terminate' job asked this worker to stop for good") }
+    }
+}
+
+/// The demo job handler.
+public struct DemoJobs: JobHandler {
+    enum Ending: Sendable {
+        case exit, terminate
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    let worker: Worker
+    let endings: AsyncStream<Ending>.Continuation
+
+    public func handle(_ job: Job) async throws -> [UInt8] {
+        let text = job.text
+        let command = text.split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
+        let argument = text.split(separator: " ", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        switch command {
+        case "echo":
+            return Array(argument.utf8)
+        case "sleep":
+            let milliseconds = Int(argument) ?? 100
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return Array("slept \(milliseconds) ms on worker \(worker.id)".utf8)
+        case "cpu":
+            let milliseconds = Int(argument) ?? 100
+            let clock = ContinuousClock()
+            let end = clock.now + .milliseconds(milliseconds)
+            var spins: UInt64 = 0
+            while clock.now < end {
+                for _ in 0..<10_000 { spins &+= 1 }
+                try Task.checkCancellation()
+            }
+            return Array("burned \(milliseconds) ms of CPU on worker \(worker.id)".utf8)
+        case "fail":
+            throw Failure(description: argument.isEmpty ? "the job failed on purpose" : argument)
+        case "crash":
+            worker.logger.warning("a 'crash' job aborts worker \(worker.id)")
+            abort()
+        case "exit":
+            endings.yield(.exit)
+            return Array("worker \(worker.id) exits".utf8)
+        case "terminate":
+            endings.yield(.terminate)
+            return Array("worker \(worker.id) terminates".utf8)
+        default:
+            return job.payload
+        }
+    }
+}
+
+/// A service that submits a job now and then and logs the answer: the demo's traffic.
+public struct JobSubmitter: WorkerEntryPoint {
+    private var worker: Worker?
+
+    public init() {}
+
+    public mutating func initialize(worker: Worker) async throws {
+        self.worker = worker
+    }
+
+    public func run() async throws {
+        guard let worker, let target = worker.group.jobGroups.first.flatMap({ worker.pool.group($0) }) else {
+            throw WorkerExit.terminate("the submitter has no jobGroups to send to")
+        }
+        var count = 0
+        while !worker.isStopRequested {
+            do {
+                try await Task.sleep(for: .seconds(3))
+            } catch {
+                return
+            }
+            count += 1
+            do {
+                let result = try await worker.jobs.submit("echo hello \(count)", to: .id(target.id), timeout: .seconds(5))
+                worker.logger.info(
+                    "job \(count) answered by worker \(result.worker): \(result.text)",
+                    metadata: ["runMicroseconds": "\(result.runTime.components.attoseconds / 1_000_000_000_000)"])
+            } catch {
+                worker.logger.warning("job \(count) failed: \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Sends jobs to job workers: picks a ready worker of an allowed group from shared memory,
+/// keeps one multiplexed connection per target worker, and ends every job with its result or
+/// an explicit ``JobError``, never a hang.
+///
+/// In a worker it is ``Worker/jobs``; the groups it may send to are its group's `jobGroups`.
+public final class JobClient: Sendable {
+    /// Who sends: a worker (its id and group) or, with id 0, an operator through the watcher.
+    let senderID: WorkerID?
+    let senderGroup: GroupID?
+    let pool: PoolDescription
+    private let allowed: Set<GroupID>?
+    private let runtimeDirectory: String
+    private let reader: PoolStateReader
+    private let pickup: any PickupStrategy
+    private let eventLoopGroup: any EventLoopGroup
+    private let ownsEventLoopGroup: Bool
+    private let requestScale: (@Sendable (GroupID) -> Void)?
+    private let connections = Mutex<[WorkerID: JobConnection]>([:])
+    private let nextJobID = Atomic<UInt64>(0)
+    let maximumPayload: Int
+    /// The timeout of a job submitted without one.
+    public let defaultTimeout: Duration
+
+    init(
+        pool: PoolDescription, senderID: WorkerID?, senderGroup: GroupID?, allowed: Set<GroupID>?, runtimeDirectory: String,
+        reader: PoolStateReader, pickup: any PickupStrategy, eventLoopGroup: (any EventLoopGroup)? = nil,
+        requestScale: (@Sendable (GroupID) -> Void)? = nil, defaultTimeout: Duration = .seconds(30),
+        maximumPayload: Int = JobFrame.defaultMaximumBody - JobRequestFrame.fixedSize
+    ) {
+        self.pool = pool
+        self.senderID = senderID
+        self.senderGroup = senderGroup
+        self.allowed = allowed
+        self.runtimeDirectory = runtimeDirectory
+        self.reader = reader
+        self.pickup = pickup
+        if let eventLoopGroup {
+            self.eventLoopGroup = eventLoopGroup
+            ownsEventLoopGroup = false
+        } else {
+            self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            ownsEventLoopGroup = true
+        }
+        self.requestScale = requestScale
+        self.defaultTimeout = defaultTimeout
+        self.maximumPayload = maximumPayload
+    }
+
+    /// Closes every connection (pending jobs fail with `workerLost`).
+    public func shutdown() async {
+        let all = connections.withLock { connections -> [JobConnection] in
+            defer { connections = [:] }
+            return Array(connections.values)
+        }
+        for connection in all { connection.close() }
+        if ownsEventLoopGroup { try? await eventLoopGroup.shutdownGracefully() }
+    }
+
+    /// Submits a text job; see ``submit(_:to:priority:weight:timeout:)-(([UInt8],_,_,_,_))``.
+    public func submit(
+        _ text: String, to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil
+    ) async throws(JobError) -> JobResult {
+        try await submit(Array(text.utf8), to: group, priority: priority, weight: weight, timeout: timeout)
+    }
+
+    /// Submits a job to a worker of `group` and waits for its result.
+    ///
+    /// - Throws: ``JobError`` with the handler's error, `timedOut`, `cancelled` (the calling task
+    ///   was cancelled: the job is cancelled on the worker too), `rejected` (every worker tried was
+    ///   full), `workerLost` (at once, when the worker dies mid-job), `noWorkerAvailable`,
+    ///   `tooLarge`, or `notAllowed`.
+    public func submit(
+        _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil
+    ) async throws(JobError) -> JobResult {
+        guard let target = pool.group(group) else {
+            throw JobError(code: .notAllowed, message: "no group '\(group)' in pool '\(pool.name)'")
+        }
+        if let allowed, !allowed.contains(target.id) {
+            let names = pool.groups.filter { allowed.contains($0.id) }.map(\.name)
+            throw JobError(
+                code: .notAllowed,
+                message: "this worker's group may send jobs to \(names.isEmpty ? "no group" : names.joined(separator: ", ")), not to '\(target.name)' (see jobGroups)")
+        }
+        guard payload.count <= maximumPayload else {
+            throw JobError(code: .tooLarge, message: "the payload is \(payload.count) bytes; the limit is \(maximumPayload)")
+        }
+        let deadline = PoolInstant.now + (timeout ?? defaultTimeout)
+        var excluded: Set<WorkerID> = []
+        var attempts = 0
+        var lastRefusal: JobError?
+        var scaleRequested = false
+        while true {
+            if Task.isCancelled { throw JobError(code: .cancelled, message: "cancelled before it was sent") }
+            guard PoolInstant.now < deadline else {
+                throw lastRefusal ?? JobError(code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it")
+            }
+            let records = reader.records()
+            var candidates: [PickupCandidate] = []
+            for id in target.workerIDs where id != senderID && !excluded.contains(id) && records.state(of: id) == .ready {
+                let activity = records.activity(of: id)
+                candidates.append(PickupCandidate(id: id, jobsInFlight: activity.jobsInFlight, inFlightWeight: activity.inFlightWeight))
+            }
+            guard let (chosen, reason) = pickup.pick(from: candidates, weight: weight, priority: priority) else {
+                let none = JobError(
+                    code: .noWorkerAvailable, message: "no ready worker in group '\(target.name)' (\(Self.describe(records, target)))")
+                guard let requestScale else { throw lastRefusal ?? none }
+                // Scaling by request: ask for one more worker (once), then wait for one within the
+                // deadline, trying refused workers again since their queues may have room by then.
+                if !scaleRequested {
+                    requestScale(target.id)
+                    scaleRequested = true
+                }
+                excluded = []
+                try await Self.pause(.milliseconds(5))
+                if PoolInstant.now >= deadline { throw lastRefusal ?? none }
+                continue
+            }
+            attempts += 1
+            let connection: JobConnection
+            do {
+                connection = try await self.connection(to: chosen)
+            } catch {
+                excluded.insert(chosen)
+                lastRefusal = JobError(code: .workerLost, message: "cannot connect to worker \(chosen): \(error)", worker: chosen)
+                continue
+            }
+            let jobID = nextJobID.add(1, ordering: .relaxed).newValue
+            let request = JobRequestFrame(
+                jobID: jobID, deadline: deadline.nanoseconds, priority: Int32(clamping: priority), weight: UInt32(clamping: max(weight, 0)),
+                senderWorker: UInt32(senderID?.rawValue ?? 0), senderGroup: UInt32(senderGroup?.rawValue ?? 0), payload: payload)
+            let answer = await connection.send(request, deadline: deadline)
+            switch answer {
+            case .result(let result):
+                return JobResult(
+                    payload: result.payload, worker: chosen, pickedBecause: reason,
+                    queueWait: .nanoseconds(Int64(result.queueWaitNanoseconds)), runTime: .nanoseconds(Int64(result.runNanoseconds)),
+                    attempts: attempts)
+            case .error(let error) where error.code == .rejected || error.code == .stopping:
+                // Full or stopping: another worker may take it.
+                excluded.insert(chosen)
+                lastRefusal = JobError(code: .rejected, message: error.message, worker: chosen)
+            case .error(let error):
+                throw JobError(code: Self.code(error.code), message: error.message, worker: chosen)
+            case .lost(let why):
+                connections.withLock { if $0[chosen] === connection { $0.removeValue(forKey: chosen) } }
+                throw JobError(code: .workerLost, message: why, worker: chosen)
+            case .timedOut:
+                throw JobError(code: .timedOut, message: "no result within the timeout", worker: chosen)
+            case .cancelled:
+                throw JobError(code: .cancelled, message: "cancelled by its sender", worker: chosen)
+            }
+        }
+    }
+
+    /// Submits a job without waiting for it; its failure is logged to `logger`, never silent.
+    public func send(_ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil, logger: Logger) {
+        Task {
+            do {
+                _ = try await submit(payload, to: group, priority: priority, weight: weight, timeout: timeout)
+            } catch {
+                logger.warning("fire-and-forget job to \(group) failed: \(error)")
+            }
+        }
+    }
+
+    private static func pause(_ duration: Duration) async throws(JobError) {
+        do {
+            try await Task.sleep(for: duration)
+        } catch {
+            throw JobError(code: .cancelled, message: "cancelled while waiting for a worker")
+        }
+    }
+
+    private static func code(_ code: JobErrorCode) -> JobError.Code {
+        switch code {
+        case .handlerFailed: return .handlerFailed
+        case .rejected, .stopping: return .rejected
+        case .timedOut: return .timedOut
+        case .cancelled: return .cancelled
+        case .badRequest: return .badRequest
+        case .tooLarge: return .tooLarge
+        }
+    }
+
+    private static func describe(_ records: PoolRecords, _ group: GroupDescription) -> String {
+        var counts: [WorkerState: Int] = [:]
+        for id in group.workerIDs { counts[records.state(of: id), default: 0] += 1 }
+        return WorkerState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(separator: ", ")
+    }
+
+    private func connection(to worker: WorkerID) async throws -> JobConnection {
+        if let existing = connections.withLock({ $0[worker] }), existing.isActive { return existing }
+        let path = JobServer.socketPath(runtimeDirectory: runtimeDirectory, worker: worker)
+        let connection = JobConnection(worker: worker)
+        let channel = try await ClientBootstrap(group: eventLoopGroup)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(JobFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(JobClientHandler(connection: connection))
+                }
+            }
+            .connect(unixDomainSocketPath: path)
+            .get()
+        connection.attach(channel)
+        let kept = connections.withLock { connections -> JobConnection in
+            if let other = connections[worker], other.isActive { return other }
+            connections[worker] = connection
+            return connection
+        }
+        if kept !== connection { connection.close() }
+        return kept
+    }
+}
+
+/// How one job ended on a connection.
+enum JobAnswer: Sendable {
+    case result(JobResultFrame)
+    case error(JobErrorFrame)
+    case lost(String)
+    case timedOut
+    case cancelled
+}
+
+/// One multiplexed connection to a job worker: jobs in flight by id, each answered exactly once.
+final class JobConnection: Sendable {
+    let worker: WorkerID
+    private struct Pending: Sendable {
+        var continuation: CheckedContinuation<JobAnswer, Never>
+        var timeout: Scheduled<Void>?
+    }
+    private struct State: ~Copyable {
+        var channel: (any Channel)?
+        var pending: [UInt64: Pending] = [:]
+        var closed: String?
+    }
+    private let state = Mutex(State())
+
+    init(worker: WorkerID) { self.worker = worker }
+
+    var isActive: Bool { state.withLock { $0.closed == nil && ($0.channel?.isActive ?? false) } }
+
+    func attach(_ channel: any Channel) { state.withLock { $0.channel = channel } }
+
+    func close() { state.withLock { $0.channel }?.close(promise: nil) }
+
+    /// Sends a request and waits for its answer; the deadline and the caller's cancellation both end the wait.
+    func send(_ request: JobRequestFrame, deadline: PoolInstant) async -> JobAnswer {
+        let jobID = request.jobID
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
+                let (channel, refusal) = state.withLock { state -> ((any Channel)?, String?) in
+                    if let closed = state.closed { return (nil, closed) }
+                    guard let channel = state.channel else { return (nil, "not connected") }
+                    state.pending[jobID] = Pending(continuation: continuation, timeout: nil)
+                    return (channel, nil)
+                }
+                guard let channel else {
+                    continuation.resume(returning: .lost(refusal ?? "connection closed"))
+                    return
+                }
+                let delay = deadline.duration(since: .now)
+                let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(max(delay.nanoseconds, 0))) { [self] in
+                    if let pending = take(jobID) {
+                        sendCancel(jobID)
+                        pending.continuation.resume(returning: .timedOut)
+                    }
+                }
+                state.withLock { $0.pending[jobID]?.timeout = timeout }
+                var buffer = channel.allocator.buffer(capacity: JobFrame.headerSize + JobRequestFrame.fixedSize + request.payload.count)
+                JobFrame.request(request).write(to: &buffer)
+                channel.writeAndFlush(buffer, promise: nil)
+            }
+        } onCancel: {
+            if let pending = take(jobID) {
+                sendCancel(jobID)
+                pending.continuation.resume(returning: .cancelled)
+            }
+        }
+    }
+
+    private func take(_ jobID: UInt64) -> Pending? {
+        let pending = state.withLock { $0.pending.removeValue(forKey: jobID) }
+        pending?.timeout?.cancel()
+        return pending
+    }
+
+    private func sendCancel(_ jobID: UInt64) {
+        guard let channel = state.withLock({ $0.channel }) else { return }
+        var buffer = channel.allocator.buffer(capacity: JobFrame.headerSize + 8)
+        JobFrame.cancel(jobID: jobID).write(to: &buffer)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    /// An answer arrived; answers for jobs no longer waited for (timed out, cancelled) are dropped.
+    func receive(_ frame: JobFrame) {
+        switch frame {
+        case .result(let result): take(result.jobID)?.continuation.resume(returning: .result(result))
+        case .error(let error): take(error.jobID)?.continuation.resume(returning: .error(error))
+        case .request, .cancel: break
+        }
+    }
+
+    /// The connection ended: every job in flight on it fails at once as `workerLost`.
+    func lost(_ why: String) {
+        let pending = state.withLock { state -> [Pending] in
+            state.closed = why
+            defer { state.pending = [:] }
+            return Array(state.pending.values)
+        }
+        for entry in pending {
+            entry.timeout?.cancel()
+            entry.continuation.resume(returning: .lost(why))
+        }
+    }
+}
+
+final class JobClientHandler: ChannelInboundHandler {
+    typealias InboundIn = JobFrame
+    private let connection: JobConnection
+
+    init(connection: JobConnection) { self.connection = connection }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        connection.receive(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connection.lost("worker \(connection.worker) closed the connection with the job in flight (it stopped or died)")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        connection.lost("the connection to worker \(connection.worker) failed: \(error)")
+        context.close(promise: nil)
+    }
+}

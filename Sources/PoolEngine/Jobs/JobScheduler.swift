@@ -1,0 +1,310 @@
+import Synchronization
+
+/// The executor's scheduler: higher priority first, first-in first-out within a priority,
+/// within limits on concurrent jobs and weight, with a bounded queue.
+final class JobScheduler: Sendable {
+    typealias Reply = @Sendable (JobFrame) -> Void
+
+    struct Key: Hashable, Sendable {
+        var connection: UInt64
+        var job: UInt64
+    }
+
+    private struct Entry: Sendable {
+        var key: Key
+        var job: Job
+        var reply: Reply
+        var sequence: UInt64
+        var enqueuedAt: UInt64
+    }
+
+    private struct Running: Sendable {
+        var task: Task<Void, Never>?
+        var weight: Int
+        var reply: Reply
+        var cancelled: Bool
+    }
+
+    private struct State: ~Copyable {
+        var queue = JobQueue()
+        var running: [Key: Running] = [:]
+        var runningWeight = 0
+        var sequence: UInt64 = 0
+        var isAccepting = true
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let limits: JobExecutorConfiguration
+    let workerID: WorkerID
+    private let handler: any JobHandler
+    private let activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)?
+    private let state = Mutex(State())
+
+    init(
+        limits: JobExecutorConfiguration, workerID: WorkerID, handler: any JobHandler,
+        activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)? = nil
+    ) {
+        self.limits = limits
+        self.workerID = workerID
+        self.handler = handler
+        self.activity = activity
+    }
+
+    /// Jobs queued and running.
+    var load: (queued: Int, running: Int) { state.withLock { ($0.queue.count, $0.running.count) } }
+
+    /// Takes a request: runs it, queues it, or refuses it with an explicit error.
+    func submit(_ request: JobRequestFrame, connection: UInt64, reply: @escaping Reply) {
+        let now = Posix.monotonicNanoseconds()
+        let job = Job(
+            id: request.jobID, payload: request.payload, priority: Int(request.priority), weight: Int(request.weight),
+            sender: request.senderWorker == 0 ? nil : WorkerID(Int(request.senderWorker)),
+            senderGroup: request.senderGroup == 0 ? nil : GroupID(Int(request.senderGroup)),
+            deadline: request.deadline == 0 ? nil : PoolInstant(nanoseconds: request.deadline))
+        let refusal = state.withLock { state -> (JobErrorCode, String)? in
+            guard state.isAccepting else { return (.stopping, "worker \(workerID) is stopping and takes no new jobs") }
+            if state.queue.count >= limits.maxQueuedJobs {
+                return (.rejected, "worker \(workerID) is full: \(state.running.count) running, \(state.queue.count) queued (limit \(limits.maxQueuedJobs))")
+            }
+            state.sequence += 1
+            state.queue.push(Entry(key: Key(connection: connection, job: request.jobID), job: job, reply: reply, sequence: state.sequence, enqueuedAt: now))
+            return nil
+        }
+        if let (code, message) = refusal {
+            if code == .rejected { activity? { $0.jobsRejected += 1 } }
+            reply(.error(JobErrorFrame(jobID: request.jobID, worker: UInt32(workerID.rawValue), code: code, queueWaitNanoseconds: 0, runNanoseconds: 0, message: message)))
+            return
+        }
+        activity? { activity in
+            activity.jobsAccepted += 1
+            activity.jobsInFlight += 1
+            activity.inFlightWeight += UInt64(max(job.weight, 0))
+        }
+        startEligible()
+    }
+
+    /// The sender cancelled: a queued job is answered at once, a running one is cancelled.
+    func cancel(connection: UInt64, jobID: UInt64) {
+        let key = Key(connection: connection, job: jobID)
+        let (removed, task) = state.withLock { state -> (Entry?, Task<Void, Never>?) in
+            if let entry = state.queue.remove(key) { return (entry, nil) }
+            state.running[key]?.cancelled = true
+            return (nil, state.running[key]?.task)
+        }
+        if let removed {
+            finishAccounting(removed.job, error: false)
+            removed.reply(.error(JobErrorFrame(jobID: jobID, worker: UInt32(workerID.rawValue), code: .cancelled, queueWaitNanoseconds: 0, runNanoseconds: 0, message: "cancelled by its sender before it started")))
+            signalDrainIfIdle()
+        }
+        task?.cancel()
+    }
+
+    /// A sender's connection closed: nobody is left to answer, so its jobs are dropped or cancelled.
+    func cancelAll(connection: UInt64) {
+        let (removed, tasks) = state.withLock { state -> ([Entry], [Task<Void, Never>]) in
+            let removed = state.queue.removeAll { $0.key.connection == connection }
+            var tasks: [Task<Void, Never>] = []
+            for (key, running) in state.running where key.connection == connection {
+                state.running[key]?.cancelled = true
+                if let task = running.task { tasks.append(task) }
+            }
+            return (removed, tasks)
+        }
+        for entry in removed { finishAccounting(entry.job, error: false) }
+        tasks.forEach { $0.cancel() }
+        signalDrainIfIdle()
+    }
+
+    /// Stops taking jobs and returns once every queued and running job has finished.
+    func drain() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { state -> Bool in
+                state.isAccepting = false
+                if state.queue.count == 0 && state.running.isEmpty { return true }
+                state.drainWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
+    /// Stops taking jobs and cancels every queued and running one (the worker cannot wait).
+    func cancelEverything() {
+        let (removed, tasks) = state.withLock { state -> ([Entry], [Task<Void, Never>]) in
+            state.isAccepting = false
+            let removed = state.queue.removeAll { _ in true }
+            for key in state.running.keys { state.running[key]?.cancelled = true }
+            return (removed, state.running.values.compactMap(\.task))
+        }
+        for entry in removed {
+            finishAccounting(entry.job, error: false)
+            entry.reply(.error(JobErrorFrame(jobID: entry.job.id, worker: UInt32(workerID.rawValue), code: .cancelled, queueWaitNanoseconds: 0, runNanoseconds: 0, message: "worker \(workerID) stopped before the job started")))
+        }
+        tasks.forEach { $0.cancel() }
+        signalDrainIfIdle()
+    }
+
+    // MARK: - Running
+
+    private func startEligible() {
+        while true {
+            let started = state.withLock { state -> (Entry, Bool)? in
+                guard let head = state.queue.peek() else { return nil }
+                let weight = max(head.job.weight, 0)
+                guard state.running.count < limits.maxConcurrentJobs else { return nil }
+                // A job heavier than the whole limit still runs alone; otherwise it would never run.
+                if limits.maxConcurrentWeight > 0 && !state.running.isEmpty
+                    && state.runningWeight + weight > limits.maxConcurrentWeight
+                {
+                    return nil
+                }
+                let entry = state.queue.pop()!
+                let expired = entry.job.deadline.map { $0.nanoseconds <= Posix.monotonicNanoseconds() } ?? false
+                if !expired {
+                    state.running[entry.key] = Running(task: nil, weight: weight, reply: entry.reply, cancelled: false)
+                    state.runningWeight += weight
+                }
+                return (entry, expired)
+            }
+            guard let (entry, expired) = started else { return }
+            if expired {
+                finishAccounting(entry.job, error: true)
+                let waited = Posix.monotonicNanoseconds() &- entry.enqueuedAt
+                entry.reply(.error(JobErrorFrame(jobID: entry.job.id, worker: UInt32(workerID.rawValue), code: .timedOut, queueWaitNanoseconds: waited, runNanoseconds: 0, message: "its deadline passed while it waited in the queue")))
+                signalDrainIfIdle()
+                continue
+            }
+            run(entry)
+        }
+    }
+
+    private func run(_ entry: Entry) {
+        let startedAt = Posix.monotonicNanoseconds()
+        let queueWait = startedAt &- entry.enqueuedAt
+        activity? { activity in
+            activity.currentJobID = entry.job.id
+            activity.currentJobSince = Posix.wallClockNanoseconds()
+        }
+        let handler = self.handler
+        let worker = UInt32(workerID.rawValue)
+        let task = Task { [self] in
+            var frame: JobFrame
+            var failed = false
+            do {
+                let result = try await handler.handle(entry.job)
+                frame = .result(JobResultFrame(jobID: entry.job.id, worker: worker, queueWaitNanoseconds: queueWait, runNanoseconds: Posix.monotonicNanoseconds() &- startedAt, payload: result))
+            } catch {
+                failed = true
+                let cancelled = state.withLock { $0.running[entry.key]?.cancelled ?? false }
+                let code: JobErrorCode = cancelled ? .cancelled : .handlerFailed
+                let message = cancelled ? "cancelled while running" : String(describing: error)
+                frame = .error(JobErrorFrame(jobID: entry.job.id, worker: worker, code: code, queueWaitNanoseconds: queueWait, runNanoseconds: Posix.monotonicNanoseconds() &- startedAt, message: message))
+            }
+            finished(entry, frame: frame, failed: failed)
+        }
+        let cancelNow = state.withLock { state -> Bool in
+            state.running[entry.key]?.task = task
+            return state.running[entry.key]?.cancelled ?? false
+        }
+        if cancelNow { task.cancel() }
+    }
+
+    private func finished(_ entry: Entry, frame: JobFrame, failed: Bool) {
+        state.withLock { state in
+            if let running = state.running.removeValue(forKey: entry.key) { state.runningWeight -= running.weight }
+        }
+        finishAccounting(entry.job, error: failed)
+        entry.reply(frame)
+        startEligible()
+        signalDrainIfIdle()
+    }
+
+    private func finishAccounting(_ job: Job, error: Bool) {
+        activity? { activity in
+            activity.jobsProcessed += 1
+            if error { activity.jobsErrors += 1 }
+            activity.jobsInFlight = activity.jobsInFlight > 0 ? activity.jobsInFlight - 1 : 0
+            let weight = UInt64(max(job.weight, 0))
+            activity.inFlightWeight = activity.inFlightWeight >= weight ? activity.inFlightWeight - weight : 0
+            if activity.currentJobID == job.id {
+                activity.currentJobID = 0
+                activity.currentJobSince = 0
+            }
+        }
+    }
+
+    private func signalDrainIfIdle() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.queue.count == 0 && state.running.isEmpty else { return [] }
+            defer { state.drainWaiters = [] }
+            return state.drainWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// A binary heap: highest priority first, then lowest sequence (arrival order).
+    private struct JobQueue {
+        private var heap: [Entry] = []
+
+        var count: Int { heap.count }
+
+        func peek() -> Entry? { heap.first }
+
+        private static func before(_ a: Entry, _ b: Entry) -> Bool {
+            a.job.priority != b.job.priority ? a.job.priority > b.job.priority : a.sequence < b.sequence
+        }
+
+        mutating func push(_ entry: Entry) {
+            heap.append(entry)
+            var child = heap.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard Self.before(heap[child], heap[parent]) else { break }
+                heap.swapAt(child, parent)
+                child = parent
+            }
+        }
+
+        mutating func pop() -> Entry? {
+            guard !heap.isEmpty else { return nil }
+            heap.swapAt(0, heap.count - 1)
+            let top = heap.removeLast()
+            siftDown(from: 0)
+            return top
+        }
+
+        private mutating func siftDown(from start: Int) {
+            var parent = start
+            while true {
+                let left = 2 * parent + 1
+                let right = left + 1
+                var best = parent
+                if left < heap.count && Self.before(heap[left], heap[best]) { best = left }
+                if right < heap.count && Self.before(heap[right], heap[best]) { best = right }
+                if best == parent { return }
+                heap.swapAt(parent, best)
+                parent = best
+            }
+        }
+
+        mutating func remove(_ key: Key) -> Entry? {
+            guard let index = heap.firstIndex(where: { $0.key == key }) else { return nil }
+            let entry = heap[index]
+            heap.remove(at: index)
+            rebuild()
+            return entry
+        }
+
+        mutating func removeAll(where predicate: (Entry) -> Bool) -> [Entry] {
+            let removed = heap.filter(predicate)
+            guard !removed.isEmpty else { return [] }
+            heap.removeAll(where: predicate)
+            rebuild()
+            return removed
+        }
+
+        private mutating func rebuild() {
+            for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(from: index) }
+        }
+    }
+}
