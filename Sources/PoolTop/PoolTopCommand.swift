@@ -12,7 +12,7 @@ struct PoolTopCommand: ParsableCommand {
             """,
         subcommands: [
             RunCommand.self, ListCommand.self, StatusCommand.self, ScaleCommand.self, RestartCommand.self,
-            StopCommand.self, LogsCommand.self,
+            StopCommand.self, LogsCommand.self, JobCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

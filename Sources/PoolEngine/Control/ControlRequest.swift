@@ -13,7 +13,20 @@ struct ControlRequest: Sendable {
         case restart(RestartTarget, hard: Bool)
         case stop(WorkerID?)
         case events(replay: Bool)
+        case job(JobCommand)
     }
+
+    struct JobCommand: Equatable, Sendable {
+        var group: GroupReference
+        var payload: String
+        var priority: Int
+        var weight: Int
+        var timeout: Duration?
+        var count: Int
+    }
+
+    /// The most jobs one `job` request may submit.
+    static let maximumJobCount = 10_000
 
     /// A request that cannot be carried out, with the response that says why.
     struct Failure: Error {
@@ -25,11 +38,12 @@ struct ControlRequest: Sendable {
         }
     }
 
-    static let commands = ["ping", "status", "scale", "restart", "stop", "events"]
+    static let commands = ["ping", "status", "scale", "restart", "stop", "events", "job"]
     /// Fields each command accepts, besides `id` and `command`.
     static let fields: [String: [String]] = [
         "ping": [], "status": [], "scale": ["group", "workers"], "restart": ["group", "worker", "mode"],
         "stop": ["worker"], "events": ["replay"],
+        "job": ["group", "payload", "priority", "weight", "timeout", "count"],
     ]
 
     var id: JSONValue?
@@ -85,6 +99,27 @@ struct ControlRequest: Sendable {
             }
         case "stop":
             command = .stop(try Self.worker(object["worker"], id: id))
+        case "job":
+            let group = try Self.group(object["group"], id: id, required: true)!
+            guard let payload = object["payload"]?.string else {
+                throw Failure("bad-request", "field 'payload' is missing or not a string", id: id)
+            }
+            let requestID = id
+            func integer(_ key: String, _ fallback: Int, range: ClosedRange<Int>) throws(Failure) -> Int {
+                try Self.integer(object[key], key, fallback, range: range, id: requestID)
+            }
+            var timeout: Duration?
+            if let value = object["timeout"] {
+                guard let seconds = value.number, seconds > 0, seconds <= 86_400 else {
+                    throw Failure("bad-request", "field 'timeout' must be a number of seconds in (0, 86400]", id: id)
+                }
+                timeout = .nanoseconds(Int64(seconds * 1e9))
+            }
+            command = .job(
+                JobCommand(
+                    group: group, payload: payload, priority: try integer("priority", 0, range: -1_000_000...1_000_000),
+                    weight: try integer("weight", 1, range: 0...1_000_000), timeout: timeout,
+                    count: try integer("count", 1, range: 1...Self.maximumJobCount)))
         default:
             var replay = true
             if let value = object["replay"] {
@@ -93,6 +128,16 @@ struct ControlRequest: Sendable {
             }
             command = .events(replay: replay)
         }
+    }
+
+    private static func integer(
+        _ value: JSONValue?, _ key: String, _ fallback: Int, range: ClosedRange<Int>, id: JSONValue?
+    ) throws(Failure) -> Int {
+        guard let value else { return fallback }
+        guard let number = value.integer, range.contains(number) else {
+            throw Failure("bad-request", "field '\(key)' must be a whole number in \(range.lowerBound)...\(range.upperBound)", id: id)
+        }
+        return number
     }
 
     private static func group(_ value: JSONValue?, id: JSONValue?, required: Bool) throws(Failure) -> GroupReference? {
@@ -146,11 +191,47 @@ enum ControlCommands {
                 try await pool.stopWorker(workerID)
             case .events:
                 throw CommandError(message: "events is a stream; it is handled by the connection")
+            case .job(let job):
+                response["jobs"] = .array(await runJobs(job, on: pool))
             }
         } catch {
             response = ["ok": .bool(false), "code": .string("refused"), "error": .string(error.message)]
             if let id { response["id"] = id }
         }
         return JSONValue.object(response).serialized
+    }
+}
+
+extension ControlCommands {
+    /// Runs `count` copies of a job at once; each reports its result or error, who ran it and why.
+    static func runJobs(_ job: ControlRequest.JobCommand, on pool: WorkerPool) async -> [JSONValue] {
+        let payload = Array(job.payload.utf8)
+        return await withTaskGroup(of: (Int, JSONValue).self) { group in
+            for index in 0..<job.count {
+                group.addTask {
+                    var entry: [String: JSONValue] = ["index": .number(Double(index))]
+                    do throws(JobError) {
+                        let result = try await pool.submitJob(
+                            payload, to: job.group, priority: job.priority, weight: job.weight, timeout: job.timeout)
+                        entry["ok"] = .bool(true)
+                        entry["result"] = .string(result.text)
+                        entry["worker"] = .number(Double(result.worker.rawValue))
+                        entry["pickedBecause"] = .string(result.pickedBecause)
+                        entry["queueWaitSeconds"] = .number(result.queueWait.seconds)
+                        entry["runSeconds"] = .number(result.runTime.seconds)
+                        entry["attempts"] = .number(Double(result.attempts))
+                    } catch {
+                        entry["ok"] = .bool(false)
+                        entry["code"] = .string(error.code.rawValue)
+                        entry["error"] = .string(error.message)
+                        if let worker = error.worker { entry["worker"] = .number(Double(worker.rawValue)) }
+                    }
+                    return (index, .object(entry))
+                }
+            }
+            var results = [JSONValue](repeating: .null, count: job.count)
+            for await (index, entry) in group { results[index] = entry }
+            return results
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The watcher's control socket: newline-delimited JSON requests and responses
 /// (`docs/control-protocol.md`), for the CLI, the console when attached, and `socat`.
@@ -13,16 +14,19 @@ final class ControlServer: Sendable {
 
     private let eventLoopGroup: MultiThreadedEventLoopGroup
     private let channel: any Channel
+    private let tasks: ControlTasks
     let path: String
 
-    private init(eventLoopGroup: MultiThreadedEventLoopGroup, channel: any Channel, path: String) {
+    private init(eventLoopGroup: MultiThreadedEventLoopGroup, channel: any Channel, tasks: ControlTasks, path: String) {
         self.eventLoopGroup = eventLoopGroup
         self.channel = channel
+        self.tasks = tasks
         self.path = path
     }
 
     static func start(path: String, pool: WorkerPool, logger: Logger) async throws -> ControlServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let tasks = ControlTasks()
         do {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 64)
@@ -33,22 +37,24 @@ final class ControlServer: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(LineDecoder(maximumLength: maximumLineLength)))
-                        try channel.pipeline.syncOperations.addHandler(ControlConnectionHandler(pool: pool, logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(ControlConnectionHandler(pool: pool, logger: logger, tasks: tasks))
                     }
                 }
                 .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
                 .get()
             // Only our uid may connect; the 0700 directory already keeps others out.
             try Posix.setMode(path, 0o600)
-            return ControlServer(eventLoopGroup: group, channel: channel, path: path)
+            return ControlServer(eventLoopGroup: group, channel: channel, tasks: tasks, path: path)
         } catch {
             try? await group.shutdownGracefully()
             throw error
         }
     }
 
+    /// Stops accepting, ends every request still running (they answer before the loop stops), then stops the loop.
     func shutdown() async {
         try? await channel.close()
+        await tasks.cancelAndWait()
         try? await eventLoopGroup.shutdownGracefully()
     }
 }
@@ -76,6 +82,41 @@ enum ControlRequestError: Error {
     case oversized(Int)
 }
 
+/// Every request task of every connection, so shutdown can end them before the event loop stops.
+final class ControlTasks: Sendable {
+    private struct State: ~Copyable {
+        var running: [Int: Task<Void, Never>] = [:]
+        /// Tasks that finished before they were registered.
+        var finishedEarly: Set<Int> = []
+    }
+    private let state = Mutex(State())
+    private let next = Atomic<Int>(0)
+
+    /// Starts a task through `start`, which must call the given closure when the task is done.
+    @discardableResult
+    func track(_ start: (@escaping @Sendable () -> Void) -> Task<Void, Never>) -> Task<Void, Never> {
+        let id = next.add(1, ordering: .relaxed).newValue
+        let task = start { [self] in
+            state.withLock { state in
+                if state.running.removeValue(forKey: id) == nil { state.finishedEarly.insert(id) }
+            }
+        }
+        state.withLock { state in
+            if state.finishedEarly.remove(id) == nil { state.running[id] = task }
+        }
+        return task
+    }
+
+    func cancelAndWait() async {
+        let all = state.withLock { state -> [Task<Void, Never>] in
+            defer { state.running = [:] }
+            return Array(state.running.values)
+        }
+        for task in all { task.cancel() }
+        for task in all { await task.value }
+    }
+}
+
 /// One control connection: checks the peer, parses each line, answers on the same connection.
 final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -90,9 +131,12 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     private var unanswered = 0
     private var inputClosed = false
 
-    init(pool: WorkerPool, logger: Logger) {
+    private let serverTasks: ControlTasks
+
+    init(pool: WorkerPool, logger: Logger, tasks: ControlTasks) {
         self.pool = pool
         self.logger = logger
+        self.serverTasks = tasks
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -185,14 +229,22 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             } else {
                 unanswered += 1
             }
+            let requestStreams = { if case .events = request.command { return true } else { return false } }()
             let loopBound = NIOLoopBound(self, eventLoop: channel.eventLoop)
-            tasks.append(
+            let pool = self.pool
+            let isStream = requestStreams
+            let task = serverTasks.track { done in
                 Self.start(request, pool: pool, channel: channel) {
-                    channel.eventLoop.execute {
-                        loopBound.value.unanswered -= 1
-                        loopBound.value.closeIfDone(channel)
+                    if !isStream {
+                        channel.eventLoop.execute {
+                            loopBound.value.unanswered -= 1
+                            loopBound.value.closeIfDone(channel)
+                        }
                     }
-                })
+                    done()
+                }
+            }
+            tasks.append(task)
         }
     }
 
@@ -211,7 +263,10 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         let id = request.id
         if case .events(let replay) = request.command {
             let (records, replayed) = pool.eventRecordsCountingReplay(replay: replay)
-            return Task { await stream(records, replayed: replayed, id: id, channel: channel) }
+            return Task {
+                await stream(records, replayed: replayed, id: id, channel: channel)
+                answered()
+            }
         }
         let command = request.command
         return Task {

@@ -86,6 +86,9 @@ public final class JobClient: Sendable {
                 code: .notAllowed,
                 message: "this worker's group may send jobs to \(names.isEmpty ? "no group" : names.joined(separator: ", ")), not to '\(target.name)' (see jobGroups)")
         }
+        guard target.jobExecutor != nil else {
+            throw JobError(code: .notAllowed, message: "group '\(target.name)' does not run jobs (its workers have no job executor)")
+        }
         guard payload.count <= maximumPayload else {
             throw JobError(code: .tooLarge, message: "the payload is \(payload.count) bytes; the limit is \(maximumPayload)")
         }

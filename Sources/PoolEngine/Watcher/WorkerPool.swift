@@ -69,6 +69,7 @@ public final class WorkerPool: Service, Sendable {
         var hardRestarts = 0
         var softRestarts = 0
         var reader: PoolStateReader?
+        var operatorJobs: JobClient?
     }
 
     public let name: String
@@ -175,7 +176,14 @@ public final class WorkerPool: Service, Sendable {
         defer { Posix.unlinkSharedMemory(name: segment.name) }
         let sharedState = SharedStatePublisher(segment: segment, pool: description)
         defer { sharedState.setPoolState(.stopped) }
-        state.withLock { $0.reader = PoolStateReader(segment: segment) }
+        let operatorJobs = JobClient(
+            pool: description, senderID: nil, senderGroup: nil, allowed: nil, runtimeDirectory: runtime.directory,
+            reader: PoolStateReader(segment: segment), pickup: LeastJobsPickup(),
+            requestScale: { [weak self] group in self?.submit(.command(.scaleUpRequested(group), reply: nil)) })
+        state.withLock { state in
+            state.reader = PoolStateReader(segment: segment)
+            state.operatorJobs = operatorJobs
+        }
 
         let monitor = try EventMonitor { event in input.yield(.monitor(event)) }
         try monitor.start()
@@ -220,6 +228,7 @@ public final class WorkerPool: Service, Sendable {
         // Clients streaming events get the end of their stream before the socket goes.
         finishSubscribers()
         await control.shutdown()
+        await operatorJobs.shutdown()
         logger.info("pool \(name) stopped")
         if let failure { throw failure }
     }
@@ -267,6 +276,19 @@ public final class WorkerPool: Service, Sendable {
     /// Scales a group to `count` workers, within its `minWorkers...maxWorkers`.
     public func scale(_ group: GroupReference, to count: Int) async throws(CommandError) {
         try await command(.scaleRequested(try resolve(group).id, to: count))
+    }
+
+    /// Submits a job as an operator (`pooltop job`, the console) to any group whose workers run
+    /// jobs, and waits for its result; see ``JobClient/submit(_:to:priority:weight:timeout:)-(([UInt8],_,_,_,_))``.
+    public func submitJob(
+        _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil
+    ) async throws(JobError) -> JobResult {
+        let client = state.withLock { state -> JobClient? in
+            if case .running = state.phase { return state.operatorJobs }
+            return nil
+        }
+        guard let client else { throw JobError(code: .noWorkerAvailable, message: "the pool is not running") }
+        return try await client.submit(payload, to: group, priority: priority, weight: weight, timeout: timeout)
     }
 
     /// Waits until no worker is starting: each one that was started is ready or has exited.

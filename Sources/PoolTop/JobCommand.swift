@@ -1,0 +1,65 @@
+import ArgumentParser
+import PoolEngine
+
+/// `pooltop job NAME GROUP PAYLOAD [--priority P] [--weight W] [--timeout S] [--count N] [--json]`.
+struct JobCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "job",
+        abstract: "Submit test jobs to a group of a running pool and show how each ended.",
+        discussion: """
+            For each job: the result or the error, which worker ran it and why it was picked, the queue wait and the run time.
+            The demo job workers understand: echo TEXT, sleep MS, cpu MS, fail MESSAGE, crash, exit, terminate.
+            Exit status 1 when any job failed.
+            """)
+
+    @Argument(help: "The pool's name.") var name: String
+    @Argument(help: "The job group's name (or id).") var group: String
+    @Argument(help: "The job's payload, as text.") var payload: String
+    @Option(help: "Higher runs first (default 0).") var priority: Int = 0
+    @Option(help: "Counts against the executor's weight limit (default 1).") var weight: Int = 1
+    @Option(help: "Seconds before the job fails with timed-out (default 30).") var timeout: Double?
+    @Option(help: "How many copies to submit at once (default 1).") var count: Int = 1
+    @Flag(help: "Print the response as JSON.") var json = false
+
+    func validate() throws {
+        if count < 1 { throw ValidationError("--count must be at least 1 (got \(count))") }
+        if weight < 0 { throw ValidationError("--weight must not be negative (got \(weight))") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive (got \(timeout))") }
+    }
+
+    func run() throws {
+        var request: [String: JSONValue] = [
+            "command": .string("job"), "group": Int(group).map { .number(Double($0)) } ?? .string(group),
+            "payload": .string(payload), "priority": .number(Double(priority)), "weight": .number(Double(weight)),
+            "count": .number(Double(count)),
+        ]
+        if let timeout { request["timeout"] = .number(timeout) }
+        let response = try ControlSession.perform(name, request)
+        let jobs = response["jobs"]?.array ?? []
+        if json {
+            print(JSONValue.array(jobs).serialized)
+        } else {
+            var rows = [["#", "WORKER", "WAIT", "RUN", "OUTCOME", "PICKED BECAUSE"]]
+            for job in jobs {
+                let outcome =
+                    job["ok"]?.bool == true
+                    ? "ok: \(job["result"]?.string ?? "")"
+                    : "\(job["code"]?.string ?? "error"): \(job["error"]?.string ?? "")"
+                rows.append([
+                    "\(job["index"]?.integer ?? 0)", job["worker"]?.integer.map(String.init) ?? "-",
+                    job["queueWaitSeconds"]?.number.map(formatSeconds) ?? "-", job["runSeconds"]?.number.map(formatSeconds) ?? "-",
+                    outcome, job["pickedBecause"]?.string ?? "",
+                ])
+            }
+            print(table(rows))
+        }
+        if jobs.contains(where: { $0["ok"]?.bool != true }) { throw ExitCode(1) }
+    }
+}
+
+/// 1.2ms, 340us, 2.5s.
+func formatSeconds(_ seconds: Double) -> String {
+    if seconds >= 1 { return "\(round1(seconds))s" }
+    if seconds >= 0.001 { return "\(round1(seconds * 1000))ms" }
+    return "\(Int((seconds * 1e6).rounded()))us"
+}
