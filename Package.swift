@@ -56,7 +56,7 @@ let package = Package(
         // the in-process test watcher spawns, and a standalone watcher.
         .executableTarget(
             name: "PoolFixtures",
-            dependencies: ["PoolEngine", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Fixtures/PoolFixtures",
             swiftSettings: strictSettings
         ),

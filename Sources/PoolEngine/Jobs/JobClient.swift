@@ -96,7 +96,7 @@ public final class JobClient: Sendable {
         var excluded: Set<WorkerID> = []
         var attempts = 0
         var lastRefusal: JobError?
-        var scaleRequested = false
+        var lastScaleRequest: PoolInstant?
         while true {
             if Task.isCancelled { throw JobError(code: .cancelled, message: "cancelled before it was sent") }
             guard PoolInstant.now < deadline else {
@@ -112,11 +112,13 @@ public final class JobClient: Sendable {
                 let none = JobError(
                     code: .noWorkerAvailable, message: "no ready worker in group '\(target.name)' (\(Self.describe(records, target)))")
                 guard let requestScale else { throw lastRefusal ?? none }
-                // Scaling by request: ask for one more worker (once), then wait for one within the
-                // deadline, trying refused workers again since their queues may have room by then.
-                if !scaleRequested {
+                // Scaling by request: ask for one more worker (again every 250 ms while waiting; the
+                // watcher rate-limits), and wait for one within the deadline, trying refused workers
+                // again since their queues may have room by then.
+                let now = PoolInstant.now
+                if lastScaleRequest.map({ now.duration(since: $0) >= .milliseconds(250) }) ?? true {
                     requestScale(target.id)
-                    scaleRequested = true
+                    lastScaleRequest = now
                 }
                 excluded = []
                 try await Self.pause(.milliseconds(5))

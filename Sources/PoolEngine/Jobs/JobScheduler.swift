@@ -63,7 +63,12 @@ final class JobScheduler: Sendable {
             deadline: request.deadline == 0 ? nil : PoolInstant(nanoseconds: request.deadline))
         let refusal = state.withLock { state -> (JobErrorCode, String)? in
             guard state.isAccepting else { return (.stopping, "worker \(workerID) is stopping and takes no new jobs") }
-            if state.queue.count >= limits.maxQueuedJobs {
+            // The bound is on jobs that must wait: one that can start at once is never refused.
+            let weight = max(job.weight, 0)
+            let startsNow =
+                state.queue.count == 0 && state.running.count < limits.maxConcurrentJobs
+                && (limits.maxConcurrentWeight == 0 || state.running.isEmpty || state.runningWeight + weight <= limits.maxConcurrentWeight)
+            if !startsNow && state.queue.count >= limits.maxQueuedJobs {
                 return (.rejected, "worker \(workerID) is full: \(state.running.count) running, \(state.queue.count) queued (limit \(limits.maxQueuedJobs))")
             }
             state.sequence += 1

@@ -1,4 +1,5 @@
 import Glibc
+import PoolDemo
 import PoolEngine
 
 enum FixtureEntryPoints {
@@ -17,6 +18,8 @@ enum FixtureEntryPoints {
         entryPoints.register("lost-channel") { LostChannel() }
         entryPoints.register("logger") { LogLine() }
         entryPoints.register("activity-writer") { ActivityWriter() }
+        entryPoints.register("demo-job") { DemoJobWorker() }
+        entryPoints.register("job-sender") { JobSender() }
         return entryPoints
     }
 }
@@ -205,5 +208,24 @@ struct ActivityWriter: WorkerEntryPoint {
             }
             if value % 1024 == 0 { await Task.yield() }
         }
+    }
+}
+
+/// Sends the job in JOB_PAYLOAD to the group in JOB_GROUP, writes the outcome to `job-result`,
+/// then sends JOB_THEN if set (e.g. `terminate`, to end the job worker) and returns.
+struct JobSender: WorkerEntryPoint {
+    var worker: Worker?
+    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    func run() async throws {
+        guard let worker else { return }
+        let environment = { (name: String) in getenv(name).map { String(cString: $0) } }
+        let group = GroupReference.name(environment("JOB_GROUP") ?? "jobs")
+        do {
+            let result = try await worker.jobs.submit(environment("JOB_PAYLOAD") ?? "echo hi", to: group, timeout: .seconds(10))
+            appendLine("job-result", result.text)
+        } catch {
+            appendLine("job-result", "error \(error.code.rawValue): \(error.message)")
+        }
+        if let then = environment("JOB_THEN") { _ = try? await worker.jobs.submit(then, to: group, timeout: .seconds(10)) }
     }
 }

@@ -1,0 +1,289 @@
+import Synchronization
+import Testing
+
+@testable import PoolEngine
+
+/// A handler the test steers: each job waits until released, and the order of starts is recorded.
+final class SteeredHandler: JobHandler {
+    private let state = Mutex<(started: [String], gates: [String: CheckedContinuation<Void, Never>], open: Set<String>)>(([], [:], []))
+
+    var started: [String] { state.withLock { $0.started } }
+
+    func release(_ name: String) {
+        let gate = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.open.insert(name)
+            return state.gates.removeValue(forKey: name)
+        }
+        gate?.resume()
+    }
+
+    func handle(_ job: Job) async throws -> [UInt8] {
+        let name = job.text
+        if name.hasPrefix("fail") { throw SteeredFailure() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let openAlready = state.withLock { state -> Bool in
+                    state.started.append(name)
+                    if state.open.contains(name) { return true }
+                    state.gates[name] = continuation
+                    return false
+                }
+                if openAlready { continuation.resume() }
+            }
+        } onCancel: {
+            self.release(name)
+        }
+        try Task.checkCancellation()
+        return Array("done \(name)".utf8)
+    }
+}
+
+struct SteeredFailure: Error, CustomStringConvertible {
+    var description: String { "steered failure" }
+}
+
+/// Collects replies by job id.
+final class Replies: Sendable {
+    private let frames = Mutex<[UInt64: JobFrame]>([:])
+    var reply: JobScheduler.Reply { { frame in self.store(frame) } }
+    func store(_ frame: JobFrame) {
+        switch frame {
+        case .result(let result): frames.withLock { $0[result.jobID] = frame }
+        case .error(let error): frames.withLock { $0[error.jobID] = frame }
+        default: break
+        }
+    }
+    subscript(_ id: UInt64) -> JobFrame? { frames.withLock { $0[id] } }
+    var count: Int { frames.withLock { $0.count } }
+}
+
+func request(_ id: UInt64, _ text: String, priority: Int32 = 0, weight: UInt32 = 1, deadline: UInt64 = 0) -> JobRequestFrame {
+    JobRequestFrame(jobID: id, deadline: deadline, priority: priority, weight: weight, senderWorker: 0, senderGroup: 0, payload: Array(text.utf8))
+}
+
+func eventually(_ condition: () -> Bool) async -> Bool {
+    for _ in 0..<500 {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(2))
+    }
+    return condition()
+}
+
+/// The reference's SchedulerTest (§9.5) for the job executor's scheduler, and its limits.
+@Suite("Job scheduler: priority, limits, queue bound, cancellation, drain")
+struct JobSchedulerTests {
+    @Test("higher priority runs first; equal priorities run in arrival order")
+    func priorityOrder() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 10), workerID: WorkerID(1), handler: handler)
+        scheduler.submit(request(1, "first"), connection: 1, reply: replies.reply)
+        #expect(await eventually { handler.started == ["first"] })
+        scheduler.submit(request(2, "low-a", priority: 0), connection: 1, reply: replies.reply)
+        scheduler.submit(request(3, "high", priority: 5), connection: 1, reply: replies.reply)
+        scheduler.submit(request(4, "low-b", priority: 0), connection: 1, reply: replies.reply)
+        scheduler.submit(request(5, "mid", priority: 2), connection: 1, reply: replies.reply)
+        for name in ["first", "high", "mid", "low-a", "low-b"] {
+            #expect(await eventually { handler.started.last == name })
+            handler.release(name)
+        }
+        #expect(await eventually { replies.count == 5 })
+        #expect(handler.started == ["first", "high", "mid", "low-a", "low-b"])
+    }
+
+    @Test("no more than maxConcurrentJobs run at once, and weight is limited too")
+    func limits() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(
+            limits: JobExecutorConfiguration(maxConcurrentJobs: 2, maxConcurrentWeight: 5, maxQueuedJobs: 10), workerID: WorkerID(1),
+            handler: handler)
+        scheduler.submit(request(1, "a", weight: 3), connection: 1, reply: replies.reply)
+        scheduler.submit(request(2, "b", weight: 3), connection: 1, reply: replies.reply)
+        #expect(await eventually { handler.started == ["a"] })
+        try? await Task.sleep(for: .milliseconds(20))
+        #expect(handler.started == ["a"], "b waits: 3 + 3 is over the weight limit of 5")
+        handler.release("a")
+        #expect(await eventually { handler.started == ["a", "b"] })
+        scheduler.submit(request(3, "c", weight: 1), connection: 1, reply: replies.reply)
+        scheduler.submit(request(4, "d", weight: 1), connection: 1, reply: replies.reply)
+        #expect(await eventually { handler.started == ["a", "b", "c"] })
+        try? await Task.sleep(for: .milliseconds(20))
+        #expect(scheduler.load.running == 2, "two at once")
+        for name in ["b", "c", "d"] { handler.release(name) }
+        #expect(await eventually { replies.count == 4 })
+    }
+
+    @Test("past the queue bound a job is rejected with an explicit error")
+    func rejection() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 1), workerID: WorkerID(7), handler: handler)
+        scheduler.submit(request(1, "run"), connection: 1, reply: replies.reply)
+        #expect(await eventually { handler.started == ["run"] })
+        scheduler.submit(request(2, "queued"), connection: 1, reply: replies.reply)
+        scheduler.submit(request(3, "refused"), connection: 1, reply: replies.reply)
+        guard case .error(let error)? = replies[3] else {
+            Issue.record("expected a rejection, got \(String(describing: replies[3]))")
+            return
+        }
+        #expect(error.code == .rejected)
+        #expect(error.message.contains("worker 7 is full"))
+        handler.release("run")
+        handler.release("queued")
+        #expect(await eventually { replies.count == 3 })
+    }
+
+    @Test("a handler's error reaches the sender as handler-failed with its message; the executor goes on")
+    func handlerError() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(), workerID: WorkerID(1), handler: handler)
+        scheduler.submit(request(1, "fail now"), connection: 1, reply: replies.reply)
+        #expect(await eventually { replies[1] != nil })
+        guard case .error(let error)? = replies[1] else {
+            Issue.record("expected an error")
+            return
+        }
+        #expect(error.code == .handlerFailed && error.message == "steered failure")
+        scheduler.submit(request(2, "fine"), connection: 1, reply: replies.reply)
+        handler.release("fine")
+        #expect(await eventually { if case .result? = replies[2] { return true } else { return false } })
+    }
+
+    @Test("cancelling a queued job answers at once; cancelling a running one cancels its task")
+    func cancellation() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 1), workerID: WorkerID(1), handler: handler)
+        scheduler.submit(request(1, "running"), connection: 1, reply: replies.reply)
+        scheduler.submit(request(2, "queued"), connection: 1, reply: replies.reply)
+        #expect(await eventually { handler.started == ["running"] })
+        scheduler.cancel(connection: 1, jobID: 2)
+        guard case .error(let queued)? = replies[2] else {
+            Issue.record("expected the queued job's cancellation")
+            return
+        }
+        #expect(queued.code == .cancelled)
+        scheduler.cancel(connection: 1, jobID: 1)
+        #expect(await eventually { replies[1] != nil })
+        guard case .error(let running)? = replies[1] else {
+            Issue.record("expected the running job's cancellation")
+            return
+        }
+        #expect(running.code == .cancelled)
+    }
+
+    @Test("a job whose deadline passed in the queue is answered timed-out without running")
+    func expiredInQueue() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 1), workerID: WorkerID(1), handler: handler)
+        scheduler.submit(request(1, "blocker"), connection: 1, reply: replies.reply)
+        #expect(await eventually { handler.started == ["blocker"] })
+        scheduler.submit(request(2, "late", deadline: Posix.monotonicNanoseconds() + 1_000_000), connection: 1, reply: replies.reply)
+        try? await Task.sleep(for: .milliseconds(5))
+        handler.release("blocker")
+        #expect(await eventually { replies[2] != nil })
+        guard case .error(let error)? = replies[2] else {
+            Issue.record("expected a timeout")
+            return
+        }
+        #expect(error.code == .timedOut)
+        #expect(handler.started == ["blocker"])
+    }
+
+    @Test("drain stops taking jobs and returns when queued and running ones are done (stopAll, awaitAll)")
+    func drain() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 1), workerID: WorkerID(1), handler: handler)
+        scheduler.submit(request(1, "one"), connection: 1, reply: replies.reply)
+        scheduler.submit(request(2, "two"), connection: 1, reply: replies.reply)
+        let draining = Task { await scheduler.drain() }
+        #expect(await eventually { handler.started == ["one"] })
+        scheduler.submit(request(3, "late"), connection: 1, reply: replies.reply)
+        guard case .error(let refused)? = replies[3] else {
+            Issue.record("expected the late job refused")
+            return
+        }
+        #expect(refused.code == .stopping)
+        handler.release("one")
+        #expect(await eventually { handler.started == ["one", "two"] })
+        handler.release("two")
+        await draining.value
+        #expect(replies.count == 3)
+        guard case .result? = replies[2] else {
+            Issue.record("the queued job was drained, not dropped")
+            return
+        }
+    }
+
+    @Test("a closed connection cancels its jobs without touching other connections'")
+    func connectionClosed() async {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 2), workerID: WorkerID(1), handler: handler)
+        scheduler.submit(request(1, "mine"), connection: 1, reply: replies.reply)
+        scheduler.submit(request(1, "theirs"), connection: 2, reply: replies.reply)
+        #expect(await eventually { handler.started.count == 2 })
+        scheduler.cancelAll(connection: 1)
+        #expect(await eventually { scheduler.load.running == 1 })
+        handler.release("theirs")
+        #expect(await eventually { scheduler.load.running == 0 })
+    }
+}
+
+@Suite("Pickup strategies")
+struct PickupStrategyTests {
+    let candidates = [
+        PickupCandidate(id: WorkerID(3), jobsInFlight: 2, inFlightWeight: 1),
+        PickupCandidate(id: WorkerID(1), jobsInFlight: 1, inFlightWeight: 9),
+        PickupCandidate(id: WorkerID(2), jobsInFlight: 1, inFlightWeight: 4),
+    ]
+
+    @Test("least jobs picks the least loaded even when all are busy, rotating among ties")
+    func leastJobs() {
+        let pickup = LeastJobsPickup()
+        let picks = (0..<4).compactMap { _ in pickup.pick(from: candidates, weight: 1, priority: 0)?.0 }
+        #expect(Set(picks) == [WorkerID(1), WorkerID(2)])
+        #expect(pickup.pick(from: [], weight: 1, priority: 0) == nil)
+    }
+
+    @Test("round robin visits every worker in id order")
+    func roundRobin() {
+        let pickup = RoundRobinPickup()
+        let picks = (0..<6).compactMap { _ in pickup.pick(from: candidates, weight: 1, priority: 0)?.0.rawValue }
+        #expect(picks == [1, 2, 3, 1, 2, 3])
+    }
+
+    @Test("first available prefers the first idle worker, else the first ready one")
+    func firstAvailable() {
+        let pickup = FirstAvailablePickup()
+        #expect(pickup.pick(from: candidates, weight: 1, priority: 0)?.0 == WorkerID(1))
+        let withIdle = candidates + [PickupCandidate(id: WorkerID(4), jobsInFlight: 0, inFlightWeight: 0)]
+        #expect(pickup.pick(from: withIdle, weight: 1, priority: 0)?.0 == WorkerID(4))
+    }
+
+    @Test("by weight picks the least weight in flight")
+    func byWeight() {
+        #expect(ByWeightPickup().pick(from: candidates, weight: 1, priority: 0)?.0 == WorkerID(3))
+    }
+
+    @Test("random picks only among the candidates")
+    func random() {
+        let ids = Set(candidates.map(\.id))
+        for _ in 0..<20 { #expect(ids.contains(RandomPickup().pick(from: candidates, weight: 1, priority: 0)!.0)) }
+    }
+
+    @Test("descriptors rebuild the same strategy in another process; unknown names need a registration")
+    func descriptors() {
+        for name in PickupStrategies.builtIn {
+            #expect(PickupStrategies.make(StrategyDescriptor(name: name), registry: nil)?.descriptor.name == name)
+        }
+        #expect(PickupStrategies.make(StrategyDescriptor(name: "mine"), registry: nil) == nil)
+        var registry = EntryPoints()
+        registry.registerPickup("mine") { _ in ByWeightPickup() }
+        #expect(PickupStrategies.make(StrategyDescriptor(name: "mine"), registry: registry) != nil)
+    }
+}

@@ -1,0 +1,179 @@
+import Glibc
+import Synchronization
+import Testing
+
+@testable import PoolEngine
+
+/// Jobs between real processes: the demo job worker, a sending worker, and the operator path.
+@Suite("Jobs between workers", .serialized)
+struct JobsTests {
+    func jobGroup(_ fixture: WorkerPoolTests.Fixture, min: Int = 2, max: Int = 0, limits: JobExecutorConfiguration? = nil) -> WorkerGroup {
+        var group = fixture.group("demo-job", kind: .job, min: min, max: max, name: "jobs")
+        group.jobExecutor = limits
+        return group
+    }
+
+    @Test("a worker sends a job to a job group named in jobGroups and gets its result (WorkerToWorker)")
+    func workerToWorker() async throws {
+        let fixture = WorkerPoolTests.Fixture("w2w")
+        try fixture.pool.describeGroup(fixture.group("demo-job", kind: .job, min: 1, name: "group1", restart: .never))
+        var sender = fixture.group("job-sender", kind: .reactor, min: 1, name: "group2", restart: .never)
+        sender.jobGroups = ["group1"]
+        sender.runner.environment["JOB_GROUP"] = "group1"
+        sender.runner.environment["JOB_PAYLOAD"] = "echo group2 was handled"
+        sender.runner.environment["JOB_THEN"] = "terminate"
+        try fixture.pool.describeGroup(sender)
+        let events = EventRecorder(fixture.pool)
+        await #expect(throws: Never.self) { try await RunningPool(fixture.pool).finish().get() }
+        #expect(fixture.lines("job-result") == ["group2 was handled"])
+        #expect(Set(events.exits.map(\.reason)) == [.cleanExit, .terminate])
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a sender may not send to a group outside its jobGroups, nor to itself")
+    func notAllowed() async throws {
+        let fixture = WorkerPoolTests.Fixture("notallowed")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1))
+        var sender = fixture.group("job-sender", kind: .service, min: 1, name: "sender", restart: .never)
+        sender.runner.environment["JOB_GROUP"] = "jobs"
+        try fixture.pool.describeGroup(sender)
+        let running = RunningPool(fixture.pool)
+        #expect(await TestSupport.eventually { !fixture.lines("job-result").isEmpty })
+        #expect(fixture.lines("job-result").first?.hasPrefix("error not-allowed") == true, "\(fixture.lines("job-result"))")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("every job ends with its result or an explicit error: handler error, timeout, worker lost, too large, not a job group")
+    func errorPaths() async throws {
+        let fixture = WorkerPoolTests.Fixture("joberrors")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 2))
+        try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "plain"))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+
+        let ok = try await pool.submitJob(Array("echo hi".utf8), to: "jobs")
+        #expect(ok.text == "hi")
+        #expect([WorkerID(1), WorkerID(2)].contains(ok.worker))
+        #expect(ok.pickedBecause.contains("least jobs"))
+
+        await #expect { try await pool.submitJob(Array("fail it broke".utf8), to: "jobs") } throws: { error in
+            (error as? JobError)?.code == .handlerFailed && (error as? JobError)?.message == "it broke"
+        }
+        await #expect { try await pool.submitJob(Array("sleep 60000".utf8), to: "jobs", timeout: .milliseconds(200)) } throws: { error in
+            (error as? JobError)?.code == .timedOut
+        }
+        // The timed-out job was cancelled on its worker too: nothing stays in flight.
+        #expect(await TestSupport.eventually {
+            guard let snapshot = try? PoolSnapshot.read(pool: fixture.name) else { return false }
+            return snapshot.workers.prefix(2).allSatisfy { $0.activity.jobsInFlight == 0 }
+        })
+        // A worker dying mid-job fails the job at once as worker-lost, long before its timeout.
+        await #expect { try await pool.submitJob(Array("crash".utf8), to: "jobs", timeout: .seconds(120)) } throws: { error in
+            (error as? JobError)?.code == .workerLost
+        }
+        #expect(await events.waitFor { $0.readyPIDs.count == 4 }, "the crashed worker is replaced")
+        let huge = [UInt8](repeating: 0x41, count: 17 * 1024 * 1024)
+        await #expect { try await pool.submitJob(huge, to: "jobs") } throws: { error in (error as? JobError)?.code == .tooLarge }
+        await #expect { try await pool.submitJob(Array("echo".utf8), to: "plain") } throws: { error in
+            (error as? JobError)?.code == .notAllowed
+        }
+        await #expect { try await pool.submitJob(Array("echo".utf8), to: "nope") } throws: { error in
+            (error as? JobError)?.code == .notAllowed
+        }
+        let after = try await pool.submitJob(Array("echo still serving".utf8), to: "jobs")
+        #expect(after.text == "still serving")
+
+        let snapshot = try PoolSnapshot.read(pool: fixture.name)
+        let processed = snapshot.workers.prefix(2).map(\.activity.jobsProcessed).reduce(0, +)
+        let errors = snapshot.workers.prefix(2).map(\.activity.jobsErrors).reduce(0, +)
+        #expect(processed >= 3, "counters in shared memory count the jobs (\(processed))")
+        #expect(errors >= 1)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("cancelling the sending task cancels the job on the worker")
+    func cancellation() async throws {
+        let fixture = WorkerPoolTests.Fixture("jobcancel")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1))
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+        let task = Task { try await pool.submitJob(Array("sleep 60000".utf8), to: "jobs", timeout: .seconds(120)) }
+        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
+        task.cancel()
+        await #expect { try await task.value } throws: { error in (error as? JobError)?.code == .cancelled }
+        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 0 })
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a full worker rejects; with no room anywhere the job fails as rejected, explicitly")
+    func rejectedWhenFull() async throws {
+        let fixture = WorkerPoolTests.Fixture("jobfull")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 1, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 0)))
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+        let busy = Task { try await pool.submitJob(Array("sleep 1500".utf8), to: "jobs") }
+        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
+        await #expect { try await pool.submitJob(Array("echo x".utf8), to: "jobs", timeout: .milliseconds(300)) } throws: { error in
+            (error as? JobError)?.code == .rejected && (error as? JobError)?.message.contains("is full") == true
+        }
+        #expect(try await busy.value.text.hasPrefix("slept"))
+        #expect(try PoolSnapshot.read(pool: fixture.name).workers[0].activity.jobsRejected >= 1)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("when every worker is busy the group scales up on demand, up to max")
+    func scaleOnDemand() async throws {
+        let fixture = WorkerPoolTests.Fixture("jobscale")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 3, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 0)))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+        let results = try await withThrowingTaskGroup(of: JobResult.self) { group in
+            for _ in 0..<3 { group.addTask { try await pool.submitJob(Array("sleep 1500".utf8), to: "jobs", timeout: .seconds(20)) } }
+            var results: [JobResult] = []
+            for try await result in group { results.append(result) }
+            return results
+        }
+        #expect(results.count == 3, "every job got its result")
+        // How far it grows depends on timing (one worker may free up first); that it grows does not.
+        #expect(Set(results.map(\.worker)).count >= 2, "workers that ran them: \(results.map(\.worker))")
+        #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
+        #expect(try PoolSnapshot.read(pool: fixture.name).groups[0].desired <= 3, "never past max")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a soft restart drains a job worker's in-flight job instead of dropping it")
+    func softRestartDrains() async throws {
+        let fixture = WorkerPoolTests.Fixture("jobdrain")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+        let job = Task { try await pool.submitJob(Array("sleep 500".utf8), to: "jobs", timeout: .seconds(20)) }
+        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
+        pool.restart(.soft)
+        let result = try await job.value
+        #expect(result.text.hasPrefix("slept 500 ms"))
+        #expect(await events.waitFor { $0.readyPIDs.count == 2 }, "the worker was replaced after its job")
+        #expect(events.exits.first?.reason == .restart)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+}
