@@ -39,6 +39,9 @@ struct DocumentationTests {
         #expect(Set(Self.tableKeys(text, heading: "Group keys")) == Set(PoolConfiguration.groupKeys))
         #expect(Set(Self.tableKeys(text, heading: "Restart keys")) == Set(PoolConfiguration.restartKeys))
         #expect(Set(Self.tableKeys(text, heading: "Backoff keys")) == Set(PoolConfiguration.backoffKeys))
+        #expect(Set(Self.tableKeys(text, heading: "Job keys")) == Set(PoolConfiguration.jobsKeys))
+        #expect(Set(Self.tableKeys(text, heading: "Scaling keys")) == Set(PoolConfiguration.scalingKeys))
+        #expect(Set(Self.tableKeys(text, heading: "Recycle keys")) == Set(PoolConfiguration.recycleKeys))
     }
 
     @Test("docs/worker-lifecycle.md describes every worker state and every exit reason")

@@ -94,3 +94,45 @@ struct PoolConfigurationTests {
         #expect(description.groups[0].name == "ticker")
     }
 }
+
+@Suite("pool.yaml: job, scaling and recycle keys")
+struct PoolConfigurationJobKeysTests {
+    @Test("jobs, pickup, scaling and recycle parse into the group")
+    func parse() throws {
+        let yaml = """
+            groups:
+              - name: jobs
+                kind: job
+                entryPoint: demo-job
+                pickup: round-robin
+                jobs: {maxConcurrent: 4, maxWeight: 10, maxQueued: 8}
+                scaling: {onDemand: false, shrinkAfterIdle: never}
+                recycle: {maxJobs: 1000, maxMemory: 512MiB, memorySamples: 5, maxLifetime: 1h, maxIdle: 10m, jitter: 0.2}
+            """
+        let (_, description) = try PoolConfiguration.parse(yaml: yaml, entryPoints: PoolDemo.DemoPool.entryPoints)
+        let group = description.groups[0]
+        #expect(group.strategies["pickup"]?.name == "round-robin")
+        #expect(group.jobExecutor == JobExecutorConfiguration(maxConcurrentJobs: 4, maxConcurrentWeight: 10, maxQueuedJobs: 8))
+        #expect(group.scaling == ScalingPolicy.manual)
+        #expect(group.recycle == RecyclePolicy(maxJobs: 1000, maxMemoryBytes: 512 * 1_048_576, memorySamples: 5, maxLifetime: .seconds(3600), maxIdle: .seconds(600), jitter: 0.2))
+    }
+
+    @Test("bad values name their key", arguments: [
+        ("pickup: fastest", "groups[0].pickup", "unknown value 'fastest'"),
+        ("jobs: {maxConcurrent: 0}", "groups[0].jobs.maxConcurrent", "at least 1"),
+        ("recycle: {maxMemory: lots}", "groups[0].recycle.maxMemory", "not a size"),
+        ("recycle: {jitter: 2}", "groups[0].recycle.jitter", "0..<1"),
+        ("scaling: {onDemand: maybe}", "groups[0].scaling.onDemand", "true or false"),
+    ])
+    func errors(line: String, path: String, message: String) throws {
+        let yaml = "groups:\n  - kind: job\n    entryPoint: demo-job\n    \(line)\n"
+        do {
+            _ = try PoolConfiguration.parse(yaml: yaml, file: "pool.yaml", entryPoints: PoolDemo.DemoPool.entryPoints)
+            Issue.record("expected an error for \(line)")
+        } catch {
+            #expect(error.path == path, "\(error)")
+            #expect(error.message.contains(message), "\(error)")
+            #expect(error.line == 4)
+        }
+    }
+}

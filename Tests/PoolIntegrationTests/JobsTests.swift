@@ -117,13 +117,16 @@ struct JobsTests {
     @Test("a full worker rejects; with no room anywhere the job fails as rejected, explicitly")
     func rejectedWhenFull() async throws {
         let fixture = WorkerPoolTests.Fixture("jobfull")
-        try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 1, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 0)))
+        var group = jobGroup(fixture, min: 1, max: 1, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 0))
+        // Without scaling on demand a sender does not wait for room: the refusal is the answer.
+        group.scaling = .manual
+        try fixture.pool.describeGroup(group)
         let running = RunningPool(fixture.pool)
         await fixture.pool.awaitStart()
         let pool = fixture.pool
         let busy = Task { try await pool.submitJob(Array("sleep 1500".utf8), to: "jobs") }
         #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
-        await #expect { try await pool.submitJob(Array("echo x".utf8), to: "jobs", timeout: .milliseconds(300)) } throws: { error in
+        await #expect { try await pool.submitJob(Array("echo x".utf8), to: "jobs", timeout: .seconds(10)) } throws: { error in
             (error as? JobError)?.code == .rejected && (error as? JobError)?.message.contains("is full") == true
         }
         #expect(try await busy.value.text.hasPrefix("slept"))
@@ -172,6 +175,50 @@ struct JobsTests {
         #expect(result.text.hasPrefix("slept 500 ms"))
         #expect(await events.waitFor { $0.readyPIDs.count == 2 }, "the worker was replaced after its job")
         #expect(events.exits.first?.reason == .restart)
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a worker that reaches its job quota is recycled after its jobs, with reason quota naming it")
+    func recycleByJobs() async throws {
+        let fixture = WorkerPoolTests.Fixture("recycle")
+        var group = jobGroup(fixture, min: 1)
+        group.recycle = RecyclePolicy(maxJobs: 3, jitter: 0)
+        try fixture.pool.describeGroup(group)
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        for index in 0..<3 {
+            #expect(try await fixture.pool.submitJob(Array("echo \(index)".utf8), to: "jobs").text == "\(index)")
+        }
+        // Quotas are checked once a second.
+        #expect(await events.waitFor { $0.exits.contains { $0.reason == .quota } })
+        let exit = try #require(events.exits.first { $0.reason == .quota })
+        #expect(exit.message == "recycled: max jobs 3 reached (3 processed)")
+        #expect(await events.waitFor { $0.readyPIDs.count == 2 }, "replaced")
+        #expect(try await fixture.pool.submitJob(Array("echo after".utf8), to: "jobs").text == "after")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a group grown on demand shrinks back to min after it has been idle")
+    func shrinkAfterIdle() async throws {
+        let fixture = WorkerPoolTests.Fixture("shrink")
+        var group = jobGroup(fixture, min: 1, max: 2, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 0))
+        group.scaling = ScalingPolicy(onDemand: true, shrinkAfterIdle: .milliseconds(500))
+        try fixture.pool.describeGroup(group)
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+        async let first = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
+        async let second = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
+        _ = try await (first, second)
+        #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
+        #expect(await events.waitFor { $0.all.contains { if case .groupScaled("jobs", 2, 1) = $0 { return true } else { return false } } })
+        #expect(events.exits.last?.reason == .scaleDown)
         fixture.pool.stop()
         await #expect(throws: Never.self) { try await running.finish().get() }
         await TestSupport.expectNoOrphans(fixture.name)

@@ -18,17 +18,24 @@ public struct PoolConfiguration: Sendable {
     /// Keys accepted in each group.
     public static let groupKeys = [
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
-        "onError", "environment", "executable",
+        "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle",
     ]
     /// Keys accepted in a group's `restart`.
     public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
     /// Keys accepted in `restart.backoff`.
     public static let backoffKeys = ["initial", "factor", "max", "resetAfter"]
+    /// Keys accepted in a group's `jobs` (the job executor's limits).
+    public static let jobsKeys = ["maxConcurrent", "maxWeight", "maxQueued"]
+    /// Keys accepted in a group's `scaling`.
+    public static let scalingKeys = ["onDemand", "shrinkAfterIdle"]
+    /// Keys accepted in a group's `recycle`.
+    public static let recycleKeys = ["maxJobs", "maxMemory", "memorySamples", "maxLifetime", "maxIdle", "jitter"]
 
     /// Every key path the file format knows, for the documentation test.
     public static var knownKeys: [String] {
         poolKeys + groupKeys.map { "groups[].\($0)" } + restartKeys.map { "groups[].restart.\($0)" }
-            + backoffKeys.map { "groups[].restart.backoff.\($0)" }
+            + backoffKeys.map { "groups[].restart.backoff.\($0)" } + jobsKeys.map { "groups[].jobs.\($0)" }
+            + scalingKeys.map { "groups[].scaling.\($0)" } + recycleKeys.map { "groups[].recycle.\($0)" }
     }
 
     /// Checks a pool name (used in file paths and shared-memory names) on its own.
@@ -57,7 +64,7 @@ public struct PoolConfiguration: Sendable {
     public static func parse(
         yaml text: String, file: String? = nil, entryPoints: EntryPoints?
     ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription) {
-        var reader = Reader(file: file)
+        var reader = Reader(file: file, entryPoints: entryPoints)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -101,9 +108,15 @@ public struct PoolConfiguration: Sendable {
 /// Walks the YAML node tree, remembering the line of every key path it reads.
 private struct Reader {
     let file: String?
+    let entryPoints: EntryPoints?
     var lines: [String: Int] = [:]
 
-    init(file: String?) { self.file = file }
+    init(file: String?, entryPoints: EntryPoints?) {
+        self.file = file
+        self.entryPoints = entryPoints
+    }
+
+    var registeredPickups: [String] { entryPoints?.pickupNames ?? [] }
 
     mutating func pool(_ root: Node) throws(ConfigurationError) -> PoolConfiguration {
         let map = try mapping(root, path: "", allowed: PoolConfiguration.poolKeys)
@@ -165,6 +178,37 @@ private struct Reader {
             for (key, value) in entries { group.runner.environment[key] = try string(value, path: "\(path).environment.\(key)") }
         }
         if let node = map["executable"] { group.runner.executable = try string(node, path: "\(path).executable") }
+        if let node = map["pickup"] {
+            let name = try choice(node, path: "\(path).pickup", among: PickupStrategies.builtIn + registeredPickups)
+            group.pickup = PickupStrategies.make(StrategyDescriptor(name: name), registry: entryPoints)
+        }
+        if let node = map["jobs"] {
+            let values = try mapping(node, path: "\(path).jobs", allowed: PoolConfiguration.jobsKeys)
+            var limits = JobExecutorConfiguration()
+            if let node = values["maxConcurrent"] { limits.maxConcurrentJobs = try integer(node, path: "\(path).jobs.maxConcurrent") }
+            if let node = values["maxWeight"] { limits.maxConcurrentWeight = try integer(node, path: "\(path).jobs.maxWeight") }
+            if let node = values["maxQueued"] { limits.maxQueuedJobs = try integer(node, path: "\(path).jobs.maxQueued") }
+            group.jobExecutor = limits
+        }
+        if let node = map["scaling"] {
+            let values = try mapping(node, path: "\(path).scaling", allowed: PoolConfiguration.scalingKeys)
+            if let node = values["onDemand"] { group.scaling.onDemand = try boolean(node, path: "\(path).scaling.onDemand") }
+            if let node = values["shrinkAfterIdle"] {
+                let text = try string(node, path: "\(path).scaling.shrinkAfterIdle")
+                group.scaling.shrinkAfterIdle = text == "never" ? nil : try duration(node, path: "\(path).scaling.shrinkAfterIdle")
+            }
+        }
+        if let node = map["recycle"] {
+            let values = try mapping(node, path: "\(path).recycle", allowed: PoolConfiguration.recycleKeys)
+            var recycle = RecyclePolicy()
+            if let node = values["maxJobs"] { recycle.maxJobs = try integer(node, path: "\(path).recycle.maxJobs") }
+            if let node = values["maxMemory"] { recycle.maxMemoryBytes = try bytes(node, path: "\(path).recycle.maxMemory") }
+            if let node = values["memorySamples"] { recycle.memorySamples = try integer(node, path: "\(path).recycle.memorySamples") }
+            if let node = values["maxLifetime"] { recycle.maxLifetime = try duration(node, path: "\(path).recycle.maxLifetime") }
+            if let node = values["maxIdle"] { recycle.maxIdle = try duration(node, path: "\(path).recycle.maxIdle") }
+            if let node = values["jitter"] { recycle.jitter = try number(node, path: "\(path).recycle.jitter") }
+            group.recycle = recycle
+        }
         return group
     }
 
@@ -240,6 +284,25 @@ private struct Reader {
             throw error(path, "must be a number (got '\(node.string ?? "a \(node.kindName)")')", node: node)
         }
         return value
+    }
+
+    private mutating func boolean(_ node: Node, path: String) throws(ConfigurationError) -> Bool {
+        note(path, node)
+        guard case .scalar = node, let value = node.bool else {
+            throw error(path, "must be true or false (got '\(node.string ?? "a \(node.kindName)")')", node: node)
+        }
+        return value
+    }
+
+    /// A size: a whole number of bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
+    private mutating func bytes(_ node: Node, path: String) throws(ConfigurationError) -> UInt64 {
+        let text = try string(node, path: path)
+        let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("B", 1)]
+        for (unit, scale) in units where text.hasSuffix(unit) {
+            if let value = Double(text.dropLast(unit.count)), value > 0 { return UInt64(value * scale) }
+        }
+        if let value = UInt64(text), value > 0 { return value }
+        throw error(path, "'\(text)' is not a size; write bytes or a number with KB, MB, GB, KiB, MiB or GiB", node: node)
     }
 
     private mutating func choice(_ node: Node, path: String, among values: [String]) throws(ConfigurationError) -> String {

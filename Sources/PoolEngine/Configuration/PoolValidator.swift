@@ -115,13 +115,24 @@ enum PoolValidator {
         if group.startTimeout <= .zero {
             throw ConfigurationError(path: "\(path).startTimeout", message: "must be positive")
         }
+        if let recycle = group.recycle {
+            if recycle.jitter < 0 || recycle.jitter >= 1 {
+                throw ConfigurationError(path: "\(path).recycle.jitter", message: "must be in 0..<1 (got \(recycle.jitter))")
+            }
+            if let maxJobs = recycle.maxJobs, maxJobs < 1 {
+                throw ConfigurationError(path: "\(path).recycle.maxJobs", message: "must be at least 1")
+            }
+            if recycle.memorySamples < 1 {
+                throw ConfigurationError(path: "\(path).recycle.memorySamples", message: "must be at least 1")
+            }
+        }
         let name = group.name.isEmpty ? group.entryPoint : group.name
         if name.contains(where: { $0 == "/" || $0.isNewline }) {
             throw ConfigurationError(path: "\(path).name", message: "'\(name)' must not contain '/' or line breaks")
         }
         var strategies: [String: StrategyDescriptor] = [:]
         let slots: [(String, (any DescribableStrategy)?)] = [
-            ("pickup", group.pickup), ("scaling", group.scaling), ("socket", group.socket), ("recycle", group.recycle),
+            ("pickup", group.pickup), ("socket", group.socket),
         ]
         var executor = group.jobExecutor ?? (group.kind == .job ? JobExecutorConfiguration() : nil)
         if let limits = executor {
@@ -151,7 +162,9 @@ enum PoolValidator {
             startTimeout: group.startTimeout,
             onUncaughtError: group.onUncaughtError,
             strategies: strategies,
-            jobExecutor: executor)
+            jobExecutor: executor,
+            scaling: group.scaling,
+            recycle: group.recycle)
     }
 
     private static func validate(_ restart: RestartStrategy, path: String) throws(ConfigurationError) {

@@ -27,12 +27,13 @@ public struct WorkerGroup: Sendable {
     /// What an uncaught error from the entry point means.
     public var onUncaughtError: UncaughtErrorPolicy
     public var pickup: (any PickupStrategy)?
-    public var scaling: (any ScalingStrategy)?
+    /// Scaling by request and shrinking when idle.
+    public var scaling: ScalingPolicy
     public var socket: (any SocketStrategy)?
     /// The job executor's limits; job groups get the defaults when nil.
     public var jobExecutor: JobExecutorConfiguration?
     /// Recycling by quota (the seed's auto-restart strategy).
-    public var recycle: (any RecycleStrategy)?
+    public var recycle: RecyclePolicy?
 
     public init(
         entryPoint: String,
@@ -47,10 +48,10 @@ public struct WorkerGroup: Sendable {
         startTimeout: Duration = .seconds(60),
         onUncaughtError: UncaughtErrorPolicy = .stopPool,
         pickup: (any PickupStrategy)? = nil,
-        scaling: (any ScalingStrategy)? = nil,
+        scaling: ScalingPolicy = .byRequest,
         socket: (any SocketStrategy)? = nil,
         jobExecutor: JobExecutorConfiguration? = nil,
-        recycle: (any RecycleStrategy)? = nil
+        recycle: RecyclePolicy? = nil
     ) {
         self.entryPoint = entryPoint
         self.kind = kind
@@ -93,6 +94,8 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var strategies: [String: StrategyDescriptor]
     /// The job executor's limits, for groups whose workers run jobs (every job group).
     public var jobExecutor: JobExecutorConfiguration?
+    public var scaling: ScalingPolicy
+    public var recycle: RecyclePolicy?
 
     /// Every slot id the group owns.
     public var workerIDs: [WorkerID] {

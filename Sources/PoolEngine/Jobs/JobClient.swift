@@ -111,7 +111,7 @@ public final class JobClient: Sendable {
             guard let (chosen, reason) = pickup.pick(from: candidates, weight: weight, priority: priority) else {
                 let none = JobError(
                     code: .noWorkerAvailable, message: "no ready worker in group '\(target.name)' (\(Self.describe(records, target)))")
-                guard let requestScale else { throw lastRefusal ?? none }
+                guard let requestScale, target.scaling.onDemand else { throw lastRefusal ?? none }
                 // Scaling by request: ask for one more worker (again every 250 ms while waiting; the
                 // watcher rate-limits), and wait for one within the deadline, trying refused workers
                 // again since their queues may have room by then.

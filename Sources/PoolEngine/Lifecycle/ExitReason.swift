@@ -21,4 +21,6 @@ public enum ExitReason: String, Hashable, Sendable, Codable, CaseIterable {
     case restart
     /// An operator stopped this worker; its slot stays stopped until restarted or scaled up.
     case stopped
+    /// The worker reached a recycle quota (jobs, memory, lifetime, idle time) and was replaced.
+    case quota
 }

@@ -19,6 +19,10 @@ enum WatcherInput: Hashable, Sendable {
     case groupRestartRequested(GroupID, hard: Bool)
     /// Stop one worker and keep its slot stopped (the group's desired count drops by one).
     case workerStopRequested(WorkerID)
+    /// A group grown on demand was idle long enough: one worker fewer, never below min.
+    case shrinkRequested(GroupID)
+    /// The worker reached a recycle quota: replace it once it has finished its work.
+    case workerRecycleRequested(WorkerID, generation: Int, quota: String)
     /// A sender found no worker of the group able to take a job: add one, up to max, at most one
     /// per ``WatcherCore/scaleUpInterval`` per group.
     case scaleUpRequested(GroupID)
@@ -87,6 +91,8 @@ struct WatcherCore: Sendable {
     private(set) var hardRestarts = 0
     /// When each group last grew on request, for the rate limit and the shrink back to min.
     private(set) var lastScaleUp: [GroupID: PoolInstant] = [:]
+    /// Workers each group gained on demand and has not shed since; only these shrink when idle.
+    private(set) var onDemandExtra: [GroupID: Int] = [:]
     /// Scaling by request adds at most one worker per group this often.
     static let scaleUpInterval: Duration = .milliseconds(200)
     private(set) var softRestarts = 0
@@ -256,14 +262,27 @@ struct WatcherCore: Sendable {
             guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
             slots[index].isDesired = false
             actions += stop(index, reason: .stopped, at: now)
+        case .workerRecycleRequested(let id, let generation, let quota):
+            guard mode == .running, let index = current(id, generation), slots[index].state == .ready else { return [] }
+            actions += stop(index, reason: .quota, at: now)
+            slots[index].stopMessage = "recycled: \(quota)"
         case .scaleUpRequested(let groupID):
             guard mode == .running, let group = pool.group(groupID) else { return [] }
             if let last = lastScaleUp[groupID], now.duration(since: last) < Self.scaleUpInterval { return [] }
             let desired = desiredCount(groupID)
             guard desired < group.maxWorkers else { return [] }
             lastScaleUp[groupID] = now
+            onDemandExtra[groupID, default: 0] += 1
             actions += scale(groupID, to: desired + 1, busy: [], at: now)
+        case .shrinkRequested(let groupID):
+            guard mode == .running, let group = pool.group(groupID), onDemandExtra[groupID, default: 0] > 0 else { return [] }
+            onDemandExtra[groupID, default: 0] -= 1
+            let desired = desiredCount(groupID)
+            guard desired > group.minWorkers else { return [] }
+            actions += scale(groupID, to: desired - 1, busy: [], at: now)
         case .scaleRequested(let groupID, let target, let busy):
+            // An operator's size is the size: nothing added on demand is shed from it later.
+            onDemandExtra[groupID] = 0
             actions += scale(groupID, to: target, busy: busy, at: now)
         }
         actions += settle(at: now)
@@ -321,6 +340,7 @@ struct WatcherCore: Sendable {
         if slots[index].firstStartedAt == nil { slots[index].firstStartedAt = now }
         slots[index].readyAt = nil
         slots[index].stopReason = nil
+        slots[index].stopMessage = nil
         slots[index].report = nil
         slots[index].killedBecause = nil
         slots[index].backoffUntil = nil
@@ -380,6 +400,7 @@ struct WatcherCore: Sendable {
         case .terminate(let text), .fatal(let text), .crash(let text): message = text
         case .clean, nil: message = nil
         }
+        if message == nil, let why = slot.stopMessage { message = why }
         if message == nil, let why = slot.killedBecause { message = "killed: \(why)" }
         if message == nil, slot.report == nil, slot.stopReason == nil, status == .exited(0) {
             message = "exited without saying why: its control channel was lost"
@@ -415,7 +436,7 @@ struct WatcherCore: Sendable {
         case .scaleDown, .stopped:
             slots[index].state = .stopped
             slots[index].isDesired = false
-        case .restart:
+        case .restart, .quota:
             slots[index].state = .stopped
             if mode == .running && slots[index].isDesired {
                 slots[index].restarts += 1

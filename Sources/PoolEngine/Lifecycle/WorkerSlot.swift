@@ -16,6 +16,8 @@ struct WorkerSlot: Hashable, Sendable {
     var readyAt: PoolInstant?
     /// Why the watcher asked the current process to stop, if it did.
     var stopReason: ExitReason?
+    /// The words that go with it (which quota a recycle reached).
+    var stopMessage: String?
     /// When the current process is killed if it has not exited (stop or start timeout, lost channel).
     var killAt: PoolInstant?
     /// Why `killAt` was set, for the event that reports the kill.

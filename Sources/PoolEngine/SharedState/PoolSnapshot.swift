@@ -62,6 +62,8 @@ public struct WorkerActivity: Hashable, Sendable, Codable {
     public var currentJobSince: UInt64 = 0
     /// The worker's last write, in nanoseconds since the epoch.
     public var lastUpdate: UInt64 = 0
+    /// `jobsProcessed` when the current process started: what it processed itself is the difference.
+    public var jobsProcessedBeforeStart: UInt64 = 0
 
     public init() {}
 }

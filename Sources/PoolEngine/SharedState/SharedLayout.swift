@@ -80,6 +80,7 @@ enum SharedLayout {
         static let currentJobID = 216
         static let currentJobSince = 224
         static let lastUpdate = 232
+        static let jobsProcessedBeforeStart = 240
     }
 
     static func size(groups: Int, slots: Int) -> Int {

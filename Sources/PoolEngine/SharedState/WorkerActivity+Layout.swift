@@ -25,6 +25,7 @@ extension WorkerActivity {
         currentJobID = word(A.currentJobID)
         currentJobSince = word(A.currentJobSince)
         lastUpdate = word(A.lastUpdate)
+        jobsProcessedBeforeStart = word(A.jobsProcessedBeforeStart)
     }
 
     /// Calls `body` with each field's record offset and value.
@@ -43,5 +44,6 @@ extension WorkerActivity {
         body(A.currentJobID, currentJobID)
         body(A.currentJobSince, currentJobSince)
         body(A.lastUpdate, lastUpdate)
+        body(A.jobsProcessedBeforeStart, jobsProcessedBeforeStart)
     }
 }

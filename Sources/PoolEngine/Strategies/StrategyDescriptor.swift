@@ -16,11 +16,5 @@ public protocol DescribableStrategy: Sendable {
     var descriptor: StrategyDescriptor { get }
 }
 
-/// Decides when a group grows or shrinks between its minimum and maximum (scaling by request).
-public protocol ScalingStrategy: DescribableStrategy {}
-
 /// Provides a reactor group's listening sockets, opened by the watcher and handed to each worker.
 public protocol SocketStrategy: DescribableStrategy {}
-
-/// Recycles workers that reach a quota (jobs handled, memory, lifetime): the seed's auto-restart.
-public protocol RecycleStrategy: DescribableStrategy {}

@@ -31,6 +31,7 @@ final class Watcher {
     private var startWaiters: [CheckedContinuation<Void, Never>] = []
     private let sharedState: SharedStatePublisher?
     private let runtimeDirectory: String?
+    private var quotas = QuotaTracker()
 
     init(
         pool: PoolDescription,
@@ -143,8 +144,12 @@ final class Watcher {
         case .deadlineReached:
             return core.handle(.clockDidAdvance, at: now)
         case .tick:
-            sharedState?.sampleResources(core)
-            return []
+            guard let sharedState else { return [] }
+            sharedState.sampleResources(core)
+            let records = PoolStateReader(segment: sharedState.segment).records()
+            var generator = SystemRandomNumberGenerator()
+            let inputs = quotas.evaluate(core, records: records, at: now) { Double.random(in: 0...1, using: &generator) }
+            return inputs.flatMap { core.handle($0, at: now) }
         }
     }
 

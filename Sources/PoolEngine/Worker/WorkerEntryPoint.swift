@@ -65,4 +65,7 @@ public struct EntryPoints: Sendable {
     }
 
     func makePickup(_ name: String, parameters: [String: String]) -> (any PickupStrategy)? { pickups[name]?(parameters) }
+
+    /// The names of the pickup strategies registered here.
+    public var pickupNames: [String] { pickups.keys.sorted() }
 }

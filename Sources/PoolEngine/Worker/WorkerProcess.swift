@@ -125,6 +125,7 @@ public enum WorkerProcess {
                 // A new process starts with nothing in flight; its totals carry on from the slot's.
                 worker.recordActivity { activity in
                     for field in WorkerActivity.perProcess { activity[keyPath: field] = 0 }
+                    activity.jobsProcessedBeforeStart = activity.jobsProcessed
                 }
                 channel.send(.ready)
                 // `run()` gets a task of its own so that a stop request can cancel it.
