@@ -27,7 +27,8 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 bench:
 	scripts/ensure-deps bench
 	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
-	.build/release/PoolBench
+	cc -O2 -o .build/pingpong-floor bench/floor/pingpong.c
+	POOLBENCH_FLOOR_BIN=.build/pingpong-floor .build/release/PoolBench
 
 ## make lint: a clean debug build of everything, tests included, must print no warning.
 lint:

@@ -68,7 +68,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PoolEngineTests",
-            dependencies: ["PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -77,6 +80,7 @@ let package = Package(
                 "PoolEngine", "PoolFixtures", "PoolTop",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

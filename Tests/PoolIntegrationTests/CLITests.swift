@@ -54,6 +54,16 @@ struct CLITests {
         #expect(badTarget.status == .exited(1))
         #expect(badTarget.stderr.contains("no group 'nope'"), "\(badTarget)")
 
+        let jobs = try run("job", name, "jobs", "echo via cli", "--count", "3", "--json")
+        #expect(jobs.status == .exited(0), "\(jobs)")
+        let answers = try JSONValue.parse(jobs.stdout).array ?? []
+        #expect(answers.count == 3 && answers.allSatisfy { $0["result"]?.string == "via cli" && $0["worker"]?.integer != nil })
+        let failing = try run("job", name, "jobs", "fail on purpose")
+        #expect(failing.status == .exited(1))
+        #expect(failing.stdout.contains("handler-failed: on purpose"), "\(failing)")
+        let badJob = try run("job", name, "jobs", "echo", "--count", "0")
+        #expect(badJob.status == .exited(2))
+
         let logs = try run("logs", name)
         #expect(logs.status == .exited(0))
         #expect(logs.stdout.contains("tick 1"), "\(logs.stdout)")

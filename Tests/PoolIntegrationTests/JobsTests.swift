@@ -1,4 +1,5 @@
 import Glibc
+import NIOCore
 import Synchronization
 import Testing
 
@@ -221,6 +222,47 @@ struct JobsTests {
         #expect(events.exits.last?.reason == .scaleDown)
         fixture.pool.stop()
         await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a raw client speaks the documented frames; malformed bytes close only that connection (IpcServer, IpcClient)")
+    func rawProtocol() async throws {
+        let fixture = WorkerPoolTests.Fixture("rawjob")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1))
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let path = JobServer.socketPath(runtimeDirectory: RuntimeDirectory.path(pool: fixture.name), worker: WorkerID(1))
+        #expect(try Posix.ownerAndMode(path: path).mode == 0o600)
+
+        func exchange(_ bytes: [UInt8]) throws -> JobFrame? {
+            let fd = try Posix.connectUnixSocket(path)
+            defer { Posix.close(fd) }
+            try Posix.sendAll(fd, bytes)
+            var buffer = ByteBuffer()
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                guard try Posix.pollReadable(fd, timeoutMilliseconds: 10_000) else { return nil }
+                let n = try chunk.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
+                if n == 0 { return nil }
+                buffer.writeBytes(chunk[0..<n])
+                if let frame = try JobFrame.read(from: &buffer) { return frame }
+            }
+        }
+        var request = ByteBuffer()
+        JobFrame.request(JobRequestFrame(jobID: 1, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array("echo Test".utf8))).write(to: &request)
+        guard case .result(let result)? = try exchange(Array(request.readableBytesView)) else {
+            Issue.record("expected a result frame")
+            return
+        }
+        #expect(result.jobID == 1 && result.worker == 1 && result.payload == Array("Test".utf8))
+
+        #expect(try exchange(Array("GET / HTTP/1.1\r\n\r\n".utf8)) == nil, "garbage: the connection is closed, no answer")
+        #expect(try exchange([0x50, 0x4A, 1, 1, 2, 0, 0, 0, 1, 2]) == nil, "a short request body")
+        // The worker survived both and still answers.
+        #expect(try await fixture.pool.submitJob(Array("echo alive".utf8), to: "jobs").text == "alive")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        #expect(access(path, F_OK) != 0, "the job socket is removed")
         await TestSupport.expectNoOrphans(fixture.name)
     }
 }

@@ -240,6 +240,7 @@ final class JobConnection: Sendable {
     }
     private struct State: ~Copyable {
         var channel: (any Channel)?
+        var writer: CoalescingWriter?
         var pending: [UInt64: Pending] = [:]
         var closed: String?
     }
@@ -249,7 +250,12 @@ final class JobConnection: Sendable {
 
     var isActive: Bool { state.withLock { $0.closed == nil && ($0.channel?.isActive ?? false) } }
 
-    func attach(_ channel: any Channel) { state.withLock { $0.channel = channel } }
+    func attach(_ channel: any Channel) {
+        state.withLock { state in
+            state.channel = channel
+            state.writer = CoalescingWriter(channel: channel)
+        }
+    }
 
     func close() { state.withLock { $0.channel }?.close(promise: nil) }
 
@@ -258,13 +264,13 @@ final class JobConnection: Sendable {
         let jobID = request.jobID
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
-                let (channel, refusal) = state.withLock { state -> ((any Channel)?, String?) in
-                    if let closed = state.closed { return (nil, closed) }
-                    guard let channel = state.channel else { return (nil, "not connected") }
+                let (channel, writer, refusal) = state.withLock { state -> ((any Channel)?, CoalescingWriter?, String?) in
+                    if let closed = state.closed { return (nil, nil, closed) }
+                    guard let channel = state.channel, let writer = state.writer else { return (nil, nil, "not connected") }
                     state.pending[jobID] = Pending(continuation: continuation, timeout: nil)
-                    return (channel, nil)
+                    return (channel, writer, nil)
                 }
-                guard let channel else {
+                guard let channel, let writer else {
                     continuation.resume(returning: .lost(refusal ?? "connection closed"))
                     return
                 }
@@ -276,9 +282,7 @@ final class JobConnection: Sendable {
                     }
                 }
                 state.withLock { $0.pending[jobID]?.timeout = timeout }
-                var buffer = channel.allocator.buffer(capacity: JobFrame.headerSize + JobRequestFrame.fixedSize + request.payload.count)
-                JobFrame.request(request).write(to: &buffer)
-                channel.writeAndFlush(buffer, promise: nil)
+                writer.write(.request(request))
             }
         } onCancel: {
             if let pending = take(jobID) {

@@ -53,6 +53,7 @@ final class JobServerHandler: ChannelInboundHandler {
     private let scheduler: JobScheduler
     private let connection: UInt64
     private let logger: Logger
+    private var writer: CoalescingWriter?
 
     init(scheduler: JobScheduler, connection: UInt64, logger: Logger) {
         self.scheduler = scheduler
@@ -61,14 +62,11 @@ final class JobServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let channel = context.channel
+        let writer = self.writer ?? CoalescingWriter(channel: context.channel)
+        self.writer = writer
         switch unwrapInboundIn(data) {
         case .request(let request):
-            scheduler.submit(request, connection: connection) { frame in
-                var buffer = channel.allocator.buffer(capacity: 64)
-                frame.write(to: &buffer)
-                channel.writeAndFlush(buffer, promise: nil)
-            }
+            scheduler.submit(request, connection: connection) { frame in writer.write(frame) }
         case .cancel(let jobID):
             scheduler.cancel(connection: connection, jobID: jobID)
         case .result, .error:
