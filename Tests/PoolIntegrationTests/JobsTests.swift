@@ -265,4 +265,18 @@ struct JobsTests {
         #expect(access(path, F_OK) != 0, "the job socket is removed")
         await TestSupport.expectNoOrphans(fixture.name)
     }
+
+    @Test("a job worker that registers no handler fails at start with an error that says so")
+    func missingHandler() async throws {
+        let fixture = WorkerPoolTests.Fixture("nohandler")
+        try fixture.pool.describeGroup(fixture.group("wait", kind: .job, min: 1, name: "jobs"))
+        let result = await RunningPool(fixture.pool).finish()
+        guard case .failure(let error as PoolFailure) = result else {
+            Issue.record("expected the pool to fail, got \(result)")
+            return
+        }
+        #expect(error.code == .fatalWorkerError)
+        #expect(error.message.contains("registered no JobHandler"), "\(error)")
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
 }
