@@ -279,4 +279,62 @@ struct JobsTests {
         #expect(error.message.contains("registered no JobHandler"), "\(error)")
         await TestSupport.expectNoOrphans(fixture.name)
     }
+
+    @Test("with no ready worker and no scaling on demand, a job fails as no-worker-available, naming the states")
+    func noWorker() async throws {
+        let fixture = WorkerPoolTests.Fixture("noworker")
+        var group = jobGroup(fixture, min: 1, max: 1)
+        group.scaling = .manual
+        try fixture.pool.describeGroup(group)
+        try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "keepalive"))
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        try await fixture.pool.stopWorker(WorkerID(1))
+        #expect(await events.waitFor { $0.exits.contains { $0.id == WorkerID(1) } })
+        await #expect { try await fixture.pool.submitJob(Array("echo x".utf8), to: "jobs", timeout: .seconds(10)) } throws: { error in
+            (error as? JobError)?.code == .noWorkerAvailable && (error as? JobError)?.message.contains("1 stopped") == true
+        }
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("under load a job worker runs higher-priority jobs first")
+    func priorityUnderLoad() async throws {
+        let fixture = WorkerPoolTests.Fixture("priority")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 1, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 64)))
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+        let blocker = Task { try await pool.submitJob(Array("sleep 400".utf8), to: "jobs") }
+        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
+        let finished = FinishOrder()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (name, priority) in [("low-1", 0), ("high-1", 9), ("low-2", 0), ("high-2", 9), ("mid", 5)] {
+                group.addTask {
+                    // Each runs 30 ms, so the order they finish in is the order they ran in.
+                    _ = try await pool.submitJob(Array("sleep 30".utf8), to: "jobs", priority: priority)
+                    finished.append(name)
+                }
+            }
+            // All five are queued behind the blocker before it finishes.
+            #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 6 })
+            try await group.waitForAll()
+        }
+        _ = try await blocker.value
+        let order = finished.names
+        #expect(order.prefix(2).allSatisfy { $0.hasPrefix("high") }, "\(order)")
+        #expect(order[2] == "mid" && order.suffix(2).allSatisfy { $0.hasPrefix("low") }, "\(order)")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+}
+
+/// The order in which jobs finished, appended from concurrent tasks.
+final class FinishOrder: Sendable {
+    private let storage = Mutex<[String]>([])
+    func append(_ name: String) { storage.withLock { $0.append(name) } }
+    var names: [String] { storage.withLock { $0 } }
 }
