@@ -51,51 +51,47 @@ struct JobsTests {
         let fixture = WorkerPoolTests.Fixture("joberrors")
         try fixture.pool.describeGroup(jobGroup(fixture, min: 2))
         try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "plain"))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        let pool = fixture.pool
+        try await fixture.withRunningPool { events in
+            let pool = fixture.pool
 
-        let ok = try await pool.submitJob(Array("echo hi".utf8), to: "jobs")
-        #expect(ok.text == "hi")
-        #expect([WorkerID(1), WorkerID(2)].contains(ok.worker))
-        #expect(ok.pickedBecause.contains("least jobs"))
+            let ok = try await pool.submitJob(Array("echo hi".utf8), to: "jobs")
+            #expect(ok.text == "hi")
+            #expect([WorkerID(1), WorkerID(2)].contains(ok.worker))
+            #expect(ok.pickedBecause.contains("least jobs"))
 
-        await #expect { try await pool.submitJob(Array("fail it broke".utf8), to: "jobs") } throws: { error in
-            (error as? JobError)?.code == .handlerFailed && (error as? JobError)?.message == "it broke"
-        }
-        await #expect { try await pool.submitJob(Array("sleep 60000".utf8), to: "jobs", timeout: .milliseconds(200)) } throws: { error in
-            (error as? JobError)?.code == .timedOut
-        }
-        // The timed-out job was cancelled on its worker too: nothing stays in flight.
-        #expect(await TestSupport.eventually {
-            guard let snapshot = try? PoolSnapshot.read(pool: fixture.name) else { return false }
-            return snapshot.workers.prefix(2).allSatisfy { $0.activity.jobsInFlight == 0 }
-        })
-        // A worker dying mid-job fails the job at once as worker-lost, long before its timeout.
-        await #expect { try await pool.submitJob(Array("crash".utf8), to: "jobs", timeout: .seconds(120)) } throws: { error in
-            (error as? JobError)?.code == .workerLost
-        }
-        #expect(await events.waitFor { $0.readyPIDs.count == 4 }, "the crashed worker is replaced")
-        let huge = [UInt8](repeating: 0x41, count: 17 * 1024 * 1024)
-        await #expect { try await pool.submitJob(huge, to: "jobs") } throws: { error in (error as? JobError)?.code == .tooLarge }
-        await #expect { try await pool.submitJob(Array("echo".utf8), to: "plain") } throws: { error in
-            (error as? JobError)?.code == .notAllowed
-        }
-        await #expect { try await pool.submitJob(Array("echo".utf8), to: "nope") } throws: { error in
-            (error as? JobError)?.code == .notAllowed
-        }
-        let after = try await pool.submitJob(Array("echo still serving".utf8), to: "jobs")
-        #expect(after.text == "still serving")
+            await #expect { try await pool.submitJob(Array("fail it broke".utf8), to: "jobs") } throws: { error in
+                (error as? JobError)?.code == .handlerFailed && (error as? JobError)?.message == "it broke"
+            }
+            await #expect { try await pool.submitJob(Array("sleep 60000".utf8), to: "jobs", timeout: .milliseconds(200)) } throws: { error in
+                (error as? JobError)?.code == .timedOut
+            }
+            // The timed-out job was cancelled on its worker too: nothing stays in flight.
+            #expect(await TestSupport.eventually {
+                guard let snapshot = try? PoolSnapshot.read(pool: fixture.name) else { return false }
+                return snapshot.workers.prefix(2).allSatisfy { $0.activity.jobsInFlight == 0 }
+            })
+            // A worker dying mid-job fails the job at once as worker-lost, long before its timeout.
+            await #expect { try await pool.submitJob(Array("crash".utf8), to: "jobs", timeout: .seconds(120)) } throws: { error in
+                (error as? JobError)?.code == .workerLost
+            }
+            #expect(await events.waitFor { $0.readyPIDs.count == 4 }, "the crashed worker is replaced")
+            let huge = [UInt8](repeating: 0x41, count: 17 * 1024 * 1024)
+            await #expect { try await pool.submitJob(huge, to: "jobs") } throws: { error in (error as? JobError)?.code == .tooLarge }
+            await #expect { try await pool.submitJob(Array("echo".utf8), to: "plain") } throws: { error in
+                (error as? JobError)?.code == .notAllowed
+            }
+            await #expect { try await pool.submitJob(Array("echo".utf8), to: "nope") } throws: { error in
+                (error as? JobError)?.code == .notAllowed
+            }
+            let after = try await pool.submitJob(Array("echo still serving".utf8), to: "jobs")
+            #expect(after.text == "still serving")
 
-        let snapshot = try PoolSnapshot.read(pool: fixture.name)
-        let processed = snapshot.workers.prefix(2).map(\.activity.jobsProcessed).reduce(0, +)
-        let errors = snapshot.workers.prefix(2).map(\.activity.jobsErrors).reduce(0, +)
-        #expect(processed >= 3, "counters in shared memory count the jobs (\(processed))")
-        #expect(errors >= 1)
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
+            let snapshot = try PoolSnapshot.read(pool: fixture.name)
+            let processed = snapshot.workers.prefix(2).map(\.activity.jobsProcessed).reduce(0, +)
+            let errors = snapshot.workers.prefix(2).map(\.activity.jobsErrors).reduce(0, +)
+            #expect(processed >= 3, "counters in shared memory count the jobs (\(processed))")
+            #expect(errors >= 1)
+        }
     }
 
     @Test("cancelling the sending task cancels the job on the worker")
@@ -141,44 +137,36 @@ struct JobsTests {
     func scaleOnDemand() async throws {
         let fixture = WorkerPoolTests.Fixture("jobscale")
         try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 3, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 0)))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        let pool = fixture.pool
-        let results = try await withThrowingTaskGroup(of: JobResult.self) { group in
-            for _ in 0..<3 { group.addTask { try await pool.submitJob(Array("sleep 1500".utf8), to: "jobs", timeout: .seconds(20)) } }
-            var results: [JobResult] = []
-            for try await result in group { results.append(result) }
-            return results
+        try await fixture.withRunningPool { events in
+            let pool = fixture.pool
+            let results = try await withThrowingTaskGroup(of: JobResult.self) { group in
+                for _ in 0..<3 { group.addTask { try await pool.submitJob(Array("sleep 1500".utf8), to: "jobs", timeout: .seconds(20)) } }
+                var results: [JobResult] = []
+                for try await result in group { results.append(result) }
+                return results
+            }
+            #expect(results.count == 3, "every job got its result")
+            // How far it grows depends on timing (one worker may free up first); that it grows does not.
+            #expect(Set(results.map(\.worker)).count >= 2, "workers that ran them: \(results.map(\.worker))")
+            #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
+            #expect(try PoolSnapshot.read(pool: fixture.name).groups[0].desired <= 3, "never past max")
         }
-        #expect(results.count == 3, "every job got its result")
-        // How far it grows depends on timing (one worker may free up first); that it grows does not.
-        #expect(Set(results.map(\.worker)).count >= 2, "workers that ran them: \(results.map(\.worker))")
-        #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
-        #expect(try PoolSnapshot.read(pool: fixture.name).groups[0].desired <= 3, "never past max")
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
     }
 
     @Test("a soft restart drains a job worker's in-flight job instead of dropping it")
     func softRestartDrains() async throws {
         let fixture = WorkerPoolTests.Fixture("jobdrain")
         try fixture.pool.describeGroup(jobGroup(fixture, min: 1))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        let pool = fixture.pool
-        let job = Task { try await pool.submitJob(Array("sleep 500".utf8), to: "jobs", timeout: .seconds(20)) }
-        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
-        pool.restart(.soft)
-        let result = try await job.value
-        #expect(result.text.hasPrefix("slept 500 ms"))
-        #expect(await events.waitFor { $0.readyPIDs.count == 2 }, "the worker was replaced after its job")
-        #expect(events.exits.first?.reason == .restart)
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
+        try await fixture.withRunningPool { events in
+            let pool = fixture.pool
+            let job = Task { try await pool.submitJob(Array("sleep 500".utf8), to: "jobs", timeout: .seconds(20)) }
+            #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
+            pool.restart(.soft)
+            let result = try await job.value
+            #expect(result.text.hasPrefix("slept 500 ms"))
+            #expect(await events.waitFor { $0.readyPIDs.count == 2 }, "the worker was replaced after its job")
+            #expect(events.exits.first?.reason == .restart)
+        }
     }
 
     @Test("a worker that reaches its job quota is recycled after its jobs, with reason quota naming it")
@@ -187,21 +175,17 @@ struct JobsTests {
         var group = jobGroup(fixture, min: 1)
         group.recycle = RecyclePolicy(maxJobs: 3, jitter: 0)
         try fixture.pool.describeGroup(group)
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        for index in 0..<3 {
-            #expect(try await fixture.pool.submitJob(Array("echo \(index)".utf8), to: "jobs").text == "\(index)")
+        try await fixture.withRunningPool { events in
+            for index in 0..<3 {
+                #expect(try await fixture.pool.submitJob(Array("echo \(index)".utf8), to: "jobs").text == "\(index)")
+            }
+            // Quotas are checked once a second.
+            #expect(await events.waitFor { $0.exits.contains { $0.reason == .quota } })
+            let exit = try #require(events.exits.first { $0.reason == .quota })
+            #expect(exit.message == "recycled: max jobs 3 reached (3 processed)")
+            #expect(await events.waitFor { $0.readyPIDs.count == 2 }, "replaced")
+            #expect(try await fixture.pool.submitJob(Array("echo after".utf8), to: "jobs").text == "after")
         }
-        // Quotas are checked once a second.
-        #expect(await events.waitFor { $0.exits.contains { $0.reason == .quota } })
-        let exit = try #require(events.exits.first { $0.reason == .quota })
-        #expect(exit.message == "recycled: max jobs 3 reached (3 processed)")
-        #expect(await events.waitFor { $0.readyPIDs.count == 2 }, "replaced")
-        #expect(try await fixture.pool.submitJob(Array("echo after".utf8), to: "jobs").text == "after")
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
     }
 
     @Test("a group grown on demand shrinks back to min after it has been idle")
@@ -210,19 +194,15 @@ struct JobsTests {
         var group = jobGroup(fixture, min: 1, max: 2, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 0))
         group.scaling = ScalingPolicy(onDemand: true, shrinkAfterIdle: .milliseconds(500))
         try fixture.pool.describeGroup(group)
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        let pool = fixture.pool
-        async let first = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
-        async let second = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
-        _ = try await (first, second)
-        #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
-        #expect(await events.waitFor { $0.all.contains { if case .groupScaled("jobs", 2, 1) = $0 { return true } else { return false } } })
-        #expect(events.exits.last?.reason == .scaleDown)
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
+        try await fixture.withRunningPool { events in
+            let pool = fixture.pool
+            async let first = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
+            async let second = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
+            _ = try await (first, second)
+            #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
+            #expect(await events.waitFor { $0.all.contains { if case .groupScaled("jobs", 2, 1) = $0 { return true } else { return false } } })
+            #expect(events.exits.last?.reason == .scaleDown)
+        }
     }
 
     @Test("a raw client speaks the documented frames; malformed bytes close only that connection (IpcServer, IpcClient)")
@@ -287,17 +267,13 @@ struct JobsTests {
         group.scaling = .manual
         try fixture.pool.describeGroup(group)
         try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "keepalive"))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        try await fixture.pool.stopWorker(WorkerID(1))
-        #expect(await events.waitFor { $0.exits.contains { $0.id == WorkerID(1) } })
-        await #expect { try await fixture.pool.submitJob(Array("echo x".utf8), to: "jobs", timeout: .seconds(10)) } throws: { error in
-            (error as? JobError)?.code == .noWorkerAvailable && (error as? JobError)?.message.contains("1 stopped") == true
+        try await fixture.withRunningPool { events in
+            try await fixture.pool.stopWorker(WorkerID(1))
+            #expect(await events.waitFor { $0.exits.contains { $0.id == WorkerID(1) } })
+            await #expect { try await fixture.pool.submitJob(Array("echo x".utf8), to: "jobs", timeout: .seconds(10)) } throws: { error in
+                (error as? JobError)?.code == .noWorkerAvailable && (error as? JobError)?.message.contains("1 stopped") == true
+            }
         }
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
     }
 
     @Test("under load a job worker runs higher-priority jobs first")

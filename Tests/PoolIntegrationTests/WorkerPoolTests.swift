@@ -34,6 +34,27 @@ struct WorkerPoolTests {
         }
 
         func lines(_ file: String) -> [String] { TestSupport.lines(directory, file) }
+
+        /// Runs the pool while `body` runs (after every started worker is ready), then stops it,
+        /// expects a clean end and checks that no process is left.
+        func withRunningPool(
+            sourceLocation: SourceLocation = #_sourceLocation, _ body: (EventRecorder) async throws -> Void
+        ) async throws {
+            let events = EventRecorder(pool)
+            let running = RunningPool(pool)
+            await pool.awaitStart()
+            do {
+                try await body(events)
+            } catch {
+                pool.stop()
+                _ = await running.finish()
+                await TestSupport.expectNoOrphans(name, sourceLocation: sourceLocation)
+                throw error
+            }
+            pool.stop()
+            await #expect(throws: Never.self, sourceLocation: sourceLocation) { try await running.finish().get() }
+            await TestSupport.expectNoOrphans(name, sourceLocation: sourceLocation)
+        }
     }
 
     @Test("run() returns on its own once both workers exit under policy never (testStart)")
@@ -160,20 +181,16 @@ struct WorkerPoolTests {
         let fixture = Fixture("ids")
         try fixture.pool.describeGroup(fixture.group("wait", min: 2, name: "first"))
         try fixture.pool.describeGroup(fixture.group("wait", min: 3, name: "second"))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        let ready = events.all.compactMap { event -> (Int, String)? in
-            if case .workerReady(let id, let group, _, _) = event { return (id.rawValue, group) } else { return nil }
-        }.sorted { $0.0 < $1.0 }
-        #expect(ready.map(\.0) == [1, 2, 3, 4, 5])
-        #expect(ready.map(\.1) == ["first", "first", "second", "second", "second"])
-        // Each worker writes the file after reporting ready, so wait for the last writes.
-        let started = { fixture.lines("started").map { $0.split(separator: " ").first.map(String.init) ?? "" }.sorted() }
-        #expect(await TestSupport.eventually { started() == ["1", "2", "3", "4", "5"] }, "started: \(started())")
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
+        try await fixture.withRunningPool { events in
+            let ready = events.all.compactMap { event -> (Int, String)? in
+                if case .workerReady(let id, let group, _, _) = event { return (id.rawValue, group) } else { return nil }
+            }.sorted { $0.0 < $1.0 }
+            #expect(ready.map(\.0) == [1, 2, 3, 4, 5])
+            #expect(ready.map(\.1) == ["first", "first", "second", "second", "second"])
+            // Each worker writes the file after reporting ready, so wait for the last writes.
+            let started = { fixture.lines("started").map { $0.split(separator: " ").first.map(String.init) ?? "" }.sorted() }
+            #expect(await TestSupport.eventually { started() == ["1", "2", "3", "4", "5"] }, "started: \(started())")
+        }
     }
 
     @Test("a worker that loses its control channel and exits without a report is a crash (testChannelLost)")
@@ -192,22 +209,18 @@ struct WorkerPoolTests {
     func scale() async throws {
         let fixture = Fixture("scale")
         try fixture.pool.describeGroup(fixture.group("start-counter", min: 1, max: 5, name: "counted", restart: .never))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        try await fixture.pool.scale("counted", to: 3)
-        #expect(await events.waitFor { $0.readyPIDs.count == 3 })
-        await fixture.pool.awaitStart()
-        #expect(await TestSupport.eventually { fixture.lines("start-counter") == ["3"] })
-        await #expect(throws: CommandError.self) { try await fixture.pool.scale("counted", to: 6) }
-        await #expect(throws: CommandError.self) { try await fixture.pool.scale("nope", to: 1) }
-        try await fixture.pool.scale("counted", to: 1)
-        #expect(await events.waitFor { $0.exits.count == 2 })
-        #expect(events.exits.map(\.reason) == [.scaleDown, .scaleDown])
-        #expect(Set(events.exits.map(\.id)) == [WorkerID(2), WorkerID(3)])
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
+        try await fixture.withRunningPool { events in
+            try await fixture.pool.scale("counted", to: 3)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            await fixture.pool.awaitStart()
+            #expect(await TestSupport.eventually { fixture.lines("start-counter") == ["3"] })
+            await #expect(throws: CommandError.self) { try await fixture.pool.scale("counted", to: 6) }
+            await #expect(throws: CommandError.self) { try await fixture.pool.scale("nope", to: 1) }
+            try await fixture.pool.scale("counted", to: 1)
+            #expect(await events.waitFor { $0.exits.count == 2 })
+            #expect(events.exits.map(\.reason) == [.scaleDown, .scaleDown])
+            #expect(Set(events.exits.map(\.id)) == [WorkerID(2), WorkerID(3)])
+        }
     }
 
     @Test("a soft restart replaces the worker with a new process and counts one soft restart (testSoftRestart)")
@@ -232,22 +245,18 @@ struct WorkerPoolTests {
     func killedWorkerReplaced() async throws {
         let fixture = Fixture("kill")
         try fixture.pool.describeGroup(fixture.group("wait", min: 2))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        let (victimID, victimPID) = try #require(events.readyPIDs.first)
-        kill(victimPID, SIGKILL)
-        #expect(await events.waitFor { $0.readyPIDs.count == 3 })
-        let exit = try #require(events.exits.first)
-        #expect(exit.id == victimID)
-        #expect(exit.reason == .signal)
-        #expect(exit.status == .signaled(SIGKILL))
-        let replacement = try #require(events.readyPIDs.last)
-        #expect(replacement.0 == victimID)
-        #expect(replacement.1 != victimPID)
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
+        try await fixture.withRunningPool { events in
+            let (victimID, victimPID) = try #require(events.readyPIDs.first)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let exit = try #require(events.exits.first)
+            #expect(exit.id == victimID)
+            #expect(exit.reason == .signal)
+            #expect(exit.status == .signaled(SIGKILL))
+            let replacement = try #require(events.readyPIDs.last)
+            #expect(replacement.0 == victimID)
+            #expect(replacement.1 != victimPID)
+        }
     }
 
     @Test("a crash-looping worker backs off exponentially as configured")
@@ -331,17 +340,13 @@ struct WorkerPoolTests {
     func restartOneWorker() async throws {
         let fixture = Fixture("restartone")
         try fixture.pool.describeGroup(fixture.group("wait", min: 2))
-        let events = EventRecorder(fixture.pool)
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        try await fixture.pool.restartWorker(WorkerID(2))
-        #expect(await events.waitFor { $0.readyPIDs.count == 3 })
-        #expect(events.exits.map(\.id) == [WorkerID(2)])
-        #expect(events.exits.map(\.reason) == [.restart])
-        await #expect(throws: CommandError.self) { try await fixture.pool.restartWorker(WorkerID(9)) }
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
+        try await fixture.withRunningPool { events in
+            try await fixture.pool.restartWorker(WorkerID(2))
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            #expect(events.exits.map(\.id) == [WorkerID(2)])
+            #expect(events.exits.map(\.reason) == [.restart])
+            await #expect(throws: CommandError.self) { try await fixture.pool.restartWorker(WorkerID(9)) }
+        }
     }
 
     @Test("a second pool with the same PID file refuses to start and names the holder")
