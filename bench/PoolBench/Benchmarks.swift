@@ -549,10 +549,18 @@ enum JobBenchmarks {
             }
             if index >= 200 { samples.append(nowMicroseconds() - start) }
         }
-        let floor = cFloor(["rtt", "\(roundTrips)"])
+        // The floor moves with where the scheduler puts the two processes: the median of three runs.
+        let floors = (0..<3).compactMap { _ in cFloor(["rtt", "\(roundTrips)"]) }
+        let floor: [String: Double]? =
+            floors.isEmpty
+            ? nil
+            : [
+                "median_us": Figure.percentile(floors.compactMap { $0["median_us"] }, 0.5),
+                "p99_us": Figure.percentile(floors.compactMap { $0["p99_us"] }, 0.5),
+            ]
         var figure = Figure(
             name: "job_round_trip_64b", unit: "us", samples: samples,
-            note: "sequential submitJob of a 64-byte payload from the watcher process to a demo job worker and back; floor: C ping-pong of 64-byte frames over a socket pair (median \(floor?["median_us"] ?? 0) us, p99 \(floor?["p99_us"] ?? 0) us)"
+            note: "sequential submitJob of a 64-byte payload from the watcher process to a demo job worker and back; floor: C ping-pong of 64-byte frames over a socket pair, median of 3 runs (median \(floor?["median_us"] ?? 0) us, p99 \(floor?["p99_us"] ?? 0) us)"
         )
         if let median = floor?["median_us"] {
             figure.floor = [median]

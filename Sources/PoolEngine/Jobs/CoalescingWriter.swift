@@ -1,32 +1,36 @@
 import NIOCore
 import Synchronization
 
-/// Writes frames to a channel from any thread, flushing once per burst: frames written on the
-/// event loop in one turn go out in one `writev`, instead of one system call per job.
+/// Writes frames to a channel from any thread with one event-loop hop and one flush per burst:
+/// frames queued while a hop is pending ride along with it, so a busy connection costs one
+/// wake-up and one `write` system call for many jobs instead of one each.
 final class CoalescingWriter: Sendable {
     private let channel: any Channel
-    // Touched only in tasks on the channel's event loop; the mutex keeps that checkable and cheap.
-    private let isFlushScheduled = Mutex(false)
+    private let queued: Mutex<ByteBuffer?> = Mutex(nil)
 
     init(channel: any Channel) {
         self.channel = channel
     }
 
     func write(_ frame: JobFrame) {
-        var buffer = channel.allocator.buffer(capacity: 64)
-        frame.write(to: &buffer)
-        channel.eventLoop.execute { [self, buffer] in
-            channel.write(buffer, promise: nil)
-            let alreadyScheduled = isFlushScheduled.withLock { scheduled -> Bool in
-                defer { scheduled = true }
-                return scheduled
+        let mustSchedule = queued.withLock { queued -> Bool in
+            if queued == nil {
+                var buffer = channel.allocator.buffer(capacity: 256)
+                frame.write(to: &buffer)
+                queued = buffer
+                return true
             }
-            guard !alreadyScheduled else { return }
-            // Runs after every write already queued on the loop: one flush for all of them.
-            channel.eventLoop.execute { [self] in
-                isFlushScheduled.withLock { $0 = false }
-                channel.flush()
-            }
+            frame.write(to: &queued!)
+            return false
+        }
+        guard mustSchedule else { return }
+        channel.eventLoop.execute { [self] in
+            // Take everything queued so far; later frames schedule the next hop.
+            guard let buffer = queued.withLock({ queued -> ByteBuffer? in
+                defer { queued = nil }
+                return queued
+            }) else { return }
+            channel.writeAndFlush(buffer, promise: nil)
         }
     }
 }

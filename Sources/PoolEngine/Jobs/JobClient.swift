@@ -232,17 +232,23 @@ enum JobAnswer: Sendable {
 }
 
 /// One multiplexed connection to a job worker: jobs in flight by id, each answered exactly once.
+///
+/// Deadlines are swept on the event loop every ``sweepInterval`` while jobs are in flight,
+/// rather than one timer per job: a timer armed from another thread wakes the loop each time.
 final class JobConnection: Sendable {
     let worker: WorkerID
+    static let sweepInterval: TimeAmount = .milliseconds(5)
+
     private struct Pending: Sendable {
         var continuation: CheckedContinuation<JobAnswer, Never>
-        var timeout: Scheduled<Void>?
+        var deadline: UInt64
     }
     private struct State: ~Copyable {
         var channel: (any Channel)?
         var writer: CoalescingWriter?
         var pending: [UInt64: Pending] = [:]
         var closed: String?
+        var isSweeping = false
     }
     private let state = Mutex(State())
 
@@ -264,25 +270,20 @@ final class JobConnection: Sendable {
         let jobID = request.jobID
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
-                let (channel, writer, refusal) = state.withLock { state -> ((any Channel)?, CoalescingWriter?, String?) in
+                let (writer, startSweep, refusal) = state.withLock { state -> (CoalescingWriter?, (any Channel)?, String?) in
                     if let closed = state.closed { return (nil, nil, closed) }
                     guard let channel = state.channel, let writer = state.writer else { return (nil, nil, "not connected") }
-                    state.pending[jobID] = Pending(continuation: continuation, timeout: nil)
-                    return (channel, writer, nil)
+                    state.pending[jobID] = Pending(continuation: continuation, deadline: deadline.nanoseconds)
+                    if state.isSweeping { return (writer, nil, nil) }
+                    state.isSweeping = true
+                    return (writer, channel, nil)
                 }
-                guard let channel, let writer else {
+                guard let writer else {
                     continuation.resume(returning: .lost(refusal ?? "connection closed"))
                     return
                 }
-                let delay = deadline.duration(since: .now)
-                let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(max(delay.nanoseconds, 0))) { [self] in
-                    if let pending = take(jobID) {
-                        sendCancel(jobID)
-                        pending.continuation.resume(returning: .timedOut)
-                    }
-                }
-                state.withLock { $0.pending[jobID]?.timeout = timeout }
                 writer.write(.request(request))
+                if let channel = startSweep { scheduleSweep(on: channel) }
             }
         } onCancel: {
             if let pending = take(jobID) {
@@ -292,17 +293,32 @@ final class JobConnection: Sendable {
         }
     }
 
+    private func scheduleSweep(on channel: any Channel) {
+        channel.eventLoop.scheduleTask(in: Self.sweepInterval) { [self] in sweep(channel) }
+    }
+
+    /// Times out the jobs past their deadline; keeps sweeping while any job is in flight.
+    private func sweep(_ channel: any Channel) {
+        let now = Posix.monotonicNanoseconds()
+        let (expired, again) = state.withLock { state -> ([(UInt64, Pending)], Bool) in
+            let expired = state.pending.filter { $0.value.deadline <= now }
+            for (jobID, _) in expired { state.pending.removeValue(forKey: jobID) }
+            state.isSweeping = !state.pending.isEmpty && state.closed == nil
+            return (expired.map { ($0.key, $0.value) }, state.isSweeping)
+        }
+        for (jobID, pending) in expired {
+            sendCancel(jobID)
+            pending.continuation.resume(returning: .timedOut)
+        }
+        if again { scheduleSweep(on: channel) }
+    }
+
     private func take(_ jobID: UInt64) -> Pending? {
-        let pending = state.withLock { $0.pending.removeValue(forKey: jobID) }
-        pending?.timeout?.cancel()
-        return pending
+        state.withLock { $0.pending.removeValue(forKey: jobID) }
     }
 
     private func sendCancel(_ jobID: UInt64) {
-        guard let channel = state.withLock({ $0.channel }) else { return }
-        var buffer = channel.allocator.buffer(capacity: JobFrame.headerSize + 8)
-        JobFrame.cancel(jobID: jobID).write(to: &buffer)
-        channel.writeAndFlush(buffer, promise: nil)
+        state.withLock { $0.writer }?.write(.cancel(jobID: jobID))
     }
 
     /// An answer arrived; answers for jobs no longer waited for (timed out, cancelled) are dropped.
@@ -321,10 +337,7 @@ final class JobConnection: Sendable {
             defer { state.pending = [:] }
             return Array(state.pending.values)
         }
-        for entry in pending {
-            entry.timeout?.cancel()
-            entry.continuation.resume(returning: .lost(why))
-        }
+        for entry in pending { entry.continuation.resume(returning: .lost(why)) }
     }
 }
 
