@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "PoolEngine", targets: ["PoolEngine"]),
         .library(name: "PoolDemo", targets: ["PoolDemo"]),
+        .library(name: "PoolConsole", targets: ["PoolConsole"]),
         .executable(name: "pooltop", targets: ["PoolTop"]),
     ],
     dependencies: [
@@ -37,6 +38,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Debian's libncurses-dev, wide-character build.
+        .systemLibrary(name: "CNcursesw", path: "Sources/CNcursesw"),
+        .target(
+            name: "PoolConsole",
+            dependencies: ["PoolEngine", "CNcursesw"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "PoolDemo",
             dependencies: ["PoolEngine", .product(name: "Logging", package: "swift-log")],
@@ -46,6 +54,7 @@ let package = Package(
             name: "PoolTop",
             dependencies: [
                 "PoolEngine",
+                "PoolConsole",
                 "PoolDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -72,6 +81,11 @@ let package = Package(
                 "PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PoolConsoleTests",
+            dependencies: ["PoolConsole", "PoolEngine"],
             swiftSettings: strictSettings
         ),
         .testTarget(

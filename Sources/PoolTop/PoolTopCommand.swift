@@ -6,15 +6,15 @@ struct PoolTopCommand: ParsableCommand {
         commandName: "pooltop",
         abstract: "A multi-process worker pool for Swift on Linux, and its console.",
         discussion: """
-            Without a subcommand, pooltop runs the bundled demo pool (headless until the console lands).
+            Without a subcommand, pooltop runs the bundled demo pool (or --config pool.yaml) with the console in this terminal.
             Exit status: 0 on success (a pool that stopped cleanly), 1 when the pool failed or refused a command,
             2 for a usage or configuration error.
             """,
         subcommands: [
-            RunCommand.self, ListCommand.self, StatusCommand.self, ScaleCommand.self, RestartCommand.self,
+            HostCommand.self, RunCommand.self, AttachCommand.self, TopCommand.self, ListCommand.self, StatusCommand.self, ScaleCommand.self, RestartCommand.self,
             StopCommand.self, LogsCommand.self, JobCommand.self,
         ],
-        defaultSubcommand: RunCommand.self
+        defaultSubcommand: HostCommand.self
     )
 }
 

@@ -12,6 +12,8 @@ public struct PoolConfiguration: Sendable {
     public var pidFile: String?
     public var workerLogLevel: String
     public var groups: [WorkerGroup]
+    /// Where workers' output goes, in the runtime directory; nil inherits the watcher's (not a file key).
+    public var workerOutputFile: String?
 
     /// Keys accepted at the top level.
     public static let poolKeys = ["name", "stopTimeout", "pidFile", "logLevel", "groups"]
@@ -98,7 +100,7 @@ public struct PoolConfiguration: Sendable {
             name: nameOverride ?? name, entryPoints: entryPoints,
             configuration: WorkerPool.Configuration(
                 stopTimeout: stopTimeout, pidFile: pidFile, handlesSignals: handlesSignals,
-                workerLogLevel: Logger.Level(rawValue: workerLogLevel) ?? .info),
+                workerLogLevel: Logger.Level(rawValue: workerLogLevel) ?? .info, workerOutputFile: workerOutputFile),
             logger: logger)
         for group in groups { try pool.describeGroup(group) }
         return pool

@@ -12,6 +12,7 @@ struct ControlRequest: Sendable {
         case scale(GroupReference, to: Int)
         case restart(RestartTarget, hard: Bool)
         case stop(WorkerID?)
+        case kill(WorkerID)
         case events(replay: Bool)
         case job(JobCommand)
     }
@@ -38,11 +39,11 @@ struct ControlRequest: Sendable {
         }
     }
 
-    static let commands = ["ping", "status", "scale", "restart", "stop", "events", "job"]
+    static let commands = ["ping", "status", "scale", "restart", "stop", "kill", "events", "job"]
     /// Fields each command accepts, besides `id` and `command`.
     static let fields: [String: [String]] = [
         "ping": [], "status": [], "scale": ["group", "workers"], "restart": ["group", "worker", "mode"],
-        "stop": ["worker"], "events": ["replay"],
+        "stop": ["worker"], "kill": ["worker"], "events": ["replay"],
         "job": ["group", "payload", "priority", "weight", "timeout", "count"],
     ]
 
@@ -99,6 +100,11 @@ struct ControlRequest: Sendable {
             }
         case "stop":
             command = .stop(try Self.worker(object["worker"], id: id))
+        case "kill":
+            guard let worker = try Self.worker(object["worker"], id: id) else {
+                throw Failure("bad-request", "field 'worker' is missing (the id of the worker to kill)", id: id)
+            }
+            command = .kill(worker)
         case "job":
             let group = try Self.group(object["group"], id: id, required: true)!
             guard let payload = object["payload"]?.string else {
@@ -189,6 +195,8 @@ enum ControlCommands {
                 pool.stop()
             case .stop(let workerID?):
                 try await pool.stopWorker(workerID)
+            case .kill(let workerID):
+                try await pool.killWorker(workerID)
             case .events:
                 throw CommandError(message: "events is a stream; it is handled by the connection")
             case .job(let job):

@@ -19,6 +19,8 @@ enum WatcherInput: Hashable, Sendable {
     case groupRestartRequested(GroupID, hard: Bool)
     /// Stop one worker and keep its slot stopped (the group's desired count drops by one).
     case workerStopRequested(WorkerID)
+    /// SIGKILL one worker now, as a crash would (an operator rehearsing recovery): the restart policy decides.
+    case workerKillRequested(WorkerID)
     /// A group grown on demand was idle long enough: one worker fewer, never below min.
     case shrinkRequested(GroupID)
     /// The worker reached a recycle quota: replace it once it has finished its work.
@@ -262,6 +264,9 @@ struct WatcherCore: Sendable {
             guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
             slots[index].isDesired = false
             actions += stop(index, reason: .stopped, at: now)
+        case .workerKillRequested(let id):
+            guard let index = slots.firstIndex(where: { $0.id == id }), slots[index].state.hasProcess else { return [] }
+            actions += killNow(index, why: "an operator killed it")
         case .workerRecycleRequested(let id, let generation, let quota):
             guard mode == .running, let index = current(id, generation), slots[index].state == .ready else { return [] }
             actions += stop(index, reason: .quota, at: now)
@@ -310,6 +315,15 @@ struct WatcherCore: Sendable {
     func validateGroup(_ groupID: GroupID) -> CommandError? {
         guard pool.group(groupID) != nil else { return CommandError(message: "no group with id \(groupID)") }
         if mode != .running { return CommandError(message: "the pool is not running (it is \(mode))") }
+        return nil
+    }
+
+    /// Checks a kill request: the worker must have a process.
+    func validateWorkerKill(_ id: WorkerID) -> CommandError? {
+        guard let slot = slot(id) else {
+            return CommandError(message: "no worker with id \(id); ids run from 1 to \(slots.count)")
+        }
+        if !slot.state.hasProcess { return CommandError(message: "worker \(id) has no process (it is \(slot.state.rawValue))") }
         return nil
     }
 

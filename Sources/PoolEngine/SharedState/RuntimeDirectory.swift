@@ -84,7 +84,8 @@ final class RuntimeClaim: Sendable {
     func release() {
         Posix.removeFile(controlSocketPath)
         // Job workers remove their sockets; a killed one leaves its socket behind.
-        for name in (try? Posix.listDirectory(directory)) ?? [] where name.hasPrefix("worker-") && name.hasSuffix(".sock") {
+        for name in (try? Posix.listDirectory(directory)) ?? []
+        where (name.hasPrefix("worker-") && name.hasSuffix(".sock")) || name == "workers.log" {
             Posix.removeFile("\(directory)/\(name)")
         }
         Posix.removeFile("\(directory)/watcher.lock")

@@ -80,6 +80,11 @@ extension Posix {
 
     static func removeFile(_ path: String) { _ = unlink(path) }
 
+    /// Opens a file for appending (created 0600), close-on-exec.
+    static func openForAppending(_ path: String) throws -> FD {
+        try check("open", context: path) { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) }
+    }
+
     static func listDirectory(_ path: String) throws -> [String] {
         guard let dir = opendir(path) else { throw SystemCallError(call: "opendir", errno: errno, context: path) }
         defer { closedir(dir) }

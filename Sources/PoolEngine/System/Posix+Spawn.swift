@@ -14,7 +14,8 @@ extension Posix {
         arguments: [String],
         environment: [String],
         inherited: [FD],
-        newProcessGroup: Bool = true
+        newProcessGroup: Bool = true,
+        output: FD? = nil
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         try check("posix_spawn_file_actions_init") { posix_spawn_file_actions_init(&actions) == 0 ? 0 : -1 }
@@ -29,6 +30,17 @@ extension Posix {
         var temporaries: [FD] = []
         defer { temporaries.forEach(close) }
         var sources: [FD] = []
+        var outputSource: FD?
+        if let output {
+            // The same shuffle rule: a low output descriptor could be overwritten by the dup2s below.
+            if output <= highestTarget {
+                let moved = try duplicateAbove(output, minimum: highestTarget + 1)
+                temporaries.append(moved)
+                outputSource = moved
+            } else {
+                outputSource = output
+            }
+        }
         for fd in inherited {
             if fd <= highestTarget {
                 let moved = try duplicateAbove(fd, minimum: highestTarget + 1)
@@ -36,6 +48,12 @@ extension Posix {
                 sources.append(moved)
             } else {
                 sources.append(fd)
+            }
+        }
+        if let outputSource {
+            for target in [FD(1), FD(2)] {
+                let rc = posix_spawn_file_actions_adddup2(&actions, outputSource, target)
+                if rc != 0 { throw SystemCallError(call: "posix_spawn_file_actions_adddup2", errno: rc) }
             }
         }
         for (index, fd) in sources.enumerated() {

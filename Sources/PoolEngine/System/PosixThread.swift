@@ -34,3 +34,21 @@ final class PosixThread: @unchecked Sendable {
         pthread_join(handle, nil)
     }
 }
+
+/// Runs blocking work (a terminal loop) on an OS thread of its own, so it never holds one of
+/// Swift concurrency's few pool threads.
+public enum DedicatedThread {
+    /// Runs `body` on a new thread and returns when it has finished.
+    public static func run(name: String, _ body: @escaping @Sendable () -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            do {
+                _ = try PosixThread(name: name) {
+                    body()
+                    continuation.resume()
+                }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}

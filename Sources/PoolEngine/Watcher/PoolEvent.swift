@@ -27,6 +27,19 @@ public struct WorkerExitRecord: Hashable, Sendable, Codable {
     public var message: String?
     /// How long the process lived.
     public var uptime: Duration
+
+    public init(
+        id: WorkerID, group: String, pid: Int32, status: TerminationStatus?, reason: ExitReason, message: String?,
+        uptime: Duration
+    ) {
+        self.id = id
+        self.group = group
+        self.pid = pid
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.uptime = uptime
+    }
 }
 
 /// A log record forwarded from a worker to the watcher.

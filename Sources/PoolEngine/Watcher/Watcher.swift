@@ -31,6 +31,8 @@ final class Watcher {
     private var startWaiters: [CheckedContinuation<Void, Never>] = []
     private let sharedState: SharedStatePublisher?
     private let runtimeDirectory: String?
+    /// Workers' stdout and stderr, when not the watcher's own.
+    private let workerOutput: Int32?
     private var quotas = QuotaTracker()
 
     init(
@@ -41,11 +43,13 @@ final class Watcher {
         sharedState: SharedStatePublisher?,
         sampleInterval: Duration?,
         runtimeDirectory: String?,
+        workerOutput: Int32? = nil,
         publish: @escaping @Sendable (PoolEvent) -> Void
     ) throws {
         self.pool = pool
         self.sharedState = sharedState
         self.runtimeDirectory = runtimeDirectory
+        self.workerOutput = workerOutput
         if sharedState != nil { monitor.setTick(every: sampleInterval) }
         self.core = WatcherCore(pool: pool)
         self.monitor = monitor
@@ -75,6 +79,7 @@ final class Watcher {
                     case .workerRestartRequested(let id, _), .workerStopRequested(let id):
                         refusal = core.validateWorkerRestart(id)
                     case .groupRestartRequested(let group, _): refusal = core.validateGroup(group)
+                    case .workerKillRequested(let id): refusal = core.validateWorkerKill(id)
                     default: break
                     }
                     reply?(refusal)
@@ -92,6 +97,7 @@ final class Watcher {
         for (_, process) in processes {
             try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
         }
+        if let workerOutput { Posix.close(workerOutput) }
         return finished ?? nil
     }
 
@@ -212,7 +218,7 @@ final class Watcher {
             let path = group.runner.executable ?? executable
             let pid = try Posix.spawn(
                 path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(id)"], environment: environment,
-                inherited: [childEnd])
+                inherited: [childEnd], output: workerOutput)
             Posix.close(childEnd)
             childEnd = -1
             pidfd = try Posix.pidfdOpen(pid)

@@ -26,14 +26,20 @@ public final class WorkerPool: Service, Sendable {
         public var workerLogLevel: Logger.Level
         /// How often the watcher samples each worker's RSS and CPU time from /proc; nil for never.
         public var sampleInterval: Duration?
+        /// Where workers' stdout and stderr go: nil inherits the watcher's (`pooltop run`);
+        /// a file name puts them in that file of the runtime directory (the console does, so
+        /// a worker's print or crash report cannot scribble over the screen).
+        public var workerOutputFile: String?
 
         public init(
             stopTimeout: Duration = .seconds(10),
             pidFile: String? = nil,
             handlesSignals: Bool = true,
             workerLogLevel: Logger.Level = .info,
-            sampleInterval: Duration? = .seconds(1)
+            sampleInterval: Duration? = .seconds(1),
+            workerOutputFile: String? = nil
         ) {
+            self.workerOutputFile = workerOutputFile
             self.stopTimeout = stopTimeout
             self.pidFile = pidFile
             self.handlesSignals = handlesSignals
@@ -197,6 +203,7 @@ public final class WorkerPool: Service, Sendable {
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
             sharedState: sharedState, sampleInterval: configuration.sampleInterval,
             runtimeDirectory: runtime.directory,
+            workerOutput: try configuration.workerOutputFile.map { try Posix.openForAppending("\(runtime.directory)/\($0)") },
             publish: { [weak self] event in self?.publish(event) })
         let control: ControlServer
         do {
@@ -255,6 +262,12 @@ public final class WorkerPool: Service, Sendable {
     /// With `hard`, they are killed at once instead of being asked to finish.
     public func restartGroup(_ group: GroupReference, hard: Bool = false) async throws(CommandError) {
         try await command(.groupRestartRequested(try resolve(group).id, hard: hard))
+    }
+
+    /// Kills one worker with SIGKILL now, as a crash would: its restart policy brings it back.
+    /// For rehearsing recovery; to replace a worker gracefully use ``restartWorker(_:hard:)``.
+    public func killWorker(_ id: WorkerID) async throws(CommandError) {
+        try await command(.workerKillRequested(id))
     }
 
     /// Stops one worker and keeps its slot stopped; the group's desired count drops by one.

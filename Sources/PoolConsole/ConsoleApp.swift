@@ -1,0 +1,66 @@
+import PoolEngine
+import Synchronization
+
+/// The console's loop: read the pool, draw, take a key, act. Runs on a thread of its own
+/// (curses is not thread-safe, and the loop blocks in the terminal).
+public final class ConsoleApp {
+    private let source: any ConsoleSource
+    private let terminal: any Terminal
+    private let themes: [Theme]
+    private var state: ConsoleState
+    private var trends = ConsoleTrends()
+    private let messages = Locked<[String]>([])
+    private var snapshot: PoolSnapshot?
+    private var lastRead: Double = 0
+
+    public init(source: any ConsoleSource, terminal: any Terminal, readOnly: Bool, themes: [Theme] = Theme.builtIn, theme: String? = nil) {
+        self.source = source
+        self.terminal = terminal
+        self.themes = themes.isEmpty ? Theme.builtIn : themes
+        state = ConsoleState(readOnly: readOnly)
+        if let theme, let index = self.themes.firstIndex(where: { $0.name == theme }) { state.themeIndex = index }
+    }
+
+    /// Runs until the operator quits (hosted: after the pool has stopped) and restores the terminal.
+    public func run() {
+        defer { terminal.restore() }
+        while !step(now: Double(PoolInstant.now.nanoseconds) / 1e9) {}
+    }
+
+    /// One turn of the loop; true when the console is done.
+    @discardableResult
+    public func step(now: Double, keyTimeoutMilliseconds: Int32 = 200) -> Bool {
+        if let message = messages.withLock({ $0.popLast() }) { state.message = message }
+        if !state.isPaused || snapshot == nil, now - lastRead >= state.refresh.seconds || snapshot == nil || state.mode == .quitting {
+            snapshot = source.snapshot()
+            lastRead = now
+            if let snapshot { trends.update(snapshot) }
+        }
+        if state.mode == .quitting && snapshot == nil { return true }
+        let size = terminal.size
+        let frame = ConsoleView.render(
+            snapshot: snapshot, events: source.recentEvents(), state: state, trends: trends, poolName: source.poolName,
+            isHosting: source.isHosting, width: size.width, height: size.height)
+        terminal.present(frame, theme: themes[state.themeIndex % themes.count])
+        guard let key = terminal.readKey(timeoutMilliseconds: keyTimeoutMilliseconds) else { return false }
+        if key != .resize { state.message = nil }
+        let effects = ConsoleReducer.reduce(&state, key: key, snapshot: snapshot, isHosting: source.isHosting, themes: themes.count)
+        for effect in effects {
+            switch effect {
+            case .exit:
+                return true
+            case .run(let command):
+                let source = self.source
+                let messages = self.messages
+                Task {
+                    let outcome = await source.perform(command)
+                    messages.withLock { $0.append(outcome) }
+                }
+            }
+        }
+        return state.shouldExit
+    }
+
+    /// The last frame drawn (for tests).
+    public var currentState: ConsoleState { state }
+}

@@ -1,0 +1,126 @@
+import PoolEngine
+import Synchronization
+
+/// A pool running elsewhere: its state from shared memory (read-only), its events and its
+/// commands through the control socket. Detaching never touches the pool.
+public final class AttachedSource: ConsoleSource {
+    public let poolName: String
+    private let reader = Locked<PoolStateReader?>(nil)
+    private let history = EventHistory()
+    private let streaming = Locked(false)
+
+    public init(pool: String) {
+        poolName = pool
+    }
+
+    public var isHosting: Bool { false }
+
+    public func snapshot() -> PoolSnapshot? {
+        let reader = self.reader.withLock { reader -> PoolStateReader? in
+            if reader == nil { reader = try? PoolStateReader(pool: poolName) }
+            return reader
+        }
+        guard let reader else { return nil }
+        let snapshot = reader.snapshot()
+        // The watcher marks the segment stopped as it exits; a new pool of the same name has a new segment.
+        if snapshot.pool.state == .stopped || !RuntimeDirectory.isRunning(pool: poolName) {
+            self.reader.withLock { $0 = nil }
+            return nil
+        }
+        startEventsIfNeeded()
+        return snapshot
+    }
+
+    public func recentEvents() -> [PoolEventRecord] { history.all }
+
+    /// Follows the control socket's event stream on a thread of its own (the client blocks).
+    private func startEventsIfNeeded() {
+        let start = streaming.withLock { streaming -> Bool in
+            defer { streaming = true }
+            return !streaming
+        }
+        guard start else { return }
+        let pool = poolName
+        let history = self.history
+        let streaming = self.streaming
+        Task.detached {
+            defer { streaming.withLock { $0 = false } }
+            guard let client = try? ControlClient(pool: pool),
+                (try? client.request(["command": .string("events")]))?["ok"]?.bool == true
+            else { return }
+            while let line = try? client.readLine() {
+                if let record = AttachedSource.record(from: line) { history.append(record) }
+                if line["type"]?.string == "end" { return }
+            }
+        }
+    }
+
+    /// Rebuilds the parts of an event line the events pane shows.
+    static func record(from line: JSONValue) -> PoolEventRecord? {
+        guard let at = line["at"]?.number, let type = line["type"]?.string else { return nil }
+        let worker = WorkerID(line["worker"]?.integer ?? 0)
+        let group = line["group"]?.string ?? ""
+        let event: PoolEvent
+        switch type {
+        case "worker-log":
+            event = .workerLog(
+                worker, group: group,
+                record: LogRecord(level: line["level"]?.string ?? "info", message: line["message"]?.string ?? "", timestamp: at))
+        case "worker-ready":
+            event = .workerReady(worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), startup: .zero)
+        case "worker-exited":
+            let status: TerminationStatus? =
+                line["signal"]?.integer.map { .signaled(Int32($0)) } ?? line["code"]?.integer.map { .exited(Int32($0)) }
+            event = .workerExited(
+                WorkerExitRecord(
+                    id: worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), status: status,
+                    reason: ExitReason(rawValue: line["reason"]?.string ?? "") ?? .crash, message: line["message"]?.string,
+                    uptime: .zero))
+        case "group-scaled":
+            event = .groupScaled(group: group, from: line["from"]?.integer ?? 0, to: line["to"]?.integer ?? 0)
+        case "pool-stopping":
+            event = .poolStopping(reason: line["why"]?.string ?? "")
+        default:
+            event = .workerLog(worker, group: group, record: LogRecord(level: "info", message: type, timestamp: at))
+        }
+        return PoolEventRecord(at: at, event: event)
+    }
+
+    public func perform(_ command: ConsoleCommand) async -> String {
+        let pool = poolName
+        var request: [String: JSONValue]
+        switch command {
+        case .scale(let group, let count):
+            request = ["command": .string("scale"), "group": .string(group), "workers": .number(Double(count))]
+        case .restartWorker(let id):
+            request = ["command": .string("restart"), "worker": .number(Double(id.rawValue))]
+        case .restartGroup(let group):
+            request = ["command": .string("restart"), "group": .string(group)]
+        case .hardRestart:
+            request = ["command": .string("restart"), "mode": .string("hard")]
+        case .killWorker(let id):
+            request = ["command": .string("kill"), "worker": .number(Double(id.rawValue))]
+        case .job(let group, let payload, let count):
+            request = ["command": .string("job"), "group": .string(group), "payload": .string(payload), "count": .number(Double(count))]
+        case .stopPool:
+            request = ["command": .string("stop")]
+        }
+        let outcome = await Task.detached { () -> String in
+            do {
+                let response = try ControlClient(pool: pool).request(request)
+                guard response["ok"]?.bool == true else { return "refused: \(response["error"]?.string ?? "")" }
+                if let jobs = response["jobs"]?.array {
+                    return jobs.map { job in
+                        job["ok"]?.bool == true
+                            ? "worker \(job["worker"]?.integer ?? 0): \(job["result"]?.string ?? "")"
+                            : "\(job["code"]?.string ?? "error"): \(job["error"]?.string ?? "")"
+                    }.joined(separator: "; ")
+                }
+                return "done"
+            } catch {
+                return "\(error)"
+            }
+        }.value
+        return outcome
+    }
+}

@@ -1,0 +1,118 @@
+import PoolEngine
+import Synchronization
+
+/// What the console asks the pool to do.
+public enum ConsoleCommand: Hashable, Sendable {
+    case scale(group: String, to: Int)
+    case restartWorker(WorkerID)
+    case restartGroup(String)
+    case hardRestart
+    case killWorker(WorkerID)
+    case job(group: String, payload: String, count: Int)
+    case stopPool
+}
+
+/// Where the console's data comes from and where its commands go: a pool hosted in this
+/// process, or one running elsewhere (attached through shared memory and the control socket).
+public protocol ConsoleSource: Sendable {
+    var poolName: String { get }
+    /// Whether quitting the console stops the pool (hosted) or only detaches (attached).
+    var isHosting: Bool { get }
+    /// The pool's state now; nil once it is gone.
+    func snapshot() -> PoolSnapshot?
+    /// The most recent events and log lines, oldest first.
+    func recentEvents() -> [PoolEventRecord]
+    /// Carries out a command; the sentence to show the operator.
+    func perform(_ command: ConsoleCommand) async -> String
+}
+
+/// Keeps the last events of a stream for the events pane.
+final class EventHistory: Sendable {
+    static let limit = 1000
+    private let events = Mutex<[PoolEventRecord]>([])
+
+    func append(_ record: PoolEventRecord) {
+        events.withLock { events in
+            events.append(record)
+            if events.count > Self.limit { events.removeFirst(events.count - Self.limit) }
+        }
+    }
+
+    var all: [PoolEventRecord] { events.withLock { $0 } }
+}
+
+/// A pool running in this process: the console reads its shared memory and drives it directly.
+public final class HostedSource: ConsoleSource {
+    public let pool: WorkerPool
+    private let history = EventHistory()
+
+    public init(pool: WorkerPool) {
+        self.pool = pool
+        let stream = pool.eventRecords(replay: true)
+        Task { [history] in
+            for await record in stream { history.append(record) }
+        }
+    }
+
+    public var poolName: String { pool.name }
+    public var isHosting: Bool { true }
+    public func snapshot() -> PoolSnapshot? { pool.snapshot() }
+    public func recentEvents() -> [PoolEventRecord] { history.all }
+
+    public func perform(_ command: ConsoleCommand) async -> String {
+        do {
+            switch command {
+            case .scale(let group, let count):
+                try await pool.scale(.name(group), to: count)
+                return "group \(group): scaling to \(count)"
+            case .restartWorker(let id):
+                try await pool.restartWorker(id)
+                return "worker \(id): restarting"
+            case .restartGroup(let group):
+                try await pool.restartGroup(.name(group))
+                return "group \(group): restarting each worker"
+            case .hardRestart:
+                pool.restart(.hard)
+                return "hard restart of the pool"
+            case .killWorker(let id):
+                try await pool.killWorker(id)
+                return "worker \(id): killed with SIGKILL"
+            case .job(let group, let payload, let count):
+                return await runJobs(group: group, payload: payload, count: count)
+            case .stopPool:
+                pool.stop()
+                return "stopping the pool"
+            }
+        } catch {
+            return "refused: \(error)"
+        }
+    }
+
+    private func runJobs(group: String, payload: String, count: Int) async -> String {
+        let pool = self.pool
+        let outcomes = await withTaskGroup(of: String.self) { tasks in
+            for _ in 0..<max(count, 1) {
+                tasks.addTask {
+                    do {
+                        let result = try await pool.submitJob(Array(payload.utf8), to: .name(group))
+                        return "worker \(result.worker): \(result.text) (wait \(format(result.queueWait)), run \(format(result.runTime)))"
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+            }
+            var outcomes: [String] = []
+            for await outcome in tasks { outcomes.append(outcome) }
+            return outcomes
+        }
+        return "job '\(payload)' → " + outcomes.joined(separator: "; ")
+    }
+}
+
+/// Short durations for the status line: 85us, 1.2ms, 2.5s.
+func format(_ duration: Duration) -> String {
+    let seconds = duration.seconds
+    if seconds >= 1 { return "\(Double(Int(seconds * 10)) / 10)s" }
+    if seconds >= 0.001 { return "\(Double(Int(seconds * 10_000)) / 10)ms" }
+    return "\(Int(seconds * 1e6))us"
+}

@@ -1,0 +1,231 @@
+import PoolEngine
+
+/// A key the console understands, as the terminal reports it.
+public enum ConsoleKey: Hashable, Sendable {
+    case character(Character)
+    case up, down, left, right, pageUp, pageDown, home, end
+    case enter, escape, tab, backspace
+    case function(Int)
+    case resize
+}
+
+/// A question an operator must answer before a destructive action; Cancel is the default.
+public struct Confirmation: Hashable, Sendable {
+    public var question: String
+    public var command: ConsoleCommand
+    /// Whether OK is highlighted (Tab moves it); Enter answers the highlighted button.
+    public var okSelected = false
+}
+
+/// Everything the console shows besides the pool's own state. Changed only by ``reduce``.
+public struct ConsoleState: Hashable, Sendable {
+    public enum Mode: Hashable, Sendable {
+        case normal
+        case help
+        case detail(WorkerID)
+        case confirm(Confirmation)
+        case filter
+        /// The hosted pool is stopping after a confirmed quit; the screen shows the progress.
+        case quitting
+    }
+
+    public enum Focus: Hashable, Sendable {
+        case groups, workers
+    }
+
+    public var mode: Mode = .normal
+    public var focus: Focus = .groups
+    public var selectedGroup = 0
+    public var selectedWorker = 0
+    public var filter = ""
+    public var isPaused = false
+    public var refresh: Duration = .seconds(1)
+    public var themeIndex = 0
+    public var readOnly = false
+    public var message: String?
+    public var shouldExit = false
+
+    public init(readOnly: Bool = false) {
+        self.readOnly = readOnly
+    }
+}
+
+/// What a key asks the console loop to do besides changing state.
+public enum ConsoleEffect: Hashable, Sendable {
+    case run(ConsoleCommand)
+    case exit
+}
+
+/// The console's reducer: a key, the state and the pool as last seen in; the new state and effects out. Pure.
+public enum ConsoleReducer {
+    public static func reduce(
+        _ state: inout ConsoleState, key: ConsoleKey, snapshot: PoolSnapshot?, isHosting: Bool, themes: Int
+    ) -> [ConsoleEffect] {
+        switch state.mode {
+        case .quitting:
+            return []
+        case .help:
+            if key != .resize { state.mode = .normal }
+            return []
+        case .detail:
+            if key == .escape || key == .enter || key == .character("q") { state.mode = .normal }
+            return []
+        case .filter:
+            switch key {
+            case .enter, .escape: state.mode = .normal
+            case .backspace: if !state.filter.isEmpty { state.filter.removeLast() }
+            case .character(let character): state.filter.append(character)
+            default: break
+            }
+            return []
+        case .confirm(var confirmation):
+            switch key {
+            case .tab, .left, .right:
+                confirmation.okSelected.toggle()
+                state.mode = .confirm(confirmation)
+                return []
+            case .character("y"), .character("Y"):
+                return accept(&state, confirmation, isHosting: isHosting)
+            case .enter:
+                if confirmation.okSelected { return accept(&state, confirmation, isHosting: isHosting) }
+                state.mode = .normal
+                return []
+            default:
+                state.mode = .normal
+                state.message = "cancelled"
+                return []
+            }
+        case .normal:
+            return normal(&state, key: key, snapshot: snapshot, isHosting: isHosting, themes: themes)
+        }
+    }
+
+    private static func accept(_ state: inout ConsoleState, _ confirmation: Confirmation, isHosting: Bool) -> [ConsoleEffect] {
+        if confirmation.command == .stopPool {
+            state.mode = .quitting
+            return [.run(.stopPool)]
+        }
+        state.mode = .normal
+        return [.run(confirmation.command)]
+    }
+
+    private static func normal(
+        _ state: inout ConsoleState, key: ConsoleKey, snapshot: PoolSnapshot?, isHosting: Bool, themes: Int
+    ) -> [ConsoleEffect] {
+        let groups = snapshot?.groups ?? []
+        let workers = visibleWorkers(snapshot, state)
+        let group = groups.indices.contains(state.selectedGroup) ? groups[state.selectedGroup] : nil
+        let worker = workers.indices.contains(state.selectedWorker) ? workers[state.selectedWorker] : nil
+        func needsWrite() -> Bool {
+            if state.readOnly { state.message = "read-only: actions are disabled" }
+            return state.readOnly
+        }
+        switch key {
+        case .character("q"), .function(10):
+            if isHosting {
+                state.mode = .confirm(
+                    Confirmation(question: "Quit and stop pool '\(snapshot?.pool.name ?? "")' and all its workers?", command: .stopPool))
+                return []
+            }
+            state.shouldExit = true
+            return [.exit]
+        case .character("?"), .function(1), .character("h"):
+            state.mode = .help
+        case .down:
+            move(&state, by: 1, groups: groups.count, workers: workers.count)
+        case .up:
+            move(&state, by: -1, groups: groups.count, workers: workers.count)
+        case .pageUp:
+            move(&state, by: -10, groups: groups.count, workers: workers.count)
+        case .pageDown:
+            move(&state, by: 10, groups: groups.count, workers: workers.count)
+        case .tab, .left, .right:
+            state.focus = state.focus == .groups ? .workers : .groups
+        case .enter:
+            if let worker { state.mode = .detail(worker.id) }
+        case .character("/"), .function(3):
+            state.mode = .filter
+        case .character("p"), .character("Z"):
+            state.isPaused.toggle()
+            state.message = state.isPaused ? "paused" : "resumed"
+        case .character("t"):
+            state.themeIndex = (state.themeIndex + 1) % max(themes, 1)
+        case .character("]"):
+            state.refresh = min(state.refresh * 2, .seconds(10))
+            state.message = "refresh every \(format(state.refresh))"
+        case .character("["):
+            state.refresh = max(state.refresh / 2, .milliseconds(250))
+            state.message = "refresh every \(format(state.refresh))"
+        case .character("+"), .function(2):
+            guard !needsWrite(), let group else { break }
+            if group.desired >= group.max {
+                state.message = "group \(group.name) is at its max (\(group.max))"
+            } else {
+                return [.run(.scale(group: group.name, to: group.desired + 1))]
+            }
+        case .character("-"):
+            guard !needsWrite(), let group else { break }
+            if group.desired <= group.min {
+                state.message = "group \(group.name) is at its min (\(group.min))"
+            } else {
+                let victim = workers.filter { $0.groupID == group.id && $0.state == .ready }.max { $0.id < $1.id }
+                let busy = victim.map { $0.activity.jobsInFlight > 0 } ?? false
+                let what = victim.map { "stops worker \($0.id)\(busy ? " (\($0.activity.jobsInFlight) jobs in flight, it drains first)" : " (idle)")" } ?? "stops a worker"
+                state.mode = .confirm(
+                    Confirmation(question: "Scale \(group.name) down to \(group.desired - 1)? This \(what).", command: .scale(group: group.name, to: group.desired - 1)))
+            }
+        case .character("r"):
+            guard !needsWrite(), let worker else { break }
+            state.mode = .confirm(
+                Confirmation(question: "Restart worker \(worker.id) (\(worker.group))? \(drainNote(worker))", command: .restartWorker(worker.id)))
+        case .character("R"):
+            guard !needsWrite(), let group else { break }
+            state.mode = .confirm(
+                Confirmation(question: "Restart every worker of \(group.name) (\(group.running) running)? Each is replaced as it finishes.", command: .restartGroup(group.name)))
+        case .character("H"):
+            guard !needsWrite() else { break }
+            let running = snapshot?.workers.filter { $0.state.hasProcess }.count ?? 0
+            state.mode = .confirm(Confirmation(question: "Hard restart: stop all \(running) workers, then start them again?", command: .hardRestart))
+        case .character("k"), .function(9):
+            guard !needsWrite(), let worker, worker.pid > 0 else { break }
+            state.mode = .confirm(
+                Confirmation(question: "Kill worker \(worker.id) (pid \(worker.pid)) with SIGKILL? \(worker.activity.jobsInFlight) jobs in flight are lost to their senders.", command: .killWorker(worker.id)))
+        case .character("j"):
+            guard !needsWrite() else { break }
+            guard let group, group.kind == .job else {
+                state.message = "select a job group to submit a test job"
+                break
+            }
+            return [.run(.job(group: group.name, payload: "echo hello from pooltop", count: 1))]
+        default:
+            break
+        }
+        return []
+    }
+
+    private static func drainNote(_ worker: WorkerSnapshot) -> String {
+        worker.activity.jobsInFlight > 0
+            ? "It has \(worker.activity.jobsInFlight) jobs in flight and will drain first."
+            : "It is idle."
+    }
+
+    private static func move(_ state: inout ConsoleState, by delta: Int, groups: Int, workers: Int) {
+        switch state.focus {
+        case .groups:
+            state.selectedGroup = max(0, min(groups - 1, state.selectedGroup + delta))
+            state.selectedWorker = 0
+        case .workers:
+            state.selectedWorker = max(0, min(workers - 1, state.selectedWorker + delta))
+        }
+    }
+
+    /// The workers the table shows: the selected group's, filtered by the filter text.
+    public static func visibleWorkers(_ snapshot: PoolSnapshot?, _ state: ConsoleState) -> [WorkerSnapshot] {
+        guard let snapshot else { return [] }
+        let groupID = snapshot.groups.indices.contains(state.selectedGroup) ? snapshot.groups[state.selectedGroup].id : nil
+        return snapshot.workers.filter { worker in
+            (groupID == nil || worker.groupID == groupID)
+                && (state.filter.isEmpty || "\(worker.id) \(worker.group) \(worker.state.rawValue) \(worker.pid)".contains(state.filter))
+        }
+    }
+}

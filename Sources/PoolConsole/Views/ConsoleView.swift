@@ -1,0 +1,368 @@
+import PoolEngine
+
+/// Figures the console derives over time: rates and their recent history, rows to highlight.
+public struct ConsoleTrends: Sendable {
+    struct Totals {
+        var at: Double
+        var jobs: UInt64
+        var connections: UInt64
+        var cpu: Double
+    }
+
+    var last: Totals?
+    public private(set) var jobsPerSecond = 0.0
+    public private(set) var connectionsPerSecond = 0.0
+    public private(set) var cpuPercent = 0.0
+    /// Jobs per second, one sample per refresh, newest last.
+    public private(set) var jobHistory: [Double] = []
+    /// When each slot's current pid was first seen, to mark new rows for a few seconds.
+    var firstSeen: [WorkerID: (pid: Int32, at: Double)] = [:]
+
+    public init() {}
+
+    public mutating func update(_ snapshot: PoolSnapshot) {
+        let totals = Totals(
+            at: snapshot.takenAt,
+            jobs: snapshot.workers.reduce(0) { $0 + $1.activity.jobsProcessed },
+            connections: snapshot.workers.reduce(0) { $0 + $1.activity.connectionsProcessed },
+            cpu: snapshot.workers.reduce(0) { $0 + $1.cpuSeconds })
+        if let last, totals.at > last.at {
+            let seconds = totals.at - last.at
+            jobsPerSecond = Double(totals.jobs &- min(totals.jobs, last.jobs)) / seconds
+            connectionsPerSecond = Double(totals.connections &- min(totals.connections, last.connections)) / seconds
+            cpuPercent = max(0, totals.cpu - last.cpu) / seconds * 100
+            jobHistory.append(jobsPerSecond)
+            if jobHistory.count > 120 { jobHistory.removeFirst(jobHistory.count - 120) }
+        }
+        last = totals
+        for worker in snapshot.workers where worker.pid > 0 && firstSeen[worker.id]?.pid != worker.pid {
+            firstSeen[worker.id] = (worker.pid, snapshot.takenAt)
+        }
+    }
+
+    /// Whether the row should be marked new (its process appeared within the last 3 s).
+    func isNew(_ worker: WorkerSnapshot, now: Double) -> Bool {
+        guard worker.pid > 0, let seen = firstSeen[worker.id], seen.pid == worker.pid, last != nil else { return false }
+        return now - seen.at < 3 && worker.generation > 1
+    }
+}
+
+/// Draws the console: header, groups, workers, events, key bar, and the overlays. Pure.
+public enum ConsoleView {
+    public static func render(
+        snapshot: PoolSnapshot?, events: [PoolEventRecord], state: ConsoleState, trends: ConsoleTrends,
+        poolName: String, isHosting: Bool, width: Int, height: Int
+    ) -> ScreenBuffer {
+        var screen = ScreenBuffer(width: width, height: height)
+        guard width >= 20 && height >= 5 else {
+            screen.put("pooltop: too small", x: 0, y: 0, role: .message)
+            return screen
+        }
+        guard let snapshot else {
+            screen.put("pooltop — \(poolName)", x: 0, y: 0, role: .headerTitle)
+            screen.put(
+                state.mode == .quitting ? "the pool has stopped; nothing is left running" : "pool '\(poolName)' is not running (waiting for it)",
+                x: 0, y: 2, role: .message)
+            drawKeyBar(&screen, state: state, isHosting: isHosting)
+            return screen
+        }
+        var y = drawHeader(&screen, snapshot: snapshot, state: state, trends: trends, isHosting: isHosting)
+        y = drawGroups(&screen, snapshot: snapshot, state: state, from: y + 1)
+        let eventsHeight = height >= 24 ? max(4, height / 5) : (height >= 14 ? 3 : 0)
+        let workersEnd = height - 1 - (eventsHeight > 0 ? eventsHeight + 1 : 0)
+        y = drawWorkers(&screen, snapshot: snapshot, state: state, trends: trends, from: y + 1, to: workersEnd)
+        if eventsHeight > 0 { drawEvents(&screen, events: events, from: workersEnd, height: eventsHeight + 1) }
+        drawKeyBar(&screen, state: state, isHosting: isHosting)
+        switch state.mode {
+        case .help: drawHelp(&screen, readOnly: state.readOnly)
+        case .confirm(let confirmation): drawConfirm(&screen, confirmation)
+        case .detail(let id): drawDetail(&screen, snapshot: snapshot, events: events, id: id)
+        case .quitting: drawDialog(&screen, title: "Stopping", lines: ["Stopping pool '\(snapshot.pool.name)'…", progress(snapshot)])
+        case .normal, .filter: break
+        }
+        return screen
+    }
+
+    // MARK: - Parts
+
+    static func drawHeader(
+        _ screen: inout ScreenBuffer, snapshot: PoolSnapshot, state: ConsoleState, trends: ConsoleTrends, isHosting: Bool
+    ) -> Int {
+        let pool = snapshot.pool
+        var x = screen.put("pooltop", x: 0, y: 0, role: .headerTitle)
+        x = screen.put(" \(pool.name)", x: x, y: 0, role: .headerValue)
+        x = label(&screen, "  pid ", "\(pool.pid)", x: x, y: 0)
+        x = label(&screen, "  up ", duration(pool.uptimeSeconds), x: x, y: 0)
+        x = label(&screen, "  restarts ", "\(pool.restarts.hard) hard, \(pool.restarts.soft) soft", x: x, y: 0)
+        if !isHosting { screen.put(state.readOnly ? "  [attached, read-only]" : "  [attached]", x: x, y: 0, role: .headerLabel) }
+        let running = snapshot.workers.filter { $0.state.hasProcess }.count
+        let ready = snapshot.workers.filter { $0.state == .ready }.count
+        x = label(&screen, "workers ", "\(running) running, \(ready) ready, \(snapshot.workers.count) slots", x: 0, y: 1)
+        x = label(&screen, "  jobs/s ", rate(trends.jobsPerSecond), x: x, y: 1)
+        x = screen.put(" " + sparkline(trends.jobHistory, width: 16), x: x, y: 1, role: .sparkline)
+        x = label(&screen, "  conn/s ", rate(trends.connectionsPerSecond), x: x, y: 1)
+        x = label(&screen, "  cpu ", "\(Int(trends.cpuPercent.rounded()))%", x: x, y: 1)
+        x = label(&screen, "  mem ", bytes(snapshot.workers.reduce(0) { $0 + $1.rssBytes }), x: x, y: 1)
+        if state.isPaused { screen.put("  PAUSED", x: x, y: 1, role: .message) }
+        if let message = state.message { screen.put(message, x: 0, y: 2, role: .message) }
+        if state.mode == .filter || !state.filter.isEmpty {
+            screen.put("filter: \(state.filter)\(state.mode == .filter ? "_" : "")", x: max(0, screen.width - 30), y: 2, role: .message)
+        }
+        return 2
+    }
+
+    static func drawGroups(_ screen: inout ScreenBuffer, snapshot: PoolSnapshot, state: ConsoleState, from y: Int) -> Int {
+        let columns: [(String, Int)] = [
+            ("GROUP", 14), ("KIND", 8), ("MIN/WANT/MAX", 13), ("RUN", 4), ("READY", 6), ("RESTARTS", 9), ("JOBS IN/DONE/ERR/REJ", 22), ("CONNS", 6),
+        ]
+        header(&screen, columns, y: y)
+        var row = y + 1
+        for (index, group) in snapshot.groups.enumerated() where row < screen.height - 2 {
+            let workers = snapshot.workers.filter { $0.groupID == group.id }
+            let restarts = workers.reduce(0) { $0 + $1.restarts }
+            let a = workers.map(\.activity)
+            let jobs = "\(a.reduce(0) { $0 + $1.jobsInFlight })/\(a.reduce(0) { $0 + $1.jobsProcessed })/\(a.reduce(0) { $0 + $1.jobsErrors })/\(a.reduce(0) { $0 + $1.jobsRejected })"
+            let cells = [
+                group.name, group.kind.rawValue, "\(group.min)/\(group.desired)/\(group.max)", "\(group.running)", "\(group.ready)",
+                "\(restarts)", jobs, "\(a.reduce(0) { $0 + $1.connectionsActive })",
+            ]
+            put(&screen, cells, columns, y: row, role: .normal)
+            if index == state.selectedGroup {
+                screen.paint(state.focus == .groups ? .rowSelected : .headerValue, y: row)
+            }
+            row += 1
+        }
+        return row
+    }
+
+    static func drawWorkers(
+        _ screen: inout ScreenBuffer, snapshot: PoolSnapshot, state: ConsoleState, trends: ConsoleTrends, from y: Int, to end: Int
+    ) -> Int {
+        let wide = screen.width >= 100
+        var columns: [(String, Int)] = [("ID", 4), ("PID", 8), ("STATE", 12), ("UP", 7), ("RST", 4), ("LAST EXIT", 18), ("JOBS IN/DONE/ERR", 17)]
+        if wide { columns += [("CURRENT JOB", 14), ("CONN", 5), ("RSS", 8), ("CPU", 6)] }
+        header(&screen, columns, y: y)
+        let workers = ConsoleReducer.visibleWorkers(snapshot, state)
+        let visibleRows = max(end - y - 1, 0)
+        let first = max(0, min(state.selectedWorker - visibleRows + 1, max(workers.count - visibleRows, 0)))
+        var row = y + 1
+        for (index, worker) in workers.enumerated().dropFirst(first) where row < end {
+            var stateText = worker.state == .finished ? "done" : worker.state.rawValue
+            if worker.state == .backoff, let until = worker.backoffUntil {
+                stateText += " \(seconds(max(0, until - snapshot.takenAt)))"
+            }
+            let exit = worker.lastExit.map { exit in
+                "\(exit.reason.rawValue)" + (exit.signal.map { " sig\($0)" } ?? exit.code.map { $0 == 0 ? "" : " \($0)" } ?? "")
+            } ?? "-"
+            let a = worker.activity
+            var cells = [
+                "\(worker.id)", worker.pid == 0 ? "-" : "\(worker.pid)", stateText,
+                worker.state.hasProcess ? worker.startedAt.map { duration(snapshot.takenAt - $0) } ?? "-" : "-", "\(worker.restarts)", exit,
+                "\(a.jobsInFlight)/\(a.jobsProcessed)/\(a.jobsErrors)",
+            ]
+            if wide {
+                let current = a.currentJobID == 0 ? "-" : "#\(a.currentJobID) \(seconds(max(0, snapshot.takenAt - Double(a.currentJobSince) / 1e9)))"
+                cells += [current, "\(a.connectionsActive)", worker.rssBytes == 0 ? "-" : bytes(worker.rssBytes), "\(Int((worker.cpuSeconds).rounded()))s"]
+            }
+            put(&screen, cells, columns, y: row, role: role(for: worker.state))
+            if trends.isNew(worker, now: snapshot.takenAt) { screen.paint(.rowNew, y: row) }
+            if let exit = worker.lastExit, !worker.state.hasProcess, snapshot.takenAt - exit.at < 3 { screen.paint(.rowGone, y: row) }
+            if index == state.selectedWorker && state.focus == .workers { screen.paint(.rowSelected, y: row) }
+            row += 1
+        }
+        if workers.isEmpty { screen.put("  no workers match", x: 0, y: y + 1, role: .headerLabel) }
+        return row
+    }
+
+    static func drawEvents(_ screen: inout ScreenBuffer, events: [PoolEventRecord], from y: Int, height: Int) {
+        screen.fill(y: y, role: .tableHeader)
+        screen.put("EVENTS AND LOGS", x: 0, y: y, role: .tableHeader)
+        let lines = events.suffix(height - 1)
+        for (offset, record) in lines.enumerated() {
+            let (text, role) = describe(record)
+            screen.put("\(clock(record.at)) \(text)", x: 0, y: y + 1 + offset, role: role)
+        }
+    }
+
+    static func drawKeyBar(_ screen: inout ScreenBuffer, state: ConsoleState, isHosting: Bool) {
+        let y = screen.height - 1
+        screen.fill(y: y, role: .keyBarLabel)
+        var keys: [(String, String)] = [("F1?", "Help"), ("↑↓", "Move"), ("Tab", "Panel"), ("Enter", "Detail"), ("/", "Filter")]
+        if !state.readOnly {
+            keys += [("+-", "Scale"), ("r", "Restart"), ("R", "Group"), ("H", "Hard"), ("k", "Kill"), ("j", "Job")]
+        }
+        keys += [("t", "Theme"), ("p", "Pause"), ("q", isHosting ? "Quit" : "Detach")]
+        var x = 0
+        for (key, label) in keys where x < screen.width {
+            x = screen.put(key, x: x, y: y, role: .keyBar)
+            x = screen.put(label + " ", x: x, y: y, role: .keyBarLabel)
+        }
+    }
+
+    static func drawHelp(_ screen: inout ScreenBuffer, readOnly: Bool) {
+        var lines = [
+            "↑/↓ PgUp/PgDn  move     Tab ←/→  groups or workers",
+            "Enter  worker detail     Esc  back       /  filter workers",
+            "t  next theme            p  pause        [ ]  refresh slower/faster",
+        ]
+        if !readOnly {
+            lines += [
+                "+ / -  scale the selected group within min…max",
+                "r  restart the selected worker   R  restart its group",
+                "H  hard restart of the pool      k  kill the worker (SIGKILL)",
+                "j  submit a test job to the selected job group",
+            ]
+        }
+        lines += ["q  quit (hosted: asks, then stops the pool; attached: detaches)", "", "any key closes this help"]
+        drawDialog(&screen, title: "Help", lines: lines)
+    }
+
+    static func drawConfirm(_ screen: inout ScreenBuffer, _ confirmation: Confirmation) {
+        let buttons = confirmation.okSelected ? "  Cancel  [ OK ]   (y: yes, Esc: no)" : "[ Cancel ]  OK     (y: yes, Esc: no)"
+        drawDialog(&screen, title: "Confirm", lines: wrap(confirmation.question, width: max(screen.width - 8, 10)) + ["", buttons])
+    }
+
+    static func drawDetail(_ screen: inout ScreenBuffer, snapshot: PoolSnapshot, events: [PoolEventRecord], id: WorkerID) {
+        guard let worker = snapshot.worker(id) else { return }
+        let a = worker.activity
+        var lines = [
+            "group \(worker.group)   pid \(worker.pid == 0 ? "-" : "\(worker.pid)")   state \(worker.state.rawValue)   generation \(worker.generation)",
+            "restarts \(worker.restarts)   rss \(bytes(worker.rssBytes))   cpu \(worker.cpuSeconds)s",
+            "jobs: \(a.jobsAccepted) accepted, \(a.jobsProcessed) done, \(a.jobsErrors) errors, \(a.jobsRejected) rejected, \(a.jobsInFlight) in flight",
+            "connections: \(a.connectionsAccepted) accepted, \(a.connectionsActive) active, \(a.connectionsErrors) errors",
+        ]
+        if let exit = worker.lastExit {
+            lines.append("last exit: \(exit.reason.rawValue), \(exit.code.map { "code \($0)" } ?? exit.signal.map { "signal \($0)" } ?? exit.status) at \(clock(exit.at))")
+        }
+        let mine = events.filter { record in
+            switch record.event {
+            case .workerExited(let exit): return exit.id == id
+            case .workerLog(let worker, _, _), .workerReady(let worker, _, _, _), .workerKilled(let worker, _, _, _): return worker == id
+            default: return false
+            }
+        }.suffix(8)
+        lines.append("")
+        lines.append(mine.isEmpty ? "no recent events" : "recent:")
+        for record in mine { lines.append("\(clock(record.at)) \(describe(record).0)") }
+        drawDialog(&screen, title: "Worker \(id)", lines: lines)
+    }
+
+    static func drawDialog(_ screen: inout ScreenBuffer, title: String, lines: [String]) {
+        let width = min(screen.width - 2, max(lines.map(\.count).max() ?? 0, title.count) + 4)
+        let height = min(screen.height - 2, lines.count + 2)
+        let left = max(0, (screen.width - width) / 2)
+        let top = max(0, (screen.height - height) / 2)
+        for row in 0..<height { screen.fill(y: top + row, from: left, to: left + width, role: .dialog) }
+        screen.put(" \(title) ", x: left + 1, y: top, role: .dialogTitle)
+        for (index, line) in lines.prefix(height - 2).enumerated() {
+            screen.put(line, x: left + 2, y: top + 1 + index, role: .dialog, maxWidth: width - 3)
+        }
+    }
+
+    // MARK: - Text
+
+    static func describe(_ record: PoolEventRecord) -> (String, StyleRole) {
+        switch record.event {
+        case .workerLog(let id, let group, let log):
+            let role: StyleRole = ["error", "critical"].contains(log.level) ? .eventError : log.level == "warning" ? .eventWarning : .eventInfo
+            return ("[\(group)#\(id)] \(log.message)", role)
+        case .workerStarting(let id, let group, let pid, _): return ("worker \(id) (\(group)) starting, pid \(pid)", .eventInfo)
+        case .workerReady(let id, let group, let pid, _): return ("worker \(id) (\(group)) ready, pid \(pid)", .eventInfo)
+        case .workerStopRequested(let id, let group, let reason): return ("worker \(id) (\(group)) asked to stop (\(reason.rawValue))", .eventInfo)
+        case .workerKilled(let id, let group, _, let why): return ("worker \(id) (\(group)) killed: \(why)", .eventWarning)
+        case .workerExited(let exit):
+            let expected: Set<ExitReason> = [.shutdown, .scaleDown, .restart, .cleanExit, .terminate, .stopped, .quota]
+            let status = exit.status.map { "\($0)" } ?? "not started"
+            return ("worker \(exit.id) (\(exit.group)) exited: \(exit.reason.rawValue), \(status)\(exit.message.map { ": \($0)" } ?? "")", expected.contains(exit.reason) ? .eventInfo : .eventError)
+        case .workerBackingOff(let id, let group, let delay): return ("worker \(id) (\(group)) restarts in \(format(delay))", .eventWarning)
+        case .workerFailed(let id, let group, let why): return ("worker \(id) (\(group)) will not be restarted: \(why)", .eventError)
+        case .workerSpawnFailed(let id, let group, let error): return ("worker \(id) (\(group)) could not be spawned: \(error)", .eventError)
+        case .groupScaled(let group, let from, let to): return ("group \(group) scaled from \(from) to \(to)", .eventInfo)
+        case .poolRestarting(let hard): return ("\(hard ? "hard" : "soft") restart of the pool", .eventWarning)
+        case .poolStopping(let reason): return ("pool stopping: \(reason)", .eventWarning)
+        }
+    }
+
+    static func progress(_ snapshot: PoolSnapshot) -> String {
+        let left = snapshot.workers.filter { $0.state.hasProcess }.count
+        return left == 0 ? "every worker has stopped" : "\(left) worker(s) still stopping"
+    }
+
+    static func role(for state: WorkerState) -> StyleRole {
+        switch state {
+        case .ready: return .workerReady
+        case .starting: return .workerStarting
+        case .stopping: return .workerStopping
+        case .backoff: return .workerBackoff
+        case .failed: return .workerFailed
+        case .stopped, .finished: return .workerStopped
+        }
+    }
+
+    static func header(_ screen: inout ScreenBuffer, _ columns: [(String, Int)], y: Int) {
+        screen.fill(y: y, role: .tableHeader)
+        put(&screen, columns.map(\.0), columns, y: y, role: .tableHeader)
+    }
+
+    static func put(_ screen: inout ScreenBuffer, _ cells: [String], _ columns: [(String, Int)], y: Int, role: StyleRole) {
+        var x = 0
+        for (cell, column) in zip(cells, columns) where x < screen.width {
+            screen.put(cell, x: x, y: y, role: role, maxWidth: column.1 - 1)
+            x += column.1
+        }
+    }
+
+    @discardableResult
+    static func label(_ screen: inout ScreenBuffer, _ name: String, _ value: String, x: Int, y: Int) -> Int {
+        let next = screen.put(name, x: x, y: y, role: .headerLabel)
+        return screen.put(value, x: next, y: y, role: .headerValue)
+    }
+
+    static func sparkline(_ values: [Double], width: Int) -> String {
+        let bars: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
+        let recent = values.suffix(width)
+        let top = max(recent.max() ?? 0, 1)
+        let line = recent.map { bars[min(bars.count - 1, Int(($0 / top) * Double(bars.count - 1)))] }
+        return String(repeating: " ", count: width - line.count) + String(line)
+    }
+
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            if line.count + word.count + 1 > width && !line.isEmpty {
+                lines.append(line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let total = Int(max(seconds, 0))
+        if total < 60 { return "\(total)s" }
+        if total < 3600 { return "\(total / 60)m\(two(total % 60))s" }
+        if total < 86400 { return "\(total / 3600)h\(two(total % 3600 / 60))m" }
+        return "\(total / 86400)d\(two(total % 86400 / 3600))h"
+    }
+
+    static func seconds(_ value: Double) -> String { "\(Double(Int(value * 10)) / 10)s" }
+    static func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+
+    static func clock(_ seconds: Double) -> String {
+        let day = Int(seconds) % 86400
+        return "\(two(day / 3600)):\(two(day % 3600 / 60)):\(two(day % 60))"
+    }
+
+    static func rate(_ value: Double) -> String { value >= 100 ? "\(Int(value))" : "\(Double(Int(value * 10)) / 10)" }
+
+    static func bytes(_ value: UInt64) -> String {
+        let v = Double(value)
+        if v >= 1_073_741_824 { return "\(Double(Int(v / 107_374_182.4)) / 10)G" }
+        if v >= 1_048_576 { return "\(Double(Int(v / 104_857.6)) / 10)M" }
+        if v >= 1024 { return "\(Int(v / 1024))K" }
+        return "\(value)B"
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Logging
+import PoolConsole
+import PoolDemo
+import PoolEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Loads `--config` (or the demo pool); a bad file exits 2 with one error naming file, line and key.
+func loadConfiguration(_ config: String?, name: String?) throws -> PoolConfiguration {
+    do {
+        let parsed =
+            try config.map { try PoolConfiguration.load(file: $0, entryPoints: DemoPool.entryPoints) }
+            ?? PoolConfiguration.parse(yaml: DemoPool.configuration, file: "<demo pool>", entryPoints: DemoPool.entryPoints)
+        if let name { try PoolConfiguration.validatePoolName(name) }
+        return parsed.configuration
+    } catch {
+        printError("pooltop: configuration error: \(error)")
+        throw ExitCode(2)
+    }
+}
+
+/// `pooltop [--config pool.yaml] [--name NAME]`: the console hosting the pool in this process.
+struct HostCommand: PoolTopAsyncCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "console",
+        abstract: "Run a pool (the demo pool without --config) with the console in this terminal.",
+        discussion: """
+            The watcher runs in this process; quitting (q) asks, then stops the pool gracefully while the screen shows the progress.
+            Workers' output goes to workers.log in the pool's runtime directory while the console runs.
+            """)
+
+    @Option(name: .long, help: "The pool description (YAML). Without it, the bundled demo pool.") var config: String?
+    @Option(name: .long, help: "The pool's name (overrides the file's 'name').") var name: String?
+    @Option(name: .long, help: "Theme: default, monochrome, or a theme file's name.") var theme: String?
+    @Flag(name: .long, help: "Disable every action (scale, restart, kill, jobs).") var readOnly = false
+
+    func execute() async throws {
+        // The screen is the console's: log records reach it as events, not on stderr.
+        LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
+        var configuration = try loadConfiguration(config, name: name)
+        configuration.workerOutputFile = "workers.log"
+        let pool = try configuration.makePool(
+            entryPoints: DemoPool.entryPoints, nameOverride: name, logger: Logger(label: "pooltop"))
+        let running = Task { () -> (any Error)? in
+            do {
+                try await pool.run()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let source = HostedSource(pool: pool)
+        let themes = ThemeLibrary.load()
+        let readOnly = self.readOnly
+        let theme = self.theme
+        try await DedicatedThread.run(name: "pooltop-ui") {
+            let terminal = CursesTerminal()
+            ConsoleApp(source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme).run()
+        }
+        // The console ends once the pool has stopped; if it ended otherwise, stop the pool now.
+        pool.stop()
+        if let error = await running.value {
+            printError("pooltop: pool '\(pool.name)' failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `pooltop attach NAME [--read-only]`.
+struct AttachCommand: PoolTopAsyncCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach",
+        abstract: "Open the console on a pool running elsewhere; quitting detaches and never affects the pool.")
+
+    @Argument(help: "The pool's name.") var name: String
+    @Option(name: .long, help: "Theme: default, monochrome, or a theme file's name.") var theme: String?
+    @Flag(name: .long, help: "Disable every action (scale, restart, kill, jobs).") var readOnly = false
+
+    func execute() async throws {
+        guard RuntimeDirectory.isRunning(pool: name) else {
+            let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
+            printError("pooltop: no pool named '\(name)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
+            throw ExitCode(1)
+        }
+        let source = AttachedSource(pool: name)
+        let themes = ThemeLibrary.load()
+        let readOnly = self.readOnly
+        let theme = self.theme
+        try await DedicatedThread.run(name: "pooltop-ui") {
+            let terminal = CursesTerminal()
+            ConsoleApp(source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme).run()
+        }
+    }
+}
+
+/// `pooltop top --once [NAME]`: one frame as plain text, like `top -b`.
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top", abstract: "Print one console frame of a running pool as plain text (for scripts and bug reports).")
+
+    @Argument(help: "The pool's name (the only running pool when left out).") var name: String?
+    @Flag(name: .long, help: "Print one frame and exit (the only mode for now).") var once = false
+    @Option(name: .long, help: "Columns of the frame.") var width: Int = 120
+    @Option(name: .long, help: "Rows of the frame.") var height: Int = 40
+
+    func validate() throws {
+        if width < 20 || height < 5 { throw ValidationError("--width must be at least 20 and --height at least 5") }
+    }
+
+    func run() throws {
+        let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
+        guard let pool = name ?? (running.count == 1 ? running[0] : nil) else {
+            printError("pooltop: name the pool; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
+            throw ExitCode(running.isEmpty ? 1 : 2)
+        }
+        guard let snapshot = try? PoolSnapshot.read(pool: pool) else {
+            printError("pooltop: no pool named '\(pool)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
+            throw ExitCode(1)
+        }
+        var state = ConsoleState(readOnly: true)
+        state.focus = .workers
+        state.selectedWorker = -1
+        var trends = ConsoleTrends()
+        trends.update(snapshot)
+        let frame = ConsoleView.render(
+            snapshot: snapshot, events: [], state: state, trends: trends, poolName: pool, isHosting: false, width: width,
+            height: height)
+        print(frame.text)
+    }
+}
