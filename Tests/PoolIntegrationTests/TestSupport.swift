@@ -90,6 +90,14 @@ enum TestSupport {
         return condition()
     }
 
+    /// Removes what a SIGKILLed watcher of `pool` left: its segment and runtime directory.
+    static func removeStaleRuntime(pool: String) {
+        Posix.unlinkSharedMemory(name: SharedLayout.segmentName(pool: pool, uid: Posix.userID))
+        let directory = RuntimeDirectory.path(pool: pool)
+        for name in (try? Posix.listDirectory(directory)) ?? [] { Posix.removeFile("\(directory)/\(name)") }
+        Posix.removeDirectory(directory)
+    }
+
     /// Fails the test if any process tagged for it is still alive (after a short failsafe wait).
     static func expectNoOrphans(_ tag: String, sourceLocation: SourceLocation = #_sourceLocation) async {
         let gone = await eventually(timeout: .seconds(5)) { taggedProcesses(tag).isEmpty }

@@ -40,8 +40,8 @@ struct WatcherProcessTests {
         // The failsafe is generous; the benchmark measures how fast they go.
         #expect(await TestSupport.eventually(timeout: .seconds(10)) { workers.allSatisfy { !TestSupport.isAlive($0) } })
         await TestSupport.expectNoOrphans(name)
-        // The killed watcher could not clean up: leave no segment behind for the next test run.
-        Posix.unlinkSharedMemory(name: SharedLayout.segmentName(pool: name, uid: Posix.userID))
+        // The killed watcher could not clean up: leave nothing behind for the next test run.
+        TestSupport.removeStaleRuntime(pool: name)
     }
 
     @Test("SIGTERM during startup stops the pool cleanly, exit status 0, nothing left behind")

@@ -295,6 +295,7 @@ enum Benchmarks {
             kill(watcher.pid, SIGKILL)
             reap(watcher.pid)
             close(watcher.channel)
+            defer { removeStaleRuntime(pool: "bench-watch-\(watcher.pid)") }
             // Reparented workers may linger as zombies of pid 1: count a zombie as gone.
             while orphans.contains(where: isRunning), nowMilliseconds() - start < 5000 { usleep(500) }
             samples.append(nowMilliseconds() - start)
@@ -606,4 +607,12 @@ enum JobBenchmarks {
         guard let value = try? JSONValue.parse(line), let object = value.object else { return nil }
         return object.compactMapValues(\.number)
     }
+}
+
+/// Removes what a SIGKILLed watcher left (its segment and runtime directory), as its next start would.
+func removeStaleRuntime(pool: String) {
+    shm_unlink("/pooltop-\(getuid())-\(pool)")
+    let directory = RuntimeDirectory.path(pool: pool)
+    for name in ["control.sock", "watcher.lock", "workers.log"] { unlink("\(directory)/\(name)") }
+    rmdir(directory)
 }

@@ -20,11 +20,11 @@ public enum RuntimeDirectory {
 
     /// Whether a watcher holds pool `pool`'s lock right now.
     public static func isRunning(pool: String) -> Bool {
-        guard Posix.isDirectory(path: path(pool: pool)) else { return false }
-        guard let fd = try? Posix.lockFile("\(path(pool: pool))/watcher.lock") else { return true }
-        Posix.close(fd)
-        // We took the lock: nobody held it. Remove nothing; a starting pool recreates what it needs.
-        return false
+        // Never create the lock file here: looking must not leave files in another pool's directory.
+        guard let fd = Posix.openReadOnly("\(path(pool: pool))/watcher.lock") else { return false }
+        defer { Posix.close(fd) }
+        // A shared lock succeeds only when no watcher holds the exclusive one.
+        return !Posix.tryLockShared(fd)
     }
 
     /// Creates (or checks) the directory and takes the pool's lock: only one watcher per name.

@@ -110,6 +110,13 @@ extension Posix {
         return fd
     }
 
+    /// Takes and releases a shared `flock` without waiting; false when someone holds it exclusively.
+    static func tryLockShared(_ fd: FD) -> Bool {
+        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else { return false }
+        flock(fd, LOCK_UN)
+        return true
+    }
+
     /// Replaces a file's content through an open descriptor.
     static func rewrite(_ fd: FD, _ text: String) throws {
         let bytes = Array(text.utf8)
