@@ -86,6 +86,8 @@ let package = Package(
         .testTarget(
             name: "PoolConsoleTests",
             dependencies: ["PoolConsole", "PoolEngine"],
+            // Expected frames, read by path from the tests.
+            exclude: ["Snapshots"],
             swiftSettings: strictSettings
         ),
         .testTarget(

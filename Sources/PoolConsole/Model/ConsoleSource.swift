@@ -113,6 +113,6 @@ public final class HostedSource: ConsoleSource {
 func format(_ duration: Duration) -> String {
     let seconds = duration.seconds
     if seconds >= 1 { return "\(Double(Int(seconds * 10)) / 10)s" }
-    if seconds >= 0.001 { return "\(Double(Int(seconds * 10_000)) / 10)ms" }
+    if seconds >= 0.001 { return "\(Int((seconds * 1000).rounded()))ms" }
     return "\(Int(seconds * 1e6))us"
 }

@@ -97,9 +97,9 @@ public enum ConsoleView {
         if !isHosting { screen.put(state.readOnly ? "  [attached, read-only]" : "  [attached]", x: x, y: 0, role: .headerLabel) }
         let running = snapshot.workers.filter { $0.state.hasProcess }.count
         let ready = snapshot.workers.filter { $0.state == .ready }.count
-        x = label(&screen, "workers ", "\(running) running, \(ready) ready, \(snapshot.workers.count) slots", x: 0, y: 1)
+        x = label(&screen, "workers ", "\(running)/\(ready)/\(snapshot.workers.count)", x: 0, y: 1)
         x = label(&screen, "  jobs/s ", rate(trends.jobsPerSecond), x: x, y: 1)
-        x = screen.put(" " + sparkline(trends.jobHistory, width: 16), x: x, y: 1, role: .sparkline)
+        if screen.width >= 100 { x = screen.put(" " + sparkline(trends.jobHistory, width: 16), x: x, y: 1, role: .sparkline) }
         x = label(&screen, "  conn/s ", rate(trends.connectionsPerSecond), x: x, y: 1)
         x = label(&screen, "  cpu ", "\(Int(trends.cpuPercent.rounded()))%", x: x, y: 1)
         x = label(&screen, "  mem ", bytes(snapshot.workers.reduce(0) { $0 + $1.rssBytes }), x: x, y: 1)
@@ -139,7 +139,7 @@ public enum ConsoleView {
         _ screen: inout ScreenBuffer, snapshot: PoolSnapshot, state: ConsoleState, trends: ConsoleTrends, from y: Int, to end: Int
     ) -> Int {
         let wide = screen.width >= 100
-        var columns: [(String, Int)] = [("ID", 4), ("PID", 8), ("STATE", 12), ("UP", 7), ("RST", 4), ("LAST EXIT", 18), ("JOBS IN/DONE/ERR", 17)]
+        var columns: [(String, Int)] = [("ID", 4), ("PID", 8), ("STATE", 14), ("UP", 7), ("RST", 4), ("LAST EXIT", 16), ("JOBS IN/DONE/ERR", 17)]
         if wide { columns += [("CURRENT JOB", 14), ("CONN", 5), ("RSS", 8), ("CPU", 6)] }
         header(&screen, columns, y: y)
         let workers = ConsoleReducer.visibleWorkers(snapshot, state)

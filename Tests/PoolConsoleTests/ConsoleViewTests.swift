@@ -1,0 +1,238 @@
+import Testing
+
+@testable import PoolConsole
+@testable import PoolEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fixed pool state to render: two groups, one worker backing off, one just replaced.
+func fixedSnapshot() -> PoolSnapshot {
+    let base = 1_800_000_000.0
+    func worker(_ id: Int, group: String, groupID: Int, pid: Int32, state: WorkerState, restarts: Int = 0, jobs: UInt64 = 0, inFlight: UInt64 = 0, exit: WorkerSnapshot.ExitSnapshot? = nil, backoff: Double? = nil) -> WorkerSnapshot {
+        var activity = WorkerActivity()
+        activity.jobsProcessed = jobs
+        activity.jobsInFlight = inFlight
+        activity.jobsAccepted = jobs + inFlight
+        return WorkerSnapshot(
+            id: WorkerID(id), group: group, groupID: groupID, pid: pid, state: state, generation: restarts + 1, restarts: restarts,
+            firstStartedAt: base - 100, startedAt: state.hasProcess ? base - 65 : nil, readyAt: state.hasProcess ? base - 64 : nil,
+            finishedAt: exit?.at, backoffUntil: backoff, lastExit: exit, activity: activity, rssBytes: state.hasProcess ? 29_360_128 : 0,
+            cpuSeconds: state.hasProcess ? 1.5 : 0)
+    }
+    let crash = WorkerSnapshot.ExitSnapshot(status: "exited", code: 3, signal: nil, reason: .crash, at: base - 10)
+    return PoolSnapshot(
+        pool: .init(name: "demo", pid: 4242, startedAt: base - 125, uptimeSeconds: 125, restarts: .init(hard: 1, soft: 2), state: .running),
+        groups: [
+            GroupSnapshot(id: 1, name: "jobs", kind: .job, min: 2, max: 4, desired: 3, running: 2, ready: 2),
+            GroupSnapshot(id: 2, name: "ticker", kind: .service, min: 1, max: 1, desired: 1, running: 1, ready: 1),
+        ],
+        workers: [
+            worker(1, group: "jobs", groupID: 1, pid: 1001, state: .ready, jobs: 120, inFlight: 2),
+            worker(2, group: "jobs", groupID: 1, pid: 1002, state: .ready, restarts: 1, jobs: 80),
+            worker(3, group: "jobs", groupID: 1, pid: 0, state: .backoff, restarts: 3, exit: crash, backoff: base + 1.5),
+            worker(4, group: "jobs", groupID: 1, pid: 0, state: .stopped),
+            worker(5, group: "ticker", groupID: 2, pid: 1005, state: .ready),
+        ],
+        takenAt: base)
+}
+
+func fixedEvents() -> [PoolEventRecord] {
+    let at = 1_800_000_000.0 - 5
+    return [
+        PoolEventRecord(at: at, event: .workerReady(WorkerID(2), group: "jobs", pid: 1002, startup: .milliseconds(5))),
+        PoolEventRecord(at: at + 1, event: .workerLog(WorkerID(5), group: "ticker", record: LogRecord(level: "info", message: "tick 42", timestamp: at))),
+        PoolEventRecord(
+            at: at + 2,
+            event: .workerExited(WorkerExitRecord(id: WorkerID(3), group: "jobs", pid: 1003, status: .exited(3), reason: .crash, message: nil, uptime: .seconds(1)))),
+        PoolEventRecord(at: at + 2, event: .workerBackingOff(WorkerID(3), group: "jobs", delay: .milliseconds(400))),
+    ]
+}
+
+/// Compares a rendered frame with `Snapshots/<name>.txt`; POOLTOP_RECORD_SNAPSHOTS=1 rewrites the file and fails.
+func expectSnapshot(_ screen: ScreenBuffer, named name: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    var path = "\(#filePath)"
+    path = String(path[..<path.lastIndex(of: "/")!]) + "/Snapshots/\(name).txt"
+    let text = screen.text + "\n"
+    if getenv("POOLTOP_RECORD_SNAPSHOTS") != nil {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        Issue.record("recorded \(path); run again without POOLTOP_RECORD_SNAPSHOTS", sourceLocation: sourceLocation)
+        return
+    }
+    guard let expected = try? String(decoding: Posix.readFile(path), as: UTF8.self) else {
+        Issue.record("no snapshot at \(path); record it with POOLTOP_RECORD_SNAPSHOTS=1", sourceLocation: sourceLocation)
+        return
+    }
+    #expect(text == expected, "the \(name) frame changed:\n\(text)", sourceLocation: sourceLocation)
+}
+
+@Suite("Console view: frames rendered from fixed snapshots")
+struct ConsoleViewTests {
+    func render(width: Int, height: Int, state: ConsoleState = ConsoleState(), hosting: Bool = true) -> ScreenBuffer {
+        ConsoleView.render(
+            snapshot: fixedSnapshot(), events: fixedEvents(), state: state, trends: ConsoleTrends(), poolName: "demo",
+            isHosting: hosting, width: width, height: height)
+    }
+
+    @Test("80×24") func small() { expectSnapshot(render(width: 80, height: 24), named: "80x24") }
+    @Test("120×40") func large() { expectSnapshot(render(width: 120, height: 40), named: "120x40") }
+    @Test("40×10 shows what fits") func cramped() { expectSnapshot(render(width: 40, height: 10), named: "40x10") }
+
+    @Test("tiny and zero sizes never crash")
+    func tiny() {
+        for (width, height) in [(0, 0), (1, 1), (19, 4), (20, 5), (300, 3)] {
+            _ = render(width: width, height: height)
+        }
+    }
+
+    @Test("a confirmation says what will be affected and defaults to Cancel")
+    func confirm() {
+        var state = ConsoleState()
+        state.mode = .confirm(Confirmation(question: "Kill worker 1 (pid 1001) with SIGKILL? 2 jobs in flight are lost to their senders.", command: .killWorker(WorkerID(1))))
+        expectSnapshot(render(width: 80, height: 24, state: state), named: "confirm-80x24")
+    }
+
+    @Test("help lists the keys; read-only help leaves the actions out")
+    func help() {
+        var state = ConsoleState()
+        state.mode = .help
+        #expect(render(width: 100, height: 30, state: state).text.contains("k  kill the worker"))
+        state.readOnly = true
+        #expect(!render(width: 100, height: 30, state: state).text.contains("kill the worker"))
+    }
+
+    @Test("a missing pool says so")
+    func gone() {
+        let screen = ConsoleView.render(
+            snapshot: nil, events: [], state: ConsoleState(), trends: ConsoleTrends(), poolName: "demo", isHosting: false, width: 80, height: 24)
+        #expect(screen.text.contains("pool 'demo' is not running"))
+    }
+
+    @Test("the selected row and the backoff countdown are drawn")
+    func selectionAndBackoff() {
+        var state = ConsoleState()
+        state.focus = .workers
+        state.selectedWorker = 2
+        let screen = render(width: 120, height: 40, state: state)
+        let row = (0..<screen.height).first { screen.text(row: $0).hasPrefix("3 ") }!
+        #expect(screen[0, row].role == .rowSelected)
+        #expect(screen.text(row: row).contains("backoff 1.5s"))
+    }
+
+    @Test("only changed rows are presented again")
+    func changedRows() {
+        let first = render(width: 80, height: 24)
+        var state = ConsoleState()
+        state.message = "hello"
+        let second = render(width: 80, height: 24, state: state)
+        #expect(second.changedRows(since: first) == [2])
+        #expect(first.changedRows(since: first).isEmpty)
+    }
+}
+
+@Suite("Console reducer: keys to state and commands")
+struct ConsoleReducerTests {
+    func press(_ keys: [ConsoleKey], state: inout ConsoleState, hosting: Bool = true) -> [ConsoleEffect] {
+        keys.flatMap { ConsoleReducer.reduce(&state, key: $0, snapshot: fixedSnapshot(), isHosting: hosting, themes: 2) }
+    }
+
+    @Test("+ scales the selected group up by one; - asks first and names the worker that stops")
+    func scale() {
+        var state = ConsoleState()
+        #expect(press([.character("+")], state: &state) == [.run(.scale(group: "jobs", to: 4))])
+        #expect(press([.character("-")], state: &state).isEmpty)
+        guard case .confirm(let confirmation) = state.mode else {
+            Issue.record("expected a confirmation")
+            return
+        }
+        #expect(confirmation.question.contains("stops worker 2 (idle)"))
+        #expect(press([.enter], state: &state).isEmpty, "Enter on the default button cancels")
+        #expect(state.mode == .normal)
+        _ = press([.character("-")], state: &state)
+        #expect(press([.character("y")], state: &state) == [.run(.scale(group: "jobs", to: 2))])
+    }
+
+    @Test("a group at its max or min says so instead of asking")
+    func limits() {
+        var state = ConsoleState()
+        _ = press([.down], state: &state)
+        #expect(press([.character("+")], state: &state).isEmpty)
+        #expect(state.message == "group ticker is at its max (1)")
+    }
+
+    @Test("k kills the selected worker after a confirmation that counts its jobs in flight")
+    func kill() {
+        var state = ConsoleState()
+        _ = press([.tab, .character("k")], state: &state)
+        guard case .confirm(let confirmation) = state.mode else {
+            Issue.record("expected a confirmation")
+            return
+        }
+        #expect(confirmation.question.contains("2 jobs in flight"))
+        #expect(press([.tab, .enter], state: &state) == [.run(.killWorker(WorkerID(1)))])
+    }
+
+    @Test("quitting a hosted pool asks and then stops it; an attached console just detaches")
+    func quit() {
+        var hosted = ConsoleState()
+        #expect(press([.character("q")], state: &hosted).isEmpty)
+        #expect(press([.character("y")], state: &hosted) == [.run(.stopPool)])
+        #expect(hosted.mode == .quitting)
+        var attached = ConsoleState()
+        #expect(press([.character("q")], state: &attached, hosting: false) == [.exit])
+    }
+
+    @Test("read-only disables every action")
+    func readOnly() {
+        var state = ConsoleState(readOnly: true)
+        for key: ConsoleKey in [.character("+"), .character("-"), .character("r"), .character("R"), .character("H"), .character("k"), .character("j")] {
+            #expect(press([key], state: &state).isEmpty)
+            #expect(state.mode == .normal)
+        }
+        #expect(state.message == "read-only: actions are disabled")
+    }
+
+    @Test("j submits a test job to the selected job group only")
+    func job() {
+        var state = ConsoleState()
+        #expect(press([.character("j")], state: &state) == [.run(.job(group: "jobs", payload: "echo hello from pooltop", count: 1))])
+        _ = press([.down], state: &state)
+        #expect(press([.character("j")], state: &state).isEmpty)
+    }
+
+    @Test("the filter takes typed text; t cycles themes; p pauses; unknown keys are ignored")
+    func filterThemePause() {
+        var state = ConsoleState()
+        _ = press([.character("/"), .character("r"), .character("e"), .backspace, .character("e"), .enter], state: &state)
+        #expect(state.filter == "re")
+        _ = press([.character("t"), .character("p"), .character("§"), .function(12)], state: &state)
+        #expect(state.themeIndex == 1 && state.isPaused)
+        #expect(ConsoleReducer.visibleWorkers(fixedSnapshot(), state).map(\.id.rawValue) == [1, 2], "'re' matches ready")
+    }
+}
+
+@Suite("Console loop against a memory terminal")
+struct ConsoleAppTests {
+    final class FixedSource: ConsoleSource {
+        let poolName = "demo"
+        let isHosting = false
+        func snapshot() -> PoolSnapshot? { fixedSnapshot() }
+        func recentEvents() -> [PoolEventRecord] { fixedEvents() }
+        func perform(_ command: ConsoleCommand) async -> String { "done" }
+    }
+
+    @Test("keys drive the loop and q detaches, restoring the terminal")
+    func loop() {
+        let terminal = MemoryTerminal(width: 80, height: 24)
+        terminal.keys = [.character("?"), .escape, .character("q")]
+        let app = ConsoleApp(source: FixedSource(), terminal: terminal, readOnly: false)
+        app.run()
+        #expect(terminal.isRestored)
+        #expect(terminal.frames.count >= 3)
+        #expect(terminal.frames[1].text.contains("Help"))
+        #expect(terminal.lastFrame?.text.contains("GROUP") == true)
+    }
+}
