@@ -9,9 +9,9 @@ build:
 	scripts/ensure-deps build
 	$(SWIFT) build --product pooltop
 
-## make run: build, then start pooltop on the bundled demo pool (headless until the console lands).
+## make run: build, then start pooltop: the console hosting the bundled demo pool.
 run: build
-	.build/debug/pooltop run
+	.build/debug/pooltop
 
 ## make test: unit tests and integration tests with real processes.
 test:

@@ -45,6 +45,8 @@ public final class ConsoleApp {
         guard let key = terminal.readKey(timeoutMilliseconds: keyTimeoutMilliseconds) else { return false }
         if key != .resize { state.message = nil }
         let effects = ConsoleReducer.reduce(&state, key: key, snapshot: snapshot, isHosting: source.isHosting, themes: themes.count)
+        // An operator's key wants to see its effect: read the pool again on the next turn.
+        lastRead = 0
         for effect in effects {
             switch effect {
             case .exit:

@@ -142,7 +142,7 @@ struct ConsoleReducerTests {
     @Test("+ scales the selected group up by one; - asks first and names the worker that stops")
     func scale() {
         var state = ConsoleState()
-        #expect(press([.character("+")], state: &state) == [.run(.scale(group: "jobs", to: 4))])
+        #expect(press([.character("+")], state: &state) == [.run(.scale(group: "jobs", by: 1))])
         #expect(press([.character("-")], state: &state).isEmpty)
         guard case .confirm(let confirmation) = state.mode else {
             Issue.record("expected a confirmation")
@@ -152,7 +152,7 @@ struct ConsoleReducerTests {
         #expect(press([.enter], state: &state).isEmpty, "Enter on the default button cancels")
         #expect(state.mode == .normal)
         _ = press([.character("-")], state: &state)
-        #expect(press([.character("y")], state: &state) == [.run(.scale(group: "jobs", to: 2))])
+        #expect(press([.character("y")], state: &state) == [.run(.scale(group: "jobs", by: -1))])
     }
 
     @Test("a group at its max or min says so instead of asking")

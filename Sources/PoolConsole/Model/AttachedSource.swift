@@ -90,8 +90,9 @@ public final class AttachedSource: ConsoleSource {
         let pool = poolName
         var request: [String: JSONValue]
         switch command {
-        case .scale(let group, let count):
-            request = ["command": .string("scale"), "group": .string(group), "workers": .number(Double(count))]
+        case .scale(let group, let delta):
+            let current = snapshot()?.group(named: group)?.desired ?? 0
+            request = ["command": .string("scale"), "group": .string(group), "workers": .number(Double(current + delta))]
         case .restartWorker(let id):
             request = ["command": .string("restart"), "worker": .number(Double(id.rawValue))]
         case .restartGroup(let group):

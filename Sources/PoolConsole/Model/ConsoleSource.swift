@@ -3,7 +3,8 @@ import Synchronization
 
 /// What the console asks the pool to do.
 public enum ConsoleCommand: Hashable, Sendable {
-    case scale(group: String, to: Int)
+    /// Grow or shrink a group by `delta` from its size when the command runs (not when the key was read).
+    case scale(group: String, by: Int)
     case restartWorker(WorkerID)
     case restartGroup(String)
     case hardRestart
@@ -62,9 +63,10 @@ public final class HostedSource: ConsoleSource {
     public func perform(_ command: ConsoleCommand) async -> String {
         do {
             switch command {
-            case .scale(let group, let count):
-                try await pool.scale(.name(group), to: count)
-                return "group \(group): scaling to \(count)"
+            case .scale(let group, let delta):
+                let current = pool.snapshot()?.group(named: group)?.desired ?? 0
+                try await pool.scale(.name(group), to: current + delta)
+                return "group \(group): scaling to \(current + delta)"
             case .restartWorker(let id):
                 try await pool.restartWorker(id)
                 return "worker \(id): restarting"

@@ -161,7 +161,7 @@ public enum ConsoleReducer {
             if group.desired >= group.max {
                 state.message = "group \(group.name) is at its max (\(group.max))"
             } else {
-                return [.run(.scale(group: group.name, to: group.desired + 1))]
+                return [.run(.scale(group: group.name, by: 1))]
             }
         case .character("-"):
             guard !needsWrite(), let group else { break }
@@ -172,7 +172,7 @@ public enum ConsoleReducer {
                 let busy = victim.map { $0.activity.jobsInFlight > 0 } ?? false
                 let what = victim.map { "stops worker \($0.id)\(busy ? " (\($0.activity.jobsInFlight) jobs in flight, it drains first)" : " (idle)")" } ?? "stops a worker"
                 state.mode = .confirm(
-                    Confirmation(question: "Scale \(group.name) down to \(group.desired - 1)? This \(what).", command: .scale(group: group.name, to: group.desired - 1)))
+                    Confirmation(question: "Scale \(group.name) down to \(group.desired - 1)? This \(what).", command: .scale(group: group.name, by: -1)))
             }
         case .character("r"):
             guard !needsWrite(), let worker else { break }

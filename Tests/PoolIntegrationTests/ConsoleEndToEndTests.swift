@@ -1,0 +1,105 @@
+import Glibc
+import Testing
+
+@testable import PoolEngine
+
+/// tmux on a private socket: a real terminal for the console, driven by keys and read back as text.
+struct Tmux {
+    let socket: String
+    let directory: String
+
+    func run(_ arguments: String) throws -> CommandOutput {
+        try TestSupport.shell("tmux -L '\(socket)' \(arguments)", directory: directory)
+    }
+
+    func start(_ command: String, width: Int = 120, height: Int = 40) throws {
+        _ = try run("new-session -d -s main -x \(width) -y \(height) \"\(command)\"")
+    }
+
+    func screen(_ target: String = "main") -> String {
+        (try? run("capture-pane -p -t \(target)"))?.stdout ?? ""
+    }
+
+    func keys(_ keys: String, _ target: String = "main") throws {
+        _ = try run("send-keys -t \(target) \(keys)")
+    }
+
+    func waitFor(_ text: String, in target: String = "main", timeout: Duration = .seconds(15)) async -> Bool {
+        await TestSupport.eventually(timeout: timeout) { screen(target).contains(text) }
+    }
+
+    func kill() { _ = try? run("kill-server") }
+}
+
+@Suite("pooltop console end to end under tmux", .serialized)
+struct ConsoleEndToEndTests {
+    @Test("the console hosts a pool: scale, kill, job, attach elsewhere, detach, quit with nothing left")
+    func hostedConsole() async throws {
+        let name = TestSupport.uniqueName("console")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let tmux = Tmux(socket: name, directory: directory)
+        defer { tmux.kill() }
+        try tmux.start("env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'")
+        #expect(await tmux.waitFor("GROUP"), "screen:\n\(tmux.screen())")
+        #expect(await tmux.waitFor("ready"))
+        func status() -> JSONValue? {
+            (try? TestSupport.pooltop(["status", name, "--json"], directory: directory)).flatMap { try? JSONValue.parse($0.stdout) }
+        }
+
+        // + raises the selected group (jobs), and the pool agrees.
+        try tmux.keys("+")
+        #expect(await TestSupport.eventually { status()?["groups"]?.array?.first?["desired"]?.integer == 3 }, "screen:\n\(tmux.screen())\nstatus: \(String(describing: status()))")
+
+        // k on the first worker, confirmed with y: a new process takes its slot.
+        let before = status()?["workers"]?.array?.first?["pid"]?.integer
+        try tmux.keys("Tab")
+        try tmux.keys("k")
+        #expect(await tmux.waitFor("SIGKILL?"), "screen:\n\(tmux.screen())")
+        try tmux.keys("y")
+        #expect(await TestSupport.eventually {
+            let worker = status()?["workers"]?.array?.first
+            return worker?["restarts"]?.integer == 1 && worker?["pid"]?.integer != before && worker?["state"]?.string == "ready"
+        })
+        let replacement = status()?["workers"]?.array?.first?["pid"]?.integer ?? -1
+        #expect(await tmux.waitFor("\(replacement)"), "the screen shows the replacement's pid")
+
+        // j submits a test job to the selected job group; its result appears.
+        try tmux.keys("Tab")
+        try tmux.keys("j")
+        #expect(await tmux.waitFor("hello from pooltop"), "screen:\n\(tmux.screen())")
+
+        // Another console attaches in a second window, sees the same pool, and detaches.
+        _ = try tmux.run("new-window -t main -n other \"env LANG=C.UTF-8 TERM=tmux-256color '\(TestSupport.pooltopExecutable)' attach \(name)\"")
+        #expect(await tmux.waitFor("[attached]", in: "main:other"), "attached screen:\n\(tmux.screen("main:other"))")
+        #expect(await tmux.waitFor("jobs", in: "main:other"))
+        try tmux.keys("q", "main:other")
+        #expect(await TestSupport.eventually { !(((try? tmux.run("list-windows -t main"))?.stdout ?? "other").contains("other")) })
+        #expect(status()?["pool"]?["name"]?.string == name, "detaching left the pool running")
+
+        // Quitting the hosting console asks, then stops the pool with nothing left behind.
+        try tmux.keys("q", "main:0")
+        #expect(await tmux.waitFor("Quit and stop pool", in: "main:0"))
+        try tmux.keys("y", "main:0")
+        #expect(await TestSupport.eventually { (try? tmux.run("has-session -t main"))?.status != .exited(0) })
+        #expect(!Posix.isDirectory(path: RuntimeDirectory.path(pool: name)))
+        #expect((try? Posix.sharedMemoryOwnerAndMode(name: SharedLayout.segmentName(pool: name, uid: Posix.userID))) == nil)
+        await TestSupport.expectNoOrphans(name)
+    }
+
+    @Test("pooltop top --once prints one frame of a running pool")
+    func topOnce() async throws {
+        let name = TestSupport.uniqueName("top")
+        let directory = TestSupport.makeDirectory(name)
+        let watcher = try ExternalWatcher(
+            arguments: ["run", "--config", WatcherProcessTests().poolFile(directory, name: name)], tag: name, directory: directory)
+        #expect(await watcher.waitForLog("ready", count: 3))
+        let output = try TestSupport.pooltop(["top", "--once", name, "--width", "100", "--height", "20"], directory: directory)
+        #expect(output.status == .exited(0), "\(output)")
+        #expect(output.stdout.contains("pooltop \(name)") && output.stdout.contains("ticker"), "\(output.stdout)")
+        #expect(output.stdout.split(separator: "\n", omittingEmptySubsequences: false).count <= 21)
+        watcher.signal(SIGTERM)
+        #expect(watcher.waitForExit() == .exited(0))
+        await TestSupport.expectNoOrphans(name)
+    }
+}
