@@ -148,7 +148,7 @@ struct JobsTests {
             #expect(results.count == 3, "every job got its result")
             // How far it grows depends on timing (one worker may free up first); that it grows does not.
             #expect(Set(results.map(\.worker)).count >= 2, "workers that ran them: \(results.map(\.worker))")
-            #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
+            #expect(await events.waitFor { $0.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } } })
             #expect(try PoolSnapshot.read(pool: fixture.name).groups[0].desired <= 3, "never past max")
         }
     }
@@ -199,9 +199,9 @@ struct JobsTests {
             async let first = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
             async let second = pool.submitJob(Array("sleep 800".utf8), to: "jobs", timeout: .seconds(20))
             _ = try await (first, second)
-            #expect(events.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } })
+            #expect(await events.waitFor { $0.all.contains { if case .groupScaled("jobs", 1, 2) = $0 { return true } else { return false } } })
             #expect(await events.waitFor { $0.all.contains { if case .groupScaled("jobs", 2, 1) = $0 { return true } else { return false } } })
-            #expect(events.exits.last?.reason == .scaleDown)
+            #expect(await events.waitFor { $0.exits.last?.reason == .scaleDown })
         }
     }
 

@@ -110,11 +110,24 @@ enum TestSupport {
 /// Records a pool's events for assertions.
 final class EventRecorder: Sendable {
     private let storage = Mutex<[PoolEvent]>([])
+    private let ended = Mutex(false)
+    /// Recorders by pool, so `RunningPool.finish()` can wait until each has seen the last event.
+    private static let byPool = Mutex<[ObjectIdentifier: [EventRecorder]]>([:])
 
     init(_ pool: WorkerPool) {
         let stream = pool.events()
+        Self.byPool.withLock { $0[ObjectIdentifier(pool), default: []].append(self) }
         Task { [self] in
             for await event in stream { storage.withLock { $0.append(event) } }
+            ended.withLock { $0 = true }
+        }
+    }
+
+    /// Waits (failsafe-bounded) until every recorder of `pool` has received the end of its stream.
+    static func drain(_ pool: WorkerPool) async {
+        let recorders = byPool.withLock { $0.removeValue(forKey: ObjectIdentifier(pool)) ?? [] }
+        for recorder in recorders {
+            _ = await TestSupport.eventually(timeout: .seconds(10)) { recorder.ended.withLock { $0 } }
         }
     }
 
@@ -175,6 +188,8 @@ struct RunningPool {
         }
         let result = await task.value
         watchdog.cancel()
+        // The pool has ended its event streams; let the recorders take in the last events.
+        await EventRecorder.drain(pool)
         return result
     }
 }
