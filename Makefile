@@ -43,6 +43,8 @@ release:
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 .build/release/pooltop $(DESTDIR)$(PREFIX)/bin/pooltop
+	install -d $(DESTDIR)$(PREFIX)/share/pooltop/themes
+	install -m 0644 themes/*.theme $(DESTDIR)$(PREFIX)/share/pooltop/themes/
 
 clean:
 	rm -rf .build

@@ -13,7 +13,14 @@ public final class ConsoleApp {
     private var snapshot: PoolSnapshot?
     private var lastRead: Double = 0
 
-    public init(source: any ConsoleSource, terminal: any Terminal, readOnly: Bool, themes: [Theme] = Theme.builtIn, theme: String? = nil) {
+    private let shouldStop: @Sendable () -> Bool
+
+    /// - Parameter shouldStop: checked every turn; true ends the console (a termination signal).
+    public init(
+        source: any ConsoleSource, terminal: any Terminal, readOnly: Bool, themes: [Theme] = Theme.builtIn, theme: String? = nil,
+        shouldStop: @escaping @Sendable () -> Bool = { false }
+    ) {
+        self.shouldStop = shouldStop
         self.source = source
         self.terminal = terminal
         self.themes = themes.isEmpty ? Theme.builtIn : themes
@@ -30,6 +37,7 @@ public final class ConsoleApp {
     /// One turn of the loop; true when the console is done.
     @discardableResult
     public func step(now: Double, keyTimeoutMilliseconds: Int32 = 200) -> Bool {
+        if shouldStop() { return true }
         if let message = messages.withLock({ $0.popLast() }) { state.message = message }
         if !state.isPaused || snapshot == nil, now - lastRead >= state.refresh.seconds || snapshot == nil || state.mode == .quitting {
             snapshot = source.snapshot()

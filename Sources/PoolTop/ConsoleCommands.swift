@@ -89,9 +89,15 @@ struct AttachCommand: PoolTopAsyncCommand {
         let themes = ThemeLibrary.load()
         let readOnly = self.readOnly
         let theme = self.theme
+        // SIGTERM or a closed terminal (SIGHUP) ends the console cleanly; the pool never notices.
+        let signals = try SignalFlag()
+        defer { signals.restore() }
         try await DedicatedThread.run(name: "pooltop-ui") {
             let terminal = CursesTerminal()
-            ConsoleApp(source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme).run()
+            ConsoleApp(
+                source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme,
+                shouldStop: { signals.isRaised }
+            ).run()
         }
     }
 }

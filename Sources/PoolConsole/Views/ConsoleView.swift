@@ -17,6 +17,9 @@ public struct ConsoleTrends: Sendable {
     public private(set) var jobHistory: [Double] = []
     /// When each slot's current pid was first seen, to mark new rows for a few seconds.
     var firstSeen: [WorkerID: (pid: Int32, at: Double)] = [:]
+    /// Each worker's CPU time at the last update, and its share of one core since.
+    var lastCPU: [WorkerID: (pid: Int32, seconds: Double, at: Double)] = [:]
+    public private(set) var workerCPUPercent: [WorkerID: Double] = [:]
 
     public init() {}
 
@@ -35,6 +38,14 @@ public struct ConsoleTrends: Sendable {
             if jobHistory.count > 120 { jobHistory.removeFirst(jobHistory.count - 120) }
         }
         last = totals
+        for worker in snapshot.workers {
+            if let previous = lastCPU[worker.id], previous.pid == worker.pid, snapshot.takenAt > previous.at {
+                workerCPUPercent[worker.id] = max(0, worker.cpuSeconds - previous.seconds) / (snapshot.takenAt - previous.at) * 100
+            } else {
+                workerCPUPercent[worker.id] = nil
+            }
+            lastCPU[worker.id] = (worker.pid, worker.cpuSeconds, snapshot.takenAt)
+        }
         for worker in snapshot.workers where worker.pid > 0 && firstSeen[worker.id]?.pid != worker.pid {
             firstSeen[worker.id] = (worker.pid, snapshot.takenAt)
         }
@@ -140,7 +151,7 @@ public enum ConsoleView {
     ) -> Int {
         let wide = screen.width >= 100
         var columns: [(String, Int)] = [("ID", 4), ("PID", 8), ("STATE", 14), ("UP", 7), ("RST", 4), ("LAST EXIT", 16), ("JOBS IN/DONE/ERR", 17)]
-        if wide { columns += [("CURRENT JOB", 14), ("CONN", 5), ("RSS", 8), ("CPU", 6)] }
+        if wide { columns += [("CURRENT JOB", 14), ("CONN", 5), ("RSS", 8), ("CPU%", 6)] }
         header(&screen, columns, y: y)
         let workers = ConsoleReducer.visibleWorkers(snapshot, state)
         let visibleRows = max(end - y - 1, 0)
@@ -162,7 +173,8 @@ public enum ConsoleView {
             ]
             if wide {
                 let current = a.currentJobID == 0 ? "-" : "#\(a.currentJobID) \(seconds(max(0, snapshot.takenAt - Double(a.currentJobSince) / 1e9)))"
-                cells += [current, "\(a.connectionsActive)", worker.rssBytes == 0 ? "-" : bytes(worker.rssBytes), "\(Int((worker.cpuSeconds).rounded()))s"]
+                let cpu = trends.workerCPUPercent[worker.id].map { "\(Int($0.rounded()))" } ?? "-"
+                cells += [current, "\(a.connectionsActive)", worker.rssBytes == 0 ? "-" : bytes(worker.rssBytes), cpu]
             }
             put(&screen, cells, columns, y: row, role: role(for: worker.state))
             if trends.isNew(worker, now: snapshot.takenAt) { screen.paint(.rowNew, y: row) }

@@ -26,3 +26,32 @@ final class SignalRoute: Sendable {
         Posix.close(writeFD)
     }
 }
+
+/// Notes that one of some signals arrived, for a loop that checks between turns (the attached
+/// console restores the terminal and exits on SIGTERM or SIGHUP instead of dying mid-frame).
+public final class SignalFlag: Sendable {
+    private let readFD: Int32
+    private let writeFD: Int32
+    private let signals: [Int32]
+
+    /// Starts catching `signals` (SIGTERM and SIGHUP by default).
+    public init(signals: [Int32] = [SIGTERM, SIGHUP]) throws {
+        (readFD, writeFD) = try Posix.pipe()
+        self.signals = signals
+        for signal in signals { try Posix.routeSignal(signal, toDescriptor: writeFD) }
+    }
+
+    /// Whether one of the signals has arrived since the flag was made.
+    public var isRaised: Bool {
+        var byte: UInt8 = 0
+        let n = withUnsafeMutableBytes(of: &byte) { (try? Posix.read(readFD, into: $0)) ?? nil }
+        return (n ?? 0) > 0
+    }
+
+    /// Gives the signals back their default actions.
+    public func restore() {
+        for signal in signals { Posix.restoreDefaultSignal(signal) }
+        Posix.close(readFD)
+        Posix.close(writeFD)
+    }
+}
