@@ -99,9 +99,9 @@ struct ConsoleViewTests {
     func help() {
         var state = ConsoleState()
         state.mode = .help
-        #expect(render(width: 100, height: 30, state: state).text.contains("k  kill the worker"))
+        #expect(render(width: 100, height: 30, state: state).text.contains("kill the selected worker with SIGKILL"))
         state.readOnly = true
-        #expect(!render(width: 100, height: 30, state: state).text.contains("kill the worker"))
+        #expect(!render(width: 100, height: 30, state: state).text.contains("kill the selected worker"))
     }
 
     @Test("a missing pool says so")

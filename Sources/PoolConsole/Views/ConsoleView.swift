@@ -39,7 +39,7 @@ public struct ConsoleTrends: Sendable {
         }
         last = totals
         for worker in snapshot.workers {
-            if let previous = lastCPU[worker.id], previous.pid == worker.pid, snapshot.takenAt > previous.at {
+            if worker.pid > 0, let previous = lastCPU[worker.id], previous.pid == worker.pid, snapshot.takenAt > previous.at {
                 workerCPUPercent[worker.id] = max(0, worker.cpuSeconds - previous.seconds) / (snapshot.takenAt - previous.at) * 100
             } else {
                 workerCPUPercent[worker.id] = nil
@@ -212,20 +212,10 @@ public enum ConsoleView {
     }
 
     static func drawHelp(_ screen: inout ScreenBuffer, readOnly: Bool) {
-        var lines = [
-            "↑/↓ PgUp/PgDn  move     Tab ←/→  groups or workers",
-            "Enter  worker detail     Esc  back       /  filter workers",
-            "t  next theme            p  pause        [ ]  refresh slower/faster",
-        ]
-        if !readOnly {
-            lines += [
-                "+ / -  scale the selected group within min…max",
-                "r  restart the selected worker   R  restart its group",
-                "H  hard restart of the pool      k  kill the worker (SIGKILL)",
-                "j  submit a test job to the selected job group",
-            ]
+        var lines = ConsoleHelp.entries.filter { !readOnly || !$0.isAction }.map { entry in
+            entry.keys.padding(toLength: 14, withPad: " ", startingAt: 0) + entry.meaning
         }
-        lines += ["q  quit (hosted: asks, then stops the pool; attached: detaches)", "", "any key closes this help"]
+        lines += ["", "any key closes this help"]
         drawDialog(&screen, title: "Help", lines: lines)
     }
 

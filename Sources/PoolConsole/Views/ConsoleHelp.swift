@@ -1,0 +1,30 @@
+/// Every key of the console with what it does: the help screen shows this list and a test
+/// checks that `docs/pooltop.md` documents each key.
+public enum ConsoleHelp {
+    public struct Entry: Sendable {
+        public var keys: String
+        public var meaning: String
+        /// Actions change the pool; `--read-only` disables them.
+        public var isAction: Bool
+    }
+
+    public static let entries: [Entry] = [
+        Entry(keys: "↑ ↓ PgUp PgDn", meaning: "move the selection", isAction: false),
+        Entry(keys: "Tab ← →", meaning: "switch between the groups and the workers", isAction: false),
+        Entry(keys: "Enter", meaning: "worker detail (its numbers, recent exits and log lines)", isAction: false),
+        Entry(keys: "Esc", meaning: "back", isAction: false),
+        Entry(keys: "/ F3", meaning: "filter the workers by id, group, state or pid", isAction: false),
+        Entry(keys: "t", meaning: "next theme", isAction: false),
+        Entry(keys: "p Z", meaning: "pause or resume updates", isAction: false),
+        Entry(keys: "[ ]", meaning: "refresh faster or slower (250 ms to 10 s)", isAction: false),
+        Entry(keys: "? h F1", meaning: "this help", isAction: false),
+        Entry(keys: "+ F2", meaning: "scale the selected group up by one (within its max)", isAction: true),
+        Entry(keys: "-", meaning: "scale the selected group down by one (within its min; asks first)", isAction: true),
+        Entry(keys: "r", meaning: "restart the selected worker (asks first; a busy job worker drains)", isAction: true),
+        Entry(keys: "R", meaning: "restart every worker of the selected group (asks first)", isAction: true),
+        Entry(keys: "H", meaning: "hard restart of the pool: stop all, start all (asks first)", isAction: true),
+        Entry(keys: "k F9", meaning: "kill the selected worker with SIGKILL, to rehearse recovery (asks first)", isAction: true),
+        Entry(keys: "j", meaning: "submit a test job to the selected job group and show its result", isAction: true),
+        Entry(keys: "q F10 Ctrl-C", meaning: "quit: hosted, asks and stops the pool; attached, detaches", isAction: false),
+    ]
+}
