@@ -27,8 +27,9 @@ RELEASE_FLAGS = -c release --static-swift-stdlib
 bench:
 	scripts/ensure-deps bench
 	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
+	$(SWIFT) build $(RELEASE_FLAGS) --product pooltop
 	cc -O2 -o .build/pingpong-floor bench/floor/pingpong.c
-	POOLBENCH_FLOOR_BIN=.build/pingpong-floor .build/release/PoolBench
+	POOLBENCH_FLOOR_BIN=.build/pingpong-floor POOLBENCH_POOLTOP=.build/release/pooltop .build/release/PoolBench
 
 ## make lint: a clean debug build of everything, tests included, must print no warning.
 lint:

@@ -71,7 +71,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "PoolBench",
-            dependencies: ["PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PoolEngine", "PoolDemo", "PoolConsole", .product(name: "Logging", package: "swift-log")],
             path: "bench/PoolBench",
             swiftSettings: strictSettings
         ),

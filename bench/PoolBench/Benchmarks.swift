@@ -1,5 +1,7 @@
+import FoundationEssentials
 import Glibc
 import Logging
+import PoolConsole
 import PoolDemo
 import PoolEngine
 import Synchronization
@@ -615,4 +617,61 @@ func removeStaleRuntime(pool: String) {
     let directory = RuntimeDirectory.path(pool: pool)
     for name in ["control.sock", "watcher.lock", "workers.log"] { unlink("\(directory)/\(name)") }
     rmdir(directory)
+}
+
+/// The console's cost: rendering a frame of a 256-slot pool, and an attached console's CPU.
+enum ConsoleBenchmarks {
+    static func run(frames: Int, cpuSeconds: Int) async {
+        guard let watcher = Benchmarks.startWatcher(workers: 8, slots: 256) else { return }
+        defer {
+            kill(watcher.pid, SIGTERM)
+            reap(watcher.pid)
+            close(watcher.channel)
+        }
+        let pool = "bench-watch-\(watcher.pid)"
+        guard let reader = try? PoolStateReader(pool: pool) else { return }
+        var samples: [Double] = []
+        var previous: ScreenBuffer?
+        var trends = ConsoleTrends()
+        var state = ConsoleState()
+        state.focus = .workers
+        for _ in 0..<frames {
+            let snapshot = reader.snapshot()
+            let start = nowMicroseconds()
+            trends.update(snapshot)
+            let frame = ConsoleView.render(
+                snapshot: snapshot, events: [], state: state, trends: trends, poolName: pool, isHosting: false, width: 120, height: 40)
+            _ = frame.changedRows(since: previous)
+            samples.append(nowMicroseconds() - start)
+            previous = frame
+        }
+        Figure(
+            name: "console_render_256_slots", unit: "us", samples: samples,
+            note: "view and row diff of one 120x40 frame from a 256-slot snapshot (the terminal write excluded; ncurses then sends only changed rows)"
+        ).print()
+
+        // An attached console under tmux, at the default refresh, for `cpuSeconds`.
+        guard let pooltop = getenv("POOLBENCH_POOLTOP").map({ String(cString: $0) }) else {
+            print("# console_cpu: set POOLBENCH_POOLTOP to a pooltop binary (make bench does)")
+            return
+        }
+        let socket = "bench-\(getpid())"
+        let tmux = "tmux -L \(socket)"
+        guard system("\(tmux) new-session -d -s main -x 120 -y 40 'env LANG=C.UTF-8 TERM=tmux-256color \(pooltop) attach \(pool)' >/dev/null 2>&1") == 0,
+            let output = popen("\(tmux) list-panes -t main -F '#{pane_pid}'", "r")
+        else { return }
+        var line = [CChar](repeating: 0, count: 64)
+        let pid = fgets(&line, 64, output).flatMap { pid_t(String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+        pclose(output)
+        defer { _ = system("\(tmux) kill-server >/dev/null 2>&1") }
+        sleep(3)
+        let before = Benchmarks.threadCPU(pid).values.reduce(0, +)
+        sleep(UInt32(cpuSeconds))
+        let after = Benchmarks.threadCPU(pid).values.reduce(0, +)
+        let percent = Double(after &- min(after, before)) / 1e9 / Double(cpuSeconds) * 100
+        Figure(
+            name: "console_cpu_attached_256_slots", unit: "% of one core", samples: [percent], target: 1,
+            note: "pooltop attach at the default 1 s refresh over \(cpuSeconds) s, 256 slots (8 running)"
+        ).print()
+    }
 }

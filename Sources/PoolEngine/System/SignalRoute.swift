@@ -34,9 +34,10 @@ public final class SignalFlag: Sendable {
     private let writeFD: Int32
     private let signals: [Int32]
 
-    /// Starts catching `signals` (SIGTERM and SIGHUP by default).
-    public init(signals: [Int32] = [SIGTERM, SIGHUP]) throws {
+    /// Starts catching `signals` (nil: SIGTERM and SIGHUP).
+    public init(signals: [Int32]? = nil) throws {
         (readFD, writeFD) = try Posix.pipe()
+        let signals = signals ?? [SIGTERM, SIGHUP]
         self.signals = signals
         for signal in signals { try Posix.routeSignal(signal, toDescriptor: writeFD) }
     }
