@@ -12,6 +12,7 @@ public final class ConsoleApp {
     private let messages = Locked<[String]>([])
     private var snapshot: PoolSnapshot?
     private var lastRead: Double = 0
+    private var hasSeenPool = false
 
     private let shouldStop: @Sendable () -> Bool
 
@@ -45,6 +46,9 @@ public final class ConsoleApp {
             if let snapshot { trends.update(snapshot) }
         }
         if state.mode == .quitting && snapshot == nil { return true }
+        // A hosted pool that ended by itself (a signal, a fatal error) takes its console with it.
+        if snapshot != nil { hasSeenPool = true }
+        if source.isHosting && hasSeenPool && snapshot == nil { return true }
         let size = terminal.size
         let frame = ConsoleView.render(
             snapshot: snapshot, events: source.recentEvents(), state: state, trends: trends, poolName: source.poolName,
@@ -59,6 +63,10 @@ public final class ConsoleApp {
             switch effect {
             case .exit:
                 return true
+            case .run(.stopPool) where state.shouldExit:
+                // The terminal is gone: stop the pool and leave; the host waits for the pool.
+                let source = self.source
+                Task { _ = await source.perform(.stopPool) }
             case .run(let command):
                 let source = self.source
                 let messages = self.messages

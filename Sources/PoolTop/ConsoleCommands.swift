@@ -60,7 +60,8 @@ struct HostCommand: PoolTopAsyncCommand {
             let terminal = CursesTerminal()
             ConsoleApp(source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme).run()
         }
-        // The console ends once the pool has stopped; if it ended otherwise, stop the pool now.
+        // The console ends once the pool has stopped, or when its terminal went away: stop the pool
+        // (again, harmlessly) and wait for it, so nothing outlives pooltop.
         pool.stop()
         if let error = await running.value {
             printError("pooltop: pool '\(pool.name)' failed: \(error)")

@@ -185,6 +185,14 @@ struct ConsoleReducerTests {
         #expect(press([.character("q")], state: &attached, hosting: false) == [.exit])
     }
 
+    @Test("a lost terminal stops a hosted pool without asking, and detaches an attached console")
+    func hangup() {
+        var hosted = ConsoleState()
+        #expect(press([.hangup], state: &hosted) == [.run(.stopPool), .exit])
+        var attached = ConsoleState()
+        #expect(press([.hangup], state: &attached, hosting: false) == [.exit])
+    }
+
     @Test("read-only disables every action")
     func readOnly() {
         var state = ConsoleState(readOnly: true)

@@ -87,6 +87,31 @@ struct ConsoleEndToEndTests {
         await TestSupport.expectNoOrphans(name)
     }
 
+    @Test("a closed terminal stops a hosted console's pool and ends an attached console, leaving that pool running")
+    func closedTerminal() async throws {
+        let name = TestSupport.uniqueName("hangup")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let hosting = Tmux(socket: name, directory: directory)
+        try hosting.start("env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'")
+        #expect(await hosting.waitFor("ready"))
+
+        let attachedTag = "\(name)-attached"
+        let attaching = Tmux(socket: attachedTag, directory: directory)
+        try attaching.start("env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(attachedTag) '\(TestSupport.pooltopExecutable)' attach \(name)")
+        #expect(await attaching.waitFor("[attached]"))
+        attaching.kill()
+        // The attached console goes (it must not spin on a dead terminal) and the pool stays.
+        await TestSupport.expectNoOrphans(attachedTag)
+        #expect(RuntimeDirectory.isRunning(pool: name))
+
+        hosting.kill()
+        // Every process of the hosted console, the watcher and its workers, ends; nothing is left.
+        await TestSupport.expectNoOrphans(name)
+        #expect(await TestSupport.eventually { !Posix.isDirectory(path: RuntimeDirectory.path(pool: name)) })
+        #expect((try? Posix.sharedMemoryOwnerAndMode(name: SharedLayout.segmentName(pool: name, uid: Posix.userID))) == nil)
+    }
+
     @Test("pooltop top --once prints one frame of a running pool")
     func topOnce() async throws {
         let name = TestSupport.uniqueName("top")

@@ -7,6 +7,8 @@ public enum ConsoleKey: Hashable, Sendable {
     case enter, escape, tab, backspace
     case function(Int)
     case resize
+    /// The terminal is gone (closed window, dropped SSH session).
+    case hangup
 }
 
 /// A question an operator must answer before a destructive action; Cancel is the default.
@@ -61,6 +63,11 @@ public enum ConsoleReducer {
     public static func reduce(
         _ state: inout ConsoleState, key: ConsoleKey, snapshot: PoolSnapshot?, isHosting: Bool, themes: Int
     ) -> [ConsoleEffect] {
+        if key == .hangup {
+            // Nobody is left to ask: a hosted pool stops, an attached console just goes.
+            state.shouldExit = true
+            return isHosting ? [.run(.stopPool), .exit] : [.exit]
+        }
         switch state.mode {
         case .quitting:
             return []

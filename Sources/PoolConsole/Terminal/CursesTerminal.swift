@@ -88,6 +88,9 @@ public final class CursesTerminal: Terminal {
     }
 
     public func readKey(timeoutMilliseconds: Int32) -> ConsoleKey? {
+        // A closed terminal makes every read fail at once: without this check the loop would spin.
+        var input = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+        if poll(&input, 1, 0) < 0 || input.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { return .hangup }
         wtimeout(screen, timeoutMilliseconds)
         let code = wgetch(screen)
         switch code {
