@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import PoolConsole
 import PoolEngine
 
 /// `pooltop scale NAME GROUP N`.
@@ -113,7 +114,7 @@ struct LogsCommand: ParsableCommand {
     }
 
     static func render(_ record: JSONValue) -> String {
-        let time = record["at"]?.number.map(clockTime) ?? "--:--:--"
+        let time = record["at"]?.number.map(Formatting.clock) ?? "--:--:--"
         let type = record["type"]?.string ?? "?"
         var subject = ""
         if let worker = record["worker"]?.integer { subject = "worker \(worker)" }
@@ -138,8 +139,3 @@ struct LogsCommand: ParsableCommand {
     }
 }
 
-/// HH:MM:SS in UTC, from seconds since the epoch.
-func clockTime(_ seconds: Double) -> String {
-    let day = Int(seconds) % 86400
-    return "\(format2(day / 3600)):\(format2(day % 3600 / 60)):\(format2(day % 60))"
-}

@@ -37,32 +37,6 @@ enum ControlSession {
     }
 }
 
-/// Human-friendly durations: 45s, 3m12s, 2h05m, 3d04h.
-func formatDuration(_ seconds: Double) -> String {
-    let total = Int(seconds.rounded(.down))
-    if total < 60 { return "\(total)s" }
-    if total < 3600 { return "\(total / 60)m\(format2(total % 60))s" }
-    if total < 86400 { return "\(total / 3600)h\(format2(total % 3600 / 60))m" }
-    return "\(total / 86400)d\(format2(total % 86400 / 3600))h"
-}
-
-func format2(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-
-/// Bytes as 12.3M / 1.2G.
-func formatBytes(_ bytes: UInt64) -> String {
-    let value = Double(bytes)
-    let kibi = 1024.0
-    if value >= kibi * kibi * kibi { return "\(round1(value / (kibi * kibi * kibi)))G" }
-    if value >= kibi * kibi { return "\(round1(value / (kibi * kibi)))M" }
-    if value >= kibi { return "\(round1(value / kibi))K" }
-    return "\(bytes)B"
-}
-
-func round1(_ value: Double) -> String {
-    let tenths = Int((value * 10).rounded())
-    return "\(tenths / 10).\(tenths % 10)"
-}
-
 /// Left-aligned columns separated by two spaces.
 func table(_ rows: [[String]]) -> String {
     guard let width = rows.map(\.count).max() else { return "" }

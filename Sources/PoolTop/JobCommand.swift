@@ -1,4 +1,5 @@
 import ArgumentParser
+import PoolConsole
 import PoolEngine
 
 /// `pooltop job NAME GROUP PAYLOAD [--priority P] [--weight W] [--timeout S] [--count N] [--json]`.
@@ -47,7 +48,7 @@ struct JobCommand: ParsableCommand {
                     : "\(job["code"]?.string ?? "error"): \(job["error"]?.string ?? "")"
                 rows.append([
                     "\(job["index"]?.integer ?? 0)", job["worker"]?.integer.map(String.init) ?? "-",
-                    job["queueWaitSeconds"]?.number.map(formatSeconds) ?? "-", job["runSeconds"]?.number.map(formatSeconds) ?? "-",
+                    job["queueWaitSeconds"]?.number.map(Formatting.shortDuration) ?? "-", job["runSeconds"]?.number.map(Formatting.shortDuration) ?? "-",
                     outcome, job["pickedBecause"]?.string ?? "",
                 ])
             }
@@ -57,9 +58,3 @@ struct JobCommand: ParsableCommand {
     }
 }
 
-/// 1.2ms, 340us, 2.5s.
-func formatSeconds(_ seconds: Double) -> String {
-    if seconds >= 1 { return "\(round1(seconds))s" }
-    if seconds >= 0.001 { return "\(round1(seconds * 1000))ms" }
-    return "\(Int((seconds * 1e6).rounded()))us"
-}

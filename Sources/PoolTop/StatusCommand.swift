@@ -1,5 +1,6 @@
 import ArgumentParser
 import FoundationEssentials
+import PoolConsole
 import PoolEngine
 
 /// `pooltop status NAME [--json]`.
@@ -30,7 +31,7 @@ struct StatusCommand: ParsableCommand {
     static func render(_ snapshot: PoolSnapshot) -> String {
         let pool = snapshot.pool
         var lines = [
-            "pool \(pool.name)  pid \(pool.pid)  up \(formatDuration(pool.uptimeSeconds))  \(pool.state)  restarts: hard \(pool.restarts.hard), soft \(pool.restarts.soft)",
+            "pool \(pool.name)  pid \(pool.pid)  up \(Formatting.duration(pool.uptimeSeconds))  \(pool.state)  restarts: hard \(pool.restarts.hard), soft \(pool.restarts.soft)",
             "",
         ]
         var groups = [["GROUP", "KIND", "MIN", "DESIRED", "MAX", "RUNNING", "READY"]]
@@ -41,7 +42,7 @@ struct StatusCommand: ParsableCommand {
         lines.append("")
         var workers = [["ID", "GROUP", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT", "JOBS", "CONNS", "RSS", "CPU"]]
         for worker in snapshot.workers {
-            let uptime = worker.state.hasProcess ? worker.startedAt.map { formatDuration(snapshot.takenAt - $0) } ?? "-" : "-"
+            let uptime = worker.state.hasProcess ? worker.startedAt.map { Formatting.duration(snapshot.takenAt - $0) } ?? "-" : "-"
             var lastExit = "-"
             if let exit = worker.lastExit {
                 let status = exit.code.map { "code \($0)" } ?? exit.signal.map { "signal \($0)" } ?? exit.status
@@ -49,13 +50,13 @@ struct StatusCommand: ParsableCommand {
             }
             var state = worker.state.rawValue
             if worker.state == .backoff, let until = worker.backoffUntil {
-                state += " \(round1(max(0, until - snapshot.takenAt)))s"
+                state += " \(Formatting.tenths(max(0, until - snapshot.takenAt)))s"
             }
             let a = worker.activity
             workers.append([
                 "\(worker.id)", worker.group, worker.pid == 0 ? "-" : "\(worker.pid)", state, uptime, "\(worker.restarts)",
                 lastExit, "\(a.jobsProcessed)/\(a.jobsErrors)/\(a.jobsInFlight)", "\(a.connectionsActive)",
-                worker.rssBytes == 0 ? "-" : formatBytes(worker.rssBytes), "\(round1(worker.cpuSeconds))s",
+                worker.rssBytes == 0 ? "-" : Formatting.bytes(worker.rssBytes), "\(Formatting.tenths(worker.cpuSeconds))s",
             ])
         }
         lines.append(table(workers))
@@ -74,7 +75,7 @@ struct ListCommand: ParsableCommand {
             guard let snapshot = try? PoolSnapshot.read(pool: name) else { continue }
             let ready = snapshot.workers.filter { $0.state == .ready }.count
             let running = snapshot.workers.filter { $0.state.hasProcess }.count
-            rows.append([name, "\(snapshot.pool.pid)", formatDuration(snapshot.pool.uptimeSeconds), "\(ready)/\(running)/\(snapshot.workers.count)"])
+            rows.append([name, "\(snapshot.pool.pid)", Formatting.duration(snapshot.pool.uptimeSeconds), "\(ready)/\(running)/\(snapshot.workers.count)"])
         }
         if rows.count == 1 {
             print("no pool is running (runtime directory \(RuntimeDirectory.base))")

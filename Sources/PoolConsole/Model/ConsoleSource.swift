@@ -111,10 +111,5 @@ public final class HostedSource: ConsoleSource {
     }
 }
 
-/// Short durations for the status line: 85us, 1.2ms, 2.5s.
-func format(_ duration: Duration) -> String {
-    let seconds = duration.seconds
-    if seconds >= 1 { return "\(Double(Int(seconds * 10)) / 10)s" }
-    if seconds >= 0.001 { return "\(Int((seconds * 1000).rounded()))ms" }
-    return "\(Int(seconds * 1e6))us"
-}
+/// Short durations for the status line: 85us, 12ms, 2.5s.
+func format(_ duration: Duration) -> String { Formatting.shortDuration(duration.seconds) }

@@ -342,29 +342,11 @@ public enum ConsoleView {
         return lines
     }
 
-    static func duration(_ seconds: Double) -> String {
-        let total = Int(max(seconds, 0))
-        if total < 60 { return "\(total)s" }
-        if total < 3600 { return "\(total / 60)m\(two(total % 60))s" }
-        if total < 86400 { return "\(total / 3600)h\(two(total % 3600 / 60))m" }
-        return "\(total / 86400)d\(two(total % 86400 / 3600))h"
-    }
-
-    static func seconds(_ value: Double) -> String { "\(Double(Int(value * 10)) / 10)s" }
-    static func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-
-    static func clock(_ seconds: Double) -> String {
-        let day = Int(seconds) % 86400
-        return "\(two(day / 3600)):\(two(day % 3600 / 60)):\(two(day % 60))"
-    }
+    static func duration(_ seconds: Double) -> String { Formatting.duration(seconds) }
+    static func seconds(_ value: Double) -> String { "\(Formatting.tenths(value))s" }
+    static func clock(_ seconds: Double) -> String { Formatting.clock(seconds) }
 
     static func rate(_ value: Double) -> String { value >= 100 ? "\(Int(value))" : "\(Double(Int(value * 10)) / 10)" }
 
-    static func bytes(_ value: UInt64) -> String {
-        let v = Double(value)
-        if v >= 1_073_741_824 { return "\(Double(Int(v / 107_374_182.4)) / 10)G" }
-        if v >= 1_048_576 { return "\(Double(Int(v / 104_857.6)) / 10)M" }
-        if v >= 1024 { return "\(Int(v / 1024))K" }
-        return "\(value)B"
-    }
+    static func bytes(_ value: UInt64) -> String { Formatting.bytes(value) }
 }
