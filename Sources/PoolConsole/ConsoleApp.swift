@@ -9,7 +9,7 @@ public final class ConsoleApp {
     private let themes: [Theme]
     private var state: ConsoleState
     private var trends = ConsoleTrends()
-    private let messages = Locked<[String]>([])
+    private let messages = Locked<[ConsoleOutcome]>([])
     private var snapshot: PoolSnapshot?
     private var lastRead: Double = 0
     private var hasSeenPool = false
@@ -39,7 +39,11 @@ public final class ConsoleApp {
     @discardableResult
     public func step(now: Double, keyTimeoutMilliseconds: Int32 = 200) -> Bool {
         if shouldStop() { return true }
-        if let message = messages.withLock({ $0.popLast() }) { state.message = message }
+        if let outcome = messages.withLock({ $0.popLast() }) {
+            state.message = outcome.message
+            // Test jobs open their results list, unless the operator is in the middle of something.
+            if !outcome.lines.isEmpty && state.mode == .normal { state.mode = .jobResults(outcome.lines) }
+        }
         if !state.isPaused || snapshot == nil, now - lastRead >= state.refresh.seconds || snapshot == nil || state.mode == .quitting {
             snapshot = source.snapshot()
             lastRead = now

@@ -203,12 +203,22 @@ struct ConsoleReducerTests {
         #expect(state.message == "read-only: actions are disabled")
     }
 
-    @Test("j submits a test job to the selected job group only")
+    @Test("j opens a form for payload, priority, weight and count, then submits to the selected job group")
     func job() {
         var state = ConsoleState()
-        #expect(press([.character("j")], state: &state) == [.run(.job(group: "jobs", payload: "echo hello from pooltop", count: 1))])
+        #expect(press([.character("j")], state: &state).isEmpty)
+        guard case .jobForm(let form) = state.mode else {
+            Issue.record("expected the job form")
+            return
+        }
+        #expect(form.group == "jobs" && form.field == .payload)
+        let typed: [ConsoleKey] = [.tab, .backspace, .character("7"), .tab, .character("x"), .backspace, .character("2"), .tab, .backspace, .character("3"), .enter]
+        #expect(press(typed, state: &state) == [.run(.job(group: "jobs", payload: "echo hello from pooltop", priority: 7, weight: 2, count: 3))])
+        #expect(state.mode == .normal)
         _ = press([.down], state: &state)
         #expect(press([.character("j")], state: &state).isEmpty)
+        #expect(state.mode == .normal, "ticker runs no jobs")
+        #expect(state.message == "select a job group to submit a test job")
     }
 
     @Test("the filter takes typed text; t cycles themes; p pauses; unknown keys are ignored")
@@ -229,7 +239,7 @@ struct ConsoleAppTests {
         let isHosting = false
         func snapshot() -> PoolSnapshot? { fixedSnapshot() }
         func recentEvents() -> [PoolEventRecord] { fixedEvents() }
-        func perform(_ command: ConsoleCommand) async -> String { "done" }
+        func perform(_ command: ConsoleCommand) async -> ConsoleOutcome { ConsoleOutcome("done") }
     }
 
     @Test("keys drive the loop and q detaches, restoring the terminal")

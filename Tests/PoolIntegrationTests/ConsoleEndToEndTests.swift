@@ -64,10 +64,14 @@ struct ConsoleEndToEndTests {
         let replacement = status()?["workers"]?.array?.first?["pid"]?.integer ?? -1
         #expect(await tmux.waitFor("\(replacement)"), "the screen shows the replacement's pid")
 
-        // j submits a test job to the selected job group; its result appears.
+        // j opens the test-job form for the selected job group; Enter submits; the result list appears.
         try tmux.keys("Tab")
         try tmux.keys("j")
-        #expect(await tmux.waitFor("hello from pooltop"), "screen:\n\(tmux.screen())")
+        #expect(await tmux.waitFor("Submit test jobs to group jobs"), "screen:\n\(tmux.screen())")
+        try tmux.keys("Enter")
+        #expect(await tmux.waitFor("#1 worker"), "screen:\n\(tmux.screen())")
+        #expect(tmux.screen().contains(": hello from pooltop  (wait"))
+        try tmux.keys("Escape")
 
         // Another console attaches in a second window, sees the same pool, and detaches.
         _ = try tmux.run("new-window -t main -n other \"env LANG=C.UTF-8 TERM=tmux-256color '\(TestSupport.pooltopExecutable)' attach \(name)\"")

@@ -86,7 +86,7 @@ public final class AttachedSource: ConsoleSource {
         return PoolEventRecord(at: at, event: event)
     }
 
-    public func perform(_ command: ConsoleCommand) async -> String {
+    public func perform(_ command: ConsoleCommand) async -> ConsoleOutcome {
         let pool = poolName
         var request: [String: JSONValue]
         switch command {
@@ -101,27 +101,35 @@ public final class AttachedSource: ConsoleSource {
             request = ["command": .string("restart"), "mode": .string("hard")]
         case .killWorker(let id):
             request = ["command": .string("kill"), "worker": .number(Double(id.rawValue))]
-        case .job(let group, let payload, let count):
-            request = ["command": .string("job"), "group": .string(group), "payload": .string(payload), "count": .number(Double(count))]
+        case .job(let group, let payload, let priority, let weight, let count):
+            request = [
+                "command": .string("job"), "group": .string(group), "payload": .string(payload), "count": .number(Double(count)),
+                "priority": .number(Double(priority)), "weight": .number(Double(weight)),
+            ]
         case .stopPool:
             request = ["command": .string("stop")]
         }
-        let outcome = await Task.detached { () -> String in
+        return await Task.detached { () -> ConsoleOutcome in
             do {
                 let response = try ControlClient(pool: pool).request(request)
-                guard response["ok"]?.bool == true else { return "refused: \(response["error"]?.string ?? "")" }
+                guard response["ok"]?.bool == true else { return ConsoleOutcome("refused: \(response["error"]?.string ?? "")") }
                 if let jobs = response["jobs"]?.array {
-                    return jobs.map { job in
-                        job["ok"]?.bool == true
-                            ? "worker \(job["worker"]?.integer ?? 0): \(job["result"]?.string ?? "")"
-                            : "\(job["code"]?.string ?? "error"): \(job["error"]?.string ?? "")"
-                    }.joined(separator: "; ")
+                    let lines = jobs.map { job in
+                        let index = (job["index"]?.integer ?? 0) + 1
+                        if job["ok"]?.bool == true {
+                            let wait = Formatting.shortDuration(job["queueWaitSeconds"]?.number ?? 0)
+                            let run = Formatting.shortDuration(job["runSeconds"]?.number ?? 0)
+                            return "#\(index) worker \(job["worker"]?.integer ?? 0): \(job["result"]?.string ?? "")  (wait \(wait), run \(run); \(job["pickedBecause"]?.string ?? ""))"
+                        }
+                        return "#\(index) \(job["code"]?.string ?? "error"): \(job["error"]?.string ?? "")"
+                    }
+                    let failed = jobs.filter { $0["ok"]?.bool != true }.count
+                    return ConsoleOutcome("\(jobs.count) job(s): \(jobs.count - failed) ok, \(failed) failed", lines: lines)
                 }
-                return "done"
+                return ConsoleOutcome("done")
             } catch {
-                return "\(error)"
+                return ConsoleOutcome("\(error)")
             }
         }.value
-        return outcome
     }
 }

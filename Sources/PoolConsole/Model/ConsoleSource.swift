@@ -9,8 +9,19 @@ public enum ConsoleCommand: Hashable, Sendable {
     case restartGroup(String)
     case hardRestart
     case killWorker(WorkerID)
-    case job(group: String, payload: String, count: Int)
+    case job(group: String, payload: String, priority: Int, weight: Int, count: Int)
     case stopPool
+}
+
+/// What came of a command: a sentence for the message line, and for test jobs one line per job.
+public struct ConsoleOutcome: Hashable, Sendable {
+    public var message: String
+    public var lines: [String]
+
+    public init(_ message: String, lines: [String] = []) {
+        self.message = message
+        self.lines = lines
+    }
 }
 
 /// Where the console's data comes from and where its commands go: a pool hosted in this
@@ -23,8 +34,8 @@ public protocol ConsoleSource: Sendable {
     func snapshot() -> PoolSnapshot?
     /// The most recent events and log lines, oldest first.
     func recentEvents() -> [PoolEventRecord]
-    /// Carries out a command; the sentence to show the operator.
-    func perform(_ command: ConsoleCommand) async -> String
+    /// Carries out a command; what to show the operator.
+    func perform(_ command: ConsoleCommand) async -> ConsoleOutcome
 }
 
 /// Keeps the last events of a stream for the events pane.
@@ -60,7 +71,14 @@ public final class HostedSource: ConsoleSource {
     public func snapshot() -> PoolSnapshot? { pool.snapshot() }
     public func recentEvents() -> [PoolEventRecord] { history.all }
 
-    public func perform(_ command: ConsoleCommand) async -> String {
+    public func perform(_ command: ConsoleCommand) async -> ConsoleOutcome {
+        if case .job(let group, let payload, let priority, let weight, let count) = command {
+            return await runJobs(group: group, payload: payload, priority: priority, weight: weight, count: count)
+        }
+        return ConsoleOutcome(await performOther(command))
+    }
+
+    private func performOther(_ command: ConsoleCommand) async -> String {
         do {
             switch command {
             case .scale(let group, let delta):
@@ -79,8 +97,8 @@ public final class HostedSource: ConsoleSource {
             case .killWorker(let id):
                 try await pool.killWorker(id)
                 return "worker \(id): killed with SIGKILL"
-            case .job(let group, let payload, let count):
-                return await runJobs(group: group, payload: payload, count: count)
+            case .job:
+                return "jobs run through runJobs"
             case .stopPool:
                 pool.stop()
                 return "stopping the pool"
@@ -90,24 +108,26 @@ public final class HostedSource: ConsoleSource {
         }
     }
 
-    private func runJobs(group: String, payload: String, count: Int) async -> String {
+    private func runJobs(group: String, payload: String, priority: Int, weight: Int, count: Int) async -> ConsoleOutcome {
         let pool = self.pool
-        let outcomes = await withTaskGroup(of: String.self) { tasks in
-            for _ in 0..<max(count, 1) {
+        let outcomes = await withTaskGroup(of: (Int, String, Bool).self) { tasks in
+            for index in 0..<max(count, 1) {
                 tasks.addTask {
                     do {
-                        let result = try await pool.submitJob(Array(payload.utf8), to: .name(group))
-                        return "worker \(result.worker): \(result.text) (wait \(format(result.queueWait)), run \(format(result.runTime)))"
+                        let result = try await pool.submitJob(Array(payload.utf8), to: .name(group), priority: priority, weight: weight)
+                        return (index, "#\(index + 1) worker \(result.worker): \(result.text)  (wait \(format(result.queueWait)), run \(format(result.runTime)); \(result.pickedBecause))", true)
                     } catch {
-                        return "\(error)"
+                        return (index, "#\(index + 1) \(error)", false)
                     }
                 }
             }
-            var outcomes: [String] = []
+            var outcomes: [(Int, String, Bool)] = []
             for await outcome in tasks { outcomes.append(outcome) }
-            return outcomes
+            return outcomes.sorted { $0.0 < $1.0 }
         }
-        return "job '\(payload)' → " + outcomes.joined(separator: "; ")
+        let failed = outcomes.filter { !$0.2 }.count
+        return ConsoleOutcome(
+            "\(outcomes.count) job(s) to \(group): \(outcomes.count - failed) ok, \(failed) failed", lines: outcomes.map(\.1))
     }
 }
 

@@ -19,6 +19,32 @@ public struct Confirmation: Hashable, Sendable {
     public var okSelected = false
 }
 
+/// The test-job form of `j`: the field being edited and the four values.
+public struct JobForm: Hashable, Sendable {
+    public enum Field: Int, CaseIterable, Hashable, Sendable {
+        case payload, priority, weight, count
+    }
+
+    public var group: String
+    public var field: Field = .payload
+    public var payload = "echo hello from pooltop"
+    public var priority = "0"
+    public var weight = "1"
+    public var count = "1"
+
+    subscript(field: Field) -> String {
+        get { [payload, priority, weight, count][field.rawValue] }
+        set {
+            switch field {
+            case .payload: payload = newValue
+            case .priority: priority = newValue
+            case .weight: weight = newValue
+            case .count: count = newValue
+            }
+        }
+    }
+}
+
 /// Everything the console shows besides the pool's own state. Changed only by ``reduce``.
 public struct ConsoleState: Hashable, Sendable {
     public enum Mode: Hashable, Sendable {
@@ -29,6 +55,10 @@ public struct ConsoleState: Hashable, Sendable {
         case filter
         /// The hosted pool is stopping after a confirmed quit; the screen shows the progress.
         case quitting
+        /// The test-job form.
+        case jobForm(JobForm)
+        /// How the last test jobs ended, one line each.
+        case jobResults([String])
     }
 
     public enum Focus: Hashable, Sendable {
@@ -70,6 +100,40 @@ public enum ConsoleReducer {
         }
         switch state.mode {
         case .quitting:
+            return []
+        case .jobResults:
+            if key != .resize { state.mode = .normal }
+            return []
+        case .jobForm(var form):
+            switch key {
+            case .escape:
+                state.mode = .normal
+            case .tab, .down:
+                form.field = JobForm.Field(rawValue: (form.field.rawValue + 1) % JobForm.Field.allCases.count)!
+                state.mode = .jobForm(form)
+            case .up:
+                form.field = JobForm.Field(rawValue: (form.field.rawValue + JobForm.Field.allCases.count - 1) % JobForm.Field.allCases.count)!
+                state.mode = .jobForm(form)
+            case .backspace:
+                if !form[form.field].isEmpty { form[form.field].removeLast() }
+                state.mode = .jobForm(form)
+            case .character(let character):
+                if form.field == .payload || character.isNumber || (character == "-" && form.field == .priority) {
+                    form[form.field].append(character)
+                }
+                state.mode = .jobForm(form)
+            case .enter:
+                guard let priority = Int(form.priority), let weight = Int(form.weight), weight >= 0,
+                    let count = Int(form.count), (1...1000).contains(count)
+                else {
+                    state.message = "priority must be a whole number, weight ≥ 0, count 1…1000"
+                    return []
+                }
+                state.mode = .normal
+                return [.run(.job(group: form.group, payload: form.payload, priority: priority, weight: weight, count: count))]
+            default:
+                break
+            }
             return []
         case .help:
             if key != .resize { state.mode = .normal }
@@ -203,7 +267,7 @@ public enum ConsoleReducer {
                 state.message = "select a job group to submit a test job"
                 break
             }
-            return [.run(.job(group: group.name, payload: "echo hello from pooltop", count: 1))]
+            state.mode = .jobForm(JobForm(group: group.name))
         default:
             break
         }

@@ -24,7 +24,7 @@ public enum ConsoleHelp {
         Entry(keys: "R", meaning: "restart every worker of the selected group (asks first)", isAction: true),
         Entry(keys: "H", meaning: "hard restart of the pool: stop all, start all (asks first)", isAction: true),
         Entry(keys: "k F9", meaning: "kill the selected worker with SIGKILL, to rehearse recovery (asks first)", isAction: true),
-        Entry(keys: "j", meaning: "submit a test job to the selected job group and show its result", isAction: true),
+        Entry(keys: "j", meaning: "test jobs for the selected job group: payload, priority, weight, count", isAction: true),
         Entry(keys: "q F10 Ctrl-C", meaning: "quit: hosted, asks and stops the pool; attached, detaches", isAction: false),
     ]
 }

@@ -89,6 +89,8 @@ public enum ConsoleView {
         case .confirm(let confirmation): drawConfirm(&screen, confirmation)
         case .detail(let id): drawDetail(&screen, snapshot: snapshot, events: events, id: id)
         case .quitting: drawDialog(&screen, title: "Stopping", lines: ["Stopping pool '\(snapshot.pool.name)'…", progress(snapshot)])
+        case .jobForm(let form): drawJobForm(&screen, form)
+        case .jobResults(let lines): drawDialog(&screen, title: "Test jobs", lines: lines + ["", "any key closes this list"])
         case .normal, .filter: break
         }
         return screen
@@ -217,6 +219,18 @@ public enum ConsoleView {
         }
         lines += ["", "any key closes this help"]
         drawDialog(&screen, title: "Help", lines: lines)
+    }
+
+    static func drawJobForm(_ screen: inout ScreenBuffer, _ form: JobForm) {
+        let labels = ["payload", "priority", "weight", "count"]
+        var lines = ["Submit test jobs to group \(form.group)", ""]
+        for field in JobForm.Field.allCases {
+            let cursor = field == form.field ? "_" : ""
+            let marker = field == form.field ? "▸ " : "  "
+            lines.append(marker + labels[field.rawValue].padding(toLength: 10, withPad: " ", startingAt: 0) + form[field] + cursor)
+        }
+        lines += ["", "Tab/↑↓ next field   Enter submit   Esc cancel", "demo job workers: echo TEXT, sleep MS, cpu MS, fail MSG, crash, exit"]
+        drawDialog(&screen, title: "Test jobs", lines: lines)
     }
 
     static func drawConfirm(_ screen: inout ScreenBuffer, _ confirmation: Confirmation) {
