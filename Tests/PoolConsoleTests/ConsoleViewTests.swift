@@ -185,6 +185,17 @@ struct ConsoleReducerTests {
         #expect(press([.character("q")], state: &attached, hosting: false) == [.exit])
     }
 
+    @Test("s sorts the workers by the next column, busiest first")
+    func sort() {
+        var state = ConsoleState()
+        _ = press([.character("s"), .character("s"), .character("s")], state: &state)
+        #expect(state.sortKey == .jobs)
+        #expect(ConsoleReducer.visibleWorkers(fixedSnapshot(), state).map(\.id.rawValue) == [1, 2, 3, 4])
+        _ = press([.character("<"), .character("<")], state: &state)
+        #expect(state.sortKey == .state)
+        #expect(ConsoleReducer.visibleWorkers(fixedSnapshot(), state).map(\.id.rawValue) == [4, 1, 2, 3])
+    }
+
     @Test("a lost terminal stops a hosted pool without asking, and detaches an attached console")
     func hangup() {
         var hosted = ConsoleState()

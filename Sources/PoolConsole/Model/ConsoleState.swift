@@ -65,7 +65,13 @@ public struct ConsoleState: Hashable, Sendable {
         case groups, workers
     }
 
+    /// How the workers table is ordered.
+    public enum SortKey: String, CaseIterable, Hashable, Sendable {
+        case id, state, restarts, jobs, memory, cpu
+    }
+
     public var mode: Mode = .normal
+    public var sortKey: SortKey = .id
     public var focus: Focus = .groups
     public var selectedGroup = 0
     public var selectedWorker = 0
@@ -221,6 +227,14 @@ public enum ConsoleReducer {
             state.message = state.isPaused ? "paused" : "resumed"
         case .character("t"):
             state.themeIndex = (state.themeIndex + 1) % max(themes, 1)
+        case .character("s"), .character(">"), .function(6):
+            let keys = ConsoleState.SortKey.allCases
+            state.sortKey = keys[(keys.firstIndex(of: state.sortKey)! + 1) % keys.count]
+            state.message = "workers sorted by \(state.sortKey.rawValue)"
+        case .character("<"):
+            let keys = ConsoleState.SortKey.allCases
+            state.sortKey = keys[(keys.firstIndex(of: state.sortKey)! + keys.count - 1) % keys.count]
+            state.message = "workers sorted by \(state.sortKey.rawValue)"
         case .character("]"):
             state.refresh = min(state.refresh * 2, .seconds(10))
             state.message = "refresh every \(format(state.refresh))"
@@ -294,9 +308,21 @@ public enum ConsoleReducer {
     public static func visibleWorkers(_ snapshot: PoolSnapshot?, _ state: ConsoleState) -> [WorkerSnapshot] {
         guard let snapshot else { return [] }
         let groupID = snapshot.groups.indices.contains(state.selectedGroup) ? snapshot.groups[state.selectedGroup].id : nil
-        return snapshot.workers.filter { worker in
+        let workers = snapshot.workers.filter { worker in
             (groupID == nil || worker.groupID == groupID)
                 && (state.filter.isEmpty || "\(worker.id) \(worker.group) \(worker.state.rawValue) \(worker.pid)".contains(state.filter))
         }
+        // Busiest first for the figures; ties keep id order.
+        func key(_ worker: WorkerSnapshot) -> Double {
+            switch state.sortKey {
+            case .id: return 0
+            case .state: return Double(WorkerState.allCases.firstIndex(of: worker.state) ?? 0)
+            case .restarts: return -Double(worker.restarts)
+            case .jobs: return -Double(worker.activity.jobsProcessed)
+            case .memory: return -Double(worker.rssBytes)
+            case .cpu: return -worker.cpuSeconds
+            }
+        }
+        return workers.sorted { (key($0), $0.id.rawValue) < (key($1), $1.id.rawValue) }
     }
 }

@@ -14,6 +14,7 @@ public enum ConsoleHelp {
         Entry(keys: "Enter", meaning: "worker detail (its numbers, recent exits and log lines)", isAction: false),
         Entry(keys: "Esc", meaning: "back", isAction: false),
         Entry(keys: "/ F3", meaning: "filter the workers by id, group, state or pid", isAction: false),
+        Entry(keys: "s < > F6", meaning: "sort the workers: id, state, restarts, jobs, memory, cpu", isAction: false),
         Entry(keys: "t", meaning: "next theme", isAction: false),
         Entry(keys: "p Z", meaning: "pause or resume updates", isAction: false),
         Entry(keys: "[ ]", meaning: "refresh faster or slower (250 ms to 10 s)", isAction: false),
