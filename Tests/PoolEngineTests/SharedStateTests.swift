@@ -57,6 +57,10 @@ struct SharedStateTests {
             // Group counts: jobs wants 2, has processes for 1 (the other backs off), 1 ready.
             #expect(snapshot.groups[0].desired == 2 && snapshot.groups[0].running == 1 && snapshot.groups[0].ready == 1)
             #expect(snapshot.groups[1].desired == 1 && snapshot.groups[1].running == 1 && snapshot.groups[1].ready == 0)
+            // One group's records, as a job sender copies them per job.
+            let web = try PoolStateReader(pool: pool.name).records(of: pool.groups[1])
+            #expect(web.firstID == WorkerID(5) && web.slotCount == 6)
+            #expect(web.state(of: WorkerID(5)) == .starting && web.pid(of: WorkerID(5)) == 555)
         }
     }
 

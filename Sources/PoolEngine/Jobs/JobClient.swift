@@ -102,7 +102,7 @@ public final class JobClient: Sendable {
             guard PoolInstant.now < deadline else {
                 throw lastRefusal ?? JobError(code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it")
             }
-            let records = reader.records()
+            let records = reader.records(of: target)
             var candidates: [PickupCandidate] = []
             for id in target.workerIDs where id != senderID && !excluded.contains(id) && records.state(of: id) == .ready {
                 let activity = records.activity(of: id)

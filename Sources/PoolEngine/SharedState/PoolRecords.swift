@@ -6,20 +6,23 @@ import Synchronization
 public struct PoolRecords: Sendable {
     /// 32 words per slot, in slot order: the lifecycle part (words 0–15), then the activity part (16–31).
     let words: [UInt64]
+    /// The slots copied: `firstID ..< firstID + slotCount` (every slot, or one group's).
+    public let firstID: WorkerID
     public let slotCount: Int
     /// When the copy was taken, in nanoseconds since the epoch.
     public let takenAt: UInt64
 
     static let wordsPerSlot = SharedLayout.slotRecordSize / 8
 
-    init(words: [UInt64], slotCount: Int, takenAt: UInt64) {
+    init(words: [UInt64], firstID: WorkerID = WorkerID(1), slotCount: Int, takenAt: UInt64) {
         self.words = words
+        self.firstID = firstID
         self.slotCount = slotCount
         self.takenAt = takenAt
     }
 
     func word(_ id: WorkerID, _ offset: Int) -> UInt64 {
-        words[(id.rawValue - 1) * Self.wordsPerSlot + offset / 8]
+        words[(id.rawValue - firstID.rawValue) * Self.wordsPerSlot + offset / 8]
     }
 
     /// The slot's lifecycle state.
@@ -43,10 +46,19 @@ public struct PoolRecords: Sendable {
 extension PoolStateReader {
     /// Copies every slot record coherently, without decoding (see ``PoolRecords``).
     public func records() -> PoolRecords {
-        let count = segment.slotCount
+        records(from: WorkerID(1), count: segment.slotCount)
+    }
+
+    /// Copies one group's slot records: what a job sender needs per job, without the rest of the pool.
+    public func records(of group: GroupDescription) -> PoolRecords {
+        records(from: group.firstWorkerID, count: group.maxWorkers)
+    }
+
+    private func records(from firstID: WorkerID, count requested: Int) -> PoolRecords {
+        let count = max(0, min(requested, segment.slotCount - (firstID.rawValue - 1)))
         let perSlot = PoolRecords.wordsPerSlot
         let half = perSlot / 2
-        let first = segment.slotBase(WorkerID(1))
+        let first = segment.slotBase(firstID)
         let stride = SharedLayout.slotRecordSize
         let words = [UInt64](unsafeUninitializedCapacity: count * perSlot) { buffer, initialized in
             for slot in 0..<count {
@@ -69,6 +81,6 @@ extension PoolStateReader {
             }
             initialized = count * perSlot
         }
-        return PoolRecords(words: words, slotCount: count, takenAt: Posix.wallClockNanoseconds())
+        return PoolRecords(words: words, firstID: firstID, slotCount: count, takenAt: Posix.wallClockNanoseconds())
     }
 }
