@@ -65,7 +65,10 @@ let package = Package(
         // the in-process test watcher spawns, and a standalone watcher.
         .executableTarget(
             name: "PoolFixtures",
-            dependencies: ["PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/Fixtures/PoolFixtures",
             swiftSettings: strictSettings
         ),

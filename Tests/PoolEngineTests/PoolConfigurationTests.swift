@@ -30,6 +30,28 @@ struct PoolConfigurationTests {
         #expect(description.stopTimeout == .seconds(10))
     }
 
+    @Test("listen takes address strings and mappings; names default to listen<index>")
+    func listenParses() throws {
+        let yaml = """
+            groups:
+              - kind: reactor
+                entryPoint: ticker
+                listen:
+                  - 127.0.0.1:8080
+                  - "[::1]:8080"
+                  - {address: "unix:/run/app.sock", name: app, backlog: 64}
+                  - localhost:9000
+            """
+        let (_, description) = try PoolConfiguration.parse(yaml: yaml, entryPoints: entryPoints)
+        let listeners = description.groups[0].listeners
+        #expect(listeners.map(\.address) == [
+            .tcp(host: "127.0.0.1", port: 8080), .tcp(host: "::1", port: 8080), .unix(path: "/run/app.sock"),
+            .tcp(host: "localhost", port: 9000),
+        ])
+        #expect(listeners.map(\.name) == ["listen0", "listen1", "app", "listen3"])
+        #expect(listeners.map(\.backlog) == [1024, 1024, 64, 1024])
+        #expect(listeners.map(\.description) == ["127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock", "localhost:9000"])
+    }
     @Test("jobGroups resolve by name and by id, to later groups too")
     func jobGroupsResolve() throws {
         let yaml = """
@@ -54,6 +76,18 @@ struct PoolConfigurationTests {
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    min: two\n", "groups[0].min", 4, "whole number"),
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    colour: red\n", "groups[0].colour", 4, "unknown key 'colour'"),
         ("nmae: p\ngroups: []\n", "nmae", 1, "unknown key 'nmae'"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1']\n", "groups[0].listen[0]", 4, "expected host:port"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - ':80'\n", "groups[0].listen[0]", 5, "host is missing"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['::1:80']\n", "groups[0].listen[0]", 4, "in brackets"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1:99999']\n", "groups[0].listen[0]", 4, "0...65535"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1:0']\n", "groups[0].listen[0]", 4, "port 0"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['unix:app.sock']\n", "groups[0].listen[0]", 4, "absolute"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {address: '127.0.0.1:80', backlog: 0}\n", "groups[0].listen[0].backlog", 5, "at least 1"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {address: '127.0.0.1:80', name: 'a:b'}\n", "groups[0].listen[0].name", 5, "without ':'"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {adress: '127.0.0.1:80'}\n", "groups[0].listen[0].adress", 5, "unknown key 'adress'"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1:80', '127.0.0.1:80']\n", "groups[0].listen[1]", 4, "listed twice"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    listen: ['127.0.0.1:80']\n", "groups[0].listen", 4, "only reactor groups"),
+        ("groups:\n  - {name: a, kind: reactor, entryPoint: ticker, listen: ['127.0.0.1:80']}\n  - {name: b, kind: reactor, entryPoint: ticker, listen: ['127.0.0.1:80']}\n", "groups[1].listen[0]", 3, "already served by group 'a'"),
         ("groups:\n  - kind: worker\n    entryPoint: demo-job\n", "groups[0].kind", 2, "unknown value 'worker'"),
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart: {policy: sometimes}\n", "groups[0].restart.policy", 4, "unknown value 'sometimes'"),
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart:\n      backoff: {initial: soon}\n", "groups[0].restart.backoff.initial", 5, "not a duration"),

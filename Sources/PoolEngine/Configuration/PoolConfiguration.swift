@@ -21,6 +21,7 @@ public struct PoolConfiguration: Sendable {
     public static let groupKeys = [
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
         "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle",
+        "listen",
     ]
     /// Keys accepted in a group's `restart`.
     public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
@@ -32,12 +33,15 @@ public struct PoolConfiguration: Sendable {
     public static let scalingKeys = ["onDemand", "shrinkAfterIdle"]
     /// Keys accepted in a group's `recycle`.
     public static let recycleKeys = ["maxJobs", "maxMemory", "memorySamples", "maxLifetime", "maxIdle", "jitter"]
+    /// Keys accepted in a `listen` entry written as a mapping.
+    public static let listenKeys = ["address", "name", "backlog"]
 
     /// Every key path the file format knows, for the documentation test.
     public static var knownKeys: [String] {
         poolKeys + groupKeys.map { "groups[].\($0)" } + restartKeys.map { "groups[].restart.\($0)" }
             + backoffKeys.map { "groups[].restart.backoff.\($0)" } + jobsKeys.map { "groups[].jobs.\($0)" }
             + scalingKeys.map { "groups[].scaling.\($0)" } + recycleKeys.map { "groups[].recycle.\($0)" }
+            + listenKeys.map { "groups[].listen[].\($0)" }
     }
 
     /// Checks a pool name (used in file paths and shared-memory names) on its own.
@@ -211,6 +215,14 @@ private struct Reader {
             if let node = values["jitter"] { recycle.jitter = try number(node, path: "\(path).recycle.jitter") }
             group.recycle = recycle
         }
+        if let node = map["listen"] {
+            guard case .sequence(let items) = node else {
+                throw error("\(path).listen", "must be a list of addresses (\"127.0.0.1:8080\", \"[::1]:8080\", \"unix:/path\")", node: node)
+            }
+            for (index, item) in items.enumerated() {
+                group.listeners.append(try listener(item, path: "\(path).listen[\(index)]"))
+            }
+        }
         return group
     }
 
@@ -243,6 +255,26 @@ private struct Reader {
                 throw error("\(path).\(key)", "only applies to policy 'limited' (the policy is '\(policyName)')", node: map[key]!)
             }
             return RestartStrategy(policy: .always, backoff: backoff)
+        }
+    }
+
+    /// A listener: an address string, or a mapping with `address`, `name` and `backlog`.
+    private mutating func listener(_ node: Node, path: String) throws(ConfigurationError) -> Listener {
+        var addressNode = node
+        var name = ""
+        var backlog = 1024
+        if case .mapping = node {
+            let values = try mapping(node, path: path, allowed: PoolConfiguration.listenKeys)
+            guard let address = values["address"] else { throw error(path, "the key 'address' is missing", node: node) }
+            addressNode = address
+            if let node = values["name"] { name = try string(node, path: "\(path).name") }
+            if let node = values["backlog"] { backlog = try integer(node, path: "\(path).backlog") }
+        }
+        let text = try string(addressNode, path: path)
+        do {
+            return try Listener(text, name: name, backlog: backlog)
+        } catch let failure {
+            throw error(path, failure.message + " (got '\(text)')", node: addressNode)
         }
     }
 

@@ -30,6 +30,14 @@ enum PoolValidator {
                     message: "duplicate group name '\(description.name)' (groups[\(previous)] has it already)")
             }
             namesSeen[description.name] = index
+            for (listenerIndex, listener) in description.listeners.enumerated() {
+                // SO_REUSEPORT would let two groups share an address silently, mixing their traffic.
+                if let owner = described.first(where: { $0.listeners.contains { $0.address == listener.address } }) {
+                    throw ConfigurationError(
+                        path: "\(path).listen[\(listenerIndex)]",
+                        message: "\(listener) is already served by group '\(owner.name)'")
+                }
+            }
             described.append(description)
             nextWorkerID += description.maxWorkers
         }
@@ -130,6 +138,7 @@ enum PoolValidator {
         if name.contains(where: { $0 == "/" || $0.isNewline }) {
             throw ConfigurationError(path: "\(path).name", message: "'\(name)' must not contain '/' or line breaks")
         }
+        let listeners = try validate(group.listeners, kind: group.kind, path: "\(path).listen")
         var strategies: [String: StrategyDescriptor] = [:]
         let slots: [(String, (any DescribableStrategy)?)] = [
             ("pickup", group.pickup), ("socket", group.socket),
@@ -164,7 +173,39 @@ enum PoolValidator {
             strategies: strategies,
             jobExecutor: executor,
             scaling: group.scaling,
-            recycle: group.recycle)
+            recycle: group.recycle,
+            listeners: listeners)
+    }
+
+    private static func validate(_ listeners: [Listener], kind: WorkerKind, path: String) throws(ConfigurationError) -> [Listener] {
+        guard !listeners.isEmpty else { return [] }
+        guard kind == .reactor else {
+            throw ConfigurationError(path: path, message: "only reactor groups serve listeners (this group is a \(kind.rawValue) group)")
+        }
+        var resolved: [Listener] = []
+        for (index, var listener) in listeners.enumerated() {
+            let where_ = "\(path)[\(index)]"
+            if listener.name.isEmpty { listener.name = "listen\(index)" }
+            // LISTEN_FDNAMES separates names with ':'.
+            if listener.name.contains(where: { $0 == ":" || $0.isWhitespace || !$0.isASCII }) {
+                throw ConfigurationError(path: "\(where_).name", message: "'\(listener.name)' must be ASCII without ':' or spaces")
+            }
+            if resolved.contains(where: { $0.name == listener.name }) {
+                throw ConfigurationError(path: "\(where_).name", message: "another listener of the group is already named '\(listener.name)'")
+            }
+            if listener.backlog < 1 {
+                throw ConfigurationError(path: "\(where_).backlog", message: "must be at least 1 (got \(listener.backlog))")
+            }
+            if case .tcp(_, let port) = listener.address, port == 0 {
+                // Each slot binds its own socket: port 0 would give every worker a different port.
+                throw ConfigurationError(path: where_, message: "\(listener): port 0 is not allowed, name a port")
+            }
+            if resolved.contains(where: { $0.address == listener.address }) {
+                throw ConfigurationError(path: where_, message: "\(listener) is listed twice")
+            }
+            resolved.append(listener)
+        }
+        return resolved
     }
 
     private static func validate(_ restart: RestartStrategy, path: String) throws(ConfigurationError) {

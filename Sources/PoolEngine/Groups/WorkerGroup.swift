@@ -34,6 +34,8 @@ public struct WorkerGroup: Sendable {
     public var jobExecutor: JobExecutorConfiguration?
     /// Recycling by quota (the seed's auto-restart strategy).
     public var recycle: RecyclePolicy?
+    /// The sockets a reactor group serves (see ``Listener``); only reactor groups may have them.
+    public var listeners: [Listener]
 
     public init(
         entryPoint: String,
@@ -51,7 +53,8 @@ public struct WorkerGroup: Sendable {
         scaling: ScalingPolicy = .byRequest,
         socket: (any SocketStrategy)? = nil,
         jobExecutor: JobExecutorConfiguration? = nil,
-        recycle: RecyclePolicy? = nil
+        recycle: RecyclePolicy? = nil,
+        listeners: [Listener] = []
     ) {
         self.entryPoint = entryPoint
         self.kind = kind
@@ -69,6 +72,7 @@ public struct WorkerGroup: Sendable {
         self.socket = socket
         self.jobExecutor = jobExecutor
         self.recycle = recycle
+        self.listeners = listeners
     }
 }
 
@@ -96,6 +100,8 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var jobExecutor: JobExecutorConfiguration?
     public var scaling: ScalingPolicy
     public var recycle: RecyclePolicy?
+    /// The group's listeners, names resolved (`listen0`, `listen1`, … when not given).
+    public var listeners: [Listener] = []
 
     /// Every slot id the group owns.
     public var workerIDs: [WorkerID] {

@@ -13,6 +13,8 @@ public struct PoolStartError: Error, CustomStringConvertible, Sendable {
         case runtimeDirectory = "runtime-directory"
         /// Shared memory or the control socket cannot be set up.
         case sharedState = "shared-state"
+        /// A reactor group's listener cannot be bound (address in use, permission, bad address).
+        case listener
     }
 
     public var code: Code

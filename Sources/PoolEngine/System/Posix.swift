@@ -179,6 +179,10 @@ enum Posix {
         _ = Glibc.unsetenv(name)
     }
 
+    static func setenv(_ name: String, _ value: String) {
+        _ = Glibc.setenv(name, value, 1)
+    }
+
     /// Milliseconds-resolution-free monotonic time in nanoseconds (CLOCK_MONOTONIC is shared by all processes).
     static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()

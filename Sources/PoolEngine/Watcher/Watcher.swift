@@ -34,6 +34,8 @@ final class Watcher {
     /// Workers' stdout and stderr, when not the watcher's own.
     private let workerOutput: Int32?
     private var quotas = QuotaTracker()
+    /// Reactor groups' listening sockets, owned here and inherited by each worker at spawn.
+    private let listeners: ListenerSockets
 
     init(
         pool: PoolDescription,
@@ -44,12 +46,14 @@ final class Watcher {
         sampleInterval: Duration?,
         runtimeDirectory: String?,
         workerOutput: Int32? = nil,
+        listeners: ListenerSockets? = nil,
         publish: @escaping @Sendable (PoolEvent) -> Void
     ) throws {
         self.pool = pool
         self.sharedState = sharedState
         self.runtimeDirectory = runtimeDirectory
         self.workerOutput = workerOutput
+        self.listeners = listeners ?? ListenerSockets(pool: pool)
         if sharedState != nil { monitor.setTick(every: sampleInterval) }
         self.core = WatcherCore(pool: pool)
         self.monitor = monitor
@@ -58,7 +62,8 @@ final class Watcher {
         self.publish = publish
         self.executable = try Posix.executablePath()
         // Workers must not mistake an inherited marker of ours (a worker starting a pool) for their own.
-        self.baseEnvironment = Posix.environment().filter { !$0.hasPrefix("POOLTOP_") }
+        // Nor a socket-activation announcement meant for the watcher itself.
+        self.baseEnvironment = Posix.environment().filter { !$0.hasPrefix("POOLTOP_") && !$0.hasPrefix("LISTEN_") }
     }
 
     /// Runs until every slot has stopped for good; returns the failure that ended the pool, if any.
@@ -140,6 +145,10 @@ final class Watcher {
             if let process = processes[id], process.generation == generation {
                 release(id, process)
             }
+            if let state = core.slot(id)?.state, state == .stopped || state == .finished || state == .failed {
+                // Nobody will accept on the slot's sockets: stop the kernel hashing connections to them.
+                listeners.retire(id)
+            }
             return actions
         case .signal(let signal):
             switch signal {
@@ -205,20 +214,26 @@ final class Watcher {
         var childEnd: Int32 = -1
         var pidfd: Int32 = -1
         do {
+            let sockets = try listeners.descriptors(for: id)
             (parentEnd, childEnd) = try Posix.socketPair()
             var environment = baseEnvironment
             for (key, value) in group.runner.environment.sorted(by: { $0.key < $1.key }) {
                 environment.append("\(key)=\(value)")
             }
+            if !sockets.isEmpty {
+                // The systemd socket-activation convention: descriptors from 3 on, named in order.
+                // LISTEN_PID is set by the worker itself, since only it knows its pid before running code.
+                environment += ["LISTEN_FDS=\(sockets.count)", "LISTEN_FDNAMES=\(sockets.map(\.name).joined(separator: ":"))"]
+            }
             environment += [
-                "\(WorkerProcess.controlFDVariable)=3",
+                "\(WorkerProcess.controlFDVariable)=\(3 + sockets.count)",
                 "POOLTOP_POOL=\(pool.name)",
                 "POOLTOP_WORKER_ID=\(id)",
             ]
             let path = group.runner.executable ?? executable
             let pid = try Posix.spawn(
                 path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(id)"], environment: environment,
-                inherited: [childEnd], output: workerOutput)
+                inherited: sockets.map(\.fd) + [childEnd], output: workerOutput)
             Posix.close(childEnd)
             childEnd = -1
             pidfd = try Posix.pidfdOpen(pid)

@@ -199,11 +199,15 @@ public final class WorkerPool: Service, Sendable {
         let signals = configuration.handlesSignals ? try SignalRoute(monitor: monitor) : nil
         defer { signals?.restore() }
 
+        // Bound before any worker starts: a bad listener fails run() with nothing half-started.
+        let listeners = try ListenerSockets.bindInitial(pool: description)
+        defer { listeners.closeAll() }
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
             sharedState: sharedState, sampleInterval: configuration.sampleInterval,
             runtimeDirectory: runtime.directory,
             workerOutput: try configuration.workerOutputFile.map { try Posix.openForAppending("\(runtime.directory)/\($0)") },
+            listeners: listeners,
             publish: { [weak self] event in self?.publish(event) })
         let control: ControlServer
         do {

@@ -15,6 +15,8 @@ public final class Worker: Sendable {
     public let logger: Logger
     /// The watcher's pid.
     public let watcherPID: Int32
+    /// The listening sockets this reactor worker inherited, in its group's listener order.
+    public let listeners: [InheritedListener]
 
     private struct State: ~Copyable {
         var stopReason: StopReason?
@@ -41,8 +43,9 @@ public final class Worker: Sendable {
 
     init(
         bootstrap: WorkerBootstrap, group: GroupDescription, logger: Logger, activityRecorder: WorkerActivityRecorder? = nil,
-        makeJobClient: (@Sendable () -> JobClient)? = nil
+        makeJobClient: (@Sendable () -> JobClient)? = nil, listeners: [InheritedListener] = []
     ) {
+        self.listeners = listeners
         self.activityRecorder = activityRecorder
         self.makeJobClient = makeJobClient
         self.id = bootstrap.workerID
@@ -81,6 +84,11 @@ public final class Worker: Sendable {
     }
 
     var existingJobClient: JobClient? { state.withLock { $0.jobClient } }
+
+    /// The inherited listener named `name` (`listen0` for a group's first unnamed one).
+    public func listener(named name: String) -> InheritedListener? {
+        listeners.first { $0.name == name }
+    }
 
     /// Whether the worker has been asked to stop.
     public var isStopRequested: Bool { state.withLock { $0.stopReason != nil } }

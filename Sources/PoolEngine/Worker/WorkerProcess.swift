@@ -84,7 +84,8 @@ public enum WorkerProcess {
                 requestScale: { target in channel.send(.scaleRequest(target)) })
         }
         let worker = Worker(
-            bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder, makeJobClient: makeJobClient)
+            bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder, makeJobClient: makeJobClient,
+            listeners: InheritedListener.fromEnvironment(group: group))
 
         do {
             try channel.startReading(worker: worker)

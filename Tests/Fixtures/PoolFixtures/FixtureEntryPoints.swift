@@ -20,6 +20,7 @@ enum FixtureEntryPoints {
         entryPoints.register("activity-writer") { ActivityWriter() }
         entryPoints.register("demo-job") { DemoJobWorker() }
         entryPoints.register("job-sender") { JobSender() }
+        entryPoints.register("line-reactor") { LineReactor() }
         return entryPoints
     }
 }

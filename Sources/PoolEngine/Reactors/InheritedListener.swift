@@ -1,0 +1,33 @@
+import NIOCore
+import NIOPosix
+
+/// A listening socket a reactor worker inherited from the watcher.
+///
+/// With SwiftNIO, hand it to `ServerBootstrap.withBoundSocket(_:)`, or call ``serve(_:on:)``.
+/// Other code can take ``descriptor``, or find the socket the systemd way (`LISTEN_FDS`,
+/// `LISTEN_FDNAMES`, `LISTEN_PID`): the worker sets all three before your entry point runs.
+public struct InheritedListener: Sendable, Hashable {
+    /// The listener's name in its group (`listen0` … unless named).
+    public var name: String
+    /// What the group declared; nil when the watcher announced a socket the group does not list.
+    public var listener: Listener?
+    /// The descriptor, open in this process. Whoever serves it owns it (NIO closes it with its channel).
+    public var descriptor: Int32
+
+    /// Starts accepting on this socket with `bootstrap` (a NIO server bootstrap you configured).
+    public func serve(_ bootstrap: ServerBootstrap) async throws -> any Channel {
+        try await bootstrap.withBoundSocket(descriptor).get()
+    }
+
+    /// Reads the socket-activation variables the watcher set; marks them as this process's.
+    static func fromEnvironment(group: GroupDescription) -> [InheritedListener] {
+        guard let countText = Posix.getenv("LISTEN_FDS"), let count = Int(countText), count > 0 else { return [] }
+        let names = (Posix.getenv("LISTEN_FDNAMES") ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        // sd_listen_fds(3) only trusts the variables when LISTEN_PID is this process.
+        Posix.setenv("LISTEN_PID", "\(Posix.processID)")
+        return (0..<count).map { index in
+            let name = index < names.count ? names[index] : "unknown\(index)"
+            return InheritedListener(name: name, listener: group.listeners.first { $0.name == name }, descriptor: Int32(3 + index))
+        }
+    }
+}

@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Posix {
+    /// Binds and listens on a TCP address; `reusePort` lets several sockets share the address,
+    /// the kernel spreading new connections over them by hash.
+    static func listenTCP(host: String, port: Int, backlog: Int, reusePort: Bool) throws -> FD {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var results: UnsafeMutablePointer<addrinfo>?
+        let lookup = getaddrinfo(host, String(port), &hints, &results)
+        guard lookup == 0, let first = results else {
+            throw SystemCallError(call: "getaddrinfo", errno: lookup == EAI_SYSTEM ? errno : EINVAL, context: "\(host): \(String(cString: gai_strerror(lookup)))")
+        }
+        defer { freeaddrinfo(results) }
+        let fd = try check("socket") { socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            var on: Int32 = 1
+            let size = socklen_t(MemoryLayout<Int32>.size)
+            try check("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size) }
+            if reusePort {
+                try check("setsockopt(SO_REUSEPORT)") { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, size) }
+            }
+            if first.pointee.ai_family == AF_INET6 {
+                // "[::1]:8080" means IPv6 only; an IPv4 listener on the same port is a separate entry.
+                try check("setsockopt(IPV6_V6ONLY)") { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, size) }
+            }
+            try check("bind", context: "\(host):\(port)") { bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) }
+            try check("listen", context: "\(host):\(port)") { Glibc.listen(fd, Int32(backlog)) }
+            return fd
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Binds and listens on a Unix-domain stream socket, replacing a stale socket file
+    /// (never a regular file: that is somebody's data).
+    static func listenUnix(path: String, backlog: Int) throws -> FD {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw SystemCallError(call: "bind", errno: ENAMETOOLONG, context: path)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+                throw SystemCallError(call: "bind", errno: EEXIST, context: "\(path) exists and is not a socket")
+            }
+            // A live server on it would answer a connect; only then is it in use.
+            if let probe = try? connectUnixSocket(path) {
+                close(probe)
+                throw SystemCallError(call: "bind", errno: EADDRINUSE, context: "\(path) is served by another process")
+            }
+            unlink(path)
+        }
+        let fd = try check("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            let length = socklen_t(MemoryLayout<sockaddr_un>.size)
+            try check("bind", context: path) {
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+                }
+            }
+            try check("listen", context: path) { Glibc.listen(fd, Int32(backlog)) }
+            return fd
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,215 @@
+import Glibc
+import Testing
+
+@testable import PoolEngine
+
+/// Reactor groups with real listening sockets: the watcher binds one SO_REUSEPORT socket per
+/// slot and each worker process (SwiftNIO, debug build) accepts on the one it inherited.
+@Suite("Reactor listeners with real sockets and processes", .serialized)
+struct ReactorTests {
+    typealias Fixture = WorkerPoolTests.Fixture
+
+    func reactorGroup(_ fixture: Fixture, _ listeners: [Listener], min: Int = 2, max: Int = 0) -> WorkerGroup {
+        var group = fixture.group("line-reactor", kind: .reactor, min: min, max: max, name: "web")
+        group.listeners = listeners
+        return group
+    }
+
+    @Test("several reactors all serve one address; each inherits its socket the socket-activation way")
+    func severalReactorsServe() async throws {
+        let fixture = Fixture("reactors")
+        let port = try SocketClient.freePort()
+        try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")]))
+        try await fixture.withRunningPool { events in
+            let answers = SocketClient.ask(port: port, times: 200)
+            #expect(answers.failures == 0)
+            let ids = Set(answers.workers.keys)
+            #expect(ids == Set(events.readyPIDs.map(\.0.rawValue)), "both workers served: \(answers.workers)")
+            // Every worker saw its socket at fd 3 named listen0, with LISTEN_PID made its own.
+            let lines = fixture.lines("listeners")
+            #expect(lines.count == 2)
+            for line in lines {
+                let fields = line.split(separator: " ")
+                #expect(fields.count == 4 && fields[2] == "listen0=3" && fields[3] == "LISTEN_PID=\(fields[1])", "\(line)")
+            }
+        }
+    }
+
+    @Test("a listener that cannot be bound fails run() naming it, and nothing is started or left behind")
+    func bindError() async throws {
+        let fixture = Fixture("bindfail")
+        let (port, holder) = try SocketClient.occupiedPort()
+        defer { close(holder) }
+        try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")]))
+        let events = EventRecorder(fixture.pool)
+        let result = await RunningPool(fixture.pool).finish()
+        #expect(throws: PoolStartError.self) { try result.get() }
+        if case .failure(let error as PoolStartError) = result {
+            #expect(error.code == .listener)
+            #expect(error.message.contains("group 'web'") && error.message.contains("127.0.0.1:\(port)"), "\(error)")
+            #expect(error.message.contains("Address already in use"), "\(error)")
+        }
+        #expect(events.starts == 0)
+        #expect((try? Posix.sharedMemoryOwnerAndMode(name: SharedLayout.segmentName(pool: fixture.name, uid: Posix.userID))) == nil)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("a second pool on an address the first one serves is refused, not silently let in to share it")
+    func secondPoolRefused() async throws {
+        let first = Fixture("reactorfirst")
+        let second = Fixture("reactorsecond")
+        let port = try SocketClient.freePort()
+        try first.pool.describeGroup(reactorGroup(first, [try Listener("127.0.0.1:\(port)")]))
+        try second.pool.describeGroup(reactorGroup(second, [try Listener("127.0.0.1:\(port)")]))
+        try await first.withRunningPool { _ in
+            let result = await RunningPool(second.pool).finish()
+            #expect(throws: PoolStartError.self) { try result.get() }
+            if case .failure(let error as PoolStartError) = result {
+                #expect(error.code == .listener && error.message.contains("Address already in use"), "\(error)")
+            }
+            let answers = SocketClient.ask(port: port, times: 50)
+            #expect(answers.failures == 0 && answers.workers.values.reduce(0, +) == 50, "\(answers)")
+        }
+        await TestSupport.expectNoOrphans(second.name)
+    }
+
+    @Test("a Unix-domain listener is served by every worker and its file is removed when the pool stops")
+    func unixListener() async throws {
+        let fixture = Fixture("unixlisten")
+        let path = "\(fixture.directory)/app.sock"
+        try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("unix:\(path)", name: "app")]))
+        try await fixture.withRunningPool { _ in
+            let answers = SocketClient.ask(unixPath: path, times: 40)
+            #expect(answers.failures == 0 && answers.workers.values.reduce(0, +) == 40)
+            #expect(fixture.lines("listeners").allSatisfy { $0.contains(" app=3 ") }, "found by its name")
+        }
+        #expect(access(path, F_OK) != 0, "the socket file was removed")
+    }
+
+    @Test("scaling down gives the slot's socket back: no connection is left on a socket nobody accepts")
+    func scaleDownRetiresSocket() async throws {
+        let fixture = Fixture("reactorscale")
+        let port = try SocketClient.freePort()
+        try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")], min: 1, max: 2))
+        try await fixture.withRunningPool { events in
+            try await fixture.pool.scale(.name("web"), to: 2)
+            #expect(await events.waitFor { $0.readyPIDs.count == 2 })
+            let both = SocketClient.ask(port: port, times: 100)
+            #expect(both.failures == 0 && both.workers.count == 2, "\(both)")
+            try await fixture.pool.scale(.name("web"), to: 1)
+            #expect(await events.waitFor { $0.exits.count == 1 })
+            let one = SocketClient.ask(port: port, times: 100)
+            #expect(one.failures == 0 && one.workers.count == 1, "\(one)")
+        }
+    }
+
+    @Test("a killed reactor's socket stays open: connections queued on it wait for the replacement")
+    func killedReactorKeepsSocket() async throws {
+        let fixture = Fixture("reactorkill")
+        let port = try SocketClient.freePort()
+        try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")]))
+        try await fixture.withRunningPool { events in
+            let victim = try #require(events.readyPIDs.first?.0)
+            try await fixture.pool.killWorker(victim)
+            // Straight away, while the slot has no process: 1/2 of these hash to its socket.
+            let answers = SocketClient.ask(port: port, times: 100)
+            #expect(answers.failures == 0, "\(answers)")
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+        }
+    }
+}
+
+/// A blocking client: one connection per request, a line back, with a timeout so that a
+/// connection nobody accepts is a counted failure, never a hung test.
+enum SocketClient {
+    struct Answers: CustomStringConvertible {
+        var workers: [Int: Int] = [:]
+        var failures = 0
+        var description: String { "workers \(workers.sorted { $0.key < $1.key }), failures \(failures)" }
+    }
+
+    static func ask(port: Int, times: Int) -> Answers {
+        collect(times) { connectTCP(port: port) }
+    }
+
+    static func ask(unixPath: String, times: Int) -> Answers {
+        collect(times) { try? Posix.connectUnixSocket(unixPath) }
+    }
+
+    private static func collect(_ times: Int, connect: () -> Int32?) -> Answers {
+        var answers = Answers()
+        // Three failures prove the point; waiting out the rest would only slow a failing run.
+        for _ in 0..<times where answers.failures < 3 {
+            guard let fd = connect() else {
+                answers.failures += 1
+                continue
+            }
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: 3, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            _ = send(fd, "?\n", 2, Int32(MSG_NOSIGNAL))
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 256)
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                bytes += buffer[0..<n]
+            }
+            // "worker <id> pid <pid>"
+            let fields = String(decoding: bytes, as: UTF8.self).split(separator: " ")
+            if fields.count == 4, fields[0] == "worker", let id = Int(fields[1]) {
+                answers.workers[id, default: 0] += 1
+            } else {
+                answers.failures += 1
+            }
+        }
+        return answers
+    }
+
+    private static func connectTCP(port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = loopback(port: port)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return address
+    }
+
+    /// A port that is listening (without SO_REUSEPORT) in this process, so the pool cannot bind it.
+    static func occupiedPort() throws -> (Int, Int32) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 8) == 0 else {
+            throw SystemCallError(call: "bind(127.0.0.1:0)", errno: errno)
+        }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return (Int(UInt16(bigEndian: actual.sin_port)), fd)
+    }
+
+    /// A port nothing listens on right now (the kernel's pick, then released).
+    static func freePort() throws -> Int {
+        let (port, fd) = try occupiedPort()
+        close(fd)
+        return port
+    }
+}
