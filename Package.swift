@@ -47,7 +47,11 @@ let package = Package(
         ),
         .target(
             name: "PoolDemo",
-            dependencies: ["PoolEngine", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PoolEngine", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(

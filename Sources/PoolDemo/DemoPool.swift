@@ -8,6 +8,7 @@ public enum DemoPool {
         entryPoints.register("ticker") { Ticker() }
         entryPoints.register("demo-job") { DemoJobWorker() }
         entryPoints.register("job-submitter") { JobSubmitter() }
+        entryPoints.register("http-hello") { HTTPHello() }
         return entryPoints
     }
 
@@ -40,5 +41,12 @@ public enum DemoPool {
             min: 1
             max: 1
             jobGroups: [jobs]
+          - name: http
+            kind: reactor
+            entryPoint: http-hello
+            min: 2
+            max: 4
+            jobGroups: [jobs]
+            listen: ["127.0.0.1:8080"]
         """
 }

@@ -21,7 +21,9 @@ struct PoolConfigurationTests {
         let (configuration, description) = try PoolConfiguration.parse(
             yaml: DemoPool.configuration, file: nil, entryPoints: entryPoints)
         #expect(configuration.name == "demo")
-        #expect(description.groups.map(\.name) == ["jobs", "ticker", "submitter"])
+        #expect(description.groups.map(\.name) == ["jobs", "ticker", "submitter", "http"])
+        #expect(description.groups[3].listeners == [try Listener("127.0.0.1:8080", name: "listen0")])
+        #expect(description.groups[3].jobGroups == [GroupID(1)])
         #expect(description.groups[2].jobGroups == [GroupID(1)], "jobGroups by name resolve to ids")
         #expect(description.groups[0].jobExecutor == JobExecutorConfiguration(), "job groups get an executor")
         #expect(description.groups[0].restart.backoff == RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .seconds(10)))

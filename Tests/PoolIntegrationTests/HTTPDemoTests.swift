@@ -1,0 +1,132 @@
+import Glibc
+import Testing
+
+@testable import PoolEngine
+
+/// The demo's HTTP reactor (the seed's HttpReactor and HttpServerWithJobs) served by real
+/// worker processes, talking to the demo job workers, asked by a raw HTTP/1.1 client.
+@Suite("HTTP demo reactor with real processes", .serialized)
+struct HTTPDemoTests {
+    func start(_ fixture: WorkerPoolTests.Fixture, port: Int) throws {
+        try fixture.pool.describeGroup(fixture.group("demo-job", kind: .job, min: 1, name: "jobs"))
+        var http = fixture.group("http-hello", kind: .reactor, min: 2, name: "http")
+        http.jobGroups = [.name("jobs")]
+        http.listeners = [try Listener("127.0.0.1:\(port)")]
+        try fixture.pool.describeGroup(http)
+    }
+
+    @Test("/ greets from a worker, /pid is that worker's pid, /job runs a job and maps its errors to statuses")
+    func routes() async throws {
+        let fixture = WorkerPoolTests.Fixture("http")
+        let port = try SocketClient.freePort()
+        try start(fixture, port: port)
+        try await fixture.withRunningPool { events in
+            let httpIDs = Set(events.readyPIDs.filter { $0.0.rawValue >= 2 }.map(\.0.rawValue))
+            var greeted = Set<Int>()
+            for _ in 0..<60 {
+                let reply = try #require(HTTPClient.get(port: port, "/"))
+                #expect(reply.status == 200)
+                let match = reply.body.split(separator: " ")
+                // "Hello, World! From worker id N and group id G"
+                #expect(reply.body.hasPrefix("Hello, World! From worker id ") && match.last == "2\n", "\(reply.body)")
+                if let id = Int(match[5]) { greeted.insert(id) }
+            }
+            #expect(greeted == httpIDs, "both reactors served")
+            let pid = try #require(HTTPClient.get(port: port, "/pid"))
+            #expect(events.readyPIDs.contains { $0.1 == Int32(pid.body.dropLast()) ?? -1 })
+            let echo = try #require(HTTPClient.get(port: port, "/job?cmd=echo+hello%20there"))
+            #expect(echo.status == 200 && echo.body == "hello there\n")
+            let failed = try #require(HTTPClient.get(port: port, "/job?cmd=fail+boom"))
+            #expect(failed.status == 422 && failed.body.contains("boom"))
+            #expect(try #require(HTTPClient.get(port: port, "/job")).status == 400)
+            #expect(try #require(HTTPClient.get(port: port, "/nothing")).status == 404)
+        }
+    }
+
+    @Test("keep-alive serves several requests on one connection; the counters in shared memory match the client")
+    func keepAliveAndCounters() async throws {
+        let fixture = WorkerPoolTests.Fixture("httpcount")
+        let port = try SocketClient.freePort()
+        try start(fixture, port: port)
+        try await fixture.withRunningPool { events in
+            let kept = try #require(HTTPClient.getKeepAlive(port: port, "/", times: 5))
+            #expect(kept.count == 5 && kept.allSatisfy { $0.status == 200 })
+            #expect(Set(kept.map(\.worker)).count == 1, "one connection, one worker")
+            for _ in 0..<20 { _ = HTTPClient.get(port: port, "/") }
+            let reader = try PoolStateReader(pool: fixture.name)
+            let ids = (2...3).map { WorkerID($0) }
+            // 21 connections in all; each is counted once it closes.
+            let settled = await TestSupport.eventually(timeout: .seconds(5)) {
+                let activities = ids.compactMap { try? reader.activity(of: $0) }
+                return activities.reduce(0) { $0 + $1.connectionsProcessed } == 21
+            }
+            let activities = try ids.map { try reader.activity(of: $0) }
+            #expect(settled, "\(activities.map { ($0.connectionsAccepted, $0.connectionsProcessed, $0.connectionsErrors, $0.connectionsActive) })")
+            #expect(activities.reduce(0) { $0 + $1.connectionsAccepted } == 21)
+            #expect(activities.allSatisfy { $0.connectionsActive == 0 && $0.connectionsErrors == 0 })
+        }
+    }
+}
+
+/// A raw HTTP/1.1 client: enough to read status, the x-worker header and a content-length body.
+enum HTTPClient {
+    struct Reply {
+        var status: Int
+        var worker: Int
+        var body: String
+    }
+
+    static func get(port: Int, _ path: String) -> Reply? {
+        getKeepAlive(port: port, path, times: 1)?.first
+    }
+
+    /// Sends `times` requests one after another on one connection.
+    static func getKeepAlive(port: Int, _ path: String, times: Int) -> [Reply]? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var pending: [UInt8] = []
+        var replies: [Reply] = []
+        for _ in 0..<times {
+            let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+            guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return nil }
+            guard let reply = readReply(fd, &pending) else { return nil }
+            replies.append(reply)
+        }
+        return replies
+    }
+
+    private static func readReply(_ fd: Int32, _ pending: inout [UInt8]) -> Reply? {
+        let separator = Array("\r\n\r\n".utf8)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let end = pending.firstRange(of: separator) {
+                let head = String(decoding: pending[..<end.lowerBound], as: UTF8.self).lowercased()
+                let lines = head.split(separator: "\r\n")
+                let status = lines.first.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+                func header(_ name: String) -> Int {
+                    lines.first { $0.hasPrefix("\(name):") }.flatMap { Int($0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces)) } ?? 0
+                }
+                let length = header("content-length")
+                if pending.count >= end.upperBound + length {
+                    let body = String(decoding: pending[end.upperBound..<end.upperBound + length], as: UTF8.self)
+                    pending.removeFirst(end.upperBound + length)
+                    return Reply(status: status, worker: header("x-worker"), body: body)
+                }
+            }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return nil }
+            pending += buffer[0..<n]
+        }
+    }
+}
