@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import PoolEngine
+import Synchronization
 
 /// The seed's HttpReactor and HttpServerWithJobs examples as one SwiftNIO HTTP/1.1 reactor.
 ///
@@ -39,9 +40,15 @@ public struct HTTPHello: WorkerEntryPoint {
             }
         let server = try await listener.serve(bootstrap)
         await worker.awaitTermination()
-        // Stop accepting at once; connections already open finish on the loop until it shuts
-        // down (the watcher's stop timeout bounds how long that may take).
+        // Stop accepting at once (the socket stays open in the watcher, so connections queued
+        // on it wait for this slot's next worker), then let each open connection finish the
+        // request it is on: idle ones close now, busy ones after their response. The
+        // watcher's stop timeout bounds how long this may take.
         try? await server.close()
+        // Connections accepted in the server's last read are still being registered on the
+        // loop; two turns of it let them show up as open before the drain looks.
+        for _ in 0..<2 { try? await server.eventLoop.submit {}.get() }
+        await site.connections.drain()
         try? await group.shutdownGracefully()
     }
 }
@@ -49,6 +56,7 @@ public struct HTTPHello: WorkerEntryPoint {
 /// What every connection's handler shares: the worker and the precomputed greeting.
 final class HelloSite: Sendable {
     let worker: Worker
+    let connections = OpenConnections()
     let jobGroup: String?
     let greeting: String
     let pid: String
@@ -72,6 +80,7 @@ final class HelloHandler: ChannelInboundHandler {
     init(site: HelloSite) { self.site = site }
 
     func channelActive(context: ChannelHandlerContext) {
+        site.connections.opened(context.channel)
         site.worker.recordActivity { activity in
             activity.connectionsAccepted += 1
             activity.connectionsActive += 1
@@ -80,6 +89,7 @@ final class HelloHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        site.connections.closed(context.channel)
         let failed = closedByError
         site.worker.recordActivity { activity in
             activity.connectionsActive -= 1
@@ -95,7 +105,8 @@ final class HelloHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = unwrapInboundIn(data) else { return }
-        keepAlive = head.isKeepAlive
+        // A draining worker answers what it was asked, then closes the connection.
+        keepAlive = site.connections.requestStarted(context.channel) && head.isKeepAlive
         let (path, query) = split(head.uri)
         switch path {
         case "/": respond(context, .ok, site.greeting)
@@ -140,6 +151,7 @@ final class HelloHandler: ChannelInboundHandler {
     }
 
     private func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: String) {
+        if site.connections.isDraining { keepAlive = false }
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: "\(body.utf8.count)")
@@ -148,6 +160,7 @@ final class HelloHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !site.connections.requestFinished(context.channel) { keepAlive = false }
         if !keepAlive {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }
@@ -180,5 +193,87 @@ final class HelloHandler: ChannelInboundHandler {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The worker's open connections, so that stopping can wait for the requests in flight.
+final class OpenConnections: Sendable {
+    private struct State {
+        /// Accepted, no request read yet: its first request is most likely on the wire.
+        var fresh: [ObjectIdentifier: any Channel] = [:]
+        var busy: [ObjectIdentifier: any Channel] = [:]
+        /// Kept alive between requests.
+        var idle: [ObjectIdentifier: any Channel] = [:]
+        var draining = false
+    }
+
+    /// How long a draining worker waits for the first request of a connection it just accepted.
+    static let freshGrace: Duration = .milliseconds(250)
+    private let state = Mutex(State())
+
+    var isDraining: Bool { state.withLock { $0.draining } }
+
+    func opened(_ channel: any Channel) {
+        state.withLock { $0.fresh[ObjectIdentifier(channel)] = channel }
+    }
+
+    func closed(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        state.withLock { state in
+            state.fresh[key] = nil
+            state.idle[key] = nil
+            state.busy[key] = nil
+        }
+    }
+
+    /// Marks the connection busy; returns false when draining (answer, then close).
+    func requestStarted(_ channel: any Channel) -> Bool {
+        let key = ObjectIdentifier(channel)
+        return state.withLock { state in
+            state.fresh[key] = nil
+            state.idle[key] = nil
+            state.busy[key] = channel
+            return !state.draining
+        }
+    }
+
+    /// Marks the connection idle again; returns false when draining (close it after this response).
+    func requestFinished(_ channel: any Channel) -> Bool {
+        state.withLock { state in
+            state.busy[ObjectIdentifier(channel)] = nil
+            if state.draining { return false }
+            state.idle[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    /// Closes idle connections now, gives fresh ones a moment to send their request, and
+    /// waits until every busy one has answered and closed.
+    func drain() async {
+        let idle = state.withLock { state -> [any Channel] in
+            state.draining = true
+            return Array(state.idle.values)
+        }
+        closeIfNotBusy(idle)
+        let started = ContinuousClock.now
+        var freshClosed = false
+        while true {
+            let (busy, fresh) = state.withLock { ($0.busy.count, Array($0.fresh.values)) }
+            if busy == 0 && fresh.isEmpty { return }
+            if !freshClosed && ContinuousClock.now - started >= Self.freshGrace {
+                closeIfNotBusy(fresh)
+                freshClosed = true
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private func closeIfNotBusy(_ channels: [any Channel]) {
+        for channel in channels {
+            // Checked again on the connection's own loop: a request that arrived meanwhile is answered first.
+            channel.eventLoop.execute {
+                if self.state.withLock({ $0.busy[ObjectIdentifier(channel)] == nil }) { channel.close(promise: nil) }
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 
 @testable import PoolEngine
@@ -9,7 +10,7 @@ import Testing
 struct HTTPDemoTests {
     func start(_ fixture: WorkerPoolTests.Fixture, port: Int) throws {
         try fixture.pool.describeGroup(fixture.group("demo-job", kind: .job, min: 1, name: "jobs"))
-        var http = fixture.group("http-hello", kind: .reactor, min: 2, name: "http")
+        var http = fixture.group("http-hello", kind: .reactor, min: 2, max: 4, name: "http")
         http.jobGroups = [.name("jobs")]
         http.listeners = [try Listener("127.0.0.1:\(port)")]
         try fixture.pool.describeGroup(http)
@@ -54,7 +55,7 @@ struct HTTPDemoTests {
             #expect(Set(kept.map(\.worker)).count == 1, "one connection, one worker")
             for _ in 0..<20 { _ = HTTPClient.get(port: port, "/") }
             let reader = try PoolStateReader(pool: fixture.name)
-            let ids = (2...3).map { WorkerID($0) }
+            let ids = (2...5).map { WorkerID($0) }
             // 21 connections in all; each is counted once it closes.
             let settled = await TestSupport.eventually(timeout: .seconds(5)) {
                 let activities = ids.compactMap { try? reader.activity(of: $0) }
@@ -64,6 +65,63 @@ struct HTTPDemoTests {
             #expect(settled, "\(activities.map { ($0.connectionsAccepted, $0.connectionsProcessed, $0.connectionsErrors, $0.connectionsActive) })")
             #expect(activities.reduce(0) { $0 + $1.connectionsAccepted } == 21)
             #expect(activities.allSatisfy { $0.connectionsActive == 0 && $0.connectionsErrors == 0 })
+        }
+    }
+}
+
+extension HTTPDemoTests {
+    @Test("a soft-restarted reactor finishes the request it is serving before it exits, and its slot serves again")
+    func restartDrainsInFlight() async throws {
+        let fixture = WorkerPoolTests.Fixture("httpdrain")
+        let port = try SocketClient.freePort()
+        try start(fixture, port: port)
+        try await fixture.withRunningPool { events in
+            let slow = Task.detached { HTTPClient.get(port: port, "/job?cmd=sleep+600") }
+            // Let the request reach a worker and its job start, then restart every reactor.
+            try await Task.sleep(for: .milliseconds(200))
+            try await fixture.pool.restartGroup(.name("http"), hard: false)
+            let reply = await slow.value
+            #expect(reply?.status == 200, "the in-flight request was answered: \(String(describing: reply))")
+            #expect(await events.waitFor { $0.readyPIDs.count == 5 })
+            let after = HTTPClient.get(port: port, "/")
+            #expect(after?.status == 200)
+            let restarted = events.exits.filter { $0.reason == .restart }
+            #expect(restarted.count == 2 && restarted.allSatisfy { $0.status == .exited(0) }, "\(restarted)")
+        }
+    }
+}
+
+extension HTTPDemoTests {
+    @Test("under continuous load, a soft restart of the group and scaling up fail no request")
+    func restartAndScaleUnderLoad() async throws {
+        let fixture = WorkerPoolTests.Fixture("httpload")
+        let port = try SocketClient.freePort()
+        try start(fixture, port: port)
+        try await fixture.withRunningPool { events in
+            let stopLoad = Atomic<Bool>(false)
+            let load = Task.detached { () -> (ok: Int, failed: [String]) in
+                var ok = 0
+                var failed: [String] = []
+                while !stopLoad.load(ordering: .relaxed) {
+                    var failure = ""
+                    if let reply = HTTPClient.getKeepAlive(port: port, "/", times: 1, failure: &failure)?.first, reply.status == 200 {
+                        ok += 1
+                    } else {
+                        failed.append("request \(ok + failed.count): \(failure)")
+                    }
+                }
+                return (ok, failed)
+            }
+            try await Task.sleep(for: .milliseconds(150))
+            try await fixture.pool.restartGroup(.name("http"), hard: false)
+            #expect(await events.waitFor { $0.exits.filter { $0.reason == .restart }.count == 2 && $0.readyPIDs.count == 5 })
+            try await fixture.pool.scale(.name("http"), to: 4)
+            #expect(await events.waitFor { $0.readyPIDs.count == 7 })
+            try await Task.sleep(for: .milliseconds(150))
+            stopLoad.store(true, ordering: .relaxed)
+            let result = await load.value
+            #expect(result.failed.isEmpty, "\(result.failed.count) of \(result.ok + result.failed.count) failed: \(result.failed)")
+            #expect(result.ok > 100, "the load ran throughout: \(result.ok) requests")
         }
     }
 }
@@ -82,6 +140,12 @@ enum HTTPClient {
 
     /// Sends `times` requests one after another on one connection.
     static func getKeepAlive(port: Int, _ path: String, times: Int) -> [Reply]? {
+        var failure = ""
+        return getKeepAlive(port: port, path, times: times, failure: &failure)
+    }
+
+    /// As above; `failure` says which step failed and with what errno.
+    static func getKeepAlive(port: Int, _ path: String, times: Int, failure: inout String) -> [Reply]? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -92,15 +156,24 @@ enum HTTPClient {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { return nil }
+        guard connected == 0 else {
+            failure = "connect: errno \(errno)"
+            return nil
+        }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var pending: [UInt8] = []
         var replies: [Reply] = []
         for _ in 0..<times {
             let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
-            guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return nil }
-            guard let reply = readReply(fd, &pending) else { return nil }
+            guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else {
+                failure = "send: errno \(errno)"
+                return nil
+            }
+            guard let reply = readReply(fd, &pending) else {
+                failure = "receive after \(pending.count) bytes: errno \(errno)"
+                return nil
+            }
             replies.append(reply)
         }
         return replies
