@@ -25,7 +25,7 @@ struct HTTPDemoTests {
             let httpIDs = Set(events.readyPIDs.filter { $0.0.rawValue >= 2 }.map(\.0.rawValue))
             var greeted = Set<Int>()
             for _ in 0..<60 {
-                let reply = try #require(HTTPClient.get(port: port, "/"))
+                let reply = try #require(await HTTPClient.fetch(port: port, "/"))
                 #expect(reply.status == 200)
                 let match = reply.body.split(separator: " ")
                 // "Hello, World! From worker id N and group id G"
@@ -33,14 +33,14 @@ struct HTTPDemoTests {
                 if let id = Int(match[5]) { greeted.insert(id) }
             }
             #expect(greeted == httpIDs, "both reactors served")
-            let pid = try #require(HTTPClient.get(port: port, "/pid"))
+            let pid = try #require(await HTTPClient.fetch(port: port, "/pid"))
             #expect(events.readyPIDs.contains { $0.1 == Int32(pid.body.dropLast()) ?? -1 })
-            let echo = try #require(HTTPClient.get(port: port, "/job?cmd=echo+hello%20there"))
+            let echo = try #require(await HTTPClient.fetch(port: port, "/job?cmd=echo+hello%20there"))
             #expect(echo.status == 200 && echo.body == "hello there\n")
-            let failed = try #require(HTTPClient.get(port: port, "/job?cmd=fail+boom"))
+            let failed = try #require(await HTTPClient.fetch(port: port, "/job?cmd=fail+boom"))
             #expect(failed.status == 422 && failed.body.contains("boom"))
-            #expect(try #require(HTTPClient.get(port: port, "/job")).status == 400)
-            #expect(try #require(HTTPClient.get(port: port, "/nothing")).status == 404)
+            #expect(try #require(await HTTPClient.fetch(port: port, "/job")).status == 400)
+            #expect(try #require(await HTTPClient.fetch(port: port, "/nothing")).status == 404)
         }
     }
 
@@ -50,10 +50,10 @@ struct HTTPDemoTests {
         let port = try SocketClient.freePort()
         try start(fixture, port: port)
         try await fixture.withRunningPool { events in
-            let kept = try #require(HTTPClient.getKeepAlive(port: port, "/", times: 5))
+            let kept = try #require(await TestSupport.blocking { HTTPClient.getKeepAlive(port: port, "/", times: 5) })
             #expect(kept.count == 5 && kept.allSatisfy { $0.status == 200 })
             #expect(Set(kept.map(\.worker)).count == 1, "one connection, one worker")
-            for _ in 0..<20 { _ = HTTPClient.get(port: port, "/") }
+            for _ in 0..<20 { _ = try await HTTPClient.fetch(port: port, "/") }
             let reader = try PoolStateReader(pool: fixture.name)
             let ids = (2...5).map { WorkerID($0) }
             // 21 connections in all; each is counted once it closes.
@@ -76,14 +76,14 @@ extension HTTPDemoTests {
         let port = try SocketClient.freePort()
         try start(fixture, port: port)
         try await fixture.withRunningPool { events in
-            let slow = Task.detached { HTTPClient.get(port: port, "/job?cmd=sleep+600") }
+            let slow = Task { try await TestSupport.blocking { HTTPClient.get(port: port, "/job?cmd=sleep+600") } }
             // Let the request reach a worker and its job start, then restart every reactor.
             try await Task.sleep(for: .milliseconds(200))
             try await fixture.pool.restartGroup(.name("http"), hard: false)
-            let reply = await slow.value
+            let reply = try await slow.value
             #expect(reply?.status == 200, "the in-flight request was answered: \(String(describing: reply))")
             #expect(await events.waitFor { $0.readyPIDs.count == 5 })
-            let after = HTTPClient.get(port: port, "/")
+            let after = try await HTTPClient.fetch(port: port, "/")
             #expect(after?.status == 200)
             let restarted = events.exits.filter { $0.reason == .restart }
             #expect(restarted.count == 2 && restarted.allSatisfy { $0.status == .exited(0) }, "\(restarted)")
@@ -99,7 +99,7 @@ extension HTTPDemoTests {
         try start(fixture, port: port)
         try await fixture.withRunningPool { events in
             let stopLoad = Atomic<Bool>(false)
-            let load = Task.detached { () -> (ok: Int, failed: [String]) in
+            let load = Task { try await TestSupport.blocking { () -> (ok: Int, failed: [String]) in
                 var ok = 0
                 var failed: [String] = []
                 while !stopLoad.load(ordering: .relaxed) {
@@ -111,7 +111,7 @@ extension HTTPDemoTests {
                     }
                 }
                 return (ok, failed)
-            }
+            } }
             try await Task.sleep(for: .milliseconds(150))
             try await fixture.pool.restartGroup(.name("http"), hard: false)
             #expect(await events.waitFor { $0.exits.filter { $0.reason == .restart }.count == 2 && $0.readyPIDs.count == 5 })
@@ -119,7 +119,7 @@ extension HTTPDemoTests {
             #expect(await events.waitFor { $0.readyPIDs.count == 7 })
             try await Task.sleep(for: .milliseconds(150))
             stopLoad.store(true, ordering: .relaxed)
-            let result = await load.value
+            let result = try await load.value
             #expect(result.failed.isEmpty, "\(result.failed.count) of \(result.ok + result.failed.count) failed: \(result.failed)")
             #expect(result.ok > 100, "the load ran throughout: \(result.ok) requests")
         }
@@ -128,10 +128,15 @@ extension HTTPDemoTests {
 
 /// A raw HTTP/1.1 client: enough to read status, the x-worker header and a content-length body.
 enum HTTPClient {
-    struct Reply {
+    struct Reply: Sendable {
         var status: Int
         var worker: Int
         var body: String
+    }
+
+    /// One request on a connection of its own, made on a thread of its own (see `TestSupport.blocking`).
+    static func fetch(port: Int, _ path: String) async throws -> Reply? {
+        try await TestSupport.blocking { get(port: port, path) }
     }
 
     static func get(port: Int, _ path: String) -> Reply? {

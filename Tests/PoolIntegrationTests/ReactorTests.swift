@@ -21,7 +21,7 @@ struct ReactorTests {
         let port = try SocketClient.freePort()
         try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")]))
         try await fixture.withRunningPool { events in
-            let answers = SocketClient.ask(port: port, times: 200)
+            let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 200) }
             #expect(answers.failures == 0)
             let ids = Set(answers.workers.keys)
             #expect(ids == Set(events.readyPIDs.map(\.0.rawValue)), "both workers served: \(answers.workers)")
@@ -67,7 +67,7 @@ struct ReactorTests {
             if case .failure(let error as PoolStartError) = result {
                 #expect(error.code == .listener && error.message.contains("Address already in use"), "\(error)")
             }
-            let answers = SocketClient.ask(port: port, times: 50)
+            let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 50) }
             #expect(answers.failures == 0 && answers.workers.values.reduce(0, +) == 50, "\(answers)")
         }
         await TestSupport.expectNoOrphans(second.name)
@@ -79,7 +79,7 @@ struct ReactorTests {
         let path = "\(fixture.directory)/app.sock"
         try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("unix:\(path)", name: "app")]))
         try await fixture.withRunningPool { _ in
-            let answers = SocketClient.ask(unixPath: path, times: 40)
+            let answers = try await TestSupport.blocking { SocketClient.ask(unixPath: path, times: 40) }
             #expect(answers.failures == 0 && answers.workers.values.reduce(0, +) == 40)
             #expect(fixture.lines("listeners").allSatisfy { $0.contains(" app=3 ") }, "found by its name")
         }
@@ -94,11 +94,11 @@ struct ReactorTests {
         try await fixture.withRunningPool { events in
             try await fixture.pool.scale(.name("web"), to: 2)
             #expect(await events.waitFor { $0.readyPIDs.count == 2 })
-            let both = SocketClient.ask(port: port, times: 100)
+            let both = try await TestSupport.blocking { SocketClient.ask(port: port, times: 100) }
             #expect(both.failures == 0 && both.workers.count == 2, "\(both)")
             try await fixture.pool.scale(.name("web"), to: 1)
             #expect(await events.waitFor { $0.exits.count == 1 })
-            let one = SocketClient.ask(port: port, times: 100)
+            let one = try await TestSupport.blocking { SocketClient.ask(port: port, times: 100) }
             #expect(one.failures == 0 && one.workers.count == 1, "\(one)")
         }
     }
@@ -112,7 +112,7 @@ struct ReactorTests {
             let victim = try #require(events.readyPIDs.first?.0)
             try await fixture.pool.killWorker(victim)
             // Straight away, while the slot has no process: 1/2 of these hash to its socket.
-            let answers = SocketClient.ask(port: port, times: 100)
+            let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 100) }
             #expect(answers.failures == 0, "\(answers)")
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
         }
@@ -122,7 +122,7 @@ struct ReactorTests {
 /// A blocking client: one connection per request, a line back, with a timeout so that a
 /// connection nobody accepts is a counted failure, never a hung test.
 enum SocketClient {
-    struct Answers: CustomStringConvertible {
+    struct Answers: CustomStringConvertible, Sendable {
         var workers: [Int: Int] = [:]
         var failures = 0
         var description: String { "workers \(workers.sorted { $0.key < $1.key }), failures \(failures)" }

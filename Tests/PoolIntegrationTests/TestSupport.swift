@@ -98,6 +98,17 @@ enum TestSupport {
         Posix.removeDirectory(directory)
     }
 
+    /// Runs blocking client code (sockets with timeouts) on an OS thread of its own: on the
+    /// cooperative pool it could hold one of its two threads while the pool under test needs it.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
+        let result = Mutex<T?>(nil)
+        try await DedicatedThread.run(name: "test-client") {
+            let value = body()
+            result.withLock { $0 = value }
+        }
+        return result.withLock { $0! }
+    }
+
     /// Fails the test if any process tagged for it is still alive (after a short failsafe wait).
     static func expectNoOrphans(_ tag: String, sourceLocation: SourceLocation = #_sourceLocation) async {
         let gone = await eventually(timeout: .seconds(5)) { taggedProcesses(tag).isEmpty }
