@@ -126,6 +126,38 @@ extension HTTPDemoTests {
     }
 }
 
+extension HTTPDemoTests {
+    @Test("SIGKILL of a reactor under continuous load: the other keeps serving, the replacement serves, at most the request in flight fails")
+    func killUnderLoad() async throws {
+        let fixture = WorkerPoolTests.Fixture("httpkill")
+        let port = try SocketClient.freePort()
+        try start(fixture, port: port)
+        try await fixture.withRunningPool { events in
+            let stopLoad = Atomic<Bool>(false)
+            let load = Task { try await TestSupport.blocking { () -> (byWorker: [Int: Int], failed: Int) in
+                var byWorker: [Int: Int] = [:]
+                var failed = 0
+                while !stopLoad.load(ordering: .relaxed) {
+                    if let reply = HTTPClient.get(port: port, "/"), reply.status == 200 { byWorker[reply.worker, default: 0] += 1 } else { failed += 1 }
+                }
+                return (byWorker, failed)
+            } }
+            try await Task.sleep(for: .milliseconds(150))
+            let victim = try #require(events.readyPIDs.first { $0.0.rawValue >= 2 }?.0)
+            try await fixture.pool.killWorker(victim)
+            #expect(await events.waitFor { $0.readyPIDs.count == 4 }, "the replacement became ready")
+            try await Task.sleep(for: .milliseconds(300))
+            stopLoad.store(true, ordering: .relaxed)
+            let result = try await load.value
+            // A sequential client has one request in flight: only that one may be lost with the process.
+            #expect(result.failed <= 1, "\(result)")
+            #expect(result.byWorker.count == 2 && result.byWorker.values.allSatisfy { $0 > 20 }, "\(result)")
+            let after = try await TestSupport.blocking { SocketClient.askHTTP(port: port, times: 60) }
+            #expect(after.failed == 0 && after.workers.count == 2, "both slots serve after the replacement: \(after)")
+        }
+    }
+}
+
 /// A raw HTTP/1.1 client: enough to read status, the x-worker header and a content-length body.
 enum HTTPClient {
     struct Reply: Sendable {

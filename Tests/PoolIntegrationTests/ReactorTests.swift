@@ -132,6 +132,16 @@ enum SocketClient {
         collect(times) { connectTCP(port: port) }
     }
 
+    /// `times` HTTP GETs of `/`, counted by the `x-worker` header.
+    static func askHTTP(port: Int, times: Int) -> (workers: [Int: Int], failed: Int) {
+        var workers: [Int: Int] = [:]
+        var failed = 0
+        for _ in 0..<times {
+            if let reply = HTTPClient.get(port: port, "/"), reply.status == 200 { workers[reply.worker, default: 0] += 1 } else { failed += 1 }
+        }
+        return (workers, failed)
+    }
+
     static func ask(unixPath: String, times: Int) -> Answers {
         collect(times) { try? Posix.connectUnixSocket(unixPath) }
     }
