@@ -23,7 +23,7 @@ struct ScaleCommand: ParsableCommand {
     }
 }
 
-/// `pooltop restart NAME [GROUP | WORKER_ID] [--soft | --hard]`.
+/// `pooltop restart NAME [GROUP | WORKER_ID] [--soft | --hard | --rolling]`.
 struct RestartCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restart",
@@ -31,6 +31,7 @@ struct RestartCommand: ParsableCommand {
         discussion: """
             The whole pool: --soft (the default) replaces each worker as it finishes; --hard stops every worker, then starts them all.
             A group or a worker: --soft asks each worker to finish and replaces it; --hard kills it (SIGKILL) and replaces it at once.
+            A group with --rolling: one worker at a time, each replacement ready before the next worker is asked to finish; stops at the first replacement that does not start.
             """)
 
     @Argument(help: "The pool's name.") var name: String
@@ -38,7 +39,13 @@ struct RestartCommand: ParsableCommand {
     @Flag(help: "How to restart.") var mode: Mode = .soft
 
     enum Mode: String, EnumerableFlag {
-        case soft, hard
+        case soft, hard, rolling
+    }
+
+    func validate() throws {
+        if mode == .rolling && (target == nil || Int(target!) != nil) {
+            throw ValidationError("--rolling restarts a group: give its name, as in `pooltop restart \(name) http --rolling`")
+        }
     }
 
     func run() throws {
@@ -53,8 +60,12 @@ struct RestartCommand: ParsableCommand {
                 what = "group \(target) of pool \(name)"
             }
         }
-        try ControlSession.perform(name, request)
-        print("\(what): \(mode.rawValue) restart requested")
+        let response = try ControlSession.perform(name, request)
+        if mode == .rolling {
+            print("\(what): rolling restart done, \(response["replaced"]?.integer ?? 0) worker(s) replaced")
+        } else {
+            print("\(what): \(mode.rawValue) restart requested")
+        }
     }
 }
 

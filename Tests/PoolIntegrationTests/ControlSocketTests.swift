@@ -59,6 +59,8 @@ struct ControlSocketTests {
                 (#"{"command":"scale","group":"waiters"}"#, "bad-request", "'workers'"),
                 (#"{"command":"scale","group":"waiters","workers":2,"force":true}"#, "bad-request", "unknown field 'force'"),
                 (#"{"command":"restart","mode":"gentle"}"#, "bad-request", "'mode'"),
+                (#"{"command":"restart","mode":"rolling"}"#, "bad-request", "needs a 'group'"),
+                (#"{"command":"restart","worker":1,"mode":"rolling"}"#, "bad-request", "needs a 'group'"),
                 (#"{"command":"scale","group":"waiters","workers":9}"#, "refused", "allowed range is 2...4"),
                 (#"{"command":"scale","group":"nope","workers":2}"#, "refused", "no group 'nope'"),
                 (#"{"command":"restart","worker":99}"#, "refused", "no worker with id 99"),

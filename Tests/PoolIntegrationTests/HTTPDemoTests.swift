@@ -158,6 +158,46 @@ extension HTTPDemoTests {
     }
 }
 
+extension HTTPDemoTests {
+    @Test("a rolling restart under continuous load replaces every reactor, one at a time, and fails no request")
+    func rollingRestartUnderLoad() async throws {
+        let fixture = WorkerPoolTests.Fixture("httproll")
+        let port = try SocketClient.freePort()
+        try start(fixture, port: port)
+        try await fixture.withRunningPool { events in
+            let before = Set(events.readyPIDs.filter { $0.0.rawValue >= 2 }.map(\.1))
+            let stopLoad = Atomic<Bool>(false)
+            let load = Task { try await TestSupport.blocking { () -> (ok: Int, failed: Int) in
+                var ok = 0
+                var failed = 0
+                while !stopLoad.load(ordering: .relaxed) {
+                    if let reply = HTTPClient.get(port: port, "/"), reply.status == 200 { ok += 1 } else { failed += 1 }
+                }
+                return (ok, failed)
+            } }
+            try await Task.sleep(for: .milliseconds(100))
+            let replaced = try await fixture.pool.rollingRestart(.name("http"))
+            try await Task.sleep(for: .milliseconds(100))
+            stopLoad.store(true, ordering: .relaxed)
+            let result = try await load.value
+            #expect(replaced == 2)
+            #expect(result.failed == 0 && result.ok > 50, "\(result)")
+            let snapshot = try #require(fixture.pool.snapshot())
+            let after = snapshot.workers.filter { $0.group == "http" && $0.state == .ready }
+            #expect(after.count == 2 && after.allSatisfy { !before.contains($0.pid) }, "every reactor is a new process")
+            // One at a time: the second worker was asked to stop only after the first's replacement was ready.
+            let order = events.all.compactMap { event -> String? in
+                switch event {
+                case .workerReady(let id, _, _, _) where id.rawValue >= 2: return "ready \(id)"
+                case .workerExited(let record) where record.reason == .restart: return "exit \(record.id)"
+                default: return nil
+                }
+            }
+            #expect(order.suffix(4) == ["exit 2", "ready 2", "exit 3", "ready 3"], "\(order)")
+        }
+    }
+}
+
 /// A raw HTTP/1.1 client: enough to read status, the x-worker header and a content-length body.
 enum HTTPClient {
     struct Reply: Sendable {

@@ -103,6 +103,32 @@ struct ReactorTests {
         }
     }
 
+    @Test("a rolling restart stops at the first replacement that does not start and leaves the rest running")
+    func rollingRestartStopsOnFailure() async throws {
+        let fixture = Fixture("rollfail")
+        let port = try SocketClient.freePort()
+        var group = fixture.group("line-reactor-bad-deploy", kind: .reactor, min: 3, name: "web", startTimeout: .seconds(5))
+        group.listeners = [try Listener("127.0.0.1:\(port)")]
+        try fixture.pool.describeGroup(group)
+        try await fixture.withRunningPool { events in
+            let before = Dictionary(uniqueKeysWithValues: events.readyPIDs.map { ($0.0, $0.1) })
+            #expect(before.count == 3)
+            var refusal: CommandError?
+            do throws(CommandError) {
+                try await fixture.pool.rollingRestart(.name("web"))
+            } catch {
+                refusal = error
+            }
+            #expect(refusal?.message.contains("stopped after 0 of 3") == true, "\(String(describing: refusal))")
+            // Only the first worker was touched; the other two still run their first process.
+            let snapshot = try #require(fixture.pool.snapshot())
+            for id in before.keys.sorted(by: { $0.rawValue < $1.rawValue }).dropFirst() {
+                let worker = try #require(snapshot.workers.first { $0.id == id })
+                #expect(worker.pid == before[id] && worker.state == .ready, "worker \(id) untouched")
+            }
+        }
+    }
+
     @Test("a killed reactor's socket stays open: connections queued on it wait for the replacement")
     func killedReactorKeepsSocket() async throws {
         let fixture = Fixture("reactorkill")

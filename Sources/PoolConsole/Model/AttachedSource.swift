@@ -96,7 +96,7 @@ public final class AttachedSource: ConsoleSource {
         case .restartWorker(let id):
             request = ["command": .string("restart"), "worker": .number(Double(id.rawValue))]
         case .restartGroup(let group):
-            request = ["command": .string("restart"), "group": .string(group)]
+            request = ["command": .string("restart"), "group": .string(group), "mode": .string("rolling")]
         case .hardRestart:
             request = ["command": .string("restart"), "mode": .string("hard")]
         case .killWorker(let id):

@@ -89,8 +89,8 @@ public final class HostedSource: ConsoleSource {
                 try await pool.restartWorker(id)
                 return "worker \(id): restarting"
             case .restartGroup(let group):
-                try await pool.restartGroup(.name(group))
-                return "group \(group): restarting each worker"
+                let replaced = try await pool.rollingRestart(.name(group))
+                return "group \(group): rolling restart done, \(replaced) replaced"
             case .hardRestart:
                 pool.restart(.hard)
                 return "hard restart of the pool"

@@ -266,7 +266,7 @@ public enum ConsoleReducer {
         case .character("R"):
             guard !needsWrite(), let group else { break }
             state.mode = .confirm(
-                Confirmation(question: "Restart every worker of \(group.name) (\(group.running) running)? Each is replaced as it finishes.", command: .restartGroup(group.name)))
+                Confirmation(question: "Rolling restart of \(group.name) (\(group.running) running)? One worker at a time, each replacement ready before the next.", command: .restartGroup(group.name)))
         case .character("H"):
             guard !needsWrite() else { break }
             let running = snapshot?.workers.filter { $0.state.hasProcess }.count ?? 0

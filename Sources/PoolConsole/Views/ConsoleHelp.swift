@@ -22,7 +22,7 @@ public enum ConsoleHelp {
         Entry(keys: "+ F2", meaning: "scale the selected group up by one (within its max)", isAction: true),
         Entry(keys: "-", meaning: "scale the selected group down by one (within its min; asks first)", isAction: true),
         Entry(keys: "r", meaning: "restart the selected worker (asks first; a busy job worker drains)", isAction: true),
-        Entry(keys: "R", meaning: "restart every worker of the selected group (asks first)", isAction: true),
+        Entry(keys: "R", meaning: "rolling restart of the selected group: one worker at a time, each replacement ready first (asks first)", isAction: true),
         Entry(keys: "H", meaning: "hard restart of the pool: stop all, start all (asks first)", isAction: true),
         Entry(keys: "k F9", meaning: "kill the selected worker with SIGKILL, to rehearse recovery (asks first)", isAction: true),
         Entry(keys: "j", meaning: "test jobs for the selected job group: payload, priority, weight, count", isAction: true),

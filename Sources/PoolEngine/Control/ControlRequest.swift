@@ -11,6 +11,7 @@ struct ControlRequest: Sendable {
         case status
         case scale(GroupReference, to: Int)
         case restart(RestartTarget, hard: Bool)
+        case rollingRestart(GroupReference)
         case stop(WorkerID?)
         case kill(WorkerID)
         case events(replay: Bool)
@@ -82,16 +83,23 @@ struct ControlRequest: Sendable {
             command = .scale(group, to: workers)
         case "restart":
             var hard = false
+            var rolling = false
             if let mode = object["mode"] {
-                guard let text = mode.string, text == "soft" || text == "hard" else {
-                    throw Failure("bad-request", "field 'mode' must be \"soft\" or \"hard\"", id: id)
+                guard let text = mode.string, ["soft", "hard", "rolling"].contains(text) else {
+                    throw Failure("bad-request", "field 'mode' must be \"soft\", \"hard\" or \"rolling\"", id: id)
                 }
                 hard = text == "hard"
+                rolling = text == "rolling"
             }
             if object["group"] != nil && object["worker"] != nil {
                 throw Failure("bad-request", "give 'group' or 'worker', not both", id: id)
             }
-            if let group = try Self.group(object["group"], id: id, required: false) {
+            if rolling {
+                guard let group = try Self.group(object["group"], id: id, required: false) else {
+                    throw Failure("bad-request", "mode \"rolling\" needs a 'group'", id: id)
+                }
+                command = .rollingRestart(group)
+            } else if let group = try Self.group(object["group"], id: id, required: false) {
                 command = .restart(.group(group), hard: hard)
             } else if let worker = try Self.worker(object["worker"], id: id) {
                 command = .restart(.worker(worker), hard: hard)
@@ -191,6 +199,9 @@ enum ControlCommands {
                 try await pool.restartGroup(group, hard: hard)
             case .restart(.worker(let workerID), let hard):
                 try await pool.restartWorker(workerID, hard: hard)
+            case .rollingRestart(let group):
+                let replaced = try await pool.rollingRestart(group)
+                response["replaced"] = .number(Double(replaced))
             case .stop(nil):
                 pool.stop()
             case .stop(let workerID?):

@@ -268,6 +268,40 @@ public final class WorkerPool: Service, Sendable {
         try await command(.groupRestartRequested(try resolve(group).id, hard: hard))
     }
 
+    /// Replaces a group's running workers one at a time: each is asked to finish (a reactor
+    /// drains; its slot's listening socket stays open, so connections queue for the
+    /// replacement) and the next starts only once the replacement is ready. The roll stops at
+    /// the first replacement that does not become ready within the group's start and stop
+    /// timeouts, leaving the workers not yet reached untouched. Returns how many were replaced.
+    @discardableResult
+    public func rollingRestart(_ group: GroupReference) async throws(CommandError) -> Int {
+        let description = try resolve(group)
+        guard let first = snapshot() else { throw CommandError(message: "the pool is not running") }
+        let running = first.workers.filter { description.owns($0.id) && $0.state.hasProcess }
+        var replaced = 0
+        for worker in running {
+            try await restartWorker(worker.id)
+            let limit = ContinuousClock.now + description.startTimeout + description.stopTimeout
+            while true {
+                guard let now = snapshot()?.workers.first(where: { $0.id == worker.id }) else {
+                    throw CommandError(message: "rolling restart of '\(description.name)' stopped: the pool stopped")
+                }
+                if now.generation > worker.generation && now.state == .ready { break }
+                if now.generation > worker.generation && (now.state == .failed || now.state == .backoff || now.state == .finished) {
+                    throw CommandError(
+                        message: "rolling restart of '\(description.name)' stopped after \(replaced) of \(running.count): the replacement of worker \(worker.id) did not start (\(now.state.rawValue)); the rest were left running")
+                }
+                if ContinuousClock.now > limit {
+                    throw CommandError(
+                        message: "rolling restart of '\(description.name)' stopped after \(replaced) of \(running.count): worker \(worker.id)'s replacement was not ready in time; the rest were left running")
+                }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            replaced += 1
+        }
+        return replaced
+    }
+
     /// Kills one worker with SIGKILL now, as a crash would: its restart policy brings it back.
     /// For rehearsing recovery; to replace a worker gracefully use ``restartWorker(_:hard:)``.
     public func killWorker(_ id: WorkerID) async throws(CommandError) {

@@ -21,6 +21,7 @@ enum FixtureEntryPoints {
         entryPoints.register("demo-job") { DemoJobWorker() }
         entryPoints.register("job-sender") { JobSender() }
         entryPoints.register("line-reactor") { LineReactor() }
+        entryPoints.register("line-reactor-bad-deploy") { LineReactor(failAfterFirst: true) }
         entryPoints.register("http-hello") { HTTPHello() }
         return entryPoints
     }

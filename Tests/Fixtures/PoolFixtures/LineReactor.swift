@@ -6,7 +6,13 @@ import PoolEngine
 /// A reactor on SwiftNIO: answers each connection with one line naming the worker and closes it.
 struct LineReactor: WorkerEntryPoint {
     var worker: Worker?
-    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    /// When set, every process after a slot's first dies before it is ready (a bad deploy).
+    var failAfterFirst = false
+
+    mutating func initialize(worker: Worker) async throws {
+        self.worker = worker
+        if failAfterFirst && worker.generation > 1 { exit(4) }
+    }
 
     func run() async throws {
         guard let worker else { return }
