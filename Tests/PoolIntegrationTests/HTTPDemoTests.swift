@@ -98,30 +98,16 @@ extension HTTPDemoTests {
         let port = try SocketClient.freePort()
         try start(fixture, port: port)
         try await fixture.withRunningPool { events in
-            let stopLoad = Atomic<Bool>(false)
-            let load = Task { try await TestSupport.blocking { () -> (ok: Int, failed: [String]) in
-                var ok = 0
-                var failed: [String] = []
-                while !stopLoad.load(ordering: .relaxed) {
-                    var failure = ""
-                    if let reply = HTTPClient.getKeepAlive(port: port, "/", times: 1, failure: &failure)?.first, reply.status == 200 {
-                        ok += 1
-                    } else {
-                        failed.append("request \(ok + failed.count): \(failure)")
-                    }
-                }
-                return (ok, failed)
-            } }
+            let load = ContinuousLoad(port: port)
             try await Task.sleep(for: .milliseconds(150))
             try await fixture.pool.restartGroup(.name("http"), hard: false)
             #expect(await events.waitFor { $0.exits.filter { $0.reason == .restart }.count == 2 && $0.readyPIDs.count == 5 })
             try await fixture.pool.scale(.name("http"), to: 4)
             #expect(await events.waitFor { $0.readyPIDs.count == 7 })
             try await Task.sleep(for: .milliseconds(150))
-            stopLoad.store(true, ordering: .relaxed)
-            let result = try await load.value
-            #expect(result.failed.isEmpty, "\(result.failed.count) of \(result.ok + result.failed.count) failed: \(result.failed)")
-            #expect(result.ok > 100, "the load ran throughout: \(result.ok) requests")
+            let result = try await load.stop()
+            #expect(result.failures.isEmpty, "\(result)")
+            #expect(result.ok > 100, "the load ran throughout: \(result)")
         }
     }
 }
@@ -133,24 +119,15 @@ extension HTTPDemoTests {
         let port = try SocketClient.freePort()
         try start(fixture, port: port)
         try await fixture.withRunningPool { events in
-            let stopLoad = Atomic<Bool>(false)
-            let load = Task { try await TestSupport.blocking { () -> (byWorker: [Int: Int], failed: Int) in
-                var byWorker: [Int: Int] = [:]
-                var failed = 0
-                while !stopLoad.load(ordering: .relaxed) {
-                    if let reply = HTTPClient.get(port: port, "/"), reply.status == 200 { byWorker[reply.worker, default: 0] += 1 } else { failed += 1 }
-                }
-                return (byWorker, failed)
-            } }
+            let load = ContinuousLoad(port: port)
             try await Task.sleep(for: .milliseconds(150))
             let victim = try #require(events.readyPIDs.first { $0.0.rawValue >= 2 }?.0)
             try await fixture.pool.killWorker(victim)
             #expect(await events.waitFor { $0.readyPIDs.count == 4 }, "the replacement became ready")
             try await Task.sleep(for: .milliseconds(300))
-            stopLoad.store(true, ordering: .relaxed)
-            let result = try await load.value
+            let result = try await load.stop()
             // A sequential client has one request in flight: only that one may be lost with the process.
-            #expect(result.failed <= 1, "\(result)")
+            #expect(result.failures.count <= 1, "\(result)")
             #expect(result.byWorker.count == 2 && result.byWorker.values.allSatisfy { $0 > 20 }, "\(result)")
             let after = try await TestSupport.blocking { SocketClient.askHTTP(port: port, times: 60) }
             #expect(after.failed == 0 && after.workers.count == 2, "both slots serve after the replacement: \(after)")
@@ -166,22 +143,13 @@ extension HTTPDemoTests {
         try start(fixture, port: port)
         try await fixture.withRunningPool { events in
             let before = Set(events.readyPIDs.filter { $0.0.rawValue >= 2 }.map(\.1))
-            let stopLoad = Atomic<Bool>(false)
-            let load = Task { try await TestSupport.blocking { () -> (ok: Int, failed: Int) in
-                var ok = 0
-                var failed = 0
-                while !stopLoad.load(ordering: .relaxed) {
-                    if let reply = HTTPClient.get(port: port, "/"), reply.status == 200 { ok += 1 } else { failed += 1 }
-                }
-                return (ok, failed)
-            } }
+            let load = ContinuousLoad(port: port)
             try await Task.sleep(for: .milliseconds(100))
             let replaced = try await fixture.pool.rollingRestart(.name("http"))
             try await Task.sleep(for: .milliseconds(100))
-            stopLoad.store(true, ordering: .relaxed)
-            let result = try await load.value
+            let result = try await load.stop()
             #expect(replaced == 2)
-            #expect(result.failed == 0 && result.ok > 50, "\(result)")
+            #expect(result.failures.isEmpty && result.ok > 50, "\(result)")
             let snapshot = try #require(fixture.pool.snapshot())
             let after = snapshot.workers.filter { $0.group == "http" && $0.state == .ready }
             #expect(after.count == 2 && after.allSatisfy { !before.contains($0.pid) }, "every reactor is a new process")
@@ -195,6 +163,48 @@ extension HTTPDemoTests {
             }
             #expect(order.suffix(4) == ["exit 2", "ready 2", "exit 3", "ready 3"], "\(order)")
         }
+    }
+}
+
+/// A sequential client asking `/` again and again on a thread of its own until stopped,
+/// counting answers by the worker that gave them and every failure with its cause.
+final class ContinuousLoad: Sendable {
+    struct Result: Sendable, CustomStringConvertible {
+        var byWorker: [Int: Int] = [:]
+        var failures: [String] = []
+        var ok: Int { byWorker.values.reduce(0, +) }
+        var description: String { "\(ok) answered \(byWorker.sorted { $0.key < $1.key }), \(failures.count) failed \(failures)" }
+    }
+
+    /// A class of its own so the client thread can share it before `self` exists.
+    private final class Flag: Sendable {
+        let raised = Atomic<Bool>(false)
+    }
+
+    private let stopping = Flag()
+    private let task: Task<Result, any Error>
+
+    init(port: Int) {
+        let stopping = stopping
+        task = Task {
+            try await TestSupport.blocking {
+                var result = Result()
+                while !stopping.raised.load(ordering: .relaxed) {
+                    var failure = ""
+                    if let reply = HTTPClient.getKeepAlive(port: port, "/", times: 1, failure: &failure)?.first, reply.status == 200 {
+                        result.byWorker[reply.worker, default: 0] += 1
+                    } else {
+                        result.failures.append("request \(result.ok + result.failures.count): \(failure)")
+                    }
+                }
+                return result
+            }
+        }
+    }
+
+    func stop() async throws -> Result {
+        stopping.raised.store(true, ordering: .relaxed)
+        return try await task.value
     }
 }
 
