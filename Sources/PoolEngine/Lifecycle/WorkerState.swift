@@ -17,4 +17,8 @@ public enum WorkerState: String, Hashable, Sendable, Codable, CaseIterable {
 
     /// Whether a process may exist for the slot.
     public var hasProcess: Bool { self == .starting || self == .ready || self == .stopping }
+
+    /// Whether the slot has a process or one is coming (a restart waiting out its backoff);
+    /// false once the slot is at rest: stopped, finished or failed.
+    public var isLive: Bool { hasProcess || self == .backoff }
 }

@@ -19,12 +19,22 @@ public struct InheritedListener: Sendable, Hashable {
         try await bootstrap.withBoundSocket(descriptor).get()
     }
 
+    /// The systemd socket-activation variables (sd_listen_fds(3)); descriptors start at 3.
+    static let countVariable = "LISTEN_FDS"
+    static let namesVariable = "LISTEN_FDNAMES"
+    static let pidVariable = "LISTEN_PID"
+
+    /// The variables announcing `names` to a spawned worker (LISTEN_PID is left to the worker).
+    static func environment(names: [String]) -> [String] {
+        names.isEmpty ? [] : ["\(countVariable)=\(names.count)", "\(namesVariable)=\(names.joined(separator: ":"))"]
+    }
+
     /// Reads the socket-activation variables the watcher set; marks them as this process's.
     static func fromEnvironment(group: GroupDescription) -> [InheritedListener] {
-        guard let countText = Posix.getenv("LISTEN_FDS"), let count = Int(countText), count > 0 else { return [] }
-        let names = (Posix.getenv("LISTEN_FDNAMES") ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard let countText = Posix.getenv(countVariable), let count = Int(countText), count > 0 else { return [] }
+        let names = (Posix.getenv(namesVariable) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         // sd_listen_fds(3) only trusts the variables when LISTEN_PID is this process.
-        Posix.setenv("LISTEN_PID", "\(Posix.processID)")
+        Posix.setenv(pidVariable, "\(Posix.processID)")
         return (0..<count).map { index in
             let name = index < names.count ? names[index] : "unknown\(index)"
             return InheritedListener(name: name, listener: group.listeners.first { $0.name == name }, descriptor: Int32(3 + index))

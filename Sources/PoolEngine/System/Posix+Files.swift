@@ -151,17 +151,8 @@ extension Posix {
 
     /// Connects a blocking stream socket to a Unix-domain path.
     static func connectUnixSocket(_ path: String) throws -> FD {
+        var address = try unixSocketAddress(path, call: "connect")
         let fd = try check("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw SystemCallError(call: "connect", errno: ENAMETOOLONG, context: path)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-        }
         let length = socklen_t(MemoryLayout<sockaddr_un>.size)
         let result = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
@@ -172,6 +163,21 @@ extension Posix {
             throw SystemCallError(call: "connect", errno: error, context: path)
         }
         return fd
+    }
+
+    /// The address of a Unix-domain socket at `path`; a path too long for `sun_path` is
+    /// ENAMETOOLONG from `call`, the call it was meant for.
+    static func unixSocketAddress(_ path: String, call: String) throws -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw SystemCallError(call: call, errno: ENAMETOOLONG, context: path)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        return address
     }
 
     static let socketLevel = SOL_SOCKET

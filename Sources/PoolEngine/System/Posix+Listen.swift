@@ -40,15 +40,7 @@ extension Posix {
     /// Binds and listens on a Unix-domain stream socket, replacing a stale socket file
     /// (never a regular file: that is somebody's data).
     static func listenUnix(path: String, backlog: Int) throws -> FD {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw SystemCallError(call: "bind", errno: ENAMETOOLONG, context: path)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-        }
+        var address = try unixSocketAddress(path, call: "bind")
         var info = stat()
         if lstat(path, &info) == 0 {
             guard (info.st_mode & S_IFMT) == S_IFSOCK else {

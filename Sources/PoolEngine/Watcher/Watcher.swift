@@ -63,7 +63,10 @@ final class Watcher {
         self.executable = try Posix.executablePath()
         // Workers must not mistake an inherited marker of ours (a worker starting a pool) for their own.
         // Nor a socket-activation announcement meant for the watcher itself.
-        self.baseEnvironment = Posix.environment().filter { !$0.hasPrefix("POOLTOP_") && !$0.hasPrefix("LISTEN_") }
+        let activation = [InheritedListener.countVariable, InheritedListener.namesVariable, InheritedListener.pidVariable]
+        self.baseEnvironment = Posix.environment().filter { entry in
+            !entry.hasPrefix("POOLTOP_") && !activation.contains { entry.hasPrefix("\($0)=") }
+        }
     }
 
     /// Runs until every slot has stopped for good; returns the failure that ended the pool, if any.
@@ -145,7 +148,7 @@ final class Watcher {
             if let process = processes[id], process.generation == generation {
                 release(id, process)
             }
-            if let state = core.slot(id)?.state, state == .stopped || state == .finished || state == .failed {
+            if core.slot(id)?.state.isLive == false {
                 // Nobody will accept on the slot's sockets: stop the kernel hashing connections to them.
                 listeners.retire(id)
             }
@@ -220,11 +223,8 @@ final class Watcher {
             for (key, value) in group.runner.environment.sorted(by: { $0.key < $1.key }) {
                 environment.append("\(key)=\(value)")
             }
-            if !sockets.isEmpty {
-                // The systemd socket-activation convention: descriptors from 3 on, named in order.
-                // LISTEN_PID is set by the worker itself, since only it knows its pid before running code.
-                environment += ["LISTEN_FDS=\(sockets.count)", "LISTEN_FDNAMES=\(sockets.map(\.name).joined(separator: ":"))"]
-            }
+            // The systemd socket-activation convention: descriptors from 3 on, named in order.
+            environment += InheritedListener.environment(names: sockets.map(\.name))
             environment += [
                 "\(WorkerProcess.controlFDVariable)=\(3 + sockets.count)",
                 "POOLTOP_POOL=\(pool.name)",

@@ -1,0 +1,82 @@
+import NIOCore
+import Synchronization
+
+/// The worker's open connections, so that stopping can wait for the requests in flight.
+final class OpenConnections: Sendable {
+    private struct State {
+        /// Accepted, no request read yet: its first request is most likely on the wire.
+        var fresh: [ObjectIdentifier: any Channel] = [:]
+        var busy: [ObjectIdentifier: any Channel] = [:]
+        /// Kept alive between requests.
+        var idle: [ObjectIdentifier: any Channel] = [:]
+        var draining = false
+    }
+
+    /// How long a draining worker waits for the first request of a connection it just accepted.
+    static let freshGrace: Duration = .milliseconds(250)
+    private let state = Mutex(State())
+
+    func opened(_ channel: any Channel) {
+        state.withLock { $0.fresh[ObjectIdentifier(channel)] = channel }
+    }
+
+    func closed(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        state.withLock { state in
+            state.fresh[key] = nil
+            state.idle[key] = nil
+            state.busy[key] = nil
+        }
+    }
+
+    /// Marks the connection busy; returns false when draining (answer, then close).
+    func requestStarted(_ channel: any Channel) -> Bool {
+        let key = ObjectIdentifier(channel)
+        return state.withLock { state in
+            state.fresh[key] = nil
+            state.idle[key] = nil
+            state.busy[key] = channel
+            return !state.draining
+        }
+    }
+
+    /// Marks the connection idle again; returns false when draining (close it after this response).
+    func requestFinished(_ channel: any Channel) -> Bool {
+        state.withLock { state in
+            state.busy[ObjectIdentifier(channel)] = nil
+            if state.draining { return false }
+            state.idle[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    /// Closes idle connections now, gives fresh ones a moment to send their request, and
+    /// waits until every busy one has answered and closed.
+    func drain() async {
+        let idle = state.withLock { state -> [any Channel] in
+            state.draining = true
+            return Array(state.idle.values)
+        }
+        closeIfNotBusy(idle)
+        let started = ContinuousClock.now
+        var freshClosed = false
+        while true {
+            let (busy, fresh) = state.withLock { ($0.busy.count, Array($0.fresh.values)) }
+            if busy == 0 && fresh.isEmpty { return }
+            if !freshClosed && ContinuousClock.now - started >= Self.freshGrace {
+                closeIfNotBusy(fresh)
+                freshClosed = true
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private func closeIfNotBusy(_ channels: [any Channel]) {
+        for channel in channels {
+            // Checked again on the connection's own loop: a request that arrived meanwhile is answered first.
+            channel.eventLoop.execute {
+                if self.state.withLock({ $0.busy[ObjectIdentifier(channel)] == nil }) { channel.close(promise: nil) }
+            }
+        }
+    }
+}

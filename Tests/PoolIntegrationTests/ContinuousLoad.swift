@@ -1,0 +1,43 @@
+import Synchronization
+
+/// A sequential client asking `/` again and again on a thread of its own until stopped,
+/// counting answers by the worker that gave them and every failure with its cause.
+final class ContinuousLoad: Sendable {
+    struct Result: Sendable, CustomStringConvertible {
+        var byWorker: [Int: Int] = [:]
+        var failures: [String] = []
+        var ok: Int { byWorker.values.reduce(0, +) }
+        var description: String { "\(ok) answered \(byWorker.sorted { $0.key < $1.key }), \(failures.count) failed \(failures)" }
+    }
+
+    /// A class of its own so the client thread can share it before `self` exists.
+    private final class Flag: Sendable {
+        let raised = Atomic<Bool>(false)
+    }
+
+    private let stopping = Flag()
+    private let task: Task<Result, any Error>
+
+    init(port: Int) {
+        let stopping = stopping
+        task = Task {
+            try await TestSupport.blocking {
+                var result = Result()
+                while !stopping.raised.load(ordering: .relaxed) {
+                    var failure = ""
+                    if let reply = HTTPClient.getKeepAlive(port: port, "/", times: 1, failure: &failure)?.first, reply.status == 200 {
+                        result.byWorker[reply.worker, default: 0] += 1
+                    } else {
+                        result.failures.append("request \(result.ok + result.failures.count): \(failure)")
+                    }
+                }
+                return result
+            }
+        }
+    }
+
+    func stop() async throws -> Result {
+        stopping.raised.store(true, ordering: .relaxed)
+        return try await task.value
+    }
+}

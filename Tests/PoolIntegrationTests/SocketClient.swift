@@ -1,0 +1,111 @@
+import Glibc
+
+@testable import PoolEngine
+
+/// A blocking client: one connection per request, a line back, with a timeout so that a
+/// connection nobody accepts is a counted failure, never a hung test.
+enum SocketClient {
+    struct Answers: CustomStringConvertible, Sendable {
+        var workers: [Int: Int] = [:]
+        var failures = 0
+        var description: String { "workers \(workers.sorted { $0.key < $1.key }), failures \(failures)" }
+    }
+
+    static func ask(port: Int, times: Int) -> Answers {
+        collect(times) { connectTCP(port: port) }
+    }
+
+    /// `times` HTTP GETs of `/`, counted by the `x-worker` header.
+    static func askHTTP(port: Int, times: Int) -> (workers: [Int: Int], failed: Int) {
+        var workers: [Int: Int] = [:]
+        var failed = 0
+        for _ in 0..<times {
+            if let reply = HTTPClient.get(port: port, "/"), reply.status == 200 { workers[reply.worker, default: 0] += 1 } else { failed += 1 }
+        }
+        return (workers, failed)
+    }
+
+    static func ask(unixPath: String, times: Int) -> Answers {
+        collect(times) { try? Posix.connectUnixSocket(unixPath) }
+    }
+
+    private static func collect(_ times: Int, connect: () -> Int32?) -> Answers {
+        var answers = Answers()
+        // Three failures prove the point; waiting out the rest would only slow a failing run.
+        for _ in 0..<times where answers.failures < 3 {
+            guard let fd = connect() else {
+                answers.failures += 1
+                continue
+            }
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: 3, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            _ = send(fd, "?\n", 2, Int32(MSG_NOSIGNAL))
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 256)
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                bytes += buffer[0..<n]
+            }
+            // "worker <id> pid <pid>"
+            let fields = String(decoding: bytes, as: UTF8.self).split(separator: " ")
+            if fields.count == 4, fields[0] == "worker", let id = Int(fields[1]) {
+                answers.workers[id, default: 0] += 1
+            } else {
+                answers.failures += 1
+            }
+        }
+        return answers
+    }
+
+    /// A blocking connection to 127.0.0.1:`port`, or nil with `errno` saying why.
+    static func connectTCP(port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = loopback(port: port)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 {
+            let error = errno
+            close(fd)
+            errno = error
+            return nil
+        }
+        return fd
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return address
+    }
+
+    /// A port that is listening (without SO_REUSEPORT) in this process, so the pool cannot bind it.
+    static func occupiedPort() throws -> (Int, Int32) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 8) == 0 else {
+            throw SystemCallError(call: "bind(127.0.0.1:0)", errno: errno)
+        }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return (Int(UInt16(bigEndian: actual.sin_port)), fd)
+    }
+
+    /// A port nothing listens on right now (the kernel's pick, then released).
+    static func freePort() throws -> Int {
+        let (port, fd) = try occupiedPort()
+        close(fd)
+        return port
+    }
+}
