@@ -48,5 +48,9 @@ public enum DemoPool {
             max: 4
             jobGroups: [jobs]
             listen: ["127.0.0.1:8080"]
+          - name: metrics
+            kind: service
+            entryPoint: prometheus
+            listen: ["127.0.0.1:9091"]
         """
 }

@@ -12,7 +12,7 @@ struct PoolTopCommand: ParsableCommand {
             """,
         subcommands: [
             HostCommand.self, RunCommand.self, AttachCommand.self, TopCommand.self, ListCommand.self, StatusCommand.self, ScaleCommand.self, RestartCommand.self,
-            StopCommand.self, LogsCommand.self, JobCommand.self,
+            StopCommand.self, LogsCommand.self, JobCommand.self, MetricsCommand.self,
         ],
         defaultSubcommand: HostCommand.self
     )

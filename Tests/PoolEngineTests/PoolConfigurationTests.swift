@@ -21,7 +21,8 @@ struct PoolConfigurationTests {
         let (configuration, description) = try PoolConfiguration.parse(
             yaml: DemoPool.configuration, file: nil, entryPoints: entryPoints)
         #expect(configuration.name == "demo")
-        #expect(description.groups.map(\.name) == ["jobs", "ticker", "submitter", "http"])
+        #expect(description.groups.map(\.name) == ["jobs", "ticker", "submitter", "http", "metrics"])
+        #expect(description.groups[4].listeners.map(\.description) == ["127.0.0.1:9091"])
         #expect(description.groups[3].listeners == [try Listener("127.0.0.1:8080", name: "listen0")])
         #expect(description.groups[3].jobGroups == [GroupID(1)])
         #expect(description.groups[2].jobGroups == [GroupID(1)], "jobGroups by name resolve to ids")
@@ -88,7 +89,7 @@ struct PoolConfigurationTests {
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {address: '127.0.0.1:80', name: 'a:b'}\n", "groups[0].listen[0].name", 5, "without ':'"),
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {adress: '127.0.0.1:80'}\n", "groups[0].listen[0].adress", 5, "unknown key 'adress'"),
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1:80', '127.0.0.1:80']\n", "groups[0].listen[1]", 4, "listed twice"),
-        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    listen: ['127.0.0.1:80']\n", "groups[0].listen", 4, "only reactor groups"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    listen: ['127.0.0.1:80']\n", "groups[0].listen", 4, "only reactor and service groups"),
         ("groups:\n  - {name: a, kind: reactor, entryPoint: ticker, listen: ['127.0.0.1:80']}\n  - {name: b, kind: reactor, entryPoint: ticker, listen: ['127.0.0.1:80']}\n", "groups[1].listen[0]", 3, "already served by group 'a'"),
         ("groups:\n  - kind: worker\n    entryPoint: demo-job\n", "groups[0].kind", 2, "unknown value 'worker'"),
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart: {policy: sometimes}\n", "groups[0].restart.policy", 4, "unknown value 'sometimes'"),

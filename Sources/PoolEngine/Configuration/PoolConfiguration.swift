@@ -34,7 +34,7 @@ public struct PoolConfiguration: Sendable {
     /// Keys accepted in a group's `recycle`.
     public static let recycleKeys = ["maxJobs", "maxMemory", "memorySamples", "maxLifetime", "maxIdle", "jitter"]
     /// Keys accepted in a `listen` entry written as a mapping.
-    public static let listenKeys = ["address", "name", "backlog"]
+    public static let listenKeys = ["address", "name", "backlog", "exposed"]
 
     /// Every key path the file format knows, for the documentation test.
     public static var knownKeys: [String] {
@@ -258,21 +258,25 @@ private struct Reader {
         }
     }
 
-    /// A listener: an address string, or a mapping with `address`, `name` and `backlog`.
+    /// A listener: an address string, or a mapping with `address`, `name`, `backlog` and `exposed`.
     private mutating func listener(_ node: Node, path: String) throws(ConfigurationError) -> Listener {
         var addressNode = node
         var name = ""
         var backlog = 1024
+        var exposed = false
         if case .mapping = node {
             let values = try mapping(node, path: path, allowed: PoolConfiguration.listenKeys)
             guard let address = values["address"] else { throw error(path, "the key 'address' is missing", node: node) }
             addressNode = address
             if let node = values["name"] { name = try string(node, path: "\(path).name") }
             if let node = values["backlog"] { backlog = try integer(node, path: "\(path).backlog") }
+            if let node = values["exposed"] { exposed = try boolean(node, path: "\(path).exposed") }
         }
         let text = try string(addressNode, path: path)
         do {
-            return try Listener(text, name: name, backlog: backlog)
+            var listener = try Listener(text, name: name, backlog: backlog)
+            listener.exposed = exposed
+            return listener
         } catch let failure {
             throw error(path, failure.message + " (got '\(text)')", node: addressNode)
         }

@@ -138,7 +138,9 @@ enum PoolValidator {
         if name.contains(where: { $0 == "/" || $0.isNewline }) {
             throw ConfigurationError(path: "\(path).name", message: "'\(name)' must not contain '/' or line breaks")
         }
-        let listeners = try validate(group.listeners, kind: group.kind, path: "\(path).listen")
+        let listeners = try validate(
+            group.listeners.isEmpty && group.entryPoint == PrometheusGroup.entryPoint ? [PrometheusGroup.defaultListener] : group.listeners,
+            kind: group.kind, metrics: group.entryPoint == PrometheusGroup.entryPoint, path: "\(path).listen")
         var strategies: [String: StrategyDescriptor] = [:]
         let slots: [(String, (any DescribableStrategy)?)] = [
             ("pickup", group.pickup), ("socket", group.socket),
@@ -177,10 +179,12 @@ enum PoolValidator {
             listeners: listeners)
     }
 
-    private static func validate(_ listeners: [Listener], kind: WorkerKind, path: String) throws(ConfigurationError) -> [Listener] {
+    private static func validate(
+        _ listeners: [Listener], kind: WorkerKind, metrics: Bool, path: String
+    ) throws(ConfigurationError) -> [Listener] {
         guard !listeners.isEmpty else { return [] }
-        guard kind == .reactor else {
-            throw ConfigurationError(path: path, message: "only reactor groups serve listeners (this group is a \(kind.rawValue) group)")
+        guard kind != .job else {
+            throw ConfigurationError(path: path, message: "only reactor and service groups serve listeners (this group is a job group)")
         }
         var resolved: [Listener] = []
         for (index, var listener) in listeners.enumerated() {
@@ -202,6 +206,11 @@ enum PoolValidator {
             }
             if resolved.contains(where: { $0.address == listener.address }) {
                 throw ConfigurationError(path: where_, message: "\(listener) is listed twice")
+            }
+            if metrics && !listener.isLoopback && !listener.exposed {
+                throw ConfigurationError(
+                    path: where_,
+                    message: "\(listener) is not a loopback address: the metrics would be open to the network; say so with exposed: true (in code, Listener.exposed)")
             }
             resolved.append(listener)
         }

@@ -20,6 +20,8 @@ public final class JobClient: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let ownsEventLoopGroup: Bool
     private let requestScale: (@Sendable (GroupID) -> Void)?
+    /// Counts a job that found no ready worker with room in its target group (the metrics' pickup misses).
+    private let countPickupMiss: (@Sendable (GroupID) -> Void)?
     private let connections = Mutex<[WorkerID: JobConnection]>([:])
     private let nextJobID = Atomic<UInt64>(0)
     let maximumPayload: Int
@@ -29,8 +31,8 @@ public final class JobClient: Sendable {
     init(
         pool: PoolDescription, senderID: WorkerID?, senderGroup: GroupID?, allowed: Set<GroupID>?, runtimeDirectory: String,
         reader: PoolStateReader, pickup: any PickupStrategy, eventLoopGroup: (any EventLoopGroup)? = nil,
-        requestScale: (@Sendable (GroupID) -> Void)? = nil, defaultTimeout: Duration = .seconds(30),
-        maximumPayload: Int = JobFrame.defaultMaximumBody - JobRequestFrame.fixedSize
+        requestScale: (@Sendable (GroupID) -> Void)? = nil, countPickupMiss: (@Sendable (GroupID) -> Void)? = nil,
+        defaultTimeout: Duration = .seconds(30), maximumPayload: Int = JobFrame.defaultMaximumBody - JobRequestFrame.fixedSize
     ) {
         self.pool = pool
         self.senderID = senderID
@@ -47,6 +49,7 @@ public final class JobClient: Sendable {
             ownsEventLoopGroup = true
         }
         self.requestScale = requestScale
+        self.countPickupMiss = countPickupMiss
         self.defaultTimeout = defaultTimeout
         self.maximumPayload = maximumPayload
     }
@@ -97,6 +100,7 @@ public final class JobClient: Sendable {
         var attempts = 0
         var lastRefusal: JobError?
         var lastScaleRequest: PoolInstant?
+        var missed = false
         while true {
             if Task.isCancelled { throw JobError(code: .cancelled, message: "cancelled before it was sent") }
             guard PoolInstant.now < deadline else {
@@ -111,6 +115,11 @@ public final class JobClient: Sendable {
             guard let (chosen, reason) = pickup.pick(from: candidates, weight: weight, priority: priority) else {
                 let none = JobError(
                     code: .noWorkerAvailable, message: "no ready worker in group '\(target.name)' (\(Self.describe(records, target)))")
+                // Once per job, however long it then waits for a worker.
+                if !missed {
+                    missed = true
+                    countPickupMiss?(target.id)
+                }
                 guard let requestScale, target.scaling.onDemand else { throw lastRefusal ?? none }
                 // Scaling by request: ask for one more worker (again every 250 ms while waiting; the
                 // watcher rate-limits), and wait for one within the deadline, trying refused workers

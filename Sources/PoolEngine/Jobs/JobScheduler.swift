@@ -38,16 +38,20 @@ final class JobScheduler: Sendable {
     let workerID: WorkerID
     private let handler: any JobHandler
     private let activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)?
+    /// Records a job's queue wait and, when it ran, its run time (nanoseconds) for the metrics.
+    private let latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)?
     private let state = Mutex(State())
 
     init(
         limits: JobExecutorConfiguration, workerID: WorkerID, handler: any JobHandler,
-        activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)? = nil
+        activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)? = nil,
+        latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)? = nil
     ) {
         self.limits = limits
         self.workerID = workerID
         self.handler = handler
         self.activity = activity
+        self.latency = latency
     }
 
     /// Jobs queued and running.
@@ -175,6 +179,7 @@ final class JobScheduler: Sendable {
             if expired {
                 finishAccounting(entry.job, error: true)
                 let waited = Posix.monotonicNanoseconds() &- entry.enqueuedAt
+                latency?(waited, nil)
                 entry.reply(.error(JobErrorFrame(jobID: entry.job.id, worker: UInt32(workerID.rawValue), code: .timedOut, queueWaitNanoseconds: waited, runNanoseconds: 0, message: "its deadline passed while it waited in the queue")))
                 signalDrainIfIdle()
                 continue
@@ -219,6 +224,11 @@ final class JobScheduler: Sendable {
             if let running = state.running.removeValue(forKey: entry.key) { state.runningWeight -= running.weight }
         }
         finishAccounting(entry.job, error: failed)
+        switch frame {
+        case .result(let result): latency?(result.queueWaitNanoseconds, result.runNanoseconds)
+        case .error(let error): latency?(error.queueWaitNanoseconds, error.runNanoseconds)
+        default: break
+        }
         entry.reply(frame)
         startEligible()
         signalDrainIfIdle()

@@ -1,6 +1,6 @@
 /// Why a worker's process ended, as the watcher classifies it. Kept per slot, logged,
 /// and shown to operators; see `docs/worker-lifecycle.md` for the full table.
-public enum ExitReason: String, Hashable, Sendable, Codable, CaseIterable {
+public enum ExitReason: String, Hashable, Sendable, Codable, CaseIterable, CodingKeyRepresentable {
     /// `run()` returned (or the process exited 0) without being asked to stop; the restart policy decides.
     case cleanExit = "clean-exit"
     /// A non-zero exit, an error thrown with `WorkerExit.restart`, or a lost control channel.

@@ -98,6 +98,8 @@ struct WatcherCore: Sendable {
     /// Scaling by request adds at most one worker per group this often.
     static let scaleUpInterval: Duration = .milliseconds(200)
     private(set) var softRestarts = 0
+    /// Scale operations that changed each group's desired count, by group index.
+    private(set) var scalingEvents: [Int]
     private var failure: PoolFailure?
 
     /// How long after a control channel closes a still-running process is killed.
@@ -110,6 +112,7 @@ struct WatcherCore: Sendable {
             for id in group.workerIDs { slots.append(WorkerSlot(id: id, groupIndex: index)) }
         }
         self.slots = slots
+        scalingEvents = Array(repeating: 0, count: pool.groups.count)
     }
 
     func slot(_ id: WorkerID) -> WorkerSlot? {
@@ -423,6 +426,7 @@ struct WatcherCore: Sendable {
             id: slot.id, group: group.name, pid: slot.pid, status: status, reason: reason, message: message,
             uptime: now.duration(since: slot.startedAt ?? now))
         slots[index].lastExit = record
+        slots[index].exits[ExitReason.allCases.firstIndex(of: reason) ?? 0] += 1
         slots[index].exitedAt = now
         slots[index].killAt = nil
         slots[index].killWhy = nil
@@ -563,6 +567,7 @@ struct WatcherCore: Sendable {
         }
         let now = indices.filter { slots[$0].isDesired }.count
         if now != current {
+            if let groupIndex = pool.groups.firstIndex(where: { $0.id == groupID }) { scalingEvents[groupIndex] += 1 }
             actions.insert(.emit(.groupScaled(group: group.name, from: current, to: now)), at: 0)
         }
         return actions

@@ -34,6 +34,8 @@ struct WorkerSlot: Hashable, Sendable {
     /// Restarts of this slot since the pool started, for any reason.
     var restarts = 0
     var lastExit: WorkerExitRecord?
+    /// Exits of this slot's processes since the pool started, by ``ExitReason`` (in `allCases` order).
+    var exits = [Int](repeating: 0, count: ExitReason.allCases.count)
     /// After the pool's current hard restart, whether this slot comes back.
     var restartsAfterHardRestart = false
 

@@ -1,4 +1,4 @@
-/// A listening socket a reactor group serves, bound by the watcher before any worker starts.
+/// A listening socket a reactor (or service) group serves, bound by the watcher before any worker starts.
 ///
 /// ```swift
 /// WorkerGroup(entryPoint: "http", kind: .reactor, minWorkers: 2, listeners: [try Listener("127.0.0.1:8080")])
@@ -18,6 +18,9 @@ public struct Listener: Hashable, Sendable, Codable, CustomStringConvertible {
     public var name: String
     /// The kernel's accept-queue length for each socket.
     public var backlog: Int
+    /// Says that a non-loopback address is meant: the metrics service (``PrometheusGroup``)
+    /// refuses to serve other interfaces without it, since its figures describe the host.
+    public var exposed = false
 
     public init(address: Address, name: String = "", backlog: Int = 1024) {
         self.address = address
@@ -28,6 +31,14 @@ public struct Listener: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Parses `host:port`, `[ipv6]:port` or `unix:/path`.
     public init(_ text: String, name: String = "", backlog: Int = 1024) throws(ListenerError) {
         self.init(address: try Self.parse(text), name: name, backlog: backlog)
+    }
+
+    /// Whether only this host can connect: a loopback address or a Unix socket.
+    public var isLoopback: Bool {
+        switch address {
+        case .unix: return true
+        case .tcp(let host, _): return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        }
     }
 
     public var description: String {

@@ -12,7 +12,9 @@ public struct PoolRecords: Sendable {
     /// When the copy was taken, in nanoseconds since the epoch.
     public let takenAt: UInt64
 
-    static let wordsPerSlot = SharedLayout.slotRecordSize / 8
+    /// The first 256 bytes of each record: the parts pickup and the console scan. The exits and
+    /// latency parts that follow are read only by full snapshots.
+    static let wordsPerSlot = 32
 
     init(words: [UInt64], firstID: WorkerID = WorkerID(1), slotCount: Int, takenAt: UInt64) {
         self.words = words
@@ -59,7 +61,7 @@ extension PoolStateReader {
         let perSlot = PoolRecords.wordsPerSlot
         let half = perSlot / 2
         let first = segment.slotBase(firstID)
-        let stride = SharedLayout.slotRecordSize
+        let stride = segment.geometry.slotRecordSize
         let words = [UInt64](unsafeUninitializedCapacity: count * perSlot) { buffer, initialized in
             for slot in 0..<count {
                 let base = first + slot * stride

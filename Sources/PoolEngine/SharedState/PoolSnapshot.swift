@@ -42,6 +42,11 @@ public struct GroupSnapshot: Hashable, Sendable, Codable {
     /// Workers with a process: starting, ready or stopping.
     public var running: Int
     public var ready: Int
+    /// Scale operations that changed `desired` (by hand, by request, or shrinking when idle).
+    public var scalingEvents: Int = 0
+    /// Jobs sent to this group that found no ready worker with room (whether they then waited
+    /// for a scale-up or failed with `noWorkerAvailable`).
+    public var pickupMisses: Int = 0
 }
 
 /// What a worker does, written by the worker itself.
@@ -89,6 +94,11 @@ public struct WorkerSnapshot: Hashable, Sendable, Codable {
     public var activity: WorkerActivity
     public var rssBytes: UInt64
     public var cpuSeconds: Double
+    /// How often the slot's process ended, by reason, since the pool started (reasons never seen are absent).
+    public var exits: [ExitReason: Int] = [:]
+    /// How long the jobs this slot ran waited in its queue, and how long they ran.
+    public var queueWait = LatencyHistogram()
+    public var runTime = LatencyHistogram()
 
     /// The last exit of the slot's process.
     public struct ExitSnapshot: Hashable, Sendable, Codable {
@@ -104,6 +114,7 @@ public struct WorkerSnapshot: Hashable, Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case id, group, groupID, pid, state, stoppedForGood, generation, restarts, firstStartedAt, startedAt, readyAt
         case finishedAt, backoffUntil, lastExit, jobs, connections, currentJob, rssBytes, cpuSeconds, lastUpdate
+        case exits, queueWait, runTime
     }
 
     private struct Jobs: Codable {
@@ -175,6 +186,9 @@ public struct WorkerSnapshot: Hashable, Sendable, Codable {
         try container.encode(rssBytes, forKey: .rssBytes)
         try container.encode(cpuSeconds, forKey: .cpuSeconds)
         try container.encode(a.lastUpdate == 0 ? nil : Double(a.lastUpdate) / 1e9, forKey: .lastUpdate)
+        try container.encode(exits, forKey: .exits)
+        try container.encode(queueWait, forKey: .queueWait)
+        try container.encode(runTime, forKey: .runTime)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -215,5 +229,8 @@ public struct WorkerSnapshot: Hashable, Sendable, Codable {
         self.activity = activity
         rssBytes = try container.decode(UInt64.self, forKey: .rssBytes)
         cpuSeconds = try container.decode(Double.self, forKey: .cpuSeconds)
+        exits = try container.decodeIfPresent([ExitReason: Int].self, forKey: .exits) ?? [:]
+        queueWait = try container.decodeIfPresent(LatencyHistogram.self, forKey: .queueWait) ?? LatencyHistogram()
+        runTime = try container.decodeIfPresent(LatencyHistogram.self, forKey: .runTime) ?? LatencyHistogram()
     }
 }

@@ -78,8 +78,8 @@ public final class PoolStateReader: Sendable {
     private func readGroup(_ index: Int) -> GroupSnapshot {
         typealias G = SharedLayout.Group
         let base = geometry.groupOffset + index * geometry.groupRecordSize
-        let (desired, running, ready) = segment.read(sequenceAt: base + G.sequence) {
-            (segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready))
+        let (desired, running, ready, scalingEvents) = segment.read(sequenceAt: base + G.sequence) {
+            (segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready), segment.load(base + G.scalingEvents))
         }
         let kindIndex = Int(segment.load(base + G.kind))
         return GroupSnapshot(
@@ -88,13 +88,14 @@ public final class PoolStateReader: Sendable {
             kind: SharedLayout.kindCodes.indices.contains(kindIndex) ? SharedLayout.kindCodes[kindIndex] : .service,
             min: Int(segment.load(base + G.minWorkers)),
             max: Int(segment.load(base + G.maxWorkers)),
-            desired: Int(desired), running: Int(running), ready: Int(ready))
+            desired: Int(desired), running: Int(running), ready: Int(ready),
+            scalingEvents: Int(scalingEvents), pickupMisses: Int(segment.load(base + G.pickupMisses)))
     }
 
     private func decodeWorker(_ id: WorkerID, _ records: PoolRecords, groupNames: [String]) -> WorkerSnapshot {
         typealias L = SharedLayout.Lifecycle
         let groupID = records.groupID(of: id)
-        return WorkerSnapshot(
+        var worker = WorkerSnapshot(
             id: id,
             group: groupID >= 0 && groupID < groupNames.count ? groupNames[groupID] : "",
             groupID: groupID,
@@ -111,6 +112,44 @@ public final class PoolStateReader: Sendable {
             activity: records.activity(of: id),
             rssBytes: records.word(id, L.rssBytes),
             cpuSeconds: Double(records.word(id, L.cpuNanoseconds)) / 1e9)
+        let base = slotBase(id)
+        // A slot whose process never ended has no exits to count.
+        if records.word(id, L.lastExit) != 0 { worker.exits = readExits(base) }
+        (worker.queueWait, worker.runTime) = readLatency(base)
+        return worker
+    }
+
+    private func readExits(_ base: Int) -> [ExitReason: Int] {
+        let first = base + SharedLayout.Exits.first
+        let reasons = SharedLayout.reasonCodes
+        return segment.read(sequenceAt: base + SharedLayout.Lifecycle.sequence) {
+            var exits: [ExitReason: Int] = [:]
+            for index in reasons.indices {
+                let count = segment.load(first + index * 8)
+                if count > 0 { exits[reasons[index]] = Int(count) }
+            }
+            return exits
+        }
+    }
+
+    private func readLatency(_ base: Int) -> (wait: LatencyHistogram, run: LatencyHistogram) {
+        typealias L = SharedLayout.Latency
+        // Most slots never ran a job: two zero counts need no coherent copy (a job being
+        // recorded right now is simply not in this snapshot yet).
+        if segment.load(base + L.wait + L.count) == 0 && segment.load(base + L.run + L.count) == 0 {
+            return (LatencyHistogram(), LatencyHistogram())
+        }
+        return segment.read(sequenceAt: base + L.sequence) {
+            func histogram(_ at: Int) -> LatencyHistogram {
+                var histogram = LatencyHistogram()
+                histogram.count = segment.load(at + L.count)
+                guard histogram.count > 0 else { return histogram }
+                histogram.sumNanoseconds = segment.load(at + L.sum)
+                histogram.buckets = (0..<LatencyHistogram.bucketCount).map { segment.load(at + L.buckets + $0 * 8) }
+                return histogram
+            }
+            return (histogram(base + L.wait), histogram(base + L.run))
+        }
     }
 
     func readActivity(_ base: Int) -> WorkerActivity {

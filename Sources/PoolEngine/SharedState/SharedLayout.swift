@@ -3,11 +3,13 @@
 /// reference for who writes what.
 enum SharedLayout {
     static let magic: UInt64 = 0x3150_4F54_4C4F_4F50  // "POOLTOP1" read as bytes
-    static let version: UInt64 = 1
+    /// Version 2 added the exits by reason, the job latency histograms and the group's
+    /// scaling and pickup-miss counters (issue 7's metrics).
+    static let version: UInt64 = 2
 
     static let headerSize = 512
-    static let groupRecordSize = 128
-    static let slotRecordSize = 256
+    static let groupRecordSize = 192
+    static let slotRecordSize = 768
     static let nameBytes = 64
 
     /// Header words, by byte offset.
@@ -42,6 +44,11 @@ enum SharedLayout {
         static let running = 48
         static let ready = 56
         static let name = 64
+        /// Scale operations that changed the desired count (watcher, under the sequence word).
+        static let scalingEvents = 128
+        /// Jobs sent to the group that found no ready worker with room, counted by every sender
+        /// with an atomic add: many writers, so outside the sequence word.
+        static let pickupMisses = 136
     }
 
     /// Slot record, lifecycle part (written only by the watcher), under its own sequence word.
@@ -81,6 +88,27 @@ enum SharedLayout {
         static let currentJobSince = 224
         static let lastUpdate = 232
         static let jobsProcessedBeforeStart = 240
+    }
+
+    /// Slot record, exits by reason: one counter per ``ExitReason`` (in `reasonCodes` order),
+    /// written by the watcher under the lifecycle sequence word; room for 16 reasons.
+    enum Exits {
+        static let first = 256
+        static let capacity = 16
+    }
+
+    /// Slot record, job latency part (written only by the worker), under its own sequence word:
+    /// two histograms, queue wait then run time, each a count, a sum in nanoseconds and one
+    /// (non-cumulative) count per bucket of ``LatencyHistogram/bounds``.
+    enum Latency {
+        static let sequence = 384
+        static let wait = 392
+        static let run = 392 + histogramWords * 8
+        /// count, sum, then the buckets (the last one is +Inf).
+        static let histogramWords = 2 + LatencyHistogram.bucketCount
+        static let count = 0
+        static let sum = 8
+        static let buckets = 16
     }
 
     static func size(groups: Int, slots: Int) -> Int {

@@ -162,6 +162,17 @@ final class SharedSegment: Sendable {
         return geometry.groupOffset + index * geometry.groupRecordSize
     }
 
+    /// Counts a job for `group` that found no ready worker with room (any process may call it).
+    func countPickupMiss(group: GroupID) {
+        for index in 0..<groupCount {
+            let record = groupBase(index)
+            guard load(record + SharedLayout.Group.id) == UInt64(group.rawValue) else { continue }
+            // Any sender may count: an atomic add, outside the watcher's sequence word.
+            word(record + SharedLayout.Group.pickupMisses).pointee.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+    }
+
     func slotBase(_ id: WorkerID) -> Int {
         let geometry = self.geometry
         return geometry.slotOffset + (id.rawValue - 1) * geometry.slotRecordSize

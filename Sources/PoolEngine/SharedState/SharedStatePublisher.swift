@@ -43,7 +43,8 @@ final class SharedStatePublisher {
             softRestarts = core.softRestarts
             segment.store(SharedLayout.Header.softRestarts, UInt64(softRestarts))
         }
-        var counts = Array(repeating: [UInt64](repeating: 0, count: 3), count: pool.groups.count)
+        var counts = Array(repeating: [UInt64](repeating: 0, count: 4), count: pool.groups.count)
+        for index in counts.indices { counts[index][3] = UInt64(core.scalingEvents[index]) }
         for (index, slot) in core.slots.enumerated() {
             if slot.isDesired { counts[slot.groupIndex][0] += 1 }
             if slot.state.hasProcess { counts[slot.groupIndex][1] += 1 }
@@ -64,6 +65,7 @@ final class SharedStatePublisher {
                 segment.store(base + G.desired, count[0])
                 segment.store(base + G.running, count[1])
                 segment.store(base + G.ready, count[2])
+                segment.store(base + G.scalingEvents, count[3])
             }
         }
     }
@@ -84,6 +86,9 @@ final class SharedStatePublisher {
             segment.store(base + L.lastExit, packExit(slot.lastExit))
             segment.store(base + L.lastExitAt, clock.wall(slot.exitedAt))
             segment.store(base + L.backoffUntil, clock.wall(slot.state == .backoff ? slot.backoffUntil : nil))
+            for (index, count) in slot.exits.enumerated() where index < SharedLayout.Exits.capacity {
+                segment.store(base + SharedLayout.Exits.first + index * 8, UInt64(count))
+            }
             if !hasProcess {
                 segment.store(base + L.rssBytes, 0)
                 segment.store(base + L.cpuNanoseconds, 0)

@@ -1,6 +1,7 @@
 import Synchronization
 
-/// A worker's writer of its own activity part in shared memory.
+/// A worker's writer of its own activity and latency parts in shared memory, and of the
+/// pickup-miss counters of the groups it sends jobs to.
 final class WorkerActivityRecorder: Sendable {
     private let segment: SharedSegment
     private let base: Int
@@ -25,4 +26,26 @@ final class WorkerActivityRecorder: Sendable {
             }
         }
     }
+
+    /// Adds one job's queue wait and (when it ran) run time to this worker's histograms.
+    func observeLatency(wait: UInt64, run: UInt64?) {
+        typealias L = SharedLayout.Latency
+        lock.withLock { _ in
+            segment.write(sequenceAt: base + L.sequence) {
+                // Only this worker writes the part, under the lock: plain read-modify-write is safe.
+                func observe(_ histogram: Int, _ nanoseconds: UInt64) {
+                    let at = base + histogram
+                    segment.store(at + L.count, segment.load(at + L.count) &+ 1)
+                    segment.store(at + L.sum, segment.load(at + L.sum) &+ nanoseconds)
+                    let bucket = at + L.buckets + LatencyHistogram.bucket(for: nanoseconds) * 8
+                    segment.store(bucket, segment.load(bucket) &+ 1)
+                }
+                observe(L.wait, wait)
+                if let run { observe(L.run, run) }
+            }
+        }
+    }
+
+    /// Counts a job for `group` that found no ready worker with room.
+    func countPickupMiss(group: GroupID) { segment.countPickupMiss(group: group) }
 }

@@ -185,7 +185,8 @@ public final class WorkerPool: Service, Sendable {
         let operatorJobs = JobClient(
             pool: description, senderID: nil, senderGroup: nil, allowed: nil, runtimeDirectory: runtime.directory,
             reader: PoolStateReader(segment: segment), pickup: LeastJobsPickup(),
-            requestScale: { [weak self] group in self?.submit(.command(.scaleUpRequested(group), reply: nil)) })
+            requestScale: { [weak self] group in self?.submit(.command(.scaleUpRequested(group), reply: nil)) },
+            countPickupMiss: { group in segment.countPickupMiss(group: group) })
         state.withLock { state in
             state.reader = PoolStateReader(segment: segment)
             state.operatorJobs = operatorJobs

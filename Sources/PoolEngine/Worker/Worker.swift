@@ -17,6 +17,8 @@ public final class Worker: Sendable {
     public let watcherPID: Int32
     /// The listening sockets this reactor worker inherited, in its group's listener order.
     public let listeners: [InheritedListener]
+    /// The pool's shared-memory segment, nil when the watcher runs without one.
+    private let sharedMemoryName: String?
 
     private struct State: ~Copyable {
         var stopReason: StopReason?
@@ -54,6 +56,17 @@ public final class Worker: Sendable {
         self.pool = bootstrap.pool
         self.logger = logger
         self.watcherPID = bootstrap.watcherPID
+        self.sharedMemoryName = bootstrap.sharedMemoryName
+    }
+
+    /// A read-only view of the pool's shared memory: every worker's state and counters, as the
+    /// console and `status` see them (the metrics service renders from it).
+    /// - Throws: ``SharedStateError`` when the pool has no segment or it cannot be mapped.
+    public func poolState() throws -> PoolStateReader {
+        guard let sharedMemoryName else {
+            throw SharedStateError(code: .notFound, message: "pool '\(pool.name)' runs without shared memory")
+        }
+        return PoolStateReader(segment: try SharedSegment.open(name: sharedMemoryName, writable: false))
     }
 
     /// Updates this worker's activity counters in shared memory, where the console, `status`

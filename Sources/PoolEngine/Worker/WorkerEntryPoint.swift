@@ -46,7 +46,10 @@ public struct EntryPoints: Sendable {
     private var factories: [String: @Sendable () -> any WorkerEntryPoint] = [:]
     private var pickups: [String: @Sendable ([String: String]) -> any PickupStrategy] = [:]
 
-    public init() {}
+    /// Entry points every pool binary has: the metrics service (``PrometheusGroup``).
+    public init() {
+        factories[PrometheusGroup.entryPoint] = { PrometheusService() }
+    }
 
     /// Registers a factory under `name`; a later registration of the same name replaces it.
     public mutating func register(_ name: String, _ make: @escaping @Sendable () -> any WorkerEntryPoint) {

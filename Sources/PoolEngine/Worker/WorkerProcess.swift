@@ -64,13 +64,13 @@ public enum WorkerProcess {
         Posix.setThreadName("\(group.name)#\(bootstrap.workerID)")
         var logger = Logger(label: "\(bootstrap.pool.name).\(group.name)") { _ in ControlChannelLogHandler(channel: channel) }
         logger.logLevel = Logger.Level(rawValue: bootstrap.logLevel) ?? .info
-        var recorder: WorkerActivityRecorder?
-        if let segmentName = bootstrap.sharedMemoryName {
+        let recorder: WorkerActivityRecorder? = bootstrap.sharedMemoryName.flatMap { segmentName in
             do {
-                recorder = try WorkerActivityRecorder(segmentName: segmentName, id: bootstrap.workerID)
+                return try WorkerActivityRecorder(segmentName: segmentName, id: bootstrap.workerID)
             } catch {
                 // The pool still works without the worker's counters; say so once.
                 logger.warning("cannot write activity to shared memory: \(error)")
+                return nil
             }
         }
         let reader = bootstrap.sharedMemoryName.flatMap { try? SharedSegment.open(name: $0, writable: false) }.map(PoolStateReader.init(segment:))
@@ -81,7 +81,8 @@ public enum WorkerProcess {
                 runtimeDirectory: bootstrap.runtimeDirectory ?? "/nonexistent", reader: reader ?? PoolStateReader.empty(bootstrap.pool),
                 pickup: PickupStrategies.make(group.strategies["pickup"], registry: entryPoints) ?? LeastJobsPickup(),
                 eventLoopGroup: eventLoops.group,
-                requestScale: { target in channel.send(.scaleRequest(target)) })
+                requestScale: { target in channel.send(.scaleRequest(target)) },
+                countPickupMiss: recorder.map { recorder in { @Sendable target in recorder.countPickupMiss(group: target) } })
         }
         let worker = Worker(
             bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder, makeJobClient: makeJobClient,
@@ -114,7 +115,8 @@ public enum WorkerProcess {
                 }
                 let scheduler = JobScheduler(
                     limits: limits, workerID: worker.id, handler: handler,
-                    activity: recorder.map { recorder in { @Sendable body in recorder.update(body) } })
+                    activity: recorder.map { recorder in { @Sendable body in recorder.update(body) } },
+                    latency: recorder.map { recorder in { @Sendable wait, run in recorder.observeLatency(wait: wait, run: run) } })
                 // Listening before saying ready: pickup only offers workers that can take a job.
                 jobServer = try await JobServer.start(
                     path: JobServer.socketPath(runtimeDirectory: directory, worker: worker.id), scheduler: scheduler,

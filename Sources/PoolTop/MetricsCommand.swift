@@ -1,0 +1,28 @@
+import ArgumentParser
+import PoolEngine
+
+/// `pooltop metrics NAME`: the pool's Prometheus exposition on stdout, read from shared memory
+/// (the same text the metrics group serves at /metrics), for scripts, `promtool` and bug reports.
+struct MetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics", abstract: "Print a running pool's metrics in the Prometheus text format.")
+
+    @Argument(help: "The pool's name.")
+    var name: String
+
+    func run() throws {
+        let reader: PoolStateReader
+        do {
+            reader = try PoolStateReader(pool: name)
+        } catch let error as SharedStateError where error.code == .notFound {
+            let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
+            let list = running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))"
+            printError("pooltop: no pool named '\(name)' is running; \(list)")
+            throw ExitCode(1)
+        } catch {
+            printError("pooltop: cannot read pool '\(name)': \(error)")
+            throw ExitCode(1)
+        }
+        print(PrometheusExposition.text(reader.snapshot()), terminator: "")
+    }
+}
