@@ -21,4 +21,13 @@ static const attr_t PT_A_DIM = A_DIM;
 static const attr_t PT_A_UNDERLINE = A_UNDERLINE;
 static inline attr_t pt_color_pair(short n) { return (attr_t)COLOR_PAIR(n); }
 
+/* From <ncursesw/term.h>, declared alone: that header's capability macros (lines, columns, …)
+   would leak into every Swift file importing this module. */
+extern char *tigetstr(const char *);
+/* A terminfo string capability, or NULL when the terminal has none. */
+static inline const char *pt_terminfo_string(const char *name) {
+    char *value = tigetstr(name);
+    return (value == NULL || value == (char *)-1) ? NULL : value;
+}
+
 #endif

@@ -9,6 +9,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #ifndef SYS_pidfd_open
@@ -122,3 +124,90 @@ int pt_signal_ignore(int sig) {
 int pt_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int pt_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
+
+// MARK: - Crash guard
+
+static const int pt_fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE};
+#define PT_FATAL_COUNT (sizeof(pt_fatal_signals) / sizeof(pt_fatal_signals[0]))
+static struct sigaction pt_previous_actions[PT_FATAL_COUNT];
+static volatile sig_atomic_t pt_guard_installed = 0;
+
+static struct termios pt_saved_termios;
+static volatile sig_atomic_t pt_have_termios = 0;
+static char pt_restore_bytes[256];
+static volatile sig_atomic_t pt_restore_length = 0;
+
+#define PT_GUARD_PATHS 16
+static char pt_guard_paths[PT_GUARD_PATHS][256];
+static volatile sig_atomic_t pt_guard_path_used[PT_GUARD_PATHS];
+
+static void pt_crash_handler(int sig, siginfo_t *info, void *context) {
+    (void)context;
+    if (pt_restore_length > 0) {
+        ssize_t ignored = write(STDOUT_FILENO, pt_restore_bytes, (size_t)pt_restore_length);
+        (void)ignored;
+    }
+    if (pt_have_termios) tcsetattr(STDIN_FILENO, TCSANOW, &pt_saved_termios);
+    for (int i = 0; i < PT_GUARD_PATHS; i++) {
+        if (pt_guard_path_used[i]) unlink(pt_guard_paths[i]);
+    }
+    if (info == NULL || info->si_code <= 0) {
+        // Sent (kill, raise, abort), not a fault: die of it now, as the sender meant. A
+        // backtracer would print and return, and nothing would raise it again.
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    // A fault: hand it to the previous handler (Swift's backtracer prints where it happened),
+    // which meets it when the faulting instruction runs again on return.
+    for (size_t i = 0; i < PT_FATAL_COUNT; i++) {
+        if (pt_fatal_signals[i] == sig) sigaction(sig, &pt_previous_actions[i], NULL);
+    }
+}
+
+int pt_crash_guard_install(void) {
+    if (pt_guard_installed) return 0;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_sigaction = pt_crash_handler;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < PT_FATAL_COUNT; i++) {
+        if (sigaction(pt_fatal_signals[i], &action, &pt_previous_actions[i]) != 0) return -1;
+    }
+    pt_guard_installed = 1;
+    return 0;
+}
+
+void pt_crash_guard_save_terminal(void) {
+    pt_have_termios = tcgetattr(STDIN_FILENO, &pt_saved_termios) == 0;
+}
+
+void pt_crash_guard_set_restore_bytes(const char *restore_bytes) {
+    if (restore_bytes == NULL) {
+        pt_restore_length = 0;
+        pt_have_termios = 0;
+        return;
+    }
+    size_t length = strlen(restore_bytes);
+    if (length >= sizeof(pt_restore_bytes)) length = sizeof(pt_restore_bytes) - 1;
+    pt_restore_length = 0;
+    memcpy(pt_restore_bytes, restore_bytes, length);
+    pt_restore_length = (sig_atomic_t)length;
+}
+
+int pt_crash_guard_add_path(const char *path) {
+    size_t length = strlen(path);
+    if (length >= sizeof(pt_guard_paths[0])) return -1;
+    for (int i = 0; i < PT_GUARD_PATHS; i++) {
+        if (pt_guard_path_used[i]) continue;
+        memcpy(pt_guard_paths[i], path, length + 1);
+        pt_guard_path_used[i] = 1;
+        return i;
+    }
+    return -1;
+}
+
+void pt_crash_guard_remove_path(int slot) {
+    if (slot >= 0 && slot < PT_GUARD_PATHS) pt_guard_path_used[slot] = 0;
+}

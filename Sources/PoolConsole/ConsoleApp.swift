@@ -13,6 +13,8 @@ public final class ConsoleApp {
     private var snapshot: PoolSnapshot?
     private var lastRead: Double = 0
     private var hasSeenPool = false
+    /// The newest event line of the last frame: a scrolled events pane stays on its lines as new ones arrive.
+    private var newestEvent: PoolEventRecord?
 
     private let shouldStop: @Sendable () -> Bool
 
@@ -54,13 +56,17 @@ public final class ConsoleApp {
         if snapshot != nil { hasSeenPool = true }
         if source.isHosting && hasSeenPool && snapshot == nil { return true }
         let size = terminal.size
+        let events = source.recentEvents()
+        ConsoleReducer.keepEventsAnchored(&state, previousNewest: newestEvent, events: events)
+        newestEvent = events.last
         let frame = ConsoleView.render(
-            snapshot: snapshot, events: source.recentEvents(), state: state, trends: trends, poolName: source.poolName,
+            snapshot: snapshot, events: events, state: state, trends: trends, poolName: source.poolName,
             isHosting: source.isHosting, width: size.width, height: size.height)
         terminal.present(frame, theme: themes[state.themeIndex % themes.count])
         guard let key = terminal.readKey(timeoutMilliseconds: keyTimeoutMilliseconds) else { return false }
         if key != .resize { state.message = nil }
-        let effects = ConsoleReducer.reduce(&state, key: key, snapshot: snapshot, isHosting: source.isHosting, themes: themes.count)
+        let effects = ConsoleReducer.reduce(
+            &state, key: key, snapshot: snapshot, isHosting: source.isHosting, themes: themes.count, events: events)
         // An operator's key wants to see its effect: read the pool again on the next turn.
         lastRead = 0
         for effect in effects {

@@ -243,6 +243,91 @@ struct ConsoleReducerTests {
     }
 }
 
+@Suite("Console events pane: focus, scroll, filter")
+struct ConsoleEventsTests {
+    /// Thirty log lines, "line 0" oldest, every third from worker 9.
+    func lines(_ count: Int = 30, from start: Int = 0) -> [PoolEventRecord] {
+        (start..<start + count).map { index in
+            PoolEventRecord(
+                at: 1_800_000_000.0 + Double(index),
+                event: .workerLog(WorkerID(index % 3 == 0 ? 9 : 1), group: "g", record: LogRecord(level: "info", message: "line \(index)", timestamp: 0)))
+        }
+    }
+
+    func press(_ keys: [ConsoleKey], _ state: inout ConsoleState, events: [PoolEventRecord]) {
+        for key in keys { _ = ConsoleReducer.reduce(&state, key: key, snapshot: fixedSnapshot(), isHosting: true, themes: 1, events: events) }
+    }
+
+    func pane(_ state: ConsoleState, _ events: [PoolEventRecord]) -> [String] {
+        let screen = ConsoleView.render(
+            snapshot: fixedSnapshot(), events: events, state: state, trends: ConsoleTrends(), poolName: "demo", isHosting: true,
+            width: 100, height: 30)
+        let rows = screen.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let title = rows.firstIndex { $0.hasPrefix("EVENTS AND LOGS") }!
+        return Array(rows[title..<(rows.count - 1)])
+    }
+
+    @Test("Tab reaches the events pane; ↑ PgUp Home scroll back, End follows the newest again; the selection does not move")
+    func scroll() {
+        let events = lines()
+        var state = ConsoleState()
+        press([.tab, .tab], &state, events: events)
+        #expect(state.focus == .events)
+        #expect(pane(state, events).last?.hasSuffix("line 29") == true)
+        press([.up, .up], &state, events: events)
+        #expect(state.eventsScroll == 2 && state.selectedGroup == 0 && state.selectedWorker == 0)
+        let scrolled = pane(state, events)
+        #expect(scrolled.first?.contains("↑ 2 newer below") == true)
+        #expect(scrolled.last?.hasSuffix("line 27") == true)
+        press([.pageUp, .down], &state, events: events)
+        #expect(state.eventsScroll == 11)
+        press([.home], &state, events: events)
+        #expect(state.eventsScroll == 29, "the oldest line stays on screen")
+        press([.up], &state, events: events)
+        #expect(state.eventsScroll == 29)
+        press([.end], &state, events: events)
+        #expect(state.eventsScroll == 0)
+        press([.tab], &state, events: events)
+        #expect(state.focus == .groups)
+        press([.left], &state, events: events)
+        #expect(state.focus == .events)
+    }
+
+    @Test("while scrolled back, new lines arrive below without moving the lines being read")
+    func anchored() {
+        let events = lines()
+        var state = ConsoleState()
+        state.focus = .events
+        press([.up, .up, .up], &state, events: events)
+        let before = pane(state, events).dropFirst()
+        let more = events + lines(5, from: 30)
+        ConsoleReducer.keepEventsAnchored(&state, previousNewest: events.last, events: more)
+        #expect(state.eventsScroll == 8)
+        #expect(pane(state, more).dropFirst() == before)
+        // Following the newest (scroll 0), new lines simply show up.
+        var following = ConsoleState()
+        ConsoleReducer.keepEventsAnchored(&following, previousNewest: events.last, events: more)
+        #expect(following.eventsScroll == 0 && pane(following, more).last?.hasSuffix("line 34") == true)
+    }
+
+    @Test("/ with the events pane focused filters its lines by text, in any case; the workers filter is untouched")
+    func filter() {
+        let events = lines()
+        var state = ConsoleState()
+        state.focus = .events
+        press([.character("/"), .character("G"), .character("#"), .character("9"), .enter], &state, events: events)
+        #expect(state.eventFilter == "G#9" && state.filter.isEmpty, "kept as typed, matched in any case")
+        let shown = pane(state, events)
+        #expect(shown.first?.contains("filter: G#9  (10 of 30)") == true)
+        #expect(shown.dropFirst().filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.allSatisfy { $0.contains("[g#9]") })
+        #expect(shown.last?.hasSuffix("line 27") == true)
+        press([.home], &state, events: events)
+        #expect(state.eventsScroll == 9, "scrolling counts the matching lines only")
+        press([.character("/"), .backspace, .backspace, .backspace, .enter], &state, events: events)
+        #expect(state.eventFilter.isEmpty && state.eventsScroll == 0)
+    }
+}
+
 @Suite("Console loop against a memory terminal")
 struct ConsoleAppTests {
     final class FixedSource: ConsoleSource {

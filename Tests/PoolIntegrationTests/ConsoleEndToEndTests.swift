@@ -131,4 +131,33 @@ struct ConsoleEndToEndTests {
         #expect(watcher.waitForExit() == .exited(0))
         await TestSupport.expectNoOrphans(name)
     }
+
+    @Test("a console that crashes (SIGSEGV) gives the terminal back: modes restored, full-screen left; its segment and control socket are removed, its workers exit")
+    func crashRestoresTerminal() async throws {
+        let name = TestSupport.uniqueName("crash")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let tmux = Tmux(socket: name, directory: directory)
+        defer { tmux.kill() }
+        // After pooltop ends, the same shell records the terminal's modes and says so. Swift's
+        // backtracer, which the guard hands the signal to, prints the crash on the restored
+        // terminal; told not to wait for a key there.
+        let after = "\(directory)/stty.txt"
+        try tmux.start(
+            "env LANG=C.UTF-8 TERM=tmux-256color SWIFT_BACKTRACE=interactive=no PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'; stty -a > '\(after)'; echo SHELL-AGAIN; sleep 60")
+        #expect(await tmux.waitFor("ready"), "screen:\n\(tmux.screen())")
+        let snapshot = try PoolSnapshot.read(pool: name)
+        let segment = "/dev/shm/pooltop-\(Posix.userID)-\(name)"
+        #expect(access(segment, F_OK) == 0)
+        kill(snapshot.pool.pid, SIGSEGV)
+        #expect(await tmux.waitFor("SHELL-AGAIN"), "screen:\n\(tmux.screen())")
+        let modes = TestSupport.lines(directory, "stty.txt").joined(separator: " ")
+        #expect(modes.contains(" icanon") && modes.contains(" echo "), "cooked mode and echo are back: \(modes)")
+        #expect(!modes.contains("-icanon") && !modes.contains("-echo "), "\(modes)")
+        // The alternate screen was left: the console's frame is gone from what the pane shows.
+        #expect(!tmux.screen().contains("GROUP"), "screen:\n\(tmux.screen())")
+        #expect(access(segment, F_OK) != 0, "the segment was removed")
+        #expect(access(RuntimeDirectory.controlSocket(pool: name), F_OK) != 0, "the control socket was removed")
+        await TestSupport.expectNoOrphans(name)
+    }
 }

@@ -50,4 +50,21 @@ int pt_pipe_cloexec_nonblock(int fds[2]);
 /// prctl(PR_SET_NAME): the name `ps -o comm` and `top` show (15 bytes at most).
 int pt_set_thread_name(const char *name);
 
+/// The crash guard: on a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE,
+/// which is how a Swift runtime trap ends a process) it writes the registered terminal-restore
+/// bytes to stdout, puts back the terminal modes saved on stdin, unlinks the registered files,
+/// then lets the process die of the signal: a fault goes on to whatever handled it before
+/// (Swift's backtracer, or the default), a signal sent by kill or abort takes the default action
+/// at once. Everything it does is async-signal-safe.
+/// Installs the handlers (once); later calls only update what they do.
+int pt_crash_guard_install(void);
+/// Saves stdin's terminal modes now: call it before taking the terminal over.
+void pt_crash_guard_save_terminal(void);
+/// The bytes that leave full-screen mode (from terminfo); NULL forgets them and the saved modes.
+void pt_crash_guard_set_restore_bytes(const char *restore_bytes);
+/// Adds a path to unlink on a crash (at most 16, up to 255 bytes each); returns its slot, or -1.
+int pt_crash_guard_add_path(const char *path);
+/// Forgets the path in `slot` (it was removed in the normal way).
+void pt_crash_guard_remove_path(int slot);
+
 #endif

@@ -61,8 +61,8 @@ public struct ConsoleState: Hashable, Sendable {
         case jobResults([String])
     }
 
-    public enum Focus: Hashable, Sendable {
-        case groups, workers
+    public enum Focus: Hashable, Sendable, CaseIterable {
+        case groups, workers, events
     }
 
     /// How the workers table is ordered.
@@ -76,6 +76,10 @@ public struct ConsoleState: Hashable, Sendable {
     public var selectedGroup = 0
     public var selectedWorker = 0
     public var filter = ""
+    /// Shows only event and log lines containing this text (any case).
+    public var eventFilter = ""
+    /// How many (filtered) event lines the pane is scrolled up from the newest; 0 follows new ones.
+    public var eventsScroll = 0
     public var isPaused = false
     public var refresh: Duration = .seconds(1)
     public var themeIndex = 0
@@ -97,7 +101,8 @@ public enum ConsoleEffect: Hashable, Sendable {
 /// The console's reducer: a key, the state and the pool as last seen in; the new state and effects out. Pure.
 public enum ConsoleReducer {
     public static func reduce(
-        _ state: inout ConsoleState, key: ConsoleKey, snapshot: PoolSnapshot?, isHosting: Bool, themes: Int
+        _ state: inout ConsoleState, key: ConsoleKey, snapshot: PoolSnapshot?, isHosting: Bool, themes: Int,
+        events: [PoolEventRecord] = []
     ) -> [ConsoleEffect] {
         if key == .hangup {
             // Nobody is left to ask: a hosted pool stops, an attached console just goes.
@@ -148,11 +153,20 @@ public enum ConsoleReducer {
             if key == .escape || key == .enter || key == .character("q") { state.mode = .normal }
             return []
         case .filter:
+            // `/` filters the focused pane: the events pane's text, or the workers.
+            let editsEvents = state.focus == .events
+            var text = editsEvents ? state.eventFilter : state.filter
             switch key {
             case .enter, .escape: state.mode = .normal
-            case .backspace: if !state.filter.isEmpty { state.filter.removeLast() }
-            case .character(let character): state.filter.append(character)
+            case .backspace: if !text.isEmpty { text.removeLast() }
+            case .character(let character): text.append(character)
             default: break
+            }
+            if editsEvents {
+                if text != state.eventFilter { state.eventsScroll = 0 }
+                state.eventFilter = text
+            } else {
+                state.filter = text
             }
             return []
         case .confirm(var confirmation):
@@ -173,8 +187,42 @@ public enum ConsoleReducer {
                 return []
             }
         case .normal:
+            if state.focus == .events, scrollEvents(&state, key: key, events: events) { return [] }
             return normal(&state, key: key, snapshot: snapshot, isHosting: isHosting, themes: themes)
         }
+    }
+
+    /// Moves through the events pane when it has the focus; false for keys that are not its own.
+    private static func scrollEvents(_ state: inout ConsoleState, key: ConsoleKey, events: [PoolEventRecord]) -> Bool {
+        let oldest = max(0, visibleEvents(events, state).count - 1)
+        let step: Int
+        switch key {
+        case .up: step = 1
+        case .down: step = -1
+        case .pageUp: step = 10
+        case .pageDown: step = -10
+        case .home: step = oldest
+        case .end: step = -state.eventsScroll
+        default: return false
+        }
+        state.eventsScroll = max(0, min(oldest, state.eventsScroll + step))
+        return true
+    }
+
+    /// The event and log lines the pane shows, oldest first: those matching the event filter.
+    public static func visibleEvents(_ events: [PoolEventRecord], _ state: ConsoleState) -> [PoolEventRecord] {
+        guard !state.eventFilter.isEmpty else { return events }
+        let needle = state.eventFilter.lowercased()
+        return events.filter { ConsoleView.describe($0).0.lowercased().contains(needle) }
+    }
+
+    /// Keeps a scrolled events pane on the lines the operator is reading while new ones arrive
+    /// below: the scroll grows by the matching lines that came after `previousNewest`.
+    public static func keepEventsAnchored(_ state: inout ConsoleState, previousNewest: PoolEventRecord?, events: [PoolEventRecord]) {
+        guard state.eventsScroll > 0, let previousNewest, events.last != previousNewest else { return }
+        guard let index = events.lastIndex(of: previousNewest) else { return }
+        let arrived = visibleEvents(Array(events[(index + 1)...]), state).count
+        state.eventsScroll = min(state.eventsScroll + arrived, max(0, visibleEvents(events, state).count - 1))
     }
 
     private static func accept(_ state: inout ConsoleState, _ confirmation: Confirmation, isHosting: Bool) -> [ConsoleEffect] {
@@ -216,8 +264,12 @@ public enum ConsoleReducer {
             move(&state, by: -10, groups: groups.count, workers: workers.count)
         case .pageDown:
             move(&state, by: 10, groups: groups.count, workers: workers.count)
-        case .tab, .left, .right:
-            state.focus = state.focus == .groups ? .workers : .groups
+        case .tab, .right:
+            let panes = ConsoleState.Focus.allCases
+            state.focus = panes[(panes.firstIndex(of: state.focus)! + 1) % panes.count]
+        case .left:
+            let panes = ConsoleState.Focus.allCases
+            state.focus = panes[(panes.firstIndex(of: state.focus)! + panes.count - 1) % panes.count]
         case .enter:
             if let worker { state.mode = .detail(worker.id) }
         case .character("/"), .function(3):
@@ -301,6 +353,8 @@ public enum ConsoleReducer {
             state.selectedWorker = 0
         case .workers:
             state.selectedWorker = max(0, min(workers - 1, state.selectedWorker + delta))
+        case .events:
+            break
         }
     }
 

@@ -9,11 +9,12 @@ public enum ConsoleHelp {
     }
 
     public static let entries: [Entry] = [
-        Entry(keys: "↑ ↓ PgUp PgDn", meaning: "move the selection", isAction: false),
-        Entry(keys: "Tab ← →", meaning: "switch between the groups and the workers", isAction: false),
+        Entry(keys: "↑ ↓ PgUp PgDn", meaning: "move the selection; in the events pane, scroll it", isAction: false),
+        Entry(keys: "Home End", meaning: "events pane: oldest lines; newest lines, following new ones", isAction: false),
+        Entry(keys: "Tab ← →", meaning: "switch between the groups, the workers and the events pane", isAction: false),
         Entry(keys: "Enter", meaning: "worker detail (its numbers, recent exits and log lines)", isAction: false),
         Entry(keys: "Esc", meaning: "back", isAction: false),
-        Entry(keys: "/ F3", meaning: "filter the workers by id, group, state or pid", isAction: false),
+        Entry(keys: "/ F3", meaning: "filter the focused pane: workers by id, group, state or pid; events by text", isAction: false),
         Entry(keys: "s < > F6", meaning: "sort the workers: id, state, restarts, jobs, memory, cpu", isAction: false),
         Entry(keys: "t", meaning: "next theme", isAction: false),
         Entry(keys: "p Z", meaning: "pause or resume updates", isAction: false),

@@ -82,7 +82,7 @@ public enum ConsoleView {
         let eventsHeight = height >= 24 ? max(4, height / 5) : (height >= 14 ? 3 : 0)
         let workersEnd = height - 1 - (eventsHeight > 0 ? eventsHeight + 1 : 0)
         y = drawWorkers(&screen, snapshot: snapshot, state: state, trends: trends, from: y + 1, to: workersEnd)
-        if eventsHeight > 0 { drawEvents(&screen, events: events, from: workersEnd, height: eventsHeight + 1) }
+        if eventsHeight > 0 { drawEvents(&screen, events: events, state: state, from: workersEnd, height: eventsHeight + 1) }
         drawKeyBar(&screen, state: state, isHosting: isHosting)
         switch state.mode {
         case .help: drawHelp(&screen, readOnly: state.readOnly)
@@ -118,8 +118,8 @@ public enum ConsoleView {
         x = label(&screen, "  mem ", bytes(snapshot.workers.reduce(0) { $0 + $1.rssBytes }), x: x, y: 1)
         if state.isPaused { screen.put("  PAUSED", x: x, y: 1, role: .message) }
         if let message = state.message { screen.put(message, x: 0, y: 2, role: .message) }
-        if state.mode == .filter || !state.filter.isEmpty {
-            screen.put("filter: \(state.filter)\(state.mode == .filter ? "_" : "")", x: max(0, screen.width - 30), y: 2, role: .message)
+        if (state.mode == .filter && state.focus != .events) || !state.filter.isEmpty {
+            screen.put("filter: \(state.filter)\(state.mode == .filter && state.focus != .events ? "_" : "")", x: max(0, screen.width - 30), y: 2, role: .message)
         }
         return 2
     }
@@ -188,10 +188,18 @@ public enum ConsoleView {
         return row
     }
 
-    static func drawEvents(_ screen: inout ScreenBuffer, events: [PoolEventRecord], from y: Int, height: Int) {
-        screen.fill(y: y, role: .tableHeader)
-        screen.put("EVENTS AND LOGS", x: 0, y: y, role: .tableHeader)
-        let lines = events.suffix(height - 1)
+    static func drawEvents(_ screen: inout ScreenBuffer, events: [PoolEventRecord], state: ConsoleState, from y: Int, height: Int) {
+        let titleRole: StyleRole = state.focus == .events ? .rowSelected : .tableHeader
+        screen.fill(y: y, role: titleRole)
+        let matching = ConsoleReducer.visibleEvents(events, state)
+        let scroll = min(state.eventsScroll, max(0, matching.count - 1))
+        var title = "EVENTS AND LOGS"
+        if !state.eventFilter.isEmpty || (state.mode == .filter && state.focus == .events) {
+            title += "  filter: \(state.eventFilter)\(state.mode == .filter ? "_" : "")  (\(matching.count) of \(events.count))"
+        }
+        if scroll > 0 { title += "  ↑ \(scroll) newer below, End follows" }
+        screen.put(title, x: 0, y: y, role: titleRole)
+        let lines = matching[..<(matching.count - scroll)].suffix(height - 1)
         for (offset, record) in lines.enumerated() {
             let (text, role) = describe(record)
             screen.put("\(clock(record.at)) \(text)", x: 0, y: y + 1 + offset, role: role)

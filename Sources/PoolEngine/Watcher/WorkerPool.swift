@@ -180,6 +180,8 @@ public final class WorkerPool: Service, Sendable {
             throw PoolStartError(code: .sharedState, message: "cannot create the shared-memory segment of pool '\(name)': \(error)")
         }
         defer { Posix.unlinkSharedMemory(name: segment.name) }
+        let segmentGuard = CrashGuard.removeOnCrash("/dev/shm\(segment.name)")
+        defer { segmentGuard?.release() }
         let sharedState = SharedStatePublisher(segment: segment, pool: description)
         defer { sharedState.setPoolState(.stopped) }
         let operatorJobs = JobClient(
@@ -217,6 +219,8 @@ public final class WorkerPool: Service, Sendable {
             throw PoolStartError(
                 code: .sharedState, message: "cannot open the control socket \(runtime.controlSocketPath): \(error)")
         }
+        let controlGuard = CrashGuard.removeOnCrash(runtime.controlSocketPath)
+        defer { controlGuard?.release() }
         sharedState.setPoolState(.running)
         for event in early { input.yield(event) }
         logger.info(
