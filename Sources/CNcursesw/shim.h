@@ -24,6 +24,13 @@ static inline attr_t pt_color_pair(short n) { return (attr_t)COLOR_PAIR(n); }
 /* From <ncursesw/term.h>, declared alone: that header's capability macros (lines, columns, …)
    would leak into every Swift file importing this module. */
 extern char *tigetstr(const char *);
+extern int tigetflag(const char *);
+/* Whether the terminal takes 24-bit colours directly (terminfo's RGB flag). */
+static inline int pt_terminfo_flag(const char *name) { return tigetflag(name) > 0; }
+/* A colour pair of any colour numbers, 24-bit ones included (ncurses 6.1). */
+static inline int pt_init_pair(int pair, int foreground, int background) {
+    return init_extended_pair(pair, foreground, background);
+}
 /* A terminfo string capability, or NULL when the terminal has none. */
 static inline const char *pt_terminfo_string(const char *name) {
     char *value = tigetstr(name);

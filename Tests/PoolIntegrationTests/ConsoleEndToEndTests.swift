@@ -160,4 +160,36 @@ struct ConsoleEndToEndTests {
         #expect(access(RuntimeDirectory.controlSocket(pool: name), F_OK) != 0, "the control socket was removed")
         await TestSupport.expectNoOrphans(name)
     }
+
+    @Test("colours follow the terminal: 24-bit on xterm-direct, the 256 palette, 8 colours, none with NO_COLOR; ASCII stand-ins without a UTF-8 locale")
+    func terminalCapabilities() async throws {
+        let name = TestSupport.uniqueName("colours")
+        let directory = TestSupport.makeDirectory(name)
+        let config = "\(directory)/pool.yaml"
+        TestSupport.write(config, "name: \(name)\ngroups:\n  - {name: jobs, kind: job, entryPoint: demo-job, min: 1}\n")
+        // The header's "pooltop" is #5FD7FF in the default theme.
+        let cases: [(environment: String, present: [String], absent: [String])] = [
+            ("LANG=C.UTF-8 TERM=xterm-direct", ["\u{1B}[38;2;95;215;255mpooltop", "↑↓"], ["\u{1B}[38;5;"]),
+            ("LANG=C.UTF-8 TERM=tmux-256color", ["\u{1B}[38;5;81mpooltop", "↑↓"], ["\u{1B}[38;2;"]),
+            ("LANG=C.UTF-8 TERM=xterm", ["\u{1B}[36mpooltop"], ["\u{1B}[38;5;", "\u{1B}[38;2;"]),
+            // No colour at all: the table heading is drawn reversed instead.
+            ("LANG=C.UTF-8 TERM=tmux-256color NO_COLOR=1", ["7m\u{1B}[39m\u{1B}[49mGROUP"], ["\u{1B}[38;", "\u{1B}[48;", "\u{1B}[36m"]),
+            ("LANG=C LC_ALL=C TERM=tmux-256color", ["^v", "\u{1B}[38;5;81mpooltop"], ["↑", "▁"]),
+        ]
+        for (index, item) in cases.enumerated() {
+            let tmux = Tmux(socket: "\(name)-\(index)", directory: directory)
+            defer { tmux.kill() }
+            // `swift test` sets NO_COLOR for its children; each case says what it wants.
+            try tmux.start("env -u NO_COLOR \(item.environment) PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'")
+            #expect(await tmux.waitFor("ready"), "\(item.environment): \(tmux.screen())")
+            let screen = (try? tmux.run("capture-pane -e -p -t main"))?.stdout ?? ""
+            for text in item.present { #expect(screen.contains(text), "\(item.environment): no \(text.debugDescription) in \(screen.prefix(600).debugDescription)") }
+            for text in item.absent { #expect(!screen.contains(text), "\(item.environment): \(text.debugDescription) in \(screen.prefix(600).debugDescription)") }
+            try tmux.keys("q")
+            #expect(await tmux.waitFor("Quit and stop"))
+            try tmux.keys("y")
+            #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: name)) == nil }, "\(item.environment): the pool stopped")
+        }
+        await TestSupport.expectNoOrphans(name)
+    }
 }

@@ -1,3 +1,24 @@
+/// How many colours the terminal can show, by its terminfo entry: themes are written in 24-bit
+/// RGB and brought down to what the terminal has.
+public enum ColorDepth: Hashable, Sendable {
+    /// No colour (`NO_COLOR`, or a terminal without colours): emphasis only.
+    case none
+    /// The 8 basic colours.
+    case basic
+    /// The xterm 256-colour palette.
+    case palette256
+    /// 24-bit colour given directly (terminfo's `RGB` flag, such as `xterm-direct`).
+    case direct
+
+    /// The depth for a terminal reporting `colors` colours, with or without the `RGB` flag.
+    public static func of(colors: Int, rgb: Bool) -> ColorDepth {
+        if colors >= 0x100_0000 || (rgb && colors > 256) { return .direct }
+        if colors >= 256 { return .palette256 }
+        if colors >= 8 { return .basic }
+        return .none
+    }
+}
+
 /// A colour as themes write it: a 24-bit RGB value, or the terminal's default.
 public enum ThemeColor: Hashable, Sendable {
     case terminalDefault
@@ -10,6 +31,18 @@ public enum ThemeColor: Hashable, Sendable {
         if bright < 64 { return 0 }
         let threshold = UInt8(Double(bright) * 0.6)
         return (r >= threshold ? 1 : 0) | (g >= threshold ? 2 : 0) | (b >= threshold ? 4 : 0)
+    }
+
+    /// The colour number to give curses at `depth`: -1 for the terminal's default.
+    public func number(at depth: ColorDepth) -> Int {
+        switch depth {
+        case .none: return -1
+        case .basic: return basic
+        case .palette256: return xterm256
+        case .direct:
+            guard case .rgb(let r, let g, let b) = self else { return -1 }
+            return Int(r) << 16 | Int(g) << 8 | Int(b)
+        }
     }
 
     /// The nearest colour of the xterm 256-colour cube.

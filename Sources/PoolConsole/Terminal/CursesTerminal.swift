@@ -11,12 +11,16 @@ public final class CursesTerminal: Terminal {
     private var previous: ScreenBuffer?
     private var pairs: [StyleRole: (pair: Int16, attributes: attr_t)] = [:]
     private var themeName: String?
-    private let colors: Int
+    /// What the terminal's colours allow; themes are brought down to it.
+    public let colorDepth: ColorDepth
+    /// Whether the locale is UTF-8; if not, characters are drawn with ASCII stand-ins.
+    public let isUnicode: Bool
     private var isRestored = false
 
     /// Takes over the terminal. `NO_COLOR` (any value) or `monochrome` keeps it colourless.
     public init() {
         setlocale(LC_ALL, "")
+        isUnicode = String(cString: nl_langinfo(nl_item(CODESET))) == "UTF-8"
         // A crash of this process (a Swift trap is a SIGILL or SIGTRAP) must not leave the
         // operator's terminal raw, silent and on the alternate screen: the crash guard puts
         // back these modes and leaves full-screen mode before the process dies.
@@ -35,9 +39,9 @@ public final class CursesTerminal: Terminal {
         if has_colors() && getenv("NO_COLOR") == nil {
             start_color()
             use_default_colors()
-            colors = Int(pt_colors())
+            colorDepth = ColorDepth.of(colors: Int(pt_colors()), rgb: "RGB".withCString { pt_terminfo_flag($0) } != 0)
         } else {
-            colors = 0
+            colorDepth = .none
         }
     }
 
@@ -63,6 +67,7 @@ public final class CursesTerminal: Terminal {
                 }
                 // The bottom-right cell cannot be written without scrolling: leave it.
                 if row == frame.height - 1 && column == frame.width { run = String(run.dropLast()) }
+                if !isUnicode { run = ASCIIFallback.transliterate(run) }
                 let style = pairs[role] ?? (0, PT_A_NORMAL)
                 wattr_set(screen, style.attributes, style.pair, nil)
                 mvwaddstr(screen, Int32(row), Int32(start), run)
@@ -78,17 +83,20 @@ public final class CursesTerminal: Terminal {
         themeName = theme.name
         pairs = [:]
         var next: Int16 = 1
+        // Without colours a colour theme loses what it says by colour (the table headings, the
+        // selection): the monochrome theme says it with reverse and bold instead.
+        let usesColor = theme.styles.values.contains { $0.foreground != .terminalDefault || $0.background != .terminalDefault }
+        let effective = colorDepth == .none && usesColor ? Theme.monochrome : theme
         for role in StyleRole.allCases {
-            let style = theme.style(role)
+            let style = effective.style(role)
             var attributes = PT_A_NORMAL
             if style.bold { attributes |= PT_A_BOLD }
             if style.reverse { attributes |= PT_A_REVERSE }
             if style.dim { attributes |= PT_A_DIM }
             var pair: Int16 = 0
-            if colors >= 8 && (style.foreground != .terminalDefault || style.background != .terminalDefault) {
-                let fg = Int16(colors >= 256 ? style.foreground.xterm256 : style.foreground.basic)
-                let bg = Int16(colors >= 256 ? style.background.xterm256 : style.background.basic)
-                init_pair(next, fg, bg)
+            if colorDepth != .none && (style.foreground != .terminalDefault || style.background != .terminalDefault) {
+                // Extended pairs: a 24-bit colour number does not fit init_pair's shorts.
+                pt_init_pair(Int32(next), Int32(style.foreground.number(at: colorDepth)), Int32(style.background.number(at: colorDepth)))
                 pair = next
                 next += 1
             }
