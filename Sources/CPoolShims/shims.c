@@ -10,6 +10,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <linux/filter.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -210,4 +213,35 @@ int pt_crash_guard_add_path(const char *path) {
 
 void pt_crash_guard_remove_path(int slot) {
     if (slot >= 0 && slot < PT_GUARD_PATHS) pt_guard_path_used[slot] = 0;
+}
+
+// MARK: - SO_REUSEPORT steering
+
+#ifndef SO_ATTACH_REUSEPORT_CBPF
+#define SO_ATTACH_REUSEPORT_CBPF 51
+#endif
+
+int pt_reuseport_steer(int fd, const uint32_t *indices, int count) {
+    if (count < 1 || count > 1000) {
+        errno = EINVAL;
+        return -1;
+    }
+    // A = random; A %= count; then a jump table from 0...count-1 to the socket indices.
+    int length = 2 + 2 * count + 1;
+    struct sock_filter *program = calloc((size_t)length, sizeof(struct sock_filter));
+    if (program == NULL) return -1;
+    int at = 0;
+    program[at++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM));
+    program[at++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)count);
+    for (int i = 0; i < count; i++) {
+        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)i, 0, 1);
+        program[at++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, indices[i]);
+    }
+    program[at++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, indices[0]);
+    struct sock_fprog filter = {.len = (unsigned short)length, .filter = program};
+    int result = setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &filter, sizeof(filter));
+    int saved = errno;
+    free(program);
+    errno = saved;
+    return result;
 }

@@ -39,10 +39,11 @@ public struct HTTPHello: WorkerEntryPoint {
             }
         let server = try await listener.serve(bootstrap)
         await worker.awaitTermination()
-        // Stop accepting at once (the socket stays open in the watcher, so connections queued
-        // on it wait for this slot's next worker), then let each open connection finish the
-        // request it is on: idle ones close now, busy ones after their response. The
-        // watcher's stop timeout bounds how long this may take.
+        // The watcher already sends new connections elsewhere: take the ones queued on this
+        // socket (closing it for good would reset them), then stop accepting, then let each open
+        // connection finish the request it is on: idle ones close now, busy ones after their
+        // response. The watcher's stop timeout bounds how long this may take.
+        await listener.awaitQueueDrained()
         try? await server.close()
         // Connections accepted in the server's last read are still being registered on the
         // loop; two turns of it let them show up as open before the drain looks.

@@ -103,6 +103,31 @@ struct HTTPHelloTests {
         }
     }
 
+    @Test("under continuous load from three clients, scaling down and up again and again fails no request")
+    func scaleDownUnderLoad() async throws {
+        try await withHTTPPool("httpscaledown") { fixture, port, events in
+            let loads = (0..<3).map { _ in ContinuousLoad(port: port) }
+            try await Task.sleep(for: .milliseconds(100))
+            for round in 1...3 {
+                try await fixture.pool.scale(.name("http"), to: 4)
+                #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.group(named: "http")?.ready == 4 })
+                try await Task.sleep(for: .milliseconds(100))
+                try await fixture.pool.scale(.name("http"), to: 2)
+                #expect(await events.waitFor { $0.exits.filter { $0.reason == .scaleDown }.count == 2 * round }, "round \(round)")
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            var results: [ContinuousLoad.Result] = []
+            for load in loads { results.append(try await load.stop()) }
+            for result in results {
+                #expect(result.failures.isEmpty, "\(result)")
+                #expect(result.ok > 50, "the load ran throughout: \(result)")
+            }
+            // The workers that came and went served too: the load reached the added slots.
+            let served = Set(results.flatMap { $0.byWorker.keys })
+            #expect(served.count >= 3, "\(served)")
+        }
+    }
+
     @Test("SIGKILL of a reactor under continuous load: the other keeps serving, the replacement serves, at most the request in flight fails")
     func killUnderLoad() async throws {
         try await withHTTPPool("httpkill") { fixture, port, events in
@@ -135,7 +160,9 @@ struct HTTPHelloTests {
             let snapshot = try #require(fixture.pool.snapshot())
             let after = snapshot.workers.filter { $0.group == "http" && $0.state == .ready }
             #expect(after.count == 2 && after.allSatisfy { !before.contains($0.pid) }, "every reactor is a new process")
-            // One at a time: the second worker was asked to stop only after the first's replacement was ready.
+            // Start beside, one at a time: each replacement is ready before the worker it replaces
+            // is asked to finish. The group (2 of max 4) has spares: the first replacement runs in
+            // slot 4, the second in slot 2 that the first roll freed.
             let order = events.all.compactMap { event -> String? in
                 switch event {
                 case .workerReady(let id, _, _, _) where id.rawValue >= 2: return "ready \(id)"
@@ -143,7 +170,8 @@ struct HTTPHelloTests {
                 default: return nil
                 }
             }
-            #expect(order.suffix(4) == ["exit 2", "ready 2", "exit 3", "ready 3"], "\(order)")
+            #expect(order.suffix(4) == ["ready 4", "exit 2", "ready 2", "exit 3"], "\(order)")
+            #expect(snapshot.group(named: "http")?.desired == 2, "as many workers as before")
         }
     }
 }

@@ -103,6 +103,72 @@ struct ListenerSocketsTests {
         }
     }
 
+    @Test("SocketStrategyTest: a reactor that restarts never serves an HTTP GET from another process, then ends, and run() ends by itself")
+    func socketStrategy() async throws {
+        let fixture = Fixture("sockstrategy")
+        let port = try SocketClient.freePort()
+        var group = fixture.group("socket-strategy-reactor", kind: .reactor, min: 1, name: "web", restart: .never)
+        group.listeners = [try Listener("127.0.0.1:\(port)")]
+        try fixture.pool.describeGroup(group)
+        let events = EventRecorder(fixture.pool)
+        let running = RunningPool(fixture.pool)
+        #expect(await events.waitFor { $0.readyPIDs.count == 1 })
+        // The client is a process of its own, as in the reference: bash's /dev/tcp.
+        let reply = try await TestSupport.blocking {
+            try? TestSupport.shell(
+                "bash -c 'exec 3<>/dev/tcp/127.0.0.1/\(port); printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'",
+                directory: fixture.directory)
+        }
+        let output = try #require(reply)
+        #expect(output.status == .exited(0), "\(output.stderr)")
+        #expect(output.stdout.hasPrefix("HTTP/1.0 200 OK"), "\(output.stdout)")
+        #expect(output.stdout.split(separator: "\r\n\r\n", maxSplits: 1).last == "socket-strategy-reactor", "\(output.stdout)")
+        let result = await running.finish()
+        #expect(throws: Never.self) { try result.get() }
+        #expect(fixture.lines("served").count == 1)
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("steering: new connections reach only the sockets of the slots accepting, and all of them again when that changes")
+    func steering() throws {
+        let port = try SocketClient.freePort()
+        let group = WorkerGroup(entryPoint: "line-reactor", kind: .reactor, minWorkers: 3, name: "web", listeners: [try Listener("127.0.0.1:\(port)")])
+        let pool = try PoolValidator.validate(name: "steer", stopTimeout: .seconds(1), groups: [group], entryPointNames: nil)
+        let sockets = try ListenerSockets.bindInitial(pool: pool)
+        defer { sockets.closeAll() }
+        let fds = try (1...3).map { try #require(sockets.descriptors(for: WorkerID($0)).first?.fd) }
+        /// Connects `count` times, then counts what each of `sockets` accepted.
+        func spread(_ count: Int, _ sockets: [Int32]) -> [Int] {
+            let clients = (0..<count).compactMap { _ in SocketClient.connectTCP(port: port) }
+            defer { for client in clients { close(client) } }
+            return sockets.map { fd in
+                var accepted = 0
+                while (try? Posix.pollReadable(fd, timeoutMilliseconds: 0)) == true {
+                    let connection = accept(fd, nil, nil)
+                    guard connection >= 0 else { break }
+                    close(connection)
+                    accepted += 1
+                }
+                return accepted
+            }
+        }
+        #expect(sockets.steer(accepting: [WorkerID(1), WorkerID(3)]).isEmpty)
+        let steered = spread(90, fds)
+        #expect(steered[1] == 0 && steered[0] > 0 && steered[2] > 0 && steered.reduce(0, +) == 90, "\(steered)")
+        #expect(sockets.steer(accepting: [WorkerID(2)]).isEmpty)
+        #expect(spread(30, fds) == [0, 30, 0])
+        // Nobody accepting: every socket gets its share, as without steering.
+        #expect(sockets.steer(accepting: []).isEmpty)
+        let all = spread(90, fds)
+        #expect(all.allSatisfy { $0 > 0 } && all.reduce(0, +) == 90, "\(all)")
+        // A retired socket's place is taken by the last one; steering follows. (Slot 1's
+        // descriptor number is closed now and may belong to another test: leave it alone.)
+        sockets.retire(WorkerID(1))
+        #expect(sockets.steer(accepting: [WorkerID(3)]).isEmpty)
+        let after = spread(30, [fds[1], fds[2]])
+        #expect(after == [0, 30], "\(after)")
+    }
+
     @Test("a rolling restart stops at the first replacement that does not start and leaves the rest running")
     func rollingRestartStopsOnFailure() async throws {
         let fixture = Fixture("rollfail")
@@ -126,6 +192,35 @@ struct ListenerSocketsTests {
                 let worker = try #require(snapshot.workers.first { $0.id == id })
                 #expect(worker.pid == before[id] && worker.state == .ready, "worker \(id) untouched")
             }
+        }
+    }
+
+    @Test("a rolling restart with room starts each replacement beside the old worker; a replacement that does not start is stopped and the old workers keep running")
+    func rollingRestartBesideStopsOnFailure() async throws {
+        let fixture = Fixture("rollbeside")
+        let port = try SocketClient.freePort()
+        var group = fixture.group("line-reactor-marked-deploy", kind: .reactor, min: 2, max: 3, name: "web", startTimeout: .seconds(5))
+        group.listeners = [try Listener("127.0.0.1:\(port)")]
+        try fixture.pool.describeGroup(group)
+        try await fixture.withRunningPool { events in
+            let before = Dictionary(uniqueKeysWithValues: events.readyPIDs.map { ($0.0, $0.1) })
+            #expect(before.count == 2)
+            TestSupport.write("\(fixture.directory)/bad-deploy", "")
+            var refusal: CommandError?
+            do throws(CommandError) {
+                try await fixture.pool.rollingRestart(.name("web"))
+            } catch {
+                refusal = error
+            }
+            #expect(refusal?.message.contains("stopped after 0 of 2") == true && refusal?.message.contains("slot 3") == true, "\(String(describing: refusal))")
+            let snapshot = try #require(fixture.pool.snapshot())
+            for (id, pid) in before {
+                let worker = try #require(snapshot.worker(id))
+                #expect(worker.pid == pid && worker.state == .ready, "worker \(id) untouched")
+            }
+            #expect(snapshot.group(named: "web")?.desired == 2, "the spare is given back")
+            let served = try await TestSupport.blocking { SocketClient.ask(port: port, times: 40) }
+            #expect(served.failures == 0 && served.workers.count == 2, "\(served)")
         }
     }
 

@@ -50,6 +50,11 @@ int pt_pipe_cloexec_nonblock(int fds[2]);
 /// prctl(PR_SET_NAME): the name `ps -o comm` and `top` show (15 bytes at most).
 int pt_set_thread_name(const char *name);
 
+/// Steers new connections of `fd`'s SO_REUSEPORT group to the sockets at `indices` (their
+/// positions in the kernel's group, in the order they started listening), at random: a classic
+/// BPF program attached with SO_ATTACH_REUSEPORT_CBPF. Returns 0, or -1 with errno.
+int pt_reuseport_steer(int fd, const uint32_t *indices, int count);
+
 /// The crash guard: on a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE,
 /// which is how a Swift runtime trap ends a process) it writes the registered terminal-restore
 /// bytes to stdout, puts back the terminal modes saved on stdin, unlinks the registered files,

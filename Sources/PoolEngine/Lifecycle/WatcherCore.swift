@@ -30,6 +30,11 @@ enum WatcherInput: Hashable, Sendable {
     case scaleUpRequested(GroupID)
     /// Scale a group; `busy` names workers with work in flight, stopped last when scaling down.
     case scaleRequested(GroupID, to: Int, busy: Set<WorkerID> = [])
+    /// Rolling restart, first half: start a worker in a spare slot of its group (stopped, not
+    /// wanted) beside the one it will replace.
+    case spareStartRequested(WorkerID)
+    /// Rolling restart, second half: the worker finishes its work and its slot becomes the spare.
+    case workerRetireRequested(WorkerID)
 }
 
 /// What the watcher loop must do; the core never performs effects itself.
@@ -267,6 +272,16 @@ struct WatcherCore: Sendable {
             guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
             slots[index].isDesired = false
             actions += stop(index, reason: .stopped, at: now)
+        case .spareStartRequested(let id):
+            guard validateSpareStart(id) == nil, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
+            slots[index].isDesired = true
+            slots[index].rapidExits = 0
+            actions += spawn(index, at: now)
+        case .workerRetireRequested(let id):
+            guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }), slots[index].state.hasProcess else { return [] }
+            // Not wanted any more, so the restart does not bring it back: its replacement already runs.
+            slots[index].isDesired = false
+            actions += stop(index, reason: .restart, at: now)
         case .workerKillRequested(let id):
             guard let index = slots.firstIndex(where: { $0.id == id }), slots[index].state.hasProcess else { return [] }
             actions += killNow(index, why: "an operator killed it")
@@ -327,6 +342,16 @@ struct WatcherCore: Sendable {
             return CommandError(message: "no worker with id \(id); ids run from 1 to \(slots.count)")
         }
         if !slot.state.hasProcess { return CommandError(message: "worker \(id) has no process (it is \(slot.state.rawValue))") }
+        return nil
+    }
+
+    /// Checks that `id` can take a worker beside a running one: a stopped slot nobody wants.
+    func validateSpareStart(_ id: WorkerID) -> CommandError? {
+        guard let slot = slot(id) else { return CommandError(message: "no worker with id \(id); ids run from 1 to \(slots.count)") }
+        if mode != .running { return CommandError(message: "the pool is not running (it is \(mode))") }
+        if slot.isDesired || slot.state != .stopped {
+            return CommandError(message: "slot \(id) is not a spare (it is \(slot.state.rawValue)\(slot.isDesired ? ", wanted" : ""))")
+        }
         return nil
     }
 

@@ -35,7 +35,8 @@ struct PrometheusService: WorkerEntryPoint {
         let server = try await listener.serve(bootstrap)
         worker.logger.info("serving metrics on http://\(listener.listener?.description ?? listener.name)/metrics")
         await worker.awaitTermination()
-        // A scrape is one short request: stop accepting and close what is open.
+        // A scrape is one short request: take what is queued, stop accepting, close what is open.
+        await listener.awaitQueueDrained()
         try? await server.close()
         try? await group.shutdownGracefully()
     }

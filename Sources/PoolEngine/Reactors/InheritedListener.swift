@@ -19,6 +19,17 @@ public struct InheritedListener: Sendable, Hashable {
         try await bootstrap.withBoundSocket(descriptor).get()
     }
 
+    /// Waits until no connection is queued on the socket (or `timeout` passes): call it once the
+    /// worker is stopping and before closing the socket. The watcher sends no new connections to
+    /// a stopping worker's socket, so the queue only shrinks; what is still in it when a socket
+    /// closes for good would be reset.
+    public func awaitQueueDrained(timeout: Duration = .milliseconds(200)) async {
+        let deadline = ContinuousClock.now + timeout
+        while (try? Posix.pollReadable(descriptor, timeoutMilliseconds: 0)) == true && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
     /// The systemd socket-activation variables (sd_listen_fds(3)); descriptors start at 3.
     static let countVariable = "LISTEN_FDS"
     static let namesVariable = "LISTEN_FDNAMES"

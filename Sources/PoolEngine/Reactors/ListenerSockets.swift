@@ -7,6 +7,13 @@
 /// for good (scaled down, finished, failed) gives its sockets back so no connection is hashed
 /// to a socket nobody will accept on. A Unix-domain listener is one socket shared by the group.
 ///
+/// The kernel's own spreading hashes each connection to any socket of the group, also to the
+/// socket of a worker that is stopping or not ready yet: connections queued there wait, and
+/// when a slot stops for good its socket is closed and they are reset. So the watcher steers:
+/// a classic BPF program on each group (``steer(accepting:)``) sends new connections only to
+/// the sockets of ready workers that stay, and a leaving worker takes what was already queued
+/// before it closes (`InheritedListener.awaitQueueDrained`).
+///
 /// Only the watcher loop touches an instance, so it needs no lock.
 final class ListenerSockets {
     struct Handed {
@@ -17,6 +24,12 @@ final class ListenerSockets {
     private let pool: PoolDescription
     private var perSlot: [WorkerID: [Handed]] = [:]
     private var perGroup: [GroupID: [String: Int32]] = [:]
+    /// Each TCP listener's reuseport group as the kernel keeps it: slots in the order their
+    /// sockets started listening; a closed socket's place is taken by the last one.
+    private var order: [String: [WorkerID]] = [:]
+    /// Each group's order and positions when it was last steered, to set a program only when
+    /// either changes.
+    private var steered: [String: (order: [WorkerID], positions: [UInt32])] = [:]
 
     init(pool: PoolDescription) {
         self.pool = pool
@@ -56,6 +69,7 @@ final class ListenerSockets {
                     }
                     let fd = try Posix.listenTCP(host: host, port: port, backlog: listener.backlog, reusePort: true)
                     handed.append(Handed(name: listener.name, fd: fd))
+                    order[Self.key(group.id, listener.name), default: []].append(id)
                 case .unix(let path):
                     if let fd = perGroup[group.id]?[path] {
                         handed.append(Handed(name: listener.name, fd: fd))
@@ -76,9 +90,45 @@ final class ListenerSockets {
 
     /// Closes slot `id`'s own sockets: its worker stopped for good.
     func retire(_ id: WorkerID) {
-        guard let handed = perSlot.removeValue(forKey: id) else { return }
-        for socket in handed where !isShared(socket.fd) { Posix.close(socket.fd) }
+        guard let handed = perSlot.removeValue(forKey: id), let group = pool.group(owning: id) else { return }
+        for socket in handed where !isShared(socket.fd) {
+            Posix.close(socket.fd)
+            // The kernel fills the closed socket's place with the group's last one.
+            let key = Self.key(group.id, socket.name)
+            guard var sockets = order[key], let index = sockets.firstIndex(of: id) else { continue }
+            sockets[index] = sockets[sockets.count - 1]
+            sockets.removeLast()
+            order[key] = sockets
+            // A group whose last socket closed is gone, its program with it.
+            if sockets.isEmpty { steered[key] = nil }
+        }
     }
+
+    /// Sends each TCP listener's new connections to the sockets of the slots in `accepting`
+    /// only (when none of a group's slots is accepting, to all of them, as the kernel would).
+    /// Cheap when nothing changed; a failure is returned for the caller to log, and the kernel's
+    /// own spreading then goes on.
+    func steer(accepting: Set<WorkerID>) -> [String] {
+        var failures: [String] = []
+        for (key, sockets) in order where !sockets.isEmpty {
+            var positions = sockets.indices.filter { accepting.contains(sockets[$0]) }.map { UInt32($0) }
+            if positions.isEmpty { positions = sockets.indices.map { UInt32($0) } }
+            if let last = steered[key], last.order == sockets, last.positions == positions { continue }
+            let name = String(key[key.index(after: key.firstIndex(of: "/")!)...])
+            guard let fd = perSlot[sockets[0]]?.first(where: { $0.name == name })?.fd else { continue }
+            do {
+                try Posix.steerReusePort(fd, to: positions)
+                steered[key] = (sockets, positions)
+            } catch {
+                // Said once per change, not retried at every turn of the loop.
+                steered[key] = (sockets, positions)
+                failures.append("listener \(key): \(error)")
+            }
+        }
+        return failures
+    }
+
+    private static func key(_ group: GroupID, _ listener: String) -> String { "\(group.rawValue)/\(listener)" }
 
     /// Closes every socket and removes the Unix socket files the pool created.
     func closeAll() {

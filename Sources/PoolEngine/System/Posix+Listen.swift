@@ -1,8 +1,16 @@
+import CPoolShims
 #if canImport(Glibc)
 import Glibc
 #endif
 
 extension Posix {
+    /// Sends the new connections of `fd`'s SO_REUSEPORT group to the sockets at these positions
+    /// of the kernel's group (see `pt_reuseport_steer`).
+    static func steerReusePort(_ fd: FD, to indices: [UInt32]) throws {
+        let result = indices.withUnsafeBufferPointer { pt_reuseport_steer(fd, $0.baseAddress, Int32($0.count)) }
+        if result != 0 { throw SystemCallError(call: "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno: errno) }
+    }
+
     /// Binds and listens on a TCP address; `reusePort` lets several sockets share the address,
     /// the kernel spreading new connections over them by hash.
     static func listenTCP(host: String, port: Int, backlog: Int, reusePort: Bool) throws -> FD {

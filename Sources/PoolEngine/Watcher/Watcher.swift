@@ -87,7 +87,8 @@ final class Watcher {
                     case .workerRestartRequested(let id, _), .workerStopRequested(let id):
                         refusal = core.validateWorkerRestart(id)
                     case .groupRestartRequested(let group, _): refusal = core.validateGroup(group)
-                    case .workerKillRequested(let id): refusal = core.validateWorkerKill(id)
+                    case .workerKillRequested(let id), .workerRetireRequested(let id): refusal = core.validateWorkerKill(id)
+                    case .spareStartRequested(let id): refusal = core.validateSpareStart(id)
                     default: break
                     }
                     reply?(refusal)
@@ -173,6 +174,8 @@ final class Watcher {
 
     /// Performs actions (which may produce more input); returns non-nil once the pool finished.
     private func perform(_ initial: [WatcherAction]) -> PoolFailure?? {
+        // Before any stop request goes out: a worker asked to leave gets no new connections.
+        steerConnections()
         var queue = initial[...]
         var finished: PoolFailure??
         while let action = queue.popFirst() {
@@ -201,6 +204,7 @@ final class Watcher {
                 finished = .some(failure)
             }
         }
+        steerConnections()
         sharedState?.publish(core, at: PoolInstant.now)
         monitor.setDeadline(core.nextDeadline)
         if !core.slots.contains(where: { $0.state == .starting }) || finished != nil {
@@ -208,6 +212,15 @@ final class Watcher {
             startWaiters = []
         }
         return finished
+    }
+
+    /// Sends reactors' new connections only to ready workers that are staying (see ``ListenerSockets``).
+    private func steerConnections() {
+        guard !pool.groups.allSatisfy({ $0.listeners.isEmpty }) else { return }
+        let accepting = Set(core.slots.lazy.filter { $0.isDesired && $0.state == .ready }.map(\.id))
+        for failure in listeners.steer(accepting: accepting) {
+            logger.warning("cannot steer connections; the kernel spreads them over every socket: \(failure)")
+        }
     }
 
     private func spawn(_ id: WorkerID, generation: Int) -> [WatcherAction] {

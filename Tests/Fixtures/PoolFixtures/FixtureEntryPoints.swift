@@ -22,6 +22,8 @@ enum FixtureEntryPoints {
         entryPoints.register("job-sender") { JobSender() }
         entryPoints.register("line-reactor") { LineReactor() }
         entryPoints.register("line-reactor-bad-deploy") { LineReactor(failAfterFirst: true) }
+        entryPoints.register(SocketStrategyReactor.name) { SocketStrategyReactor() }
+        entryPoints.register("line-reactor-marked-deploy") { LineReactor(failWhenMarked: true) }
         entryPoints.register("http-hello") { HTTPHello() }
         return entryPoints
     }
