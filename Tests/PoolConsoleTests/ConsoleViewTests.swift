@@ -243,6 +243,43 @@ struct ConsoleReducerTests {
     }
 }
 
+@Suite("Console trends: rates and the sparklines of the last minutes")
+struct ConsoleTrendsTests {
+    /// The fixed pool at `at` seconds, its first worker having processed `jobs` jobs and `connections` connections.
+    func pool(at: Double, jobs: UInt64, connections: UInt64 = 0) -> PoolSnapshot {
+        var snapshot = fixedSnapshot()
+        snapshot.takenAt = at
+        for index in snapshot.workers.indices {
+            snapshot.workers[index].activity.jobsProcessed = index == 0 ? jobs : 0
+            snapshot.workers[index].activity.connectionsProcessed = index == 0 ? connections : 0
+        }
+        return snapshot
+    }
+
+    @Test("each point of the history is the rate over a 15 s interval; idle intervals count as zero; 16 points are kept")
+    func buckets() {
+        var trends = ConsoleTrends()
+        let start = 1_800_000_000.0  // a multiple of 15
+        trends.update(pool(at: start, jobs: 0))
+        // 150 jobs and 30 connections during the first interval, one refresh a second.
+        for second in 1...14 { trends.update(pool(at: start + Double(second), jobs: UInt64(second) * 150 / 14, connections: UInt64(second) * 30 / 14)) }
+        #expect(trends.jobHistory == [10], "150 jobs in 15 s")
+        #expect(trends.connectionHistory == [2])
+        #expect(trends.jobsPerSecond > 0)
+        // The next interval: 300 more jobs.
+        trends.update(pool(at: start + 20, jobs: 450, connections: 30))
+        #expect(trends.jobHistory == [10, 20])
+        // A minute with no refresh (paused), then one more job: three idle intervals in between.
+        trends.update(pool(at: start + 80, jobs: 465, connections: 30))
+        #expect(trends.jobHistory == [10, 20, 0, 0, 0, 1])
+        // Five minutes on: only the last 16 intervals are kept.
+        trends.update(pool(at: start + 400, jobs: 465, connections: 30))
+        #expect(trends.jobHistory.count == 16 && trends.jobHistory.allSatisfy { $0 == 0 })
+        // Drawn newest on the right.
+        #expect(ConsoleView.sparkline([0, 1, 8], width: 5) == "  ▁▁█")
+    }
+}
+
 @Suite("Console events pane: focus, scroll, filter")
 struct ConsoleEventsTests {
     /// Thirty log lines, "line 0" oldest, every third from worker 9.

@@ -13,8 +13,18 @@ public struct ConsoleTrends: Sendable {
     public private(set) var jobsPerSecond = 0.0
     public private(set) var connectionsPerSecond = 0.0
     public private(set) var cpuPercent = 0.0
-    /// Jobs per second, one sample per refresh, newest last.
-    public private(set) var jobHistory: [Double] = []
+    /// Jobs and connections per second of each recent ``bucketSeconds`` interval, oldest first,
+    /// the current (unfinished) interval last: the header's sparklines of the last minutes.
+    public var jobHistory: [Double] { jobCounts.map { $0 / Self.bucketSeconds } }
+    public var connectionHistory: [Double] { connectionCounts.map { $0 / Self.bucketSeconds } }
+    /// Jobs and connections counted in each interval (counts, so the rates come out exact).
+    var jobCounts: [Double] = []
+    var connectionCounts: [Double] = []
+    /// The interval each history point covers: 16 points span the last four minutes.
+    public static let bucketSeconds = 15.0
+    static let historyLength = 16
+    /// The interval (its start divided by `bucketSeconds`) the last point belongs to.
+    var currentBucket: Int?
     /// When each slot's current pid was first seen, to mark new rows for a few seconds.
     var firstSeen: [WorkerID: (pid: Int32, at: Double)] = [:]
     /// Each worker's CPU time at the last update, and its share of one core since.
@@ -34,8 +44,7 @@ public struct ConsoleTrends: Sendable {
             jobsPerSecond = Double(totals.jobs &- min(totals.jobs, last.jobs)) / seconds
             connectionsPerSecond = Double(totals.connections &- min(totals.connections, last.connections)) / seconds
             cpuPercent = max(0, totals.cpu - last.cpu) / seconds * 100
-            jobHistory.append(jobsPerSecond)
-            if jobHistory.count > 120 { jobHistory.removeFirst(jobHistory.count - 120) }
+            record(jobs: Double(totals.jobs &- min(totals.jobs, last.jobs)), connections: Double(totals.connections &- min(totals.connections, last.connections)), at: totals.at)
         }
         last = totals
         for worker in snapshot.workers {
@@ -49,6 +58,23 @@ public struct ConsoleTrends: Sendable {
         for worker in snapshot.workers where worker.pid > 0 && firstSeen[worker.id]?.pid != worker.pid {
             firstSeen[worker.id] = (worker.pid, snapshot.takenAt)
         }
+    }
+
+    /// Adds what happened since the last update to the interval it ended in; an interval with
+    /// no update (a paused console) counts as idle.
+    private mutating func record(jobs: Double, connections: Double, at: Double) {
+        let bucket = Int((at / Self.bucketSeconds).rounded(.down))
+        if let current = currentBucket, bucket == current, !jobCounts.isEmpty {
+            jobCounts[jobCounts.count - 1] += jobs
+            connectionCounts[connectionCounts.count - 1] += connections
+        } else {
+            let gap = min(max(bucket - (currentBucket ?? bucket) - 1, 0), Self.historyLength)
+            jobCounts += Array(repeating: 0, count: gap) + [jobs]
+            connectionCounts += Array(repeating: 0, count: gap) + [connections]
+            currentBucket = bucket
+        }
+        if jobCounts.count > Self.historyLength { jobCounts.removeFirst(jobCounts.count - Self.historyLength) }
+        if connectionCounts.count > Self.historyLength { connectionCounts.removeFirst(connectionCounts.count - Self.historyLength) }
     }
 
     /// Whether the row should be marked new (its process appeared within the last 3 s).
@@ -112,8 +138,11 @@ public enum ConsoleView {
         let ready = snapshot.workers.filter { $0.state == .ready }.count
         x = label(&screen, "workers ", "\(running)/\(ready)/\(snapshot.workers.count)", x: 0, y: 1)
         x = label(&screen, "  jobs/s ", rate(trends.jobsPerSecond), x: x, y: 1)
-        if screen.width >= 100 { x = screen.put(" " + sparkline(trends.jobHistory, width: 16), x: x, y: 1, role: .sparkline) }
+        // The last four minutes, a bar per 15 s, on terminals with room for them.
+        let width = ConsoleTrends.historyLength
+        if screen.width >= 100 { x = screen.put(" " + sparkline(trends.jobHistory, width: width), x: x, y: 1, role: .sparkline) }
         x = label(&screen, "  conn/s ", rate(trends.connectionsPerSecond), x: x, y: 1)
+        if screen.width >= 120 { x = screen.put(" " + sparkline(trends.connectionHistory, width: width), x: x, y: 1, role: .sparkline) }
         x = label(&screen, "  cpu ", "\(Int(trends.cpuPercent.rounded()))%", x: x, y: 1)
         x = label(&screen, "  mem ", bytes(snapshot.workers.reduce(0) { $0 + $1.rssBytes }), x: x, y: 1)
         if state.isPaused { screen.put("  PAUSED", x: x, y: 1, role: .message) }
