@@ -151,8 +151,10 @@ static void pt_crash_handler(int sig, siginfo_t *info, void *context) {
         (void)ignored;
     }
     if (pt_have_termios) tcsetattr(STDIN_FILENO, TCSANOW, &pt_saved_termios);
-    for (int i = 0; i < PT_GUARD_PATHS; i++) {
-        if (pt_guard_path_used[i]) unlink(pt_guard_paths[i]);
+    // Last registered first: files before the directory that holds them.
+    for (int i = PT_GUARD_PATHS - 1; i >= 0; i--) {
+        if (!pt_guard_path_used[i]) continue;
+        if (unlink(pt_guard_paths[i]) != 0 && errno == EISDIR) rmdir(pt_guard_paths[i]);
     }
     if (info == NULL || info->si_code <= 0) {
         // Sent (kill, raise, abort), not a fault: die of it now, as the sender meant. A

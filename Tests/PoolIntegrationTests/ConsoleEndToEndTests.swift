@@ -132,7 +132,7 @@ struct ConsoleEndToEndTests {
         await TestSupport.expectNoOrphans(name)
     }
 
-    @Test("a console that crashes (SIGSEGV) gives the terminal back: modes restored, full-screen left; its segment and control socket are removed, its workers exit")
+    @Test("a console that crashes (SIGSEGV) gives the terminal back: modes restored, full-screen left; its segment, control socket and runtime directory are removed, its workers exit")
     func crashRestoresTerminal() async throws {
         let name = TestSupport.uniqueName("crash")
         let directory = TestSupport.makeDirectory(name)
@@ -159,6 +159,8 @@ struct ConsoleEndToEndTests {
         #expect(access(segment, F_OK) != 0, "the segment was removed")
         #expect(access(RuntimeDirectory.controlSocket(pool: name), F_OK) != 0, "the control socket was removed")
         await TestSupport.expectNoOrphans(name)
+        // The last orphaned worker to leave removes the runtime directory the guard emptied.
+        #expect(await TestSupport.eventually { access(RuntimeDirectory.path(pool: name), F_OK) != 0 }, "runtime directory left: \((try? Posix.listDirectory(RuntimeDirectory.path(pool: name))) ?? [])")
     }
 
     @Test("colours follow the terminal: 24-bit on xterm-direct, the 256 palette, 8 colours, none with NO_COLOR; ASCII stand-ins without a UTF-8 locale")

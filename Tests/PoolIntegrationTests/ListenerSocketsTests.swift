@@ -137,20 +137,27 @@ struct ListenerSocketsTests {
         let sockets = try ListenerSockets.bindInitial(pool: pool)
         defer { sockets.closeAll() }
         let fds = try (1...3).map { try #require(sockets.descriptors(for: WorkerID($0)).first?.fd) }
-        /// Connects `count` times, then counts what each of `sockets` accepted.
+        /// Connects `count` times, then counts what each of `sockets` accepted. A connection
+        /// reaches its accept queue when the server side has processed the client's last ACK,
+        /// which a loaded machine may do a little after `connect` returned: wait for all of them
+        /// (failsafe 5 s).
         func spread(_ count: Int, _ sockets: [Int32]) -> [Int] {
             let clients = (0..<count).compactMap { _ in SocketClient.connectTCP(port: port) }
             defer { for client in clients { close(client) } }
-            return sockets.map { fd in
-                var accepted = 0
-                while (try? Posix.pollReadable(fd, timeoutMilliseconds: 0)) == true {
-                    let connection = accept(fd, nil, nil)
-                    guard connection >= 0 else { break }
-                    close(connection)
-                    accepted += 1
+            var accepted = [Int](repeating: 0, count: sockets.count)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while accepted.reduce(0, +) < clients.count && ContinuousClock.now < deadline {
+                for (index, fd) in sockets.enumerated() {
+                    while (try? Posix.pollReadable(fd, timeoutMilliseconds: 0)) == true {
+                        let connection = accept(fd, nil, nil)
+                        guard connection >= 0 else { break }
+                        close(connection)
+                        accepted[index] += 1
+                    }
                 }
-                return accepted
+                usleep(1000)
             }
+            return accepted
         }
         #expect(sockets.steer(accepting: [WorkerID(1), WorkerID(3)]).isEmpty)
         let steered = spread(90, fds)
@@ -166,7 +173,8 @@ struct ListenerSocketsTests {
         sockets.retire(WorkerID(1))
         #expect(sockets.steer(accepting: [WorkerID(3)]).isEmpty)
         let after = spread(30, [fds[1], fds[2]])
-        #expect(after == [0, 30], "\(after)")
+        let listeners = after == [0, 30] ? "" : ((try? TestSupport.shell("ss -ltnpe 'sport = :\(port)'; ls -l /proc/self/fd | grep -c socket", directory: "/tmp"))?.stdout ?? "")
+        #expect(after == [0, 30], "\(after); \(listeners)")
     }
 
     @Test("a rolling restart stops at the first replacement that does not start and leaves the rest running")
@@ -177,6 +185,8 @@ struct ListenerSocketsTests {
         group.listeners = [try Listener("127.0.0.1:\(port)")]
         try fixture.pool.describeGroup(group)
         try await fixture.withRunningPool { events in
+            // The recorder gets events a little after awaitStart returns.
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
             let before = Dictionary(uniqueKeysWithValues: events.readyPIDs.map { ($0.0, $0.1) })
             #expect(before.count == 3)
             var refusal: CommandError?
@@ -203,6 +213,8 @@ struct ListenerSocketsTests {
         group.listeners = [try Listener("127.0.0.1:\(port)")]
         try fixture.pool.describeGroup(group)
         try await fixture.withRunningPool { events in
+            // The recorder gets events a little after awaitStart returns.
+            #expect(await events.waitFor { $0.readyPIDs.count == 2 })
             let before = Dictionary(uniqueKeysWithValues: events.readyPIDs.map { ($0.0, $0.1) })
             #expect(before.count == 2)
             TestSupport.write("\(fixture.directory)/bad-deploy", "")

@@ -67,7 +67,8 @@ int pt_crash_guard_install(void);
 void pt_crash_guard_save_terminal(void);
 /// The bytes that leave full-screen mode (from terminfo); NULL forgets them and the saved modes.
 void pt_crash_guard_set_restore_bytes(const char *restore_bytes);
-/// Adds a path to unlink on a crash (at most 16, up to 255 bytes each); returns its slot, or -1.
+/// Adds a path to remove on a crash (at most 16, up to 255 bytes each; a directory is removed
+/// if empty by then; the last added goes first); returns its slot, or -1.
 int pt_crash_guard_add_path(const char *path);
 /// Forgets the path in `slot` (it was removed in the normal way).
 void pt_crash_guard_remove_path(int slot);

@@ -171,6 +171,10 @@ public final class WorkerPool: Service, Sendable {
         // socket or segment left by a killed watcher is replaced here.
         let runtime = try RuntimeDirectory.claim(pool: name)
         defer { runtime.release() }
+        // A crash removes these too (the directory once the orphaned workers took their sockets).
+        let runtimeGuards = [runtime.directory, "\(runtime.directory)/watcher.lock", "\(runtime.directory)/workers.log"]
+            .compactMap { CrashGuard.removeOnCrash($0) }
+        defer { for registration in runtimeGuards { registration.release() } }
         let segment: SharedSegment
         do {
             segment = try SharedSegment.create(

@@ -149,6 +149,11 @@ public enum WorkerProcess {
             }
             await jobServer.close()
         }
+        if worker.stopReason == .watcherLost, let directory = bootstrap.runtimeDirectory {
+            // The watcher died without cleaning up: the last of its workers to leave removes the
+            // pool's runtime directory (this fails harmlessly while anything else is in it).
+            Posix.removeDirectory(directory)
+        }
         await worker.existingJobClient?.shutdown()
         // Graceful: replies already handed to the event loop are written before the process exits.
         await eventLoops.shutdown()
