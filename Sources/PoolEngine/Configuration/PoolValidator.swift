@@ -143,7 +143,7 @@ enum PoolValidator {
             kind: group.kind, metrics: group.entryPoint == PrometheusGroup.entryPoint, path: "\(path).listen")
         var strategies: [String: StrategyDescriptor] = [:]
         let slots: [(String, (any DescribableStrategy)?)] = [
-            ("pickup", group.pickup), ("socket", group.socket),
+            ("pickup", group.pickup),
         ]
         var executor = group.jobExecutor ?? (group.kind == .job ? JobExecutorConfiguration() : nil)
         if let limits = executor {

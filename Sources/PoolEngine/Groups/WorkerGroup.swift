@@ -29,12 +29,12 @@ public struct WorkerGroup: Sendable {
     public var pickup: (any PickupStrategy)?
     /// Scaling by request and shrinking when idle.
     public var scaling: ScalingPolicy
-    public var socket: (any SocketStrategy)?
     /// The job executor's limits; job groups get the defaults when nil.
     public var jobExecutor: JobExecutorConfiguration?
     /// Recycling by quota (the seed's auto-restart strategy).
     public var recycle: RecyclePolicy?
-    /// The sockets a reactor group serves (see ``Listener``); only reactor groups may have them.
+    /// The sockets the group serves (see ``Listener``): amphp-pool's socket strategy, done by the
+    /// watcher (`docs/reactors.md`). Reactor and service groups may have them.
     public var listeners: [Listener]
 
     public init(
@@ -51,7 +51,6 @@ public struct WorkerGroup: Sendable {
         onUncaughtError: UncaughtErrorPolicy = .stopPool,
         pickup: (any PickupStrategy)? = nil,
         scaling: ScalingPolicy = .byRequest,
-        socket: (any SocketStrategy)? = nil,
         jobExecutor: JobExecutorConfiguration? = nil,
         recycle: RecyclePolicy? = nil,
         listeners: [Listener] = []
@@ -69,7 +68,6 @@ public struct WorkerGroup: Sendable {
         self.onUncaughtError = onUncaughtError
         self.pickup = pickup
         self.scaling = scaling
-        self.socket = socket
         self.jobExecutor = jobExecutor
         self.recycle = recycle
         self.listeners = listeners
@@ -94,7 +92,7 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var stopTimeout: Duration
     public var startTimeout: Duration
     public var onUncaughtError: UncaughtErrorPolicy
-    /// Descriptors of the pluggable strategies, keyed by slot (`pickup`, `scaling`, `socket`, `recycle`).
+    /// Descriptors of the pluggable strategies, keyed by slot (`pickup`).
     public var strategies: [String: StrategyDescriptor]
     /// The job executor's limits, for groups whose workers run jobs (every job group).
     public var jobExecutor: JobExecutorConfiguration?

@@ -16,5 +16,3 @@ public protocol DescribableStrategy: Sendable {
     var descriptor: StrategyDescriptor { get }
 }
 
-/// Provides a reactor group's listening sockets, opened by the watcher and handed to each worker.
-public protocol SocketStrategy: DescribableStrategy {}
