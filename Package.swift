@@ -43,7 +43,7 @@ let package = Package(
         .systemLibrary(name: "CNcursesw", path: "Sources/CNcursesw"),
         .target(
             name: "PoolConsole",
-            dependencies: ["PoolEngine", "CNcursesw", "CPoolShims"],
+            dependencies: ["PoolEngine", "CNcursesw"],
             swiftSettings: strictSettings
         ),
         .target(

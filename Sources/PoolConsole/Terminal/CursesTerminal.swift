@@ -1,5 +1,5 @@
 import CNcursesw
-import CPoolShims
+import PoolEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -24,13 +24,12 @@ public final class CursesTerminal: Terminal {
         // A crash of this process (a Swift trap is a SIGILL or SIGTRAP) must not leave the
         // operator's terminal raw, silent and on the alternate screen: the crash guard puts
         // back these modes and leaves full-screen mode before the process dies.
-        pt_crash_guard_save_terminal()
+        CrashGuard.saveTerminalModes()
         // Safe: initscr exits the process itself when it cannot set up the terminal.
         screen = initscr()!
         let capabilities: [String] = ["sgr0", "cnorm", "rmcup"]
         let restore = capabilities.compactMap { name in name.withCString { pt_terminfo_string($0) }.map { String(cString: $0) } }.joined()
-        pt_crash_guard_set_restore_bytes(restore)
-        _ = pt_crash_guard_install()
+        CrashGuard.restoreTerminalOnCrash(writing: restore)
         raw()  // Ctrl-C arrives as a key, so the console decides (quit or detach) and restores the terminal.
         noecho()
         keypad(screen, true)
@@ -140,6 +139,6 @@ public final class CursesTerminal: Terminal {
         isRestored = true
         curs_set(1)
         endwin()
-        pt_crash_guard_set_restore_bytes(nil)
+        CrashGuard.restoreTerminalOnCrash(writing: nil)
     }
 }

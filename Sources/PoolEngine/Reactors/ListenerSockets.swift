@@ -26,10 +26,17 @@ final class ListenerSockets {
     private var perGroup: [GroupID: [String: Int32]] = [:]
     /// Each TCP listener's reuseport group as the kernel keeps it: slots in the order their
     /// sockets started listening; a closed socket's place is taken by the last one.
-    private var order: [String: [WorkerID]] = [:]
+    private var order: [ListenerKey: [WorkerID]] = [:]
     /// Each group's order and positions when it was last steered, to set a program only when
     /// either changes.
-    private var steered: [String: (order: [WorkerID], positions: [UInt32])] = [:]
+    private var steered: [ListenerKey: (order: [WorkerID], positions: [UInt32])] = [:]
+
+    /// One listener of one group: one reuseport group in the kernel.
+    private struct ListenerKey: Hashable, CustomStringConvertible {
+        var group: GroupID
+        var name: String
+        var description: String { "\(name) of group \(group)" }
+    }
 
     init(pool: PoolDescription) {
         self.pool = pool
@@ -69,7 +76,7 @@ final class ListenerSockets {
                     }
                     let fd = try Posix.listenTCP(host: host, port: port, backlog: listener.backlog, reusePort: true)
                     handed.append(Handed(name: listener.name, fd: fd))
-                    order[Self.key(group.id, listener.name), default: []].append(id)
+                    order[ListenerKey(group: group.id, name: listener.name), default: []].append(id)
                 case .unix(let path):
                     if let fd = perGroup[group.id]?[path] {
                         handed.append(Handed(name: listener.name, fd: fd))
@@ -94,7 +101,7 @@ final class ListenerSockets {
         for socket in handed where !isShared(socket.fd) {
             Posix.close(socket.fd)
             // The kernel fills the closed socket's place with the group's last one.
-            let key = Self.key(group.id, socket.name)
+            let key = ListenerKey(group: group.id, name: socket.name)
             guard var sockets = order[key], let index = sockets.firstIndex(of: id) else { continue }
             sockets[index] = sockets[sockets.count - 1]
             sockets.removeLast()
@@ -114,8 +121,7 @@ final class ListenerSockets {
             var positions = sockets.indices.filter { accepting.contains(sockets[$0]) }.map { UInt32($0) }
             if positions.isEmpty { positions = sockets.indices.map { UInt32($0) } }
             if let last = steered[key], last.order == sockets, last.positions == positions { continue }
-            let name = String(key[key.index(after: key.firstIndex(of: "/")!)...])
-            guard let fd = perSlot[sockets[0]]?.first(where: { $0.name == name })?.fd else { continue }
+            guard let fd = perSlot[sockets[0]]?.first(where: { $0.name == key.name })?.fd else { continue }
             do {
                 try Posix.steerReusePort(fd, to: positions)
                 steered[key] = (sockets, positions)
@@ -128,7 +134,6 @@ final class ListenerSockets {
         return failures
     }
 
-    private static func key(_ group: GroupID, _ listener: String) -> String { "\(group.rawValue)/\(listener)" }
 
     /// Closes every socket and removes the Unix socket files the pool created.
     func closeAll() {
