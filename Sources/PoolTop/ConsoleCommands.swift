@@ -3,6 +3,7 @@ import Logging
 import PoolConsole
 import PoolDemo
 import PoolEngine
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -44,7 +45,11 @@ struct HostCommand: PoolTopAsyncCommand {
         configuration.workerOutputFile = "workers.log"
         let pool = try configuration.makePool(
             entryPoints: DemoPool.entryPoints, nameOverride: name, logger: Logger(label: "pooltop"))
+        // Set once run() has returned: a pool that could not start (a port in use, say) must end
+        // the console and show why, not leave it waiting for a pool that will never appear.
+        let ended = Atomic<Bool>(false)
         let running = Task { () -> (any Error)? in
+            defer { ended.store(true, ordering: .releasing) }
             do {
                 try await pool.run()
                 return nil
@@ -58,13 +63,19 @@ struct HostCommand: PoolTopAsyncCommand {
         let theme = self.theme
         try await DedicatedThread.run(name: "pooltop-ui") {
             let terminal = CursesTerminal()
-            ConsoleApp(source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme).run()
+            ConsoleApp(
+                source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme,
+                shouldStop: { ended.load(ordering: .acquiring) }
+            ).run()
         }
         // The console ends once the pool has stopped, or when its terminal went away: stop the pool
         // (again, harmlessly) and wait for it, so nothing outlives pooltop.
         pool.stop()
         if let error = await running.value {
             printError("pooltop: pool '\(pool.name)' failed: \(error)")
+            if config == nil, let start = error as? PoolStartError, start.code == .listener {
+                printError("pooltop: the demo pool serves http on 127.0.0.1:8080 and metrics on 127.0.0.1:9091; free the port, or run a pool of your own with --config pool.yaml")
+            }
             throw ExitCode(1)
         }
     }

@@ -194,4 +194,25 @@ struct ConsoleEndToEndTests {
         }
         await TestSupport.expectNoOrphans(name)
     }
+
+    @Test("a hosted pool that cannot start (its port is taken) ends the console with the reason and exit status 1, nothing left")
+    func hostedPoolFailsToStart() async throws {
+        let name = TestSupport.uniqueName("busyport")
+        let directory = TestSupport.makeDirectory(name)
+        let (port, holder) = try SocketClient.occupiedPort()
+        defer { close(holder) }
+        let config = "\(directory)/pool.yaml"
+        TestSupport.write(config, "name: \(name)\ngroups:\n  - {name: web, kind: reactor, entryPoint: http-hello, min: 1, listen: [\"127.0.0.1:\(port)\"]}\n")
+        let tmux = Tmux(socket: name, directory: directory)
+        defer { tmux.kill() }
+        try tmux.start(
+            "env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'; echo EXIT=\\$?; sleep 60")
+        #expect(await tmux.waitFor("EXIT=1"), "screen:\n\(tmux.screen())")
+        // The message may wrap at the pane's width.
+        let screen = tmux.screen().split(separator: "\n").joined()
+        #expect(screen.contains("failed: group 'web': listener 127.0.0.1:\(port)") && screen.contains("already in use"), "\(screen)")
+        #expect(access("/dev/shm/pooltop-\(Posix.userID)-\(name)", F_OK) != 0)
+        #expect(access(RuntimeDirectory.path(pool: name), F_OK) != 0)
+        await TestSupport.expectNoOrphans(name)
+    }
 }
