@@ -1,7 +1,8 @@
 import Synchronization
 
 /// A sequential client asking `/` again and again on a thread of its own until stopped,
-/// counting answers by the worker that gave them and every failure with its cause.
+/// counting answers by the worker that gave them and every failure with its cause: a new
+/// connection per request, or (`keepAlive`) one connection kept until the server closes it.
 final class ContinuousLoad: Sendable {
     struct Result: Sendable, CustomStringConvertible {
         var byWorker: [Int: Int] = [:]
@@ -18,14 +19,18 @@ final class ContinuousLoad: Sendable {
     private let stopping = Flag()
     private let task: Task<Result, any Error>
 
-    init(port: Int) {
+    init(port: Int, keepAlive: Bool = false) {
         let stopping = stopping
         task = Task {
             try await TestSupport.blocking {
                 var result = Result()
+                let connection = HTTPClient.KeepAlive(port: port)
                 while !stopping.raised.load(ordering: .relaxed) {
                     var failure = ""
-                    if let reply = HTTPClient.getKeepAlive(port: port, "/", times: 1, failure: &failure)?.first, reply.status == 200 {
+                    let reply =
+                        keepAlive
+                        ? connection.get("/", failure: &failure) : HTTPClient.getKeepAlive(port: port, "/", times: 1, failure: &failure)?.first
+                    if let reply, reply.status == 200 {
                         result.byWorker[reply.worker, default: 0] += 1
                     } else {
                         result.failures.append("request \(result.ok + result.failures.count): \(failure)")

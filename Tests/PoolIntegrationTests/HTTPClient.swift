@@ -6,6 +6,8 @@ enum HTTPClient {
         var status: Int
         var worker: Int
         var body: String
+        /// The server said `connection: close`: it closes the connection after this reply.
+        var closes = false
     }
 
     /// One request on a connection of its own, made on a thread of its own (see `TestSupport.blocking`).
@@ -49,7 +51,50 @@ enum HTTPClient {
         return replies
     }
 
-    private static func readReply(_ fd: Int32, _ pending: inout [UInt8]) -> Reply? {
+    /// One keep-alive connection used request after request, the way HTTP clients do: a new
+    /// connection only after the server said `connection: close`.
+    final class KeepAlive {
+        let port: Int
+        private var fd: Int32 = -1
+        private var pending: [UInt8] = []
+
+        init(port: Int) { self.port = port }
+        deinit { if fd >= 0 { close(fd) } }
+
+        /// The reply, or nil with `failure` saying which step failed (a reset, an early close).
+        func get(_ path: String, failure: inout String) -> Reply? {
+            if fd < 0 {
+                guard let connected = SocketClient.connectTCP(port: port) else {
+                    failure = "connect: errno \(errno)"
+                    return nil
+                }
+                fd = connected
+                pending = []
+                var timeout = timeval(tv_sec: 10, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            }
+            let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+            guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else {
+                failure = "send on a kept connection: errno \(errno)"
+                drop()
+                return nil
+            }
+            guard let reply = HTTPClient.readReply(fd, &pending) else {
+                failure = "receive on a kept connection after \(pending.count) bytes: errno \(errno)"
+                drop()
+                return nil
+            }
+            if reply.closes { drop() }
+            return reply
+        }
+
+        private func drop() {
+            close(fd)
+            fd = -1
+        }
+    }
+
+    fileprivate static func readReply(_ fd: Int32, _ pending: inout [UInt8]) -> Reply? {
         let separator = Array("\r\n\r\n".utf8)
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -64,7 +109,8 @@ enum HTTPClient {
                 if pending.count >= end.upperBound + length {
                     let body = String(decoding: pending[end.upperBound..<end.upperBound + length], as: UTF8.self)
                     pending.removeFirst(end.upperBound + length)
-                    return Reply(status: status, worker: header("x-worker"), body: body)
+                    let closes = lines.contains { $0.hasPrefix("connection:") && $0.contains("close") }
+                    return Reply(status: status, worker: header("x-worker"), body: body, closes: closes)
                 }
             }
             let n = recv(fd, &buffer, buffer.count, 0)

@@ -103,10 +103,10 @@ struct HTTPHelloTests {
         }
     }
 
-    @Test("under continuous load from three clients, scaling down and up again and again fails no request")
+    @Test("under continuous load from three clients (two of them keep their connections alive), scaling down and up again and again fails no request")
     func scaleDownUnderLoad() async throws {
         try await withHTTPPool("httpscaledown") { fixture, port, events in
-            let loads = (0..<3).map { _ in ContinuousLoad(port: port) }
+            let loads = [ContinuousLoad(port: port), ContinuousLoad(port: port, keepAlive: true), ContinuousLoad(port: port, keepAlive: true)]
             try await Task.sleep(for: .milliseconds(100))
             for round in 1...3 {
                 try await fixture.pool.scale(.name("http"), to: 4)
@@ -152,12 +152,15 @@ struct HTTPHelloTests {
             #expect(await events.waitFor { $0.readyPIDs.count == 3 }, "the recorder has seen every worker ready")
             let before = Set(events.readyPIDs.filter { $0.0.rawValue >= 2 }.map(\.1))
             let load = ContinuousLoad(port: port)
+            let kept = ContinuousLoad(port: port, keepAlive: true)
             try await Task.sleep(for: .milliseconds(100))
             let replaced = try await fixture.pool.rollingRestart(.name("http"))
             try await Task.sleep(for: .milliseconds(100))
             let result = try await load.stop()
+            let keptResult = try await kept.stop()
             #expect(replaced == 2)
             #expect(result.failures.isEmpty && result.ok > 50, "\(result)")
+            #expect(keptResult.failures.isEmpty && keptResult.ok > 50, "keep-alive client: \(keptResult)")
             let snapshot = try #require(fixture.pool.snapshot())
             let after = snapshot.workers.filter { $0.group == "http" && $0.state == .ready }
             #expect(after.count == 2 && after.allSatisfy { !before.contains($0.pid) }, "every reactor is a new process")
