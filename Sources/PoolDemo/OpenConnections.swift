@@ -44,7 +44,10 @@ final class OpenConnections: Sendable {
     /// Marks the connection idle again; returns false when draining (close it after this response).
     func requestFinished(_ channel: any Channel) -> Bool {
         state.withLock { state in
-            state.busy[ObjectIdentifier(channel)] = nil
+            // Not busy any more means it closed while its request ran (the client gave up
+            // waiting for a slow job): it must not come back as idle, or a drain would wait
+            // for it forever.
+            guard state.busy.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return false }
             if state.draining { return false }
             state.idle[ObjectIdentifier(channel)] = channel
             return true
