@@ -10,6 +10,7 @@ struct JobFrameTests {
         .cancel(jobID: 8),
         .result(JobResultFrame(jobID: 7, worker: 3, queueWaitNanoseconds: 10, runNanoseconds: 20, payload: [1, 2, 3])),
         .error(JobErrorFrame(jobID: 9, worker: 3, code: .rejected, queueWaitNanoseconds: 0, runNanoseconds: 0, message: "full")),
+        .closing,
     ]
 
     @Test("every kind of frame survives a round trip, fed whole or byte by byte")

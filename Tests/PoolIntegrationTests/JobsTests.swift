@@ -169,6 +169,51 @@ struct JobsTests {
         }
     }
 
+    @Test("four senders submitting without pause through rolling and soft restarts of the job group: no job fails, no worker needs killing")
+    func restartsUnderLoadFailNoJob() async throws {
+        let fixture = WorkerPoolTests.Fixture("jobrestartload")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 2, max: 3))
+        try await fixture.withRunningPool { events in
+            let pool = fixture.pool
+            let stop = SenderStop()
+            // Each sender counts its results and keeps every failure, with its message.
+            let senders = (0..<4).map { _ in
+                Task { () -> (ok: Int, failures: [String]) in
+                    var ok = 0
+                    var failures: [String] = []
+                    while !stop.raised.load(ordering: .relaxed) {
+                        do {
+                            _ = try await pool.submitJob(Array("echo x".utf8), to: "jobs", timeout: .seconds(20))
+                            ok += 1
+                        } catch {
+                            failures.append("\(error)")
+                        }
+                    }
+                    return (ok, failures)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            for _ in 0..<2 {
+                try await pool.rollingRestart(.name("jobs"))
+                pool.restart(.soft)
+                #expect(await TestSupport.eventually { ((try? PoolSnapshot.read(pool: fixture.name))?.group(named: "jobs")?.ready ?? 0) >= 2 })
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            stop.raised.store(true, ordering: .relaxed)
+            var total = 0
+            for sender in senders {
+                let (ok, failures) = await sender.value
+                total += ok
+                #expect(failures.isEmpty, "\(failures.count) failed: \(Array(Set(failures)).prefix(3))")
+            }
+            #expect(total > 200, "the senders ran throughout: \(total) jobs")
+            #expect(events.exits.filter { $0.reason == .restart }.count >= 8, "two rolls and two soft restarts of two workers")
+            // A stop sent right after a spawn used to be lost in the worker (read with its
+            // bootstrap, never acted on): the worker then ran until killed at the stop timeout.
+            #expect(!events.all.contains { if case .workerKilled = $0 { return true } else { return false } }, "a worker was killed")
+        }
+    }
+
     @Test("a worker that reaches its job quota is recycled after its jobs, with reason quota naming it")
     func recycleByJobs() async throws {
         let fixture = WorkerPoolTests.Fixture("recycle")
@@ -313,4 +358,9 @@ final class FinishOrder: Sendable {
     private let storage = Mutex<[String]>([])
     func append(_ name: String) { storage.withLock { $0.append(name) } }
     var names: [String] { storage.withLock { $0 } }
+}
+
+/// Tells the senders of a load test to stop (a class, so tasks can share it).
+final class SenderStop: Sendable {
+    let raised = Atomic<Bool>(false)
 }

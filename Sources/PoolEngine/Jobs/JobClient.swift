@@ -258,12 +258,14 @@ final class JobConnection: Sendable {
         var pending: [UInt64: Pending] = [:]
         var closed: String?
         var isSweeping = false
+        /// The worker sent `closing`: it takes no more jobs here.
+        var isClosing = false
     }
     private let state = Mutex(State())
 
     init(worker: WorkerID) { self.worker = worker }
 
-    var isActive: Bool { state.withLock { $0.closed == nil && ($0.channel?.isActive ?? false) } }
+    var isActive: Bool { state.withLock { $0.closed == nil && !$0.isClosing && ($0.channel?.isActive ?? false) } }
 
     func attach(_ channel: any Channel) {
         state.withLock { state in
@@ -281,6 +283,7 @@ final class JobConnection: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
                 let (writer, startSweep, refusal) = state.withLock { state -> (CoalescingWriter?, (any Channel)?, String?) in
                     if let closed = state.closed { return (nil, nil, closed) }
+                    if state.isClosing { return (nil, nil, nil) }
                     guard let channel = state.channel, let writer = state.writer else { return (nil, nil, "not connected") }
                     state.pending[jobID] = Pending(continuation: continuation, deadline: deadline.nanoseconds)
                     if state.isSweeping { return (writer, nil, nil) }
@@ -288,7 +291,16 @@ final class JobConnection: Sendable {
                     return (writer, channel, nil)
                 }
                 guard let writer else {
-                    continuation.resume(returning: .lost(refusal ?? "connection closed"))
+                    guard let refusal else {
+                        // The worker said it is closing: like its own `stopping` answer, so the job goes elsewhere.
+                        continuation.resume(
+                            returning: .error(
+                                JobErrorFrame(
+                                    jobID: jobID, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0,
+                                    runNanoseconds: 0, message: "worker \(worker) is stopping and takes no new jobs")))
+                        return
+                    }
+                    continuation.resume(returning: .lost(refusal))
                     return
                 }
                 writer.write(.request(request))
@@ -335,8 +347,21 @@ final class JobConnection: Sendable {
         switch frame {
         case .result(let result): take(result.jobID)?.continuation.resume(returning: .result(result))
         case .error(let error): take(error.jobID)?.continuation.resume(returning: .error(error))
+        case .closing:
+            // No new job goes here (``isActive`` is false from now on); the ones already sent are
+            // answered `stopping` and retried elsewhere. Closed once none is left.
+            state.withLock { $0.isClosing = true }
         case .request, .cancel: break
         }
+        closeIfDone()
+    }
+
+    /// Closes a connection the worker said it is closing once no job waits on it.
+    private func closeIfDone() {
+        let channel = state.withLock { state -> (any Channel)? in
+            state.isClosing && state.pending.isEmpty ? state.channel : nil
+        }
+        channel?.close(promise: nil)
     }
 
     /// The connection ended: every job in flight on it fails at once as `workerLost`.

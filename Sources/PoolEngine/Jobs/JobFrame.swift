@@ -7,6 +7,10 @@ enum JobFrame: Hashable, Sendable {
     case cancel(jobID: UInt64)
     case result(JobResultFrame)
     case error(JobErrorFrame)
+    /// Worker to sender: this worker is stopping and has answered every job it took on this
+    /// connection; send no more here and close it. Requests already on their way are answered
+    /// `stopping`, so their sender tries another worker.
+    case closing
 
     static let magic: (UInt8, UInt8) = (0x50, 0x4A)  // "PJ"
     static let version: UInt8 = 1
@@ -19,6 +23,7 @@ enum JobFrame: Hashable, Sendable {
         case cancel = 2
         case result = 3
         case error = 4
+        case closing = 5
     }
 }
 
@@ -114,6 +119,8 @@ extension JobFrame {
             buffer.writeInteger(error.queueWaitNanoseconds, endianness: .little)
             buffer.writeInteger(error.runNanoseconds, endianness: .little)
             buffer.writeString(error.message)
+        case .closing:
+            break
         }
         buffer.setInteger(UInt32(buffer.writerIndex - bodyStart), at: start + 4, endianness: .little)
     }
@@ -124,6 +131,7 @@ extension JobFrame {
         case .cancel: return .cancel
         case .result: return .result
         case .error: return .error
+        case .closing: return .closing
         }
     }
 
@@ -183,6 +191,8 @@ extension JobFrame {
                 JobErrorFrame(
                     jobID: jobID, worker: worker, code: code, queueWaitNanoseconds: body.readInteger(endianness: .little)!,
                     runNanoseconds: body.readInteger(endianness: .little)!, message: body.readString(length: body.readableBytes) ?? ""))
+        case .closing:
+            return .closing
         }
     }
 }

@@ -8,11 +8,17 @@ final class JobServer: Sendable {
     let path: String
     let scheduler: JobScheduler
     private let channel: any Channel
+    private let connections: OpenJobConnections
 
-    private init(path: String, scheduler: JobScheduler, channel: any Channel) {
+    /// How long a stopping worker waits for its senders to close their connections after it
+    /// said it is closing.
+    static let closingGrace: Duration = .milliseconds(500)
+
+    private init(path: String, scheduler: JobScheduler, channel: any Channel, connections: OpenJobConnections) {
         self.path = path
         self.scheduler = scheduler
         self.channel = channel
+        self.connections = connections
     }
 
     static func socketPath(runtimeDirectory: String, worker: WorkerID) -> String {
@@ -22,11 +28,14 @@ final class JobServer: Sendable {
     static func start(
         path: String, scheduler: JobScheduler, group: any EventLoopGroup, logger: Logger
     ) async throws -> JobServer {
-        let connections = Atomic<UInt64>(0)
+        let counter = Atomic<UInt64>(0)
+        let open = OpenJobConnections()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
-                let connection = connections.add(1, ordering: .relaxed).newValue
+                let connection = counter.add(1, ordering: .relaxed).newValue
+                open.add(channel)
+                channel.closeFuture.whenComplete { _ in open.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(JobFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
@@ -36,14 +45,37 @@ final class JobServer: Sendable {
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
             .get()
         try Posix.setMode(path, 0o600)
-        return JobServer(path: path, scheduler: scheduler, channel: channel)
+        return JobServer(path: path, scheduler: scheduler, channel: channel, connections: open)
     }
 
-    /// Stops accepting connections and removes the socket file (open connections finish their jobs).
+    /// Stops accepting connections and removes the socket file, then tells every sender still
+    /// connected that this worker is closing and waits (at most ``closingGrace``) for them to
+    /// close their side. Call it once the scheduler has drained: a request that crosses the
+    /// `closing` frame is answered `stopping` and goes to another worker, instead of meeting a
+    /// connection reset that would fail it as `workerLost`.
     func close() async {
         try? await channel.close()
         Posix.removeFile(path)
+        for connection in connections.all {
+            var buffer = connection.allocator.buffer(capacity: JobFrame.headerSize)
+            JobFrame.closing.write(to: &buffer)
+            connection.writeAndFlush(buffer, promise: nil)
+        }
+        let deadline = ContinuousClock.now + Self.closingGrace
+        while !connections.isEmpty && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
     }
+}
+
+/// The senders' connections a job server has open, so that stopping can say goodbye to each.
+final class OpenJobConnections: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
+    func remove(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    var all: [any Channel] { channels.withLock { Array($0.values) } }
+    var isEmpty: Bool { channels.withLock { $0.isEmpty } }
 }
 
 /// One sender's connection: each request goes to the scheduler; its reply returns here.
@@ -69,8 +101,8 @@ final class JobServerHandler: ChannelInboundHandler {
             scheduler.submit(request, connection: connection) { frame in writer.write(frame) }
         case .cancel(let jobID):
             scheduler.cancel(connection: connection, jobID: jobID)
-        case .result, .error:
-            logger.error("job connection \(connection): a sender sent a result frame; closing the connection")
+        case .result, .error, .closing:
+            logger.error("job connection \(connection): a sender sent a worker's frame; closing the connection")
             context.close(promise: nil)
         }
     }

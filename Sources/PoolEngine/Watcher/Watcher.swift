@@ -183,7 +183,11 @@ final class Watcher {
             case .spawn(let id, let generation):
                 queue.append(contentsOf: spawn(id, generation: generation))
             case .requestStop(let id, let generation, let request):
-                guard let process = processes[id], process.generation == generation else { continue }
+                guard let process = processes[id], process.generation == generation else {
+                    // Its process already ended (its exit is on the way) or was replaced.
+                    logger.debug("stop request for worker \(id) (generation \(generation)) not sent: no such process")
+                    continue
+                }
                 do {
                     try send(.stop(request), to: process.control)
                 } catch {

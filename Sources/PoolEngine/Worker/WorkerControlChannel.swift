@@ -52,6 +52,9 @@ final class WorkerControlChannel: Sendable {
     }
 
     private func readLoop(worker: Worker, signalFD: Int32) {
+        // A stop sent right after the bootstrap may have arrived in the same read as the
+        // bootstrap: it is already in the decoder, and no new data would wake the loop for it.
+        handleBufferedFrames(worker)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let readable: [Int32]
@@ -76,16 +79,21 @@ final class WorkerControlChannel: Sendable {
             guard let n = received else { continue }
             if n == 0 { orphaned(worker) }
             decoder.withLock { $0.append(buffer[0..<n]) }
-            do {
-                while let frame = try decoder.withLock({ decoder throws(FrameError) in try decoder.next() }) {
-                    if case .stop(let request) = try ControlCodec.decodeWatcherMessage(frame) {
-                        worker.requestStop(.requested(request.reason))
-                    }
+            handleBufferedFrames(worker)
+        }
+    }
+
+    /// Acts on every whole frame the decoder holds.
+    private func handleBufferedFrames(_ worker: Worker) {
+        do {
+            while let frame = try decoder.withLock({ decoder throws(FrameError) in try decoder.next() }) {
+                if case .stop(let request) = try ControlCodec.decodeWatcherMessage(frame) {
+                    worker.requestStop(.requested(request.reason))
                 }
-            } catch {
-                worker.logger.error("malformed message from the watcher: \(error)")
-                orphaned(worker)
             }
+        } catch {
+            worker.logger.error("malformed message from the watcher: \(error)")
+            orphaned(worker)
         }
     }
 
