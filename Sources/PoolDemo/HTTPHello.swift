@@ -28,16 +28,7 @@ public struct HTTPHello: WorkerEntryPoint {
         }
         let jobGroup = worker.group.jobGroups.first.flatMap { worker.pool.group($0)?.name }
         let site = HelloSite(worker: worker, jobGroup: jobGroup)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let bootstrap = ServerBootstrap(group: group)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(HelloHandler(site: site))
-                }
-            }
-        let server = try await listener.serve(bootstrap)
+        let (server, group) = try await listener.serveHTTP { HelloHandler(site: site) }
         await worker.awaitTermination()
         // The watcher already sends new connections elsewhere: take the ones queued on this
         // socket (closing it for good would reset them), then stop accepting, then let each open

@@ -23,16 +23,7 @@ struct PrometheusService: WorkerEntryPoint {
     func run() async throws {
         guard let worker, let reader, let listener = worker.listeners.first else { return }
         let site = MetricsSite(worker: worker, reader: reader)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let bootstrap = ServerBootstrap(group: group)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsHandler(site: site))
-                }
-            }
-        let server = try await listener.serve(bootstrap)
+        let (server, group) = try await listener.serveHTTP { MetricsHandler(site: site) }
         worker.logger.info("serving metrics on http://\(listener.listener?.description ?? listener.name)/metrics")
         await worker.awaitTermination()
         // A scrape is one short request: take what is queued, stop accepting, close what is open.
