@@ -16,6 +16,15 @@ struct Tmux {
         _ = try run("new-session -d -s main -x \(width) -y \(height) \"\(command)\"")
     }
 
+    /// Starts `pooltop <arguments>` in the session, tagged for the orphan check, in the terminal
+    /// `environment` describes; `then` runs in the same shell once pooltop has ended.
+    func startPooltop(
+        _ arguments: String, tag: String, environment: String = "LANG=C.UTF-8 TERM=tmux-256color", then: String? = nil
+    ) throws {
+        let command = "env \(environment) PT_TEST_TAG=\(tag) '\(TestSupport.pooltopExecutable)' \(arguments)"
+        try start(then.map { "\(command); \($0)" } ?? command)
+    }
+
     func screen(_ target: String = "main") -> String {
         (try? run("capture-pane -p -t \(target)"))?.stdout ?? ""
     }
@@ -40,7 +49,7 @@ struct ConsoleEndToEndTests {
         let config = WatcherProcessTests().poolFile(directory, name: name)
         let tmux = Tmux(socket: name, directory: directory)
         defer { tmux.kill() }
-        try tmux.start("env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'")
+        try tmux.startPooltop("--config '\(config)'", tag: name)
         #expect(await tmux.waitFor("GROUP"), "screen:\n\(tmux.screen())")
         #expect(await tmux.waitFor("ready"))
         func status() -> JSONValue? {
@@ -97,12 +106,12 @@ struct ConsoleEndToEndTests {
         let directory = TestSupport.makeDirectory(name)
         let config = WatcherProcessTests().poolFile(directory, name: name)
         let hosting = Tmux(socket: name, directory: directory)
-        try hosting.start("env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'")
+        try hosting.startPooltop("--config '\(config)'", tag: name)
         #expect(await hosting.waitFor("ready"))
 
         let attachedTag = "\(name)-attached"
         let attaching = Tmux(socket: attachedTag, directory: directory)
-        try attaching.start("env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(attachedTag) '\(TestSupport.pooltopExecutable)' attach \(name)")
+        try attaching.startPooltop("attach \(name)", tag: attachedTag)
         #expect(await attaching.waitFor("[attached]"))
         attaching.kill()
         // The attached console goes (it must not spin on a dead terminal) and the pool stays.
@@ -143,8 +152,9 @@ struct ConsoleEndToEndTests {
         // backtracer, which the guard hands the signal to, prints the crash on the restored
         // terminal; told not to wait for a key there.
         let after = "\(directory)/stty.txt"
-        try tmux.start(
-            "env LANG=C.UTF-8 TERM=tmux-256color SWIFT_BACKTRACE=interactive=no PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'; stty -a > '\(after)'; echo SHELL-AGAIN; sleep 60")
+        try tmux.startPooltop(
+            "--config '\(config)'", tag: name, environment: "LANG=C.UTF-8 TERM=tmux-256color SWIFT_BACKTRACE=interactive=no",
+            then: "stty -a > '\(after)'; echo SHELL-AGAIN; sleep 60")
         #expect(await tmux.waitFor("ready"), "screen:\n\(tmux.screen())")
         let snapshot = try PoolSnapshot.read(pool: name)
         let segment = "/dev/shm/pooltop-\(Posix.userID)-\(name)"
@@ -182,7 +192,7 @@ struct ConsoleEndToEndTests {
             let tmux = Tmux(socket: "\(name)-\(index)", directory: directory)
             defer { tmux.kill() }
             // `swift test` sets NO_COLOR for its children; each case says what it wants.
-            try tmux.start("env -u NO_COLOR \(item.environment) PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'")
+            try tmux.startPooltop("--config '\(config)'", tag: name, environment: "-u NO_COLOR \(item.environment)")
             #expect(await tmux.waitFor("ready"), "\(item.environment): \(tmux.screen())")
             let screen = (try? tmux.run("capture-pane -e -p -t main"))?.stdout ?? ""
             for text in item.present { #expect(screen.contains(text), "\(item.environment): no \(text.debugDescription) in \(screen.prefix(600).debugDescription)") }
@@ -205,8 +215,7 @@ struct ConsoleEndToEndTests {
         TestSupport.write(config, "name: \(name)\ngroups:\n  - {name: web, kind: reactor, entryPoint: http-hello, min: 1, listen: [\"127.0.0.1:\(port)\"]}\n")
         let tmux = Tmux(socket: name, directory: directory)
         defer { tmux.kill() }
-        try tmux.start(
-            "env LANG=C.UTF-8 TERM=tmux-256color PT_TEST_TAG=\(name) '\(TestSupport.pooltopExecutable)' --config '\(config)'; echo EXIT=\\$?; sleep 60")
+        try tmux.startPooltop("--config '\(config)'", tag: name, then: "echo EXIT=\\$?; sleep 60")
         #expect(await tmux.waitFor("EXIT=1"), "screen:\n\(tmux.screen())")
         // The message may wrap at the pane's width.
         let screen = tmux.screen().split(separator: "\n").joined()

@@ -27,26 +27,15 @@ enum HTTPClient {
 
     /// As above; `failure` says which step failed and with what errno.
     static func getKeepAlive(port: Int, _ path: String, times: Int, failure: inout String) -> [Reply]? {
-        guard let fd = SocketClient.connectTCP(port: port) else {
-            failure = "connect: errno \(errno)"
-            return nil
-        }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var pending: [UInt8] = []
+        let connection = KeepAlive(port: port)
         var replies: [Reply] = []
-        for _ in 0..<times {
-            let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
-            guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else {
-                failure = "send: errno \(errno)"
-                return nil
-            }
-            guard let reply = readReply(fd, &pending) else {
-                failure = "receive after \(pending.count) bytes: errno \(errno)"
-                return nil
-            }
+        for index in 0..<times {
+            guard let reply = connection.get(path, failure: &failure) else { return nil }
             replies.append(reply)
+            if reply.closes && index < times - 1 {
+                failure = "the server closed the connection after \(index + 1) of \(times) replies"
+                return nil
+            }
         }
         return replies
     }
@@ -75,12 +64,12 @@ enum HTTPClient {
             }
             let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
             guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else {
-                failure = "send on a kept connection: errno \(errno)"
+                failure = "send: errno \(errno)"
                 drop()
                 return nil
             }
             guard let reply = HTTPClient.readReply(fd, &pending) else {
-                failure = "receive on a kept connection after \(pending.count) bytes: errno \(errno)"
+                failure = "receive after \(pending.count) bytes: errno \(errno)"
                 drop()
                 return nil
             }

@@ -11,12 +11,8 @@ public struct PrometheusGroup: Sendable {
     public static let entryPoint = "prometheus"
     /// The address served when none is given: loopback, as figures about the host are nobody else's business.
     public static let defaultAddress = "127.0.0.1:9091"
-    static let defaultListener: Listener = {
-        // Safe: a constant, valid address.
-        var listener = try! Listener(defaultAddress, name: "metrics")
-        listener.name = "metrics"
-        return listener
-    }()
+    // Safe: a constant, valid address.
+    static let defaultListener = try! Listener(defaultAddress, name: "metrics")
 
     public var workerGroup: WorkerGroup
 

@@ -34,11 +34,4 @@ public struct LatencyHistogram: Hashable, Sendable, Codable {
         sumNanoseconds &+= other.sumNanoseconds
         for index in buckets.indices where index < other.buckets.count { buckets[index] &+= other.buckets[index] }
     }
-
-    mutating func observe(_ nanoseconds: UInt64) {
-        if buckets.isEmpty { buckets = Array(repeating: 0, count: Self.bucketCount) }
-        count &+= 1
-        sumNanoseconds &+= nanoseconds
-        buckets[Self.bucket(for: nanoseconds)] &+= 1
-    }
 }

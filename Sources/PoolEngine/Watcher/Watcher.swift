@@ -36,6 +36,9 @@ final class Watcher {
     private var quotas = QuotaTracker()
     /// Reactor groups' listening sockets, owned here and inherited by each worker at spawn.
     private let listeners: ListenerSockets
+    /// Indices in the core's slots of the workers that serve listeners: steering looks at
+    /// these only, on every turn of the loop.
+    private let listenerSlots: [Int]
 
     init(
         pool: PoolDescription,
@@ -54,6 +57,9 @@ final class Watcher {
         self.runtimeDirectory = runtimeDirectory
         self.workerOutput = workerOutput
         self.listeners = listeners ?? ListenerSockets(pool: pool)
+        self.listenerSlots = pool.groups.flatMap { group in
+            group.listeners.isEmpty ? [] : group.workerIDs.map { $0.rawValue - 1 }
+        }
         if sharedState != nil { monitor.setTick(every: sampleInterval) }
         self.core = WatcherCore(pool: pool)
         self.monitor = monitor
@@ -220,8 +226,9 @@ final class Watcher {
 
     /// Sends reactors' new connections only to ready workers that are staying (see ``ListenerSockets``).
     private func steerConnections() {
-        guard !pool.groups.allSatisfy({ $0.listeners.isEmpty }) else { return }
-        let accepting = Set(core.slots.lazy.filter { $0.isDesired && $0.state == .ready }.map(\.id))
+        guard !listenerSlots.isEmpty else { return }
+        let slots = core.slots
+        let accepting = Set(listenerSlots.lazy.map { slots[$0] }.filter { $0.isDesired && $0.state == .ready }.map(\.id))
         for failure in listeners.steer(accepting: accepting) {
             logger.warning("cannot steer connections; the kernel spreads them over every socket: \(failure)")
         }
