@@ -43,6 +43,10 @@ struct WorkerPoolTests {
             let events = EventRecorder(pool)
             let running = RunningPool(pool)
             await pool.awaitStart()
+            // The recorder reads the event stream in its own task: wait until it has caught up
+            // with every worker the pool has made ready, so a body may read `readyPIDs` at once.
+            let ready = pool.snapshot()?.groups.reduce(0) { $0 + $1.ready } ?? 0
+            _ = await events.waitFor { $0.readyPIDs.count >= ready }
             do {
                 try await body(events)
             } catch {
@@ -95,7 +99,9 @@ struct WorkerPoolTests {
         let waiter = Task { await fixture.pool.awaitStart() }
         let running = RunningPool(fixture.pool)
         await waiter.value
-        #expect(events.readyPIDs.count == 2)
+        // Shared memory is written before awaitStart resumes; the recorder's task may lag behind.
+        #expect(fixture.pool.snapshot()?.groups.first?.ready == 2)
+        #expect(await events.waitFor { $0.readyPIDs.count == 2 })
         fixture.pool.stop()
         await #expect(throws: Never.self) { try await running.finish().get() }
         await TestSupport.expectNoOrphans(fixture.name)
