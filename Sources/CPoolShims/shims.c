@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -53,6 +54,8 @@ char **pt_environ(void) { return environ; }
 const int PT_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
 const int PT_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
 const uint32_t PT_EPOLLIN = EPOLLIN;
+const uint32_t PT_EPOLLOUT = EPOLLOUT;
+const int PT_EPOLL_CTL_MOD = EPOLL_CTL_MOD;
 const uint32_t PT_EPOLLHUP = EPOLLHUP;
 const uint32_t PT_EPOLLERR = EPOLLERR;
 const uint32_t PT_EPOLLRDHUP = EPOLLRDHUP;
@@ -79,6 +82,14 @@ int pt_epoll_wait(int epfd, pt_epoll_event *events, int max, int timeout_ms) {
 }
 
 int pt_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int pt_poll_readable_ns(int fd, long long timeout_ns) {
+    struct pollfd entry = { .fd = fd, .events = POLLIN, .revents = 0 };
+    if (timeout_ns < 0) timeout_ns = 0;
+    struct timespec timeout = { .tv_sec = timeout_ns / 1000000000LL, .tv_nsec = timeout_ns % 1000000000LL };
+    int n = ppoll(&entry, 1, &timeout, NULL);
+    return n > 0 ? 1 : n;
+}
 
 static volatile sig_atomic_t signal_fds[65];
 

@@ -53,6 +53,9 @@ public struct DemoJobs: JobHandler {
     let worker: Worker
     let endings: AsyncStream<Ending>.Continuation
 
+    /// Every command answers at once or suspends first (`cpu` yields before it burns).
+    public var startsInline: Bool { true }
+
     public func handle(_ job: Job) async throws -> [UInt8] {
         let text = job.text
         let command = text.split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
@@ -66,6 +69,8 @@ public struct DemoJobs: JobHandler {
             return Array("slept \(milliseconds) ms on worker \(worker.id)".utf8)
         case "cpu":
             let milliseconds = Int(argument) ?? 100
+            // Off the thread that reads this worker's frames (see `startsInline`), so a cancel can arrive.
+            await Task.yield()
             let clock = ContinuousClock()
             let end = clock.now + .milliseconds(milliseconds)
             var spins: UInt64 = 0

@@ -42,6 +42,18 @@ struct SteeredFailure: Error, CustomStringConvertible {
     var description: String { "steered failure" }
 }
 
+/// The steered handler, starting inline: `echo` answers without suspending, anything else
+/// waits at its gate.
+final class InlineHandler: JobHandler {
+    let steered = SteeredHandler()
+    var startsInline: Bool { true }
+
+    func handle(_ job: Job) async throws -> [UInt8] {
+        if job.text.hasPrefix("echo ") { return Array(job.text.dropFirst(5).utf8) }
+        return try await steered.handle(job)
+    }
+}
+
 /// Collects replies by job id.
 final class Replies: Sendable {
     private let frames = Mutex<[UInt64: JobFrame]>([:])
@@ -191,6 +203,31 @@ struct JobSchedulerTests {
         }
         #expect(error.code == .timedOut)
         #expect(handler.started == ["blocker"])
+    }
+
+    @Test("a handler that starts inline answers an idle worker's job before submit returns; jobs meanwhile run in parallel")
+    func inlineStart() async throws {
+        let handler = InlineHandler()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 4, maxQueuedJobs: 10), workerID: WorkerID(1), handler: handler)
+        let replies = Replies()
+        // Idle: the job runs on this thread, to its end, inside submit.
+        scheduler.submit(request(1, "echo quick"), connection: 1, reply: replies.reply)
+        guard case .result(let quick) = replies[1] else {
+            Issue.record("no reply when submit returned: \(String(describing: replies[1]))")
+            return
+        }
+        #expect(quick.payload == Array("quick".utf8))
+        // A job that suspends lets submit return; the next one, arriving while it runs, starts
+        // as a task of its own and runs beside it rather than after it.
+        scheduler.submit(request(2, "first"), connection: 1, reply: replies.reply)
+        #expect(handler.steered.started == ["first"])
+        scheduler.submit(request(3, "second"), connection: 1, reply: replies.reply)
+        #expect(await eventually { handler.steered.started.count == 2 })
+        #expect(scheduler.load.running == 2)
+        handler.steered.release("second")
+        handler.steered.release("first")
+        #expect(await eventually { replies.count == 3 })
+        #expect(scheduler.load.running == 0)
     }
 
     @Test("drain stops taking jobs and returns when queued and running ones are done (stopAll, awaitAll)")

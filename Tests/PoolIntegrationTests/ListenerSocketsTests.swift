@@ -130,7 +130,7 @@ struct ListenerSocketsTests {
     }
 
     @Test("steering: new connections reach only the sockets of the slots accepting, and all of them again when that changes")
-    func steering() throws {
+    func steering() async throws {
         let port = try SocketClient.freePort()
         let group = WorkerGroup(entryPoint: "line-reactor", kind: .reactor, minWorkers: 3, name: "web", listeners: [try Listener("127.0.0.1:\(port)")])
         let pool = try PoolValidator.validate(name: "steer", stopTimeout: .seconds(1), groups: [group], entryPointNames: nil)
@@ -171,10 +171,26 @@ struct ListenerSocketsTests {
         // A retired socket's place is taken by the last one; steering follows. (Slot 1's
         // descriptor number is closed now and may belong to another test: leave it alone.)
         sockets.retire(WorkerID(1))
+        // The kernel detaches the socket when its last reference goes: a worker another test is
+        // spawning in this process holds copies of every descriptor until its exec, and until
+        // then connections steered by the new order would reach the retired socket.
+        let detached = await TestSupport.eventually(timeout: .seconds(5)) { Self.listeningSockets(port: port) == 2 }
+        #expect(detached, "\(Self.listeningSockets(port: port)) sockets still listen on the port")
         #expect(sockets.steer(accepting: [WorkerID(3)]).isEmpty)
         let after = spread(30, [fds[1], fds[2]])
         let listeners = after == [0, 30] ? "" : ((try? TestSupport.shell("ss -ltnpe 'sport = :\(port)'; ls -l /proc/self/fd | grep -c socket", directory: "/tmp"))?.stdout ?? "")
         #expect(after == [0, 30], "\(after); \(listeners)")
+    }
+
+    /// How many TCP sockets listen on `port` (IPv4), from /proc/net/tcp.
+    static func listeningSockets(port: Int) -> Int {
+        guard let table = try? Posix.readFile("/proc/net/tcp") else { return -1 }
+        let hex = String(port, radix: 16, uppercase: true)
+        let suffix = ":" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        return String(decoding: table, as: UTF8.self).split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 3 && fields[1].hasSuffix(suffix) && fields[3] == "0A"
+        }.count
     }
 
     @Test("a rolling restart stops at the first replacement that does not start and leaves the rest running")

@@ -13,6 +13,8 @@ struct Figure {
     var samples: [Double]
     var floor: [Double] = []
     var target: Double?
+    /// The target is a least value (a rate), not a most (a time).
+    var targetIsMinimum = false
     var note: String?
 
     static func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -35,7 +37,7 @@ struct Figure {
         }
         if let target {
             fields.append("\"target\":\(format(target))")
-            fields.append("\"meets_target\":\(median <= target)")
+            fields.append("\"meets_target\":\(targetIsMinimum ? median >= target : median <= target)")
         }
         if let note { fields.append("\"note\":\"\(note)\"") }
         Swift.print("{" + fields.joined(separator: ",") + "}")
@@ -527,89 +529,6 @@ enum WatchMode {
     }
 }
 
-/// Job round trips and throughput against 2 demo job workers, with the C floor of the same
-/// 64-byte exchange measured in the same run.
-enum JobBenchmarks {
-    static func run(roundTrips: Int, pipelined: Int) async {
-        let pool = WorkerPool(
-            name: "bench-jobs-\(getpid())", entryPoints: DemoPool.entryPoints,
-            configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
-        // Safe: valid by construction, described before run().
-        try! pool.describeGroup(
-            WorkerGroup(
-                entryPoint: "demo-job", kind: .job, minWorkers: 2, name: "jobs",
-                jobExecutor: JobExecutorConfiguration(maxConcurrentJobs: 256, maxQueuedJobs: 1024)))
-        let task = Task { try await pool.run() }
-        await pool.awaitStart()
-        // 64 bytes on the wire per direction would need the frame header; the payload is 64 bytes.
-        let payload = Array(("echo " + String(repeating: "x", count: 59)).utf8)
-        var samples: [Double] = []
-        for index in 0..<(roundTrips + 200) {
-            let start = nowMicroseconds()
-            guard (try? await pool.submitJob(payload, to: "jobs")) != nil else {
-                print("# job round trip failed")
-                break
-            }
-            if index >= 200 { samples.append(nowMicroseconds() - start) }
-        }
-        // The floor moves with where the scheduler puts the two processes: the median of three runs.
-        let floors = (0..<3).compactMap { _ in cFloor(["rtt", "\(roundTrips)"]) }
-        let floor: [String: Double]? =
-            floors.isEmpty
-            ? nil
-            : [
-                "median_us": Figure.percentile(floors.compactMap { $0["median_us"] }, 0.5),
-                "p99_us": Figure.percentile(floors.compactMap { $0["p99_us"] }, 0.5),
-            ]
-        var figure = Figure(
-            name: "job_round_trip_64b", unit: "us", samples: samples,
-            note: "sequential submitJob of a 64-byte payload from the watcher process to a demo job worker and back; floor: C ping-pong of 64-byte frames over a socket pair, median of 3 runs (median \(floor?["median_us"] ?? 0) us, p99 \(floor?["p99_us"] ?? 0) us)"
-        )
-        if let median = floor?["median_us"] {
-            figure.floor = [median]
-            figure.target = 2 * median
-        }
-        figure.print()
-        Figure(name: "job_round_trip_64b_p99", unit: "us", samples: [Figure.percentile(samples, 0.99)], floor: floor?["p99_us"].map { [$0] } ?? [])
-            .print()
-
-        let started = nowMicroseconds()
-        let completed = await withTaskGroup(of: Int.self) { group in
-            let perTask = pipelined / 256
-            for _ in 0..<256 {
-                group.addTask {
-                    var done = 0
-                    for _ in 0..<perTask where (try? await pool.submitJob(payload, to: "jobs")) != nil { done += 1 }
-                    return done
-                }
-            }
-            var total = 0
-            for await done in group { total += done }
-            return total
-        }
-        let seconds = (nowMicroseconds() - started) / 1e6
-        let pipeFloor = cFloor(["pipe", "\(pipelined * 4)", "256"])
-        Figure(
-            name: "job_throughput_256_in_flight", unit: "jobs/s", samples: [Double(completed) / seconds],
-            floor: pipeFloor?["frames_per_second"].map { [$0] } ?? [], target: nil,
-            note: "\(completed) jobs, 256 in flight, to 2 job workers; floor: C pipelined 64-byte frames (window 256); target 200000 jobs/s"
-        ).print()
-        pool.stop()
-        _ = try? await task.value
-    }
-
-    /// Runs the C floor program named by POOLBENCH_FLOOR_BIN and reads its one JSON line.
-    static func cFloor(_ arguments: [String]) -> [String: Double]? {
-        guard let binary = getenv("POOLBENCH_FLOOR_BIN").map({ String(cString: $0) }) else { return nil }
-        let command = ([binary] + arguments).joined(separator: " ")
-        guard let pipe = popen(command, "r") else { return nil }
-        var bytes = [CChar](repeating: 0, count: 512)
-        let line = fgets(&bytes, 512, pipe).map { String(cString: $0) } ?? ""
-        pclose(pipe)
-        guard let value = try? JSONValue.parse(line), let object = value.object else { return nil }
-        return object.compactMapValues(\.number)
-    }
-}
 
 /// Removes what a SIGKILLed watcher left (its segment and runtime directory), as its next start would.
 func removeStaleRuntime(pool: String) {

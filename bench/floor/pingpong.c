@@ -1,6 +1,10 @@
 /* The floor for job round trips: two processes exchanging 64-byte frames over a Unix socket
- * pair, with no framework at all. Usage: pingpong rtt N | pingpong pipe N WINDOW
- * Prints one JSON object: round-trip median and p99 in microseconds, or frames per second. */
+ * pair, with no framework at all. Usage: pingpong rtt N [same|cross] | pingpong pipe N WINDOW
+ * `same` pins both processes to CPU 0, `cross` the parent to CPU 0 and the child to CPU 1;
+ * without it the scheduler places them. Prints one JSON object: round-trip median and p99 in
+ * microseconds, or frames per second. */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,13 @@ static int read_full(int fd, char *buffer, size_t size) {
     return 0;
 }
 
+static void pin(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) perror("sched_setaffinity");
+}
+
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -36,11 +47,15 @@ int main(int argc, char **argv) {
     if (argc < 3) return 2;
     int pipelined = strcmp(argv[1], "pipe") == 0;
     long count = atol(argv[2]);
-    long window = argc > 3 ? atol(argv[3]) : 1;
+    long window = pipelined && argc > 3 ? atol(argv[3]) : 1;
+    const char *placement = !pipelined && argc > 3 ? argv[3] : "any";
+    int same = strcmp(placement, "same") == 0, cross = strcmp(placement, "cross") == 0;
+    if (same || cross) pin(0);
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return 1;
     pid_t child = fork();
     if (child == 0) {
+        if (cross) pin(1);
         close(fds[0]);
         char frame[FRAME * 64];
         for (;;) {

@@ -28,9 +28,14 @@ int pt_epoll_create(void);
 int pt_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 int pt_epoll_wait(int epfd, pt_epoll_event *events, int max, int timeout_ms);
 int pt_eventfd(void);
+/// Waits up to `timeout_ns` nanoseconds for `fd` to be readable (ppoll: finer than poll's
+/// milliseconds). Returns 1 when readable or closed, 0 on timeout, -1 with errno on error.
+int pt_poll_readable_ns(int fd, long long timeout_ns);
 
 extern const int PT_EPOLL_CTL_ADD;
 extern const int PT_EPOLL_CTL_DEL;
+extern const int PT_EPOLL_CTL_MOD;
+extern const uint32_t PT_EPOLLOUT;
 extern const uint32_t PT_EPOLLIN;
 extern const uint32_t PT_EPOLLHUP;
 extern const uint32_t PT_EPOLLERR;

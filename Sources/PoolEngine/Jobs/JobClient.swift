@@ -1,6 +1,4 @@
 import Logging
-import NIOCore
-import NIOPosix
 import Synchronization
 
 /// Sends jobs to job workers: picks a ready worker of an allowed group from shared memory,
@@ -17,8 +15,8 @@ public final class JobClient: Sendable {
     private let runtimeDirectory: String
     private let reader: PoolStateReader
     private let pickup: any PickupStrategy
-    private let eventLoopGroup: any EventLoopGroup
-    private let ownsEventLoopGroup: Bool
+    /// The connections' I/O thread, started with the first connection.
+    private let io = Mutex<JobClientIO?>(nil)
     private let requestScale: (@Sendable (GroupID) -> Void)?
     /// Counts a job that found no ready worker with room in its target group (the metrics' pickup misses).
     private let countPickupMiss: (@Sendable (GroupID) -> Void)?
@@ -30,7 +28,7 @@ public final class JobClient: Sendable {
 
     init(
         pool: PoolDescription, senderID: WorkerID?, senderGroup: GroupID?, allowed: Set<GroupID>?, runtimeDirectory: String,
-        reader: PoolStateReader, pickup: any PickupStrategy, eventLoopGroup: (any EventLoopGroup)? = nil,
+        reader: PoolStateReader, pickup: any PickupStrategy,
         requestScale: (@Sendable (GroupID) -> Void)? = nil, countPickupMiss: (@Sendable (GroupID) -> Void)? = nil,
         defaultTimeout: Duration = .seconds(30), maximumPayload: Int = JobFrame.defaultMaximumBody - JobRequestFrame.fixedSize
     ) {
@@ -41,27 +39,23 @@ public final class JobClient: Sendable {
         self.runtimeDirectory = runtimeDirectory
         self.reader = reader
         self.pickup = pickup
-        if let eventLoopGroup {
-            self.eventLoopGroup = eventLoopGroup
-            ownsEventLoopGroup = false
-        } else {
-            self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            ownsEventLoopGroup = true
-        }
         self.requestScale = requestScale
         self.countPickupMiss = countPickupMiss
         self.defaultTimeout = defaultTimeout
         self.maximumPayload = maximumPayload
     }
 
-    /// Closes every connection (pending jobs fail with `workerLost`).
+    /// Closes every connection (pending jobs fail with `workerLost`) and stops the I/O thread.
     public func shutdown() async {
         let all = connections.withLock { connections -> [JobConnection] in
             defer { connections = [:] }
             return Array(connections.values)
         }
         for connection in all { connection.close() }
-        if ownsEventLoopGroup { try? await eventLoopGroup.shutdownGracefully() }
+        io.withLock { io in
+            defer { io = nil }
+            return io
+        }?.shutdown()
     }
 
     /// Submits a text job; see ``submit(_:to:priority:weight:timeout:)-(([UInt8],_,_,_,_))``.
@@ -137,7 +131,7 @@ public final class JobClient: Sendable {
             attempts += 1
             let connection: JobConnection
             do {
-                connection = try await self.connection(to: chosen)
+                connection = try self.connection(to: chosen)
             } catch {
                 excluded.insert(chosen)
                 lastRefusal = JobError(code: .workerLost, message: "cannot connect to worker \(chosen): \(error)", worker: chosen)
@@ -207,20 +201,16 @@ public final class JobClient: Sendable {
         return WorkerState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(separator: ", ")
     }
 
-    private func connection(to worker: WorkerID) async throws -> JobConnection {
+    private func connection(to worker: WorkerID) throws -> JobConnection {
         if let existing = connections.withLock({ $0[worker] }), existing.isActive { return existing }
-        let path = JobServer.socketPath(runtimeDirectory: runtimeDirectory, worker: worker)
-        let connection = JobConnection(worker: worker)
-        let channel = try await ClientBootstrap(group: eventLoopGroup)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(JobFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(JobClientHandler(connection: connection))
-                }
-            }
-            .connect(unixDomainSocketPath: path)
-            .get()
-        connection.attach(channel)
+        let io = try self.io.withLock { io -> JobClientIO in
+            if let io { return io }
+            let started = try JobClientIO()
+            io = started
+            return started
+        }
+        let connection = try JobConnection.connect(
+            path: JobServer.socketPath(runtimeDirectory: runtimeDirectory, worker: worker), worker: worker, io: io)
         let kept = connections.withLock { connections -> JobConnection in
             if let other = connections[worker], other.isActive { return other }
             connections[worker] = connection
@@ -228,170 +218,5 @@ public final class JobClient: Sendable {
         }
         if kept !== connection { connection.close() }
         return kept
-    }
-}
-
-/// How one job ended on a connection.
-enum JobAnswer: Sendable {
-    case result(JobResultFrame)
-    case error(JobErrorFrame)
-    case lost(String)
-    case timedOut
-    case cancelled
-}
-
-/// One multiplexed connection to a job worker: jobs in flight by id, each answered exactly once.
-///
-/// Deadlines are swept on the event loop every ``sweepInterval`` while jobs are in flight,
-/// rather than one timer per job: a timer armed from another thread wakes the loop each time.
-final class JobConnection: Sendable {
-    let worker: WorkerID
-    static let sweepInterval: TimeAmount = .milliseconds(5)
-
-    private struct Pending: Sendable {
-        var continuation: CheckedContinuation<JobAnswer, Never>
-        var deadline: UInt64
-    }
-    private struct State: ~Copyable {
-        var channel: (any Channel)?
-        var writer: CoalescingWriter?
-        var pending: [UInt64: Pending] = [:]
-        var closed: String?
-        var isSweeping = false
-        /// The worker sent `closing`: it takes no more jobs here.
-        var isClosing = false
-    }
-    private let state = Mutex(State())
-
-    init(worker: WorkerID) { self.worker = worker }
-
-    var isActive: Bool { state.withLock { $0.closed == nil && !$0.isClosing && ($0.channel?.isActive ?? false) } }
-
-    func attach(_ channel: any Channel) {
-        state.withLock { state in
-            state.channel = channel
-            state.writer = CoalescingWriter(channel: channel)
-        }
-    }
-
-    func close() { state.withLock { $0.channel }?.close(promise: nil) }
-
-    /// Sends a request and waits for its answer; the deadline and the caller's cancellation both end the wait.
-    func send(_ request: JobRequestFrame, deadline: PoolInstant) async -> JobAnswer {
-        let jobID = request.jobID
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
-                let (writer, startSweep, refusal) = state.withLock { state -> (CoalescingWriter?, (any Channel)?, String?) in
-                    if let closed = state.closed { return (nil, nil, closed) }
-                    if state.isClosing { return (nil, nil, nil) }
-                    guard let channel = state.channel, let writer = state.writer else { return (nil, nil, "not connected") }
-                    state.pending[jobID] = Pending(continuation: continuation, deadline: deadline.nanoseconds)
-                    if state.isSweeping { return (writer, nil, nil) }
-                    state.isSweeping = true
-                    return (writer, channel, nil)
-                }
-                guard let writer else {
-                    guard let refusal else {
-                        // The worker said it is closing: like its own `stopping` answer, so the job goes elsewhere.
-                        continuation.resume(
-                            returning: .error(
-                                JobErrorFrame(
-                                    jobID: jobID, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0,
-                                    runNanoseconds: 0, message: "worker \(worker) is stopping and takes no new jobs")))
-                        return
-                    }
-                    continuation.resume(returning: .lost(refusal))
-                    return
-                }
-                writer.write(.request(request))
-                if let channel = startSweep { scheduleSweep(on: channel) }
-            }
-        } onCancel: {
-            if let pending = take(jobID) {
-                sendCancel(jobID)
-                pending.continuation.resume(returning: .cancelled)
-            }
-        }
-    }
-
-    private func scheduleSweep(on channel: any Channel) {
-        channel.eventLoop.scheduleTask(in: Self.sweepInterval) { [self] in sweep(channel) }
-    }
-
-    /// Times out the jobs past their deadline; keeps sweeping while any job is in flight.
-    private func sweep(_ channel: any Channel) {
-        let now = Posix.monotonicNanoseconds()
-        let (expired, again) = state.withLock { state -> ([(UInt64, Pending)], Bool) in
-            let expired = state.pending.filter { $0.value.deadline <= now }
-            for (jobID, _) in expired { state.pending.removeValue(forKey: jobID) }
-            state.isSweeping = !state.pending.isEmpty && state.closed == nil
-            return (expired.map { ($0.key, $0.value) }, state.isSweeping)
-        }
-        for (jobID, pending) in expired {
-            sendCancel(jobID)
-            pending.continuation.resume(returning: .timedOut)
-        }
-        if again { scheduleSweep(on: channel) }
-    }
-
-    private func take(_ jobID: UInt64) -> Pending? {
-        state.withLock { $0.pending.removeValue(forKey: jobID) }
-    }
-
-    private func sendCancel(_ jobID: UInt64) {
-        state.withLock { $0.writer }?.write(.cancel(jobID: jobID))
-    }
-
-    /// An answer arrived; answers for jobs no longer waited for (timed out, cancelled) are dropped.
-    func receive(_ frame: JobFrame) {
-        switch frame {
-        case .result(let result): take(result.jobID)?.continuation.resume(returning: .result(result))
-        case .error(let error): take(error.jobID)?.continuation.resume(returning: .error(error))
-        case .closing:
-            // No new job goes here (``isActive`` is false from now on); the ones already sent are
-            // answered `stopping` and retried elsewhere. Closed once none is left.
-            state.withLock { $0.isClosing = true }
-        case .request, .cancel: break
-        }
-        closeIfDone()
-    }
-
-    /// Closes a connection the worker said it is closing once no job waits on it.
-    private func closeIfDone() {
-        let channel = state.withLock { state -> (any Channel)? in
-            state.isClosing && state.pending.isEmpty ? state.channel : nil
-        }
-        channel?.close(promise: nil)
-    }
-
-    /// The connection ended: every job in flight on it fails at once as `workerLost`.
-    func lost(_ why: String) {
-        let pending = state.withLock { state -> [Pending] in
-            state.closed = why
-            defer { state.pending = [:] }
-            return Array(state.pending.values)
-        }
-        for entry in pending { entry.continuation.resume(returning: .lost(why)) }
-    }
-}
-
-final class JobClientHandler: ChannelInboundHandler {
-    typealias InboundIn = JobFrame
-    private let connection: JobConnection
-
-    init(connection: JobConnection) { self.connection = connection }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connection.receive(unwrapInboundIn(data))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        connection.lost("worker \(connection.worker) closed the connection with the job in flight (it stopped or died)")
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        connection.lost("the connection to worker \(connection.worker) failed: \(error)")
-        context.close(promise: nil)
     }
 }

@@ -157,7 +157,7 @@ final class JobScheduler: Sendable {
 
     private func startEligible() {
         while true {
-            let started = state.withLock { state -> (Entry, Bool)? in
+            let started = state.withLock { state -> (Entry, Bool, Bool)? in
                 guard let head = state.queue.peek() else { return nil }
                 let weight = max(head.job.weight, 0)
                 guard state.running.count < limits.maxConcurrentJobs else { return nil }
@@ -173,9 +173,10 @@ final class JobScheduler: Sendable {
                     state.running[entry.key] = Running(task: nil, weight: weight, reply: entry.reply, cancelled: false)
                     state.runningWeight += weight
                 }
-                return (entry, expired)
+                let inline = !expired && handler.startsInline && state.running.count == 1 && state.queue.count == 0
+                return (entry, expired, inline)
             }
-            guard let (entry, expired) = started else { return }
+            guard let (entry, expired, inline) = started else { return }
             if expired {
                 finishAccounting(entry.job, error: true)
                 let waited = Posix.monotonicNanoseconds() &- entry.enqueuedAt
@@ -184,11 +185,11 @@ final class JobScheduler: Sendable {
                 signalDrainIfIdle()
                 continue
             }
-            run(entry)
+            run(entry, inline: inline)
         }
     }
 
-    private func run(_ entry: Entry) {
+    private func run(_ entry: Entry, inline: Bool) {
         let startedAt = Posix.monotonicNanoseconds()
         let queueWait = startedAt &- entry.enqueuedAt
         activity? { activity in
@@ -197,7 +198,7 @@ final class JobScheduler: Sendable {
         }
         let handler = self.handler
         let worker = UInt32(workerID.rawValue)
-        let task = Task { [self] in
+        let body: @Sendable () async -> Void = { [self] in
             var frame: JobFrame
             var failed = false
             do {
@@ -212,6 +213,10 @@ final class JobScheduler: Sendable {
             }
             finished(entry, frame: frame, failed: failed)
         }
+        // Inline only when this is the one job running: parallel jobs need tasks of their own,
+        // and a job finishing inline starts the next through `startEligible`, which must not
+        // recurse once per queued job.
+        let task = inline ? Task.immediate(operation: body) : Task(operation: body)
         let cancelNow = state.withLock { state -> Bool in
             state.running[entry.key]?.task = task
             return state.running[entry.key]?.cancelled ?? false

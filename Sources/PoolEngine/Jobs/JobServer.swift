@@ -49,10 +49,12 @@ final class JobServer: Sendable {
     }
 
     /// Stops accepting connections and removes the socket file, then tells every sender still
-    /// connected that this worker is closing and waits (at most ``closingGrace``) for them to
-    /// close their side. Call it once the scheduler has drained: a request that crosses the
-    /// `closing` frame is answered `stopping` and goes to another worker, instead of meeting a
-    /// connection reset that would fail it as `workerLost`.
+    /// connected that this worker is closing, shuts its side of each connection for writing,
+    /// and waits (at most ``closingGrace``) for the senders to close theirs. Call it once the
+    /// scheduler has drained: every job taken has been answered, so a request that crosses the
+    /// `closing` frame was not run, and its sender, seeing the end after `closing`, sends it to
+    /// another worker instead of failing it as `workerLost`. The shut write side is what an
+    /// idle sender notices at once (EPOLLRDHUP), even though it is not reading its socket.
     func close() async {
         try? await channel.close()
         Posix.removeFile(path)
@@ -60,6 +62,8 @@ final class JobServer: Sendable {
             var buffer = connection.allocator.buffer(capacity: JobFrame.headerSize)
             JobFrame.closing.write(to: &buffer)
             connection.writeAndFlush(buffer, promise: nil)
+            // After the frame: NIO shuts the socket once the writes queued before are done.
+            connection.close(mode: .output, promise: nil)
         }
         let deadline = ContinuousClock.now + Self.closingGrace
         while !connections.isEmpty && ContinuousClock.now < deadline {

@@ -149,10 +149,12 @@ extension Posix {
         return fd >= 0 ? fd : nil
     }
 
-    /// Connects a blocking stream socket to a Unix-domain path.
-    static func connectUnixSocket(_ path: String) throws -> FD {
+    /// Connects a stream socket to a Unix-domain path. A non-blocking one does not wait for a
+    /// full backlog: that is EAGAIN, an error here.
+    static func connectUnixSocket(_ path: String, nonBlocking: Bool = false) throws -> FD {
         var address = try unixSocketAddress(path, call: "connect")
-        let fd = try check("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+        let fd = try check("socket(AF_UNIX)") { socket(AF_UNIX, type, 0) }
         let length = socklen_t(MemoryLayout<sockaddr_un>.size)
         let result = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }

@@ -103,6 +103,29 @@ enum Posix {
         return n > 0
     }
 
+    /// Waits up to `timeoutNanoseconds` (ppoll) until `fd` is readable or hung up; false on
+    /// timeout. An interrupted wait returns true, so the caller looks and waits again.
+    static func pollReadable(_ fd: FD, timeoutNanoseconds: Int64) throws -> Bool {
+        let n = pt_poll_readable_ns(fd, timeoutNanoseconds)
+        if n >= 0 { return n > 0 }
+        let error = errno
+        if error == EINTR { return true }
+        throw SystemCallError(call: "ppoll", errno: error, context: "fd \(fd)")
+    }
+
+    /// Sends what a non-blocking socket takes of `bytes`: the count, or nil when it takes none
+    /// now. `MSG_NOSIGNAL` turns a closed peer into EPIPE instead of SIGPIPE.
+    static func sendNonBlocking(_ fd: FD, _ bytes: UnsafeRawBufferPointer) throws -> Int? {
+        while true {
+            let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            if n >= 0 { return n }
+            let error = errno
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EWOULDBLOCK { return nil }
+            throw SystemCallError(call: "send", errno: error, context: "fd \(fd)")
+        }
+    }
+
     static func duplicateAbove(_ fd: FD, minimum: FD) throws -> FD {
         try check("fcntl(F_DUPFD_CLOEXEC)", context: "fd \(fd)") { Glibc.fcntl(fd, F_DUPFD_CLOEXEC, minimum) }
     }

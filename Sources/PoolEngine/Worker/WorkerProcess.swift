@@ -80,7 +80,6 @@ public enum WorkerProcess {
                 pool: bootstrap.pool, senderID: bootstrap.workerID, senderGroup: group.id, allowed: Set(group.jobGroups),
                 runtimeDirectory: bootstrap.runtimeDirectory ?? "/nonexistent", reader: reader ?? PoolStateReader.empty(bootstrap.pool),
                 pickup: PickupStrategies.make(group.strategies["pickup"], registry: entryPoints) ?? LeastJobsPickup(),
-                eventLoopGroup: eventLoops.group,
                 requestScale: { target in channel.send(.scaleRequest(target)) },
                 countPickupMiss: recorder.map { recorder in { @Sendable target in recorder.countPickupMiss(group: target) } })
         }
@@ -188,7 +187,7 @@ public enum WorkerProcess {
     }
 }
 
-/// The worker's one NIO thread, for its job server and job client, started on first use.
+/// The worker's one NIO thread, for its job server, started on first use.
 final class EventLoopGroupHolder: Sendable {
     private let storage = Mutex<MultiThreadedEventLoopGroup?>(nil)
 

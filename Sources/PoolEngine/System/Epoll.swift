@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPoolShims
+
+/// An epoll instance, level-triggered, with a 64-bit token per watched descriptor: the job
+/// client's I/O thread waits on one. (The watcher's ``EventMonitor`` keeps its own, older
+/// calls; both go through the same shims.)
+struct Epoll: Sendable {
+    /// What a descriptor is watched for, and what was seen.
+    struct Events: OptionSet, Sendable, Hashable {
+        let rawValue: UInt32
+        static let readable = Events(rawValue: PT_EPOLLIN)
+        static let writable = Events(rawValue: PT_EPOLLOUT)
+        /// The peer shut its side for writing or closed (needs asking for).
+        static let peerHangUp = Events(rawValue: PT_EPOLLRDHUP)
+        /// Both sides are shut (always reported).
+        static let hangUp = Events(rawValue: PT_EPOLLHUP)
+        /// An error is pending (always reported).
+        static let error = Events(rawValue: PT_EPOLLERR)
+    }
+
+    struct Event: Sendable {
+        var events: Events
+        var token: UInt64
+    }
+
+    let fd: Posix.FD
+
+    init(context: String) throws {
+        fd = try Posix.check("epoll_create1", context: context) { pt_epoll_create() }
+    }
+
+    func add(_ watched: Posix.FD, _ events: Events, token: UInt64) throws {
+        try Posix.check("epoll_ctl(ADD)", context: "fd \(watched)") { pt_epoll_ctl(fd, PT_EPOLL_CTL_ADD, watched, events.rawValue, token) }
+    }
+
+    func modify(_ watched: Posix.FD, _ events: Events, token: UInt64) throws {
+        try Posix.check("epoll_ctl(MOD)", context: "fd \(watched)") { pt_epoll_ctl(fd, PT_EPOLL_CTL_MOD, watched, events.rawValue, token) }
+    }
+
+    /// Stops watching (before the descriptor is closed); a descriptor not watched is no error.
+    func remove(_ watched: Posix.FD) {
+        _ = pt_epoll_ctl(fd, PT_EPOLL_CTL_DEL, watched, 0, 0)
+    }
+
+    /// Waits for events, at most `timeoutMilliseconds` (-1: no limit); an interrupted wait
+    /// returns none.
+    func wait(into events: inout [Event], timeoutMilliseconds: Int32) throws {
+        var raw = [pt_epoll_event](repeating: pt_epoll_event(), count: 64)
+        let count = raw.withUnsafeMutableBufferPointer { pt_epoll_wait(fd, $0.baseAddress, 64, timeoutMilliseconds) }
+        events.removeAll(keepingCapacity: true)
+        if count < 0 {
+            let error = errno
+            if error == EINTR { return }
+            throw SystemCallError(call: "epoll_wait", errno: error, context: "fd \(fd)")
+        }
+        for entry in raw[0..<Int(count)] { events.append(Event(events: Events(rawValue: entry.events), token: entry.data)) }
+    }
+
+    func close() { Posix.close(fd) }
+}
+
+/// An eventfd to wake a thread blocked in `epoll_wait`.
+struct WakeUpEvent: Sendable {
+    let fd: Posix.FD
+
+    init(context: String) throws {
+        fd = try Posix.check("eventfd", context: context) { pt_eventfd() }
+    }
+
+    func signal() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { try? Posix.write(fd, $0) }
+    }
+
+    /// Resets it after a wake-up.
+    func consume() {
+        var value: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &value) { try? Posix.read(fd, into: $0) }
+    }
+
+    func close() { Posix.close(fd) }
+}
