@@ -324,3 +324,50 @@ struct PickupStrategyTests {
         #expect(PickupStrategies.make(StrategyDescriptor(name: "mine"), registry: registry) != nil)
     }
 }
+
+/// The wait-mode chooser of the job client, fed with made-up times per job.
+@Suite("Job client: choosing how a polling sender waits")
+struct JobWaitChooserTests {
+    /// Runs `blocks` blocks, each job taking `cost(mode)` nanoseconds; returns the modes used.
+    func run(_ chooser: inout JobWaitChooser, blocks: Int, cost: (JobWaitMode) -> UInt64) -> [JobWaitMode] {
+        var clock: UInt64 = 1_000
+        var used: [JobWaitMode] = []
+        for _ in 0..<blocks {
+            let mode = chooser.mode
+            used.append(mode)
+            for _ in 0..<JobWaitChooser.blockSize {
+                let chosen = chooser.next(now: { clock })
+                #expect(chosen == mode, "a block keeps one mode")
+                clock += cost(chosen)
+                chooser.ended(chosen, answered: true, now: { clock })
+            }
+        }
+        return used
+    }
+
+    @Test("it tries both, keeps the faster, tries the other every 16th block, and follows a change")
+    func choosesAndFollows() {
+        var chooser = JobWaitChooser()
+        let first = run(&chooser, blocks: 48, cost: { $0 == .poll ? 15_000 : 17_500 })
+        #expect(first.prefix(2) == [.poll, .receive], "both are tried first")
+        // After the 16th and 32nd blocks the next one explores; every other block uses poll.
+        let explored = first.indices.dropFirst(2).filter { first[$0] == .receive }
+        #expect(explored == [16, 32], "\(first)")
+        // The placement changes: receive is now much faster. Within two explorations it wins.
+        let after = run(&chooser, blocks: 48, cost: { $0 == .poll ? 50_000 : 36_000 })
+        #expect(after.suffix(16).filter { $0 == .receive }.count >= 15, "\(after)")
+    }
+
+    @Test("a difference under 5 % does not flip the mode, and a missed answer spoils its block")
+    func hysteresisAndMisses() {
+        var chooser = JobWaitChooser()
+        _ = run(&chooser, blocks: 2, cost: { $0 == .poll ? 10_000 : 10_300 })
+        let steady = run(&chooser, blocks: 15, cost: { $0 == .poll ? 10_200 : 10_000 })
+        #expect(steady.filter { $0 == .poll }.count >= 14, "3 % better is not enough to switch: \(steady)")
+        // A miss in the middle of a block starts the block again: nothing is recorded for it.
+        let before = chooser.averages
+        _ = chooser.next(now: { 0 })
+        chooser.ended(chooser.mode, answered: false, now: { 5_000_000 })
+        #expect(chooser.averages == before)
+    }
+}

@@ -100,15 +100,15 @@ public final class JobClient: Sendable {
             guard PoolInstant.now < deadline else {
                 throw lastRefusal ?? JobError(code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it")
             }
-            let records = reader.records(of: target)
             var candidates: [PickupCandidate] = []
-            for id in target.workerIDs where id != senderID && !excluded.contains(id) && records.state(of: id) == .ready {
-                let activity = records.activity(of: id)
-                candidates.append(PickupCandidate(id: id, jobsInFlight: activity.jobsInFlight, inFlightWeight: activity.inFlightWeight))
+            candidates.reserveCapacity(target.maxWorkers)
+            for id in target.workerIDs where id != senderID && !excluded.contains(id) {
+                guard let load = reader.pickupLoad(of: id), load.state == .ready else { continue }
+                candidates.append(PickupCandidate(id: id, jobsInFlight: load.jobsInFlight, inFlightWeight: load.inFlightWeight))
             }
             guard let (chosen, reason) = pickup.pick(from: candidates, weight: weight, priority: priority) else {
                 let none = JobError(
-                    code: .noWorkerAvailable, message: "no ready worker in group '\(target.name)' (\(Self.describe(records, target)))")
+                    code: .noWorkerAvailable, message: "no ready worker in group '\(target.name)' (\(Self.describe(reader.records(of: target), target)))")
                 // Once per job, however long it then waits for a worker.
                 if !missed {
                     missed = true

@@ -29,7 +29,8 @@ final class JobConnection: Sendable {
 
     /// How long a lone sender waits for its answer on its own thread before it suspends. It
     /// holds a Swift concurrency thread meanwhile, so it is short, and a connection whose
-    /// answers keep missing it stops trying (``State/pollMisses``).
+    /// answers keep missing it stops trying (``State/pollMisses``). Waiting in `recv`
+    /// (``JobWaitMode/receive``) the kernel rounds it up to a whole timer tick.
     static let pollBudget: Int64 = 200_000
     /// Always watched: the worker shutting its side (after `closing`, or dying). Answers
     /// (EPOLLIN) are watched only while a job waits that no polling sender reads for.
@@ -87,6 +88,10 @@ final class JobConnection: Sendable {
         let fd = try Posix.connectUnixSocket(path, nonBlocking: true)
         let connection = JobConnection(worker: worker, fd: fd, token: io.makeToken(), io: io)
         do {
+            // Connected without waiting; from now on every call says whether it may wait: only
+            // a polling sender's `recv` does, for at most the poll budget.
+            try Posix.setBlocking(fd)
+            try Posix.setReceiveTimeout(fd, microseconds: Int(Self.pollBudget / 1000))
             try io.add(connection)
         } catch {
             Posix.close(fd)
@@ -107,14 +112,14 @@ final class JobConnection: Sendable {
         let jobID = request.jobID
         var frame = ByteBufferAllocator().buffer(capacity: JobFrame.headerSize + JobRequestFrame.fixedSize + request.payload.count)
         JobFrame.request(request).write(to: &frame)
-        let (refusal, polls, toSend) = state.withLock { state -> (JobAnswer?, Bool, ByteBuffer?) in
-            if let closed = state.closed { return (.lost(closed), false, nil) }
+        let (refusal, polls, toSend, mode) = state.withLock { state -> (JobAnswer?, Bool, ByteBuffer?, JobWaitMode) in
+            if let closed = state.closed { return (.lost(closed), false, nil, .poll) }
             if state.isClosing {
                 // Like the worker's own `stopping` answer, so the job goes to another worker.
                 let stopping = JobErrorFrame(
                     jobID: jobID, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0, runNanoseconds: 0,
                     message: "worker \(worker) is stopping and takes no new jobs")
-                return (.error(stopping), false, nil)
+                return (.error(stopping), false, nil, .poll)
             }
             state.pending[jobID] = Pending(waiter: .sending, deadline: deadline.nanoseconds)
             state.sent += 1
@@ -128,12 +133,12 @@ final class JobConnection: Sendable {
                 state.isPolling = true
             }
             updateInterest(&state)
-            return (nil, polls, enqueue(frame, &state))
+            return (nil, polls, enqueue(frame, &state), polls ? io.nextWaitMode() : .poll)
         }
         if let refusal { return refusal }
         io.noteDeadline(deadline.nanoseconds)
         if let toSend { sendQueued(toSend) }
-        if polls, let answer = poll(for: jobID) {
+        if polls, let answer = poll(for: jobID, mode) {
             closeIfDrained()
             return answer
         }
@@ -260,20 +265,27 @@ final class JobConnection: Sendable {
 
     /// The lone sender's wait: reads the socket itself until its answer is in, the budget is
     /// spent or the connection ends; other jobs' answers read meanwhile are handed out as usual.
-    private func poll(for jobID: UInt64) -> JobAnswer? {
+    private func poll(for jobID: UInt64, _ mode: JobWaitMode) -> JobAnswer? {
         let until = Int64(Posix.monotonicNanoseconds()) + Self.pollBudget
         var answered = false
-        // The request has only just left: wait first, read when there is something to read.
-        while true {
+        // The request has only just left: wait first, then read.
+        waiting: while true {
             let left = until - Int64(Posix.monotonicNanoseconds())
-            // A failed ppoll (it cannot fail on a descriptor held open) ends the poll like a timeout.
-            if left <= 0 || (try? Posix.pollReadable(fd, timeoutNanoseconds: left)) != true || !readAvailable() { break }
+            guard left > 0 else { break }
+            switch mode {
+            case .poll:
+                // A failed ppoll (it cannot fail on a descriptor held open) ends the poll like a timeout.
+                guard (try? Posix.pollReadable(fd, timeoutNanoseconds: left)) == true, readAvailable() else { break waiting }
+            case .receive:
+                guard readAvailable(waiting: true) else { break waiting }
+            }
             answered = state.withLock { state in
                 if case .answered = state.pending[jobID]?.waiter { return true }
                 return false
             }
             if answered { break }
         }
+        io.waitEnded(mode, answered: answered)
         return state.withLock { state -> JobAnswer? in
             state.isReading = false
             state.isPolling = false
@@ -328,18 +340,21 @@ final class JobConnection: Sendable {
 
     /// Reads what the socket holds without blocking and hands out the answers. Only the
     /// thread holding `isReading` calls it. False once the connection has ended.
-    private func readAvailable() -> Bool {
+    private func readAvailable(waiting: Bool = false) -> Bool {
         var frames: [JobFrame] = []
         let failure = inbound.withLock { buffer -> String? in
             // Until a read leaves room in the buffer: then the socket was empty, and no second
             // call is needed to learn it (the interest is level-triggered, so more bytes show).
             var filled = true
+            // Only the first read may wait.
+            var blocks = waiting
             while filled {
+                defer { blocks = false }
                 var failure: (any Error)?
                 var wouldBlock = false
                 let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { raw -> Int in
                     do {
-                        guard let n = try Posix.receive(fd, into: raw, nonBlocking: true) else {
+                        guard let n = try Posix.receive(fd, into: raw, nonBlocking: !blocks) else {
                             wouldBlock = true
                             return 0
                         }

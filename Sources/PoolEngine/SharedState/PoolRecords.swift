@@ -51,6 +51,22 @@ extension PoolStateReader {
         records(from: WorkerID(1), count: segment.slotCount)
     }
 
+    /// One slot's state and job load, for pickup: three words read one by one, without the
+    /// record's sequence words. Pickup is a heuristic that a value a moment old serves as well,
+    /// and this touches two cache lines of the slot and allocates nothing, where copying the
+    /// group's records costs four lines and an array per slot, per job. Nil for an id outside
+    /// the segment.
+    public func pickupLoad(of id: WorkerID) -> (state: WorkerState, jobsInFlight: UInt64, inFlightWeight: UInt64)? {
+        guard id.rawValue >= 1 && id.rawValue <= segment.slotCount else { return nil }
+        let base = segment.slotBase(id)
+        let code = Int(segment.word(base + SharedLayout.Lifecycle.state).pointee.load(ordering: .relaxed))
+        let state = SharedLayout.stateCodes.indices.contains(code) ? SharedLayout.stateCodes[code] : .stopped
+        return (
+            state, segment.word(base + SharedLayout.Activity.jobsInFlight).pointee.load(ordering: .relaxed),
+            segment.word(base + SharedLayout.Activity.inFlightWeight).pointee.load(ordering: .relaxed)
+        )
+    }
+
     /// Copies one group's slot records: what a job sender needs per job, without the rest of the pool.
     public func records(of group: GroupDescription) -> PoolRecords {
         records(from: group.firstWorkerID, count: group.maxWorkers)

@@ -45,6 +45,22 @@ enum Posix {
         }
     }
 
+    /// How long a blocking `recv` on the socket waits before it fails with EAGAIN. The kernel
+    /// counts it in timer-wheel ticks (jiffies), so it rounds up to one tick at least; in
+    /// exchange the wait arms no high-resolution timer.
+    static func setReceiveTimeout(_ fd: FD, microseconds: Int) throws {
+        var tv = timeval(tv_sec: microseconds / 1_000_000, tv_usec: microseconds % 1_000_000)
+        try check("setsockopt(SO_RCVTIMEO)", context: "fd \(fd)") {
+            Glibc.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+    }
+
+    /// Clears O_NONBLOCK: calls that must not wait then say so per call (`MSG_DONTWAIT`).
+    static func setBlocking(_ fd: FD) throws {
+        let flags = try check("fcntl(F_GETFL)", context: "fd \(fd)") { Glibc.fcntl(fd, F_GETFL) }
+        try check("fcntl(F_SETFL)", context: "fd \(fd)") { Glibc.fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+    }
+
     /// Writes all of `bytes` to a socket; `MSG_NOSIGNAL` turns a closed peer into EPIPE instead of SIGPIPE.
     static func sendAll(_ fd: FD, _ bytes: [UInt8]) throws {
         var offset = 0
