@@ -57,12 +57,17 @@ public struct DemoJobs: JobHandler {
     public var startsInline: Bool { true }
 
     public func handle(_ job: Job) async throws -> [UInt8] {
-        let text = job.text
-        let command = text.split(separator: " ", maxSplits: 1).first.map(String.init) ?? ""
-        let argument = text.split(separator: " ", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        // The command is the first word, the argument the rest after one space. Parsed on the
+        // bytes: an echo then costs no String at all (it is what the round-trip benchmark runs).
+        let payload = job.payload
+        var start = payload.startIndex
+        while start < payload.endIndex && payload[start] == UInt8(ascii: " ") { start += 1 }
+        let space = payload[start...].firstIndex(of: UInt8(ascii: " ")) ?? payload.endIndex
+        let argumentBytes = space < payload.endIndex ? payload[(space + 1)...] : []
+        if payload[start..<space].elementsEqual("echo".utf8) { return Array(argumentBytes) }
+        let command = String(decoding: payload[start..<space], as: UTF8.self)
+        let argument = String(decoding: argumentBytes, as: UTF8.self)
         switch command {
-        case "echo":
-            return Array(argument.utf8)
         case "sleep":
             let milliseconds = Int(argument) ?? 100
             try await Task.sleep(for: .milliseconds(milliseconds))
