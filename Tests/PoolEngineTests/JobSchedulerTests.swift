@@ -332,14 +332,16 @@ struct JobWaitChooserTests {
     func run(_ chooser: inout JobWaitChooser, blocks: Int, cost: (JobWaitMode) -> UInt64) -> [JobWaitMode] {
         var clock: UInt64 = 1_000
         var used: [JobWaitMode] = []
+        // A cycle runs from one answer to the next: the very first answer only starts the chain.
+        if chooser.averages == [nil, nil] { chooser.ended(chooser.mode, answered: true, now: clock) }
         for _ in 0..<blocks {
             let mode = chooser.mode
             used.append(mode)
             for _ in 0..<JobWaitChooser.blockSize {
-                let chosen = chooser.next(now: { clock })
+                let chosen = chooser.next()
                 #expect(chosen == mode, "a block keeps one mode")
                 clock += cost(chosen)
-                chooser.ended(chosen, answered: true, now: { clock })
+                chooser.ended(chosen, answered: true, now: clock)
             }
         }
         return used
@@ -364,10 +366,26 @@ struct JobWaitChooserTests {
         _ = run(&chooser, blocks: 2, cost: { $0 == .poll ? 10_000 : 10_300 })
         let steady = run(&chooser, blocks: 15, cost: { $0 == .poll ? 10_200 : 10_000 })
         #expect(steady.filter { $0 == .poll }.count >= 14, "3 % better is not enough to switch: \(steady)")
-        // A miss in the middle of a block starts the block again: nothing is recorded for it.
+        // A miss breaks the chain: the pause before the next answer is not a cycle.
         let before = chooser.averages
-        _ = chooser.next(now: { 0 })
-        chooser.ended(chooser.mode, answered: false, now: { 5_000_000 })
+        chooser.ended(chooser.mode, answered: false, now: 5_000_000_000)
+        chooser.ended(chooser.mode, answered: true, now: 9_000_000_000)
         #expect(chooser.averages == before)
+    }
+
+    @Test("an idle pause inside a block does not count against the mode in use")
+    func idlePauseIgnored() {
+        var chooser = JobWaitChooser()
+        _ = run(&chooser, blocks: 2, cost: { $0 == .poll ? 15_000 : 17_500 })
+        #expect(chooser.mode == .poll)
+        var clock: UInt64 = 10_000_000_000
+        chooser.ended(.poll, answered: false, now: clock)
+        chooser.ended(.poll, answered: true, now: clock)
+        for index in 0..<JobWaitChooser.blockSize {
+            // One cycle of the block lasts a second (the sender was idle), the rest 15 µs.
+            clock += index == 10 ? 1_000_000_000 : 15_000
+            chooser.ended(.poll, answered: true, now: clock)
+        }
+        #expect(chooser.mode == .poll, "the median ignores the pause: \(chooser.averages)")
     }
 }

@@ -44,11 +44,12 @@ final class JobClientIO: Sendable {
     }
 
     /// How the next polling sender waits for its answer (``JobWaitChooser``).
-    func nextWaitMode() -> JobWaitMode { waits.withLock { $0.next(now: Posix.monotonicNanoseconds) } }
+    func nextWaitMode() -> JobWaitMode { waits.withLock { $0.next() } }
 
     /// A polling sender's wait in `mode` ended, with its answer or not.
     func waitEnded(_ mode: JobWaitMode, answered: Bool) {
-        waits.withLock { $0.ended(mode, answered: answered, now: Posix.monotonicNanoseconds) }
+        let now = Posix.monotonicNanoseconds()
+        waits.withLock { $0.ended(mode, answered: answered, now: now) }
     }
 
     /// A token for a new connection's events.
@@ -165,46 +166,44 @@ final class JobClientIO: Sendable {
 enum JobWaitMode: Int, Sendable {
     /// `ppoll` with the budget as its timeout, then `recv` without waiting.
     case poll
-    /// `recv` that waits, for at most SO_RCVTIMEO (the budget, in whole timer ticks).
+    /// `recv` that waits, for at most SO_RCVTIMEO (the budget, rounded up to whole timer ticks:
+    /// 8 ms here), so a connection uses it only while its last poll was answered.
     case receive
 }
 
-/// Measures both wait modes and uses the faster: jobs go in blocks of 64 polled, answered
-/// jobs in one mode; a block's time per job (waits and whatever the senders did between
-/// them) feeds that mode's running average; the next block keeps the mode in use unless the
-/// other's average is 5 % lower (one noisy block should not flip it), except every 16th block,
-/// which tries the other so that a change of placement shows.
-/// The time per job is the measure, not the wait alone: on one CPU the `ppoll` wait is not
-/// shorter, yet the round trip is, because of how the CPU is handed back and forth.
+/// Measures both wait modes and uses the faster. Jobs go in blocks of 64 polled, answered
+/// jobs in one mode; each job's cycle (from the previous answer to its own: whatever the
+/// senders did between, the send and the wait) is a sample, and a block's median cycle feeds
+/// that mode's running average, so an idle pause between jobs does not count against the
+/// mode that happened to be in use. The next block keeps the mode in use unless the other's
+/// average is 5 % lower (one noisy block should not flip it), except every 16th block, which
+/// tries the other so that a change of placement shows. The cycle is the measure, not the wait
+/// alone: on one CPU the `ppoll` wait is not shorter, yet the round trip is, because of how
+/// the CPU is handed back and forth.
 struct JobWaitChooser: Sendable {
     static let blockSize = 64
     private(set) var mode = JobWaitMode.poll
     /// The mode chosen on merit last time (an exploring block aside).
     private var lastBest = JobWaitMode.poll
-    private var blockStart: UInt64 = 0
-    private var jobsInBlock = 0
+    private var lastAnswer: UInt64?
+    private var cycles: [UInt64] = []
     private var blocks: UInt64 = 0
-    /// Nanoseconds per job, averaged over blocks; nil until the mode was tried.
+    /// Median cycle in nanoseconds, averaged over blocks; nil until the mode was tried.
     private(set) var averages: [Double?] = [nil, nil]
 
-    /// `now` is read only when needed: twice per block, not twice per job.
-    mutating func next(now: () -> UInt64) -> JobWaitMode {
-        if jobsInBlock == 0 { blockStart = now() }
-        return mode
-    }
+    func next() -> JobWaitMode { mode }
 
-    mutating func ended(_ used: JobWaitMode, answered: Bool, now: () -> UInt64) {
-        // A job begun in the previous block does not count; a miss spoils the block.
-        guard used == mode else { return }
-        guard answered else {
-            jobsInBlock = 0
-            return
-        }
-        jobsInBlock += 1
-        guard jobsInBlock == Self.blockSize else { return }
-        let perJob = Double(now() &- blockStart) / Double(Self.blockSize)
-        averages[mode.rawValue] = averages[mode.rawValue].map { $0 + (perJob - $0) / 4 } ?? perJob
-        jobsInBlock = 0
+    mutating func ended(_ used: JobWaitMode, answered: Bool, now: UInt64) {
+        let previous = lastAnswer
+        lastAnswer = answered ? now : nil
+        // A job begun in the previous block does not count; a miss breaks the chain of cycles.
+        guard used == mode, answered, let previous else { return }
+        cycles.append(now &- previous)
+        guard cycles.count == Self.blockSize else { return }
+        cycles.sort()
+        let median = Double(cycles[Self.blockSize / 2])
+        cycles.removeAll(keepingCapacity: true)
+        averages[mode.rawValue] = averages[mode.rawValue].map { $0 + (median - $0) / 2 } ?? median
         blocks += 1
         guard let poll = averages[JobWaitMode.poll.rawValue] else {
             mode = .poll
