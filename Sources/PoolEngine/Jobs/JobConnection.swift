@@ -13,14 +13,15 @@ enum JobAnswer: Sendable {
 /// One multiplexed connection from a sender to a job worker: jobs in flight by id, each
 /// answered exactly once.
 ///
-/// A plain non-blocking Unix socket rather than a NIO channel, for the round trip
+/// A plain Unix socket rather than a NIO channel, for the round trip
 /// (docs/decisions/0007-job-client-sockets.md): a sender writes its request from its own
 /// thread, with no hop to an event loop, and a sender whose job is the only one in flight
-/// waits for the answer in `ppoll` on its own thread for a short while (``pollBudget``)
-/// instead of suspending at once. A quick job then costs two wake-ups, as a bare socket
-/// ping-pong does, instead of a chain of thread hand-offs. Everything else (answers for
-/// suspended senders, writes a full socket could not take, deadlines) is done by the
-/// client's I/O thread, ``JobClientIO``.
+/// waits for the answer on its own thread for a short while (``pollBudget``, in `ppoll` or in
+/// `recv`: ``JobWaitMode``) instead of suspending at once. A quick job then costs two
+/// wake-ups, as a bare socket ping-pong does, instead of a chain of thread hand-offs.
+/// Everything else (answers for suspended senders, writes a full socket could not take,
+/// deadlines) is done by the client's I/O thread, ``JobClientIO``. The socket is in blocking
+/// mode only for that polling `recv`; every other call passes `MSG_DONTWAIT`.
 final class JobConnection: Sendable {
     let worker: WorkerID
     let fd: Int32
