@@ -83,6 +83,9 @@ final class Watcher {
             for await event in events {
                 let now = PoolInstant.now
                 var actions: [WatcherAction] = []
+                // A command is answered once its effect is applied and shared memory shows it, so a
+                // caller that reads the pool right after its command returns sees what it asked for.
+                var answer: (() -> Void)?
                 switch event {
                 case .monitor(let monitorEvent):
                     actions = handle(monitorEvent, at: now)
@@ -97,12 +100,13 @@ final class Watcher {
                     case .spareStartRequested(let id): refusal = core.validateSpareStart(id)
                     default: break
                     }
-                    reply?(refusal)
+                    answer = reply.map { reply in { reply(refusal) } }
                     if refusal == nil { actions = core.handle(withActivity(input), at: now) }
                 case .awaitStart(let continuation):
                     startWaiters.append(continuation)
                 }
                 finished = perform(actions)
+                answer?()
                 if finished != nil { break }
             }
         }
