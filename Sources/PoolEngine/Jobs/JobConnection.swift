@@ -61,6 +61,9 @@ final class JobConnection: Sendable {
         var isPolling = false
         /// A sender is in `send` outside the lock: others queue their frames for it.
         var isWriting = false
+        /// The I/O thread is handing out answers it read: the senders they resume queue their
+        /// next frames, and it writes them all when it is done (it is running, so that is soon).
+        var isDispatching = false
         /// The epoll interest set now.
         var interest: Epoll.Events = JobConnection.hangUpInterest
         var closed: String?
@@ -187,7 +190,7 @@ final class JobConnection: Sendable {
     /// returns the frame, for ``sendQueued(_:)`` outside the lock. Many senders at once thus
     /// share one `send` call while one of them is in it, instead of queueing on the lock.
     private func enqueue(_ frame: ByteBuffer, _ state: inout State) -> ByteBuffer? {
-        if state.isWriting || state.outbound.readableBytes > 0 || state.descriptorClosed {
+        if state.isWriting || state.isDispatching || state.outbound.readableBytes > 0 || state.descriptorClosed {
             var frame = frame
             state.outbound.writeBuffer(&frame)
             return nil
@@ -321,14 +324,26 @@ final class JobConnection: Sendable {
             // A polling sender reads it; it hands back to this thread when it is done.
             guard !state.isReading, !state.descriptorClosed else { return false }
             state.isReading = true
+            state.isDispatching = true
             return true
         }
         guard claimed else { return }
         _ = readAvailable()
-        state.withLock { state in
+        let failure = state.withLock { state -> String? in
             state.isReading = false
-            if state.closed != nil { closeDescriptor(&state) }
+            state.isDispatching = false
+            if state.closed != nil {
+                closeDescriptor(&state)
+                return nil
+            }
+            // What the senders it resumed sent meanwhile leaves in one write.
+            guard state.outbound.readableBytes > 0, !state.isWriting else { return nil }
+            let failure = Self.sendAvailable(fd, &state.outbound, worker: worker)
+            if state.outbound.readableBytes == 0 { state.outbound.clear() }
+            updateInterest(&state)
+            return failure
         }
+        if let failure { lost(failure) }
     }
 
     /// Writes bytes that waited for room (unless a sender is writing: it takes them along).
