@@ -105,7 +105,10 @@ final class JobConnection: Sendable {
         return connection
     }
 
-    var isActive: Bool { state.withLock { $0.closed == nil && !$0.isClosing } }
+    /// Whether new jobs may go here: not closed, and the worker has not said `closing`. Read by
+    /// every sender before every job, so it is an atomic rather than a turn of the lock.
+    var isActive: Bool { active.load(ordering: .relaxed) }
+    private let active = Atomic<Bool>(true)
 
     /// Closes the connection; jobs still in flight on it fail as `workerLost`.
     func close() { lost("the sender closed its connection to worker \(worker)") }
@@ -146,22 +149,23 @@ final class JobConnection: Sendable {
         if let refusal { return refusal }
         io.noteDeadline(deadline.nanoseconds)
         if let toSend { sendQueued(toSend) }
-        if polls, let answer = poll(for: jobID, mode) {
-            closeIfDrained()
+        if polls, let (answer, drained) = poll(for: jobID, mode) {
+            if drained { lost("worker \(worker) is closing") }
             return answer
         }
         let answer = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
-                let answer = state.withLock { state -> JobAnswer? in
-                    guard let entry = state.pending[jobID] else { return .cancelled }
+                let (answer, drained) = state.withLock { state -> (JobAnswer?, Bool) in
+                    guard let entry = state.pending[jobID] else { return (.cancelled, false) }
                     if case .answered(let answer) = entry.waiter {
                         state.pending.removeValue(forKey: jobID)
                         updateInterest(&state)
-                        return answer
+                        return (answer, Self.isDrained(state))
                     }
                     state.pending[jobID]?.waiter = .waiting(continuation)
-                    return nil
+                    return (nil, false)
                 }
+                if drained { lost("worker \(worker) is closing") }
                 if let answer { continuation.resume(returning: answer) }
             }
         } onCancel: {
@@ -182,8 +186,14 @@ final class JobConnection: Sendable {
             }
             continuation?.resume(returning: .cancelled)
         }
-        closeIfDrained()
+        // An answer handed to a suspended sender was taken off by its reader, which closes a
+        // drained closing connection itself (``answer(_:_:)``).
         return answer
+    }
+
+    /// The worker said it is closing and no job waits here any more: time to close.
+    private static func isDrained(_ state: borrowing State) -> Bool {
+        state.isClosing && state.closed == nil && state.pending.isEmpty
     }
 
     /// Queues a frame behind bytes still waiting, or makes the caller the writer: then it
@@ -273,7 +283,7 @@ final class JobConnection: Sendable {
 
     /// The lone sender's wait: reads the socket itself until its answer is in, the budget is
     /// spent or the connection ends; other jobs' answers read meanwhile are handed out as usual.
-    private func poll(for jobID: UInt64, _ mode: JobWaitMode) -> JobAnswer? {
+    private func poll(for jobID: UInt64, _ mode: JobWaitMode) -> (JobAnswer, drained: Bool)? {
         let until = Int64(Posix.monotonicNanoseconds()) + Self.pollBudget
         var answered = false
         // The request has only just left: wait first, then read.
@@ -294,7 +304,7 @@ final class JobConnection: Sendable {
             if answered { break }
         }
         io.waitEnded(mode, answered: answered)
-        return state.withLock { state -> JobAnswer? in
+        return state.withLock { state -> (JobAnswer, drained: Bool)? in
             state.isReading = false
             state.isPolling = false
             state.pollMisses = answered ? 0 : state.pollMisses + 1
@@ -310,7 +320,7 @@ final class JobConnection: Sendable {
                 // Level-triggered: answers that came in after the last read wake the I/O thread now.
                 updateInterest(&state)
             }
-            return answer
+            return answer.map { ($0, Self.isDrained(state)) }
         }
     }
 
@@ -408,39 +418,40 @@ final class JobConnection: Sendable {
 
     /// An answer arrived; answers for jobs no longer waited for (timed out, cancelled) are dropped.
     private func receive(_ frame: JobFrame) {
+        let drained: Bool
         switch frame {
-        case .result(let result): answer(result.jobID, .result(result))
-        case .error(let error): answer(error.jobID, .error(error))
+        case .result(let result): drained = answer(result.jobID, .result(result))
+        case .error(let error): drained = answer(error.jobID, .error(error))
         case .closing:
             // No new job goes here (``isActive`` is false from now on); the ones already sent are
             // answered `stopping` and retried elsewhere. Closed once none is left.
-            state.withLock { $0.isClosing = true }
-        case .request, .cancel: break
+            active.store(false, ordering: .relaxed)
+            drained = state.withLock { state in
+                state.isClosing = true
+                return Self.isDrained(state)
+            }
+        case .request, .cancel: drained = false
         }
-        closeIfDrained()
+        if drained { lost("worker \(worker) is closing") }
     }
 
-    /// Closes a connection the worker said it is closing once no job is left on it.
-    private func closeIfDrained() {
-        let done = state.withLock { $0.isClosing && $0.closed == nil && $0.pending.isEmpty }
-        if done { lost("worker \(worker) is closing") }
-    }
-
-    private func answer(_ jobID: UInt64, _ answer: JobAnswer) {
-        let continuation = state.withLock { state -> CheckedContinuation<JobAnswer, Never>? in
-            guard let entry = state.pending[jobID] else { return nil }
+    /// Hands an answer to its sender; returns whether that drained a closing connection.
+    private func answer(_ jobID: UInt64, _ answer: JobAnswer) -> Bool {
+        let (continuation, drained) = state.withLock { state -> (CheckedContinuation<JobAnswer, Never>?, Bool) in
+            guard let entry = state.pending[jobID] else { return (nil, false) }
             switch entry.waiter {
-            case .answered: return nil
+            case .answered: return (nil, false)
             case .sending:
                 state.pending[jobID]?.waiter = .answered(answer)
-                return nil
+                return (nil, false)
             case .waiting(let continuation):
                 state.pending.removeValue(forKey: jobID)
                 updateInterest(&state)
-                return continuation
+                return (continuation, Self.isDrained(state))
             }
         }
         continuation?.resume(returning: answer)
+        return drained
     }
 
     /// Times out the jobs past their deadline (telling the worker to cancel them); returns the
@@ -477,6 +488,7 @@ final class JobConnection: Sendable {
     private func lost(_ why: String) {
         let (waiting, answer) = state.withLock { state -> ([CheckedContinuation<JobAnswer, Never>], JobAnswer) in
             if state.closed == nil { state.closed = why }
+            active.store(false, ordering: .relaxed)
             let answer: JobAnswer
             if state.isClosing {
                 answer = .error(
