@@ -15,8 +15,15 @@ public final class JobClient: Sendable {
     private let runtimeDirectory: String
     private let reader: PoolStateReader
     private let pickup: any PickupStrategy
-    /// The connections' I/O thread, started with the first connection.
-    private let io = Mutex<JobClientIO?>(nil)
+    /// The connections' I/O thread, started with the first connection; `.shutDown` once
+    /// ``shutdown()`` ran, so that a late job cannot start a thread nobody joins.
+    private let io = Mutex(IOThread.notStarted)
+
+    private enum IOThread {
+        case notStarted
+        case running(JobClientIO)
+        case shutDown
+    }
     private let requestScale: (@Sendable (GroupID) -> Void)?
     /// Counts a job that found no ready worker with room in its target group (the metrics' pickup misses).
     private let countPickupMiss: (@Sendable (GroupID) -> Void)?
@@ -52,10 +59,12 @@ public final class JobClient: Sendable {
             return Array(connections.values)
         }
         for connection in all { connection.close() }
-        io.withLock { io in
-            defer { io = nil }
-            return io
-        }?.shutdown()
+        let running = io.withLock { io -> JobClientIO? in
+            defer { io = .shutDown }
+            if case .running(let thread) = io { return thread }
+            return nil
+        }
+        running?.shutdown()
     }
 
     /// Submits a text job; see ``submit(_:to:priority:weight:timeout:)-(([UInt8],_,_,_,_))``.
@@ -204,10 +213,14 @@ public final class JobClient: Sendable {
     private func connection(to worker: WorkerID) throws -> JobConnection {
         if let existing = connections.withLock({ $0[worker] }), existing.isActive { return existing }
         let io = try self.io.withLock { io -> JobClientIO in
-            if let io { return io }
-            let started = try JobClientIO()
-            io = started
-            return started
+            switch io {
+            case .running(let thread): return thread
+            case .shutDown: throw JobClientShutDown()
+            case .notStarted:
+                let started = try JobClientIO()
+                io = .running(started)
+                return started
+            }
         }
         let connection = try JobConnection.connect(
             path: JobServer.socketPath(runtimeDirectory: runtimeDirectory, worker: worker), worker: worker, io: io)
@@ -219,4 +232,9 @@ public final class JobClient: Sendable {
         if kept !== connection { connection.close() }
         return kept
     }
+}
+
+/// A job submitted after its client shut down (its worker or pool is stopping).
+struct JobClientShutDown: Error, CustomStringConvertible {
+    var description: String { "the job client has shut down (its worker or pool is stopping)" }
 }
