@@ -44,18 +44,34 @@ public struct HTTPHello: WorkerEntryPoint {
     }
 }
 
-/// What every connection's handler shares: the worker and the precomputed greeting.
+/// What every connection's handler shares: the worker and the responses that never change,
+/// built once (the greeting is what nearly every request asks for).
 final class HelloSite: Sendable {
     let worker: Worker
     let connections = OpenConnections()
     let jobGroup: String?
-    let greeting: String
-    let pid: String
+    let greeting: HelloResponse
+    let pid: HelloResponse
 
     init(worker: Worker, jobGroup: String?) {
         self.worker = worker
         self.jobGroup = jobGroup
-        greeting = "Hello, World! From worker id \(worker.id) and group id \(worker.group.id)\n"
-        pid = "\(getpid())\n"
+        greeting = HelloResponse("Hello, World! From worker id \(worker.id) and group id \(worker.group.id)\n", worker: worker.id)
+        pid = HelloResponse("\(getpid())\n", worker: worker.id)
+    }
+}
+
+/// A response's headers and body, ready to write.
+struct HelloResponse: Sendable {
+    let headers: HTTPHeaders
+    let body: ByteBuffer
+
+    init(_ text: String, worker: WorkerID) {
+        body = ByteBuffer(string: text)
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: "\(body.readableBytes)")
+        headers.add(name: "x-worker", value: "\(worker)")
+        self.headers = headers
     }
 }

@@ -85,15 +85,16 @@ final class HelloHandler: ChannelInboundHandler {
     }
 
     private func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: String) {
+        respond(context, status, HelloResponse(body, worker: site.worker.id))
+    }
+
+    private func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ response: HelloResponse) {
         // A worker that began draining while this request ran answers it, then closes.
         if !site.connections.requestFinished(context.channel) { keepAlive = false }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: "\(body.utf8.count)")
-        headers.add(name: "x-worker", value: "\(site.worker.id)")
+        var headers = response.headers
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             let channel = context.channel

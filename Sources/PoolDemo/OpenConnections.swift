@@ -3,12 +3,22 @@ import Synchronization
 
 /// The worker's open connections, so that stopping can wait for the requests in flight.
 final class OpenConnections: Sendable {
-    private struct State {
+    private enum Phase {
         /// Accepted, no request read yet: its first request is most likely on the wire.
-        var fresh: [ObjectIdentifier: any Channel] = [:]
-        var busy: [ObjectIdentifier: any Channel] = [:]
+        case fresh
+        case busy
         /// Kept alive between requests.
-        var idle: [ObjectIdentifier: any Channel] = [:]
+        case idle
+    }
+
+    private struct Entry {
+        var channel: any Channel
+        var phase: Phase
+    }
+
+    /// One table, one lookup per request and per answer: this runs for every request.
+    private struct State {
+        var open: [ObjectIdentifier: Entry] = [:]
         var draining = false
     }
 
@@ -18,25 +28,21 @@ final class OpenConnections: Sendable {
     private let state = Mutex(State())
 
     func opened(_ channel: any Channel) {
-        state.withLock { $0.fresh[ObjectIdentifier(channel)] = channel }
+        state.withLock { $0.open[ObjectIdentifier(channel)] = Entry(channel: channel, phase: .fresh) }
     }
 
     func closed(_ channel: any Channel) {
-        let key = ObjectIdentifier(channel)
-        state.withLock { state in
-            state.fresh[key] = nil
-            state.idle[key] = nil
-            state.busy[key] = nil
-        }
+        _ = state.withLock { $0.open.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
     /// Marks the connection busy; returns false when draining (answer, then close).
     func requestStarted(_ channel: any Channel) -> Bool {
-        let key = ObjectIdentifier(channel)
-        return state.withLock { state in
-            state.fresh[key] = nil
-            state.idle[key] = nil
-            state.busy[key] = channel
+        state.withLock { state in
+            if let index = state.open.index(forKey: ObjectIdentifier(channel)) {
+                state.open.values[index].phase = .busy
+            } else {
+                state.open[ObjectIdentifier(channel)] = Entry(channel: channel, phase: .busy)
+            }
             return !state.draining
         }
     }
@@ -47,9 +53,15 @@ final class OpenConnections: Sendable {
             // Not busy any more means it closed while its request ran (the client gave up
             // waiting for a slow job): it must not come back as idle, or a drain would wait
             // for it forever.
-            guard state.busy.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return false }
-            if state.draining { return false }
-            state.idle[ObjectIdentifier(channel)] = channel
+            guard let index = state.open.index(forKey: ObjectIdentifier(channel)), state.open.values[index].phase == .busy else {
+                return false
+            }
+            if state.draining {
+                // It closes after this answer; nothing is left to wait for.
+                state.open.remove(at: index)
+                return false
+            }
+            state.open.values[index].phase = .idle
             return true
         }
     }
@@ -67,7 +79,9 @@ final class OpenConnections: Sendable {
         let started = ContinuousClock.now
         var quietClosed = false
         while true {
-            let (busy, quiet) = state.withLock { ($0.busy.count, Array($0.fresh.values) + Array($0.idle.values)) }
+            let (busy, quiet) = state.withLock { state in
+                (state.open.values.filter { $0.phase == .busy }.count, state.open.values.filter { $0.phase != .busy }.map(\.channel))
+            }
             if busy == 0 && quiet.isEmpty { return }
             if !quietClosed && ContinuousClock.now - started >= Self.freshGrace {
                 closeIfNotBusy(quiet)
@@ -81,7 +95,7 @@ final class OpenConnections: Sendable {
         for channel in channels {
             // Checked again on the connection's own loop: a request that arrived meanwhile is answered first.
             channel.eventLoop.execute {
-                if self.state.withLock({ $0.busy[ObjectIdentifier(channel)] == nil }) { channel.close(promise: nil) }
+                if self.state.withLock({ $0.open[ObjectIdentifier(channel)]?.phase != .busy }) { channel.close(promise: nil) }
             }
         }
     }
