@@ -8,14 +8,19 @@ enum ControlSession {
         do {
             return try ControlClient(pool: pool)
         } catch let error as ControlClientError where error.code == .notRunning {
-            let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
-            let list = running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))"
-            printError("pooltop: no pool named '\(pool)' is running; \(list)")
-            throw ExitCode(1)
+            throw notRunning(pool)
         } catch {
             printError("pooltop: \(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// Says that no pool of that name runs, and which do; the exit status to throw.
+    static func notRunning(_ pool: String) -> ExitCode {
+        let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
+        let list = running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))"
+        printError("pooltop: no pool named '\(pool)' is running; \(list)")
+        return ExitCode(1)
     }
 
     /// Sends a command; a refusal prints the pool's reason and exits 1.

@@ -15,10 +15,7 @@ struct MetricsCommand: ParsableCommand {
         do {
             reader = try PoolStateReader(pool: name)
         } catch let error as SharedStateError where error.code == .notFound {
-            let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
-            let list = running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))"
-            printError("pooltop: no pool named '\(name)' is running; \(list)")
-            throw ExitCode(1)
+            throw ControlSession.notRunning(name)
         } catch {
             printError("pooltop: cannot read pool '\(name)': \(error)")
             throw ExitCode(1)

@@ -149,7 +149,6 @@ struct HTTPHelloTests {
     @Test("a rolling restart under continuous load replaces every reactor, one at a time, and fails no request")
     func rollingRestartUnderLoad() async throws {
         try await withHTTPPool("httproll") { fixture, port, events in
-            #expect(await events.waitFor { $0.readyPIDs.count == 3 }, "the recorder has seen every worker ready")
             let before = Set(events.readyPIDs.filter { $0.0.rawValue >= 2 }.map(\.1))
             let load = ContinuousLoad(port: port)
             let kept = ContinuousLoad(port: port, keepAlive: true)

@@ -114,14 +114,8 @@ final class JobClientIO: Sendable {
                 return (state.earliestDeadline, state.isShuttingDown)
             }
             if stopping { return }
-            var timeout: Int32 = -1
-            if let wakeAt {
-                let now = Posix.monotonicNanoseconds()
-                // Rounded up: an early wake-up would spin until the deadline.
-                timeout = wakeAt <= now ? 0 : Int32(min((wakeAt - now + 999_999) / 1_000_000, 3_600_000))
-            }
             do {
-                try epoll.wait(into: &events, timeoutMilliseconds: timeout)
+                try epoll.wait(into: &events, until: wakeAt)
             } catch {
                 // epoll_wait on a valid descriptor fails only on programming errors; stop rather than spin.
                 return

@@ -3,9 +3,8 @@ import Glibc
 #endif
 import CPoolShims
 
-/// An epoll instance, level-triggered, with a 64-bit token per watched descriptor: the job
-/// client's I/O thread waits on one. (The watcher's ``EventMonitor`` keeps its own, older
-/// calls; both go through the same shims.)
+/// An epoll instance, level-triggered, with a 64-bit token per watched descriptor: the
+/// watcher's ``EventMonitor`` and the job client's I/O thread each wait on one.
 struct Epoll: Sendable {
     /// What a descriptor is watched for, and what was seen.
     struct Events: OptionSet, Sendable, Hashable {
@@ -56,6 +55,17 @@ struct Epoll: Sendable {
             throw SystemCallError(call: "epoll_wait", errno: error, context: "fd \(fd)")
         }
         for entry in raw[0..<Int(count)] { events.append(Event(events: Events(rawValue: entry.events), token: entry.data)) }
+    }
+
+    /// Waits for events until `deadline` (monotonic nanoseconds; nil: no limit).
+    func wait(into events: inout [Event], until deadline: UInt64?) throws {
+        var timeout: Int32 = -1
+        if let deadline {
+            let now = Posix.monotonicNanoseconds()
+            // Rounded up so the wake-up is never early (an early one would spin until the deadline).
+            timeout = deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 3_600_000))
+        }
+        try wait(into: &events, timeoutMilliseconds: timeout)
     }
 
     func close() { Posix.close(fd) }

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import CPoolShims
 import Synchronization
 
 /// What the monitor thread saw.
@@ -39,18 +35,18 @@ final class EventMonitor: Sendable {
         var isShuttingDown = false
     }
 
-    private let epollFD: Int32
-    private let wakeFD: Int32
+    private let epoll: Epoll
+    private let wakeUp: WakeUpEvent
     private let state = Mutex(State())
     private let sink: @Sendable (MonitorEvent) -> Void
     private let thread = Mutex<PosixThread?>(nil)
 
     init(sink: @escaping @Sendable (MonitorEvent) -> Void) throws {
-        epollFD = try Posix.check("epoll_create1") { pt_epoll_create() }
-        wakeFD = try Posix.check("eventfd") { pt_eventfd() }
+        epoll = try Epoll(context: "pool monitor")
+        wakeUp = try WakeUpEvent(context: "pool monitor")
         self.sink = sink
         state.withLock { $0.sources[0] = .wake }
-        try Posix.check("epoll_ctl(ADD eventfd)") { pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, wakeFD, PT_EPOLLIN, 0) }
+        try epoll.add(wakeUp.fd, .readable, token: 0)
     }
 
     func start() throws {
@@ -68,8 +64,8 @@ final class EventMonitor: Sendable {
             return thread
         }
         thread?.join()
-        Posix.close(epollFD)
-        Posix.close(wakeFD)
+        epoll.close()
+        wakeUp.close()
     }
 
     /// Watches a worker process: its pidfd for the exit, its control channel for messages.
@@ -82,10 +78,8 @@ final class EventMonitor: Sendable {
             state.sources[pidToken] = .pidfd(id, generation: generation, fd: pidfd, control: controlToken)
             return (pidToken, controlToken)
         }
-        try Posix.check("epoll_ctl(ADD control)") {
-            pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, control, PT_EPOLLIN | PT_EPOLLRDHUP, controlToken)
-        }
-        try Posix.check("epoll_ctl(ADD pidfd)") { pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, pidfd, PT_EPOLLIN, pidToken) }
+        try epoll.add(control, [.readable, .peerHangUp], token: controlToken)
+        try epoll.add(pidfd, .readable, token: pidToken)
     }
 
     /// Stops watching a descriptor before its owner closes it (a no-op when it is not watched).
@@ -100,7 +94,7 @@ final class EventMonitor: Sendable {
             for token in tokens { state.sources.removeValue(forKey: token) }
             return !tokens.isEmpty
         }
-        if found { _ = pt_epoll_ctl(epollFD, PT_EPOLL_CTL_DEL, descriptor, 0, 0) }
+        if found { epoll.remove(descriptor) }
     }
 
     /// Watches the read end of the signal self-pipe.
@@ -111,7 +105,7 @@ final class EventMonitor: Sendable {
             state.sources[token] = .signals(fd: readFD)
             return token
         }
-        try Posix.check("epoll_ctl(ADD signals)") { pt_epoll_ctl(epollFD, PT_EPOLL_CTL_ADD, readFD, PT_EPOLLIN, token) }
+        try epoll.add(readFD, .readable, token: token)
     }
 
     /// Wakes the loop at `deadline` (monotonic nanoseconds) with `.deadlineReached`; nil for none.
@@ -137,13 +131,10 @@ final class EventMonitor: Sendable {
         wake()
     }
 
-    private func wake() {
-        var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { try? Posix.write(wakeFD, $0) }
-    }
+    private func wake() { wakeUp.signal() }
 
     private func loop() {
-        var events = [pt_epoll_event](repeating: pt_epoll_event(), count: 64)
+        var events: [Epoll.Event] = []
         var decoders: [UInt64: FrameDecoder] = [:]
         var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -154,31 +145,24 @@ final class EventMonitor: Sendable {
                 return (wakeAt, state.isShuttingDown)
             }
             if stopping { return }
-            var timeout: Int32 = -1
-            if let wakeAt {
-                let now = Posix.monotonicNanoseconds()
-                // Round up so the wake-up is never early (an early one would spin until the deadline).
-                timeout = wakeAt <= now ? 0 : Int32(min((wakeAt - now + 999_999) / 1_000_000, 3_600_000))
-            }
-            let count = events.withUnsafeMutableBufferPointer { pt_epoll_wait(epollFD, $0.baseAddress, 64, timeout) }
-            if count < 0 {
-                if errno == EINTR { continue }
+            do {
+                try epoll.wait(into: &events, until: wakeAt)
+            } catch {
                 // epoll_wait on a valid descriptor fails only on programming errors; stop rather than spin.
                 return
             }
-            for event in events[0..<Int(count)] {
-                let source = state.withLock { $0.sources[event.data] }
+            for event in events {
+                let source = state.withLock { $0.sources[event.token] }
                 switch source {
                 case .wake:
-                    var value: UInt64 = 0
-                    _ = withUnsafeMutableBytes(of: &value) { try? Posix.read(wakeFD, into: $0) }
+                    wakeUp.consume()
                 case .signals(let fd):
                     var bytes = [UInt8](repeating: 0, count: 16)
                     while let n = bytes.withUnsafeMutableBytes({ try? Posix.read(fd, into: $0) }) ?? nil, n > 0 {
                         for signal in bytes[0..<n] { sink(.signal(Int32(signal))) }
                     }
                 case .control(let id, let generation, let fd):
-                    drain(token: event.data, id: id, generation: generation, fd: fd, decoders: &decoders, buffer: &readBuffer)
+                    drain(token: event.token, id: id, generation: generation, fd: fd, decoders: &decoders, buffer: &readBuffer)
                 case .pidfd(let id, let generation, let fd, let controlToken):
                     // Everything the worker wrote before it died is in the socket: read it first,
                     // so its last words are classified with its exit.
@@ -186,8 +170,8 @@ final class EventMonitor: Sendable {
                         drain(token: controlToken, id: id, generation: generation, fd: controlFD, decoders: &decoders, buffer: &readBuffer)
                     }
                     guard let status = try? Posix.reap(pidfd: fd) else { continue }
-                    _ = pt_epoll_ctl(epollFD, PT_EPOLL_CTL_DEL, fd, 0, 0)
-                    state.withLock { _ = $0.sources.removeValue(forKey: event.data) }
+                    epoll.remove(fd)
+                    state.withLock { _ = $0.sources.removeValue(forKey: event.token) }
                     sink(.exited(id, generation: generation, status))
                 case nil:
                     continue
@@ -248,7 +232,7 @@ final class EventMonitor: Sendable {
         if let failure { sink(.badFrame(id, generation: generation, failure)) }
         if closed {
             decoders.removeValue(forKey: token)
-            _ = pt_epoll_ctl(epollFD, PT_EPOLL_CTL_DEL, fd, 0, 0)
+            epoll.remove(fd)
             state.withLock { _ = $0.sources.removeValue(forKey: token) }
             sink(.channelClosed(id, generation: generation))
         } else {

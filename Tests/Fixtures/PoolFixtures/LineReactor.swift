@@ -26,27 +26,12 @@ struct LineReactor: WorkerEntryPoint {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let line = "worker \(worker.id) pid \(getpid())\n"
         let bootstrap = ServerBootstrap(group: group).childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(LineHandler(line: line)) }
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(OneResponseHandler(response: line)) }
         }
         let channel = try await listener.serve(bootstrap)
         await worker.awaitTermination()
         try? await channel.close()
         try? await group.shutdownGracefully()
-    }
-}
-
-/// Writes the line once the client has sent something, then closes.
-final class LineHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    let line: String
-
-    init(line: String) { self.line = line }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = context.channel.allocator.buffer(string: line)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
     }
 }
 
@@ -89,7 +74,7 @@ final class OneResponseHandler: ChannelInboundHandler, Sendable {
     let response: String
     let onServed: @Sendable () -> Void
 
-    init(response: String, onServed: @escaping @Sendable () -> Void) {
+    init(response: String, onServed: @escaping @Sendable () -> Void = {}) {
         self.response = response
         self.onServed = onServed
     }
