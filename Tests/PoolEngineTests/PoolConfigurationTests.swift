@@ -85,7 +85,7 @@ struct PoolConfigurationTests {
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1:99999']\n", "groups[0].listen[0]", 4, "0...65535"),
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1:0']\n", "groups[0].listen[0]", 4, "port 0"),
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['unix:app.sock']\n", "groups[0].listen[0]", 4, "absolute"),
-        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {address: '127.0.0.1:80', backlog: 0}\n", "groups[0].listen[0].backlog", 5, "at least 1"),
+        ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {address: '127.0.0.1:80', backlog: 0}\n", "groups[0].listen[0].backlog", 5, "from 1 to 65535"),
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {address: '127.0.0.1:80', name: 'a:b'}\n", "groups[0].listen[0].name", 5, "without ':'"),
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen:\n      - {adress: '127.0.0.1:80'}\n", "groups[0].listen[0].adress", 5, "unknown key 'adress'"),
         ("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: ['127.0.0.1:80', '127.0.0.1:80']\n", "groups[0].listen[1]", 4, "listed twice"),
@@ -156,9 +156,9 @@ struct PoolConfigurationJobKeysTests {
 
     @Test("bad values name their key", arguments: [
         ("pickup: fastest", "groups[0].pickup", "unknown value 'fastest'"),
-        ("jobs: {maxConcurrent: 0}", "groups[0].jobs.maxConcurrent", "at least 1"),
+        ("jobs: {maxConcurrent: 0}", "groups[0].jobs.maxConcurrent", "from 1 to 100000"),
         ("recycle: {maxMemory: lots}", "groups[0].recycle.maxMemory", "not a size"),
-        ("recycle: {jitter: 2}", "groups[0].recycle.jitter", "0..<1"),
+        ("recycle: {jitter: 2}", "groups[0].recycle.jitter", "0 to under 1"),
         ("scaling: {onDemand: maybe}", "groups[0].scaling.onDemand", "true or false"),
     ])
     func errors(line: String, path: String, message: String) throws {

@@ -49,17 +49,38 @@ public struct PoolConfiguration: Sendable {
         try PoolValidator.validatePoolName(name)
     }
 
+    /// The largest configuration file read (a pool of a thousand groups fits in a tenth of it).
+    public static let maximumFileSize = 1 << 20
+    /// How long reading the file may take.
+    public static let readTimeout: Duration = .seconds(5)
+
     /// Reads, parses and validates a YAML file; an unreadable file is a ``ConfigurationError`` too.
+    ///
+    /// Only a regular file of at most ``maximumFileSize`` bytes, read within ``readTimeout``, is
+    /// read: a device such as `/dev/zero`, a FIFO or a huge file is refused with an error that
+    /// says so, instead of a read that never ends.
     public static func load(
         file path: String, entryPoints: EntryPoints?
     ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription) {
-        let bytes: [UInt8]
+        let read: Posix.RegularFileRead
         do {
-            bytes = try Posix.readFile(path)
+            read = try Posix.readRegularFile(
+                path, limit: maximumFileSize, timeoutNanoseconds: UInt64(readTimeout.nanoseconds))
         } catch {
             throw ConfigurationError(path: "", message: "cannot read \(path): \(error)")
         }
-        return try parse(yaml: String(decoding: bytes, as: UTF8.self), file: path, entryPoints: entryPoints)
+        switch read {
+        case .bytes(let bytes):
+            return try parse(yaml: String(decoding: bytes, as: UTF8.self), file: path, entryPoints: entryPoints)
+        case .notRegular(let kind):
+            throw ConfigurationError(path: "", message: "cannot read \(path): it is \(kind), not a regular file")
+        case .tooLarge(let size):
+            throw ConfigurationError(
+                path: "", message: "cannot read \(path): it has \(size) bytes or more; a configuration file may have at most \(maximumFileSize) (1 MiB)")
+        case .tooSlow:
+            throw ConfigurationError(
+                path: "", message: "cannot read \(path): reading it took longer than \(DurationParser.format(readTimeout))")
+        }
     }
 
     /// Parses and validates YAML text.
@@ -332,15 +353,37 @@ private struct Reader {
         return value
     }
 
-    /// A size: a whole number of bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
+    /// A size: a whole number of bytes, or a number with KB, MB, GB, TB (powers of 1000) or
+    /// KiB, MiB, GiB, TiB. Checked as a `Double` before it becomes an integer, so `infGB` or
+    /// `1e30GB` is an error rather than an overflow trap.
     private mutating func bytes(_ node: Node, path: String) throws(ConfigurationError) -> UInt64 {
         let text = try string(node, path: path)
-        let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("B", 1)]
-        for (unit, scale) in units where text.hasSuffix(unit) {
-            if let value = Double(text.dropLast(unit.count)), value > 0 { return UInt64(value * scale) }
+        let units: [(String, Double)] = [
+            ("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("TiB", 1_099_511_627_776),
+            ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("B", 1),
+        ]
+        var value: Double?
+        if let whole = UInt64(text) {
+            value = Double(whole)
+        } else {
+            for (unit, scale) in units where text.hasSuffix(unit) {
+                let number = text.dropLast(unit.count)
+                // Swift's Double parser also takes "inf", "nan" and hex; a size is decimal.
+                guard number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "e" || $0 == "E" || $0 == "+") }),
+                    let parsed = Double(number)
+                else { break }
+                value = parsed * scale
+                break
+            }
         }
-        if let value = UInt64(text), value > 0 { return value }
-        throw error(path, "'\(text)' is not a size; write bytes or a number with KB, MB, GB, KiB, MiB or GiB", node: node)
+        guard let value, value.isFinite, value > 0 else {
+            throw error(path, "'\(text)' is not a size; write bytes or a number with KB, MB, GB, TB, KiB, MiB, GiB or TiB", node: node)
+        }
+        let limit = ConfigurationLimits.memoryBytes.upperBound
+        guard value <= Double(limit) else {
+            throw error(path, "'\(text)' is too large; \(Self.documentedRange(path) ?? "the limit is 16 TiB")", node: node)
+        }
+        return max(1, UInt64(value))
     }
 
     private mutating func choice(_ node: Node, path: String, among values: [String]) throws(ConfigurationError) -> String {
@@ -353,10 +396,31 @@ private struct Reader {
 
     private mutating func duration(_ node: Node, path: String) throws(ConfigurationError) -> Duration {
         let text = try string(node, path: path)
-        guard let duration = DurationParser.parse(text) else {
+        switch DurationParser.classify(text) {
+        case .duration(let duration): return duration
+        case .tooLong:
+            throw error(path, "'\(text)' is too long; \(Self.documentedRange(path) ?? "see docs/reliability.md for the range")", node: node)
+        case .invalid:
             throw error(path, "'\(text)' is not a duration; write a number with a unit: 250ms, 10s, 5m, 1h", node: node)
         }
-        return duration
+    }
+
+    /// "groups[].stopTimeout takes 0 to 24h", from ``ConfigurationLimits/documented``.
+    private static func documentedRange(_ path: String) -> String? {
+        var key = ""
+        var inIndex = false
+        for character in path {
+            if character == "[" {
+                inIndex = true
+                key.append("[")
+            } else if character == "]" {
+                inIndex = false
+                key.append("]")
+            } else if !inIndex {
+                key.append(character)
+            }
+        }
+        return ConfigurationLimits.documented.first { $0.key == key }.map { "\($0.key) takes \($0.range)" }
     }
 
     // MARK: - Locations

@@ -10,9 +10,7 @@ enum PoolValidator {
         entryPointNames: Set<String>?
     ) throws(ConfigurationError) -> PoolDescription {
         try validatePoolName(name)
-        if stopTimeout < .zero {
-            throw ConfigurationError(path: "stopTimeout", message: "must not be negative")
-        }
+        try check(stopTimeout, "stopTimeout", to: ConfigurationLimits.longestTimeout)
         if groups.isEmpty {
             throw ConfigurationError(path: "groups", message: "the pool has no groups; describe at least one")
         }
@@ -40,6 +38,11 @@ enum PoolValidator {
             }
             described.append(description)
             nextWorkerID += description.maxWorkers
+            if nextWorkerID - 1 > ConfigurationLimits.workersPerPool {
+                throw ConfigurationError(
+                    path: "\(path).max",
+                    message: "the pool would have \(nextWorkerID - 1) worker slots; the limit is \(ConfigurationLimits.workersPerPool) for the whole pool")
+            }
         }
         // Resolve jobGroups once every name is known, so a group may name a later one.
         for (index, group) in groups.enumerated() {
@@ -116,24 +119,20 @@ enum PoolValidator {
             throw ConfigurationError(
                 path: "\(path).max", message: "max (\(maxWorkers)) is less than min (\(group.minWorkers))")
         }
+        if maxWorkers > ConfigurationLimits.workersPerGroup {
+            throw ConfigurationError(
+                path: group.maxWorkers == 0 ? "\(path).min" : "\(path).max",
+                message: "must be at most \(ConfigurationLimits.workersPerGroup) workers (got \(maxWorkers))")
+        }
         try validate(group.restart, path: "\(path).restart")
-        if let stop = group.stopTimeout, stop < .zero {
-            throw ConfigurationError(path: "\(path).stopTimeout", message: "must not be negative")
+        if let stop = group.stopTimeout {
+            try check(stop, "\(path).stopTimeout", to: ConfigurationLimits.longestTimeout)
         }
-        if group.startTimeout <= .zero {
-            throw ConfigurationError(path: "\(path).startTimeout", message: "must be positive")
+        try check(group.startTimeout, "\(path).startTimeout", positive: true, to: ConfigurationLimits.longestTimeout)
+        if let idle = group.scaling.shrinkAfterIdle {
+            try check(idle, "\(path).scaling.shrinkAfterIdle", to: ConfigurationLimits.longestWindow)
         }
-        if let recycle = group.recycle {
-            if recycle.jitter < 0 || recycle.jitter >= 1 {
-                throw ConfigurationError(path: "\(path).recycle.jitter", message: "must be in 0..<1 (got \(recycle.jitter))")
-            }
-            if let maxJobs = recycle.maxJobs, maxJobs < 1 {
-                throw ConfigurationError(path: "\(path).recycle.maxJobs", message: "must be at least 1")
-            }
-            if recycle.memorySamples < 1 {
-                throw ConfigurationError(path: "\(path).recycle.memorySamples", message: "must be at least 1")
-            }
-        }
+        if let recycle = group.recycle { try validate(recycle, path: "\(path).recycle") }
         let name = group.name.isEmpty ? group.entryPoint : group.name
         if name.contains(where: { $0 == "/" || $0.isNewline }) {
             throw ConfigurationError(path: "\(path).name", message: "'\(name)' must not contain '/' or line breaks")
@@ -147,12 +146,9 @@ enum PoolValidator {
         ]
         var executor = group.jobExecutor ?? (group.kind == .job ? JobExecutorConfiguration() : nil)
         if let limits = executor {
-            if limits.maxConcurrentJobs < 1 {
-                throw ConfigurationError(path: "\(path).jobs.maxConcurrent", message: "must be at least 1")
-            }
-            if limits.maxConcurrentWeight < 0 || limits.maxQueuedJobs < 0 {
-                throw ConfigurationError(path: "\(path).jobs", message: "limits must not be negative")
-            }
+            try check(limits.maxConcurrentJobs, "\(path).jobs.maxConcurrent", in: ConfigurationLimits.concurrentJobs)
+            try check(limits.maxConcurrentWeight, "\(path).jobs.maxWeight", in: ConfigurationLimits.concurrentWeight)
+            try check(limits.maxQueuedJobs, "\(path).jobs.maxQueued", in: ConfigurationLimits.queuedJobs)
             executor = limits
         }
         for (slot, strategy) in slots {
@@ -197,9 +193,7 @@ enum PoolValidator {
             if resolved.contains(where: { $0.name == listener.name }) {
                 throw ConfigurationError(path: "\(where_).name", message: "another listener of the group is already named '\(listener.name)'")
             }
-            if listener.backlog < 1 {
-                throw ConfigurationError(path: "\(where_).backlog", message: "must be at least 1 (got \(listener.backlog))")
-            }
+            try check(listener.backlog, "\(where_).backlog", in: ConfigurationLimits.backlog)
             if case .tcp(_, let port) = listener.address, port == 0 {
                 // Each slot binds its own socket: port 0 would give every worker a different port.
                 throw ConfigurationError(path: where_, message: "\(listener): port 0 is not allowed, name a port")
@@ -219,26 +213,54 @@ enum PoolValidator {
 
     private static func validate(_ restart: RestartStrategy, path: String) throws(ConfigurationError) {
         if case .limited(let maxRestarts, let window) = restart.policy {
-            if maxRestarts < 0 {
-                throw ConfigurationError(path: "\(path).maxRestarts", message: "must not be negative")
-            }
-            if window <= .zero {
-                throw ConfigurationError(path: "\(path).window", message: "must be positive")
-            }
+            try check(maxRestarts, "\(path).maxRestarts", in: 0...ConfigurationLimits.maxRestarts)
+            try check(window, "\(path).window", positive: true, to: ConfigurationLimits.longestWindow)
         }
         let backoff = restart.backoff
-        if backoff.initial < .zero {
-            throw ConfigurationError(path: "\(path).backoff.initial", message: "must not be negative")
-        }
-        if backoff.factor < 1 {
+        try check(backoff.initial, "\(path).backoff.initial", to: ConfigurationLimits.longestTimeout)
+        // NaN compares false with everything: test membership, not the bounds one by one.
+        if !ConfigurationLimits.backoffFactor.contains(backoff.factor) {
             throw ConfigurationError(
-                path: "\(path).backoff.factor", message: "must be at least 1 (got \(backoff.factor))")
+                path: "\(path).backoff.factor", message: "must be a number from 1 to 1000 (got \(backoff.factor))")
         }
+        try check(backoff.maximum, "\(path).backoff.max", to: ConfigurationLimits.longestTimeout)
         if backoff.maximum < backoff.initial {
             throw ConfigurationError(path: "\(path).backoff.max", message: "must not be less than backoff.initial")
         }
-        if backoff.resetAfter < .zero {
-            throw ConfigurationError(path: "\(path).backoff.resetAfter", message: "must not be negative")
+        try check(backoff.resetAfter, "\(path).backoff.resetAfter", to: ConfigurationLimits.longestWindow)
+    }
+
+    private static func validate(_ recycle: RecyclePolicy, path: String) throws(ConfigurationError) {
+        if !(recycle.jitter >= 0 && recycle.jitter < 1) {
+            throw ConfigurationError(path: "\(path).jitter", message: "must be from 0 to under 1 (got \(recycle.jitter))")
         }
+        if let maxJobs = recycle.maxJobs { try check(maxJobs, "\(path).maxJobs", in: ConfigurationLimits.recycleJobs) }
+        if let bytes = recycle.maxMemoryBytes, !ConfigurationLimits.memoryBytes.contains(bytes) {
+            throw ConfigurationError(path: "\(path).maxMemory", message: "must be from 1 B to 16 TiB (got \(bytes) bytes)")
+        }
+        try check(recycle.memorySamples, "\(path).memorySamples", in: ConfigurationLimits.memorySamples)
+        if let lifetime = recycle.maxLifetime {
+            try check(lifetime, "\(path).maxLifetime", positive: true, to: ConfigurationLimits.longestRecycle)
+        }
+        if let idle = recycle.maxIdle { try check(idle, "\(path).maxIdle", positive: true, to: ConfigurationLimits.longestRecycle) }
+    }
+
+    /// A duration within `0...maximum` (above 0 when `positive`).
+    private static func check(
+        _ value: Duration, _ path: String, positive: Bool = false, to maximum: Duration
+    ) throws(ConfigurationError) {
+        if positive ? value <= .zero : value < .zero {
+            throw ConfigurationError(path: path, message: positive ? "must be positive" : "must not be negative")
+        }
+        if value > maximum {
+            throw ConfigurationError(
+                path: path,
+                message: "must be at most \(DurationParser.format(maximum)) (got \(DurationParser.format(value)))")
+        }
+    }
+
+    private static func check(_ value: Int, _ path: String, in range: ClosedRange<Int>) throws(ConfigurationError) {
+        guard !range.contains(value) else { return }
+        throw ConfigurationError(path: path, message: "must be from \(range.lowerBound) to \(range.upperBound) (got \(value))")
     }
 }

@@ -127,7 +127,7 @@ struct ControlRequest: Sendable {
                 guard let seconds = value.number, seconds > 0, seconds <= 86_400 else {
                     throw Failure("bad-request", "field 'timeout' must be a number of seconds in (0, 86400]", id: id)
                 }
-                timeout = .nanoseconds(Int64(seconds * 1e9))
+                timeout = .saturating(seconds: seconds)
             }
             command = .job(
                 JobCommand(

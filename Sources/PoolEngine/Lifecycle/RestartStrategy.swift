@@ -40,7 +40,7 @@ public struct RestartBackoff: Hashable, Sendable, Codable {
         var delay: Duration = .zero
         if rapidExits > 0 {
             let scaled = initial.seconds * integerPower(factor, Double(rapidExits - 1))
-            delay = scaled >= maximum.seconds ? maximum : .nanoseconds(Int64(scaled * 1e9))
+            delay = scaled >= maximum.seconds ? maximum : .saturating(seconds: scaled)
         }
         if isBootFailure && delay < initial { delay = min(initial, maximum) }
         return delay

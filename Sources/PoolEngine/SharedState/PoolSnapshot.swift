@@ -223,9 +223,10 @@ public struct WorkerSnapshot: Hashable, Sendable, Codable {
         activity.connectionsActive = connections.active
         if let current = try container.decodeIfPresent(CurrentJob.self, forKey: .currentJob) {
             activity.currentJobID = current.id
-            activity.currentJobSince = UInt64(current.since * 1e9)
+            activity.currentJobSince = UInt64(clamping: Duration.saturating(seconds: current.since).nanoseconds)
         }
-        activity.lastUpdate = UInt64((try container.decodeIfPresent(Double.self, forKey: .lastUpdate) ?? 0) * 1e9)
+        activity.lastUpdate = UInt64(
+            clamping: Duration.saturating(seconds: try container.decodeIfPresent(Double.self, forKey: .lastUpdate) ?? 0).nanoseconds)
         self.activity = activity
         rssBytes = try container.decode(UInt64.self, forKey: .rssBytes)
         cpuSeconds = try container.decode(Double.self, forKey: .cpuSeconds)

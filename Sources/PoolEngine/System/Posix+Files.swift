@@ -62,6 +62,48 @@ extension Posix {
         return (info.st_uid, info.st_mode & 0o7777)
     }
 
+    /// What ``readRegularFile(_:limit:timeoutNanoseconds:)`` found.
+    enum RegularFileRead {
+        case bytes([UInt8])
+        /// Not a regular file: a device, a FIFO, a socket or a directory (its kind, in words).
+        case notRegular(String)
+        /// More than `limit` bytes.
+        case tooLarge(Int)
+        /// Still reading when the time was up (a file on a hung network mount).
+        case tooSlow
+    }
+
+    /// Reads a regular file of at most `limit` bytes within a time limit, refusing anything
+    /// else before reading a byte: `/dev/zero`, a FIFO or a huge file would otherwise block or
+    /// grow without end. Opened non-blocking, so even opening a FIFO does not wait for a writer.
+    static func readRegularFile(_ path: String, limit: Int, timeoutNanoseconds: UInt64) throws -> RegularFileRead {
+        let fd = try check("open", context: path) { Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
+        defer { close(fd) }
+        var info = stat()
+        try check("fstat", context: path) { fstat(fd, &info) }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: return .notRegular("a directory")
+        case S_IFCHR: return .notRegular("a character device")
+        case S_IFBLK: return .notRegular("a block device")
+        case S_IFIFO: return .notRegular("a FIFO")
+        case S_IFSOCK: return .notRegular("a socket")
+        default: return .notRegular("not a regular file")
+        }
+        if Int(info.st_size) > limit { return .tooLarge(Int(info.st_size)) }
+        let deadline = monotonicNanoseconds() &+ timeoutNanoseconds
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            // A file that grows while it is read is held to the same limit.
+            let n = try chunk.withUnsafeMutableBytes { try read(fd, into: $0) } ?? 0
+            if n == 0 { return .bytes(bytes) }
+            bytes += chunk[0..<n]
+            if bytes.count > limit { return .tooLarge(bytes.count) }
+            if monotonicNanoseconds() > deadline { return .tooSlow }
+        }
+    }
+
     static func isDirectory(path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
