@@ -44,6 +44,25 @@ struct DocumentationTests {
         #expect(Set(Self.tableKeys(text, heading: "Recycle keys")) == Set(PoolConfiguration.recycleKeys))
     }
 
+    @Test("docs/reliability.md gives every configuration range exactly as the validator enforces it")
+    func configurationRanges() {
+        let text = Self.read("docs/reliability.md")
+        #expect(!text.isEmpty)
+        var rows: [String: String] = [:]
+        var inSection = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("### ") { inSection = line == "### Configuration values" }
+            guard inSection, line.hasPrefix("| `") else { continue }
+            let cells = line.split(separator: "|").map { $0.split(separator: " ").joined(separator: " ") }
+            guard cells.count >= 2 else { continue }
+            rows[String(cells[0].dropFirst().dropLast())] = cells[1]
+        }
+        #expect(rows.count == ConfigurationLimits.documented.count)
+        for (key, range) in ConfigurationLimits.documented {
+            #expect(rows[key] == range, "\(key): the docs say \(rows[key] ?? "nothing"), the code \(range)")
+        }
+    }
+
     @Test("docs/worker-lifecycle.md describes every worker state and every exit reason")
     func lifecycleTerms() {
         let text = Self.read("docs/worker-lifecycle.md")

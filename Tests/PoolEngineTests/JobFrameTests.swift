@@ -11,6 +11,8 @@ struct JobFrameTests {
         .result(JobResultFrame(jobID: 7, worker: 3, queueWaitNanoseconds: 10, runNanoseconds: 20, payload: [1, 2, 3])),
         .error(JobErrorFrame(jobID: 9, worker: 3, code: .rejected, queueWaitNanoseconds: 0, runNanoseconds: 0, message: "full")),
         .closing,
+        .started([7]),
+        .started([1, 2, 3, UInt64.max]),
     ]
 
     @Test("every kind of frame survives a round trip, fed whole or byte by byte")
@@ -33,13 +35,17 @@ struct JobFrameTests {
 
     @Test("bad magic, version, kind, code, short bodies and oversized lengths are refused")
     func malformed() {
+        let v = JobFrame.version
         let cases: [[UInt8]] = [
             Array("GET / HTTP".utf8),
             [0x50, 0x4A, 9, 1, 0, 0, 0, 0],
-            [0x50, 0x4A, 1, 77, 0, 0, 0, 0],
-            [0x50, 0x4A, 1, 1, 4, 0, 0, 0, 1, 2, 3, 4],
-            [0x50, 0x4A, 1, 4] + [29, 0, 0, 0] + [UInt8](repeating: 0, count: 12) + [99] + [UInt8](repeating: 0, count: 16),
-            [0x50, 0x4A, 1, 1, 0xFF, 0xFF, 0xFF, 0x7F],
+            [0x50, 0x4A, 1, 1, 0, 0, 0, 0],  // version 1 had no `started`: refused, not misread
+            [0x50, 0x4A, v, 77, 0, 0, 0, 0],
+            [0x50, 0x4A, v, 1, 4, 0, 0, 0, 1, 2, 3, 4],
+            [0x50, 0x4A, v, 4] + [29, 0, 0, 0] + [UInt8](repeating: 0, count: 12) + [99] + [UInt8](repeating: 0, count: 16),
+            [0x50, 0x4A, v, 1, 0xFF, 0xFF, 0xFF, 0x7F],
+            [0x50, 0x4A, v, 6, 0, 0, 0, 0],  // started with no job id
+            [0x50, 0x4A, v, 6, 7, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7],  // started with a partial id
         ]
         for bytes in cases {
             var buffer = ByteBuffer(bytes: bytes)

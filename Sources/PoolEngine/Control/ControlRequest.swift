@@ -25,6 +25,8 @@ struct ControlRequest: Sendable {
         var weight: Int
         var timeout: Duration?
         var count: Int
+        /// Tries again after a worker died with the job running (at least once, for idempotent work).
+        var retries: Int = 0
     }
 
     /// The most jobs one `job` request may submit.
@@ -133,7 +135,8 @@ struct ControlRequest: Sendable {
                 JobCommand(
                     group: group, payload: payload, priority: try integer("priority", 0, range: -1_000_000...1_000_000),
                     weight: try integer("weight", 1, range: 0...1_000_000), timeout: timeout,
-                    count: try integer("count", 1, range: 1...Self.maximumJobCount)))
+                    count: try integer("count", 1, range: 1...Self.maximumJobCount),
+                    retries: try integer("retries", 0, range: 0...JobClient.maximumRetries)))
         default:
             var replay = true
             if let value = object["replay"] {
@@ -231,7 +234,8 @@ extension ControlCommands {
                     var entry: [String: JSONValue] = ["index": .number(Double(index))]
                     do throws(JobError) {
                         let result = try await pool.submitJob(
-                            payload, to: job.group, priority: job.priority, weight: job.weight, timeout: job.timeout)
+                            payload, to: job.group, priority: job.priority, weight: job.weight, timeout: job.timeout,
+                            retries: job.retries)
                         entry["ok"] = .bool(true)
                         entry["result"] = .string(result.text)
                         entry["worker"] = .number(Double(result.worker.rawValue))
@@ -243,6 +247,7 @@ extension ControlCommands {
                         entry["ok"] = .bool(false)
                         entry["code"] = .string(error.code.rawValue)
                         entry["error"] = .string(error.message)
+                        entry["attempts"] = .number(Double(error.attempts))
                         if let worker = error.worker { entry["worker"] = .number(Double(worker.rawValue)) }
                     }
                     return (index, .object(entry))

@@ -24,7 +24,9 @@ final class ControlServer: Sendable {
         self.path = path
     }
 
-    static func start(path: String, pool: WorkerPool, logger: Logger) async throws -> ControlServer {
+    static func start(
+        path: String, pool: WorkerPool, logger: Logger, connections: ControlConnections = ControlConnections()
+    ) async throws -> ControlServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let tasks = ControlTasks()
         do {
@@ -34,10 +36,28 @@ final class ControlServer: Sendable {
                 // answer it before closing.
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    switch connections.admit(channel) {
+                    case .admitted:
+                        break
+                    case .admittedEvicting(let idle):
+                        logger.notice(
+                            "control socket: \(connections.limit) connections open; closed the oldest idle one for a new one")
+                        idle.close(promise: nil)
+                    case .refused:
+                        logger.warning("control socket: \(connections.limit) connections open, all busy; refused a new one")
+                        let refusal = JSONValue.object([
+                            "ok": .bool(false), "code": .string("busy"),
+                            "error": .string(
+                                "the control socket has \(connections.limit) connections open, each answering a request or streaming events; try again"),
+                        ]).serialized
+                        return channel.writeAndFlush(ByteBuffer(string: refusal + "\n")).always { _ in channel.close(promise: nil) }
+                    }
+                    channel.closeFuture.whenComplete { _ in connections.remove(channel) }
+                    return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(LineDecoder(maximumLength: maximumLineLength)))
-                        try channel.pipeline.syncOperations.addHandler(ControlConnectionHandler(pool: pool, logger: logger, tasks: tasks))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ControlConnectionHandler(pool: pool, logger: logger, tasks: tasks, connections: connections))
                     }
                 }
                 .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
@@ -132,11 +152,13 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     private var inputClosed = false
 
     private let serverTasks: ControlTasks
+    private let connections: ControlConnections
 
-    init(pool: WorkerPool, logger: Logger, tasks: ControlTasks) {
+    init(pool: WorkerPool, logger: Logger, tasks: ControlTasks, connections: ControlConnections) {
         self.pool = pool
         self.logger = logger
         self.serverTasks = tasks
+        self.connections = connections
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -229,6 +251,7 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             } else {
                 unanswered += 1
             }
+            connections.setBusy(channel, true)
             let requestStreams = { if case .events = request.command { return true } else { return false } }()
             let loopBound = NIOLoopBound(self, eventLoop: channel.eventLoop)
             let pool = self.pool
@@ -237,8 +260,10 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
                 Self.start(request, pool: pool, channel: channel) {
                     if !isStream {
                         channel.eventLoop.execute {
-                            loopBound.value.unanswered -= 1
-                            loopBound.value.closeIfDone(channel)
+                            let handler = loopBound.value
+                            handler.unanswered -= 1
+                            if handler.unanswered == 0 && !handler.isStreaming { handler.connections.setBusy(channel, false) }
+                            handler.closeIfDone(channel)
                         }
                     }
                     done()

@@ -49,7 +49,9 @@ public struct JobResult: Sendable, Hashable {
     public var pickedBecause: String
     public var queueWait: Duration
     public var runTime: Duration
-    /// Workers tried before this one (rejected, stopping or unreachable).
+    /// The tries it took, this one included: workers that refused it (full or stopping),
+    /// could not be reached or died before it started, and retries after a worker died with it
+    /// running (see `retries`).
     public var attempts: Int
 
     /// The payload as UTF-8 text.
@@ -83,6 +85,22 @@ public struct JobError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// The worker that ran (or refused) it, when one did.
     public var worker: WorkerID?
+    /// The tries made before it ended (0 when it ended before any worker was tried).
+    public var attempts: Int
+
+    public init(code: Code, message: String, worker: WorkerID? = nil, attempts: Int = 0) {
+        self.code = code
+        self.message = message
+        self.worker = worker
+        self.attempts = attempts
+    }
+
+    /// The same error, counting `attempts` tries.
+    func with(attempts: Int) -> JobError {
+        var error = self
+        error.attempts = attempts
+        return error
+    }
 
     public var description: String {
         if let worker { return "\(code.rawValue) (worker \(worker)): \(message)" }

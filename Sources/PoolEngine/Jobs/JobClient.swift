@@ -29,6 +29,10 @@ public final class JobClient: Sendable {
     private let countPickupMiss: (@Sendable (GroupID) -> Void)?
     private let connections = Mutex<[WorkerID: JobConnection]>([:])
     private let nextJobID = Atomic<UInt64>(0)
+    /// Tells this client's jobs apart from other senders' in a worker's running-jobs table.
+    private let token = UInt64.random(in: 1...UInt64.max)
+    /// The job workers' running-jobs tables.
+    private let runningJobs: [WorkerID: RunningJobsTable.Location]
     let maximumPayload: Int
     /// The timeout of a job submitted without one.
     public let defaultTimeout: Duration
@@ -50,6 +54,7 @@ public final class JobClient: Sendable {
         self.countPickupMiss = countPickupMiss
         self.defaultTimeout = defaultTimeout
         self.maximumPayload = maximumPayload
+        self.runningJobs = RunningJobsTable.layout(of: pool).locations
     }
 
     /// Closes every connection (pending jobs fail with `workerLost`) and stops the I/O thread.
@@ -67,21 +72,36 @@ public final class JobClient: Sendable {
         running?.shutdown()
     }
 
-    /// Submits a text job; see ``submit(_:to:priority:weight:timeout:)-(([UInt8],_,_,_,_))``.
+    /// Submits a text job; see ``submit(_:to:priority:weight:timeout:retries:)-(([UInt8],_,_,_,_,_))``.
     public func submit(
-        _ text: String, to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil
+        _ text: String, to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil,
+        retries: Int = 0
     ) async throws(JobError) -> JobResult {
-        try await submit(Array(text.utf8), to: group, priority: priority, weight: weight, timeout: timeout)
+        try await submit(Array(text.utf8), to: group, priority: priority, weight: weight, timeout: timeout, retries: retries)
     }
+
+    /// The most `retries` a job may ask for.
+    public static let maximumRetries = 100
 
     /// Submits a job to a worker of `group` and waits for its result.
     ///
+    /// A job that never started on its worker (the worker died or stopped with it queued, or
+    /// before it read it) always goes to another worker within the timeout: the worker says
+    /// when a job starts before its handler runs, so the sender knows. A job that had started
+    /// when its worker died ends `workerLost`, so that it runs at most once, unless `retries`
+    /// allows more tries: then it is sent again after a backoff (10 ms, doubling, at most 1 s,
+    /// within the timeout) up to `retries` times, so it runs at least once. Give retries only
+    /// for idempotent work. ``JobResult/attempts`` says how many tries it took.
+    ///
+    /// - Parameter retries: How many times a job that started and lost its worker is sent
+    ///   again (0...``maximumRetries``; 0, the default, means at most once).
     /// - Throws: ``JobError`` with the handler's error, `timedOut`, `cancelled` (the calling task
     ///   was cancelled: the job is cancelled on the worker too), `rejected` (every worker tried was
-    ///   full), `workerLost` (at once, when the worker dies mid-job), `noWorkerAvailable`,
-    ///   `tooLarge`, or `notAllowed`.
+    ///   full), `workerLost` (at once, when the worker dies mid-job and no retry is left),
+    ///   `noWorkerAvailable`, `tooLarge`, or `notAllowed`.
     public func submit(
-        _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil
+        _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil,
+        retries: Int = 0
     ) async throws(JobError) -> JobResult {
         guard let target = pool.group(group) else {
             throw JobError(code: .notAllowed, message: "no group '\(group)' in pool '\(pool.name)'")
@@ -98,32 +118,63 @@ public final class JobClient: Sendable {
         guard payload.count <= maximumPayload else {
             throw JobError(code: .tooLarge, message: "the payload is \(payload.count) bytes; the limit is \(maximumPayload)")
         }
+        guard (0...Self.maximumRetries).contains(retries) else {
+            throw JobError(code: .badRequest, message: "retries is \(retries); it must be from 0 to \(Self.maximumRetries)")
+        }
         let deadline = PoolInstant.now + (timeout ?? defaultTimeout)
-        var excluded: Set<WorkerID> = []
+        // Full or stopping: not tried again for this job unless scaling on demand waits for room.
+        var refused: Set<WorkerID> = []
+        // Died or unreachable, by slot and the pid it had: a slot is a candidate again once
+        // another process is ready in it, so a lone worker's replacement takes the job.
+        var lost: [WorkerID: Int32] = [:]
         var attempts = 0
+        var retriesLeft = retries
         var lastRefusal: JobError?
         var lastScaleRequest: PoolInstant?
         var missed = false
         while true {
-            if Task.isCancelled { throw JobError(code: .cancelled, message: "cancelled before it was sent") }
+            if Task.isCancelled { throw JobError(code: .cancelled, message: "cancelled before it was sent", attempts: attempts) }
             guard PoolInstant.now < deadline else {
-                throw lastRefusal ?? JobError(code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it")
+                throw lastRefusal.map { $0.with(attempts: attempts) }
+                    ?? JobError(
+                        code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it",
+                        attempts: attempts)
             }
             var candidates: [PickupCandidate] = []
             candidates.reserveCapacity(target.maxWorkers)
-            for id in target.workerIDs where id != senderID && !excluded.contains(id) {
-                guard let load = reader.pickupLoad(of: id), load.state == .ready else { continue }
-                candidates.append(PickupCandidate(id: id, jobsInFlight: load.jobsInFlight, inFlightWeight: load.inFlightWeight))
+            // Whether a worker is on its way: starting, backing off before a restart, or lost by
+            // this job while the watcher has not yet seen it go.
+            var coming = false
+            for id in target.workerIDs where id != senderID && !refused.contains(id) {
+                guard let load = reader.pickupLoad(of: id) else { continue }
+                switch load.state {
+                case .starting, .backoff:
+                    coming = true
+                case .ready where lost[id] == load.pid:
+                    coming = true
+                case .ready:
+                    candidates.append(PickupCandidate(id: id, jobsInFlight: load.jobsInFlight, inFlightWeight: load.inFlightWeight))
+                default:
+                    continue
+                }
             }
             guard let (chosen, reason) = pickup.pick(from: candidates, weight: weight, priority: priority) else {
+                if !lost.isEmpty && coming {
+                    // This job lost its worker: wait, within its timeout, for the replacement (or
+                    // another worker) to be ready, whether or not the group scales on demand.
+                    try await Self.pause(.milliseconds(2))
+                    continue
+                }
                 let none = JobError(
-                    code: .noWorkerAvailable, message: "no ready worker in group '\(target.name)' (\(Self.describe(reader.records(of: target), target)))")
+                    code: .noWorkerAvailable,
+                    message: "no ready worker in group '\(target.name)' (\(Self.describe(reader.records(of: target), target)))",
+                    attempts: attempts)
                 // Once per job, however long it then waits for a worker.
                 if !missed {
                     missed = true
                     countPickupMiss?(target.id)
                 }
-                guard let requestScale, target.scaling.onDemand else { throw lastRefusal ?? none }
+                guard let requestScale, target.scaling.onDemand else { throw lastRefusal.map { $0.with(attempts: attempts) } ?? none }
                 // Scaling by request: ask for one more worker (again every 250 ms while waiting; the
                 // watcher rate-limits), and wait for one within the deadline, trying refused workers
                 // again since their queues may have room by then.
@@ -132,53 +183,78 @@ public final class JobClient: Sendable {
                     requestScale(target.id)
                     lastScaleRequest = now
                 }
-                excluded = []
+                refused = []
                 try await Self.pause(.milliseconds(5))
-                if PoolInstant.now >= deadline { throw lastRefusal ?? none }
+                if PoolInstant.now >= deadline { throw lastRefusal.map { $0.with(attempts: attempts) } ?? none }
                 continue
             }
             attempts += 1
+            let chosenPID = reader.pickupLoad(of: chosen)?.pid ?? 0
             let connection: JobConnection
             do {
                 connection = try self.connection(to: chosen)
+            } catch let error as JobClientShutDown {
+                throw JobError(code: .workerLost, message: error.description, attempts: attempts)
             } catch {
-                excluded.insert(chosen)
+                lost[chosen] = chosenPID
                 lastRefusal = JobError(code: .workerLost, message: "cannot connect to worker \(chosen): \(error)", worker: chosen)
                 continue
             }
             let jobID = nextJobID.add(1, ordering: .relaxed).newValue
             let request = JobRequestFrame(
                 jobID: jobID, deadline: deadline.nanoseconds, priority: Int32(clamping: priority), weight: UInt32(clamping: max(weight, 0)),
-                senderWorker: UInt32(senderID?.rawValue ?? 0), senderGroup: UInt32(senderGroup?.rawValue ?? 0), payload: payload)
+                senderWorker: UInt32(senderID?.rawValue ?? 0), senderGroup: UInt32(senderGroup?.rawValue ?? 0), senderToken: token,
+                payload: payload)
             let answer = await connection.send(request, deadline: deadline)
             switch answer {
             case .result(let result):
                 return JobResult(
                     payload: result.payload, worker: chosen, pickedBecause: reason,
-                    queueWait: .nanoseconds(Int64(result.queueWaitNanoseconds)), runTime: .nanoseconds(Int64(result.runNanoseconds)),
-                    attempts: attempts)
+                    queueWait: .nanoseconds(Int64(clamping: result.queueWaitNanoseconds)),
+                    runTime: .nanoseconds(Int64(clamping: result.runNanoseconds)), attempts: attempts)
             case .error(let error) where error.code == .rejected || error.code == .stopping:
                 // Full or stopping: another worker may take it.
-                excluded.insert(chosen)
+                refused.insert(chosen)
                 lastRefusal = JobError(code: .rejected, message: error.message, worker: chosen)
             case .error(let error):
-                throw JobError(code: Self.code(error.code), message: error.message, worker: chosen)
+                throw JobError(code: Self.code(error.code), message: error.message, worker: chosen, attempts: attempts)
+            case .notStarted(let why):
+                // It never ran: another worker takes it, with no retry spent.
+                forget(connection, of: chosen)
+                lost[chosen] = chosenPID
+                lastRefusal = JobError(code: .workerLost, message: "\(why); the job had not started", worker: chosen)
             case .lost(let why):
-                connections.withLock { if $0[chosen] === connection { $0.removeValue(forKey: chosen) } }
-                throw JobError(code: .workerLost, message: why, worker: chosen)
+                forget(connection, of: chosen)
+                guard retriesLeft > 0 else {
+                    throw JobError(code: .workerLost, message: why, worker: chosen, attempts: attempts)
+                }
+                retriesLeft -= 1
+                lost[chosen] = chosenPID
+                lastRefusal = JobError(code: .workerLost, message: why, worker: chosen)
+                let retry = retries - retriesLeft
+                let backoff = Duration.milliseconds(10 << min(retry - 1, 7))
+                try await Self.pause(min(backoff, .seconds(1), max(deadline.duration(since: .now), .zero)))
             case .timedOut:
-                throw JobError(code: .timedOut, message: "no result within the timeout", worker: chosen)
+                throw JobError(code: .timedOut, message: "no result within the timeout", worker: chosen, attempts: attempts)
             case .cancelled:
-                throw JobError(code: .cancelled, message: "cancelled by its sender", worker: chosen)
+                throw JobError(code: .cancelled, message: "cancelled by its sender", worker: chosen, attempts: attempts)
             }
         }
     }
 
+    /// Drops a connection that ended, so the next job to that slot opens a new one.
+    private func forget(_ connection: JobConnection, of worker: WorkerID) {
+        connections.withLock { if $0[worker] === connection { $0.removeValue(forKey: worker) } }
+    }
+
     /// Submits a job without waiting for it; its failure is logged to `logger`, never silent.
-    public func send(_ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil, logger: Logger) {
+    public func send(
+        _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil,
+        retries: Int = 0, logger: Logger
+    ) {
         Task {
             do {
-                _ = try await submit(payload, to: group, priority: priority, weight: weight, timeout: timeout)
+                _ = try await submit(payload, to: group, priority: priority, weight: weight, timeout: timeout, retries: retries)
             } catch {
                 logger.warning("fire-and-forget job to \(group) failed: \(error)")
             }
@@ -222,8 +298,15 @@ public final class JobClient: Sendable {
                 return started
             }
         }
+        // The process behind the socket, as far as shared memory says: its running-jobs table
+        // is read only while it is still that process's.
+        let pid = reader.pickupLoad(of: worker)?.pid ?? 0
+        let (segment, location, token) = (reader.segment, runningJobs[worker], token)
         let connection = try JobConnection.connect(
-            path: JobServer.socketPath(runtimeDirectory: runtimeDirectory, worker: worker), worker: worker, io: io)
+            path: JobServer.socketPath(runtimeDirectory: runtimeDirectory, worker: worker), worker: worker, io: io
+        ) {
+            location.flatMap { RunningJobsTable.startedJobs(token: token, pid: pid, segment: segment, location: $0) }
+        }
         let kept = connections.withLock { connections -> JobConnection in
             if let other = connections[worker], other.isActive { return other }
             connections[worker] = connection

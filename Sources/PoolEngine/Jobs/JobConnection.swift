@@ -5,7 +5,11 @@ import Synchronization
 enum JobAnswer: Sendable {
     case result(JobResultFrame)
     case error(JobErrorFrame)
+    /// The connection ended with the job started: it may have had effects (`workerLost`).
     case lost(String)
+    /// The connection ended before the worker said the job started: it never ran, and may go
+    /// to another worker.
+    case notStarted(String)
     case timedOut
     case cancelled
 }
@@ -49,6 +53,8 @@ final class JobConnection: Sendable {
     private struct Pending {
         var waiter: Waiter
         var deadline: UInt64
+        /// The worker said the job started (a `started` frame named it).
+        var started = false
     }
 
     private struct State: ~Copyable {
@@ -80,18 +86,25 @@ final class JobConnection: Sendable {
     /// Bytes read but not yet a whole frame: only the thread holding `isReading` touches it.
     private let inbound = Mutex(ByteBuffer())
 
-    private init(worker: WorkerID, fd: Int32, token: UInt64, io: JobClientIO) {
+    /// The jobs of ours the worker had started when the connection ended without `closing`
+    /// (from its running-jobs table); nil when that cannot be told.
+    private let startedJobs: @Sendable () -> Set<UInt64>?
+
+    private init(worker: WorkerID, fd: Int32, token: UInt64, io: JobClientIO, startedJobs: @escaping @Sendable () -> Set<UInt64>?) {
         self.worker = worker
         self.fd = fd
         self.token = token
         self.io = io
+        self.startedJobs = startedJobs
     }
 
     /// Connects to a job worker's socket without blocking: a worker whose backlog is full
     /// (stuck or overwhelmed) is an error here, not a wait.
-    static func connect(path: String, worker: WorkerID, io: JobClientIO) throws -> JobConnection {
+    static func connect(
+        path: String, worker: WorkerID, io: JobClientIO, startedJobs: @escaping @Sendable () -> Set<UInt64>? = { nil }
+    ) throws -> JobConnection {
         let fd = try Posix.connectUnixSocket(path, nonBlocking: true)
-        let connection = JobConnection(worker: worker, fd: fd, token: io.makeToken(), io: io)
+        let connection = JobConnection(worker: worker, fd: fd, token: io.makeToken(), io: io, startedJobs: startedJobs)
         do {
             // Connected without waiting; from now on every call says whether it may wait: only
             // a polling sender's `recv` does, for at most the poll budget.
@@ -111,7 +124,7 @@ final class JobConnection: Sendable {
     private let active = Atomic<Bool>(true)
 
     /// Closes the connection; jobs still in flight on it fail as `workerLost`.
-    func close() { lost("the sender closed its connection to worker \(worker)") }
+    func close() { lost("the sender closed its connection to worker \(worker)", byWorker: false) }
 
     // MARK: - Sending
 
@@ -121,7 +134,7 @@ final class JobConnection: Sendable {
         var frame = ByteBufferAllocator().buffer(capacity: JobFrame.headerSize + JobRequestFrame.fixedSize + request.payload.count)
         JobFrame.request(request).write(to: &frame)
         let (refusal, polls, toSend, mode) = state.withLock { state -> (JobAnswer?, Bool, ByteBuffer?, JobWaitMode) in
-            if let closed = state.closed { return (.lost(closed), false, nil, .poll) }
+            if let closed = state.closed { return (.notStarted(closed), false, nil, .poll) }
             if state.isClosing {
                 // Like the worker's own `stopping` answer, so the job goes to another worker.
                 let stopping = JobErrorFrame(
@@ -430,6 +443,11 @@ final class JobConnection: Sendable {
                 state.isClosing = true
                 return Self.isDrained(state)
             }
+        case .started(let jobIDs):
+            state.withLock { state in
+                for jobID in jobIDs { state.pending[jobID]?.started = true }
+            }
+            drained = false
         case .request, .cancel: drained = false
         }
         if drained { lost("worker \(worker) is closing") }
@@ -481,37 +499,49 @@ final class JobConnection: Sendable {
         return next
     }
 
-    /// The connection ended: every job in flight on it fails at once as `workerLost`, except
-    /// after the worker said `closing`: it had answered every job it took here by then, so a
-    /// job still waiting crossed the goodbye and was never run; it is answered `stopping`, and
-    /// its sender tries another worker.
-    private func lost(_ why: String) {
-        let (waiting, answer) = state.withLock { state -> ([CheckedContinuation<JobAnswer, Never>], JobAnswer) in
-            if state.closed == nil { state.closed = why }
+    /// The connection ended: every job in flight on it ends at once. One the worker said had
+    /// started fails as `lost` (it may have had effects); one it never said so about did not
+    /// run (the worker writes `started` before a handler runs) and is answered `notStarted`,
+    /// for its sender to send elsewhere. After the worker said `closing` no job is left that
+    /// it took here, so each one still waiting crossed the goodbye and is answered `stopping`.
+    private func lost(_ why: String, byWorker: Bool = true) {
+        // Asked once, outside the lock (it may wait a moment for the process to be gone), and
+        // only when the worker ended the connection with jobs of ours in flight.
+        let needsTable = byWorker && state.withLock { state in
+            state.closed == nil && !state.isClosing && state.pending.values.contains { !$0.started }
+        }
+        let started = needsTable ? startedJobs() : nil
+        let waiting = state.withLock { state -> [(CheckedContinuation<JobAnswer, Never>, JobAnswer)] in
+            let ending = state.closed == nil
+            if ending { state.closed = why }
             active.store(false, ordering: .relaxed)
-            let answer: JobAnswer
-            if state.isClosing {
-                answer = .error(
-                    JobErrorFrame(
-                        jobID: 0, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0, runNanoseconds: 0,
-                        message: "worker \(worker) is stopping and did not take the job"))
-            } else {
-                answer = .lost(why)
-            }
-            var waiting: [CheckedContinuation<JobAnswer, Never>] = []
+            var waiting: [(CheckedContinuation<JobAnswer, Never>, JobAnswer)] = []
             for (jobID, entry) in state.pending {
+                let answer: JobAnswer
+                if case .answered = entry.waiter { continue }
+                if state.isClosing {
+                    answer = .error(
+                        JobErrorFrame(
+                            jobID: jobID, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0, runNanoseconds: 0,
+                            message: "worker \(worker) is stopping and did not take the job"))
+                } else if !ending || entry.started || started?.contains(jobID) != false {
+                    // Started, or nobody can say it did not: it may have had effects.
+                    answer = .lost(why)
+                } else {
+                    answer = .notStarted(why)
+                }
                 switch entry.waiter {
                 case .answered: continue
                 case .sending: state.pending[jobID]?.waiter = .answered(answer)
                 case .waiting(let continuation):
                     state.pending.removeValue(forKey: jobID)
-                    waiting.append(continuation)
+                    waiting.append((continuation, answer))
                 }
             }
             closeDescriptor(&state)
-            return (waiting, answer)
+            return waiting
         }
-        for continuation in waiting { continuation.resume(returning: answer) }
+        for (continuation, answer) in waiting { continuation.resume(returning: answer) }
     }
 
     /// Closes the socket once nobody reads it (the reader closes it when it lets go).

@@ -11,9 +11,14 @@ enum JobFrame: Hashable, Sendable {
     /// connection; send no more here and close it. Requests already on their way are answered
     /// `stopping`, so their sender tries another worker.
     case closing
+    /// Worker to sender: these jobs have started. Written, and in the kernel, before any of
+    /// their handlers runs, so a sender whose worker dies knows which of its jobs never
+    /// started (those it may send elsewhere) and which did (those that end `workerLost`).
+    case started([UInt64])
 
     static let magic: (UInt8, UInt8) = (0x50, 0x4A)  // "PJ"
-    static let version: UInt8 = 1
+    /// Version 2 added the request's sender token and the `started` frame.
+    static let version: UInt8 = 2
     static let headerSize = 8
     /// The default limit on a frame's body, enforced by both sides.
     static let defaultMaximumBody = 16 * 1024 * 1024
@@ -24,6 +29,7 @@ enum JobFrame: Hashable, Sendable {
         case result = 3
         case error = 4
         case closing = 5
+        case started = 6
     }
 }
 
@@ -35,9 +41,12 @@ struct JobRequestFrame: Hashable, Sendable {
     var weight: UInt32
     var senderWorker: UInt32
     var senderGroup: UInt32
+    /// The sending job client's random token: the worker writes it with the job id into its
+    /// running-jobs table, so the sender can tell its jobs apart from another sender's.
+    var senderToken: UInt64 = 0
     var payload: [UInt8]
 
-    static let fixedSize = 32
+    static let fixedSize = 40
 }
 
 struct JobResultFrame: Hashable, Sendable {
@@ -103,6 +112,7 @@ extension JobFrame {
             buffer.writeInteger(request.weight, endianness: .little)
             buffer.writeInteger(request.senderWorker, endianness: .little)
             buffer.writeInteger(request.senderGroup, endianness: .little)
+            buffer.writeInteger(request.senderToken, endianness: .little)
             buffer.writeBytes(request.payload)
         case .cancel(let jobID):
             buffer.writeInteger(jobID, endianness: .little)
@@ -121,6 +131,8 @@ extension JobFrame {
             buffer.writeString(error.message)
         case .closing:
             break
+        case .started(let jobIDs):
+            for jobID in jobIDs { buffer.writeInteger(jobID, endianness: .little) }
         }
         buffer.setInteger(UInt32(buffer.writerIndex - bodyStart), at: start + 4, endianness: .little)
     }
@@ -132,6 +144,7 @@ extension JobFrame {
         case .result: return .result
         case .error: return .error
         case .closing: return .closing
+        case .started: return .started
         }
     }
 
@@ -168,7 +181,7 @@ extension JobFrame {
                     jobID: body.readInteger(endianness: .little)!, deadline: body.readInteger(endianness: .little)!,
                     priority: body.readInteger(endianness: .little)!, weight: body.readInteger(endianness: .little)!,
                     senderWorker: body.readInteger(endianness: .little)!, senderGroup: body.readInteger(endianness: .little)!,
-                    payload: body.readBytes(length: body.readableBytes)!))
+                    senderToken: body.readInteger(endianness: .little)!, payload: body.readBytes(length: body.readableBytes)!))
         case .cancel:
             try need(8, "cancel")
             return .cancel(jobID: body.readInteger(endianness: .little)!)
@@ -193,6 +206,14 @@ extension JobFrame {
                     runNanoseconds: body.readInteger(endianness: .little)!, message: body.readString(length: body.readableBytes) ?? ""))
         case .closing:
             return .closing
+        case .started:
+            guard length >= 8, length % 8 == 0 else {
+                throw JobFrameError(message: "a started body of \(length) bytes is not one or more 8-byte job ids")
+            }
+            var jobIDs: [UInt64] = []
+            jobIDs.reserveCapacity(length / 8)
+            while let jobID: UInt64 = body.readInteger(endianness: .little) { jobIDs.append(jobID) }
+            return .started(jobIDs)
         }
     }
 }

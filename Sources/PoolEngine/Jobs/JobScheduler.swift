@@ -4,6 +4,10 @@ import Synchronization
 /// within limits on concurrent jobs and weight, with a bounded queue.
 final class JobScheduler: Sendable {
     typealias Reply = @Sendable (JobFrame) -> Void
+    /// Runs before a job's handler may start: the connection tells its sender the job has
+    /// started, and calls `launch(true)` once that is in the kernel (so a sender whose worker
+    /// dies later knows the job ran), or `launch(false)` when the connection is gone.
+    typealias StartGate = @Sendable (_ jobID: UInt64, _ launch: @escaping @Sendable (Bool) -> Void) -> Void
 
     struct Key: Hashable, Sendable {
         var connection: UInt64
@@ -14,6 +18,9 @@ final class JobScheduler: Sendable {
         var key: Key
         var job: Job
         var reply: Reply
+        var gate: StartGate?
+        /// The sender's token, for the running-jobs table.
+        var token: UInt64
         var sequence: UInt64
         var enqueuedAt: UInt64
     }
@@ -40,25 +47,38 @@ final class JobScheduler: Sendable {
     private let activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)?
     /// Records a job's queue wait and, when it ran, its run time (nanoseconds) for the metrics.
     private let latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)?
+    /// Where a job is recorded as started before its handler runs (see ``RunningJobsTable``);
+    /// without it, or when it is full, the connection's gate announces the start.
+    private let runningJobs: RunningJobsTable?
     private let state = Mutex(State())
 
     init(
         limits: JobExecutorConfiguration, workerID: WorkerID, handler: any JobHandler,
         activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)? = nil,
-        latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)? = nil
+        latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)? = nil,
+        runningJobs: RunningJobsTable? = nil
     ) {
         self.limits = limits
         self.workerID = workerID
         self.handler = handler
         self.activity = activity
         self.latency = latency
+        self.runningJobs = runningJobs
+    }
+
+    /// The answers of these jobs are in the kernel, or their connection is gone: the
+    /// running-jobs table forgets them.
+    func answersWritten(connection: UInt64, jobIDs: [UInt64]) {
+        guard let runningJobs else { return }
+        for jobID in jobIDs { runningJobs.release(Key(connection: connection, job: jobID)) }
     }
 
     /// Jobs queued and running.
     var load: (queued: Int, running: Int) { state.withLock { ($0.queue.count, $0.running.count) } }
 
-    /// Takes a request: runs it, queues it, or refuses it with an explicit error.
-    func submit(_ request: JobRequestFrame, connection: UInt64, reply: @escaping Reply) {
+    /// Takes a request: runs it, queues it, or refuses it with an explicit error. With a
+    /// `gate`, each job's handler runs only once the gate lets it (see ``StartGate``).
+    func submit(_ request: JobRequestFrame, connection: UInt64, gate: StartGate? = nil, reply: @escaping Reply) {
         let now = Posix.monotonicNanoseconds()
         let job = Job(
             id: request.jobID, payload: request.payload, priority: Int(request.priority), weight: Int(request.weight),
@@ -76,7 +96,10 @@ final class JobScheduler: Sendable {
                 return (.rejected, "worker \(workerID) is full: \(state.running.count) running, \(state.queue.count) queued (limit \(limits.maxQueuedJobs))")
             }
             state.sequence += 1
-            state.queue.push(Entry(key: Key(connection: connection, job: request.jobID), job: job, reply: reply, sequence: state.sequence, enqueuedAt: now))
+            state.queue.push(
+                Entry(
+                    key: Key(connection: connection, job: request.jobID), job: job, reply: reply, gate: gate,
+                    token: request.senderToken, sequence: state.sequence, enqueuedAt: now))
             return nil
         }
         if let (code, message) = refusal {
@@ -190,6 +213,35 @@ final class JobScheduler: Sendable {
     }
 
     private func run(_ entry: Entry, inline: Bool) {
+        // The usual way: two stores in shared memory, nothing the sender is woken by.
+        if let runningJobs, runningJobs.claim(entry.key, token: entry.token, jobID: entry.job.id) {
+            launch(entry, inline: inline)
+            return
+        }
+        guard let gate = entry.gate else {
+            launch(entry, inline: inline)
+            return
+        }
+        gate(entry.job.id) { [self] announced in
+            if announced {
+                launch(entry, inline: inline)
+            } else {
+                abandon(entry)
+            }
+        }
+    }
+
+    /// The connection closed before the job could start: nobody is left to answer.
+    private func abandon(_ entry: Entry) {
+        state.withLock { state in
+            if let running = state.running.removeValue(forKey: entry.key) { state.runningWeight -= running.weight }
+        }
+        finishAccounting(entry.job, error: false)
+        startEligible()
+        signalDrainIfIdle()
+    }
+
+    private func launch(_ entry: Entry, inline: Bool) {
         let startedAt = Posix.monotonicNanoseconds()
         let queueWait = startedAt &- entry.enqueuedAt
         activity? { activity in

@@ -90,6 +90,7 @@ final class JobServerHandler: ChannelInboundHandler {
     private let connection: UInt64
     private let logger: Logger
     private var writer: CoalescingWriter?
+    private var announcer: StartAnnouncer?
 
     init(scheduler: JobScheduler, connection: UInt64, logger: Logger) {
         self.scheduler = scheduler
@@ -98,14 +99,22 @@ final class JobServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let writer = self.writer ?? CoalescingWriter(channel: context.channel)
+        let scheduler = self.scheduler
+        let connection = self.connection
+        let writer =
+            self.writer
+            ?? CoalescingWriter(channel: context.channel) { jobIDs in
+                scheduler.answersWritten(connection: connection, jobIDs: jobIDs)
+            }
         self.writer = writer
+        let announcer = self.announcer ?? StartAnnouncer(channel: context.channel)
+        self.announcer = announcer
         switch unwrapInboundIn(data) {
         case .request(let request):
-            scheduler.submit(request, connection: connection) { frame in writer.write(frame) }
+            scheduler.submit(request, connection: connection, gate: announcer.announce) { frame in writer.write(frame) }
         case .cancel(let jobID):
             scheduler.cancel(connection: connection, jobID: jobID)
-        case .result, .error, .closing:
+        case .result, .error, .closing, .started:
             logger.error("job connection \(connection): a sender sent a worker's frame; closing the connection")
             context.close(promise: nil)
         }

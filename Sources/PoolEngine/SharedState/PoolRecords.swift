@@ -51,18 +51,20 @@ extension PoolStateReader {
         records(from: WorkerID(1), count: segment.slotCount)
     }
 
-    /// One slot's state and job load, for pickup: three words read one by one, without the
-    /// record's sequence words. Pickup is a heuristic that a value a moment old serves as well,
-    /// and this touches two cache lines of the slot and allocates nothing, where copying the
-    /// group's records costs four lines and an array per slot, per job. Nil for an id outside
+    /// One slot's state, process and job load, for pickup: four words read one by one, without
+    /// the record's sequence words. Pickup is a heuristic that a value a moment old serves as
+    /// well, and this touches two cache lines of the slot and allocates nothing, where copying
+    /// the group's records costs four lines and an array per slot, per job. The pid tells a
+    /// sender whether a slot it lost a job on has its replacement yet. Nil for an id outside
     /// the segment.
-    public func pickupLoad(of id: WorkerID) -> (state: WorkerState, jobsInFlight: UInt64, inFlightWeight: UInt64)? {
+    public func pickupLoad(of id: WorkerID) -> (state: WorkerState, pid: Int32, jobsInFlight: UInt64, inFlightWeight: UInt64)? {
         guard id.rawValue >= 1 && id.rawValue <= segment.slotCount else { return nil }
         let base = segment.slotBase(id)
         let code = Int(segment.word(base + SharedLayout.Lifecycle.state).pointee.load(ordering: .relaxed))
         let state = SharedLayout.stateCodes.indices.contains(code) ? SharedLayout.stateCodes[code] : .stopped
         return (
-            state, segment.word(base + SharedLayout.Activity.jobsInFlight).pointee.load(ordering: .relaxed),
+            state, Int32(truncatingIfNeeded: segment.word(base + SharedLayout.Lifecycle.pid).pointee.load(ordering: .relaxed)),
+            segment.word(base + SharedLayout.Activity.jobsInFlight).pointee.load(ordering: .relaxed),
             segment.word(base + SharedLayout.Activity.inFlightWeight).pointee.load(ordering: .relaxed)
         )
     }

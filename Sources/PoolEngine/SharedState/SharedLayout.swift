@@ -4,8 +4,9 @@
 enum SharedLayout {
     static let magic: UInt64 = 0x3150_4F54_4C4F_4F50  // "POOLTOP1" read as bytes
     /// Version 2 added the exits by reason, the job latency histograms and the group's
-    /// scaling and pickup-miss counters (issue 7's metrics).
-    static let version: UInt64 = 2
+    /// scaling and pickup-miss counters (issue 7's metrics); version 3 the running-jobs
+    /// tables (``RunningJobsTable``).
+    static let version: UInt64 = 3
 
     static let headerSize = 512
     static let groupRecordSize = 192
@@ -30,6 +31,9 @@ enum SharedLayout {
         static let lastSampleAt = 104
         static let poolState = 112
         static let name = 128
+        /// Where the running-jobs tables start, and their total size in bytes.
+        static let runningJobsOffset = 192
+        static let runningJobsSize = 200
     }
 
     /// Group record words. `id`, `kind`, `min`, `max` and `name` never change; the counts
@@ -111,6 +115,7 @@ enum SharedLayout {
         static let buckets = 16
     }
 
+    /// The records' size; the running-jobs tables follow them.
     static func size(groups: Int, slots: Int) -> Int {
         headerSize + groups * groupRecordSize + slots * slotRecordSize
     }

@@ -26,7 +26,9 @@ final class SharedSegment: Sendable {
     /// Creates the segment, replacing a stale one of the same name (the caller holds the pool's lock).
     static func create(name: String, pool: PoolDescription, watcherPID: Int32, startedAt: UInt64) throws -> SharedSegment {
         Posix.unlinkSharedMemory(name: name)
-        let size = SharedLayout.size(groups: pool.groups.count, slots: pool.slotCount)
+        let records = SharedLayout.size(groups: pool.groups.count, slots: pool.slotCount)
+        let running = RunningJobsTable.layout(of: pool).size
+        let size = records + running
         let segment = SharedSegment(name: name, mapping: try Posix.createSharedMemory(name: name, size: size), isWritable: true)
         let groupOffset = SharedLayout.headerSize
         let slotOffset = groupOffset + pool.groups.count * SharedLayout.groupRecordSize
@@ -41,6 +43,8 @@ final class SharedSegment: Sendable {
         segment.store(H.slotRecordSize, UInt64(SharedLayout.slotRecordSize))
         segment.store(H.watcherPID, UInt64(watcherPID))
         segment.store(H.startedAt, startedAt)
+        segment.store(H.runningJobsOffset, UInt64(records))
+        segment.store(H.runningJobsSize, UInt64(running))
         segment.storeName(H.name, pool.name)
         for (index, group) in pool.groups.enumerated() {
             let base = groupOffset + index * SharedLayout.groupRecordSize
@@ -79,10 +83,22 @@ final class SharedSegment: Sendable {
         }
         let needed = SharedLayout.size(
             groups: Int(segment.load(SharedLayout.Header.groupCount)), slots: Int(segment.load(SharedLayout.Header.slotCount)))
-        guard mapping.size >= needed else {
-            throw SharedStateError(code: .badLayout, message: "segment \(name) is \(mapping.size) bytes, its header needs \(needed)")
+        let running = segment.load(SharedLayout.Header.runningJobsOffset)
+        let runningSize = segment.load(SharedLayout.Header.runningJobsSize)
+        guard mapping.size >= needed, running <= UInt64(mapping.size), runningSize <= UInt64(mapping.size) - running,
+            runningSize == 0 || running >= UInt64(needed), running % 8 == 0
+        else {
+            throw SharedStateError(
+                code: .badLayout,
+                message: "segment \(name) is \(mapping.size) bytes; its header needs \(needed) and running-jobs tables at \(running)+\(runningSize)")
         }
         return segment
+    }
+
+    /// Where the running-jobs tables start; nil when the pool has none.
+    var runningJobsOffset: Int? {
+        let size = load(SharedLayout.Header.runningJobsSize)
+        return size == 0 ? nil : Int(load(SharedLayout.Header.runningJobsOffset))
     }
 
     // MARK: - Words

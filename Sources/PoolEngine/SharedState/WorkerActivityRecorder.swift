@@ -46,6 +46,12 @@ final class WorkerActivityRecorder: Sendable {
         }
     }
 
+    /// This worker's running-jobs table, taken over for this process; nil for a worker of a
+    /// group that runs no jobs.
+    func runningJobsTable(pool: PoolDescription, id: WorkerID) -> RunningJobsTable? {
+        RunningJobsTable(segment: segment, id: id, pool: pool)
+    }
+
     /// Counts a job for `group` that found no ready worker with room.
     func countPickupMiss(group: GroupID) { segment.countPickupMiss(group: group) }
 }

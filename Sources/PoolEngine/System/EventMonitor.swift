@@ -5,6 +5,8 @@ enum MonitorEvent: Sendable {
     case message(WorkerID, generation: Int, WorkerMessage)
     case badFrame(WorkerID, generation: Int, FrameError)
     case channelClosed(WorkerID, generation: Int)
+    /// A control channel with bytes waiting to be sent has room again (see ``EventMonitor/setWritableInterest(_:_:)``).
+    case channelWritable(WorkerID, generation: Int)
     case exited(WorkerID, generation: Int, TerminationStatus)
     case signal(Int32)
     case deadlineReached
@@ -97,6 +99,23 @@ final class EventMonitor: Sendable {
         if found { epoll.remove(descriptor) }
     }
 
+    /// Also reports when a worker's control channel has room to write (`.channelWritable`),
+    /// while the watcher has bytes waiting for it; off again once they are sent.
+    func setWritableInterest(_ control: Int32, _ wanted: Bool) {
+        let token = state.withLock { state -> UInt64? in
+            state.sources.first { _, source in
+                if case .control(_, _, let fd) = source { return fd == control }
+                return false
+            }?.key
+        }
+        guard let token else { return }
+        var events: Epoll.Events = [.readable, .peerHangUp]
+        if wanted { events.insert(.writable) }
+        // Fails only for a descriptor epoll no longer holds: the channel closed, and its worker's
+        // exit is on the way.
+        try? epoll.modify(control, events, token: token)
+    }
+
     /// Watches the read end of the signal self-pipe.
     func watchSignals(readFD: Int32) throws {
         let token = state.withLock { state -> UInt64 in
@@ -162,6 +181,8 @@ final class EventMonitor: Sendable {
                         for signal in bytes[0..<n] { sink(.signal(Int32(signal))) }
                     }
                 case .control(let id, let generation, let fd):
+                    if event.events.contains(.writable) { sink(.channelWritable(id, generation: generation)) }
+                    guard !event.events.isDisjoint(with: [.readable, .peerHangUp, .hangUp, .error]) else { continue }
                     drain(token: event.token, id: id, generation: generation, fd: fd, decoders: &decoders, buffer: &readBuffer)
                 case .pidfd(let id, let generation, let fd, let controlToken):
                     // Everything the worker wrote before it died is in the socket: read it first,

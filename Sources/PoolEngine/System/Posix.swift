@@ -38,11 +38,25 @@ enum Posix {
         return (fds[0], fds[1])
     }
 
-    static func setSendTimeout(_ fd: FD, milliseconds: Int) throws {
-        var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
-        try check("setsockopt(SO_SNDTIMEO)") {
-            Glibc.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        }
+    /// Raises the soft limit on open descriptors to the hard limit, as servers do: the soft
+    /// default (1024) is what a few hundred connections, workers and listeners exhaust. Returns
+    /// the limits before and after.
+    @discardableResult
+    static func raiseDescriptorLimit() throws -> (before: UInt64, after: UInt64) {
+        var limit = rlimit()
+        try check("getrlimit(RLIMIT_NOFILE)") { getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) }
+        let before = UInt64(limit.rlim_cur)
+        guard limit.rlim_cur < limit.rlim_max else { return (before, before) }
+        limit.rlim_cur = limit.rlim_max
+        try check("setrlimit(RLIMIT_NOFILE)") { setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) }
+        return (before, UInt64(limit.rlim_max))
+    }
+
+    /// The soft limit on open descriptors.
+    static func descriptorLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        return UInt64(limit.rlim_cur)
     }
 
     /// How long a blocking `recv` on the socket waits before it fails with EAGAIN. The kernel
@@ -164,13 +178,21 @@ enum Posix {
     }
 
     /// Reaps an exited child through its pidfd; nil when it has not exited yet.
-    static func reap(pidfd: FD) throws -> TerminationStatus? {
+    static func reap(pidfd: FD, waiting: Bool = false) throws -> TerminationStatus? {
         var code: Int32 = 0
         var status: Int32 = 0
-        let pid = try check("waitid(P_PIDFD)") { pt_waitid_pidfd(pidfd, WNOHANG, &code, &status) }
+        let pid = try check("waitid(P_PIDFD)") { pt_waitid_pidfd(pidfd, waiting ? 0 : WNOHANG, &code, &status) }
         if pid == 0 { return nil }
         if code == CLD_EXITED { return .exited(status) }
         return .signaled(status)
+    }
+
+    /// Kills a child of ours and waits for it: only for a child not yet reaped (so its pid
+    /// cannot name another process) that nothing else watches.
+    static func killAndReap(_ pid: pid_t) {
+        _ = Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while Glibc.waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     static func kill(_ pid: pid_t, _ signal: Int32) throws {
@@ -256,6 +278,7 @@ enum Posix {
     static func exitProcess(_ code: Int32) -> Never { Glibc.exit(code) }
 
     static func sleep(milliseconds: UInt32) { _ = Glibc.usleep(milliseconds * 1000) }
+    static func sleep(microseconds: UInt32) { _ = Glibc.usleep(microseconds) }
 
     /// Waits until one of `fds` is readable; returns the readable ones (empty on timeout).
     static func pollReadable(_ fds: [FD], timeoutMilliseconds: Int32) throws -> [FD] {

@@ -14,6 +14,10 @@ private struct WorkerProcessHandle {
     var pidfd: Int32
     var control: Int32
     var generation: Int
+    /// Control bytes the channel had no room for, sent when the monitor says it has.
+    var outbound: [UInt8] = []
+    /// Whether the monitor reports room on the channel (only while bytes wait).
+    var watchesWritable = false
 }
 
 /// The watcher loop: the one writer of pool state. Every input arrives as a ``WatcherEvent``
@@ -154,6 +158,9 @@ final class Watcher {
             return []
         case .channelClosed(let id, let generation):
             return core.handle(.channelDidClose(id, generation: generation), at: now)
+        case .channelWritable(let id, let generation):
+            if processes[id]?.generation == generation { flush(id) }
+            return []
         case .exited(let id, let generation, let status):
             let actions = core.handle(.processDidExit(id, generation: generation, status), at: now)
             if let process = processes[id], process.generation == generation {
@@ -193,17 +200,13 @@ final class Watcher {
             case .spawn(let id, let generation):
                 queue.append(contentsOf: spawn(id, generation: generation))
             case .requestStop(let id, let generation, let request):
-                guard let process = processes[id], process.generation == generation else {
+                guard processes[id]?.generation == generation else {
                     // Its process already ended (its exit is on the way) or was replaced.
                     logger.debug("stop request for worker \(id) (generation \(generation)) not sent: no such process")
                     continue
                 }
-                do {
-                    try send(.stop(request), to: process.control)
-                } catch {
-                    // The kill deadline set with the request still ends the process.
-                    logger.warning("could not send the stop request to worker \(id): \(error)")
-                }
+                // Never waits; should it not arrive, the kill deadline set with it still ends the process.
+                send(.stop(request), to: id)
             case .kill(let id, let generation):
                 guard let process = processes[id], process.generation == generation else { continue }
                 do {
@@ -244,6 +247,7 @@ final class Watcher {
         var parentEnd: Int32 = -1
         var childEnd: Int32 = -1
         var pidfd: Int32 = -1
+        var spawned: Int32?
         do {
             let sockets = try listeners.descriptors(for: id)
             (parentEnd, childEnd) = try Posix.socketPair()
@@ -264,30 +268,32 @@ final class Watcher {
                 inherited: sockets.map(\.fd) + [childEnd], output: workerOutput)
             Posix.close(childEnd)
             childEnd = -1
+            spawned = pid
             pidfd = try Posix.pidfdOpen(pid)
-            // A wedged worker must not block the watcher: a stop request that cannot be written in 1 s is dropped.
-            try Posix.setSendTimeout(parentEnd, milliseconds: 1000)
             processes[id] = WorkerProcessHandle(pid: pid, pidfd: pidfd, control: parentEnd, generation: generation)
             try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
             let bootstrap = WorkerBootstrap(
                 workerID: id, generation: generation, pool: pool, watcherPID: Posix.processID,
                 logLevel: workerLogLevel.rawValue, sharedMemoryName: sharedState?.segment.name,
                 runtimeDirectory: runtimeDirectory)
-            do {
-                try send(.bootstrap(bootstrap), to: parentEnd)
-            } catch {
-                // The process died before reading it; its exit arrives through the pidfd.
-                logger.debug("bootstrap to worker \(id) not delivered: \(error)")
-            }
+            send(.bootstrap(bootstrap), to: id)
             return core.handle(.processDidSpawn(id, generation: generation, pid: pid), at: now)
         } catch {
             if childEnd >= 0 { Posix.close(childEnd) }
             if let process = processes.removeValue(forKey: id), process.generation == generation {
                 // Spawned but not watchable: make sure it does not outlive us unobserved.
+                monitor.forget(descriptor: process.control)
+                monitor.forget(descriptor: process.pidfd)
                 try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
+                _ = try? Posix.reap(pidfd: process.pidfd, waiting: true)
                 Posix.close(process.pidfd)
                 Posix.close(process.control)
             } else {
+                if let spawned {
+                    // Spawned, but no pidfd (out of descriptors): our unreaped child, so its pid
+                    // cannot have been reused; kill and reap it rather than leave it unwatched.
+                    Posix.killAndReap(spawned)
+                }
                 if parentEnd >= 0 { Posix.close(parentEnd) }
                 if pidfd >= 0 { Posix.close(pidfd) }
             }
@@ -302,8 +308,51 @@ final class Watcher {
         processes.removeValue(forKey: id)
     }
 
-    private func send(_ message: WatcherMessage, to fd: Int32) throws {
-        try Posix.sendAll(fd, try ControlCodec.encode(message).encoded)
+    /// The most control bytes waiting for one worker. Far above any bootstrap or stop request:
+    /// only a worker that reads nothing (wedged) reaches it, and its stop deadline kills it anyway.
+    static let maximumOutbound = 1 << 20
+
+    /// Sends a control message without ever waiting: what the channel has no room for waits in
+    /// the process's outbound buffer and leaves when the monitor reports room, so a wedged
+    /// worker delays no one else (a stop request's kill deadline ends it whatever happens).
+    private func send(_ message: WatcherMessage, to id: WorkerID) {
+        guard var process = processes[id] else { return }
+        let bytes: [UInt8]
+        do {
+            bytes = try ControlCodec.encode(message).encoded
+        } catch {
+            logger.error("cannot encode a control message for worker \(id): \(error)")
+            return
+        }
+        guard process.outbound.count + bytes.count <= Self.maximumOutbound else {
+            logger.warning(
+                "worker \(id) (pid \(process.pid)) has read none of its last \(process.outbound.count) control bytes; a message to it was dropped")
+            return
+        }
+        process.outbound += bytes
+        processes[id] = process
+        flush(id)
+    }
+
+    /// Writes what the worker's control channel takes of its outbound bytes.
+    private func flush(_ id: WorkerID) {
+        guard var process = processes[id] else { return }
+        if !process.outbound.isEmpty {
+            do {
+                let sent = try process.outbound.withUnsafeBytes { try Posix.sendNonBlocking(process.control, $0) } ?? 0
+                process.outbound.removeFirst(sent)
+            } catch {
+                // The worker closed its end or died: its exit arrives through the pidfd.
+                logger.debug("control message to worker \(id) not delivered: \(error)")
+                process.outbound = []
+            }
+        }
+        let wanted = !process.outbound.isEmpty
+        if wanted != process.watchesWritable {
+            monitor.setWritableInterest(process.control, wanted)
+            process.watchesWritable = wanted
+        }
+        processes[id] = process
     }
 
     private func log(_ event: PoolEvent) {

@@ -164,6 +164,15 @@ public final class WorkerPool: Service, Sendable {
         }
         defer { finish(description, input: input, stream: stream) }
 
+        // Descriptors: two per worker, one per listener socket, one per control connection.
+        // A refusal is not fatal: running out later is a spawn failure with backoff.
+        do {
+            let (before, after) = try Posix.raiseDescriptorLimit()
+            if after != before { logger.debug("raised the open-descriptor limit from \(before) to \(after)") }
+        } catch {
+            logger.warning("cannot raise the open-descriptor limit (\(Posix.descriptorLimit()) now): \(error)")
+        }
+
         let pidFile = try configuration.pidFile.map { try PIDFile(path: $0, poolName: name) }
         defer { pidFile?.release() }
 
@@ -305,16 +314,17 @@ public final class WorkerPool: Service, Sendable {
     }
 
     /// Submits a job as an operator (`pooltop job`, the console) to any group whose workers run
-    /// jobs, and waits for its result; see ``JobClient/submit(_:to:priority:weight:timeout:)-(([UInt8],_,_,_,_))``.
+    /// jobs, and waits for its result; see ``JobClient/submit(_:to:priority:weight:timeout:retries:)-(([UInt8],_,_,_,_,_))``.
     public func submitJob(
-        _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil
+        _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil,
+        retries: Int = 0
     ) async throws(JobError) -> JobResult {
         let client = state.withLock { state -> JobClient? in
             if case .running = state.phase { return state.operatorJobs }
             return nil
         }
         guard let client else { throw JobError(code: .noWorkerAvailable, message: "the pool is not running") }
-        return try await client.submit(payload, to: group, priority: priority, weight: weight, timeout: timeout)
+        return try await client.submit(payload, to: group, priority: priority, weight: weight, timeout: timeout, retries: retries)
     }
 
     /// Waits until no worker is starting: each one that was started is ready or has exited.
