@@ -3,7 +3,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 export LANG ?= C.UTF-8
 
-.PHONY: run test bench lint install build release clean
+.PHONY: run test bench chaos soak sanitize lint install build release clean
 
 build:
 	scripts/ensure-deps build
@@ -30,6 +30,28 @@ bench:
 	$(SWIFT) build $(RELEASE_FLAGS) --product pooltop
 	cc -O2 -o .build/pingpong-floor bench/floor/pingpong.c
 	POOLBENCH_FLOOR_BIN=.build/pingpong-floor POOLBENCH_POOLTOP=.build/release/pooltop .build/release/PoolBench
+
+## make chaos: the fault drill (docs/reliability.md): random SIGKILLs under load for CHAOS_SECONDS
+## (default 30), a crash loop and a SIGKILLed watcher; one summary line each, exit 1 on a failed check.
+chaos:
+	scripts/ensure-deps bench
+	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
+	.build/release/PoolBench chaos
+
+## make soak: SOAK_SECONDS (default 600) of jobs and HTTP with a scale, a rolling or a soft restart
+## every 10 s: no failed request or job, no descriptor growth, watcher RSS growth under 5 %.
+soak:
+	scripts/ensure-deps bench
+	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
+	.build/release/PoolBench soak
+
+## make sanitize: the test suite under AddressSanitizer, then ThreadSanitizer (separate build folders).
+sanitize:
+	scripts/ensure-deps test
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	$(SWIFT) test --skip-build --disable-xctest --sanitize=address --scratch-path .build-asan
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
 ## make lint: a clean debug build of everything, tests included, must print no warning.
 lint:

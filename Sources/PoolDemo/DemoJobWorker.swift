@@ -67,13 +67,15 @@ public struct DemoJobs: JobHandler {
         if payload[start..<space].elementsEqual("echo".utf8) { return Array(argumentBytes) }
         let command = String(decoding: payload[start..<space], as: UTF8.self)
         let argument = String(decoding: argumentBytes, as: UTF8.self)
+        // `sleep` and `cpu` read their first word: a tag may follow (the fault drills tag each job).
+        let milliseconds = argument.split(separator: " ").first.flatMap { Int($0) }
         switch command {
         case "sleep":
-            let milliseconds = Int(argument) ?? 100
+            let milliseconds = milliseconds ?? 100
             try await Task.sleep(for: .milliseconds(milliseconds))
             return Array("slept \(milliseconds) ms on worker \(worker.id)".utf8)
         case "cpu":
-            let milliseconds = Int(argument) ?? 100
+            let milliseconds = milliseconds ?? 100
             // Off the thread that reads this worker's frames (see `startsInline`), so a cancel can arrive.
             await Task.yield()
             let clock = ContinuousClock()

@@ -511,8 +511,10 @@ enum Benchmarks {
 enum WatchMode {
     static func run(workers: Int, slots: Int) async {
         let sampling = getenv("POOLBENCH_SAMPLE").map { String(cString: $0) } != "0"
+        // A name of its own unless told one (the chaos drill restarts a killed watcher's pool).
+        let name = getenv("POOLBENCH_POOL_NAME").map { String(cString: $0) } ?? "bench-watch-\(getpid())"
         let pool = WorkerPool(
-            name: "bench-watch-\(getpid())", entryPoints: DemoPool.entryPoints,
+            name: name, entryPoints: DemoPool.entryPoints,
             configuration: WorkerPool.Configuration(
                 stopTimeout: .seconds(5), handlesSignals: true, sampleInterval: sampling ? .seconds(1) : nil),
             logger: quietLogger)

@@ -35,6 +35,19 @@ if arguments.first == "watch" {
     exit(0)
 }
 
+// Fault drills (`make chaos`, `make soak`): one summary line each, exit status 1 on a failed check.
+if arguments.first == "chaos" || arguments.first == "soak" {
+    func setting(_ name: String, _ fallback: Int) -> Int { getenv(name).flatMap { Int(String(cString: $0)) } ?? fallback }
+    let passed: Bool
+    if arguments.first == "chaos" {
+        passed = await Chaos.run(roundSeconds: setting("CHAOS_SECONDS", 30) / 2, rounds: 2)
+    } else {
+        let seconds = setting("SOAK_SECONDS", 600)
+        passed = await Chaos.killDrill(roundSeconds: max(seconds / 2, 1), rounds: 2, soak: true)
+    }
+    exit(passed ? 0 : 1)
+}
+
 let runs = Int(getenv("POOLBENCH_RUNS").map { String(cString: $0) } ?? "") ?? 7
 // POOLBENCH_ONLY=spawn,snapshot runs only the benchmarks whose names contain one of the words.
 let only = getenv("POOLBENCH_ONLY").map { String(cString: $0).split(separator: ",").map(String.init) } ?? []

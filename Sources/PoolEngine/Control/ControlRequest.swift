@@ -47,7 +47,7 @@ struct ControlRequest: Sendable {
     static let fields: [String: [String]] = [
         "ping": [], "status": [], "scale": ["group", "workers"], "restart": ["group", "worker", "mode"],
         "stop": ["worker"], "kill": ["worker"], "events": ["replay"],
-        "job": ["group", "payload", "priority", "weight", "timeout", "count"],
+        "job": ["group", "payload", "priority", "weight", "timeout", "count", "retries"],
     ]
 
     var id: JSONValue?

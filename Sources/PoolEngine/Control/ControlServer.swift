@@ -45,12 +45,9 @@ final class ControlServer: Sendable {
                         idle.close(promise: nil)
                     case .refused:
                         logger.warning("control socket: \(connections.limit) connections open, all busy; refused a new one")
-                        let refusal = JSONValue.object([
-                            "ok": .bool(false), "code": .string("busy"),
-                            "error": .string(
-                                "the control socket has \(connections.limit) connections open, each answering a request or streaming events; try again"),
-                        ]).serialized
-                        return channel.writeAndFlush(ByteBuffer(string: refusal + "\n")).always { _ in channel.close(promise: nil) }
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(BusyRefusal(limit: connections.limit))
+                        }
                     }
                     channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                     return channel.eventLoop.makeCompletedFuture {
@@ -76,6 +73,24 @@ final class ControlServer: Sendable {
         try? await channel.close()
         await tasks.cancelAndWait()
         try? await eventLoopGroup.shutdownGracefully()
+    }
+}
+
+/// Answers a connection the control socket has no room for with `busy`, once it is active, and closes it.
+final class BusyRefusal: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let refusal = JSONValue.object([
+            "ok": .bool(false), "code": .string("busy"),
+            "error": .string("the control socket has \(limit) connections open, each answering a request or streaming events; try again"),
+        ]).serialized
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(ByteBuffer(string: refusal + "\n"))).whenComplete { _ in channel.close(promise: nil) }
+        context.fireChannelActive()
     }
 }
 

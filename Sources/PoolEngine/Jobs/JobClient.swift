@@ -85,8 +85,10 @@ public final class JobClient: Sendable {
 
     /// Submits a job to a worker of `group` and waits for its result.
     ///
-    /// A job that never started on its worker (the worker died or stopped with it queued, or
-    /// before it read it) always goes to another worker within the timeout: the worker says
+    /// A job that finds no ready worker while one is starting, restarting or being replaced
+    /// waits for it within the timeout. A job that never started on its worker (the worker died
+    /// or stopped with it queued, or before it read it) always goes to another worker within
+    /// the timeout: the worker says
     /// when a job starts before its handler runs, so the sender knows. A job that had started
     /// when its worker died ends `workerLost`, so that it runs at most once, unless `retries`
     /// allows more tries: then it is sent again after a backoff (10 ms, doubling, at most 1 s,
@@ -142,13 +144,14 @@ public final class JobClient: Sendable {
             }
             var candidates: [PickupCandidate] = []
             candidates.reserveCapacity(target.maxWorkers)
-            // Whether a worker is on its way: starting, backing off before a restart, or lost by
-            // this job while the watcher has not yet seen it go.
+            // Whether a worker is on its way: starting, backing off before a restart, stopping
+            // (a soft or rolling restart replaces it), or lost by this job while the watcher has
+            // not yet seen it go.
             var coming = false
             for id in target.workerIDs where id != senderID && !refused.contains(id) {
                 guard let load = reader.pickupLoad(of: id) else { continue }
                 switch load.state {
-                case .starting, .backoff:
+                case .starting, .backoff, .stopping:
                     coming = true
                 case .ready where lost[id] == load.pid:
                     coming = true
@@ -159,9 +162,10 @@ public final class JobClient: Sendable {
                 }
             }
             guard let (chosen, reason) = pickup.pick(from: candidates, weight: weight, priority: priority) else {
-                if !lost.isEmpty && coming {
-                    // This job lost its worker: wait, within its timeout, for the replacement (or
-                    // another worker) to be ready, whether or not the group scales on demand.
+                if coming {
+                    // A worker is being started or replaced (a restart, or the one this job lost):
+                    // wait for it within the job's timeout, whether or not the group scales on
+                    // demand, rather than fail the job in the gap.
                     try await Self.pause(.milliseconds(2))
                     continue
                 }

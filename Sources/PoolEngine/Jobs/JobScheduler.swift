@@ -50,13 +50,15 @@ final class JobScheduler: Sendable {
     /// Where a job is recorded as started before its handler runs (see ``RunningJobsTable``);
     /// without it, or when it is full, the connection's gate announces the start.
     private let runningJobs: RunningJobsTable?
+    /// A fault drill's record of started jobs (``JobJournal``); nil in normal use.
+    private let journal: JobJournal?
     private let state = Mutex(State())
 
     init(
         limits: JobExecutorConfiguration, workerID: WorkerID, handler: any JobHandler,
         activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)? = nil,
         latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)? = nil,
-        runningJobs: RunningJobsTable? = nil
+        runningJobs: RunningJobsTable? = nil, journal: JobJournal? = nil
     ) {
         self.limits = limits
         self.workerID = workerID
@@ -64,6 +66,7 @@ final class JobScheduler: Sendable {
         self.activity = activity
         self.latency = latency
         self.runningJobs = runningJobs
+        self.journal = journal
     }
 
     /// The answers of these jobs are in the kernel, or their connection is gone: the
@@ -213,6 +216,7 @@ final class JobScheduler: Sendable {
     }
 
     private func run(_ entry: Entry, inline: Bool) {
+        journal?.record(entry.job)
         // The usual way: two stores in shared memory, nothing the sender is woken by.
         if let runningJobs, runningJobs.claim(entry.key, token: entry.token, jobID: entry.job.id) {
             launch(entry, inline: inline)

@@ -124,7 +124,7 @@ extension Posix {
 
     /// Opens a file for appending (created 0600), close-on-exec.
     static func openForAppending(_ path: String) throws -> FD {
-        try check("open", context: path) { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) }
+        try check("open", context: path) { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600) }
     }
 
     static func listDirectory(_ path: String) throws -> [String] {

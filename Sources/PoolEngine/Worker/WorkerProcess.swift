@@ -116,7 +116,8 @@ public enum WorkerProcess {
                     limits: limits, workerID: worker.id, handler: handler,
                     activity: recorder.map { recorder in { @Sendable body in recorder.update(body) } },
                     latency: recorder.map { recorder in { @Sendable wait, run in recorder.observeLatency(wait: wait, run: run) } },
-                    runningJobs: recorder?.runningJobsTable(pool: bootstrap.pool, id: worker.id))
+                    runningJobs: recorder?.runningJobsTable(pool: bootstrap.pool, id: worker.id),
+                    journal: try JobJournal.fromEnvironment())
                 // Listening before saying ready: pickup only offers workers that can take a job.
                 jobServer = try await JobServer.start(
                     path: JobServer.socketPath(runtimeDirectory: directory, worker: worker.id), scheduler: scheduler,
