@@ -144,6 +144,7 @@ enum Chaos {
         for round in 0..<rounds {
             let end = nowMilliseconds() + Double(roundSeconds) * 1000
             var lastKill = nowMilliseconds()
+            var lastVictim: (id: WorkerID, pid: Int32)?
             while nowMilliseconds() < end {
                 if soak {
                     // No kills: every 10 s a scale, a rolling restart or a soft restart, none of
@@ -166,10 +167,15 @@ enum Chaos {
                 if kill(victim.pid, SIGKILL) == 0 {
                     kills += 1
                     lastKill = nowMilliseconds()
+                    lastVictim = (victim.id, victim.pid)
                 }
             }
-            // How long after the last kill every desired worker is ready again.
-            while !(pool.snapshot().map(allReady) ?? false), nowMilliseconds() - lastKill < 10_000 { usleep(2_000) }
+            // How long after the last kill every desired worker is ready again, the last
+            // victim's slot with a new process (right after the kill it still reads ready).
+            func recovered(_ snapshot: PoolSnapshot) -> Bool {
+                allReady(snapshot) && lastVictim.map { snapshot.worker($0.id)?.pid != $0.pid } ?? true
+            }
+            while !(pool.snapshot().map(recovered) ?? false), nowMilliseconds() - lastKill < 10_000 { usleep(2_000) }
             if !soak { readyAfter.append(nowMilliseconds() - lastKill) }
             usleep(300_000)
             descriptors.append(openDescriptors())

@@ -25,6 +25,14 @@ final class SharedSegment: Sendable {
 
     /// Creates the segment, replacing a stale one of the same name (the caller holds the pool's lock).
     static func create(name: String, pool: PoolDescription, watcherPID: Int32, startedAt: UInt64) throws -> SharedSegment {
+        // Only our own stale segment is replaced. Another user's file, or a symbolic link, is
+        // left alone and refused (root could unlink it, but someone put it there on purpose);
+        // O_EXCL below never writes through a link either way.
+        if let entry = Posix.sharedMemoryEntry(name: name), entry.isLink || entry.owner != Posix.userID {
+            throw SharedStateError(
+                code: .taken,
+                message: "/dev/shm\(name) is \(entry.isLink ? "a symbolic link" : "a file") owned by uid \(entry.owner), not this pool's; it was left untouched: remove it, or choose another pool name")
+        }
         Posix.unlinkSharedMemory(name: name)
         let records = SharedLayout.size(groups: pool.groups.count, slots: pool.slotCount)
         let running = RunningJobsTable.layout(of: pool).size
@@ -206,6 +214,8 @@ public struct SharedStateError: Error, CustomStringConvertible, Sendable {
         case invalidWorker = "invalid-worker"
         /// A write through a read-only view.
         case readOnly = "read-only"
+        /// Something of another user, or a link, has the segment's name.
+        case taken
     }
 
     public var code: Code

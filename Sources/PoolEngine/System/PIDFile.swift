@@ -10,7 +10,8 @@ final class PIDFile: Sendable {
 
     init(path: String, poolName: String) throws {
         self.path = path
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // O_NOFOLLOW: a symlink planted at the path must not redirect our write.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         if fd < 0 {
             throw PoolStartError(
                 code: .pidFile, message: "cannot open the PID file \(path)",

@@ -15,7 +15,16 @@ extension Posix {
 
     static var userID: uid_t { getuid() }
 
+    /// What is at a shared-memory name: its owner, and whether it is a symbolic link; nil when
+    /// nothing is (`lstat`, so a link is reported, never followed).
+    static func sharedMemoryEntry(name: String) -> (owner: uid_t, isLink: Bool)? {
+        var info = stat()
+        guard lstat("/dev/shm\(name)", &info) == 0 else { return nil }
+        return (info.st_uid, (info.st_mode & S_IFMT) == S_IFLNK)
+    }
+
     /// Creates (exclusively) and maps a shared-memory object of `size` bytes, mode 0600.
+    /// `O_EXCL` never follows a symbolic link at the name: a planted one fails with EEXIST.
     static func createSharedMemory(name: String, size: Int) throws -> Mapping {
         let fd = try check("shm_open(O_CREAT|O_EXCL)", context: name) {
             shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
@@ -142,7 +151,7 @@ extension Posix {
 
     /// Opens (creating) a file and takes an exclusive, non-blocking `flock`; nil when another holds it.
     static func lockFile(_ path: String) throws -> FD? {
-        let fd = try check("open", context: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        let fd = try check("open", context: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let error = errno
             close(fd)

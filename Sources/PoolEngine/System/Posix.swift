@@ -52,6 +52,16 @@ enum Posix {
         return (before, UInt64(limit.rlim_max))
     }
 
+    /// How many descriptor numbers are free above the lowest free one, up to the soft limit:
+    /// a cheap lower bound on the descriptors this process may still open, since the kernel
+    /// hands out the lowest free number first (one `fcntl` and one `close`).
+    static func descriptorHeadroom() -> Int {
+        let probe = Glibc.fcntl(0, F_DUPFD_CLOEXEC, 0)
+        guard probe >= 0 else { return 0 }
+        Glibc.close(probe)
+        return max(0, Int(clamping: descriptorLimit()) - Int(probe))
+    }
+
     /// The soft limit on open descriptors.
     static func descriptorLimit() -> UInt64 {
         var limit = rlimit()

@@ -7,6 +7,12 @@ enum WatcherEvent: Sendable {
     case awaitStart(CheckedContinuation<Void, Never>)
 }
 
+/// A spawn the watcher did not attempt, and why.
+private struct SpawnRefusal: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
 /// A spawned worker process as the loop owns it. Only the loop closes these descriptors,
 /// so a descriptor number is never reused while a stop request may still be written to it.
 private struct WorkerProcessHandle {
@@ -249,6 +255,14 @@ final class Watcher {
         var pidfd: Int32 = -1
         var spawned: Int32?
         do {
+            // A worker costs the watcher two descriptors for good (its control channel and pidfd).
+            // The last few are kept for the control socket, so that an operator can still reach
+            // a watcher whose descriptors ran out; the spawn fails with backoff instead.
+            let headroom = Posix.descriptorHeadroom()
+            if headroom < Self.reservedDescriptors {
+                throw SpawnRefusal(
+                    message: "only \(headroom) of \(Posix.descriptorLimit()) descriptors left; \(Self.reservedDescriptors) are kept for the control socket (raise the hard RLIMIT_NOFILE)")
+            }
             let sockets = try listeners.descriptors(for: id)
             (parentEnd, childEnd) = try Posix.socketPair()
             var environment = baseEnvironment
@@ -307,6 +321,9 @@ final class Watcher {
         Posix.close(process.pidfd)
         processes.removeValue(forKey: id)
     }
+
+    /// Descriptors a spawn leaves free: room for operators' control connections.
+    static let reservedDescriptors = 16
 
     /// The most control bytes waiting for one worker. Far above any bootstrap or stop request:
     /// only a worker that reads nothing (wedged) reaches it, and its stop deadline kills it anyway.
