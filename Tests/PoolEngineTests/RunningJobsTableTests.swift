@@ -18,12 +18,7 @@ struct RunningJobsTableTests {
     static let endedPID: Int32 = (4_000_000..<4_194_000).lazy.map { Int32($0) }.first { !Posix.processExists($0) }!
 
     func withSegment(_ body: (SharedSegment, PoolDescription) throws -> Void) throws {
-        let pool = try PoolValidator.validate(
-            name: "running-test-\(Posix.processID)", stopTimeout: .seconds(1), groups: Self.groups, entryPointNames: nil)
-        let name = SharedLayout.segmentName(pool: pool.name, uid: Posix.userID)
-        let segment = try SharedSegment.create(name: name, pool: pool, watcherPID: 4242, startedAt: 1)
-        defer { Posix.unlinkSharedMemory(name: name) }
-        try body(segment, pool)
+        try SharedStateTests.withSegment(groups: Self.groups, prefix: "running-test", body)
     }
 
     @Test("job slots get a table of twice their concurrent jobs; other slots none; a reader's mapping checks it fits")

@@ -12,7 +12,14 @@ struct SharedStateTests {
 
     /// A segment named for this test, removed afterwards.
     func withSegment(_ body: (SharedSegment, PoolDescription) throws -> Void) throws {
-        let pool = try PoolValidator.validate(name: "shm-test-\(Posix.processID)", stopTimeout: .seconds(1), groups: Self.groups, entryPointNames: nil)
+        try Self.withSegment(groups: Self.groups, prefix: "shm-test", body)
+    }
+
+    /// A real segment of a pool of `groups`, named from `prefix` and this process, removed afterwards.
+    static func withSegment(
+        groups: [WorkerGroup], prefix: String, _ body: (SharedSegment, PoolDescription) throws -> Void
+    ) throws {
+        let pool = try PoolValidator.validate(name: "\(prefix)-\(Posix.processID)", stopTimeout: .seconds(1), groups: groups, entryPointNames: nil)
         let name = SharedLayout.segmentName(pool: pool.name, uid: Posix.userID)
         let segment = try SharedSegment.create(name: name, pool: pool, watcherPID: 4242, startedAt: 1_000_000_000_000)
         defer { Posix.unlinkSharedMemory(name: name) }

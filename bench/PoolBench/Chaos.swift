@@ -43,7 +43,7 @@ enum Chaos {
 
     // MARK: - Random kills under load
 
-    static func makePool(name: String, port: Int, journal: String) -> WorkerPool {
+    static func makePool(name: String, port: Int, journal: String?) -> WorkerPool {
         let pool = WorkerPool(
             name: name, entryPoints: DemoPool.entryPoints,
             configuration: WorkerPool.Configuration(stopTimeout: .seconds(10), handlesSignals: false), logger: quietLogger)
@@ -53,7 +53,7 @@ enum Chaos {
         var jobs = WorkerGroup(
             entryPoint: "demo-job", kind: .job, minWorkers: 3, maxWorkers: 4, name: "jobs", restart: .always(backoff: backoff),
             scaling: .manual, jobExecutor: JobExecutorConfiguration(maxConcurrentJobs: 4, maxConcurrentWeight: 6, maxQueuedJobs: 64))
-        jobs.runner.environment["POOLTOP_JOB_JOURNAL"] = journal
+        if let journal { jobs.runner.environment["POOLTOP_JOB_JOURNAL"] = journal }
         // Safe: valid by construction, described before run().
         try! pool.describeGroup(jobs)
         try! pool.describeGroup(
@@ -69,7 +69,8 @@ enum Chaos {
         unlink(journal)
         defer { unlink(journal) }
         let port = HTTPBenchmarks.freePort()
-        let pool = makePool(name: name, port: port, journal: journal)
+        // The soak kills nothing, so no job may end worker-lost: it needs no journal (a write per job).
+        let pool = makePool(name: name, port: port, journal: soak ? nil : journal)
         let shared = Shared()
         let events = pool.events()
         let listener = Task {
@@ -154,7 +155,7 @@ enum Chaos {
                     operations += 1
                     progress("operation \(operations)")
                     await soakOperations(pool, round: operations)
-                    progress("operation \(operations) done")
+                    progress("operation \(operations) done; watcher RSS \(residentBytes() >> 10) KiB, descriptors \(openDescriptorCount())")
                     if residentAtMinute == nil, nowMilliseconds() - started >= min(60_000, Double(roundSeconds * rounds) * 500) {
                         residentAtMinute = residentBytes()
                     }
@@ -185,7 +186,8 @@ enum Chaos {
             // Back to the starting sizes before the descriptors are compared.
             try? await pool.scale("jobs", to: 3)
             while !(pool.snapshot().map(allReady) ?? false) { usleep(2_000) }
-            usleep(500_000)
+            // The resource sampler closes a stopped worker's /proc/<pid>/stat at its next 1 s tick.
+            usleep(1_500_000)
             descriptors.append(openDescriptors())
         }
         // Every exit of the drill has been published before the count stops.
@@ -197,6 +199,8 @@ enum Chaos {
         progress("senders done")
         let httpResult = finishWRK(http)
         progress("wrk done")
+        // Before this process reads the journal, which is the drill's memory, not the watcher's.
+        let residentAtEnd = residentBytes()
 
         let journaled = Set(readLines(journal))
         let counted = shared.tally.withLock { $0 }
@@ -220,7 +224,6 @@ enum Chaos {
         let compared = soak ? (descriptors.first!, descriptors.last!) : (descriptors[1], descriptors.last!)
         let judged = soak ? "start -> end" : "after each round"
         if compared.1 > compared.0 { failures.append("watcher descriptors grew: \(descriptors)") }
-        let residentAtEnd = residentBytes()
         var growth = 0.0
         if soak {
             if httpResult.failed != 0 || counted.finished != counted.ok {
@@ -418,6 +421,10 @@ enum Chaos {
 
     static func openDescriptors() -> Int {
         progress("descriptors: \(describeDescriptors())")
+        return openDescriptorCount()
+    }
+
+    static func openDescriptorCount() -> Int {
         guard let directory = opendir("/proc/self/fd") else { return -1 }
         defer { closedir(directory) }
         var count = 0
