@@ -245,7 +245,7 @@ enum Chaos {
             : ""
         print(
             "\(soak ? "soak" : "chaos"): \(rounds)×\(roundSeconds) s, \(kills) kills\(soakFigures); jobs \(counted.submitted) submitted, "
-                + "\(counted.ok) ok (\(counted.retriedBeforeStart) after a worker died before starting them), "
+                + "\(counted.ok) ok (\(counted.retriedBeforeStart) took more than one try), "
                 + "\(counted.lost.count) worker-lost (\(counted.lost.count - lostUnstarted.count) journaled as started)"
                 + (others.isEmpty ? "" : ", \(others)") + ", \(counted.submitted - counted.finished) unaccounted; "
                 + "http \(httpResult.requests) requests, \(httpResult.failed) failed; exits \(exitTotal) (\(reasons)); "
