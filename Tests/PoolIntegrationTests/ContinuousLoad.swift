@@ -17,10 +17,20 @@ final class ContinuousLoad: Sendable {
     }
 
     private let stopping = Flag()
+    /// What the client thread has seen so far, shared before `self` exists as `Flag` is.
+    private final class Progress: Sendable {
+        let result = Mutex(Result())
+    }
+
+    private let progress = Progress()
     private let task: Task<Result, any Error>
+
+    /// The answers and failures so far, while the load runs.
+    var current: Result { progress.result.withLock { $0 } }
 
     init(port: Int, keepAlive: Bool = false) {
         let stopping = stopping
+        let progress = progress
         task = Task {
             try await TestSupport.blocking {
                 var result = Result()
@@ -35,6 +45,7 @@ final class ContinuousLoad: Sendable {
                     } else {
                         result.failures.append("request \(result.ok + result.failures.count): \(failure)")
                     }
+                    progress.result.withLock { $0 = result }
                 }
                 return result
             }

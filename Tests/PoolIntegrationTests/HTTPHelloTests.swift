@@ -96,10 +96,11 @@ struct HTTPHelloTests {
             #expect(await events.waitFor { $0.exits.filter { $0.reason == .restart }.count == 2 && $0.readyPIDs.count == 5 })
             try await fixture.pool.scale(.name("http"), to: 4)
             #expect(await events.waitFor { $0.readyPIDs.count == 7 })
-            try await Task.sleep(for: .milliseconds(150))
+            // The load goes on until the workers the scale-up added answer too (a count of
+            // answers would measure this machine's speed, not the pool's behaviour).
+            #expect(await TestSupport.eventually { load.current.byWorker.count >= 3 }, "\(load.current)")
             let result = try await load.stop()
             #expect(result.failures.isEmpty, "\(result)")
-            #expect(result.ok > 100, "the load ran throughout: \(result)")
         }
     }
 
