@@ -95,5 +95,8 @@ struct RunningJobsTableTests {
         handler.release("a")
         #expect(await eventually { replies.count == 1 })
         #expect(handler.started == ["a"])
+        // The launches hold their entries, which hold the gate, which holds this list: a cycle
+        // the connection's announcer breaks by emptying its list on every flush; so does this.
+        announced.withLock { $0.removeAll() }
     }
 }

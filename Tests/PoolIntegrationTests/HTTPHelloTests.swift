@@ -153,14 +153,17 @@ struct HTTPHelloTests {
             let before = Set(events.readyPIDs.filter { $0.0.rawValue >= 2 }.map(\.1))
             let load = ContinuousLoad(port: port)
             let kept = ContinuousLoad(port: port, keepAlive: true)
-            try await Task.sleep(for: .milliseconds(100))
+            // Both clients are answered before the roll and again after it (counts of answers in
+            // a time window would measure the machine, which a sanitizer build slows severalfold).
+            #expect(await TestSupport.eventually { load.current.ok > 0 && kept.current.ok > 0 })
             let replaced = try await fixture.pool.rollingRestart(.name("http"))
-            try await Task.sleep(for: .milliseconds(100))
+            let (rolled, keptRolled) = (load.current.ok, kept.current.ok)
+            #expect(await TestSupport.eventually { load.current.ok > rolled && kept.current.ok > keptRolled })
             let result = try await load.stop()
             let keptResult = try await kept.stop()
             #expect(replaced == 2)
-            #expect(result.failures.isEmpty && result.ok > 50, "\(result)")
-            #expect(keptResult.failures.isEmpty && keptResult.ok > 50, "keep-alive client: \(keptResult)")
+            #expect(result.failures.isEmpty, "\(result)")
+            #expect(keptResult.failures.isEmpty, "keep-alive client: \(keptResult)")
             let snapshot = try #require(fixture.pool.snapshot())
             let after = snapshot.workers.filter { $0.group == "http" && $0.state == .ready }
             #expect(after.count == 2 && after.allSatisfy { !before.contains($0.pid) }, "every reactor is a new process")
