@@ -27,17 +27,11 @@ struct ControlConnectionLimitTests {
         return nil
     }
 
-    /// A running pool of one waiter, for `body`, then a check that nothing is left.
-    func withPool(_ prefix: String, _ body: (WorkerPoolTests.Fixture) async throws -> Void) async throws {
-        let fixture = WorkerPoolTests.Fixture(prefix)
-        try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "waiters"))
-        try await fixture.withRunningPool { _ in try await body(fixture) }
-        await TestSupport.expectNoOrphans(fixture.name)
-    }
-
     @Test("a flood of idle connections keeps at most 256 open, closing the oldest idle ones; status still answers")
     func idleFlood() async throws {
-        try await withPool("ctlflood") { fixture in
+        let fixture = WorkerPoolTests.Fixture("ctlflood")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "waiters"))
+        try await fixture.withRunningPool { _ in
             let path = RuntimeDirectory.controlSocket(pool: fixture.name)
             var flood: [Int32] = []
             defer { for fd in flood { Posix.close(fd) } }
@@ -66,11 +60,14 @@ struct ControlConnectionLimitTests {
             }
             #expect(ok)
         }
+        await TestSupport.expectNoOrphans(fixture.name)
     }
 
     @Test("when every connection is busy streaming events, a new one is refused with code busy, and served again once one ends")
     func allBusy() async throws {
-        try await withPool("ctlbusy") { fixture in
+        let fixture = WorkerPoolTests.Fixture("ctlbusy")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "waiters"))
+        try await fixture.withRunningPool { _ in
             let path = RuntimeDirectory.controlSocket(pool: fixture.name)
             let pool = fixture.name
             // Each connection streams events: busy, so none may be closed to make room.
@@ -108,5 +105,6 @@ struct ControlConnectionLimitTests {
             #expect(served)
             for fd in streams.dropFirst() { Posix.close(fd) }
         }
+        await TestSupport.expectNoOrphans(fixture.name)
     }
 }

@@ -11,7 +11,10 @@ struct DescriptorLimitTests {
         let name = TestSupport.uniqueName("nofile")
         let directory = TestSupport.makeDirectory(name)
         let config = "\(directory)/pool.yaml"
-        TestSupport.write(config, "name: \(name)\ngroups:\n  - {name: jobs, kind: job, entryPoint: demo-job, min: 24, max: 24}\n")
+        let yaml = "name: \(name)\ngroups:\n  - {name: jobs, kind: job, entryPoint: demo-job, min: 24, max: 24}\n"
+        let fd = try Posix.openForAppending(config)
+        _ = try Array(yaml.utf8).withUnsafeBytes { try Posix.write(fd, $0) }
+        Posix.close(fd)
         // A hard limit of 48, so the watcher cannot raise it: 24 workers need about 70.
         let watcher = try ExternalWatcher(
             arguments: ["run", "--config", config], tag: name, directory: directory, prefix: ["prlimit", "--nofile=48:48"])

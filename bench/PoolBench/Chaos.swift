@@ -17,7 +17,7 @@ enum Chaos {
     struct Tally {
         var submitted = 0
         var ok = 0
-        var tookMoreThanOneTry = 0
+        var retriedBeforeStart = 0
         var lost: [String] = []
         var otherErrors: [String: Int] = [:]
         var finished: Int { ok + lost.count + otherErrors.values.reduce(0, +) }
@@ -101,7 +101,7 @@ enum Chaos {
                                 weight: Int.random(in: 1...3, using: &generator), timeout: .seconds(15))
                             shared.tally.withLock {
                                 $0.ok += 1
-                                if result.attempts > 1 { $0.tookMoreThanOneTry += 1 }
+                                if result.attempts > 1 { $0.retriedBeforeStart += 1 }
                             }
                         } catch {
                             shared.tally.withLock { tally in
@@ -142,7 +142,7 @@ enum Chaos {
         descriptors.append(openDescriptors())
         var operations = 0
         var residentAtMinute: Int?
-        for _ in 0..<rounds {
+        for round in 0..<rounds {
             let end = nowMilliseconds() + Double(roundSeconds) * 1000
             var lastKill = nowMilliseconds()
             var lastVictim: (id: WorkerID, pid: Int32)?
@@ -180,6 +180,7 @@ enum Chaos {
             if !soak { readyAfter.append(nowMilliseconds() - lastKill) }
             usleep(300_000)
             descriptors.append(openDescriptors())
+            _ = round
         }
         if soak {
             // Back to the starting sizes before the descriptors are compared.
@@ -244,7 +245,7 @@ enum Chaos {
             : ""
         print(
             "\(soak ? "soak" : "chaos"): \(rounds)×\(roundSeconds) s, \(kills) kills\(soakFigures); jobs \(counted.submitted) submitted, "
-                + "\(counted.ok) ok (\(counted.tookMoreThanOneTry) took more than one try), "
+                + "\(counted.ok) ok (\(counted.retriedBeforeStart) took more than one try), "
                 + "\(counted.lost.count) worker-lost (\(counted.lost.count - lostUnstarted.count) journaled as started)"
                 + (others.isEmpty ? "" : ", \(others)") + ", \(counted.submitted - counted.finished) unaccounted; "
                 + "http \(httpResult.requests) requests, \(httpResult.failed) failed; exits \(exitTotal) (\(reasons)); "
@@ -392,9 +393,9 @@ enum Chaos {
     }
 
     /// A progress line on stderr when `POOLBENCH_VERBOSE` is set.
-    static func progress(_ text: @autoclosure () -> String) {
+    static func progress(_ text: String) {
         guard getenv("POOLBENCH_VERBOSE") != nil else { return }
-        let line = Array("# \(Int(nowMilliseconds()) % 1_000_000) \(text())\n".utf8)
+        let line = Array("# \(Int(nowMilliseconds()) % 1_000_000) \(text)\n".utf8)
         _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 

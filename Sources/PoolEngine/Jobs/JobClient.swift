@@ -134,20 +134,16 @@ public final class JobClient: Sendable {
         var lastRefusal: JobError?
         var lastScaleRequest: PoolInstant?
         var missed = false
-        // What a job that runs out of workers or time ends with: why the last worker tried
-        // refused or was lost, else `fallback`, counting the tries made.
-        func refusal(else fallback: JobError) -> JobError { (lastRefusal ?? fallback).with(attempts: attempts) }
         while true {
             if Task.isCancelled { throw JobError(code: .cancelled, message: "cancelled before it was sent", attempts: attempts) }
             guard PoolInstant.now < deadline else {
-                throw refusal(
-                    else: JobError(code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it"))
+                throw lastRefusal.map { $0.with(attempts: attempts) }
+                    ?? JobError(
+                        code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it",
+                        attempts: attempts)
             }
             var candidates: [PickupCandidate] = []
             candidates.reserveCapacity(target.maxWorkers)
-            // The process of each candidate, in the same order: the one a lost job is charged to.
-            var candidatePIDs: [Int32] = []
-            candidatePIDs.reserveCapacity(target.maxWorkers)
             // Whether a worker is on its way: starting, backing off before a restart, stopping
             // (a soft or rolling restart replaces it), or lost by this job while the watcher has
             // not yet seen it go.
@@ -161,7 +157,6 @@ public final class JobClient: Sendable {
                     coming = true
                 case .ready:
                     candidates.append(PickupCandidate(id: id, jobsInFlight: load.jobsInFlight, inFlightWeight: load.inFlightWeight))
-                    candidatePIDs.append(load.pid)
                 default:
                     continue
                 }
@@ -176,13 +171,14 @@ public final class JobClient: Sendable {
                 }
                 let none = JobError(
                     code: .noWorkerAvailable,
-                    message: "no ready worker in group '\(target.name)' (\(Self.describe(reader.records(of: target), target)))")
+                    message: "no ready worker in group '\(target.name)' (\(Self.describe(reader.records(of: target), target)))",
+                    attempts: attempts)
                 // Once per job, however long it then waits for a worker.
                 if !missed {
                     missed = true
                     countPickupMiss?(target.id)
                 }
-                guard let requestScale, target.scaling.onDemand else { throw refusal(else: none) }
+                guard let requestScale, target.scaling.onDemand else { throw lastRefusal.map { $0.with(attempts: attempts) } ?? none }
                 // Scaling by request: ask for one more worker (again every 250 ms while waiting; the
                 // watcher rate-limits), and wait for one within the deadline, trying refused workers
                 // again since their queues may have room by then.
@@ -193,11 +189,11 @@ public final class JobClient: Sendable {
                 }
                 refused = []
                 try await Self.pause(.milliseconds(5))
-                if PoolInstant.now >= deadline { throw refusal(else: none) }
+                if PoolInstant.now >= deadline { throw lastRefusal.map { $0.with(attempts: attempts) } ?? none }
                 continue
             }
             attempts += 1
-            let chosenPID = candidates.firstIndex { $0.id == chosen }.map { candidatePIDs[$0] } ?? 0
+            let chosenPID = reader.pickupLoad(of: chosen)?.pid ?? 0
             let connection: JobConnection
             do {
                 connection = try self.connection(to: chosen)

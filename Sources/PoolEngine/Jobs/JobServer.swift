@@ -89,9 +89,8 @@ final class JobServerHandler: ChannelInboundHandler {
     private let scheduler: JobScheduler
     private let connection: UInt64
     private let logger: Logger
-    /// The connection's writer, the scheduler's reply and start gate through it: made once, on
-    /// the first frame (the channel is known only then), not per request.
-    private var outlet: (reply: JobScheduler.Reply, gate: JobScheduler.StartGate)?
+    private var writer: CoalescingWriter?
+    private var announcer: StartAnnouncer?
 
     init(scheduler: JobScheduler, connection: UInt64, logger: Logger) {
         self.scheduler = scheduler
@@ -100,27 +99,25 @@ final class JobServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let outlet = self.outlet ?? makeOutlet(context.channel)
-        self.outlet = outlet
+        let scheduler = self.scheduler
+        let connection = self.connection
+        let writer =
+            self.writer
+            ?? CoalescingWriter(channel: context.channel) { jobIDs in
+                scheduler.answersWritten(connection: connection, jobIDs: jobIDs)
+            }
+        self.writer = writer
+        let announcer = self.announcer ?? StartAnnouncer(channel: context.channel)
+        self.announcer = announcer
         switch unwrapInboundIn(data) {
         case .request(let request):
-            scheduler.submit(request, connection: connection, gate: outlet.gate, reply: outlet.reply)
+            scheduler.submit(request, connection: connection, gate: announcer.announce) { frame in writer.write(frame) }
         case .cancel(let jobID):
             scheduler.cancel(connection: connection, jobID: jobID)
         case .result, .error, .closing, .started:
             logger.error("job connection \(connection): a sender sent a worker's frame; closing the connection")
             context.close(promise: nil)
         }
-    }
-
-    private func makeOutlet(_ channel: any Channel) -> (reply: JobScheduler.Reply, gate: JobScheduler.StartGate) {
-        let (scheduler, connection) = (self.scheduler, self.connection)
-        let writer = CoalescingWriter(channel: channel) { jobIDs in
-            scheduler.answersWritten(connection: connection, jobIDs: jobIDs)
-        }
-        // The gate is used only for jobs the running-jobs table has no room for: their start
-        // is announced on the connection, and each runs once its `started` frame is in the kernel.
-        return ({ frame in writer.write(frame) }, { jobID, launch in writer.write(.started([jobID]), then: launch) })
     }
 
     func channelInactive(context: ChannelHandlerContext) {
