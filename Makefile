@@ -3,7 +3,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 export LANG ?= C.UTF-8
 
-.PHONY: run test bench chaos soak sanitize lint install build release clean
+.PHONY: run test bench chaos soak fuzz sanitize lint install build release clean
 
 build:
 	scripts/ensure-deps build
@@ -44,6 +44,15 @@ soak:
 	scripts/ensure-deps bench
 	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
 	.build/release/PoolBench soak
+
+## make fuzz: libFuzzer on the control request parser, job frames, the configuration loader and
+## shared-memory reading, FUZZ_RUNS inputs each (default 1,000,000); docs/reliability.md, "Fuzzing".
+## POOLTOP_FUZZ=1 adds the fuzzer binary to the package; the toolchain's lld links it.
+FUZZ_FLAGS = -c release --scratch-path .build-fuzz --sanitize=address -Xswiftc -sanitize=fuzzer \
+	-Xcc -fsanitize=fuzzer-no-link -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld
+fuzz:
+	POOLTOP_FUZZ=1 $(SWIFT) build $(FUZZ_FLAGS) --product PoolFuzz
+	scripts/fuzz
 
 ## make sanitize: the test suite under AddressSanitizer, then ThreadSanitizer (separate build folders).
 ## SWIFT_BACKTRACE=enable=no: the Swift runtime's crash handler, in workers the tests crash on

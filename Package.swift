@@ -83,10 +83,18 @@ let package = Package(
             path: "bench/PoolBench",
             swiftSettings: strictSettings
         ),
+        // The fuzz harnesses: a library, so the test suite replays their corpus and every input
+        // that once failed (FuzzCorpusTests); the fuzzer binary over it is added below.
+        .target(
+            name: "PoolFuzzing",
+            dependencies: ["PoolEngine", "PoolConsole", "PoolDemo", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/Fuzz/PoolFuzzing",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "PoolEngineTests",
             dependencies: [
-                "PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log"),
+                "PoolEngine", "PoolDemo", "PoolFuzzing", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
@@ -110,3 +118,11 @@ let package = Package(
         ),
     ]
 )
+
+// `make fuzz` only (POOLTOP_FUZZ=1): the libFuzzer binary. It links only with -sanitize=fuzzer,
+// which `make fuzz` passes, so a normal build must not see it.
+if Context.environment["POOLTOP_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "PoolFuzz", dependencies: ["PoolFuzzing"], path: "Tests/Fuzz/PoolFuzz", swiftSettings: strictSettings))
+}

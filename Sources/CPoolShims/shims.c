@@ -153,7 +153,10 @@ static volatile sig_atomic_t pt_restore_length = 0;
 
 #define PT_GUARD_PATHS 16
 static char pt_guard_paths[PT_GUARD_PATHS][256];
-static volatile sig_atomic_t pt_guard_path_used[PT_GUARD_PATHS];
+// Per slot: 0 free, 1 being written, 2 in use. Several pools of one process add and remove
+// paths from different threads, so a slot is claimed with a compare-and-swap (lock-free on an
+// int, so the signal handler may read it too) before its path is written.
+static int pt_guard_path_used[PT_GUARD_PATHS];
 
 static void pt_crash_handler(int sig, siginfo_t *info, void *context) {
     (void)context;
@@ -164,7 +167,7 @@ static void pt_crash_handler(int sig, siginfo_t *info, void *context) {
     if (pt_have_termios) tcsetattr(STDIN_FILENO, TCSANOW, &pt_saved_termios);
     // Last registered first: files before the directory that holds them.
     for (int i = PT_GUARD_PATHS - 1; i >= 0; i--) {
-        if (!pt_guard_path_used[i]) continue;
+        if (__atomic_load_n(&pt_guard_path_used[i], __ATOMIC_ACQUIRE) != 2) continue;
         if (unlink(pt_guard_paths[i]) != 0 && errno == EISDIR) rmdir(pt_guard_paths[i]);
     }
     if (info == NULL || info->si_code <= 0) {
@@ -216,16 +219,17 @@ int pt_crash_guard_add_path(const char *path) {
     size_t length = strlen(path);
     if (length >= sizeof(pt_guard_paths[0])) return -1;
     for (int i = 0; i < PT_GUARD_PATHS; i++) {
-        if (pt_guard_path_used[i]) continue;
+        int expected = 0;
+        if (!__atomic_compare_exchange_n(&pt_guard_path_used[i], &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) continue;
         memcpy(pt_guard_paths[i], path, length + 1);
-        pt_guard_path_used[i] = 1;
+        __atomic_store_n(&pt_guard_path_used[i], 2, __ATOMIC_RELEASE);
         return i;
     }
     return -1;
 }
 
 void pt_crash_guard_remove_path(int slot) {
-    if (slot >= 0 && slot < PT_GUARD_PATHS) pt_guard_path_used[slot] = 0;
+    if (slot >= 0 && slot < PT_GUARD_PATHS) __atomic_store_n(&pt_guard_path_used[slot], 0, __ATOMIC_RELEASE);
 }
 
 // MARK: - SO_REUSEPORT steering
@@ -257,4 +261,28 @@ int pt_reuseport_steer(int fd, const uint32_t *indices, int count) {
     free(program);
     errno = saved;
     return result;
+}
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PT_THREAD_SANITIZER 1
+void __tsan_acquire(void *address);
+void __tsan_release(void *address);
+#endif
+#endif
+
+void pt_tsan_acquire(const void *address) {
+#ifdef PT_THREAD_SANITIZER
+    __tsan_acquire((void *)address);
+#else
+    (void)address;
+#endif
+}
+
+void pt_tsan_release(const void *address) {
+#ifdef PT_THREAD_SANITIZER
+    __tsan_release((void *)address);
+#else
+    (void)address;
+#endif
 }

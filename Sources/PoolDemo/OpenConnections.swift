@@ -1,5 +1,5 @@
 import NIOCore
-import Synchronization
+import PoolEngine
 
 /// The worker's open connections, so that stopping can wait for the requests in flight.
 final class OpenConnections: Sendable {

@@ -31,6 +31,14 @@ struct DocumentationTests {
         return keys
     }
 
+    @Test("docs/control-protocol.md lists exactly the codes a refused request or command can carry")
+    func commandErrorCodes() {
+        let documented = Set(Self.tableKeys(Self.read("docs/control-protocol.md"), heading: "Responses"))
+        #expect(!documented.isEmpty)
+        let codes = CommandError.Code.allCases.map(\.rawValue) + ControlErrorCode.allCases.map(\.rawValue)
+        #expect(documented == Set(codes), "docs/control-protocol.md lists \(documented.sorted()); the code has \(codes.sorted())")
+    }
+
     @Test("docs/configuration.md lists exactly the keys the parser accepts, section by section")
     func configurationKeys() {
         let text = Self.read("docs/configuration.md")

@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 
 @testable import PoolEngine
@@ -81,7 +80,7 @@ func eventually(_ condition: () -> Bool) async -> Bool {
     return condition()
 }
 
-/// The reference's SchedulerTest (§9.5) for the job executor's scheduler, and its limits.
+/// amphp-pool's SchedulerTest for the job executor's scheduler, and its limits.
 @Suite("Job scheduler: priority, limits, queue bound, cancellation, drain")
 struct JobSchedulerTests {
     @Test("higher priority runs first; equal priorities run in arrival order")

@@ -2,7 +2,7 @@ import Testing
 
 @testable import PoolEngine
 
-/// The reference's storage tests (§9.6) against real POSIX shared memory.
+/// amphp-pool's storage tests against real POSIX shared memory.
 @Suite("Shared state: the segment, its records, and coherent reads", .serialized)
 struct SharedStateTests {
     static let groups = [
@@ -98,6 +98,47 @@ struct SharedStateTests {
             #expect(activity.currentJobID == 99 && activity.currentJobSince == 5)
             #expect(activity.lastUpdate > 0)
             #expect(try reader.activity(of: WorkerID(4)) == WorkerActivity(), "other records are untouched")
+        }
+    }
+
+    @Test("states, kinds and exit reasons are stored as fixed numbers that read back, one per case")
+    func sharedCodes() {
+        // The numbers segments of layout version 3 hold: a change here breaks reading them.
+        let states: [WorkerState: UInt64] = [.stopped: 0, .starting: 1, .ready: 2, .stopping: 3, .backoff: 4, .finished: 5, .failed: 6]
+        for state in WorkerState.allCases {
+            #expect(SharedCodes.code(state) == states[state], "\(state)")
+            #expect(SharedCodes.state(SharedCodes.code(state)) == state)
+        }
+        #expect(SharedCodes.state(99) == .stopped)
+        for kind in [WorkerKind.reactor, .job, .service] { #expect(SharedCodes.kind(SharedCodes.code(kind)) == kind) }
+        #expect(SharedCodes.kind(7) == nil)
+        let reasons: [ExitReason] = [.cleanExit, .crash, .signal, .bootFailure, .terminate, .fatal, .shutdown, .scaleDown, .restart, .stopped, .quota]
+        #expect(Set(reasons) == Set(ExitReason.allCases), "a new reason needs the next free number here and in SharedCodes")
+        for (number, reason) in reasons.enumerated() {
+            #expect(SharedCodes.code(reason) == UInt64(number), "\(reason)")
+            #expect(SharedCodes.reason(UInt64(number)) == reason)
+        }
+        #expect(ExitReason.allCases.allSatisfy { SharedCodes.code($0) < UInt64(SharedLayout.Exits.capacity) })
+    }
+
+    @Test("a part left mid-write by a writer that is gone is read as it is, and the next write repairs it")
+    func stuckWriteOfAGoneWriter() throws {
+        try withSegment { segment, _ in
+            let base = segment.slotBase(WorkerID(1))
+            typealias A = SharedLayout.Activity
+            // Slot 1 has no process (pid 0): its activity part stays odd, as a writer killed
+            // between its two stores leaves it. Readers once spun on it for good.
+            segment.store(base + A.sequence, 7)
+            segment.store(base + A.jobsProcessed, 5)
+            let reader = PoolStateReader(segment: segment)
+            let stuck = try reader.activity(of: WorkerID(1))
+            #expect(stuck.jobsProcessed == 5)
+            #expect(reader.records().activity(of: WorkerID(1)).jobsProcessed == 5)
+            #expect(reader.snapshot().workers[0].activity.jobsProcessed == 5)
+            segment.write(sequenceAt: base + A.sequence) { segment.store(base + A.jobsProcessed, 6) }
+            #expect(segment.load(base + A.sequence) == 8, "the write rounded 7 down to 6, then made it odd and even again")
+            let repaired = try reader.activity(of: WorkerID(1))
+            #expect(repaired.jobsProcessed == 6)
         }
     }
 

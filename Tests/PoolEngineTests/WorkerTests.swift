@@ -3,7 +3,7 @@ import Testing
 
 @testable import PoolEngine
 
-/// The worker handle on its own, in-process (the reference's WorkerTest, §9.4).
+/// The worker handle on its own, in-process (amphp-pool's WorkerTest).
 @Suite("Worker handle: stop requests, termination and cancellation")
 struct WorkerTests {
     func makeWorker() throws -> Worker {

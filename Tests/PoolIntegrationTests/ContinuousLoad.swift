@@ -1,4 +1,5 @@
-import Synchronization
+import PoolEngine
+import struct Synchronization.Atomic
 
 /// A sequential client asking `/` again and again on a thread of its own until stopped,
 /// counting answers by the worker that gave them and every failure with its cause: a new

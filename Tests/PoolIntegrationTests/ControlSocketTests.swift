@@ -61,9 +61,10 @@ struct ControlSocketTests {
                 (#"{"command":"restart","mode":"gentle"}"#, "bad-request", "'mode'"),
                 (#"{"command":"restart","mode":"rolling"}"#, "bad-request", "needs a 'group'"),
                 (#"{"command":"restart","worker":1,"mode":"rolling"}"#, "bad-request", "needs a 'group'"),
-                (#"{"command":"scale","group":"waiters","workers":9}"#, "refused", "allowed range is 2...4"),
-                (#"{"command":"scale","group":"nope","workers":2}"#, "refused", "no group 'nope'"),
-                (#"{"command":"restart","worker":99}"#, "refused", "no worker with id 99"),
+                (#"{"command":"scale","group":"waiters","workers":9}"#, "out-of-range", "allowed range is 2...4"),
+                (#"{"command":"scale","group":"nope","workers":2}"#, "no-such-group", "no group 'nope'"),
+                (#"{"command":"restart","worker":99}"#, "no-such-worker", "no worker with id 99"),
+                (#"{"command":"kill","worker":4}"#, "no-process", "worker 4 has no process"),
             ]
             for (line, code, message) in cases {
                 try Posix.sendAll(try rawFD(client), Array((line + "\n").utf8))

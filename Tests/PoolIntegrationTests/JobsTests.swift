@@ -1,6 +1,6 @@
 import Glibc
 import NIOCore
-import Synchronization
+import struct Synchronization.Atomic
 import Testing
 
 @testable import PoolEngine

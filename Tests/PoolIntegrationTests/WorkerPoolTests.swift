@@ -3,7 +3,7 @@ import Testing
 
 @testable import PoolEngine
 
-/// The reference's WorkerPoolTest (§9.1) and the supervision cases of the engine issue,
+/// amphp-pool's WorkerPoolTest and the supervision cases of the engine issue,
 /// with real worker processes spawned from the fixture binary by an in-process watcher.
 @Suite("WorkerPool with real worker processes", .serialized)
 struct WorkerPoolTests {
@@ -307,6 +307,43 @@ struct WorkerPoolTests {
         #expect(exit.reason == .shutdown)
         #expect(exit.status == .signaled(SIGKILL))
         #expect(exit.message?.contains("did not stop within") == true, "message: \(String(describing: exit.message))")
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    /// The code of the refusal `body` throws; nil when it does not throw.
+    static func refusal(_ body: () async throws(CommandError) -> Void) async -> CommandError.Code? {
+        do throws(CommandError) {
+            try await body()
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+
+    @Test("a second rolling restart of a group while one runs is refused as busy; each refusal carries its code")
+    func secondRollIsBusy() async throws {
+        let fixture = Fixture("roll2")
+        // Workers that never get ready: the roll waits on its first replacement for as long as
+        // the test needs it under way.
+        try fixture.pool.describeGroup(
+            fixture.group("stuck-initialize", min: 1, max: 2, name: "stuck", restart: .never, startTimeout: .seconds(60)))
+        let running = RunningPool(fixture.pool)
+        #expect(await TestSupport.eventually { fixture.pool.snapshot()?.worker(WorkerID(1))?.state.hasProcess == true })
+        let first = Task { await Self.refusal { () async throws(CommandError) in _ = try await fixture.pool.rollingRestart("stuck") } }
+        // The roll has started its replacement in the spare slot 2 and waits for it.
+        #expect(await TestSupport.eventually { fixture.pool.snapshot()?.worker(WorkerID(2))?.state.hasProcess == true })
+        #expect(await Self.refusal { () async throws(CommandError) in _ = try await fixture.pool.rollingRestart("stuck") } == .busy)
+        #expect(await Self.refusal { () async throws(CommandError) in try await fixture.pool.scale("stuck", to: 5) } == .outOfRange)
+        #expect(await Self.refusal { () async throws(CommandError) in try await fixture.pool.scale("nope", to: 1) } == .noSuchGroup)
+        #expect(await Self.refusal { () async throws(CommandError) in try await fixture.pool.restartWorker(WorkerID(9)) } == .noSuchWorker)
+        #expect(throws: CommandError(.misuse, "groups cannot be described after run() started")) {
+            try fixture.pool.describeGroup(fixture.group("wait"))
+        }
+        fixture.pool.stop()
+        // The first roll ends with the pool: its replacement never got ready.
+        #expect(await first.value != nil)
+        #expect(await Self.refusal { () async throws(CommandError) in _ = try await fixture.pool.rollingRestart("stuck") } == .notRunning)
+        await #expect(throws: Never.self) { try await running.finish().get() }
         await TestSupport.expectNoOrphans(fixture.name)
     }
 

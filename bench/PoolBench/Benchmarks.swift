@@ -4,7 +4,6 @@ import Logging
 import PoolConsole
 import PoolDemo
 import PoolEngine
-import Synchronization
 
 /// Figures of one benchmark, printed as one JSON line.
 struct Figure {

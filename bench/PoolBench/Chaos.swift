@@ -1,7 +1,7 @@
 import Glibc
 import PoolDemo
 import PoolEngine
-import Synchronization
+import struct Synchronization.Atomic
 
 /// `make chaos` and `make soak`: fault drills against a real pool, each ending in one summary
 /// line of figures and PASS or FAIL (`docs/reliability.md`).

@@ -1,6 +1,6 @@
 // Small C helpers for what Swift cannot express on Linux.
 // Never define _GNU_SOURCE here: it changes glibc's declarations and breaks the
-// Glibc module import (see shared notes §4.3); it lives only in shims.c.
+// Glibc module import (found by a probe on the development machine); it lives only in shims.c.
 #ifndef CPOOLSHIMS_H
 #define CPOOLSHIMS_H
 
@@ -77,5 +77,12 @@ void pt_crash_guard_set_restore_bytes(const char *restore_bytes);
 int pt_crash_guard_add_path(const char *path);
 /// Forgets the path in `slot` (it was removed in the normal way).
 void pt_crash_guard_remove_path(int slot);
+
+/// Tells ThreadSanitizer that a lock at `address` was taken / is about to be released; no-ops
+/// unless this file is built with -fsanitize=thread (`make sanitize`). Swift's
+/// Synchronization.Mutex locks with futex calls inside the uninstrumented standard library, so
+/// without these ThreadSanitizer sees no order between two holders of one lock.
+void pt_tsan_acquire(const void *address);
+void pt_tsan_release(const void *address);
 
 #endif

@@ -33,7 +33,9 @@ public final class AttachedSource: ConsoleSource {
 
     public func recentEvents() -> [PoolEventRecord] { history.all }
 
-    /// Follows the control socket's event stream on a thread of its own (the client blocks).
+    /// Follows the control socket's event stream on a thread of its own: the client blocks in
+    /// `recv` for as long as the pool runs, which on one of Swift concurrency's few pool threads
+    /// would take it from every task of the console.
     private func startEventsIfNeeded() {
         let start = streaming.withLock { streaming -> Bool in
             defer { streaming = true }
@@ -43,7 +45,7 @@ public final class AttachedSource: ConsoleSource {
         let pool = poolName
         let history = self.history
         let streaming = self.streaming
-        Task.detached {
+        let follow: @Sendable () -> Void = {
             defer { streaming.withLock { $0 = false } }
             guard let client = try? ControlClient(pool: pool),
                 (try? client.request(["command": .string("events")]))?["ok"]?.bool == true
@@ -52,6 +54,12 @@ public final class AttachedSource: ConsoleSource {
                 if let record = AttachedSource.record(from: line) { history.append(record) }
                 if line["type"]?.string == "end" { return }
             }
+        }
+        do {
+            try DedicatedThread.start(name: "pooltop-events", follow)
+        } catch {
+            // No thread to be had: the next snapshot tries again.
+            streaming.withLock { $0 = false }
         }
     }
 

@@ -1,5 +1,4 @@
 import PoolEngine
-import Synchronization
 
 /// What the console asks the pool to do.
 public enum ConsoleCommand: Hashable, Sendable {

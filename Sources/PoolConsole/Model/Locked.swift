@@ -1,4 +1,4 @@
-import Synchronization
+import PoolEngine
 
 /// A value behind a mutex that closures and tasks can share (a `Mutex` itself cannot be copied).
 final class Locked<Value: Sendable>: Sendable {

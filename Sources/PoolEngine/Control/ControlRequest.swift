@@ -1,5 +1,27 @@
+/// The codes of responses that refuse a request or a connection itself; a refused command
+/// answers with its ``CommandError/Code`` instead (`docs/control-protocol.md`, "Responses").
+enum ControlErrorCode: String, CaseIterable, Sendable {
+    /// Not a JSON object on one line, a missing or wrong-typed field, or a field the command does not take.
+    case badRequest = "bad-request"
+    /// `command` is not one the protocol has.
+    case unknownCommand = "unknown-command"
+    /// The line is longer than ``ControlServer/maximumLineLength``.
+    case oversized
+    /// The peer is not the pool's owner.
+    case permissionDenied = "permission-denied"
+    /// Every one of the socket's connections is busy.
+    case busy
+
+    /// The response object: `ok` false, this code, and `message` as the error.
+    func response(_ message: String) -> [String: JSONValue] {
+        ["ok": .bool(false), "code": .string(rawValue), "error": .string(message)]
+    }
+}
+
 /// One request line of the control protocol, checked field by field.
-struct ControlRequest: Sendable {
+///
+/// `package`, with its parser: the fuzz harness (Tests/Fuzz) parses request lines.
+package struct ControlRequest: Sendable {
     enum RestartTarget: Equatable, Sendable {
         case pool
         case group(GroupReference)
@@ -33,11 +55,11 @@ struct ControlRequest: Sendable {
     static let maximumJobCount = 10_000
 
     /// A request that cannot be carried out, with the response that says why.
-    struct Failure: Error {
-        var response: [String: JSONValue]
+    package struct Failure: Error {
+        package var response: [String: JSONValue]
 
-        init(_ code: String, _ message: String, id: JSONValue?) {
-            response = ["ok": .bool(false), "code": .string(code), "error": .string(message)]
+        init(_ code: ControlErrorCode, _ message: String, id: JSONValue?) {
+            response = code.response(message)
             if let id { response["id"] = id }
         }
     }
@@ -53,26 +75,26 @@ struct ControlRequest: Sendable {
     var id: JSONValue?
     var command: Command
 
-    init(parsing text: String) throws(Failure) {
+    package init(parsing text: String) throws(Failure) {
         let value: JSONValue
         do {
             value = try JSONValue.parse(text)
         } catch {
-            throw Failure("bad-request", "malformed request: not a JSON object on one line", id: nil)
+            throw Failure(.badRequest, "malformed request: not a JSON object on one line", id: nil)
         }
         guard let object = value.object else {
-            throw Failure("bad-request", "malformed request: expected a JSON object, got \(value)", id: nil)
+            throw Failure(.badRequest, "malformed request: expected a JSON object, got \(value)", id: nil)
         }
         id = object["id"]
         guard let name = object["command"]?.string else {
-            throw Failure("bad-request", "field 'command' is missing or not a string; commands: \(Self.commands.joined(separator: ", "))", id: id)
+            throw Failure(.badRequest, "field 'command' is missing or not a string; commands: \(Self.commands.joined(separator: ", "))", id: id)
         }
         guard let allowed = Self.fields[name] else {
-            throw Failure("unknown-command", "unknown command '\(name)'; commands: \(Self.commands.joined(separator: ", "))", id: id)
+            throw Failure(.unknownCommand, "unknown command '\(name)'; commands: \(Self.commands.joined(separator: ", "))", id: id)
         }
         for key in object.keys where key != "id" && key != "command" && !allowed.contains(key) {
             let accepted = allowed.isEmpty ? "none" : allowed.joined(separator: ", ")
-            throw Failure("bad-request", "unknown field '\(key)' for '\(name)'; it accepts: \(accepted)", id: id)
+            throw Failure(.badRequest, "unknown field '\(key)' for '\(name)'; it accepts: \(accepted)", id: id)
         }
         switch name {
         case "ping": command = .ping
@@ -80,7 +102,7 @@ struct ControlRequest: Sendable {
         case "scale":
             let group = try Self.group(object["group"], id: id, required: true)!
             guard let workers = object["workers"]?.integer, workers >= 0 else {
-                throw Failure("bad-request", "field 'workers' must be a whole number ≥ 0", id: id)
+                throw Failure(.badRequest, "field 'workers' must be a whole number ≥ 0", id: id)
             }
             command = .scale(group, to: workers)
         case "restart":
@@ -88,17 +110,17 @@ struct ControlRequest: Sendable {
             var rolling = false
             if let mode = object["mode"] {
                 guard let text = mode.string, ["soft", "hard", "rolling"].contains(text) else {
-                    throw Failure("bad-request", "field 'mode' must be \"soft\", \"hard\" or \"rolling\"", id: id)
+                    throw Failure(.badRequest, "field 'mode' must be \"soft\", \"hard\" or \"rolling\"", id: id)
                 }
                 hard = text == "hard"
                 rolling = text == "rolling"
             }
             if object["group"] != nil && object["worker"] != nil {
-                throw Failure("bad-request", "give 'group' or 'worker', not both", id: id)
+                throw Failure(.badRequest, "give 'group' or 'worker', not both", id: id)
             }
             if rolling {
                 guard let group = try Self.group(object["group"], id: id, required: false) else {
-                    throw Failure("bad-request", "mode \"rolling\" needs a 'group'", id: id)
+                    throw Failure(.badRequest, "mode \"rolling\" needs a 'group'", id: id)
                 }
                 command = .rollingRestart(group)
             } else if let group = try Self.group(object["group"], id: id, required: false) {
@@ -112,13 +134,13 @@ struct ControlRequest: Sendable {
             command = .stop(try Self.worker(object["worker"], id: id))
         case "kill":
             guard let worker = try Self.worker(object["worker"], id: id) else {
-                throw Failure("bad-request", "field 'worker' is missing (the id of the worker to kill)", id: id)
+                throw Failure(.badRequest, "field 'worker' is missing (the id of the worker to kill)", id: id)
             }
             command = .kill(worker)
         case "job":
             let group = try Self.group(object["group"], id: id, required: true)!
             guard let payload = object["payload"]?.string else {
-                throw Failure("bad-request", "field 'payload' is missing or not a string", id: id)
+                throw Failure(.badRequest, "field 'payload' is missing or not a string", id: id)
             }
             let requestID = id
             func integer(_ key: String, _ fallback: Int, range: ClosedRange<Int>) throws(Failure) -> Int {
@@ -127,7 +149,7 @@ struct ControlRequest: Sendable {
             var timeout: Duration?
             if let value = object["timeout"] {
                 guard let seconds = value.number, seconds > 0, seconds <= 86_400 else {
-                    throw Failure("bad-request", "field 'timeout' must be a number of seconds in (0, 86400]", id: id)
+                    throw Failure(.badRequest, "field 'timeout' must be a number of seconds in (0, 86400]", id: id)
                 }
                 timeout = .saturating(seconds: seconds)
             }
@@ -140,7 +162,7 @@ struct ControlRequest: Sendable {
         default:
             var replay = true
             if let value = object["replay"] {
-                guard let flag = value.bool else { throw Failure("bad-request", "field 'replay' must be true or false", id: id) }
+                guard let flag = value.bool else { throw Failure(.badRequest, "field 'replay' must be true or false", id: id) }
                 replay = flag
             }
             command = .events(replay: replay)
@@ -152,25 +174,25 @@ struct ControlRequest: Sendable {
     ) throws(Failure) -> Int {
         guard let value else { return fallback }
         guard let number = value.integer, range.contains(number) else {
-            throw Failure("bad-request", "field '\(key)' must be a whole number in \(range.lowerBound)...\(range.upperBound)", id: id)
+            throw Failure(.badRequest, "field '\(key)' must be a whole number in \(range.lowerBound)...\(range.upperBound)", id: id)
         }
         return number
     }
 
     private static func group(_ value: JSONValue?, id: JSONValue?, required: Bool) throws(Failure) -> GroupReference? {
         guard let value else {
-            if required { throw Failure("bad-request", "field 'group' is missing (a group name or id)", id: id) }
+            if required { throw Failure(.badRequest, "field 'group' is missing (a group name or id)", id: id) }
             return nil
         }
         if let name = value.string { return .name(name) }
         if let number = value.integer { return .id(GroupID(number)) }
-        throw Failure("bad-request", "field 'group' must be a group name or id", id: id)
+        throw Failure(.badRequest, "field 'group' must be a group name or id", id: id)
     }
 
     private static func worker(_ value: JSONValue?, id: JSONValue?) throws(Failure) -> WorkerID? {
         guard let value else { return nil }
         guard let number = value.integer, number >= 1 else {
-            throw Failure("bad-request", "field 'worker' must be a worker id (a whole number ≥ 1)", id: id)
+            throw Failure(.badRequest, "field 'worker' must be a worker id (a whole number ≥ 1)", id: id)
         }
         return WorkerID(number)
     }
@@ -187,9 +209,9 @@ enum ControlCommands {
                 response["pong"] = .bool(true)
                 response["pid"] = .number(Double(Posix.processID))
             case .status:
-                guard let snapshot = pool.snapshot() else { throw CommandError(message: "the pool is not running") }
+                guard let snapshot = pool.snapshot() else { throw CommandError(.notRunning, "the pool is not running") }
                 guard let status = try? JSONValue.encodeLine(snapshot) else {
-                    throw CommandError(message: "the status could not be encoded")
+                    throw CommandError(.failed, "the status could not be encoded")
                 }
                 // The snapshot's own JSON is spliced in, not rebuilt as a JSONValue tree.
                 let head = JSONValue.object(response).serialized.dropLast()
@@ -212,12 +234,12 @@ enum ControlCommands {
             case .kill(let workerID):
                 try await pool.killWorker(workerID)
             case .events:
-                throw CommandError(message: "events is a stream; it is handled by the connection")
+                throw CommandError(.misuse, "events is a stream; it is handled by the connection")
             case .job(let job):
                 response["jobs"] = .array(await runJobs(job, on: pool))
             }
         } catch {
-            response = ["ok": .bool(false), "code": .string("refused"), "error": .string(error.message)]
+            response = ["ok": .bool(false), "code": .string(error.code.rawValue), "error": .string(error.message)]
             if let id { response["id"] = id }
         }
         return JSONValue.object(response).serialized

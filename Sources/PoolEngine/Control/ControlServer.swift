@@ -84,10 +84,10 @@ final class BusyRefusal: ChannelInboundHandler {
     init(limit: Int) { self.limit = limit }
 
     func channelActive(context: ChannelHandlerContext) {
-        let refusal = JSONValue.object([
-            "ok": .bool(false), "code": .string("busy"),
-            "error": .string("the control socket has \(limit) connections open, each answering a request or streaming events; try again"),
-        ]).serialized
+        let refusal = JSONValue.object(
+            ControlErrorCode.busy.response(
+                "the control socket has \(limit) connections open, each answering a request or streaming events; try again")
+        ).serialized
         let channel = context.channel
         context.writeAndFlush(NIOAny(ByteBuffer(string: refusal + "\n"))).whenComplete { _ in channel.close(promise: nil) }
         context.fireChannelActive()
@@ -199,8 +199,8 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
                 logger.warning(
                     "control socket: refused a connection from uid \(peer.uid) (pid \(peer.pid)); only uid \(Posix.userID) may connect")
                 handler.respond(
-                    ["ok": .bool(false), "code": .string("permission-denied"),
-                     "error": .string("uid \(peer.uid) may not control this pool; only its owner (uid \(Posix.userID)) may")],
+                    ControlErrorCode.permissionDenied.response(
+                        "uid \(peer.uid) may not control this pool; only its owner (uid \(Posix.userID)) may"),
                     channel: channel, close: true)
             case .failure(let error):
                 logger.error("control socket: cannot read the peer's credentials: \(error)")
@@ -245,8 +245,8 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if case ControlRequestError.oversized(let length) = error {
             respond(
-                ["ok": .bool(false), "code": .string("oversized"),
-                 "error": .string("request line of \(length)+ bytes is longer than the limit of \(ControlServer.maximumLineLength)")],
+                ControlErrorCode.oversized.response(
+                    "request line of \(length)+ bytes is longer than the limit of \(ControlServer.maximumLineLength)"),
                 channel: context.channel, close: true)
         } else {
             context.close(promise: nil)

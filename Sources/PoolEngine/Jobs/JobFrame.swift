@@ -2,7 +2,10 @@ import NIOCore
 
 /// One message of the job protocol between a sending worker and a job worker
 /// (`docs/ipc-protocol.md`). Results and errors travel back on the connection the request came on.
-enum JobFrame: Hashable, Sendable {
+///
+/// `package`, with its reader and writer: the fuzz harness (Tests/Fuzz) decodes frames as a
+/// connection does.
+package enum JobFrame: Hashable, Sendable {
     case request(JobRequestFrame)
     case cancel(jobID: UInt64)
     case result(JobResultFrame)
@@ -33,7 +36,7 @@ enum JobFrame: Hashable, Sendable {
     }
 }
 
-struct JobRequestFrame: Hashable, Sendable {
+package struct JobRequestFrame: Hashable, Sendable {
     var jobID: UInt64
     /// CLOCK_MONOTONIC nanoseconds (one clock for every process on the host); 0 for none.
     var deadline: UInt64
@@ -49,7 +52,7 @@ struct JobRequestFrame: Hashable, Sendable {
     static let fixedSize = 40
 }
 
-struct JobResultFrame: Hashable, Sendable {
+package struct JobResultFrame: Hashable, Sendable {
     var jobID: UInt64
     var worker: UInt32
     var queueWaitNanoseconds: UInt64
@@ -59,7 +62,7 @@ struct JobResultFrame: Hashable, Sendable {
     static let fixedSize = 28
 }
 
-struct JobErrorFrame: Hashable, Sendable {
+package struct JobErrorFrame: Hashable, Sendable {
     var jobID: UInt64
     var worker: UInt32
     var code: JobErrorCode
@@ -89,14 +92,14 @@ public enum JobErrorCode: UInt8, Hashable, Sendable, Codable, CaseIterable {
 }
 
 /// A frame that cannot be decoded; the connection it came on is closed.
-struct JobFrameError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct JobFrameError: Error, Hashable, Sendable, CustomStringConvertible {
     var message: String
-    var description: String { "job frame: \(message)" }
+    package var description: String { "job frame: \(message)" }
 }
 
 extension JobFrame {
     /// Appends the frame's bytes to `buffer`.
-    func write(to buffer: inout ByteBuffer) {
+    package func write(to buffer: inout ByteBuffer) {
         let start = buffer.writerIndex
         buffer.writeInteger(Self.magic.0)
         buffer.writeInteger(Self.magic.1)
@@ -149,7 +152,7 @@ extension JobFrame {
     }
 
     /// Reads one whole frame from `buffer`, nil when more bytes are needed; throws on a malformed one.
-    static func read(from buffer: inout ByteBuffer, maximumBody: Int = defaultMaximumBody) throws(JobFrameError) -> JobFrame? {
+    package static func read(from buffer: inout ByteBuffer, maximumBody: Int = defaultMaximumBody) throws(JobFrameError) -> JobFrame? {
         guard buffer.readableBytes >= 1 else { return nil }
         let view = buffer.readableBytesView
         let start = view.startIndex

@@ -75,8 +75,34 @@ public struct PoolFailure: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// The refusal of a command (scale, restart) with the reason an operator sees.
 public struct CommandError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What kind of refusal: the control protocol's response `code`, for scripts to tell apart.
+    public enum Code: String, Hashable, Sendable, CaseIterable {
+        /// No group of that name or id.
+        case noSuchGroup = "no-such-group"
+        /// No worker slot of that id.
+        case noSuchWorker = "no-such-worker"
+        /// A value outside what the group allows (a scale beyond `min...max`).
+        case outOfRange = "out-of-range"
+        /// The pool is not running: starting, stopping, restarting, or stopped.
+        case notRunning = "not-running"
+        /// The worker has no process to act on (kill).
+        case noProcess = "no-process"
+        /// Something else is under way on the group (a rolling restart); try again later.
+        case busy
+        /// The command started and could not finish (a rolling restart stopped at a replacement that did not start).
+        case failed
+        /// A call the API does not allow at this point (describing a group after `run()`, a second `run()`).
+        case misuse
+    }
+
+    public var code: Code
     public var message: String
     public var description: String { message }
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
 }
 
 /// The watcher's decisions, pure: events and the time in, actions out. No clock reads,

@@ -29,15 +29,14 @@ public struct PoolRecords: Sendable {
 
     /// The slot's lifecycle state.
     public func state(of id: WorkerID) -> WorkerState {
-        let index = Int(word(id, SharedLayout.Lifecycle.state))
-        return SharedLayout.stateCodes.indices.contains(index) ? SharedLayout.stateCodes[index] : .stopped
+        SharedCodes.state(word(id, SharedLayout.Lifecycle.state))
     }
 
     /// The slot's process id, 0 when none.
     public func pid(of id: WorkerID) -> Int32 { Int32(truncatingIfNeeded: word(id, SharedLayout.Lifecycle.pid)) }
 
     /// The slot's group id.
-    public func groupID(of id: WorkerID) -> Int { Int(word(id, SharedLayout.Lifecycle.groupID)) }
+    public func groupID(of id: WorkerID) -> Int { SharedLayout.count(word(id, SharedLayout.Lifecycle.groupID)) }
 
     /// The slot's activity part.
     public func activity(of id: WorkerID) -> WorkerActivity {
@@ -60,8 +59,7 @@ extension PoolStateReader {
     public func pickupLoad(of id: WorkerID) -> (state: WorkerState, pid: Int32, jobsInFlight: UInt64, inFlightWeight: UInt64)? {
         guard id.rawValue >= 1 && id.rawValue <= segment.slotCount else { return nil }
         let base = segment.slotBase(id)
-        let code = Int(segment.word(base + SharedLayout.Lifecycle.state).pointee.load(ordering: .relaxed))
-        let state = SharedLayout.stateCodes.indices.contains(code) ? SharedLayout.stateCodes[code] : .stopped
+        let state = SharedCodes.state(segment.word(base + SharedLayout.Lifecycle.state).pointee.load(ordering: .relaxed))
         return (
             state, Int32(truncatingIfNeeded: segment.word(base + SharedLayout.Lifecycle.pid).pointee.load(ordering: .relaxed)),
             segment.word(base + SharedLayout.Activity.jobsInFlight).pointee.load(ordering: .relaxed),
@@ -84,18 +82,16 @@ extension PoolStateReader {
             for slot in 0..<count {
                 let base = first + slot * stride
                 let out = slot * perSlot
-                // Each part under its own sequence word: retry the part until it is not torn.
+                // Each part under its own sequence word: retried until it is not torn (a part left
+                // mid-write by a dead writer is read as it is, see SharedSegment.read).
                 for part in 0..<2 {
                     let partBase = base + part * half * 8
-                    let sequence = segment.word(partBase)
-                    while true {
-                        let before = sequence.pointee.load(ordering: .acquiring)
-                        if before & 1 == 1 { continue }
+                    // The lifecycle part is the watcher's, the activity part the slot's process's.
+                    let writer = part == 0 ? segment.watcherPID : segment.workerPID(atSlot: base)
+                    segment.read(sequenceAt: partBase, writer: writer) {
                         for index in 0..<half {
                             buffer[out + part * half + index] = segment.word(partBase + index * 8).pointee.load(ordering: .relaxed)
                         }
-                        atomicMemoryFence(ordering: .acquiring)
-                        if sequence.pointee.load(ordering: .relaxed) == before { break }
                     }
                 }
             }

@@ -7,10 +7,13 @@ public final class PoolStateReader: Sendable {
     /// Read once: the layout of a segment never changes after its creation.
     private let geometry: SharedSegment.Geometry
 
+    /// The POSIX shared-memory name of this user's pool `pool` (on Linux, a file of that name in `/dev/shm`).
+    public static func segmentName(pool: String) -> String { SharedLayout.segmentName(pool: pool, uid: Posix.userID) }
+
     /// Maps the running pool `pool`'s segment read-only.
     /// - Throws: ``SharedStateError`` `.notFound` when no pool of this name runs for this user.
     public init(pool: String) throws {
-        let name = SharedLayout.segmentName(pool: pool, uid: Posix.userID)
+        let name = Self.segmentName(pool: pool)
         do {
             segment = try SharedSegment.open(name: name, writable: false)
         } catch let error as SystemCallError where error.errno == 2 {
@@ -46,7 +49,7 @@ public final class PoolStateReader: Sendable {
             pid: Int32(truncatingIfNeeded: segment.load(H.watcherPID)),
             startedAt: seconds(startedAt) ?? 0,
             uptimeSeconds: Double(now &- startedAt) / 1e9,
-            restarts: PoolSnapshot.RestartCounts(hard: Int(segment.load(H.hardRestarts)), soft: Int(segment.load(H.softRestarts))),
+            restarts: PoolSnapshot.RestartCounts(hard: SharedLayout.count(segment.load(H.hardRestarts)), soft: SharedLayout.count(segment.load(H.softRestarts))),
             state: PoolRunState(rawValue: segment.load(H.poolState)) ?? .running)
         var groups: [GroupSnapshot] = []
         groups.reserveCapacity(geometry.groupCount)
@@ -78,18 +81,17 @@ public final class PoolStateReader: Sendable {
     private func readGroup(_ index: Int) -> GroupSnapshot {
         typealias G = SharedLayout.Group
         let base = geometry.groupOffset + index * geometry.groupRecordSize
-        let (desired, running, ready, scalingEvents) = segment.read(sequenceAt: base + G.sequence) {
+        let (desired, running, ready, scalingEvents) = segment.read(sequenceAt: base + G.sequence, writer: segment.watcherPID) {
             (segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready), segment.load(base + G.scalingEvents))
         }
-        let kindIndex = Int(segment.load(base + G.kind))
         return GroupSnapshot(
-            id: Int(segment.load(base + G.id)),
+            id: SharedLayout.count(segment.load(base + G.id)),
             name: segment.loadName(base + G.name),
-            kind: SharedLayout.kindCodes.indices.contains(kindIndex) ? SharedLayout.kindCodes[kindIndex] : .service,
-            min: Int(segment.load(base + G.minWorkers)),
-            max: Int(segment.load(base + G.maxWorkers)),
-            desired: Int(desired), running: Int(running), ready: Int(ready),
-            scalingEvents: Int(scalingEvents), pickupMisses: Int(segment.load(base + G.pickupMisses)))
+            kind: SharedCodes.kind(segment.load(base + G.kind)) ?? .service,
+            min: SharedLayout.count(segment.load(base + G.minWorkers)),
+            max: SharedLayout.count(segment.load(base + G.maxWorkers)),
+            desired: SharedLayout.count(desired), running: SharedLayout.count(running), ready: SharedLayout.count(ready),
+            scalingEvents: SharedLayout.count(scalingEvents), pickupMisses: SharedLayout.count(segment.load(base + G.pickupMisses)))
     }
 
     private func decodeWorker(_ id: WorkerID, _ records: PoolRecords, groupNames: [String]) -> WorkerSnapshot {
@@ -101,8 +103,8 @@ public final class PoolStateReader: Sendable {
             groupID: groupID,
             pid: records.pid(of: id),
             state: records.state(of: id),
-            generation: Int(records.word(id, L.generation)),
-            restarts: Int(records.word(id, L.restarts)),
+            generation: SharedLayout.count(records.word(id, L.generation)),
+            restarts: SharedLayout.count(records.word(id, L.restarts)),
             firstStartedAt: seconds(records.word(id, L.firstStartedAt)),
             startedAt: seconds(records.word(id, L.startedAt)),
             readyAt: seconds(records.word(id, L.readyAt)),
@@ -110,7 +112,7 @@ public final class PoolStateReader: Sendable {
             backoffUntil: seconds(records.word(id, L.backoffUntil)),
             lastExit: exit(records.word(id, L.lastExit), at: records.word(id, L.lastExitAt)),
             activity: records.activity(of: id),
-            rssBytes: records.word(id, L.rssBytes),
+            rssBytes: UInt64(SharedLayout.count(records.word(id, L.rssBytes))),
             cpuSeconds: Double(records.word(id, L.cpuNanoseconds)) / 1e9)
         let base = slotBase(id)
         // A slot whose process never ended has no exits to count.
@@ -121,12 +123,13 @@ public final class PoolStateReader: Sendable {
 
     private func readExits(_ base: Int) -> [ExitReason: Int] {
         let first = base + SharedLayout.Exits.first
-        let reasons = SharedLayout.reasonCodes
-        return segment.read(sequenceAt: base + SharedLayout.Lifecycle.sequence) {
+        return segment.read(sequenceAt: base + SharedLayout.Lifecycle.sequence, writer: segment.watcherPID) {
             var exits: [ExitReason: Int] = [:]
-            for index in reasons.indices {
-                let count = segment.load(first + index * 8)
-                if count > 0 { exits[reasons[index]] = Int(count) }
+            for reason in ExitReason.allCases {
+                let code = Int(SharedCodes.code(reason))
+                guard code < SharedLayout.Exits.capacity else { continue }
+                let count = segment.load(first + code * 8)
+                if count > 0 { exits[reason] = SharedLayout.count(count) }
             }
             return exits
         }
@@ -139,7 +142,7 @@ public final class PoolStateReader: Sendable {
         if segment.load(base + L.wait + L.count) == 0 && segment.load(base + L.run + L.count) == 0 {
             return (LatencyHistogram(), LatencyHistogram())
         }
-        return segment.read(sequenceAt: base + L.sequence) {
+        return segment.read(sequenceAt: base + L.sequence, writer: segment.workerPID(atSlot: base)) {
             func histogram(_ at: Int) -> LatencyHistogram {
                 var histogram = LatencyHistogram()
                 histogram.count = segment.load(at + L.count)
@@ -153,7 +156,7 @@ public final class PoolStateReader: Sendable {
     }
 
     func readActivity(_ base: Int) -> WorkerActivity {
-        segment.read(sequenceAt: base + SharedLayout.Activity.sequence) {
+        segment.read(sequenceAt: base + SharedLayout.Activity.sequence, writer: segment.workerPID(atSlot: base)) {
             WorkerActivity { segment.load(base + $0) }
         }
     }
@@ -165,9 +168,8 @@ public final class PoolStateReader: Sendable {
     private func exit(_ packed: UInt64, at: UInt64) -> WorkerSnapshot.ExitSnapshot? {
         let kind = packed >> 48
         guard kind != 0 else { return nil }
-        let reasonIndex = Int((packed >> 32) & 0xFFFF)
         let value = Int32(bitPattern: UInt32(truncatingIfNeeded: packed))
-        let reason = SharedLayout.reasonCodes.indices.contains(reasonIndex) ? SharedLayout.reasonCodes[reasonIndex] : .crash
+        let reason = SharedCodes.reason((packed >> 32) & 0xFFFF) ?? .crash
         return WorkerSnapshot.ExitSnapshot(
             status: kind == 1 ? "exited" : kind == 2 ? "signaled" : "none",
             code: kind == 1 ? value : nil,
@@ -188,9 +190,9 @@ func packExit(_ record: WorkerExitRecord?) -> UInt64 {
     guard let record, let status = record.status else {
         guard let record else { return 0 }
         // Never ran (spawn failed): reported as exited with code 0 and its reason.
-        return 1 << 48 | UInt64(SharedLayout.reasonCodes.firstIndex(of: record.reason) ?? 0) << 32
+        return 1 << 48 | SharedCodes.code(record.reason) << 32
     }
-    let reason = UInt64(SharedLayout.reasonCodes.firstIndex(of: record.reason) ?? 0) << 32
+    let reason = SharedCodes.code(record.reason) << 32
     switch status {
     case .exited(let code): return 1 << 48 | reason | UInt64(UInt32(bitPattern: code))
     case .signaled(let signal): return 2 << 48 | reason | UInt64(UInt32(bitPattern: signal))

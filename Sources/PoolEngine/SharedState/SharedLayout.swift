@@ -94,7 +94,7 @@ enum SharedLayout {
         static let jobsProcessedBeforeStart = 240
     }
 
-    /// Slot record, exits by reason: one counter per ``ExitReason`` (in `reasonCodes` order),
+    /// Slot record, exits by reason: one counter per ``ExitReason`` (at its ``SharedCodes`` number),
     /// written by the watcher under the lifecycle sequence word; room for 16 reasons.
     enum Exits {
         static let first = 256
@@ -120,12 +120,83 @@ enum SharedLayout {
         headerSize + groups * groupRecordSize + slots * slotRecordSize
     }
 
+    /// A count, id or index read back from the segment as an `Int`: capped at 2^48, which no real
+    /// counter reaches, so a corrupt word neither traps the conversion nor overflows a sum over
+    /// the 4,096 workers a pool may have.
+    static func count(_ word: UInt64) -> Int { Int(min(word, 1 << 48)) }
+
     /// The segment's name: per user and pool, so pools of different names or users never collide.
     static func segmentName(pool: String, uid: UInt32) -> String { "/pooltop-\(uid)-\(pool)" }
 
-    static let stateCodes: [WorkerState] = [.stopped, .starting, .ready, .stopping, .backoff, .finished, .failed]
-    static let reasonCodes: [ExitReason] = ExitReason.allCases
-    static let kindCodes: [WorkerKind] = [.reactor, .job, .service]
+}
+
+/// The numbers stored in the segment for states, kinds and exit reasons, written out rather than
+/// taken from a case's position: a case added to an enum (a new exit reason) then cannot shift
+/// what a reader of another build decodes. A new case takes the next free number; a number is
+/// never reused. They equal the positions layout version 3 used, so its segments read the same.
+enum SharedCodes {
+    static func code(_ state: WorkerState) -> UInt64 {
+        switch state {
+        case .stopped: 0
+        case .starting: 1
+        case .ready: 2
+        case .stopping: 3
+        case .backoff: 4
+        case .finished: 5
+        case .failed: 6
+        }
+    }
+
+    /// An unknown number reads as `stopped`: nothing runs that the reader could act on.
+    static func state(_ code: UInt64) -> WorkerState {
+        switch code {
+        case 1: .starting
+        case 2: .ready
+        case 3: .stopping
+        case 4: .backoff
+        case 5: .finished
+        case 6: .failed
+        default: .stopped
+        }
+    }
+
+    static func code(_ kind: WorkerKind) -> UInt64 {
+        switch kind {
+        case .reactor: 0
+        case .job: 1
+        case .service: 2
+        }
+    }
+
+    static func kind(_ code: UInt64) -> WorkerKind? {
+        switch code {
+        case 0: .reactor
+        case 1: .job
+        case 2: .service
+        default: nil
+        }
+    }
+
+    /// Also the index of the reason's counter in a slot's exits part (``SharedLayout/Exits``).
+    static func code(_ reason: ExitReason) -> UInt64 {
+        switch reason {
+        case .cleanExit: 0
+        case .crash: 1
+        case .signal: 2
+        case .bootFailure: 3
+        case .terminate: 4
+        case .fatal: 5
+        case .shutdown: 6
+        case .scaleDown: 7
+        case .restart: 8
+        case .stopped: 9
+        case .quota: 10
+        }
+    }
+
+    static func reason(_ code: UInt64) -> ExitReason? {
+        ExitReason.allCases.first { Self.code($0) == code }
+    }
 }
 
 /// Whether the watcher is still running the pool, as the header says.

@@ -10,15 +10,30 @@ final class SharedSegment: Sendable {
     let mapping: Posix.Mapping
     let isWritable: Bool
 
-    private init(name: String, mapping: Posix.Mapping, isWritable: Bool) {
+    /// Where the parts are: fixed at creation, checked once at open and kept, so that nothing
+    /// written to the header later (by a bug, or by another process of the user) moves a
+    /// read outside the mapping.
+    let geometry: Geometry
+
+    private init(name: String, mapping: Posix.Mapping, isWritable: Bool, geometry: Geometry) {
         self.name = name
         self.mapping = mapping
         self.isWritable = isWritable
+        self.geometry = geometry
     }
 
-    /// Layout figures from the header; they never change once the segment is created.
+    /// Layout figures of the header; they never change once the segment is created.
     struct Geometry: Sendable {
         var groupOffset: Int, groupRecordSize: Int, slotOffset: Int, slotRecordSize: Int, groupCount: Int, slotCount: Int
+
+        init(groups: Int, slots: Int) {
+            groupOffset = SharedLayout.headerSize
+            groupRecordSize = SharedLayout.groupRecordSize
+            slotOffset = SharedLayout.headerSize + groups * SharedLayout.groupRecordSize
+            slotRecordSize = SharedLayout.slotRecordSize
+            groupCount = groups
+            slotCount = slots
+        }
     }
 
     deinit { mapping.unmap() }
@@ -37,9 +52,11 @@ final class SharedSegment: Sendable {
         let records = SharedLayout.size(groups: pool.groups.count, slots: pool.slotCount)
         let running = RunningJobsTable.layout(of: pool).size
         let size = records + running
-        let segment = SharedSegment(name: name, mapping: try Posix.createSharedMemory(name: name, size: size), isWritable: true)
-        let groupOffset = SharedLayout.headerSize
-        let slotOffset = groupOffset + pool.groups.count * SharedLayout.groupRecordSize
+        let geometry = Geometry(groups: pool.groups.count, slots: pool.slotCount)
+        let segment = SharedSegment(
+            name: name, mapping: try Posix.createSharedMemory(name: name, size: size), isWritable: true, geometry: geometry)
+        let groupOffset = geometry.groupOffset
+        let slotOffset = geometry.slotOffset
         typealias H = SharedLayout.Header
         segment.store(H.version, SharedLayout.version)
         segment.store(H.headerSize, UInt64(SharedLayout.headerSize))
@@ -58,7 +75,7 @@ final class SharedSegment: Sendable {
             let base = groupOffset + index * SharedLayout.groupRecordSize
             typealias G = SharedLayout.Group
             segment.store(base + G.id, UInt64(group.id.rawValue))
-            segment.store(base + G.kind, UInt64(SharedLayout.kindCodes.firstIndex(of: group.kind) ?? 0))
+            segment.store(base + G.kind, SharedCodes.code(group.kind))
             segment.store(base + G.minWorkers, UInt64(group.minWorkers))
             segment.store(base + G.maxWorkers, UInt64(group.maxWorkers))
             segment.storeName(base + G.name, group.name)
@@ -76,23 +93,58 @@ final class SharedSegment: Sendable {
     /// Opens an existing segment, read-only unless `writable`; checks its magic and version.
     static func open(name: String, writable: Bool) throws -> SharedSegment {
         let mapping = try Posix.openSharedMemory(name: name, writable: writable)
-        let segment = SharedSegment(name: name, mapping: mapping, isWritable: writable)
+        do {
+            let geometry = try checkedGeometry(name: name, mapping: mapping)
+            return SharedSegment(name: name, mapping: mapping, isWritable: writable, geometry: geometry)
+        } catch {
+            mapping.unmap()
+            throw error
+        }
+    }
+
+    /// The header's layout, when it is one this build reads and it fits in the mapping.
+    private static func checkedGeometry(name: String, mapping: Posix.Mapping) throws(SharedStateError) -> Geometry {
         guard mapping.size >= SharedLayout.headerSize else {
             throw SharedStateError(code: .badLayout, message: "segment \(name) is \(mapping.size) bytes, smaller than its header")
         }
-        let magic = segment.word(SharedLayout.Header.magic).pointee.load(ordering: .acquiring)
+        let magic = mapping.word(SharedLayout.Header.magic).pointee.load(ordering: .acquiring)
         guard magic == SharedLayout.magic else {
             throw SharedStateError(code: .badLayout, message: "segment \(name) has no pooltop header (magic \(magic))")
         }
-        let version = segment.load(SharedLayout.Header.version)
+        func header(_ offset: Int) -> UInt64 { mapping.word(offset).pointee.load(ordering: .relaxed) }
+        let version = header(SharedLayout.Header.version)
         guard version == SharedLayout.version else {
             throw SharedStateError(
                 code: .badLayout, message: "segment \(name) has layout version \(version); this build reads \(SharedLayout.version)")
         }
-        let needed = SharedLayout.size(
-            groups: Int(segment.load(SharedLayout.Header.groupCount)), slots: Int(segment.load(SharedLayout.Header.slotCount)))
-        let running = segment.load(SharedLayout.Header.runningJobsOffset)
-        let runningSize = segment.load(SharedLayout.Header.runningJobsSize)
+        // Every figure the readers use comes from this header: a corrupt or hostile segment must
+        // get an error here, not a trap or a read outside the mapping later.
+        typealias H = SharedLayout.Header
+        let groupCount = header(H.groupCount)
+        let slotCount = header(H.slotCount)
+        let expected: [(offset: Int, name: String, value: UInt64)] = [
+            (H.headerSize, "header size", UInt64(SharedLayout.headerSize)),
+            (H.groupOffset, "group offset", UInt64(SharedLayout.headerSize)),
+            (H.groupRecordSize, "group record size", UInt64(SharedLayout.groupRecordSize)),
+            (H.slotRecordSize, "slot record size", UInt64(SharedLayout.slotRecordSize)),
+        ]
+        for field in expected where header(field.offset) != field.value {
+            throw SharedStateError(
+                code: .badLayout, message: "segment \(name) has \(field.name) \(header(field.offset)); this build reads \(field.value)")
+        }
+        let most = UInt64(ConfigurationLimits.workersPerPool)
+        guard groupCount <= most, slotCount <= most else {
+            throw SharedStateError(
+                code: .badLayout, message: "segment \(name) claims \(groupCount) groups and \(slotCount) workers; a pool has at most \(most) of each")
+        }
+        let slotOffset = UInt64(SharedLayout.headerSize) + groupCount * UInt64(SharedLayout.groupRecordSize)
+        guard header(H.slotOffset) == slotOffset else {
+            throw SharedStateError(
+                code: .badLayout, message: "segment \(name) has its workers at offset \(header(H.slotOffset)), not \(slotOffset) after \(groupCount) groups")
+        }
+        let needed = SharedLayout.size(groups: Int(groupCount), slots: Int(slotCount))
+        let running = header(H.runningJobsOffset)
+        let runningSize = header(H.runningJobsSize)
         guard mapping.size >= needed, running <= UInt64(mapping.size), runningSize <= UInt64(mapping.size) - running,
             runningSize == 0 || running >= UInt64(needed), running % 8 == 0
         else {
@@ -100,7 +152,7 @@ final class SharedSegment: Sendable {
                 code: .badLayout,
                 message: "segment \(name) is \(mapping.size) bytes; its header needs \(needed) and running-jobs tables at \(running)+\(runningSize)")
         }
-        return segment
+        return Geometry(groups: Int(groupCount), slots: Int(slotCount))
     }
 
     /// Where the running-jobs tables start; nil when the pool has none.
@@ -111,12 +163,7 @@ final class SharedSegment: Sendable {
 
     // MARK: - Words
 
-    func word(_ offset: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        // Offsets come from the fixed layout and a header checked against the mapping's size at
-        // open; a debug build still checks each one.
-        assert(offset >= 0 && offset + 8 <= mapping.size && offset % 8 == 0, "shared word \(offset) out of the mapping")
-        return (mapping.base + offset).assumingMemoryBound(to: Atomic<UInt64>.self)
-    }
+    func word(_ offset: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { mapping.word(offset) }
 
     func load(_ offset: Int) -> UInt64 { word(offset).pointee.load(ordering: .relaxed) }
 
@@ -147,43 +194,80 @@ final class SharedSegment: Sendable {
     // MARK: - Seqlock
 
     /// Writes a part: the sequence word is odd while `body` stores.
+    ///
+    /// The word is rounded down to even first: a writer killed between its two stores left it odd,
+    /// and the next writer of the part (the slot's next process, or the watcher) repairs it.
     func write(sequenceAt offset: Int, _ body: () -> Void) {
         let sequence = word(offset)
-        let value = sequence.pointee.load(ordering: .relaxed)
+        let value = sequence.pointee.load(ordering: .relaxed) & ~1
         sequence.pointee.store(value &+ 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .releasing)
         body()
         sequence.pointee.store(value &+ 2, ordering: .releasing)
     }
 
+    /// How long a part may keep one odd sequence value before its writer is checked.
+    static let stuckWriteNanoseconds: UInt64 = 1_000_000
+    /// How long a reader waits for a living writer that does not finish a write (stopped by
+    /// SIGSTOP or a debugger) before reading the part as it is.
+    static let stoppedWriterNanoseconds: UInt64 = 1_000_000_000
+
     /// Reads a part coherently: retries while a write is in progress or happened meanwhile.
-    func read<T>(sequenceAt offset: Int, _ body: () -> T) -> T {
+    ///
+    /// A part whose writer died mid-write keeps one odd sequence value forever (until the
+    /// watcher repairs it). After ``stuckWriteNanoseconds`` of one odd value the reader checks
+    /// `writer`, the process that writes the part: gone (or unknown, 0), the part is read as it
+    /// is, perhaps torn; alive, merely preempted, the reader goes on waiting, up to
+    /// ``stoppedWriterNanoseconds``. So a live writer's parts are never read torn, and a
+    /// corrupt segment cannot hang `pooltop status` or the watcher's loop.
+    func read<T>(sequenceAt offset: Int, writer: Int32, _ body: () -> T) -> T {
         let sequence = word(offset)
+        var tries = 0
+        var stuckAt: UInt64 = 0
+        var checkAt: UInt64 = 0
+        var firstStuck: UInt64 = 0
         while true {
             let before = sequence.pointee.load(ordering: .acquiring)
-            if before & 1 == 1 { continue }
-            let value = body()
-            atomicMemoryFence(ordering: .acquiring)
-            if sequence.pointee.load(ordering: .relaxed) == before { return value }
+            if before & 1 == 0 {
+                let value = body()
+                atomicMemoryFence(ordering: .acquiring)
+                if sequence.pointee.load(ordering: .relaxed) == before { return value }
+                continue
+            }
+            tries += 1
+            // A write takes nanoseconds: the clock is read only once one takes longer, when the
+            // writer was probably preempted, and then the reader yields the CPU to it.
+            guard tries >= 64 else { continue }
+            let now = Posix.monotonicNanoseconds()
+            if before != stuckAt {
+                stuckAt = before
+                checkAt = now + Self.stuckWriteNanoseconds
+                firstStuck = now
+            } else if now >= checkAt {
+                if writer <= 0 || !Posix.processExists(writer) || now - firstStuck >= Self.stoppedWriterNanoseconds {
+                    return body()
+                }
+                checkAt = now + Self.stuckWriteNanoseconds
+            }
+            Posix.yieldProcessor()
         }
+    }
+
+    /// The watcher pid the header names (the writer of the group and lifecycle parts).
+    var watcherPID: Int32 { Int32(truncatingIfNeeded: load(SharedLayout.Header.watcherPID)) }
+
+    /// The process of slot `id` (the writer of its activity and latency parts), from its lifecycle part.
+    func workerPID(atSlot base: Int) -> Int32 {
+        Int32(truncatingIfNeeded: load(base + SharedLayout.Lifecycle.pid))
     }
 
     // MARK: - Records
 
-    var geometry: Geometry {
-        typealias H = SharedLayout.Header
-        return Geometry(
-            groupOffset: Int(load(H.groupOffset)), groupRecordSize: Int(load(H.groupRecordSize)),
-            slotOffset: Int(load(H.slotOffset)), slotRecordSize: Int(load(H.slotRecordSize)),
-            groupCount: Int(load(H.groupCount)), slotCount: Int(load(H.slotCount)))
-    }
-
-    var groupCount: Int { Int(load(SharedLayout.Header.groupCount)) }
-    var slotCount: Int { Int(load(SharedLayout.Header.slotCount)) }
+    var groupCount: Int { geometry.groupCount }
+    var slotCount: Int { geometry.slotCount }
 
     func groupBase(_ index: Int) -> Int {
-        let geometry = self.geometry
-        return geometry.groupOffset + index * geometry.groupRecordSize
+        geometry.groupOffset + index * geometry.groupRecordSize
     }
 
     /// Counts a job for `group` that found no ready worker with room (any process may call it).
@@ -198,8 +282,17 @@ final class SharedSegment: Sendable {
     }
 
     func slotBase(_ id: WorkerID) -> Int {
-        let geometry = self.geometry
-        return geometry.slotOffset + (id.rawValue - 1) * geometry.slotRecordSize
+        geometry.slotOffset + (id.rawValue - 1) * geometry.slotRecordSize
+    }
+}
+
+extension Posix.Mapping {
+    /// The 8-byte word at `offset`, for atomic access.
+    func word(_ offset: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        // Offsets come from the fixed layout and a header checked against the mapping's size at
+        // open; a debug build still checks each one.
+        assert(offset >= 0 && offset + 8 <= size && offset % 8 == 0, "shared word \(offset) out of the mapping")
+        return (base + offset).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 }
 

@@ -75,7 +75,7 @@ final class SharedStatePublisher {
         let base = segment.slotBase(slot.id)
         let hasProcess = slot.state.hasProcess
         segment.write(sequenceAt: base + L.sequence) {
-            segment.store(base + L.state, UInt64(SharedLayout.stateCodes.firstIndex(of: slot.state) ?? 0))
+            segment.store(base + L.state, SharedCodes.code(slot.state))
             segment.store(base + L.pid, UInt64(UInt32(bitPattern: hasProcess ? slot.pid : 0)))
             segment.store(base + L.generation, UInt64(slot.generation))
             segment.store(base + L.firstStartedAt, clock.wall(slot.firstStartedAt))
@@ -86,8 +86,10 @@ final class SharedStatePublisher {
             segment.store(base + L.lastExit, packExit(slot.lastExit))
             segment.store(base + L.lastExitAt, clock.wall(slot.exitedAt))
             segment.store(base + L.backoffUntil, clock.wall(slot.state == .backoff ? slot.backoffUntil : nil))
-            for (index, count) in slot.exits.enumerated() where index < SharedLayout.Exits.capacity {
-                segment.store(base + SharedLayout.Exits.first + index * 8, UInt64(count))
+            for (index, count) in slot.exits.enumerated() {
+                let code = Int(SharedCodes.code(ExitReason.allCases[index]))
+                guard code < SharedLayout.Exits.capacity else { continue }
+                segment.store(base + SharedLayout.Exits.first + code * 8, UInt64(count))
             }
             if !hasProcess {
                 segment.store(base + L.rssBytes, 0)

@@ -6,7 +6,7 @@ final class WorkerActivityRecorder: Sendable {
     private let segment: SharedSegment
     private let base: Int
     // One writer per part: threads of the worker take turns.
-    private let lock = Mutex(())
+    private let lock = Lock()
 
     init(segmentName: String, id: WorkerID) throws {
         segment = try SharedSegment.open(name: segmentName, writable: true)
@@ -17,7 +17,7 @@ final class WorkerActivityRecorder: Sendable {
     }
 
     func update(_ body: (inout WorkerActivity) -> Void) {
-        lock.withLock { _ in
+        lock.withLock {
             var activity = PoolStateReader(segment: segment).readActivity(base)
             body(&activity)
             activity.lastUpdate = Posix.wallClockNanoseconds()
@@ -30,7 +30,7 @@ final class WorkerActivityRecorder: Sendable {
     /// Adds one job's queue wait and (when it ran) run time to this worker's histograms.
     func observeLatency(wait: UInt64, run: UInt64?) {
         typealias L = SharedLayout.Latency
-        lock.withLock { _ in
+        lock.withLock {
             segment.write(sequenceAt: base + L.sequence) {
                 // Only this worker writes the part, under the lock: plain read-modify-write is safe.
                 func observe(_ histogram: Int, _ nanoseconds: UInt64) {

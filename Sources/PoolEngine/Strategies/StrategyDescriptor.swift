@@ -1,5 +1,5 @@
 /// A strategy's name and every parameter it was built with, as it travels to each worker
-/// in the bootstrap message (amphp-pool lost these: reference §2.7).
+/// in the bootstrap message (amphp-pool lost these in its workers).
 public struct StrategyDescriptor: Hashable, Sendable, Codable {
     public var name: String
     public var parameters: [String: String]

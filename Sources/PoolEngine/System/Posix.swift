@@ -254,6 +254,9 @@ enum Posix {
         _ = Glibc.setenv(name, value, 1)
     }
 
+    /// Lets another thread or process run on this CPU (one waiting for it, say).
+    static func yieldProcessor() { sched_yield() }
+
     /// Milliseconds-resolution-free monotonic time in nanoseconds (CLOCK_MONOTONIC is shared by all processes).
     static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()

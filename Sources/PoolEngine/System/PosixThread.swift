@@ -33,19 +33,32 @@ final class PosixThread: @unchecked Sendable {
     func join() {
         pthread_join(handle, nil)
     }
+
+    /// Lets the thread's resources go when it ends, for a thread nobody will join.
+    func detach() {
+        pthread_detach(handle)
+    }
 }
 
 /// Runs blocking work (a terminal loop) on an OS thread of its own, so it never holds one of
 /// Swift concurrency's few pool threads.
 public enum DedicatedThread {
+    /// Starts `body` on a new, detached thread and returns at once; for a loop that blocks in
+    /// the kernel for as long as it runs (a control client reading a stream).
+    public static func start(name: String, _ body: @escaping @Sendable () -> Void) throws {
+        try PosixThread(name: name, body).detach()
+    }
+
     /// Runs `body` on a new thread and returns when it has finished.
     public static func run(name: String, _ body: @escaping @Sendable () -> Void) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             do {
-                _ = try PosixThread(name: name) {
+                // Nobody joins it (the caller waits on the continuation): detached, its stack is
+                // freed when it ends instead of staying until the process does.
+                try PosixThread(name: name) {
                     body()
                     continuation.resume()
-                }
+                }.detach()
             } catch {
                 continuation.resume(throwing: error)
             }

@@ -4,7 +4,7 @@ import Glibc
 
 /// Routes the watcher's signals into the event monitor through a self-pipe, so a signal is
 /// just another event on the watcher's one stream, and keeps working after every restart
-/// (amphp-pool stopped trapping signals after SIGUSR2: reference §10 item 16).
+/// (amphp-pool stopped trapping signals after SIGUSR2, one of its known bugs).
 final class SignalRoute: Sendable {
     static let routed: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]
     private let readFD: Int32

@@ -8,18 +8,23 @@ extension WorkerPool {
     /// is then asked to finish first and its slot restarted (a reactor's socket stays open, so
     /// its connections queue for the replacement). The roll stops at the first replacement that
     /// is not ready within the group's start timeout, stopping it and leaving the workers not yet
-    /// reached untouched. Returns how many were replaced.
+    /// reached untouched. A second roll of the group while one runs is refused (`busy`).
+    /// Returns how many were replaced.
     @discardableResult
     public func rollingRestart(_ group: GroupReference) async throws(CommandError) -> Int {
         let description = try resolve(group)
-        guard let first = snapshot() else { throw CommandError(message: "the pool is not running") }
+        guard beginRoll(description.id) else {
+            throw CommandError(.busy, "a rolling restart of '\(description.name)' is already under way")
+        }
+        defer { endRoll(description.id) }
+        guard let first = snapshot() else { throw CommandError(.notRunning, "the pool is not running") }
         let running = first.workers.filter { description.owns($0.id) && $0.state.hasProcess }
         var replaced = 0
         func stopped(_ why: String) -> CommandError {
-            CommandError(message: "rolling restart of '\(description.name)' stopped after \(replaced) of \(running.count): \(why); the rest were left running")
+            CommandError(.failed, "rolling restart of '\(description.name)' stopped after \(replaced) of \(running.count): \(why); the rest were left running")
         }
         for worker in running {
-            guard let now = snapshot() else { throw CommandError(message: "rolling restart of '\(description.name)' stopped: the pool stopped") }
+            guard let now = snapshot() else { throw CommandError(.notRunning, "rolling restart of '\(description.name)' stopped: the pool stopped") }
             // A stopped slot of the group is one nobody wants (scaled down, or retired by this roll).
             var spare = now.workers.first { description.owns($0.id) && $0.state == .stopped }
             if let candidate = spare {
@@ -59,7 +64,7 @@ extension WorkerPool {
     private func awaitReady(_ id: WorkerID, after generation: Int, within timeout: Duration) async throws(CommandError) -> WorkerState {
         let limit = ContinuousClock.now + timeout
         while true {
-            guard let now = snapshot()?.worker(id) else { throw CommandError(message: "the pool stopped") }
+            guard let now = snapshot()?.worker(id) else { throw CommandError(.notRunning, "the pool stopped") }
             if now.generation > generation {
                 if now.state == .ready { return .ready }
                 if now.state == .failed || now.state == .backoff || now.state == .finished { return now.state }

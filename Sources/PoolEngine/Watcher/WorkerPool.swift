@@ -76,6 +76,9 @@ public final class WorkerPool: Service, Sendable {
         var softRestarts = 0
         var reader: PoolStateReader?
         var operatorJobs: JobClient?
+        /// Groups a rolling restart is replacing now: a second roll of one would fight the
+        /// first over its spare slots.
+        var rolling: Set<GroupID> = []
     }
 
     public let name: String
@@ -104,7 +107,7 @@ public final class WorkerPool: Service, Sendable {
     public func describeGroup(_ group: WorkerGroup) throws(CommandError) {
         try state.withLock { state throws(CommandError) in
             guard case .describing(var groups) = state.phase else {
-                throw CommandError(message: "groups cannot be described after run() started")
+                throw CommandError(.misuse, "groups cannot be described after run() started")
             }
             groups.append(group)
             state.phase = .describing(groups)
@@ -121,7 +124,8 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// Hard and soft restarts since `run()` started.
+    /// Hard and soft restarts of the last `run()`, set when it returns: (0, 0) before and while
+    /// it runs. The running figures are in ``snapshot()`` (`pool.restarts`).
     public var restartCounts: (hard: Int, soft: Int) {
         state.withLock { ($0.hardRestarts, $0.softRestarts) }
     }
@@ -148,15 +152,17 @@ public final class WorkerPool: Service, Sendable {
     /// Runs the pool until every slot has stopped for good (all workers exited under their
     /// restart policy, or `stop()`), then returns.
     ///
-    /// - Throws: ``ConfigurationError`` when the groups are invalid (nothing is started),
-    ///   ``PoolFailure`` when a worker failed fatally or the pool gave up on workers, and
-    ///   ``SystemCallError`` when the watcher cannot set itself up.
+    /// - Throws: ``ConfigurationError`` when the groups are invalid (nothing is started);
+    ///   ``CommandError`` (`misuse`) when `run()` was already called; ``PoolStartError`` when
+    ///   the pool cannot start (its name is taken, a listener cannot bind, shared memory cannot
+    ///   be created); ``PoolFailure`` when a worker failed fatally or the pool gave up on
+    ///   workers; ``SystemCallError`` when the watcher cannot set itself up.
     public func run() async throws {
         let description = try validate()
         let (stream, input) = AsyncStream<WatcherEvent>.makeStream()
         let early = try state.withLock { state throws(CommandError) -> [WatcherEvent] in
             guard case .describing = state.phase else {
-                throw CommandError(message: "run() was already called on pool '\(name)'")
+                throw CommandError(.misuse, "run() was already called on pool '\(name)'")
             }
             state.phase = .running(description: description, input: input)
             defer { state.early = [] }
@@ -297,13 +303,18 @@ public final class WorkerPool: Service, Sendable {
         try await command(.workerStopRequested(id))
     }
 
+    /// Marks `group` as being rolled; false when a roll of it is already under way.
+    func beginRoll(_ group: GroupID) -> Bool { state.withLock { $0.rolling.insert(group).inserted } }
+
+    func endRoll(_ group: GroupID) { _ = state.withLock { $0.rolling.remove(group) } }
+
     func resolve(_ group: GroupReference) throws(CommandError) -> GroupDescription {
         guard let description = poolDescription else {
-            throw CommandError(message: "the pool is not running")
+            throw CommandError(.notRunning, "the pool is not running")
         }
         guard let target = description.group(group) else {
             throw CommandError(
-                message: "no group '\(group)'; groups are: \(description.groups.map(\.name).joined(separator: ", "))")
+                .noSuchGroup, "no group '\(group)'; groups are: \(description.groups.map(\.name).joined(separator: ", "))")
         }
         return target
     }
@@ -375,7 +386,7 @@ public final class WorkerPool: Service, Sendable {
         Task { [stream] in
             for await event in stream {
                 switch event {
-                case .command(_, let reply): reply?(CommandError(message: "the pool has stopped"))
+                case .command(_, let reply): reply?(CommandError(.notRunning, "the pool has stopped"))
                 case .awaitStart(let continuation): continuation.resume()
                 case .monitor: break
                 }
@@ -464,7 +475,7 @@ public final class WorkerPool: Service, Sendable {
                 if case .terminated = result { return false }
                 return true
             }
-            if !delivered { continuation.resume(returning: CommandError(message: "the pool is not running")) }
+            if !delivered { continuation.resume(returning: CommandError(.notRunning, "the pool is not running")) }
         }
         if let refusal { throw refusal }
     }

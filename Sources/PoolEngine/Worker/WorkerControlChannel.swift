@@ -5,7 +5,7 @@ import Synchronization
 /// requests, writes ready, log records and the exit report.
 final class WorkerControlChannel: Sendable {
     let fd: Int32
-    private let writeLock = Mutex(())
+    private let writeLock = Lock()
     private let decoder = Mutex(FrameDecoder())
     private let reader = Mutex<PosixThread?>(nil)
 
@@ -106,7 +106,7 @@ final class WorkerControlChannel: Sendable {
 
     func send(_ message: WorkerMessage) {
         guard let frame = try? ControlCodec.encode(message) else { return }
-        writeLock.withLock { _ in
+        writeLock.withLock {
             // A failed write means the watcher is gone; the reader thread handles that.
             try? Posix.sendAll(fd, frame.encoded)
         }

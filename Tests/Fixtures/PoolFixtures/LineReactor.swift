@@ -35,7 +35,7 @@ struct LineReactor: WorkerEntryPoint {
     }
 }
 
-/// The reference's SocketStrategyTest reactor: answers one HTTP request with its entry point's
+/// amphp-pool's SocketStrategyTest reactor: answers one HTTP request with its entry point's
 /// name, records that it did, and ends its `run()` half a second later (its group restarts
 /// never, so the pool then ends by itself).
 struct SocketStrategyReactor: WorkerEntryPoint {

@@ -1,0 +1,193 @@
+import Foundation
+import NIOCore
+import PoolConsole
+import PoolDemo
+import PoolEngine
+
+/// The four inputs `make fuzz` throws random bytes at (docs/reliability.md, "Fuzzing").
+///
+/// Each harness feeds bytes to the code that reads them in production and checks what that
+/// code promises: never a trap, a hang or a leak, and an error where the input is bad. A broken
+/// promise that is not a crash is thrown as a ``FuzzFinding``; the fuzzer binary turns it into a
+/// crash (so libFuzzer saves the input), the test suite replays every saved input and fails.
+public enum FuzzHarness: String, CaseIterable, Sendable {
+    /// A control connection's bytes: split into lines as the server does, each parsed as a request.
+    case control
+    /// A job connection's bytes: frames read as both ends read them, whole and in two parts.
+    case jobFrame = "job-frame"
+    /// A configuration file's text: parsed and validated as `pooltop run --config` does.
+    case config
+    /// A pool's shared-memory segment: read and shown as `pooltop list`, `top --once` and `attach` do.
+    case sharedMemory = "shared-memory"
+
+    /// Runs one input through the harness.
+    public func run(_ bytes: [UInt8]) throws(FuzzFinding) {
+        switch self {
+        case .control: try Self.control(bytes)
+        case .jobFrame: try Self.jobFrames(bytes)
+        case .config: try Self.config(bytes)
+        case .sharedMemory: try Self.sharedMemory(bytes)
+        }
+    }
+
+    // MARK: - Control requests
+
+    private static func control(_ bytes: [UInt8]) throws(FuzzFinding) {
+        // The server's line decoder: lines end at "\n"; a longer one closes the connection.
+        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            guard line.count <= 64 * 1024 else { return }
+            do {
+                _ = try ControlRequest(parsing: String(decoding: line, as: UTF8.self))
+            } catch {
+                // The refusal goes back to the client as one line of JSON it can parse.
+                let response = JSONValue.object(error.response)
+                let text = response.serialized
+                guard !text.contains("\n") else { throw FuzzFinding("a refusal spans lines: \(text)") }
+                guard let parsed = try? JSONValue.parse(text) else { throw FuzzFinding("a refusal is not valid JSON: \(text)") }
+                guard parsed == response else { throw FuzzFinding("a refusal reads back as \(parsed), not \(response)") }
+                guard case .string(let code)? = error.response["code"], !code.isEmpty else {
+                    throw FuzzFinding("a refusal has no code: \(text)")
+                }
+            }
+        }
+    }
+
+    // MARK: - Job frames
+
+    private static func jobFrames(_ bytes: [UInt8]) throws(FuzzFinding) {
+        let whole = decodeFrames([bytes])
+        // A connection gets its bytes in pieces: the split must not change what is read.
+        let cut = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
+        let split = decodeFrames([Array(bytes[..<cut]), Array(bytes[cut...])])
+        guard whole.frames == split.frames, (whole.error == nil) == (split.error == nil) else {
+            throw FuzzFinding("bytes read whole gave \(whole), read cut at \(cut) gave \(split)")
+        }
+        for frame in whole.frames {
+            var buffer = ByteBuffer()
+            frame.write(to: &buffer)
+            let again = try? JobFrame.read(from: &buffer)
+            guard again == frame, buffer.readableBytes == 0 else {
+                throw FuzzFinding("frame \(frame) written and read back is \(String(describing: again))")
+            }
+        }
+    }
+
+    private static func decodeFrames(_ parts: [[UInt8]]) -> (frames: [JobFrame], error: JobFrameError?) {
+        var buffer = ByteBuffer()
+        var frames: [JobFrame] = []
+        for part in parts {
+            buffer.writeBytes(part)
+            do {
+                while let frame = try JobFrame.read(from: &buffer) { frames.append(frame) }
+            } catch {
+                return (frames, error)
+            }
+        }
+        return (frames, nil)
+    }
+
+    // MARK: - Configuration
+
+    /// The demo's entry points: the seed corpus holds the demo's configuration.
+    private static let entryPoints = DemoPool.entryPoints
+
+    private static func config(_ bytes: [UInt8]) throws(FuzzFinding) {
+        do {
+            let (configuration, description) = try PoolConfiguration.parse(
+                yaml: String(decoding: bytes, as: UTF8.self), file: "fuzz.yaml", entryPoints: entryPoints)
+            guard description.groups.count == configuration.groups.count else {
+                throw FuzzFinding("\(configuration.groups.count) groups configured, \(description.groups.count) described")
+            }
+        } catch let error as ConfigurationError {
+            guard !error.message.isEmpty else { throw FuzzFinding("an error with no message: \(error)") }
+            if let line = error.line, line < 1 { throw FuzzFinding("an error on line \(line): \(error)") }
+        } catch let finding as FuzzFinding {
+            throw finding
+        } catch {
+            throw FuzzFinding("parse threw \(type(of: error)), not a ConfigurationError: \(error)")
+        }
+    }
+
+    // MARK: - Shared memory
+
+    private static func sharedMemory(_ bytes: [UInt8]) throws(FuzzFinding) {
+        let pool = "fuzz-\(getpid())"
+        let path = "/dev/shm" + PoolStateReader.segmentName(pool: pool)
+        // Random words almost never hold the magic, the version and the layout sizes, so the
+        // first byte chooses how much of a plausible header to lay over them: the fuzzer then
+        // reaches the records, not only the header checks.
+        var segment = bytes
+        let mode = segment.first ?? 0
+        segment += [UInt8](repeating: 0, count: (8 - segment.count % 8) % 8)
+        if segment.count < 512 { segment += [UInt8](repeating: 0, count: 512 - segment.count) }
+        func put(_ value: UInt64, at offset: Int) {
+            withUnsafeBytes(of: value.littleEndian) { segment.replaceSubrange(offset..<offset + 8, with: $0) }
+        }
+        if mode & 1 == 0 {
+            put(0x3150_4F54_4C4F_4F50, at: 0)  // magic
+            put(3, at: 8)  // layout version
+        }
+        if mode & 2 == 0 {
+            put(512, at: 16)  // header size
+            put(512, at: 32)  // group offset
+            put(192, at: 40)  // group record size
+            put(768, at: 64)  // slot record size
+        }
+        // Sequence words are made even. A part that stays mid-write costs each read of it 1 ms
+        // to 1 s by design (the writer may be merely preempted or stopped; SharedStateTests and
+        // Regressions/shared-memory cover that path), which would slow this harness to a few
+        // inputs a second.
+        func word(at offset: Int) -> UInt64 {
+            offset + 8 <= segment.count ? segment[offset..<offset + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } : 0
+        }
+        let groups = Int(min(word(at: 24), 4096))
+        let slots = Int(min(word(at: 48), 4096))
+        let sequences = (0..<groups).map { 512 + $0 * 192 }
+            + (0..<slots).flatMap { slot in [0, 128, 384].map { 512 + groups * 192 + slot * 768 + $0 } }
+        for offset in sequences where offset < segment.count { segment[offset] &= ~1 }
+        unlink(path)
+        let descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { fatalError("cannot create \(path): errno \(errno)") }
+        let written = segment.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+        defer { unlink(path) }
+        guard written == segment.count else { fatalError("wrote \(written) of \(segment.count) bytes to \(path)") }
+
+        let reader: PoolStateReader
+        do {
+            reader = try PoolStateReader(pool: pool)
+        } catch let error as SharedStateError {
+            guard !error.message.isEmpty else { throw FuzzFinding("a shared-state error with no message") }
+            return
+        } catch {
+            throw FuzzFinding("opening threw \(type(of: error)), not a SharedStateError: \(error)")
+        }
+        // `pooltop list` and `top --once`: one snapshot; `attach`: snapshots a second apart, with trends.
+        let first = reader.snapshot()
+        let second = reader.snapshot()
+        for worker in second.workers { _ = try? reader.activity(of: worker.id) }
+        // `pooltop status`: the watcher's JSON, decoded by the client.
+        guard let line = try? JSONValue.encodeLine(second) else { throw FuzzFinding("a snapshot that cannot be encoded") }
+        do {
+            _ = try JSONDecoder().decode(PoolSnapshot.self, from: Data(line.utf8))
+        } catch {
+            throw FuzzFinding("status JSON that does not decode (\(error)): \(line.prefix(300))")
+        }
+        var trends = ConsoleTrends()
+        trends.update(first)
+        trends.update(second)
+        var state = ConsoleState(readOnly: true)
+        state.focus = .workers
+        for size in [(120, 40), (20, 5)] {
+            _ = ConsoleView.render(
+                snapshot: second, events: [], state: state, trends: trends, poolName: pool, isHosting: false,
+                width: size.0, height: size.1)
+        }
+    }
+}
+
+/// A promise of the code under fuzzing that an input broke (other than by crashing).
+public struct FuzzFinding: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
