@@ -152,11 +152,11 @@ final class JobClientIO: Sendable {
 }
 
 /// Two ways for a polling sender to wait for its answer. Which is faster depends on where the
-/// scheduler put the sender and the worker: on a 2-vCPU VM, with both pinned to one CPU a
-/// round trip took about 15 µs waiting in `ppoll` and 17.5 in `recv`; pinned to two CPUs about
-/// 48–52 in `ppoll` and 35–36 in `recv` (`ppoll`'s timeout arms a high-resolution timer, whose
-/// programming exits to the hypervisor when the CPU then idles; `recv`'s, SO_RCVTIMEO, is a
-/// timer-wheel one). Neither wins everywhere, so ``JobWaitChooser`` measures.
+/// scheduler put the sender and the worker: `ppoll` won with both on one CPU and `recv` across
+/// two (`ppoll`'s timeout arms a high-resolution timer, whose programming exits to the
+/// hypervisor when the CPU then idles; `recv`'s, SO_RCVTIMEO, is a timer-wheel one; the figures
+/// are in `docs/decisions/0007-job-client-sockets.md`). Neither wins everywhere, so
+/// ``JobWaitChooser`` measures.
 enum JobWaitMode: Int, Sendable {
     /// `ppoll` with the budget as its timeout, then `recv` without waiting.
     case poll

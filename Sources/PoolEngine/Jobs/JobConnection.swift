@@ -35,8 +35,8 @@ final class JobConnection: Sendable {
     /// How long a lone sender waits for its answer on its own thread before it suspends. It
     /// holds a Swift concurrency thread meanwhile, so it is short, and a connection whose
     /// answers keep missing it stops trying (``State/pollMisses``). Waiting in `recv`
-    /// (``JobWaitMode/receive``) the kernel rounds it up to whole timer ticks: 200 µs became
-    /// 8 ms on this machine (HZ 250), which is why that mode is used only after an answered poll.
+    /// (``JobWaitMode/receive``) the kernel rounds it up to whole timer ticks (4 ms each at
+    /// HZ 250), which is why that mode is used only after an answered poll.
     static let pollBudget: Int64 = 200_000
     /// Always watched: the worker shutting its side (after `closing`, or dying). Answers
     /// (EPOLLIN) are watched only while a job waits that no polling sender reads for.
@@ -154,7 +154,7 @@ final class JobConnection: Sendable {
                 state.isPolling = true
             }
             updateInterest(&state)
-            // A waiting `recv` gives up only after whole timer ticks (8 ms here for 200 µs), so it
+            // A waiting `recv` gives up only after whole timer ticks (milliseconds for 200 µs), so it
             // is used only while answers come in time; after a miss, `ppoll` keeps the budget.
             let mode = polls && state.pollMisses == 0 ? io.nextWaitMode() : JobWaitMode.poll
             return (nil, polls, enqueue(frame, &state), mode)
