@@ -60,7 +60,8 @@ struct RestartCommand: ParsableCommand {
                 what = "group \(target) of pool \(name)"
             }
         }
-        let response = try ControlSession.perform(name, request)
+        // A roll takes as long as its replacements take to get ready.
+        let response = try ControlSession.perform(name, request, timeout: mode == .rolling ? nil : ControlSession.answerTimeout)
         if mode == .rolling {
             print("\(what): rolling restart done, \(response["replaced"]?.integer ?? 0) worker(s) replaced")
         } else {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import PoolEngine
 
 /// What every operator command shares: connect to a pool by name, or say which pools run.
@@ -23,13 +24,24 @@ enum ControlSession {
         return ExitCode(1)
     }
 
-    /// Sends a command; a refusal prints the pool's reason and exits 1.
+    /// How long a command waits for the pool's answer: `POOLTOP_CONTROL_TIMEOUT` seconds, or 30.
+    /// A stopped or wedged watcher still accepts connections (the kernel does), so without a
+    /// limit a script would wait forever.
+    static var answerTimeout: Duration {
+        if let value = getenv("POOLTOP_CONTROL_TIMEOUT"), let seconds = Double(String(cString: value)), seconds > 0, seconds <= 86_400 {
+            return .milliseconds(Int64(seconds * 1000))
+        }
+        return .seconds(30)
+    }
+
+    /// Sends a command; a refusal prints the pool's reason and exits 1, and so does no answer
+    /// within `timeout` (nil: a job or a rolling restart, which take as long as they take).
     @discardableResult
-    static func perform(_ pool: String, _ request: [String: JSONValue]) throws -> JSONValue {
+    static func perform(_ pool: String, _ request: [String: JSONValue], timeout: Duration? = answerTimeout) throws -> JSONValue {
         let client = try connect(pool)
         let response: JSONValue
         do {
-            response = try client.request(request)
+            response = try client.request(request, timeout: timeout)
         } catch {
             printError("pooltop: \(error)")
             throw ExitCode(1)

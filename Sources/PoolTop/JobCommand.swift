@@ -41,7 +41,8 @@ struct JobCommand: ParsableCommand {
             "count": .number(Double(count)), "retries": .number(Double(retries)),
         ]
         if let timeout { request["timeout"] = .number(timeout) }
-        let response = try ControlSession.perform(name, request)
+        // Jobs take as long as they take; each has its own timeout.
+        let response = try ControlSession.perform(name, request, timeout: nil)
         let jobs = response["jobs"]?.array ?? []
         if json {
             print(JSONValue.array(jobs).serialized)

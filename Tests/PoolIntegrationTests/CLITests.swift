@@ -86,6 +86,29 @@ struct CLITests {
         await TestSupport.expectNoOrphans(name)
     }
 
+    @Test("a watcher stopped by SIGSTOP: a command gives up after POOLTOP_CONTROL_TIMEOUT, exit 1 naming the pool")
+    func stoppedWatcher() async throws {
+        let name = TestSupport.uniqueName("clistopped")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let watcher = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: directory)
+        #expect(await watcher.waitForLog("ready", count: 3))
+        // The kernel still accepts its connections; nobody answers them.
+        watcher.signal(SIGSTOP)
+        let status = try TestSupport.shell(
+            "POOLTOP_CONTROL_TIMEOUT=0.5 '\(TestSupport.pooltopExecutable)' status '\(name)'", directory: directory)
+        watcher.signal(SIGCONT)
+        #expect(status.status == .exited(1), "\(status)")
+        #expect(status.stderr.contains("pool '\(name)' did not answer within 500ms"), "\(status)")
+        // Running again, it answers as before.
+        let again = try TestSupport.pooltop(["status", name], directory: directory)
+        #expect(again.status == .exited(0), "\(again)")
+        let stop = try TestSupport.pooltop(["stop", name], directory: directory)
+        #expect(stop.status == .exited(0))
+        #expect(watcher.waitForExit() == .exited(0))
+        await TestSupport.expectNoOrphans(name)
+    }
+
     @Test("logs -f follows new lines until the pool stops")
     func logsFollow() async throws {
         let name = TestSupport.uniqueName("follow")

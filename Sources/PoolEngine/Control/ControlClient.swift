@@ -22,9 +22,14 @@ public final class ControlClient {
     deinit { Posix.close(fd) }
 
     /// Sends one request and returns its response object.
-    public func request(_ request: [String: JSONValue]) throws -> JSONValue {
+    ///
+    /// - Parameter timeout: How long to wait for the answer; nil waits for as long as it takes
+    ///   (a job or a rolling restart). A watcher stopped by SIGSTOP, or wedged, accepts the
+    ///   connection (the kernel does) and never answers: with a timeout the caller learns so.
+    /// - Throws: ``ControlClientError`` `.timedOut` when no answer came in time.
+    public func request(_ request: [String: JSONValue], timeout: Duration? = nil) throws -> JSONValue {
         try send(request)
-        guard let response = try readLine() else {
+        guard let response = try readLine(timeout: timeout) else {
             throw ControlClientError(code: .connection, message: "pool '\(pool)' closed the connection without answering", pool: pool)
         }
         return response
@@ -37,13 +42,25 @@ public final class ControlClient {
     }
 
     /// The next line as JSON; nil at the end of the stream.
-    public func readLine() throws -> JSONValue? {
+    /// - Throws: ``ControlClientError`` `.timedOut` when `timeout` passed without a whole line.
+    public func readLine(timeout: Duration? = nil) throws -> JSONValue? {
         var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = timeout.map { Posix.monotonicNanoseconds() &+ UInt64(max(0, $0.nanoseconds)) }
         while true {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: buffer[..<newline], as: UTF8.self)
                 buffer.removeSubrange(...newline)
                 return try JSONValue.parse(line)
+            }
+            if let deadline, let timeout {
+                let now = Posix.monotonicNanoseconds()
+                // An interrupted wait reports readable: the loop looks again and waits for the rest.
+                guard now < deadline, try Posix.pollReadable(fd, timeoutNanoseconds: Int64(deadline - now)) else {
+                    throw ControlClientError(
+                        code: .timedOut,
+                        message: "pool '\(pool)' did not answer within \(DurationParser.format(timeout)); its watcher may be stopped (SIGSTOP) or wedged",
+                        pool: pool)
+                }
             }
             let n = try chunk.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
             if n == 0 { return nil }
@@ -57,6 +74,8 @@ public struct ControlClientError: Error, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
         case notRunning = "not-running"
         case connection
+        /// No answer within the request's timeout.
+        case timedOut = "timed-out"
     }
 
     public var code: Code

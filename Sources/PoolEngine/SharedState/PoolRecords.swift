@@ -86,9 +86,9 @@ extension PoolStateReader {
                 // mid-write by a dead writer is read as it is, see SharedSegment.read).
                 for part in 0..<2 {
                     let partBase = base + part * half * 8
-                    // The lifecycle part is the watcher's, the activity part the slot's process's.
-                    let writer = part == 0 ? segment.watcherPID : segment.workerPID(atSlot: base)
-                    segment.read(sequenceAt: partBase, writer: writer) {
+                    // The lifecycle part is the watcher's, the activity part the slot's process's
+                    // (read only if the part stays mid-write).
+                    segment.read(sequenceAt: partBase, writer: part == 0 ? segment.watcherPID : segment.workerPID(atSlot: base)) {
                         for index in 0..<half {
                             buffer[out + part * half + index] = segment.word(partBase + index * 8).pointee.load(ordering: .relaxed)
                         }

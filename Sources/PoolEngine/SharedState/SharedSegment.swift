@@ -220,7 +220,7 @@ final class SharedSegment: Sendable {
     /// is, perhaps torn; alive, merely preempted, the reader goes on waiting, up to
     /// ``stoppedWriterNanoseconds``. So a live writer's parts are never read torn, and a
     /// corrupt segment cannot hang `pooltop status` or the watcher's loop.
-    func read<T>(sequenceAt offset: Int, writer: Int32, _ body: () -> T) -> T {
+    func read<T>(sequenceAt offset: Int, writer: @autoclosure () -> Int32, _ body: () -> T) -> T {
         let sequence = word(offset)
         var tries = 0
         var stuckAt: UInt64 = 0
@@ -244,7 +244,8 @@ final class SharedSegment: Sendable {
                 checkAt = now + Self.stuckWriteNanoseconds
                 firstStuck = now
             } else if now >= checkAt {
-                if writer <= 0 || !Posix.processExists(writer) || now - firstStuck >= Self.stoppedWriterNanoseconds {
+                let pid = writer()
+                if pid <= 0 || !Posix.processExists(pid) || now - firstStuck >= Self.stoppedWriterNanoseconds {
                     return body()
                 }
                 checkAt = now + Self.stuckWriteNanoseconds
