@@ -81,10 +81,15 @@ struct ConsoleViewTests {
     @Test("120×40") func large() { expectSnapshot(render(width: 120, height: 40), named: "120x40") }
     @Test("40×10 shows what fits") func cramped() { expectSnapshot(render(width: 40, height: 10), named: "40x10") }
 
-    @Test("tiny and zero sizes never crash")
+    @Test("tiny and zero sizes never crash, and give a frame of exactly that size")
     func tiny() {
         for (width, height) in [(0, 0), (1, 1), (19, 4), (20, 5), (300, 3)] {
-            _ = render(width: width, height: height)
+            let frame = render(width: width, height: height)
+            #expect(frame.width == width && frame.height == height, "\(width)×\(height)")
+            let lines = frame.text.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(lines.allSatisfy { $0.count <= width }, "\(width)×\(height): a line wider than the frame")
+            // From the smallest size the console supports (20×5), the pool's name is on screen.
+            if width >= 20 && height >= 5 { #expect(frame.text.contains("demo"), "\(width)×\(height):\n\(frame.text)") }
         }
     }
 

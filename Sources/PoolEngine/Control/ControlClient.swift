@@ -12,7 +12,7 @@ public final class ControlClient {
         do {
             fd = try Posix.connectUnixSocket(path)
         } catch let error as SystemCallError {
-            if error.errno == 2 || error.errno == 111 {
+            if error.isNotFound || error.isConnectionRefused {
                 throw ControlClientError(code: .notRunning, message: "no pool named '\(pool)' is running", pool: pool)
             }
             throw ControlClientError(code: .connection, message: "cannot connect to \(path): \(error)", pool: pool)

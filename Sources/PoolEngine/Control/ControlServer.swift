@@ -115,6 +115,8 @@ struct LineDecoder: ByteToMessageDecoder {
 
 enum ControlRequestError: Error {
     case oversized(Int)
+    /// The channel is not a socket whose peer credentials can be read (never seen on a Unix socket).
+    case noPeerCredentials
 }
 
 /// Every request task of every connection, so shutdown can end them before the event loop stops.
@@ -183,7 +185,7 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             credentials = provider.unsafeGetSocketOption(
                 level: SocketOptionLevel(Posix.socketLevel), name: SocketOptionName(Posix.peerCredentialsOption))
         } else {
-            credentials = channel.eventLoop.makeFailedFuture(ControlRequestError.oversized(0))
+            credentials = channel.eventLoop.makeFailedFuture(ControlRequestError.noPeerCredentials)
         }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let logger = self.logger

@@ -16,7 +16,7 @@ public final class PoolStateReader: Sendable {
         let name = Self.segmentName(pool: pool)
         do {
             segment = try SharedSegment.open(name: name, writable: false)
-        } catch let error as SystemCallError where error.errno == 2 {
+        } catch let error as SystemCallError where error.isNotFound {
             throw SharedStateError(code: .notFound, message: "no pool named '\(pool)' is running (no segment \(name))")
         }
         geometry = segment.geometry

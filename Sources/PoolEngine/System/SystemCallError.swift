@@ -17,6 +17,11 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable, Equatab
         self.context = context
     }
 
+    /// The path or socket named does not exist (ENOENT).
+    public var isNotFound: Bool { errno == ENOENT }
+    /// Nobody listens on the socket (ECONNREFUSED): its owner has gone.
+    public var isConnectionRefused: Bool { errno == ECONNREFUSED }
+
     public var description: String {
         let reason = String(cString: strerror(errno))
         if let context { return "\(call)(\(context)) failed: \(reason) (errno \(errno))" }

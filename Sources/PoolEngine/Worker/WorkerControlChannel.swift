@@ -26,13 +26,13 @@ final class WorkerControlChannel: Sendable {
             }
             let now = Posix.monotonicNanoseconds()
             guard now < deadline else {
-                throw SystemCallError(call: "poll", errno: 110, context: "control channel: no bootstrap in time")
+                throw BootstrapMissing(reason: "none came within \(timeoutMilliseconds) ms")
             }
             let remaining = Int32((deadline - now) / 1_000_000) + 1
             guard try Posix.pollReadable(fd, timeoutMilliseconds: remaining) else { continue }
             let n = try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
             if n == 0 {
-                throw SystemCallError(call: "recv", errno: 104, context: "control channel closed before the bootstrap")
+                throw BootstrapMissing(reason: "the control channel closed before it came")
             }
             decoder.withLock { $0.append(buffer[0..<n]) }
         }
@@ -136,4 +136,10 @@ struct ControlChannelLogHandler: LogHandler {
             metadata: merged.mapValues { "\($0)" }, timestamp: Posix.wallClockSeconds())
         channel.send(.log(record))
     }
+}
+
+/// The watcher's bootstrap message did not arrive: not a failed system call, so no errno.
+struct BootstrapMissing: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
 }
