@@ -6,13 +6,19 @@ import Testing
 /// Every operator command end to end against a real `pooltop run`, including bad arguments.
 @Suite("pooltop list, status, scale, restart, stop, logs", .serialized)
 struct CLITests {
-    @Test("the operator commands drive a running pool and exit 0, 1 or 2 as documented")
-    func operatorCommands() async throws {
-        let name = TestSupport.uniqueName("cli")
+    /// A `pooltop run` of the test pool (two groups, three workers), once its workers are ready.
+    static func runningWatcher(_ tag: String) async throws -> (name: String, directory: String, watcher: ExternalWatcher) {
+        let name = TestSupport.uniqueName(tag)
         let directory = TestSupport.makeDirectory(name)
         let config = WatcherProcessTests().poolFile(directory, name: name)
         let watcher = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: directory)
         #expect(await watcher.waitForLog("ready", count: 3))
+        return (name, directory, watcher)
+    }
+
+    @Test("the operator commands drive a running pool and exit 0, 1 or 2 as documented")
+    func operatorCommands() async throws {
+        let (name, directory, watcher) = try await Self.runningWatcher("cli")
         func run(_ arguments: String...) throws -> CommandOutput { try TestSupport.pooltop(arguments, directory: directory) }
 
         let list = try run("list")
@@ -88,11 +94,7 @@ struct CLITests {
 
     @Test("a watcher stopped by SIGSTOP: a command gives up after POOLTOP_CONTROL_TIMEOUT, exit 1 naming the pool")
     func stoppedWatcher() async throws {
-        let name = TestSupport.uniqueName("clistopped")
-        let directory = TestSupport.makeDirectory(name)
-        let config = WatcherProcessTests().poolFile(directory, name: name)
-        let watcher = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: directory)
-        #expect(await watcher.waitForLog("ready", count: 3))
+        let (name, directory, watcher) = try await Self.runningWatcher("clistopped")
         // The kernel still accepts its connections; nobody answers them.
         watcher.signal(SIGSTOP)
         let status = try TestSupport.shell(
@@ -111,11 +113,7 @@ struct CLITests {
 
     @Test("logs -f follows new lines until the pool stops")
     func logsFollow() async throws {
-        let name = TestSupport.uniqueName("follow")
-        let directory = TestSupport.makeDirectory(name)
-        let config = WatcherProcessTests().poolFile(directory, name: name)
-        let watcher = try ExternalWatcher(arguments: ["run", "--config", config], tag: name, directory: directory)
-        #expect(await watcher.waitForLog("ready", count: 3))
+        let (name, directory, watcher) = try await Self.runningWatcher("follow")
         // Follow in the background; stop the pool after a couple of ticks.
         let followOut = "\(directory)/follow.out"
         let follower = try Posix.spawn(
