@@ -45,7 +45,7 @@ soak:
 	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
 	.build/release/PoolBench soak
 
-## make fuzz: libFuzzer on the control request parser, job frames, the configuration loader and
+## make fuzz (about 45 min): libFuzzer on the control request parser, job frames, the configuration loader and
 ## shared-memory reading, FUZZ_RUNS inputs each (default 1,000,000); docs/reliability.md, "Fuzzing".
 ## POOLTOP_FUZZ=1 adds the fuzzer binary to the package; the toolchain's lld links it.
 FUZZ_FLAGS = -c release --scratch-path .build-fuzz --sanitize=address -Xswiftc -sanitize=fuzzer \
