@@ -119,6 +119,7 @@ struct SharedStateTests {
             #expect(SharedCodes.reason(UInt64(number)) == reason)
         }
         #expect(ExitReason.allCases.allSatisfy { SharedCodes.code($0) < UInt64(SharedLayout.Exits.capacity) })
+        #expect(SharedCodes.reason(11) == nil)
     }
 
     @Test("a part left mid-write by a writer that is gone is read as it is, and the next write repairs it")

@@ -125,7 +125,7 @@ public final class PoolStateReader: Sendable {
         let first = base + SharedLayout.Exits.first
         return segment.read(sequenceAt: base + SharedLayout.Lifecycle.sequence, writer: segment.watcherPID) {
             var exits: [ExitReason: Int] = [:]
-            for reason in ExitReason.allCases {
+            for reason in SharedCodes.reasons {
                 let code = Int(SharedCodes.code(reason))
                 guard code < SharedLayout.Exits.capacity else { continue }
                 let count = segment.load(first + code * 8)

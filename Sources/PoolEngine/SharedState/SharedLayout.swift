@@ -195,8 +195,24 @@ enum SharedCodes {
     }
 
     static func reason(_ code: UInt64) -> ExitReason? {
-        ExitReason.allCases.first { Self.code($0) == code }
+        switch code {
+        case 0: .cleanExit
+        case 1: .crash
+        case 2: .signal
+        case 3: .bootFailure
+        case 4: .terminate
+        case 5: .fatal
+        case 6: .shutdown
+        case 7: .scaleDown
+        case 8: .restart
+        case 9: .stopped
+        case 10: .quota
+        default: nil
+        }
     }
+
+    /// Every reason, made once: a synthesized `allCases` builds a new array at each use.
+    static let reasons = ExitReason.allCases
 }
 
 /// Whether the watcher is still running the pool, as the header says.
