@@ -195,6 +195,10 @@ public final class WorkerPool: Service, Sendable {
             segment = try SharedSegment.create(
                 name: SharedLayout.segmentName(pool: name, uid: Posix.userID), pool: description,
                 watcherPID: Posix.processID, startedAt: Posix.wallClockNanoseconds())
+        } catch let error as SystemCallError {
+            // /dev/shm full or not writable: the errno stays readable to a caller.
+            throw PoolStartError(
+                code: .sharedState, message: "cannot create the shared-memory segment of pool '\(name)'", underlying: error)
         } catch {
             throw PoolStartError(code: .sharedState, message: "cannot create the shared-memory segment of pool '\(name)': \(error)")
         }
