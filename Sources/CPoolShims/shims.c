@@ -271,18 +271,10 @@ void __tsan_release(void *address);
 #endif
 #endif
 
-void pt_tsan_acquire(const void *address) {
 #ifdef PT_THREAD_SANITIZER
-    __tsan_acquire((void *)address);
+void pt_tsan_acquire(const void *address) { __tsan_acquire((void *)address); }
+void pt_tsan_release(const void *address) { __tsan_release((void *)address); }
 #else
-    (void)address;
+void pt_tsan_acquire(const void *address) { (void)address; }
+void pt_tsan_release(const void *address) { (void)address; }
 #endif
-}
-
-void pt_tsan_release(const void *address) {
-#ifdef PT_THREAD_SANITIZER
-    __tsan_release((void *)address);
-#else
-    (void)address;
-#endif
-}

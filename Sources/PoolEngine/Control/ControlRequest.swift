@@ -13,9 +13,15 @@ enum ControlErrorCode: String, CaseIterable, Sendable {
     case busy
 
     /// The response object: `ok` false, this code, and `message` as the error.
-    func response(_ message: String) -> [String: JSONValue] {
-        ["ok": .bool(false), "code": .string(rawValue), "error": .string(message)]
-    }
+    func response(_ message: String) -> [String: JSONValue] { refusal(code: rawValue, message) }
+}
+
+/// Every refusal's response object: `ok` false, its code, the sentence saying why, and the
+/// request's `id` when it had one.
+func refusal(code: String, _ message: String, id: JSONValue? = nil) -> [String: JSONValue] {
+    var response: [String: JSONValue] = ["ok": .bool(false), "code": .string(code), "error": .string(message)]
+    if let id { response["id"] = id }
+    return response
 }
 
 /// One request line of the control protocol, checked field by field.
@@ -59,8 +65,7 @@ package struct ControlRequest: Sendable {
         package var response: [String: JSONValue]
 
         init(_ code: ControlErrorCode, _ message: String, id: JSONValue?) {
-            response = code.response(message)
-            if let id { response["id"] = id }
+            response = refusal(code: code.rawValue, message, id: id)
         }
     }
 
@@ -239,8 +244,7 @@ enum ControlCommands {
                 response["jobs"] = .array(await runJobs(job, on: pool))
             }
         } catch {
-            response = ["ok": .bool(false), "code": .string(error.code.rawValue), "error": .string(error.message)]
-            if let id { response["id"] = id }
+            response = refusal(code: error.code.rawValue, error.message, id: id)
         }
         return JSONValue.object(response).serialized
     }

@@ -28,9 +28,10 @@ public protocol JobHandler: Sendable {
 
     /// Whether a job that arrives at an idle worker starts on the thread that read it and runs
     /// there until its first suspension, so a quick job is answered without a thread hop (the
-    /// measured gain is in `docs/decisions/0007-job-client-sockets.md`). While it runs there, that thread reads no other
-    /// frame, cancellations included: say true only if a handler never computes for long
-    /// before its first `await` (a long computation can begin with `await Task.yield()`).
+    /// measured gain is in `docs/decisions/0007-job-client-sockets.md`). While it runs there,
+    /// that thread reads no other frame, cancellations included: say true only if a handler
+    /// never computes for long before its first `await` (a long computation can begin with
+    /// `await Task.yield()`).
     /// Jobs that arrive while others run always start as tasks of their own, in parallel.
     /// The default is false.
     var startsInline: Bool { get }

@@ -36,7 +36,7 @@ public struct PoolRecords: Sendable {
     public func pid(of id: WorkerID) -> Int32 { Int32(truncatingIfNeeded: word(id, SharedLayout.Lifecycle.pid)) }
 
     /// The slot's group id.
-    public func groupID(of id: WorkerID) -> Int { SharedLayout.count(word(id, SharedLayout.Lifecycle.groupID)) }
+    public func groupID(of id: WorkerID) -> Int { SharedLayout.capped(word(id, SharedLayout.Lifecycle.groupID)) }
 
     /// The slot's activity part.
     public func activity(of id: WorkerID) -> WorkerActivity {

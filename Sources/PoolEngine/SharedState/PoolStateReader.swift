@@ -4,8 +4,8 @@
 /// ``PoolSnapshot/read(pool:)`` opens, reads once and closes.
 public final class PoolStateReader: Sendable {
     let segment: SharedSegment
-    /// Read once: the layout of a segment never changes after its creation.
-    private let geometry: SharedSegment.Geometry
+    /// Checked once when the segment was opened, and kept by it.
+    private var geometry: SharedSegment.Geometry { segment.geometry }
 
     /// The POSIX shared-memory name of this user's pool `pool` (on Linux, a file of that name in `/dev/shm`).
     public static func segmentName(pool: String) -> String { SharedLayout.segmentName(pool: pool, uid: Posix.userID) }
@@ -19,12 +19,10 @@ public final class PoolStateReader: Sendable {
         } catch let error as SystemCallError where error.isNotFound {
             throw SharedStateError(code: .notFound, message: "no pool named '\(pool)' is running (no segment \(name))")
         }
-        geometry = segment.geometry
     }
 
     init(segment: SharedSegment) {
         self.segment = segment
-        geometry = segment.geometry
     }
 
     /// A reader of a private, empty segment: for a worker whose pool has no shared memory
@@ -49,7 +47,7 @@ public final class PoolStateReader: Sendable {
             pid: Int32(truncatingIfNeeded: segment.load(H.watcherPID)),
             startedAt: seconds(startedAt) ?? 0,
             uptimeSeconds: Double(now &- startedAt) / 1e9,
-            restarts: PoolSnapshot.RestartCounts(hard: SharedLayout.count(segment.load(H.hardRestarts)), soft: SharedLayout.count(segment.load(H.softRestarts))),
+            restarts: PoolSnapshot.RestartCounts(hard: SharedLayout.capped(segment.load(H.hardRestarts)), soft: SharedLayout.capped(segment.load(H.softRestarts))),
             state: PoolRunState(rawValue: segment.load(H.poolState)) ?? .running)
         var groups: [GroupSnapshot] = []
         groups.reserveCapacity(geometry.groupCount)
@@ -85,13 +83,13 @@ public final class PoolStateReader: Sendable {
             (segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready), segment.load(base + G.scalingEvents))
         }
         return GroupSnapshot(
-            id: SharedLayout.count(segment.load(base + G.id)),
+            id: SharedLayout.capped(segment.load(base + G.id)),
             name: segment.loadName(base + G.name),
             kind: SharedCodes.kind(segment.load(base + G.kind)) ?? .service,
-            min: SharedLayout.count(segment.load(base + G.minWorkers)),
-            max: SharedLayout.count(segment.load(base + G.maxWorkers)),
-            desired: SharedLayout.count(desired), running: SharedLayout.count(running), ready: SharedLayout.count(ready),
-            scalingEvents: SharedLayout.count(scalingEvents), pickupMisses: SharedLayout.count(segment.load(base + G.pickupMisses)))
+            min: SharedLayout.capped(segment.load(base + G.minWorkers)),
+            max: SharedLayout.capped(segment.load(base + G.maxWorkers)),
+            desired: SharedLayout.capped(desired), running: SharedLayout.capped(running), ready: SharedLayout.capped(ready),
+            scalingEvents: SharedLayout.capped(scalingEvents), pickupMisses: SharedLayout.capped(segment.load(base + G.pickupMisses)))
     }
 
     private func decodeWorker(_ id: WorkerID, _ records: PoolRecords, groupNames: [String]) -> WorkerSnapshot {
@@ -103,8 +101,8 @@ public final class PoolStateReader: Sendable {
             groupID: groupID,
             pid: records.pid(of: id),
             state: records.state(of: id),
-            generation: SharedLayout.count(records.word(id, L.generation)),
-            restarts: SharedLayout.count(records.word(id, L.restarts)),
+            generation: SharedLayout.capped(records.word(id, L.generation)),
+            restarts: SharedLayout.capped(records.word(id, L.restarts)),
             firstStartedAt: seconds(records.word(id, L.firstStartedAt)),
             startedAt: seconds(records.word(id, L.startedAt)),
             readyAt: seconds(records.word(id, L.readyAt)),
@@ -112,7 +110,7 @@ public final class PoolStateReader: Sendable {
             backoffUntil: seconds(records.word(id, L.backoffUntil)),
             lastExit: exit(records.word(id, L.lastExit), at: records.word(id, L.lastExitAt)),
             activity: records.activity(of: id),
-            rssBytes: UInt64(SharedLayout.count(records.word(id, L.rssBytes))),
+            rssBytes: UInt64(SharedLayout.capped(records.word(id, L.rssBytes))),
             cpuSeconds: Double(records.word(id, L.cpuNanoseconds)) / 1e9)
         let base = slotBase(id)
         // A slot whose process never ended has no exits to count.
@@ -125,11 +123,9 @@ public final class PoolStateReader: Sendable {
         let first = base + SharedLayout.Exits.first
         return segment.read(sequenceAt: base + SharedLayout.Lifecycle.sequence, writer: segment.watcherPID) {
             var exits: [ExitReason: Int] = [:]
-            for reason in SharedCodes.reasons {
-                let code = Int(SharedCodes.code(reason))
-                guard code < SharedLayout.Exits.capacity else { continue }
+            for code in 0..<SharedLayout.Exits.capacity {
                 let count = segment.load(first + code * 8)
-                if count > 0 { exits[reason] = SharedLayout.count(count) }
+                if count > 0, let reason = SharedCodes.reason(UInt64(code)) { exits[reason] = SharedLayout.capped(count) }
             }
             return exits
         }

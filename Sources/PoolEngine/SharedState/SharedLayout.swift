@@ -1,29 +1,32 @@
-/// The fixed layout of a pool's shared-memory segment, version 1. Every field is a
+/// The fixed layout of a pool's shared-memory segment (its version is ``version``). Every field is a
 /// little-endian 64-bit word read and written atomically; `docs/shared-state.md` is the
 /// reference for who writes what.
-enum SharedLayout {
-    static let magic: UInt64 = 0x3150_4F54_4C4F_4F50  // "POOLTOP1" read as bytes
+///
+/// `package`, with the figures of its header and sequence words: the fuzz harness (Tests/Fuzz)
+/// lays a plausible header over random bytes.
+package enum SharedLayout {
+    package static let magic: UInt64 = 0x3150_4F54_4C4F_4F50  // "POOLTOP1" read as bytes
     /// Version 2 added the exits by reason, the job latency histograms and the group's
     /// scaling and pickup-miss counters (issue 7's metrics); version 3 the running-jobs
     /// tables (``RunningJobsTable``).
-    static let version: UInt64 = 3
+    package static let version: UInt64 = 3
 
-    static let headerSize = 512
-    static let groupRecordSize = 192
-    static let slotRecordSize = 768
+    package static let headerSize = 512
+    package static let groupRecordSize = 192
+    package static let slotRecordSize = 768
     static let nameBytes = 64
 
     /// Header words, by byte offset.
-    enum Header {
-        static let magic = 0
-        static let version = 8
-        static let headerSize = 16
-        static let groupCount = 24
-        static let groupOffset = 32
-        static let groupRecordSize = 40
-        static let slotCount = 48
-        static let slotOffset = 56
-        static let slotRecordSize = 64
+    package enum Header {
+        package static let magic = 0
+        package static let version = 8
+        package static let headerSize = 16
+        package static let groupCount = 24
+        package static let groupOffset = 32
+        package static let groupRecordSize = 40
+        package static let slotCount = 48
+        package static let slotOffset = 56
+        package static let slotRecordSize = 64
         static let watcherPID = 72
         static let startedAt = 80
         static let hardRestarts = 88
@@ -38,8 +41,8 @@ enum SharedLayout {
 
     /// Group record words. `id`, `kind`, `min`, `max` and `name` never change; the counts
     /// are written under the record's sequence word.
-    enum Group {
-        static let sequence = 0
+    package enum Group {
+        package static let sequence = 0
         static let id = 8
         static let kind = 16
         static let minWorkers = 24
@@ -56,8 +59,8 @@ enum SharedLayout {
     }
 
     /// Slot record, lifecycle part (written only by the watcher), under its own sequence word.
-    enum Lifecycle {
-        static let sequence = 0
+    package enum Lifecycle {
+        package static let sequence = 0
         static let id = 8
         static let groupID = 16
         static let state = 24
@@ -76,8 +79,8 @@ enum SharedLayout {
     }
 
     /// Slot record, activity part (written only by the worker), on its own cache lines.
-    enum Activity {
-        static let sequence = 128
+    package enum Activity {
+        package static let sequence = 128
         static let jobsAccepted = 136
         static let jobsProcessed = 144
         static let jobsErrors = 152
@@ -104,8 +107,8 @@ enum SharedLayout {
     /// Slot record, job latency part (written only by the worker), under its own sequence word:
     /// two histograms, queue wait then run time, each a count, a sum in nanoseconds and one
     /// (non-cumulative) count per bucket of ``LatencyHistogram/bounds``.
-    enum Latency {
-        static let sequence = 384
+    package enum Latency {
+        package static let sequence = 384
         static let wait = 392
         static let run = 392 + histogramWords * 8
         /// count, sum, then the buckets (the last one is +Inf).
@@ -123,7 +126,7 @@ enum SharedLayout {
     /// A count, id or index read back from the segment as an `Int`: capped at 2^48, which no real
     /// counter reaches, so a corrupt word neither traps the conversion nor overflows a sum over
     /// the 4,096 workers a pool may have.
-    static func count(_ word: UInt64) -> Int { Int(min(word, 1 << 48)) }
+    static func capped(_ word: UInt64) -> Int { Int(min(word, 1 << 48)) }
 
     /// The segment's name: per user and pool, so pools of different names or users never collide.
     static func segmentName(pool: String, uid: UInt32) -> String { "/pooltop-\(uid)-\(pool)" }
@@ -211,7 +214,8 @@ enum SharedCodes {
         }
     }
 
-    /// Every reason, made once: a synthesized `allCases` builds a new array at each use.
+    /// Every reason in `allCases` order, made once: the watcher publishes exits on its loop, and
+    /// a synthesized `allCases` builds a new array at each use.
     static let reasons = ExitReason.allCases
 }
 

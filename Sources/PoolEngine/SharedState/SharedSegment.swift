@@ -22,18 +22,21 @@ final class SharedSegment: Sendable {
         self.geometry = geometry
     }
 
-    /// Layout figures of the header; they never change once the segment is created.
+    /// How many groups and slots the segment holds; the record sizes are this build's (`open`
+    /// refuses any other), so the offsets follow from the counts.
     struct Geometry: Sendable {
-        var groupOffset: Int, groupRecordSize: Int, slotOffset: Int, slotRecordSize: Int, groupCount: Int, slotCount: Int
+        let groupCount: Int
+        let slotCount: Int
 
         init(groups: Int, slots: Int) {
-            groupOffset = SharedLayout.headerSize
-            groupRecordSize = SharedLayout.groupRecordSize
-            slotOffset = SharedLayout.headerSize + groups * SharedLayout.groupRecordSize
-            slotRecordSize = SharedLayout.slotRecordSize
             groupCount = groups
             slotCount = slots
         }
+
+        var groupOffset: Int { SharedLayout.headerSize }
+        var groupRecordSize: Int { SharedLayout.groupRecordSize }
+        var slotOffset: Int { SharedLayout.headerSize + groupCount * SharedLayout.groupRecordSize }
+        var slotRecordSize: Int { SharedLayout.slotRecordSize }
     }
 
     deinit { mapping.unmap() }

@@ -86,8 +86,9 @@ final class SharedStatePublisher {
             segment.store(base + L.lastExit, packExit(slot.lastExit))
             segment.store(base + L.lastExitAt, clock.wall(slot.exitedAt))
             segment.store(base + L.backoffUntil, clock.wall(slot.state == .backoff ? slot.backoffUntil : nil))
-            for (index, count) in slot.exits.enumerated() {
-                let code = Int(SharedCodes.code(ExitReason.allCases[index]))
+            // `slot.exits` is in `ExitReason.allCases` order; the segment files each at its code.
+            for (reason, count) in zip(SharedCodes.reasons, slot.exits) {
+                let code = Int(SharedCodes.code(reason))
                 guard code < SharedLayout.Exits.capacity else { continue }
                 segment.store(base + SharedLayout.Exits.first + code * 8, UInt64(count))
             }

@@ -9,12 +9,12 @@ extension WorkerActivity {
 
     /// Builds the value from words read at record offsets.
     ///
-    /// Counters are capped with ``SharedLayout/count(_:)``: a corrupt segment must not make a sum
+    /// Counters are capped with ``SharedLayout/capped(_:)``: a corrupt segment must not make a sum
     /// over the workers (the console's totals) overflow. Ids and times are taken as they are.
     @inline(__always)
     init(reading word: (Int) -> UInt64) {
         typealias A = SharedLayout.Activity
-        func count(_ offset: Int) -> UInt64 { UInt64(SharedLayout.count(word(offset))) }
+        func count(_ offset: Int) -> UInt64 { UInt64(SharedLayout.capped(word(offset))) }
         self.init()
         jobsAccepted = count(A.jobsAccepted)
         jobsProcessed = count(A.jobsProcessed)

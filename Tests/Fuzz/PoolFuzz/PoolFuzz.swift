@@ -10,6 +10,8 @@ private func runDriver(
 ) -> CInt
 
 /// The harness chosen by the first argument; libFuzzer gets the rest.
+// nonisolated(unsafe): set once in `main` before the driver starts, then only read by the
+// driver's callback, which libFuzzer runs on the same thread.
 nonisolated(unsafe) private var harness = FuzzHarness.control
 
 /// `PoolFuzz HARNESS [libFuzzer options] [CORPUS...]`, built only by `make fuzz` (POOLTOP_FUZZ=1).

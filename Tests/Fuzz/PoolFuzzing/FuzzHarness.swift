@@ -113,37 +113,42 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     private static func sharedMemory(_ bytes: [UInt8]) throws(FuzzFinding) {
         let pool = "fuzz-\(getpid())"
         let path = "/dev/shm" + PoolStateReader.segmentName(pool: pool)
-        // Random words almost never hold the magic, the version and the layout sizes, so the
-        // first byte chooses how much of a plausible header to lay over them: the fuzzer then
-        // reaches the records, not only the header checks.
+        // Random words almost never hold the magic, the version and the layout, so the first
+        // byte chooses how much of a plausible header to lay over them: the fuzzer then reaches
+        // the records, not only the header checks.
+        typealias L = SharedLayout
+        typealias H = SharedLayout.Header
         var segment = bytes
         let mode = segment.first ?? 0
         segment += [UInt8](repeating: 0, count: (8 - segment.count % 8) % 8)
-        if segment.count < 512 { segment += [UInt8](repeating: 0, count: 512 - segment.count) }
-        func put(_ value: UInt64, at offset: Int) {
-            withUnsafeBytes(of: value.littleEndian) { segment.replaceSubrange(offset..<offset + 8, with: $0) }
-        }
-        if mode & 1 == 0 {
-            put(0x3150_4F54_4C4F_4F50, at: 0)  // magic
-            put(3, at: 8)  // layout version
-        }
-        if mode & 2 == 0 {
-            put(512, at: 16)  // header size
-            put(512, at: 32)  // group offset
-            put(192, at: 40)  // group record size
-            put(768, at: 64)  // slot record size
-        }
-        // Sequence words are made even. A part that stays mid-write costs each read of it 1 ms
-        // to 1 s by design (the writer may be merely preempted or stopped; SharedStateTests and
-        // Regressions/shared-memory cover that path), which would slow this harness to a few
-        // inputs a second.
+        if segment.count < L.headerSize { segment += [UInt8](repeating: 0, count: L.headerSize - segment.count) }
         func word(at offset: Int) -> UInt64 {
             offset + 8 <= segment.count ? segment[offset..<offset + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } : 0
         }
-        let groups = Int(min(word(at: 24), 4096))
-        let slots = Int(min(word(at: 48), 4096))
-        let sequences = (0..<groups).map { 512 + $0 * 192 }
-            + (0..<slots).flatMap { slot in [0, 128, 384].map { 512 + groups * 192 + slot * 768 + $0 } }
+        func put(_ value: UInt64, at offset: Int) {
+            withUnsafeBytes(of: value.littleEndian) { segment.replaceSubrange(offset..<offset + 8, with: $0) }
+        }
+        let groups = Int(min(word(at: H.groupCount), 4096))
+        let slots = Int(min(word(at: H.slotCount), 4096))
+        let slotOffset = L.headerSize + groups * L.groupRecordSize
+        if mode & 1 == 0 {
+            put(L.magic, at: H.magic)
+            put(L.version, at: H.version)
+        }
+        if mode & 2 == 0 {
+            put(UInt64(L.headerSize), at: H.headerSize)
+            put(UInt64(L.headerSize), at: H.groupOffset)
+            put(UInt64(L.groupRecordSize), at: H.groupRecordSize)
+            put(UInt64(slotOffset), at: H.slotOffset)
+            put(UInt64(L.slotRecordSize), at: H.slotRecordSize)
+        }
+        // Sequence words are made even. A part that stays mid-write costs each read of it 1 ms
+        // to 1 s by design (its writer may be merely preempted or stopped; SharedStateTests
+        // covers that path), which would slow this harness to a few inputs a second.
+        let sequences = (0..<groups).map { L.headerSize + $0 * L.groupRecordSize + L.Group.sequence }
+            + (0..<slots).flatMap { slot in
+                [L.Lifecycle.sequence, L.Activity.sequence, L.Latency.sequence].map { slotOffset + slot * L.slotRecordSize + $0 }
+            }
         for offset in sequences where offset < segment.count { segment[offset] &= ~1 }
         unlink(path)
         let descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
