@@ -144,6 +144,8 @@ struct LogsCommand: ParsableCommand {
             return "\(time) \(subject) starting, pid \(record["pid"]?.integer ?? 0)"
         case "group-scaled":
             return "\(time) \(subject) scaled from \(record["from"]?.integer ?? 0) to \(record["to"]?.integer ?? 0)"
+        case "group-rolling":
+            return "\(time) \(subject) \(RollingRestartProgress(event: record)?.description ?? "rolling restart")"
         default:
             let detail = ["why", "error", "reason", "delaySeconds"].compactMap { key in record[key].map { "\(key) \($0)" } }
             return "\(time) \(subject.isEmpty ? "pool" : subject) \(type)\(detail.isEmpty ? "" : ": " + detail.joined(separator: ", "))"

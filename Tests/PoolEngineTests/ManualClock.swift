@@ -16,6 +16,9 @@ struct CoreHarness {
     var nextPID: Int32 = 1000
     /// Every action the core asked for, in order.
     var log: [WatcherAction] = []
+    var nextToken: UInt64 = 1
+    /// The answers the core gave to commands, by token.
+    var replies: [ReplyToken: CommandReply] = [:]
 
     init(_ groups: [WorkerGroup], stopTimeout: Duration = .seconds(10)) throws {
         let description = try PoolValidator.validate(
@@ -36,7 +39,40 @@ struct CoreHarness {
             all += more
         }
         log += all
+        for action in all {
+            if case .reply(let token, let answer) = action { replies[token] = answer }
+        }
         return all
+    }
+
+    /// Sends a command with a fresh reply token; returns the actions and the token.
+    @discardableResult
+    mutating func command(_ command: WatcherCommand) -> [WatcherAction] {
+        commandToken(command).actions
+    }
+
+    mutating func commandToken(_ command: WatcherCommand) -> (actions: [WatcherAction], token: ReplyToken) {
+        let token = ReplyToken(rawValue: nextToken)
+        nextToken += 1
+        return (send(.command(command, reply: token)), token)
+    }
+
+    /// The refusal code a command got at once, or nil when it was accepted (or not answered yet).
+    mutating func refusal(_ command: WatcherCommand) -> CommandError.Code? {
+        let token = commandToken(command).token
+        if case .failure(let error) = replies[token] { return error.code }
+        return nil
+    }
+
+    /// Tells the core which workers have work in flight.
+    mutating func busy(_ ids: [Int]) {
+        var samples: [WorkerID: WorkerSample] = [:]
+        for slot in core.slots where slot.state.hasProcess {
+            var activity = WorkerActivity()
+            if ids.contains(slot.id.rawValue) { activity.jobsInFlight = 1 }
+            samples[slot.id] = WorkerSample(activity: activity)
+        }
+        send(.workersSampled(samples))
     }
 
     func generation(_ id: Int) -> Int { core.slot(WorkerID(id))!.generation }

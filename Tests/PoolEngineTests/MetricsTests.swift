@@ -29,7 +29,7 @@ struct MetricsTests {
         // Past the backoff's reset period, so the slot restarts at once.
         let later = clock + .seconds(60)
         _ = core.handle(.processDidExit(WorkerID(2), generation: 1, .signaled(9)), at: later)
-        _ = core.handle(.scaleRequested(GroupID(1), to: 3), at: later)
+        _ = core.handle(.command(.scale(GroupID(1), to: 3), reply: ReplyToken(rawValue: 1)), at: later)
         let publisher = SharedStatePublisher(segment: segment, pool: pool)
         publisher.publish(core, at: later)
         publisher.setPoolState(.running)

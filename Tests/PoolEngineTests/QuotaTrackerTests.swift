@@ -2,17 +2,19 @@ import Testing
 
 @testable import PoolEngine
 
-/// Records with chosen activity for slot 1, as shared memory would hold them.
-func records(
-    slots: Int, jobsProcessed: UInt64 = 0, before: UInt64 = 0, inFlight: UInt64 = 0, lastUpdate: UInt64 = 0, rss: UInt64 = 0
-) -> PoolRecords {
-    var words = [UInt64](repeating: 0, count: slots * PoolRecords.wordsPerSlot)
-    words[SharedLayout.Activity.jobsProcessed / 8] = jobsProcessed
-    words[SharedLayout.Activity.jobsProcessedBeforeStart / 8] = before
-    words[SharedLayout.Activity.jobsInFlight / 8] = inFlight
-    words[SharedLayout.Activity.lastUpdate / 8] = lastUpdate
-    words[SharedLayout.Lifecycle.rssBytes / 8] = rss
-    return PoolRecords(words: words, slotCount: slots, takenAt: 0)
+/// Samples of `slots` workers; slot 1 has the chosen activity and RSS (nil: /proc not read).
+func samples(
+    slots: Int, jobsProcessed: UInt64 = 0, before: UInt64 = 0, inFlight: UInt64 = 0, lastUpdate: UInt64 = 0,
+    rss: UInt64? = 0
+) -> [WorkerID: WorkerSample] {
+    var first = WorkerActivity()
+    first.jobsProcessed = jobsProcessed
+    first.jobsProcessedBeforeStart = before
+    first.jobsInFlight = inFlight
+    first.lastUpdate = lastUpdate
+    var samples = [WorkerID(1): WorkerSample(activity: first, rssBytes: rss)]
+    for id in stride(from: 2, through: slots, by: 1) { samples[WorkerID(id)] = WorkerSample(activity: WorkerActivity(), rssBytes: 0) }
+    return samples
 }
 
 @Suite("Recycle quotas and shrinking after idleness, with a manual clock")
@@ -32,11 +34,11 @@ struct QuotaTrackerTests {
         var tracker = QuotaTracker()
         let now = harness.clock.now
         // Factor 0.8 (random 0): the limit is 8; earlier processes of the slot did 5 of the total.
-        #expect(tracker.evaluate(harness.core, records: records(slots: 1, jobsProcessed: 5, before: 5), at: now) { 0 }.isEmpty)
-        #expect(tracker.evaluate(harness.core, records: records(slots: 1, jobsProcessed: 12, before: 5), at: now) { 0 }.isEmpty)
-        let inputs = tracker.evaluate(harness.core, records: records(slots: 1, jobsProcessed: 13, before: 5), at: now) { 0 }
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 1, jobsProcessed: 5, before: 5), at: now) { 0 }.isEmpty)
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 1, jobsProcessed: 12, before: 5), at: now) { 0 }.isEmpty)
+        let inputs = tracker.evaluate(harness.core, samples: samples(slots: 1, jobsProcessed: 13, before: 5), at: now) { 0 }
         #expect(inputs == [.workerRecycleRequested(WorkerID(1), generation: 1, quota: "max jobs 10 reached (8 processed)")])
-        #expect(tracker.evaluate(harness.core, records: records(slots: 1, jobsProcessed: 20, before: 5), at: now) { 0 }.isEmpty, "asked once")
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 1, jobsProcessed: 20, before: 5), at: now) { 0 }.isEmpty, "asked once")
     }
 
     @Test("the recycle stops the worker with reason quota, and its replacement starts at once")
@@ -56,30 +58,30 @@ struct QuotaTrackerTests {
         var tracker = QuotaTracker()
         let now = harness.clock.now
         for rss: UInt64 in [2000, 2000, 500, 2000, 2000] {
-            #expect(tracker.evaluate(harness.core, records: records(slots: 1, rss: rss), at: now) { 0.5 }.isEmpty)
+            #expect(tracker.evaluate(harness.core, samples: samples(slots: 1, rss: rss), at: now) { 0.5 }.isEmpty)
         }
-        #expect(tracker.evaluate(harness.core, records: records(slots: 1, rss: 2000), at: now) { 0.5 }.count == 1)
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 1, rss: 2000), at: now) { 0.5 }.count == 1)
     }
 
     @Test("lifetime counts from ready; idle time from the last activity")
     func lifetimeAndIdle() throws {
         var harness = try harness(recycle: RecyclePolicy(maxLifetime: .seconds(100), jitter: 0))
         var tracker = QuotaTracker()
-        #expect(tracker.evaluate(harness.core, records: records(slots: 1), at: harness.clock.now) { 0.5 }.isEmpty)
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 1), at: harness.clock.now) { 0.5 }.isEmpty)
         harness.clock.advance(.seconds(99))
-        #expect(tracker.evaluate(harness.core, records: records(slots: 1), at: harness.clock.now) { 0.5 }.isEmpty)
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 1), at: harness.clock.now) { 0.5 }.isEmpty)
         harness.clock.advance(.seconds(1))
-        #expect(tracker.evaluate(harness.core, records: records(slots: 1), at: harness.clock.now) { 0.5 }.count == 1)
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 1), at: harness.clock.now) { 0.5 }.count == 1)
 
         var idle = try self.harness(recycle: RecyclePolicy(maxIdle: .seconds(10), jitter: 0))
         var idleTracker = QuotaTracker()
-        #expect(idleTracker.evaluate(idle.core, records: records(slots: 1, lastUpdate: 1), at: idle.clock.now) { 0.5 }.isEmpty)
+        #expect(idleTracker.evaluate(idle.core, samples: samples(slots: 1, lastUpdate: 1), at: idle.clock.now) { 0.5 }.isEmpty)
         idle.clock.advance(.seconds(8))
-        #expect(idleTracker.evaluate(idle.core, records: records(slots: 1, lastUpdate: 2), at: idle.clock.now) { 0.5 }.isEmpty, "activity resets the idle clock")
+        #expect(idleTracker.evaluate(idle.core, samples: samples(slots: 1, lastUpdate: 2), at: idle.clock.now) { 0.5 }.isEmpty, "activity resets the idle clock")
         idle.clock.advance(.seconds(9))
-        #expect(idleTracker.evaluate(idle.core, records: records(slots: 1, lastUpdate: 2), at: idle.clock.now) { 0.5 }.isEmpty)
+        #expect(idleTracker.evaluate(idle.core, samples: samples(slots: 1, lastUpdate: 2), at: idle.clock.now) { 0.5 }.isEmpty)
         idle.clock.advance(.seconds(1))
-        #expect(idleTracker.evaluate(idle.core, records: records(slots: 1, lastUpdate: 2), at: idle.clock.now) { 0.5 }.count == 1)
+        #expect(idleTracker.evaluate(idle.core, samples: samples(slots: 1, lastUpdate: 2), at: idle.clock.now) { 0.5 }.count == 1)
     }
 
     @Test("only workers added on demand are shed after idleness, one per idle period, never below min")
@@ -90,20 +92,20 @@ struct QuotaTrackerTests {
         harness.clock.advance(.seconds(1))
         harness.send(.scaleUpRequested(GroupID(1)))
         #expect(harness.core.desiredCount(GroupID(1)) == 3)
-        let busy = records(slots: 3, inFlight: 1)
-        #expect(tracker.evaluate(harness.core, records: busy, at: harness.clock.now) { 0.5 }.isEmpty)
+        let busy = samples(slots: 3, inFlight: 1)
+        #expect(tracker.evaluate(harness.core, samples: busy, at: harness.clock.now) { 0.5 }.isEmpty)
         harness.clock.advance(.seconds(29))
-        #expect(tracker.evaluate(harness.core, records: records(slots: 3), at: harness.clock.now) { 0.5 }.isEmpty)
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 3), at: harness.clock.now) { 0.5 }.isEmpty)
         harness.clock.advance(.seconds(1))
-        let first = tracker.evaluate(harness.core, records: records(slots: 3), at: harness.clock.now) { 0.5 }
+        let first = tracker.evaluate(harness.core, samples: samples(slots: 3), at: harness.clock.now) { 0.5 }
         #expect(first == [.shrinkRequested(GroupID(1))])
         first.forEach { harness.send($0) }
         #expect(harness.core.desiredCount(GroupID(1)) == 2)
         harness.clock.advance(.seconds(30))
-        tracker.evaluate(harness.core, records: records(slots: 3), at: harness.clock.now) { 0.5 }.forEach { harness.send($0) }
+        tracker.evaluate(harness.core, samples: samples(slots: 3), at: harness.clock.now) { 0.5 }.forEach { harness.send($0) }
         #expect(harness.core.desiredCount(GroupID(1)) == 1)
         harness.clock.advance(.seconds(30))
-        #expect(tracker.evaluate(harness.core, records: records(slots: 3), at: harness.clock.now) { 0.5 }.isEmpty, "back at min")
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 3), at: harness.clock.now) { 0.5 }.isEmpty, "back at min")
     }
 
     @Test("an operator's scale is kept: nothing is shed from it later")
@@ -111,9 +113,9 @@ struct QuotaTrackerTests {
         var harness = try harness(recycle: nil, scaling: ScalingPolicy(onDemand: true, shrinkAfterIdle: .seconds(1)), min: 1, max: 3)
         var tracker = QuotaTracker()
         harness.send(.scaleUpRequested(GroupID(1)))
-        harness.send(.scaleRequested(GroupID(1), to: 3))
+        harness.command(.scale(GroupID(1), to: 3))
         harness.clock.advance(.seconds(10))
-        #expect(tracker.evaluate(harness.core, records: records(slots: 3), at: harness.clock.now) { 0.5 }.isEmpty)
+        #expect(tracker.evaluate(harness.core, samples: samples(slots: 3), at: harness.clock.now) { 0.5 }.isEmpty)
     }
 
     @Test("scale-up requests are rate-limited and stop at max")

@@ -260,11 +260,11 @@ struct WatcherCoreTests {
         var harness = try CoreHarness([WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 1, maxWorkers: 5)])
         harness.send(.poolDidStart)
         harness.ready(1)
-        #expect(harness.send(.scaleRequested(GroupID(1), to: 3)).spawned == [2, 3])
+        #expect(harness.command(.scale(GroupID(1), to: 3)).spawned == [2, 3])
         harness.ready(2)
         harness.ready(3)
         #expect(harness.core.desiredCount(GroupID(1)) == 3)
-        let down = harness.send(.scaleRequested(GroupID(1), to: 1))
+        let down = harness.command(.scale(GroupID(1), to: 1))
         #expect(down.stopRequests.map(\.0) == [3, 2])
         #expect(down.stopRequests.allSatisfy { $0.1 == .scaleDown })
         let exit = harness.exit(3, .exited(0), report: .clean)
@@ -277,11 +277,12 @@ struct WatcherCoreTests {
     func scaleDownPrefersIdle() throws {
         var harness = try CoreHarness([WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 1, maxWorkers: 4)])
         harness.send(.poolDidStart)
-        harness.send(.scaleRequested(GroupID(1), to: 4))
+        harness.command(.scale(GroupID(1), to: 4))
         for id in 1...4 { harness.ready(id) }
-        let down = harness.send(.scaleRequested(GroupID(1), to: 2, busy: [WorkerID(4), WorkerID(2)]))
+        harness.busy([4, 2])
+        let down = harness.command(.scale(GroupID(1), to: 2))
         #expect(down.stopRequests.map(\.0) == [3, 1])
-        let more = harness.send(.scaleRequested(GroupID(1), to: 1, busy: [WorkerID(4), WorkerID(2)]))
+        let more = harness.command(.scale(GroupID(1), to: 1))
         #expect(more.stopRequests.map(\.0) == [4], "when only busy ones are left, the highest id goes and finishes its work")
     }
 
@@ -294,9 +295,9 @@ struct WatcherCoreTests {
         harness.ready(2)
         harness.exit(1, .exited(4))
         #expect(harness.state(1) == .backoff)
-        harness.send(.scaleRequested(GroupID(1), to: 3))
+        harness.command(.scale(GroupID(1), to: 3))
         harness.ready(3)
-        let down = harness.send(.scaleRequested(GroupID(1), to: 2))
+        let down = harness.command(.scale(GroupID(1), to: 2))
         #expect(down.stopRequests.isEmpty)
         #expect(harness.state(1) == .stopped)
         #expect(harness.state(3) == .ready)
@@ -306,10 +307,19 @@ struct WatcherCoreTests {
     func scaleRange() throws {
         var harness = try CoreHarness([WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 1, maxWorkers: 2)])
         harness.send(.poolDidStart)
-        let refusal = harness.core.validateScale(GroupID(1), to: 3)
-        #expect(refusal?.message.contains("1...2") == true)
-        #expect(harness.core.validateScale(GroupID(1), to: 0) != nil)
-        #expect(harness.core.validateScale(GroupID(1), to: 2) == nil)
+        let (actions, token) = harness.commandToken(.scale(GroupID(1), to: 3))
+        #expect(actions.spawned.isEmpty)
+        guard case .failure(let refusal) = harness.replies[token] else {
+            Issue.record("a scale beyond max was not refused")
+            return
+        }
+        #expect(refusal.code == .outOfRange)
+        #expect(refusal.message.contains("1...2"))
+        #expect(harness.refusal(.scale(GroupID(1), to: 0)) == .outOfRange)
+        #expect(harness.refusal(.scale(GroupID(9), to: 1)) == .noSuchGroup)
+        let accepted = harness.commandToken(.scale(GroupID(1), to: 2))
+        #expect(accepted.actions.spawned == [2])
+        #expect(harness.replies[accepted.token] == .success(0), "answered in the same turn as its effect")
     }
 
     @Test("restarting a worker the pool gave up on starts it again at once")
@@ -322,7 +332,7 @@ struct WatcherCoreTests {
         harness.ready(1)
         harness.exit(1, .exited(1))
         #expect(harness.state(1) == .failed)
-        #expect(harness.send(.workerRestartRequested(WorkerID(1), hard: false)).spawned == [1])
+        #expect(harness.command(.restartWorker(WorkerID(1), hard: false)).spawned == [1])
     }
 
     @Test("a worker that does not become ready within its start timeout is killed as a boot failure")

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Testing
 
@@ -17,6 +18,11 @@ struct WedgedWorkerTests {
         #expect(await events.waitFor { $0.readyPIDs.count == 3 })
         let pids = events.readyPIDs.map(\.1)
         for pid in pids.prefix(2) { #expect(kill(pid, SIGSTOP) == 0) }
+        // A group stop completes once every thread of the process has seen it; on a loaded
+        // machine that can be after the pool's stop request was already read.
+        for pid in pids.prefix(2) {
+            #expect(await TestSupport.eventually { Self.isStopped(pid) }, "worker \(pid) did not stop on SIGSTOP")
+        }
 
         fixture.pool.stop()
         await #expect(throws: Never.self) { try await running.finish().get() }
@@ -32,5 +38,16 @@ struct WedgedWorkerTests {
             #expect(order.contains("kill \(pid)"), "wedged worker \(pid) was killed: \(order)")
         }
         await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    /// Whether /proc says every thread of `pid` is stopped (`T`).
+    static func isStopped(_ pid: Int32) -> Bool {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task"), !tasks.isEmpty else { return false }
+        return tasks.allSatisfy { task in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            return stat[stat.index(close, offsetBy: 2)] == "T"
+        }
     }
 }

@@ -86,6 +86,9 @@ public final class AttachedSource: ConsoleSource {
                     uptime: .zero))
         case "group-scaled":
             event = .groupScaled(group: group, from: line["from"]?.integer ?? 0, to: line["to"]?.integer ?? 0)
+        case "group-rolling":
+            guard let progress = RollingRestartProgress(event: line) else { return nil }
+            event = .groupRolling(group: group, progress)
         case "pool-stopping":
             event = .poolStopping(reason: line["why"]?.string ?? "")
         default:

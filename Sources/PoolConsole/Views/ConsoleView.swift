@@ -247,6 +247,9 @@ public enum ConsoleView {
         case .workerFailed(let id, let group, let why): return ("worker \(id) (\(group)) will not be restarted: \(why)", .eventError)
         case .workerSpawnFailed(let id, let group, let error): return ("worker \(id) (\(group)) could not be spawned: \(error)", .eventError)
         case .groupScaled(let group, let from, let to): return ("group \(group) scaled from \(from) to \(to)", .eventInfo)
+        case .groupRolling(let group, let progress):
+            if case .failed = progress { return ("group \(group): \(progress)", .eventError) }
+            return ("group \(group): \(progress)", .eventInfo)
         case .poolRestarting(let hard): return ("\(hard ? "hard" : "soft") restart of the pool", .eventWarning)
         case .poolStopping(let reason): return ("pool stopping: \(reason)", .eventWarning)
         }

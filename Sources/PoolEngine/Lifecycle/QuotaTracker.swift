@@ -1,6 +1,6 @@
 /// Decides, once a sample, which workers reached a recycle quota and which groups grown on
-/// demand have been idle long enough to shrink. Pure: slots, records and the time in; inputs
-/// for the watcher core out.
+/// demand have been idle long enough to shrink. Pure: slots, samples and the time in; inputs
+/// for the watcher core out. The core owns it and feeds it every ``WorkerSample``.
 struct QuotaTracker: Sendable {
     private struct Track: Sendable {
         var generation: Int
@@ -16,7 +16,7 @@ struct QuotaTracker: Sendable {
     private var groupActiveAt: [GroupID: PoolInstant] = [:]
 
     mutating func evaluate(
-        _ core: WatcherCore, records: PoolRecords, at now: PoolInstant, random: () -> Double
+        _ core: WatcherCore, samples: [WorkerID: WorkerSample], at now: PoolInstant, random: () -> Double
     ) -> [WatcherInput] {
         var inputs: [WatcherInput] = []
         for group in core.pool.groups {
@@ -26,8 +26,9 @@ struct QuotaTracker: Sendable {
                     tracks.removeValue(forKey: id)
                     continue
                 }
-                let activity = records.activity(of: id)
-                if activity.jobsInFlight > 0 || activity.connectionsActive > 0 { groupBusy = true }
+                guard let sample = samples[id] else { continue }
+                let activity = sample.activity
+                if sample.isBusy { groupBusy = true }
                 guard let policy = group.recycle, policy.isActive else { continue }
                 if tracks[id]?.generation != slot.generation {
                     tracks[id] = Track(
@@ -35,15 +36,18 @@ struct QuotaTracker: Sendable {
                         factor: 1 + policy.jitter * (2 * random() - 1), lastUpdate: activity.lastUpdate, lastActiveAt: now)
                 }
                 guard var track = tracks[id], !track.requested else { continue }
-                if activity.jobsInFlight > 0 || activity.connectionsActive > 0 || activity.lastUpdate != track.lastUpdate {
+                if sample.isBusy || activity.lastUpdate != track.lastUpdate {
                     track.lastActiveAt = now
                     track.lastUpdate = activity.lastUpdate
                 }
-                let rss = records.word(id, SharedLayout.Lifecycle.rssBytes)
-                if let limit = policy.maxMemoryBytes, Double(rss) > Double(limit) * track.factor {
-                    track.memoryOver += 1
-                } else {
-                    track.memoryOver = 0
+                // Only a sample that read /proc counts towards (or resets) the memory quota.
+                let rss = sample.rssBytes ?? 0
+                if let rssBytes = sample.rssBytes {
+                    if let limit = policy.maxMemoryBytes, Double(rssBytes) > Double(limit) * track.factor {
+                        track.memoryOver += 1
+                    } else {
+                        track.memoryOver = 0
+                    }
                 }
                 var quota: String?
                 // The worker notes the slot's total when its process starts: the rest is its own.

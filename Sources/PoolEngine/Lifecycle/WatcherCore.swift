@@ -13,14 +13,12 @@ enum WatcherInput: Hashable, Sendable {
     /// Stop the pool; a second request while stopping kills what is left at once.
     case stopRequested(reason: String)
     case restartRequested(hard: Bool)
-    /// Restart one worker: `hard` kills it at once instead of asking it to finish.
-    case workerRestartRequested(WorkerID, hard: Bool)
-    /// Restart every running worker of a group, each replaced as soon as it exits.
-    case groupRestartRequested(GroupID, hard: Bool)
-    /// Stop one worker and keep its slot stopped (the group's desired count drops by one).
-    case workerStopRequested(WorkerID)
-    /// SIGKILL one worker now, as a crash would (an operator rehearsing recovery): the restart policy decides.
-    case workerKillRequested(WorkerID)
+    /// A command a caller waits on; the core answers it with ``WatcherAction/reply(_:_:)``.
+    case command(WatcherCommand, reply: ReplyToken)
+    /// What the loop read of its workers (their activity, and RSS when /proc was sampled):
+    /// busy workers are stopped last when scaling down; recycle quotas and idle shrinking
+    /// are decided from it.
+    case workersSampled([WorkerID: WorkerSample])
     /// A group grown on demand was idle long enough: one worker fewer, never below min.
     case shrinkRequested(GroupID)
     /// The worker reached a recycle quota: replace it once it has finished its work.
@@ -28,13 +26,6 @@ enum WatcherInput: Hashable, Sendable {
     /// A sender found no worker of the group able to take a job: add one, up to max, at most one
     /// per ``WatcherCore/scaleUpInterval`` per group.
     case scaleUpRequested(GroupID)
-    /// Scale a group; `busy` names workers with work in flight, stopped last when scaling down.
-    case scaleRequested(GroupID, to: Int, busy: Set<WorkerID> = [])
-    /// Rolling restart, first half: start a worker in a spare slot of its group (stopped, not
-    /// wanted) beside the one it will replace.
-    case spareStartRequested(WorkerID)
-    /// Rolling restart, second half: the worker finishes its work and its slot becomes the spare.
-    case workerRetireRequested(WorkerID)
 }
 
 /// What the watcher loop must do; the core never performs effects itself.
@@ -47,6 +38,8 @@ enum WatcherAction: Hashable, Sendable {
     case kill(WorkerID, generation: Int)
     /// Tell subscribers and the log.
     case emit(PoolEvent)
+    /// Answer the caller of a command.
+    case reply(ReplyToken, CommandReply)
     /// Every slot has stopped for good: `run()` returns, or throws the failure.
     case finish(PoolFailure?)
 }
@@ -73,38 +66,6 @@ public struct PoolFailure: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The refusal of a command (scale, restart) with the reason an operator sees.
-public struct CommandError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// What kind of refusal: the control protocol's response `code`, for scripts to tell apart.
-    public enum Code: String, Hashable, Sendable, CaseIterable {
-        /// No group of that name or id.
-        case noSuchGroup = "no-such-group"
-        /// No worker slot of that id.
-        case noSuchWorker = "no-such-worker"
-        /// A value outside what the group allows (a scale beyond `min...max`).
-        case outOfRange = "out-of-range"
-        /// The pool is not running: starting, stopping, restarting, or stopped.
-        case notRunning = "not-running"
-        /// The worker has no process to act on (kill).
-        case noProcess = "no-process"
-        /// Something else is under way on the group (a rolling restart); try again later.
-        case busy
-        /// The command started and could not finish (a rolling restart stopped at a replacement that did not start).
-        case failed
-        /// A call the API does not allow at this point (describing a group after `run()`, a second `run()`).
-        case misuse
-    }
-
-    public var code: Code
-    public var message: String
-    public var description: String { message }
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
-
 /// The watcher's decisions, pure: events and the time in, actions out. No clock reads,
 /// no syscalls, so every transition is tested with a manual clock.
 /// The states and transitions are drawn in `docs/worker-lifecycle.md`.
@@ -119,25 +80,36 @@ struct WatcherCore: Sendable {
     }
 
     let pool: PoolDescription
-    private(set) var slots: [WorkerSlot]
+    /// Written only by the core and its extensions (commands, rolling restarts).
+    var slots: [WorkerSlot]
     private(set) var mode: Mode = .idle
     private(set) var hardRestarts = 0
     /// When each group last grew on request, for the rate limit and the shrink back to min.
     private(set) var lastScaleUp: [GroupID: PoolInstant] = [:]
     /// Workers each group gained on demand and has not shed since; only these shrink when idle.
-    private(set) var onDemandExtra: [GroupID: Int] = [:]
+    var onDemandExtra: [GroupID: Int] = [:]
     /// Scaling by request adds at most one worker per group this often.
     static let scaleUpInterval: Duration = .milliseconds(200)
     private(set) var softRestarts = 0
     /// Scale operations that changed each group's desired count, by group index.
     private(set) var scalingEvents: [Int]
     private var failure: PoolFailure?
+    /// Rolling restarts under way, one per group at most.
+    var rolls: [GroupID: RollingRestart] = [:]
+    /// Workers with work in flight at the last sample: a scale-down stops them last.
+    private(set) var busy: Set<WorkerID> = []
+    /// Recycle quotas and idle shrinking, decided from the samples.
+    private var quotas = QuotaTracker()
+    /// Where the quotas' per-process jitter factors come from.
+    private var jitter: JitterSource
 
     /// How long after a control channel closes a still-running process is killed.
     static let lostChannelGrace: Duration = .seconds(1)
 
-    init(pool: PoolDescription) {
+    /// - Parameter jitter: the source of recycle quotas' jitter; tests fix it, the loop seeds it.
+    init(pool: PoolDescription, jitter: JitterSource = .fixed(0.5)) {
         self.pool = pool
+        self.jitter = jitter
         var slots: [WorkerSlot] = []
         for (index, group) in pool.groups.enumerated() {
             for id in group.workerIDs { slots.append(WorkerSlot(id: id, groupIndex: index)) }
@@ -267,50 +239,22 @@ struct WatcherCore: Sendable {
                 }
             } else {
                 softRestarts += 1
+                // Every worker is being replaced anyway; a roll would only replace them again.
+                actions += endRolls(code: .failed, why: "a soft restart of the pool replaced every worker", at: now)
                 for index in slots.indices where slots[index].state == .starting || slots[index].state == .ready {
                     actions += stop(index, reason: .restart, at: now)
                 }
             }
-        case .workerRestartRequested(let id, let hard):
-            guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
-            switch slots[index].state {
-            case .starting, .ready:
-                actions += stop(index, reason: .restart, at: now, hard: hard)
-            case .backoff, .failed, .finished, .stopped:
-                // An operator's "try again now": revive the slot at once.
-                slots[index].isDesired = true
-                slots[index].backoffUntil = nil
-                slots[index].rapidExits = 0
-                slots[index].restartTimes = []
-                slots[index].restarts += 1
-                actions += spawn(index, at: now)
-            case .stopping:
-                if hard { actions += killNow(index, why: "a hard restart does not wait") }
-            }
-        case .groupRestartRequested(let groupID, let hard):
-            guard mode == .running else { return [] }
-            for index in slots.indices where pool.groups[slots[index].groupIndex].id == groupID {
-                if slots[index].state == .starting || slots[index].state == .ready {
-                    actions += stop(index, reason: .restart, at: now, hard: hard)
-                }
-            }
-        case .workerStopRequested(let id):
-            guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
-            slots[index].isDesired = false
-            actions += stop(index, reason: .stopped, at: now)
-        case .spareStartRequested(let id):
-            guard validateSpareStart(id) == nil, let index = slots.firstIndex(where: { $0.id == id }) else { return [] }
-            slots[index].isDesired = true
-            slots[index].rapidExits = 0
-            actions += spawn(index, at: now)
-        case .workerRetireRequested(let id):
-            guard mode == .running, let index = slots.firstIndex(where: { $0.id == id }), slots[index].state.hasProcess else { return [] }
-            // Not wanted any more, so the restart does not bring it back: its replacement already runs.
-            slots[index].isDesired = false
-            actions += stop(index, reason: .restart, at: now)
-        case .workerKillRequested(let id):
-            guard let index = slots.firstIndex(where: { $0.id == id }), slots[index].state.hasProcess else { return [] }
-            actions += killNow(index, why: "an operator killed it")
+        case .command(let command, let reply):
+            actions += handle(command, reply: reply, at: now)
+        case .workersSampled(let samples):
+            busy = Set(samples.filter { $0.value.isBusy }.keys)
+            var tracker = quotas
+            var source = jitter
+            let inputs = tracker.evaluate(self, samples: samples, at: now) { source.next() }
+            quotas = tracker
+            jitter = source
+            for input in inputs { actions += handle(input, at: now) }
         case .workerRecycleRequested(let id, let generation, let quota):
             guard mode == .running, let index = current(id, generation), slots[index].state == .ready else { return [] }
             actions += stop(index, reason: .quota, at: now)
@@ -322,18 +266,18 @@ struct WatcherCore: Sendable {
             guard desired < group.maxWorkers else { return [] }
             lastScaleUp[groupID] = now
             onDemandExtra[groupID, default: 0] += 1
-            actions += scale(groupID, to: desired + 1, busy: [], at: now)
+            actions += scale(groupID, to: desired + 1, at: now)
         case .shrinkRequested(let groupID):
-            guard mode == .running, let group = pool.group(groupID), onDemandExtra[groupID, default: 0] > 0 else { return [] }
+            // A roll's spare counts as one of the group's while it starts: shrink once the roll is over.
+            guard mode == .running, let group = pool.group(groupID), onDemandExtra[groupID, default: 0] > 0,
+                rolls[groupID] == nil
+            else { return [] }
             onDemandExtra[groupID, default: 0] -= 1
             let desired = desiredCount(groupID)
             guard desired > group.minWorkers else { return [] }
-            actions += scale(groupID, to: desired - 1, busy: [], at: now)
-        case .scaleRequested(let groupID, let target, let busy):
-            // An operator's size is the size: nothing added on demand is shed from it later.
-            onDemandExtra[groupID] = 0
-            actions += scale(groupID, to: target, busy: busy, at: now)
+            actions += scale(groupID, to: desired - 1, at: now)
         }
+        actions += advanceRolls(at: now)
         actions += settle(at: now)
         return actions
     }
@@ -346,9 +290,9 @@ struct WatcherCore: Sendable {
         return index
     }
 
-    private func groupName(_ index: Int) -> String { pool.groups[slots[index].groupIndex].name }
+    func groupName(_ index: Int) -> String { pool.groups[slots[index].groupIndex].name }
 
-    private mutating func spawn(_ index: Int, at now: PoolInstant) -> [WatcherAction] {
+    mutating func spawn(_ index: Int, at now: PoolInstant) -> [WatcherAction] {
         slots[index].generation += 1
         slots[index].state = .starting
         slots[index].pid = 0
@@ -366,7 +310,7 @@ struct WatcherCore: Sendable {
     }
 
     /// SIGKILLs the slot's process now, recording why.
-    private mutating func killNow(_ index: Int, why: String) -> [WatcherAction] {
+    mutating func killNow(_ index: Int, why: String) -> [WatcherAction] {
         slots[index].killAt = nil
         slots[index].killedBecause = why
         return [
@@ -375,7 +319,7 @@ struct WatcherCore: Sendable {
         ]
     }
 
-    private mutating func stop(_ index: Int, reason: ExitReason, at now: PoolInstant, hard: Bool = false) -> [WatcherAction] {
+    mutating func stop(_ index: Int, reason: ExitReason, at now: PoolInstant, hard: Bool = false) -> [WatcherAction] {
         switch slots[index].state {
         case .starting where hard, .ready where hard:
             slots[index].state = .stopping
@@ -426,6 +370,7 @@ struct WatcherCore: Sendable {
             uptime: now.duration(since: slot.startedAt ?? now))
         slots[index].lastExit = record
         slots[index].exits[ExitReason.allCases.firstIndex(of: reason) ?? 0] += 1
+        busy.remove(slot.id)
         slots[index].exitedAt = now
         slots[index].killAt = nil
         slots[index].killWhy = nil
@@ -530,8 +475,9 @@ struct WatcherCore: Sendable {
         return [.emit(.workerBackingOff(id, group: group.name, delay: delay))]
     }
 
-    private mutating func scale(_ groupID: GroupID, to target: Int, busy: Set<WorkerID>, at now: PoolInstant) -> [WatcherAction] {
-        guard validateScale(groupID, to: target) == nil, let group = pool.group(groupID) else { return [] }
+    mutating func scale(_ groupID: GroupID, to target: Int, at now: PoolInstant) -> [WatcherAction] {
+        // Commands were checked already; growth on demand and shrinking stay within min...max.
+        guard let group = pool.group(groupID), (group.minWorkers...group.maxWorkers).contains(target) else { return [] }
         let indices = slots.indices.filter { pool.groups[slots[$0].groupIndex].id == groupID }
         let current = indices.filter { slots[$0].isDesired }.count
         var actions: [WatcherAction] = []
@@ -556,7 +502,7 @@ struct WatcherCore: Sendable {
             for (state, isBusy) in order {
                 for index in indices.reversed()
                 where surplus > 0 && slots[index].isDesired && slots[index].state == state
-                    && busy.contains(slots[index].id) == isBusy
+                    && busy.contains(slots[index].id) == isBusy && !isRollSpare(slots[index].id)
                 {
                     slots[index].isDesired = false
                     surplus -= 1
@@ -591,7 +537,7 @@ struct WatcherCore: Sendable {
         case .stopping:
             guard !anyActive else { return [] }
             mode = .finished
-            return [.finish(failure)]
+            return endRolls(code: .notRunning, why: "the pool stopped", at: now) + [.finish(failure)]
         case .running:
             guard !anyActive else { return [] }
             mode = .finished
@@ -603,7 +549,7 @@ struct WatcherCore: Sendable {
                     message: "every worker stopped and the pool gave up on worker(s) \(ids)",
                     worker: nil, group: nil)
             }
-            return [.finish(failure)]
+            return endRolls(code: .notRunning, why: "the pool stopped", at: now) + [.finish(failure)]
         case .idle, .finished:
             return []
         }

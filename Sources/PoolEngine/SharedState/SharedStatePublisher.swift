@@ -111,14 +111,21 @@ final class SharedStatePublisher {
         }
     }
 
-    /// Samples RSS and CPU time of every running worker from /proc/<pid>/stat.
-    func sampleResources(_ core: WatcherCore) {
+    /// Reads what each running worker wrote of its activity and, with `readingResources`,
+    /// samples its RSS and CPU time from /proc/<pid>/stat (published for readers).
+    /// The workers' activity is theirs to write: this is how the core learns of it.
+    func sample(_ core: WatcherCore, readingResources: Bool) -> [WorkerID: WorkerSample] {
         typealias L = SharedLayout.Lifecycle
+        var samples: [WorkerID: WorkerSample] = [:]
+        let reader = PoolStateReader(segment: segment)
         for slot in core.slots {
             guard slot.state.hasProcess, slot.pid > 0 else {
                 if let file = statFiles.removeValue(forKey: slot.id) { Posix.close(file.fd) }
                 continue
             }
+            var sample = WorkerSample(activity: reader.readActivity(segment.slotBase(slot.id)))
+            defer { samples[slot.id] = sample }
+            guard readingResources else { continue }
             if let file = statFiles[slot.id], file.pid != slot.pid {
                 Posix.close(file.fd)
                 statFiles.removeValue(forKey: slot.id)
@@ -131,12 +138,14 @@ final class SharedStatePublisher {
             let count = Posix.preadAll(file.fd, into: &statBuffer)
             guard count > 0, let figures = ProcStat.parse(statBuffer[0..<count]) else { continue }
             let base = segment.slotBase(slot.id)
+            sample.rssBytes = figures.rssPages * pageSize
             segment.write(sequenceAt: base + L.sequence) {
                 segment.store(base + L.rssBytes, figures.rssPages * pageSize)
                 segment.store(base + L.cpuNanoseconds, figures.cpuTicks * tickNanoseconds)
             }
         }
-        segment.store(SharedLayout.Header.lastSampleAt, Posix.wallClockNanoseconds())
+        if readingResources { segment.store(SharedLayout.Header.lastSampleAt, Posix.wallClockNanoseconds()) }
+        return samples
     }
 }
 

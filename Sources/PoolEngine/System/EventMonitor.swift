@@ -12,102 +12,141 @@ enum MonitorEvent: Sendable {
     case deadlineReached
     /// The periodic tick (resource sampling) is due.
     case tick
+    /// The thread started: the first event the handler gets.
+    case started
+    /// A request another thread posted.
+    case request(WatcherRequest)
 }
 
-/// One thread blocked in `epoll_wait` on every worker's pidfd and control channel, the signal
-/// self-pipe and a wake-up eventfd; it turns readiness into ``MonitorEvent``s. Idle, it uses
-/// no CPU at all: there is no polling loop, only the kernel's wake-ups and the next deadline.
-final class EventMonitor: Sendable {
-    private enum Source: Sendable {
+/// A request to the watcher from another thread: the API, the control socket, job senders.
+enum WatcherRequest: Sendable {
+    /// An input nobody waits on (stop, restart, a sender's scale-up).
+    case input(WatcherInput)
+    /// A command answered once its effect is applied and published.
+    case command(WatcherCommand, reply: @Sendable (CommandReply) -> Void)
+    /// Resumed once no worker is starting.
+    case awaitStart(CheckedContinuation<Void, Never>)
+}
+
+/// The watcher's thread: one thread blocked in `epoll_wait` on every worker's pidfd and
+/// control channel, the signal self-pipe and a wake-up eventfd. It turns readiness into
+/// ``MonitorEvent``s and hands them, with the requests other threads post, to one handler
+/// (the watcher loop), which runs on this thread and nowhere else. Idle, it uses no CPU at
+/// all: there is no polling loop, only the kernel's wake-ups and the next deadline.
+///
+/// Like a NIO event loop and its channels, the monitor owns its loop state (the watched
+/// descriptors, the deadline, the tick) without a lock: `watch`, `forget`, `setDeadline`,
+/// `setTick` and `setWritableInterest` are called before ``start(_:)`` or on the monitor
+/// thread (by the handler). Only ``post(_:)`` and ``shutdown()`` come from other threads,
+/// and they go through the one mutex.
+final class EventMonitor: @unchecked Sendable {
+    // @unchecked: the loop state below is confined to the monitor thread once it runs (see
+    // the type's comment); `shared` is the only state other threads touch.
+    private enum Source {
         case pidfd(WorkerID, generation: Int, fd: Int32, control: UInt64)
         case control(WorkerID, generation: Int, fd: Int32)
         case signals(fd: Int32)
         case wake
     }
 
-    private struct State: ~Copyable {
-        var sources: [UInt64: Source] = [:]
-        var nextToken: UInt64 = 1
-        var deadline: UInt64?
-        /// The periodic tick's interval and next time, in monotonic nanoseconds.
-        var tickInterval: UInt64?
-        var nextTick: UInt64?
-        /// When the thread will wake by itself; a later deadline needs no wake-up.
-        var sleepingUntil: UInt64?
+    /// What other threads reach: the requests they post, and the stop flag.
+    private struct Shared: ~Copyable {
+        var inbox: [WatcherRequest] = []
         var isShuttingDown = false
+        var thread: PosixThread?
+        var isClosed = false
     }
+
+    private var sources: [UInt64: Source] = [:]
+    private var nextToken: UInt64 = 1
+    private var deadline: UInt64?
+    /// The periodic tick's interval and next time, in monotonic nanoseconds.
+    private var tickInterval: UInt64?
+    private var nextTick: UInt64?
 
     private let epoll: Epoll
     private let wakeUp: WakeUpEvent
-    private let state = Mutex(State())
-    private let sink: @Sendable (MonitorEvent) -> Void
-    private let thread = Mutex<PosixThread?>(nil)
+    private let shared = Mutex(Shared())
 
-    init(sink: @escaping @Sendable (MonitorEvent) -> Void) throws {
+    init() throws {
         epoll = try Epoll(context: "pool monitor")
         wakeUp = try WakeUpEvent(context: "pool monitor")
-        self.sink = sink
-        state.withLock { $0.sources[0] = .wake }
+        sources[0] = .wake
         try epoll.add(wakeUp.fd, .readable, token: 0)
     }
 
-    func start() throws {
-        let thread = try PosixThread(name: "pool-monitor") { [self] in self.loop() }
-        self.thread.withLock { $0 = thread }
+    /// Starts the thread; `handler` gets `.started` first, then every event and request, on it.
+    func start(_ handler: @escaping @Sendable (MonitorEvent) -> Void) throws {
+        let thread = try PosixThread(name: "pool-monitor") { [self] in self.loop(handler) }
+        shared.withLock { $0.thread = thread }
+    }
+
+    /// Queues a request for the handler; false once the monitor has shut down (nobody will see it).
+    @discardableResult
+    func post(_ request: WatcherRequest) -> Bool {
+        shared.withLock { shared -> Bool in
+            guard !shared.isShuttingDown else { return false }
+            shared.inbox.append(request)
+            // One wake-up drains every request queued meanwhile. Written under the lock: once
+            // `shutdown()` closed the eventfd its number may belong to someone else's socket.
+            if shared.inbox.count == 1 { wakeUp.signal() }
+            return true
+        }
     }
 
     /// Stops the thread and closes the monitor's own descriptors (not the watched ones).
-    func shutdown() {
-        state.withLock { $0.isShuttingDown = true }
-        wake()
-        let thread = self.thread.withLock { value -> PosixThread? in
-            let thread = value
-            value = nil
-            return thread
+    /// Returns the requests the handler never saw, for the caller to answer. Idempotent.
+    @discardableResult
+    func shutdown() -> [WatcherRequest] {
+        let thread = shared.withLock { shared -> PosixThread? in
+            guard !shared.isClosed else { return nil }
+            shared.isShuttingDown = true
+            wakeUp.signal()
+            defer { shared.thread = nil }
+            return shared.thread
         }
         thread?.join()
-        epoll.close()
-        wakeUp.close()
+        return shared.withLock { shared -> [WatcherRequest] in
+            if !shared.isClosed {
+                shared.isClosed = true
+                epoll.close()
+                wakeUp.close()
+            }
+            defer { shared.inbox = [] }
+            return shared.inbox
+        }
     }
 
     /// Watches a worker process: its pidfd for the exit, its control channel for messages.
     func watch(_ id: WorkerID, generation: Int, pidfd: Int32, control: Int32) throws {
-        let (pidToken, controlToken) = state.withLock { state -> (UInt64, UInt64) in
-            let controlToken = state.nextToken
-            let pidToken = state.nextToken + 1
-            state.nextToken += 2
-            state.sources[controlToken] = .control(id, generation: generation, fd: control)
-            state.sources[pidToken] = .pidfd(id, generation: generation, fd: pidfd, control: controlToken)
-            return (pidToken, controlToken)
-        }
+        let controlToken = nextToken
+        let pidToken = nextToken + 1
+        nextToken += 2
+        sources[controlToken] = .control(id, generation: generation, fd: control)
+        sources[pidToken] = .pidfd(id, generation: generation, fd: pidfd, control: controlToken)
         try epoll.add(control, [.readable, .peerHangUp], token: controlToken)
         try epoll.add(pidfd, .readable, token: pidToken)
     }
 
     /// Stops watching a descriptor before its owner closes it (a no-op when it is not watched).
     func forget(descriptor: Int32) {
-        let found = state.withLock { state -> Bool in
-            let tokens = state.sources.compactMap { token, source -> UInt64? in
-                switch source {
-                case .control(_, _, let fd), .pidfd(_, _, let fd, _), .signals(let fd): return fd == descriptor ? token : nil
-                case .wake: return nil
-                }
+        let tokens = sources.compactMap { token, source -> UInt64? in
+            switch source {
+            case .control(_, _, let fd), .pidfd(_, _, let fd, _), .signals(let fd): return fd == descriptor ? token : nil
+            case .wake: return nil
             }
-            for token in tokens { state.sources.removeValue(forKey: token) }
-            return !tokens.isEmpty
         }
-        if found { epoll.remove(descriptor) }
+        for token in tokens { sources.removeValue(forKey: token) }
+        if !tokens.isEmpty { epoll.remove(descriptor) }
     }
 
     /// Also reports when a worker's control channel has room to write (`.channelWritable`),
     /// while the watcher has bytes waiting for it; off again once they are sent.
     func setWritableInterest(_ control: Int32, _ wanted: Bool) {
-        let token = state.withLock { state -> UInt64? in
-            state.sources.first { _, source in
-                if case .control(_, _, let fd) = source { return fd == control }
-                return false
-            }?.key
-        }
+        let token = sources.first { _, source in
+            if case .control(_, _, let fd) = source { return fd == control }
+            return false
+        }?.key
         guard let token else { return }
         var events: Epoll.Events = [.readable, .peerHangUp]
         if wanted { events.insert(.writable) }
@@ -118,52 +157,34 @@ final class EventMonitor: Sendable {
 
     /// Watches the read end of the signal self-pipe.
     func watchSignals(readFD: Int32) throws {
-        let token = state.withLock { state -> UInt64 in
-            let token = state.nextToken
-            state.nextToken += 1
-            state.sources[token] = .signals(fd: readFD)
-            return token
-        }
+        let token = nextToken
+        nextToken += 1
+        sources[token] = .signals(fd: readFD)
         try epoll.add(readFD, .readable, token: token)
     }
 
-    /// Wakes the loop at `deadline` (monotonic nanoseconds) with `.deadlineReached`; nil for none.
+    /// Wakes the loop at `deadline` with `.deadlineReached`; nil for none. Set from the handler,
+    /// so the loop reads it before it next sleeps: no wake-up is needed.
     func setDeadline(_ deadline: PoolInstant?) {
-        let mustWake = state.withLock { state -> Bool in
-            let new = deadline?.nanoseconds
-            if state.deadline == new { return false }
-            state.deadline = new
-            // The thread wakes by itself at `sleepingUntil` and recomputes: only an earlier
-            // deadline needs it woken now (an idle watcher then wakes once per tick, not twice).
-            guard let new else { return false }
-            return state.sleepingUntil.map { new < $0 } ?? true
-        }
-        if mustWake { wake() }
+        self.deadline = deadline?.nanoseconds
     }
 
-    /// Emits `.tick` every `interval`, from the monitor thread's own clock.
+    /// Emits `.tick` every `interval`, from the monitor thread's own clock; nil for none.
     func setTick(every interval: Duration?) {
-        state.withLock { state in
-            state.tickInterval = interval.map { UInt64(max($0.nanoseconds, 1_000_000)) }
-            state.nextTick = state.tickInterval.map { Posix.monotonicNanoseconds() + $0 }
-        }
-        wake()
+        let new = interval.map { UInt64(max($0.nanoseconds, 1_000_000)) }
+        guard new != tickInterval else { return }
+        tickInterval = new
+        nextTick = new.map { Posix.monotonicNanoseconds() + $0 }
     }
 
-    private func wake() { wakeUp.signal() }
-
-    private func loop() {
+    private func loop(_ sink: @Sendable (MonitorEvent) -> Void) {
         var events: [Epoll.Event] = []
         var decoders: [UInt64: FrameDecoder] = [:]
         var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+        sink(.started)
         while true {
-            let (wakeAt, stopping) = state.withLock { state -> (UInt64?, Bool) in
-                var wakeAt = state.deadline
-                if let tick = state.nextTick, wakeAt.map({ tick < $0 }) ?? true { wakeAt = tick }
-                state.sleepingUntil = wakeAt
-                return (wakeAt, state.isShuttingDown)
-            }
-            if stopping { return }
+            var wakeAt = deadline
+            if let tick = nextTick, wakeAt.map({ tick < $0 }) ?? true { wakeAt = tick }
             do {
                 try epoll.wait(into: &events, until: wakeAt)
             } catch {
@@ -171,8 +192,7 @@ final class EventMonitor: Sendable {
                 return
             }
             for event in events {
-                let source = state.withLock { $0.sources[event.token] }
-                switch source {
+                switch sources[event.token] {
                 case .wake:
                     wakeUp.consume()
                 case .signals(let fd):
@@ -183,45 +203,46 @@ final class EventMonitor: Sendable {
                 case .control(let id, let generation, let fd):
                     if event.events.contains(.writable) { sink(.channelWritable(id, generation: generation)) }
                     guard !event.events.isDisjoint(with: [.readable, .peerHangUp, .hangUp, .error]) else { continue }
-                    drain(token: event.token, id: id, generation: generation, fd: fd, decoders: &decoders, buffer: &readBuffer)
+                    drain(token: event.token, id: id, generation: generation, fd: fd, decoders: &decoders, buffer: &readBuffer, sink)
                 case .pidfd(let id, let generation, let fd, let controlToken):
                     // Everything the worker wrote before it died is in the socket: read it first,
                     // so its last words are classified with its exit.
-                    if case .control(_, _, let controlFD) = state.withLock({ $0.sources[controlToken] }) {
-                        drain(token: controlToken, id: id, generation: generation, fd: controlFD, decoders: &decoders, buffer: &readBuffer)
+                    if case .control(_, _, let controlFD) = sources[controlToken] {
+                        drain(token: controlToken, id: id, generation: generation, fd: controlFD, decoders: &decoders, buffer: &readBuffer, sink)
                     }
                     guard let status = try? Posix.reap(pidfd: fd) else { continue }
                     epoll.remove(fd)
-                    state.withLock { _ = $0.sources.removeValue(forKey: event.token) }
+                    sources.removeValue(forKey: event.token)
                     sink(.exited(id, generation: generation, status))
                 case nil:
                     continue
                 }
             }
-            let (due, ticked) = state.withLock { state -> (Bool, Bool) in
-                let now = Posix.monotonicNanoseconds()
-                var due = false
-                var ticked = false
-                if let deadline = state.deadline, deadline <= now {
-                    state.deadline = nil
-                    due = true
-                }
-                if let tick = state.nextTick, let interval = state.tickInterval, tick <= now {
-                    // Skip missed ticks rather than bursting to catch up.
-                    state.nextTick = tick + interval * ((now - tick) / interval + 1)
-                    ticked = true
-                }
-                return (due, ticked)
+            // Requests left when it stops are returned by `shutdown()` for the caller to answer.
+            let (requests, stopping) = shared.withLock { shared -> ([WatcherRequest], Bool) in
+                if shared.isShuttingDown { return ([], true) }
+                defer { shared.inbox = [] }
+                return (shared.inbox, false)
             }
-            if due { sink(.deadlineReached) }
-            if ticked { sink(.tick) }
+            if stopping { return }
+            for request in requests { sink(.request(request)) }
+            let now = Posix.monotonicNanoseconds()
+            if let due = deadline, due <= now {
+                deadline = nil
+                sink(.deadlineReached)
+            }
+            if let tick = nextTick, let interval = tickInterval, tick <= now {
+                // Skip missed ticks rather than bursting to catch up.
+                nextTick = tick + interval * ((now - tick) / interval + 1)
+                sink(.tick)
+            }
         }
     }
 
     /// Reads all that is available on a control channel and forwards the decoded messages.
     private func drain(
         token: UInt64, id: WorkerID, generation: Int, fd: Int32,
-        decoders: inout [UInt64: FrameDecoder], buffer: inout [UInt8]
+        decoders: inout [UInt64: FrameDecoder], buffer: inout [UInt8], _ sink: @Sendable (MonitorEvent) -> Void
     ) {
         var decoder = decoders[token] ?? FrameDecoder()
         var closed = false
@@ -254,7 +275,7 @@ final class EventMonitor: Sendable {
         if closed {
             decoders.removeValue(forKey: token)
             epoll.remove(fd)
-            state.withLock { _ = $0.sources.removeValue(forKey: token) }
+            sources.removeValue(forKey: token)
             sink(.channelClosed(id, generation: generation))
         } else {
             decoders[token] = decoder

@@ -22,6 +22,7 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
         case .workerFailed: return "worker-failed"
         case .workerSpawnFailed: return "worker-spawn-failed"
         case .groupScaled: return "group-scaled"
+        case .groupRolling: return "group-rolling"
         case .poolRestarting: return "pool-restarting"
         case .poolStopping: return "pool-stopping"
         case .workerLog: return "worker-log"
@@ -31,6 +32,7 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
     private enum Keys: String, CodingKey {
         case at, type, worker, group, pid, generation, startupSeconds, reason, why, status, code, signal
         case message, uptimeSeconds, delaySeconds, error, from, to, hard, level, metadata
+        case step, replacement, replaced, total
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -90,6 +92,28 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
             try container.encode(group, forKey: .group)
             try container.encode(from, forKey: .from)
             try container.encode(to, forKey: .to)
+        case .groupRolling(let group, let progress):
+            try container.encode(group, forKey: .group)
+            switch progress {
+            case .started(let workers):
+                try container.encode("started", forKey: .step)
+                try container.encode(0, forKey: .replaced)
+                try container.encode(workers, forKey: .total)
+            case .replaced(let worker, let replacement, let done, let total):
+                try container.encode("replaced", forKey: .step)
+                try container.encode(worker, forKey: .worker)
+                try container.encode(replacement, forKey: .replacement)
+                try container.encode(done, forKey: .replaced)
+                try container.encode(total, forKey: .total)
+            case .finished(let replaced):
+                try container.encode("finished", forKey: .step)
+                try container.encode(replaced, forKey: .replaced)
+            case .failed(let replaced, let total, let why):
+                try container.encode("failed", forKey: .step)
+                try container.encode(replaced, forKey: .replaced)
+                try container.encode(total, forKey: .total)
+                try container.encode(why, forKey: .why)
+            }
         case .poolRestarting(let hard):
             try container.encode(hard, forKey: .hard)
         case .poolStopping(let reason):

@@ -10,6 +10,8 @@ public enum PoolEvent: Hashable, Sendable, Codable {
     case workerFailed(WorkerID, group: String, why: String)
     case workerSpawnFailed(WorkerID, group: String, error: String)
     case groupScaled(group: String, from: Int, to: Int)
+    /// A rolling restart of the group began, replaced a worker, finished or stopped.
+    case groupRolling(group: String, RollingRestartProgress)
     case poolRestarting(hard: Bool)
     case poolStopping(reason: String)
     case workerLog(WorkerID, group: String, record: LogRecord)

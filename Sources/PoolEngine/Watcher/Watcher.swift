@@ -1,12 +1,5 @@
 import Logging
 
-/// An input to the watcher loop: what the monitor thread saw, or a command from the API.
-enum WatcherEvent: Sendable {
-    case monitor(MonitorEvent)
-    case command(WatcherInput, reply: (@Sendable (CommandError?) -> Void)?)
-    case awaitStart(CheckedContinuation<Void, Never>)
-}
-
 /// A spawn the watcher did not attempt, and why.
 private struct SpawnRefusal: Error, CustomStringConvertible {
     var message: String
@@ -26,9 +19,20 @@ private struct WorkerProcessHandle {
     var watchesWritable = false
 }
 
-/// The watcher loop: the one writer of pool state. Every input arrives as a ``WatcherEvent``
-/// on one stream; ``WatcherCore`` decides; this loop performs the actions.
-final class Watcher {
+/// How a pool's watcher loop ended.
+struct WatcherOutcome: Sendable {
+    var failure: PoolFailure?
+    var hardRestarts: Int
+    var softRestarts: Int
+}
+
+/// The watcher loop: the one writer of pool state. It runs on the ``EventMonitor``'s thread:
+/// every input arrives there as a ``MonitorEvent`` (what the kernel said, or a request another
+/// thread posted); ``WatcherCore`` decides; this loop performs the actions, spawns included,
+/// so no blocking call ever holds one of Swift concurrency's pool threads.
+final class Watcher: @unchecked Sendable {
+    // @unchecked: after `init` every method runs on the monitor thread, which owns this object
+    // as an event loop owns its channels (see ``EventMonitor``).
     private let pool: PoolDescription
     private var core: WatcherCore
     private var processes: [WorkerID: WorkerProcessHandle] = [:]
@@ -39,11 +43,16 @@ final class Watcher {
     private let workerLogLevel: Logger.Level
     private let publish: @Sendable (PoolEvent) -> Void
     private var startWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Callers waiting for a command's answer, by the token the core will answer.
+    private var replies: [ReplyToken: @Sendable (CommandReply) -> Void] = [:]
+    private var nextReply: UInt64 = 1
+    /// Set once the pool finished: later requests are answered at once.
+    private var outcome: WatcherOutcome?
+    private let onFinish: @Sendable (WatcherOutcome) -> Void
     private let sharedState: SharedStatePublisher?
     private let runtimeDirectory: String?
     /// Workers' stdout and stderr, when not the watcher's own.
     private let workerOutput: Int32?
-    private var quotas = QuotaTracker()
     /// Reactor groups' listening sockets, owned here and inherited by each worker at spawn.
     private let listeners: ListenerSockets
     /// Indices in the core's slots of the workers that serve listeners: steering looks at
@@ -60,8 +69,10 @@ final class Watcher {
         runtimeDirectory: String?,
         workerOutput: Int32? = nil,
         listeners: ListenerSockets? = nil,
-        publish: @escaping @Sendable (PoolEvent) -> Void
+        publish: @escaping @Sendable (PoolEvent) -> Void,
+        onFinish: @escaping @Sendable (WatcherOutcome) -> Void
     ) throws {
+        self.onFinish = onFinish
         self.pool = pool
         self.sharedState = sharedState
         self.runtimeDirectory = runtimeDirectory
@@ -71,7 +82,8 @@ final class Watcher {
             group.listeners.isEmpty ? [] : group.workerIDs.map { $0.rawValue - 1 }
         }
         if sharedState != nil { monitor.setTick(every: sampleInterval) }
-        self.core = WatcherCore(pool: pool)
+        var seed = SystemRandomNumberGenerator()
+        self.core = WatcherCore(pool: pool, jitter: .generator(state: seed.next()))
         self.monitor = monitor
         self.logger = logger
         self.workerLogLevel = workerLogLevel
@@ -85,67 +97,75 @@ final class Watcher {
         }
     }
 
-    /// Runs until every slot has stopped for good; returns the failure that ended the pool, if any.
-    func run(events: AsyncStream<WatcherEvent>) async -> PoolFailure? {
-        var finished: PoolFailure??
-        finished = perform(core.handle(.poolDidStart, at: .now))
-        if finished == nil {
-            for await event in events {
-                let now = PoolInstant.now
-                var actions: [WatcherAction] = []
-                // A command is answered once its effect is applied and shared memory shows it, so a
-                // caller that reads the pool right after its command returns sees what it asked for.
-                var answer: (() -> Void)?
-                switch event {
-                case .monitor(let monitorEvent):
-                    actions = handle(monitorEvent, at: now)
-                case .command(let input, let reply):
-                    var refusal: CommandError?
-                    switch input {
-                    case .scaleRequested(let group, let target, _): refusal = core.validateScale(group, to: target)
-                    case .workerRestartRequested(let id, _), .workerStopRequested(let id):
-                        refusal = core.validateWorkerRestart(id)
-                    case .groupRestartRequested(let group, _): refusal = core.validateGroup(group)
-                    case .workerKillRequested(let id), .workerRetireRequested(let id): refusal = core.validateWorkerKill(id)
-                    case .spareStartRequested(let id): refusal = core.validateSpareStart(id)
-                    default: break
-                    }
-                    answer = reply.map { reply in { reply(refusal) } }
-                    if refusal == nil { actions = core.handle(withActivity(input), at: now) }
-                case .awaitStart(let continuation):
-                    startWaiters.append(continuation)
-                }
-                finished = perform(actions)
-                answer?()
-                if finished != nil { break }
-            }
+    /// Handles one event on the monitor thread.
+    func handle(_ event: MonitorEvent) {
+        let now = PoolInstant.now
+        if let outcome {
+            // The pool finished: nothing more to decide, only callers to answer.
+            if case .request(let request) = event { answerFinished(request, outcome) }
+            return
         }
+        let actions: [WatcherAction]
+        switch event {
+        case .started:
+            actions = core.handle(.poolDidStart, at: now)
+        case .request(.input(let input)):
+            actions = core.handle(input, at: now)
+        case .request(.command(let command, let reply)):
+            let token = ReplyToken(rawValue: nextReply)
+            nextReply += 1
+            replies[token] = reply
+            var sampled: [WatcherAction] = []
+            if case .scale = command {
+                // Which workers are busy right now: a scale-down stops them last.
+                sampled = core.handle(.workersSampled(samples(readingResources: false)), at: now)
+            }
+            actions = sampled + core.handle(.command(command, reply: token), at: now)
+        case .request(.awaitStart(let continuation)):
+            startWaiters.append(continuation)
+            actions = []
+        default:
+            actions = handle(monitorEvent: event, at: now)
+        }
+        guard let failure = perform(actions) else { return }
+        finish(WatcherOutcome(failure: failure, hardRestarts: core.hardRestarts, softRestarts: core.softRestarts))
+    }
+
+    /// The pool ended: answer everyone still waiting and tell `run()`.
+    private func finish(_ outcome: WatcherOutcome) {
+        self.outcome = outcome
         for waiter in startWaiters { waiter.resume() }
         startWaiters = []
-        // The stream only ends early if the pool object went away; kill what is left rather than orphan it.
+        for (_, reply) in replies { reply(.failure(CommandError(.notRunning, "the pool has stopped"))) }
+        replies = [:]
+        // Normally none is left; should one be, kill it rather than orphan it.
         for (_, process) in processes {
             try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
         }
         if let workerOutput { Posix.close(workerOutput) }
-        return finished ?? nil
+        monitor.setTick(every: nil)
+        monitor.setDeadline(nil)
+        onFinish(outcome)
     }
 
-    /// Adds what only shared memory knows to a scale-down: which workers have work in flight.
-    private func withActivity(_ input: WatcherInput) -> WatcherInput {
-        guard case .scaleRequested(let group, let target, _) = input, let segment = sharedState?.segment else { return input }
-        let records = PoolStateReader(segment: segment).records()
-        var busy = Set<WorkerID>()
-        for raw in stride(from: 1, through: records.slotCount, by: 1) {
-            let activity = records.activity(of: WorkerID(raw))
-            if activity.jobsInFlight > 0 || activity.connectionsActive > 0 { busy.insert(WorkerID(raw)) }
+    private func answerFinished(_ request: WatcherRequest, _ outcome: WatcherOutcome) {
+        switch request {
+        case .input: break
+        case .command(_, let reply): reply(.failure(CommandError(.notRunning, "the pool has stopped")))
+        case .awaitStart(let continuation): continuation.resume()
         }
-        return .scaleRequested(group, to: target, busy: busy)
+    }
+
+    /// What the workers wrote of their activity, and with `readingResources` their RSS from /proc.
+    private func samples(readingResources: Bool) -> [WorkerID: WorkerSample] {
+        guard let sharedState else { return [:] }
+        return sharedState.sample(core, readingResources: readingResources)
     }
 
     var hardRestarts: Int { core.hardRestarts }
     var softRestarts: Int { core.softRestarts }
 
-    private func handle(_ event: MonitorEvent, at now: PoolInstant) -> [WatcherAction] {
+    private func handle(monitorEvent event: MonitorEvent, at now: PoolInstant) -> [WatcherAction] {
         switch event {
         case .message(let id, let generation, let message):
             switch message {
@@ -186,12 +206,10 @@ final class Watcher {
         case .deadlineReached:
             return core.handle(.clockDidAdvance, at: now)
         case .tick:
-            guard let sharedState else { return [] }
-            sharedState.sampleResources(core)
-            let records = PoolStateReader(segment: sharedState.segment).records()
-            var generator = SystemRandomNumberGenerator()
-            let inputs = quotas.evaluate(core, records: records, at: now) { Double.random(in: 0...1, using: &generator) }
-            return inputs.flatMap { core.handle($0, at: now) }
+            return core.handle(.workersSampled(samples(readingResources: true)), at: now)
+        case .started, .request:
+            // Handled by `handle(_:)`.
+            return []
         }
     }
 
@@ -201,6 +219,7 @@ final class Watcher {
         steerConnections()
         var queue = initial[...]
         var finished: PoolFailure??
+        var answers: [(ReplyToken, CommandReply)] = []
         while let action = queue.popFirst() {
             switch action {
             case .spawn(let id, let generation):
@@ -223,6 +242,8 @@ final class Watcher {
             case .emit(let event):
                 log(event)
                 publish(event)
+            case .reply(let token, let answer):
+                answers.append((token, answer))
             case .finish(let failure):
                 finished = .some(failure)
             }
@@ -230,6 +251,11 @@ final class Watcher {
         steerConnections()
         sharedState?.publish(core, at: PoolInstant.now)
         monitor.setDeadline(core.nextDeadline)
+        // Answered once the effect is applied and shared memory shows it, so a caller that reads
+        // the pool right after its command returns sees what it asked for.
+        for (token, answer) in answers {
+            replies.removeValue(forKey: token)?(answer)
+        }
         if !core.slots.contains(where: { $0.state == .starting }) || finished != nil {
             for waiter in startWaiters { waiter.resume() }
             startWaiters = []
@@ -400,6 +426,12 @@ final class Watcher {
             logger.error("worker \(id) (\(group)) could not be spawned: \(error)")
         case .groupScaled(let group, let from, let to):
             logger.info("group \(group) scaled from \(from) to \(to)")
+        case .groupRolling(let group, let progress):
+            if case .failed = progress {
+                logger.error("group \(group): \(progress)")
+            } else {
+                logger.info("group \(group): \(progress)")
+            }
         case .poolRestarting(let hard):
             logger.notice("\(hard ? "hard" : "soft") restart of the pool")
         case .poolStopping(let reason):

@@ -58,14 +58,14 @@ public final class WorkerPool: Service, Sendable {
 
     private enum Phase {
         case describing([WorkerGroup])
-        case running(description: PoolDescription, input: AsyncStream<WatcherEvent>.Continuation)
+        case running(description: PoolDescription, monitor: EventMonitor)
         case finished(PoolDescription)
     }
 
     private struct State: ~Copyable {
         var phase: Phase = .describing([])
-        /// Inputs sent before `run()` built its stream; delivered as soon as it has.
-        var early: [WatcherEvent] = []
+        /// Requests sent before `run()` built its monitor; posted as soon as it has.
+        var early: [WatcherRequest] = []
         var stopRequested = false
         var subscribers: [Int: AsyncStream<PoolEvent>.Continuation] = [:]
         var recordSubscribers: [Int: AsyncStream<PoolEventRecord>.Continuation] = [:]
@@ -76,9 +76,6 @@ public final class WorkerPool: Service, Sendable {
         var softRestarts = 0
         var reader: PoolStateReader?
         var operatorJobs: JobClient?
-        /// Groups a rolling restart is replacing now: a second roll of one would fight the
-        /// first over its spare slots.
-        var rolling: Set<GroupID> = []
     }
 
     public let name: String
@@ -159,16 +156,17 @@ public final class WorkerPool: Service, Sendable {
     ///   workers; ``SystemCallError`` when the watcher cannot set itself up.
     public func run() async throws {
         let description = try validate()
-        let (stream, input) = AsyncStream<WatcherEvent>.makeStream()
-        let early = try state.withLock { state throws(CommandError) -> [WatcherEvent] in
+        // The watcher's thread-to-be: requests queue in it until its thread starts.
+        let monitor = try EventMonitor()
+        try state.withLock { state throws(CommandError) in
             guard case .describing = state.phase else {
                 throw CommandError(.misuse, "run() was already called on pool '\(name)'")
             }
-            state.phase = .running(description: description, input: input)
-            defer { state.early = [] }
-            return state.early
+            state.phase = .running(description: description, monitor: monitor)
+            for request in state.early { monitor.post(request) }
+            state.early = []
         }
-        defer { finish(description, input: input, stream: stream) }
+        defer { finish(description, monitor: monitor) }
 
         // Descriptors: two per worker, one per listener socket, one per control connection.
         // A refusal is not fatal: running out later is a spawn failure with backoff.
@@ -210,16 +208,12 @@ public final class WorkerPool: Service, Sendable {
         let operatorJobs = JobClient(
             pool: description, senderID: nil, senderGroup: nil, allowed: nil, runtimeDirectory: runtime.directory,
             reader: PoolStateReader(segment: segment), pickup: LeastJobsPickup(),
-            requestScale: { [weak self] group in self?.submit(.command(.scaleUpRequested(group), reply: nil)) },
+            requestScale: { [weak self] group in self?.submit(.input(.scaleUpRequested(group))) },
             countPickupMiss: { group in segment.countPickupMiss(group: group) })
         state.withLock { state in
             state.reader = PoolStateReader(segment: segment)
             state.operatorJobs = operatorJobs
         }
-
-        let monitor = try EventMonitor { event in input.yield(.monitor(event)) }
-        try monitor.start()
-        defer { monitor.shutdown() }
 
         Posix.ignoreSignal(PosixSignal.pipe)
         let signals = configuration.handlesSignals ? try SignalRoute(monitor: monitor) : nil
@@ -228,13 +222,15 @@ public final class WorkerPool: Service, Sendable {
         // Bound before any worker starts: a bad listener fails run() with nothing half-started.
         let listeners = try ListenerSockets.bindInitial(pool: description)
         defer { listeners.closeAll() }
+        let finished = OneShot<WatcherOutcome>()
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
             sharedState: sharedState, sampleInterval: configuration.sampleInterval,
             runtimeDirectory: runtime.directory,
             workerOutput: try configuration.workerOutputFile.map { try Posix.openForAppending("\(runtime.directory)/\($0)") },
             listeners: listeners,
-            publish: { [weak self] event in self?.publish(event) })
+            publish: { [weak self] event in self?.publish(event) },
+            onFinish: { outcome in finished.fulfill(outcome) })
         let control: ControlServer
         do {
             control = try await ControlServer.start(path: runtime.controlSocketPath, pool: self, logger: logger)
@@ -245,23 +241,27 @@ public final class WorkerPool: Service, Sendable {
         let controlGuard = CrashGuard.removeOnCrash(runtime.controlSocketPath)
         defer { controlGuard?.release() }
         sharedState.setPoolState(.running)
-        for event in early { input.yield(event) }
+        // From here on the watcher lives on the monitor thread.
+        try monitor.start { event in watcher.handle(event) }
+        defer { monitor.shutdown() }
         logger.info(
             "pool \(name) starting",
             metadata: ["groups": "\(description.groups.map(\.name).joined(separator: ","))", "pid": "\(Posix.processID)"])
 
-        let failure = await withTaskCancellationHandler {
+        let outcome = await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
-                await watcher.run(events: stream)
+                // Not ended by cancellation: a cancelled run() stops the pool and still waits for it.
+                await finished.value()
             } onGracefulShutdown: {
                 self.stop()
             }
         } onCancel: {
             self.stop()
         }
+        let failure = outcome.failure
         state.withLock { state in
-            state.hardRestarts = watcher.hardRestarts
-            state.softRestarts = watcher.softRestarts
+            state.hardRestarts = outcome.hardRestarts
+            state.softRestarts = outcome.softRestarts
         }
         sharedState.setPoolState(.stopped)
         // Clients streaming events get the end of their stream before the socket goes.
@@ -275,42 +275,48 @@ public final class WorkerPool: Service, Sendable {
     /// Stops the pool: every worker is asked to stop and killed after its stop timeout.
     /// A second call while stopping kills the remaining workers at once.
     public func stop() {
-        submit(.command(.stopRequested(reason: "stop requested"), reply: nil))
+        submit(.input(.stopRequested(reason: "stop requested")))
     }
 
     /// Restarts every worker, hard or soft (see ``RestartMode``). Also on SIGUSR1 (hard) and SIGUSR2 (soft).
     public func restart(_ mode: RestartMode) {
-        submit(.command(.restartRequested(hard: mode == .hard), reply: nil))
+        submit(.input(.restartRequested(hard: mode == .hard)))
     }
 
     /// Restarts one worker: a running one is asked to stop and replaced; a stopped, backing-off
     /// or given-up one is started at once.
     /// With `hard`, a running worker is killed at once instead of being asked to finish.
     public func restartWorker(_ id: WorkerID, hard: Bool = false) async throws(CommandError) {
-        try await command(.workerRestartRequested(id, hard: hard))
+        try await command(.restartWorker(id, hard: hard))
     }
 
     /// Restarts every running worker of a group; each is replaced as soon as it exits.
     /// With `hard`, they are killed at once instead of being asked to finish.
     public func restartGroup(_ group: GroupReference, hard: Bool = false) async throws(CommandError) {
-        try await command(.groupRestartRequested(try resolve(group).id, hard: hard))
+        try await command(.restartGroup(try resolve(group).id, hard: hard))
     }
 
     /// Kills one worker with SIGKILL now, as a crash would: its restart policy brings it back.
     /// For rehearsing recovery; to replace a worker gracefully use ``restartWorker(_:hard:)``.
     public func killWorker(_ id: WorkerID) async throws(CommandError) {
-        try await command(.workerKillRequested(id))
+        try await command(.killWorker(id))
     }
 
     /// Stops one worker and keeps its slot stopped; the group's desired count drops by one.
     public func stopWorker(_ id: WorkerID) async throws(CommandError) {
-        try await command(.workerStopRequested(id))
+        try await command(.stopWorker(id))
     }
 
-    /// Marks `group` as being rolled; false when a roll of it is already under way.
-    func beginRoll(_ group: GroupID) -> Bool { state.withLock { $0.rolling.insert(group).inserted } }
-
-    func endRoll(_ group: GroupID) { _ = state.withLock { $0.rolling.remove(group) } }
+    /// Replaces a group's running workers one at a time, never running fewer than before; see
+    /// ``RollingRestart`` for the steps. Returns how many were replaced once the roll is over.
+    ///
+    /// - Throws: ``CommandError`` `busy` when a roll of the group is already under way, `failed`
+    ///   when a replacement did not get ready (the workers not yet reached are left running),
+    ///   `notRunning` when the pool stopped or restarted meanwhile.
+    @discardableResult
+    public func rollingRestart(_ group: GroupReference) async throws(CommandError) -> Int {
+        try await command(.rollingRestart(try resolve(group).id))
+    }
 
     func resolve(_ group: GroupReference) throws(CommandError) -> GroupDescription {
         guard let description = poolDescription else {
@@ -325,7 +331,7 @@ public final class WorkerPool: Service, Sendable {
 
     /// Scales a group to `count` workers, within its `minWorkers...maxWorkers`.
     public func scale(_ group: GroupReference, to count: Int) async throws(CommandError) {
-        try await command(.scaleRequested(try resolve(group).id, to: count))
+        try await command(.scale(try resolve(group).id, to: count))
     }
 
     /// Submits a job as an operator (`pooltop job`, the console) to any group whose workers run
@@ -379,21 +385,15 @@ public final class WorkerPool: Service, Sendable {
     }
 
     /// Closes the pool to commands, answers those still queued, and ends every event stream.
-    private func finish(
-        _ description: PoolDescription, input: AsyncStream<WatcherEvent>.Continuation,
-        stream: AsyncStream<WatcherEvent>
-    ) {
+    private func finish(_ description: PoolDescription, monitor: EventMonitor) {
         state.withLock { $0.phase = .finished(description) }
-        input.finish()
         finishSubscribers()
-        // No task iterates the stream any more, so this drains what is buffered without waiting.
-        Task { [stream] in
-            for await event in stream {
-                switch event {
-                case .command(_, let reply): reply?(CommandError(.notRunning, "the pool has stopped"))
-                case .awaitStart(let continuation): continuation.resume()
-                case .monitor: break
-                }
+        // No request can be posted any more; those the watcher never saw are answered here.
+        for request in monitor.shutdown() {
+            switch request {
+            case .input: break
+            case .command(_, let reply): reply(.failure(CommandError(.notRunning, "the pool has stopped")))
+            case .awaitStart(let continuation): continuation.resume()
             }
         }
     }
@@ -456,31 +456,31 @@ public final class WorkerPool: Service, Sendable {
         for subscriber in recordSubscribers { subscriber.yield(record) }
     }
 
-    private func submit(_ event: WatcherEvent) {
-        state.withLock { state in
+    private func submit(_ request: WatcherRequest) {
+        let refused = state.withLock { state -> WatcherRequest? in
             switch state.phase {
             case .describing:
-                state.early.append(event)
-            case .running(_, let input):
-                if case .terminated = input.yield(event), case .awaitStart(let continuation) = event {
-                    continuation.resume()
-                }
+                state.early.append(request)
+                return nil
+            case .running(_, let monitor):
+                return monitor.post(request) ? nil : request
             case .finished:
-                if case .awaitStart(let continuation) = event { continuation.resume() }
+                return request
             }
         }
+        if case .awaitStart(let continuation) = refused { continuation.resume() }
     }
 
-    func command(_ input: WatcherInput) async throws(CommandError) {
-        let refusal = await withCheckedContinuation { (continuation: CheckedContinuation<CommandError?, Never>) in
-            let delivered = state.withLock { state -> Bool in
-                guard case .running(_, let stream) = state.phase else { return false }
-                let result = stream.yield(.command(input, reply: { continuation.resume(returning: $0) }))
-                if case .terminated = result { return false }
-                return true
+    /// Sends a command to the watcher and waits for its answer.
+    @discardableResult
+    func command(_ command: WatcherCommand) async throws(CommandError) -> Int {
+        let reply = await withCheckedContinuation { (continuation: CheckedContinuation<CommandReply, Never>) in
+            let posted = state.withLock { state -> Bool in
+                guard case .running(_, let monitor) = state.phase else { return false }
+                return monitor.post(.command(command, reply: { continuation.resume(returning: $0) }))
             }
-            if !delivered { continuation.resume(returning: CommandError(.notRunning, "the pool is not running")) }
+            if !posted { continuation.resume(returning: .failure(CommandError(.notRunning, "the pool is not running"))) }
         }
-        if let refusal { throw refusal }
+        return try reply.get()
     }
 }
