@@ -315,27 +315,45 @@ enum Benchmarks {
         return state != "Z" && state != "X"
     }
 
-    static func idleWatcher(workers: Int, seconds: Int, sampling: Bool = true) {
+    /// Watcher CPU while its pool idles and nobody looks: per-thread run time from schedstat
+    /// (nanoseconds, not 10 ms ticks) over `windows` windows of `seconds`, and the threads born
+    /// or ended meanwhile (an idle pool should create none).
+    static func idleWatcher(workers: Int, seconds: Int, windows: Int = 3, sampling: Bool = true) {
         guard let watcher = startWatcher(workers: workers, environment: sampling ? [] : ["POOLBENCH_SAMPLE=0"]) else { return }
         // Let start-up settle: libdispatch retires its idle pool threads about 5 s after the burst
         // of work, a one-time cost that is not idle activity.
         sleep(6)
-        let before = threadCPU(watcher.pid)
-        let ticksBefore = processTicks(watcher.pid)
-        sleep(UInt32(seconds))
-        let after = threadCPU(watcher.pid)
-        let ticksAfter = processTicks(watcher.pid)
-        // Threads alive at both reads count their difference; threads born in between count whole.
-        // A thread that ended in between loses its share: the tick count below includes it, coarsely.
-        var nanoseconds: UInt64 = 0
+        var samples: [Double] = []
         var byName: [String: UInt64] = [:]
-        for (tid, time) in after {
-            let delta = time - min(time, before[tid] ?? 0)
-            nanoseconds += delta
-            let name = readText("/proc/\(watcher.pid)/task/\(tid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
-            byName[name, default: 0] += delta
+        var born = 0
+        var ended = 0
+        var names: [Int: String] = [:]
+        func name(_ tid: Int) -> String {
+            if let known = names[tid] { return known }
+            let found = readText("/proc/\(watcher.pid)/task/\(tid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
+            names[tid] = found
+            return found
         }
-        let split = byName.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e6) ms" }.joined(separator: ", ")
+        var before = threadCPU(watcher.pid)
+        for tid in before.keys { _ = name(tid) }
+        for _ in 0..<windows {
+            sleep(UInt32(seconds))
+            let after = threadCPU(watcher.pid)
+            // Threads alive at both reads count their difference; one born in between counts whole.
+            // One that ended in between loses its share of the window: counted in `ended`.
+            var nanoseconds: UInt64 = 0
+            for (tid, time) in after {
+                let delta = time - min(time, before[tid] ?? 0)
+                nanoseconds += delta
+                byName[name(tid), default: 0] += delta
+            }
+            born += after.keys.filter { before[$0] == nil }.count
+            ended += before.keys.filter { after[$0] == nil }.count
+            samples.append(Double(nanoseconds) / 1e6)
+            before = after
+        }
+        let split = byName.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e6 / Double(windows)) ms" }
+            .joined(separator: ", ")
         let workerPIDs = children(of: watcher.pid)
         let watcherRSS = rssKilobytes(watcher.pid)
         let workerRSS = workerPIDs.first.map(rssKilobytes) ?? 0
@@ -344,8 +362,13 @@ enum Benchmarks {
         close(watcher.channel)
         Figure(
             name: "idle_watcher_cpu_\(workers)_workers\(sampling ? "" : "_no_sampling")", unit: "ms per \(seconds) s",
-            samples: [Double(nanoseconds) / 1e6], target: sampling ? nil : 1,
-            note: "run time of the watcher's threads over 10 s of idleness, from 6 s after start (schedstat): \(split); utime+stime moved \(ticksAfter - ticksBefore) ticks of 10 ms"
+            samples: samples, target: 1,
+            note: "run time of the watcher's threads in \(windows) windows of \(seconds) s of idleness, nobody looking, from 6 s after start (schedstat), mean per window by thread: \(split); threads born \(born), ended \(ended)"
+        ).print()
+        Figure(
+            name: "idle_watcher_threads_born_or_ended\(sampling ? "" : "_no_sampling")", unit: "threads",
+            samples: [Double(born + ended)], target: 0,
+            note: "threads of the watcher born (\(born)) or ended (\(ended)) over \(windows * seconds) s of idleness"
         ).print()
         if sampling {
             Figure(name: "watcher_rss", unit: "MiB", samples: [Double(watcherRSS) / 1024], note: "VmRSS with \(workers) workers").print()
@@ -403,16 +426,20 @@ enum Benchmarks {
         ).print()
     }
 
-    /// Watcher CPU spent keeping shared state current (publishing and /proc sampling) with N workers.
+    /// Watcher CPU spent keeping shared state current (publishing and /proc sampling every 1 s)
+    /// with N workers while someone looks: an events stream is open, as an attached console keeps.
     static func sharedStateCost(workers: Int, seconds: Int) {
         var perSecond: [Bool: Double] = [:]
         for sampling in [true, false] {
             guard let watcher = startWatcher(workers: workers, environment: sampling ? [] : ["POOLBENCH_SAMPLE=0"]) else { continue }
+            var viewer = try? ControlClient(pool: "bench-watch-\(watcher.pid)")
+            _ = try? viewer?.request(["command": .string("events")])
             sleep(6)
             let before = threadCPU(watcher.pid).values.reduce(0, +)
             sleep(UInt32(seconds))
             let after = threadCPU(watcher.pid).values.reduce(0, +)
             perSecond[sampling] = Double(after &- min(after, before)) / 1e6 / Double(seconds)
+            viewer = nil  // closes the stream
             kill(watcher.pid, SIGTERM)
             reap(watcher.pid)
             close(watcher.channel)
@@ -420,7 +447,7 @@ enum Benchmarks {
         guard let with = perSecond[true], let without = perSecond[false] else { return }
         Figure(
             name: "shared_state_cpu_\(workers)_workers", unit: "ms per s", samples: [with], floor: [without],
-            note: "idle watcher CPU per second with /proc sampling every 1 s; floor: the same watcher with sampling off"
+            note: "watcher CPU per second with an events stream open (a console looking) and /proc sampling every 1 s; floor: the same with sampling off"
         ).print()
     }
 

@@ -305,8 +305,11 @@ final class ControlConnectionHandler: ChannelInboundHandler, RemovableChannelHan
         let id = request.id
         if case .events(let replay) = request.command {
             let (records, replayed) = pool.eventRecordsCountingReplay(replay: replay)
+            // Someone follows the pool live: its figures are sampled at full rate meanwhile.
+            pool.viewerStreamStarted()
             return Task {
                 await stream(records, replayed: replayed, id: id, channel: channel)
+                pool.viewerStreamEnded()
                 answered()
             }
         }

@@ -111,10 +111,10 @@ final class SharedStatePublisher {
         }
     }
 
-    /// Reads what each running worker wrote of its activity and, with `readingResources`,
-    /// samples its RSS and CPU time from /proc/<pid>/stat (published for readers).
+    /// Reads what each running worker wrote of its activity and, for the workers `resources`
+    /// names, samples RSS and CPU time from /proc/<pid>/stat (published for readers).
     /// The workers' activity is theirs to write: this is how the core learns of it.
-    func sample(_ core: WatcherCore, readingResources: Bool) -> [WorkerID: WorkerSample] {
+    func sample(_ core: WatcherCore, resources: SamplingSchedule.Resources?) -> [WorkerID: WorkerSample] {
         typealias L = SharedLayout.Lifecycle
         var samples: [WorkerID: WorkerSample] = [:]
         let reader = PoolStateReader(segment: segment)
@@ -125,7 +125,11 @@ final class SharedStatePublisher {
             }
             var sample = WorkerSample(activity: reader.readActivity(segment.slotBase(slot.id)))
             defer { samples[slot.id] = sample }
-            guard readingResources else { continue }
+            switch resources {
+            case .all?: break
+            case .groups(let groups)?: guard groups.contains(slot.groupIndex) else { continue }
+            case nil: continue
+            }
             if let file = statFiles[slot.id], file.pid != slot.pid {
                 Posix.close(file.fd)
                 statFiles.removeValue(forKey: slot.id)
@@ -144,7 +148,7 @@ final class SharedStatePublisher {
                 segment.store(base + L.cpuNanoseconds, figures.cpuTicks * tickNanoseconds)
             }
         }
-        if readingResources { segment.store(SharedLayout.Header.lastSampleAt, Posix.wallClockNanoseconds()) }
+        if resources == .all { segment.store(SharedLayout.Header.lastSampleAt, Posix.wallClockNanoseconds()) }
         return samples
     }
 }

@@ -26,6 +26,8 @@ enum WatcherRequest: Sendable {
     case command(WatcherCommand, reply: @Sendable (CommandReply) -> Void)
     /// Resumed once no worker is starting.
     case awaitStart(CheckedContinuation<Void, Never>)
+    /// Someone began looking at the live figures: sample the workers now.
+    case sampleNow
 }
 
 /// The watcher's thread: one thread blocked in `epoll_wait` on every worker's pidfd and

@@ -49,6 +49,9 @@ final class Watcher: @unchecked Sendable {
     /// Set once the pool finished: later requests are answered at once.
     private var outcome: WatcherOutcome?
     private let onFinish: @Sendable (WatcherOutcome) -> Void
+    /// When the workers are sampled; nil when never.
+    private var sampling: SamplingSchedule?
+    private let isViewed: @Sendable () -> Bool
     private let sharedState: SharedStatePublisher?
     private let runtimeDirectory: String?
     /// Workers' stdout and stderr, when not the watcher's own.
@@ -66,6 +69,8 @@ final class Watcher: @unchecked Sendable {
         workerLogLevel: Logger.Level,
         sharedState: SharedStatePublisher?,
         sampleInterval: Duration?,
+        backgroundSampleInterval: Duration,
+        isViewed: @escaping @Sendable () -> Bool,
         runtimeDirectory: String?,
         workerOutput: Int32? = nil,
         listeners: ListenerSockets? = nil,
@@ -81,7 +86,12 @@ final class Watcher: @unchecked Sendable {
         self.listenerSlots = pool.groups.flatMap { group in
             group.listeners.isEmpty ? [] : group.workerIDs.map { $0.rawValue - 1 }
         }
-        if sharedState != nil { monitor.setTick(every: sampleInterval) }
+        self.isViewed = isViewed
+        sampling = sampleInterval.map {
+            SamplingSchedule(pool: pool, interval: $0, backgroundInterval: backgroundSampleInterval)
+        }
+        // The first sample comes at full rate (figures for a new pool), then the rate adapts.
+        if sharedState != nil, let sampling { monitor.setTick(every: sampling.interval) }
         var seed = SystemRandomNumberGenerator()
         self.core = WatcherCore(pool: pool, jitter: .generator(state: seed.next()))
         self.monitor = monitor
@@ -118,12 +128,15 @@ final class Watcher: @unchecked Sendable {
             var sampled: [WatcherAction] = []
             if case .scale = command {
                 // Which workers are busy right now: a scale-down stops them last.
-                sampled = core.handle(.workersSampled(samples(readingResources: false)), at: now)
+                sampled = core.handle(.workersSampled(samples(resources: nil)), at: now)
             }
             actions = sampled + core.handle(.command(command, reply: token), at: now)
         case .request(.awaitStart(let continuation)):
             startWaiters.append(continuation)
             actions = []
+        case .request(.sampleNow):
+            // Someone started looking: fresh figures now, then full rate while they look.
+            actions = sampleTick(at: now)
         default:
             actions = handle(monitorEvent: event, at: now)
         }
@@ -150,16 +163,27 @@ final class Watcher: @unchecked Sendable {
 
     private func answerFinished(_ request: WatcherRequest, _ outcome: WatcherOutcome) {
         switch request {
-        case .input: break
+        case .input, .sampleNow: break
         case .command(_, let reply): reply(.failure(CommandError(.notRunning, "the pool has stopped")))
         case .awaitStart(let continuation): continuation.resume()
         }
     }
 
-    /// What the workers wrote of their activity, and with `readingResources` their RSS from /proc.
-    private func samples(readingResources: Bool) -> [WorkerID: WorkerSample] {
+    /// What the workers wrote of their activity, and the RSS from /proc of those `resources` names.
+    private func samples(resources: SamplingSchedule.Resources?) -> [WorkerID: WorkerSample] {
         guard let sharedState else { return [:] }
-        return sharedState.sample(core, readingResources: readingResources)
+        return sharedState.sample(core, resources: resources)
+    }
+
+    /// A sampling tick: what to read follows whether anyone is looking (see ``SamplingSchedule``).
+    private func sampleTick(at now: PoolInstant) -> [WatcherAction] {
+        guard var schedule = sampling else { return [] }
+        let viewed = isViewed()
+        let resources = schedule.resourcesToRead(at: now, viewed: viewed)
+        let shrinkPending = core.onDemandExtra.values.contains { $0 > 0 }
+        monitor.setTick(every: schedule.tickInterval(viewed: viewed, shrinkPending: shrinkPending))
+        sampling = schedule
+        return core.handle(.workersSampled(samples(resources: resources)), at: now)
     }
 
     var hardRestarts: Int { core.hardRestarts }
@@ -206,7 +230,7 @@ final class Watcher: @unchecked Sendable {
         case .deadlineReached:
             return core.handle(.clockDidAdvance, at: now)
         case .tick:
-            return core.handle(.workersSampled(samples(readingResources: true)), at: now)
+            return sampleTick(at: now)
         case .started, .request:
             // Handled by `handle(_:)`.
             return []

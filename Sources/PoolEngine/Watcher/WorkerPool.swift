@@ -24,8 +24,12 @@ public final class WorkerPool: Service, Sendable {
         public var handlesSignals: Bool
         /// The level worker loggers start at.
         public var workerLogLevel: Logger.Level
-        /// How often the watcher samples each worker's RSS and CPU time from /proc; nil for never.
+        /// How often the watcher samples each worker's RSS and CPU time from /proc while someone
+        /// looks (a console, `status`, an events stream) or a group has a recycle quota; nil for never.
         public var sampleInterval: Duration?
+        /// How often it samples them while nobody looks: an idle pool then costs next to nothing.
+        /// The workers of a group with a memory quota are sampled at `sampleInterval` always.
+        public var backgroundSampleInterval: Duration
         /// Where workers' stdout and stderr go: nil inherits the watcher's (`pooltop run`);
         /// a file name puts them in that file of the runtime directory (the console does, so
         /// a worker's print or crash report cannot scribble over the screen).
@@ -37,8 +41,10 @@ public final class WorkerPool: Service, Sendable {
             handlesSignals: Bool = true,
             workerLogLevel: Logger.Level = .info,
             sampleInterval: Duration? = .seconds(1),
+            backgroundSampleInterval: Duration = .seconds(10),
             workerOutputFile: String? = nil
         ) {
+            self.backgroundSampleInterval = backgroundSampleInterval
             self.workerOutputFile = workerOutputFile
             self.stopTimeout = stopTimeout
             self.pidFile = pidFile
@@ -83,6 +89,8 @@ public final class WorkerPool: Service, Sendable {
     private let entryPoints: EntryPoints?
     private let logger: Logger
     private let state = Mutex(State())
+    /// Whether anyone looks at the live figures: the watcher samples /proc at full rate only then.
+    private let viewers = ViewerTracker()
 
     /// - Parameters:
     ///   - name: The pool's name: letters, digits, `-`, `_` and `.`; it names its runtime files.
@@ -129,11 +137,21 @@ public final class WorkerPool: Service, Sendable {
 
     /// The pool's live state from its shared memory; nil before `run()` set it up or after it ended.
     public func snapshot() -> PoolSnapshot? {
-        state.withLock { state -> PoolStateReader? in
+        let reader = state.withLock { state -> PoolStateReader? in
             if case .running = state.phase { return state.reader }
             return nil
-        }?.snapshot()
+        }
+        guard let reader else { return nil }
+        if viewers.noteView() { submit(.sampleNow) }
+        return reader.snapshot()
     }
+
+    /// An events stream (an attached console, `logs --follow`) opened: sample at full rate while it lasts.
+    func viewerStreamStarted() {
+        if viewers.streamStarted() { submit(.sampleNow) }
+    }
+
+    func viewerStreamEnded() { viewers.streamEnded() }
 
     /// Validates the groups without running anything.
     public func validate() throws(ConfigurationError) -> PoolDescription {
@@ -226,6 +244,8 @@ public final class WorkerPool: Service, Sendable {
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
             sharedState: sharedState, sampleInterval: configuration.sampleInterval,
+            backgroundSampleInterval: configuration.backgroundSampleInterval,
+            isViewed: { [viewers] in viewers.isViewed },
             runtimeDirectory: runtime.directory,
             workerOutput: try configuration.workerOutputFile.map { try Posix.openForAppending("\(runtime.directory)/\($0)") },
             listeners: listeners,
@@ -391,7 +411,7 @@ public final class WorkerPool: Service, Sendable {
         // No request can be posted any more; those the watcher never saw are answered here.
         for request in monitor.shutdown() {
             switch request {
-            case .input: break
+            case .input, .sampleNow: break
             case .command(_, let reply): reply(.failure(CommandError(.notRunning, "the pool has stopped")))
             case .awaitStart(let continuation): continuation.resume()
             }
