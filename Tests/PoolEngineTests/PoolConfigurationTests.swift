@@ -66,6 +66,10 @@ struct PoolConfigurationTests {
             """
         let (_, description) = try PoolConfiguration.parse(yaml: yaml, entryPoints: entryPoints)
         #expect(description.groups[0].jobGroups == [GroupID(2), GroupID(3)])
+        #expect(description.groups[0].jobWait == .suspend, "senders suspend unless they opt in")
+        let adaptive = try PoolConfiguration.parse(
+            yaml: "groups:\n  - {kind: service, entryPoint: ticker, jobWait: adaptive}\n", entryPoints: entryPoints)
+        #expect(adaptive.1.groups[0].jobWait == .adaptive)
     }
 
     @Test("each bad configuration gets one error naming the key path and line", arguments: [
@@ -98,6 +102,7 @@ struct PoolConfigurationTests {
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart: {policy: always, maxRestarts: 3}\n", "groups[0].restart.maxRestarts", 4, "only applies"),
         ("name: ../etc\ngroups:\n  - {kind: job, entryPoint: demo-job}\n", "name", 1, "not a valid pool name"),
         ("groups:\n  - {kind: job}\n", "groups[0]", 2, "'entryPoint' is missing"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    jobWait: spin\n", "groups[0].jobWait", 4, "'spin' is not a job wait; use 'suspend', 'adaptive', 'poll', 'receive'"),
     ])
     func errors(yaml: String, path: String, line: Int, message: String) throws {
         let error = try #require(parseError(yaml))

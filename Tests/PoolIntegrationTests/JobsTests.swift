@@ -20,6 +20,8 @@ struct JobsTests {
         try fixture.pool.describeGroup(fixture.group("demo-job", kind: .job, min: 1, name: "group1", restart: .never))
         var sender = fixture.group("job-sender", kind: .reactor, min: 1, name: "group2", restart: .never)
         sender.jobGroups = ["group1"]
+        // A worker's own client takes its group's wait; the opt-in one here, the default elsewhere.
+        sender.jobWait = .adaptive
         sender.runner.environment["JOB_GROUP"] = "group1"
         sender.runner.environment["JOB_PAYLOAD"] = "echo group2 was handled"
         sender.runner.environment["JOB_THEN"] = "terminate"
@@ -94,9 +96,11 @@ struct JobsTests {
         }
     }
 
-    @Test("the client's socket: megabyte payloads, 64 concurrent senders and answers slower than the sender's poll all reach the right sender")
-    func clientSocketUnderMixedLoad() async throws {
-        let fixture = WorkerPoolTests.Fixture("jobmixed")
+    @Test(
+        "the client's socket: megabyte payloads, 64 concurrent senders and answers slower than the sender's poll all reach the right sender",
+        arguments: [JobWaitPolicy.suspend, .adaptive, .poll, .receive])
+    func clientSocketUnderMixedLoad(wait: JobWaitPolicy) async throws {
+        let fixture = WorkerPoolTests.Fixture("jobmixed", jobWait: wait)
         try fixture.pool.describeGroup(jobGroup(fixture, min: 2))
         try await fixture.withRunningPool { _ in
             let pool = fixture.pool

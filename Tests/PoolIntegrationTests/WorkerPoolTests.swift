@@ -13,13 +13,13 @@ struct WorkerPoolTests {
         let directory: String
         let pool: WorkerPool
 
-        init(_ prefix: String, stopTimeout: Duration = .seconds(5), pidFile: String? = nil) {
+        init(_ prefix: String, stopTimeout: Duration = .seconds(5), pidFile: String? = nil, jobWait: JobWaitPolicy = .suspend) {
             name = TestSupport.uniqueName(prefix)
             directory = TestSupport.makeDirectory(name)
             pool = WorkerPool(
                 name: name,
                 configuration: WorkerPool.Configuration(
-                    stopTimeout: stopTimeout, pidFile: pidFile, handlesSignals: false, workerLogLevel: .debug))
+                    stopTimeout: stopTimeout, pidFile: pidFile, handlesSignals: false, workerLogLevel: .debug, jobWait: jobWait))
         }
 
         func group(

@@ -20,7 +20,7 @@ public struct PoolConfiguration: Sendable {
     /// Keys accepted in each group.
     public static let groupKeys = [
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
-        "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle",
+        "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait",
         "listen",
     ]
     /// Keys accepted in a group's `restart`.
@@ -199,6 +199,16 @@ private struct Reader {
         if let node = map["onError"] {
             let value = try choice(node, path: "\(path).onError", among: ["stop-pool", "restart"])
             group.onUncaughtError = UncaughtErrorPolicy(rawValue: value)!
+        }
+        if let node = map["jobWait"] {
+            let text = try string(node, path: "\(path).jobWait")
+            guard let policy = JobWaitPolicy(rawValue: text) else {
+                throw error(
+                    "\(path).jobWait",
+                    "'\(text)' is not a job wait; use \(JobWaitPolicy.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))",
+                    node: node)
+            }
+            group.jobWait = policy
         }
         if let node = map["environment"] {
             let entries = try mapping(node, path: "\(path).environment", allowed: nil)

@@ -172,7 +172,8 @@ enum PoolValidator {
             jobExecutor: executor,
             scaling: group.scaling,
             recycle: group.recycle,
-            listeners: listeners)
+            listeners: listeners,
+            jobWait: group.jobWait)
     }
 
     private static func validate(

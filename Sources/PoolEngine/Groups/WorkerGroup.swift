@@ -36,6 +36,9 @@ public struct WorkerGroup: Sendable {
     /// The sockets the group serves (see ``Listener``): amphp-pool's socket strategy, done by the
     /// watcher (`docs/reactors.md`). Reactor and service groups may have them.
     public var listeners: [Listener]
+    /// How the group's workers wait for the answers of jobs they send (``JobWaitPolicy``):
+    /// `suspend` by default, which never holds a Swift concurrency thread.
+    public var jobWait: JobWaitPolicy = .suspend
 
     public init(
         entryPoint: String,
@@ -53,8 +56,10 @@ public struct WorkerGroup: Sendable {
         scaling: ScalingPolicy = .byRequest,
         jobExecutor: JobExecutorConfiguration? = nil,
         recycle: RecyclePolicy? = nil,
-        listeners: [Listener] = []
+        listeners: [Listener] = [],
+        jobWait: JobWaitPolicy = .suspend
     ) {
+        self.jobWait = jobWait
         self.entryPoint = entryPoint
         self.kind = kind
         self.minWorkers = minWorkers
@@ -100,6 +105,8 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var recycle: RecyclePolicy?
     /// The group's listeners, names resolved (`listen0`, `listen1`, … when not given).
     public var listeners: [Listener] = []
+    /// How its workers wait for their jobs' answers.
+    public var jobWait: JobWaitPolicy = .suspend
 
     /// Every slot id the group owns.
     public var workerIDs: [WorkerID] {

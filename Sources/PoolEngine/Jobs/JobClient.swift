@@ -28,6 +28,8 @@ public final class JobClient: Sendable {
     /// Counts a job that found no ready worker with room in its target group (the metrics' pickup misses).
     private let countPickupMiss: (@Sendable (GroupID) -> Void)?
     private let connections = Mutex<[WorkerID: JobConnection]>([:])
+    /// How a lone sender waits for its answer.
+    private let waitPolicy: JobWaitPolicy
     private let nextJobID = Atomic<UInt64>(0)
     /// Tells this client's jobs apart from other senders' in a worker's running-jobs table.
     private let token = UInt64.random(in: 1...UInt64.max)
@@ -41,8 +43,10 @@ public final class JobClient: Sendable {
         pool: PoolDescription, senderID: WorkerID?, senderGroup: GroupID?, allowed: Set<GroupID>?, runtimeDirectory: String,
         reader: PoolStateReader, pickup: any PickupStrategy,
         requestScale: (@Sendable (GroupID) -> Void)? = nil, countPickupMiss: (@Sendable (GroupID) -> Void)? = nil,
-        defaultTimeout: Duration = .seconds(30), maximumPayload: Int = JobFrame.defaultMaximumBody - JobRequestFrame.fixedSize
+        defaultTimeout: Duration = .seconds(30), maximumPayload: Int = JobFrame.defaultMaximumBody - JobRequestFrame.fixedSize,
+        wait: JobWaitPolicy = .suspend
     ) {
+        self.waitPolicy = JobWaitPolicy.effective(wait)
         self.pool = pool
         self.senderID = senderID
         self.senderGroup = senderGroup
@@ -297,7 +301,7 @@ public final class JobClient: Sendable {
             case .running(let thread): return thread
             case .shutDown: throw JobClientShutDown()
             case .notStarted:
-                let started = try JobClientIO()
+                let started = try JobClientIO(policy: waitPolicy)
                 io = .running(started)
                 return started
             }

@@ -23,8 +23,11 @@ final class JobClientIO: Sendable {
     private let state = Mutex(State())
     private let thread = Mutex<PosixThread?>(nil)
     private let waits = Mutex(JobWaitChooser())
+    /// How senders wait for their answers in this process (``JobWaitPolicy``).
+    let policy: JobWaitPolicy
 
-    init() throws {
+    init(policy: JobWaitPolicy) throws {
+        self.policy = policy
         epoll = try Epoll(context: "job client")
         do {
             wakeUp = try WakeUpEvent(context: "job client")
@@ -43,8 +46,15 @@ final class JobClientIO: Sendable {
         }
     }
 
-    /// How the next polling sender waits for its answer (``JobWaitChooser``).
-    func nextWaitMode() -> JobWaitMode { waits.withLock { $0.next() } }
+    /// How the next polling sender waits for its answer: the policy's mode, or the one
+    /// ``JobWaitChooser`` measured faster.
+    func nextWaitMode() -> JobWaitMode {
+        switch policy {
+        case .poll: return .poll
+        case .receive: return .receive
+        case .adaptive, .suspend: return waits.withLock { $0.next() }
+        }
+    }
 
     /// A polling sender's wait in `mode` ended, with its answer or not.
     func waitEnded(_ mode: JobWaitMode, answered: Bool) {
@@ -148,6 +158,30 @@ final class JobClientIO: Sendable {
             // A job noted meanwhile may have set an earlier one.
             state.withLock { $0.earliestDeadline = min($0.earliestDeadline ?? next, next) }
         }
+    }
+}
+
+/// How a lone sender waits for its job's answer (a group's `jobWait`). Waiting on the sender's
+/// own thread saves a thread hand-off per job (about a third of a 64-byte round trip) but
+/// holds one of Swift concurrency's few threads for up to ``JobConnection/pollBudget``, so it
+/// is opt-in; see `docs/decisions/0010-job-senders-wait.md` for the figures.
+public enum JobWaitPolicy: String, Hashable, Sendable, Codable, CaseIterable {
+    /// Suspend at once; the client's I/O thread reads the answer and resumes the sender.
+    case suspend
+    /// Wait on the sender's own thread for up to ``JobConnection/pollBudget``, in the mode
+    /// ``JobWaitChooser`` measures faster.
+    case adaptive
+    /// Wait in `ppoll` only.
+    case poll
+    /// Wait in `recv` (after an answered poll) only.
+    case receive
+
+    /// Overrides every client's policy in a process (benchmarks compare the policies with it).
+    static let environmentVariable = "POOLTOP_JOB_WAIT"
+
+    /// The policy to use: the environment's override, else `configured`.
+    static func effective(_ configured: JobWaitPolicy) -> JobWaitPolicy {
+        Posix.getenv(environmentVariable).flatMap(JobWaitPolicy.init(rawValue:)) ?? configured
     }
 }
 

@@ -19,10 +19,11 @@ enum JobAnswer: Sendable {
 ///
 /// A plain Unix socket rather than a NIO channel, for the round trip
 /// (docs/decisions/0007-job-client-sockets.md): a sender writes its request from its own
-/// thread, with no hop to an event loop, and a sender whose job is the only one in flight
-/// waits for the answer on its own thread for a short while (``pollBudget``, in `ppoll` or in
-/// `recv`: ``JobWaitMode``) instead of suspending at once. A quick job then costs two
-/// wake-ups, as a bare socket ping-pong does, instead of a chain of thread hand-offs.
+/// thread, with no hop to an event loop. When its group opts in (``JobWaitPolicy/adaptive``,
+/// decision 0010), a sender whose job is the only one in flight waits for the answer on its
+/// own thread for a short while (``pollBudget``, in `ppoll` or in `recv`: ``JobWaitMode``)
+/// instead of suspending at once: a quick job then costs two wake-ups, as a bare socket
+/// ping-pong does. By default it suspends, and holds no Swift concurrency thread.
 /// Everything else (answers for suspended senders, writes a full socket could not take,
 /// deadlines) is done by the client's I/O thread, ``JobClientIO``. The socket is in blocking
 /// mode only for that polling `recv`; every other call passes `MSG_DONTWAIT`.
@@ -147,8 +148,8 @@ final class JobConnection: Sendable {
             // Decided before the write: on a busy machine the answer can be back before the
             // next instruction, and it must find the I/O thread's interest already off.
             let polls =
-                !state.isReading && !state.isWriting && state.pending.count == 1 && state.outbound.readableBytes == 0
-                && (state.pollMisses < 3 || state.sent % 64 == 0)
+                io.policy != .suspend && !state.isReading && !state.isWriting && state.pending.count == 1
+                && state.outbound.readableBytes == 0 && (state.pollMisses < 3 || state.sent % 64 == 0)
             if polls {
                 state.isReading = true
                 state.isPolling = true

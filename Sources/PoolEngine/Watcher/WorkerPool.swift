@@ -34,6 +34,9 @@ public final class WorkerPool: Service, Sendable {
         /// a file name puts them in that file of the runtime directory (the console does, so
         /// a worker's print or crash report cannot scribble over the screen).
         public var workerOutputFile: String?
+        /// How operators' job submissions (`submitJob`, `pooltop job`, the console) wait for
+        /// their answers; see ``JobWaitPolicy``.
+        public var jobWait: JobWaitPolicy
 
         public init(
             stopTimeout: Duration = .seconds(10),
@@ -42,8 +45,10 @@ public final class WorkerPool: Service, Sendable {
             workerLogLevel: Logger.Level = .info,
             sampleInterval: Duration? = .seconds(1),
             backgroundSampleInterval: Duration = .seconds(10),
-            workerOutputFile: String? = nil
+            workerOutputFile: String? = nil,
+            jobWait: JobWaitPolicy = .suspend
         ) {
+            self.jobWait = jobWait
             self.backgroundSampleInterval = backgroundSampleInterval
             self.workerOutputFile = workerOutputFile
             self.stopTimeout = stopTimeout
@@ -227,7 +232,7 @@ public final class WorkerPool: Service, Sendable {
             pool: description, senderID: nil, senderGroup: nil, allowed: nil, runtimeDirectory: runtime.directory,
             reader: PoolStateReader(segment: segment), pickup: LeastJobsPickup(),
             requestScale: { [weak self] group in self?.submit(.input(.scaleUpRequested(group))) },
-            countPickupMiss: { group in segment.countPickupMiss(group: group) })
+            countPickupMiss: { group in segment.countPickupMiss(group: group) }, wait: configuration.jobWait)
         state.withLock { state in
             state.reader = PoolStateReader(segment: segment)
             state.operatorJobs = operatorJobs

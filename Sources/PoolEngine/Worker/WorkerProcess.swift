@@ -81,7 +81,8 @@ public enum WorkerProcess {
                 runtimeDirectory: bootstrap.runtimeDirectory ?? "/nonexistent", reader: reader ?? PoolStateReader.empty(bootstrap.pool),
                 pickup: PickupStrategies.make(group.strategies["pickup"], registry: entryPoints) ?? LeastJobsPickup(),
                 requestScale: { target in channel.send(.scaleRequest(target)) },
-                countPickupMiss: recorder.map { recorder in { @Sendable target in recorder.countPickupMiss(group: target) } })
+                countPickupMiss: recorder.map { recorder in { @Sendable target in recorder.countPickupMiss(group: target) } },
+                wait: group.jobWait)
         }
         let worker = Worker(
             bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder, makeJobClient: makeJobClient,
