@@ -28,7 +28,7 @@ public struct HTTPHello: WorkerEntryPoint {
         }
         let jobGroup = worker.group.jobGroups.first.flatMap { worker.pool.group($0)?.name }
         let site = HelloSite(worker: worker, jobGroup: jobGroup)
-        let (server, group) = try await listener.serveHTTP { HelloHandler(site: site) }
+        let server = try await listener.serveHTTP(on: worker.eventLoopGroup) { HelloHandler(site: site) }
         await worker.awaitTermination()
         // The watcher already sends new connections elsewhere: take the ones queued on this
         // socket (closing it for good would reset them), then stop accepting, then let each open
@@ -40,7 +40,6 @@ public struct HTTPHello: WorkerEntryPoint {
         // loop; two turns of it let them show up as open before the drain looks.
         for _ in 0..<2 { try? await server.eventLoop.submit {}.get() }
         await site.connections.drain()
-        try? await group.shutdownGracefully()
     }
 }
 

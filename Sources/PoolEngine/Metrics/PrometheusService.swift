@@ -23,13 +23,12 @@ struct PrometheusService: WorkerEntryPoint {
     func run() async throws {
         guard let worker, let reader, let listener = worker.listeners.first else { return }
         let site = MetricsSite(worker: worker, reader: reader)
-        let (server, group) = try await listener.serveHTTP { MetricsHandler(site: site) }
+        let server = try await listener.serveHTTP(on: worker.eventLoopGroup) { MetricsHandler(site: site) }
         worker.logger.info("serving metrics on http://\(listener.listener?.description ?? listener.name)/metrics")
         await worker.awaitTermination()
         // A scrape is one short request: take what is queued, stop accepting, close what is open.
         await listener.awaitQueueDrained()
         try? await server.close()
-        try? await group.shutdownGracefully()
     }
 }
 

@@ -3,15 +3,13 @@ import NIOHTTP1
 import NIOPosix
 
 extension InheritedListener {
-    /// An HTTP/1.1 server on this socket, as a worker runs one: a loop group of one thread (a
-    /// worker is a process; the pool scales by processes), `TCP_NODELAY`, NIO's HTTP server
-    /// pipeline (keep-alive, pipelining), then the handler `makeHandler` gives each connection.
-    ///
-    /// Shut the returned group down once the server is closed.
+    /// An HTTP/1.1 server on this socket, as a worker runs one: on `group` (the worker's
+    /// ``Worker/eventLoopGroup``), `TCP_NODELAY`, NIO's HTTP server pipeline (keep-alive,
+    /// pipelining), then the handler `makeHandler` gives each connection. Close the returned
+    /// server channel when done; the group is the worker's and outlives it.
     public func serveHTTP(
-        _ makeHandler: @escaping @Sendable () -> any ChannelHandler
-    ) async throws -> (server: any Channel, group: MultiThreadedEventLoopGroup) {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        on group: any EventLoopGroup, _ makeHandler: @escaping @Sendable () -> any ChannelHandler
+    ) async throws -> any Channel {
         let bootstrap = ServerBootstrap(group: group)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
@@ -20,11 +18,6 @@ extension InheritedListener {
                     try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
             }
-        do {
-            return (try await serve(bootstrap), group)
-        } catch {
-            try? await group.shutdownGracefully()
-            throw error
-        }
+        return try await serve(bootstrap)
     }
 }

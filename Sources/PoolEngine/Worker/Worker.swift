@@ -1,3 +1,4 @@
+import NIOCore
 import Logging
 import Synchronization
 
@@ -42,11 +43,19 @@ public final class Worker: Sendable {
     private let state = Mutex(State())
     private let activityRecorder: WorkerActivityRecorder?
     private let makeJobClient: (@Sendable () -> JobClient)?
+    private let eventLoops: EventLoopGroupHolder
+
+    /// The process's NIO event loop group (one thread), for servers and clients the worker
+    /// runs: pooltop's own (the job server, ``InheritedListener/serveHTTP(on:_:)``) use it too,
+    /// so a worker process has one. The runtime shuts it down after `run()` returns.
+    public var eventLoopGroup: any EventLoopGroup { eventLoops.group }
 
     init(
         bootstrap: WorkerBootstrap, group: GroupDescription, logger: Logger, activityRecorder: WorkerActivityRecorder? = nil,
-        makeJobClient: (@Sendable () -> JobClient)? = nil, listeners: [InheritedListener] = []
+        makeJobClient: (@Sendable () -> JobClient)? = nil, listeners: [InheritedListener] = [],
+        eventLoops: EventLoopGroupHolder = EventLoopGroupHolder()
     ) {
+        self.eventLoops = eventLoops
         self.listeners = listeners
         self.activityRecorder = activityRecorder
         self.makeJobClient = makeJobClient

@@ -74,6 +74,7 @@ public enum WorkerProcess {
             }
         }
         let reader = bootstrap.sharedMemoryName.flatMap { try? SharedSegment.open(name: $0, writable: false) }.map(PoolStateReader.init(segment:))
+        // The process's one NIO event loop group, started on first use (job server, HTTP, the user's own).
         let eventLoops = EventLoopGroupHolder()
         let makeJobClient: @Sendable () -> JobClient = {
             JobClient(
@@ -86,7 +87,7 @@ public enum WorkerProcess {
         }
         let worker = Worker(
             bootstrap: bootstrap, group: group, logger: logger, activityRecorder: recorder, makeJobClient: makeJobClient,
-            listeners: InheritedListener.fromEnvironment(group: group))
+            listeners: InheritedListener.fromEnvironment(group: group), eventLoops: eventLoops)
 
         do {
             try channel.startReading(worker: worker)
@@ -187,27 +188,5 @@ public enum WorkerProcess {
         let line = Array("pooltop worker \(Posix.processID): \(message)\n".utf8)
         _ = line.withUnsafeBytes { try? Posix.write(2, $0) }
         Posix.exitProcess(ExitCode.noBootstrap)
-    }
-}
-
-/// The worker's one NIO thread, for its job server, started on first use.
-final class EventLoopGroupHolder: Sendable {
-    private let storage = Mutex<MultiThreadedEventLoopGroup?>(nil)
-
-    var group: MultiThreadedEventLoopGroup {
-        storage.withLock { stored in
-            if let stored { return stored }
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            stored = group
-            return group
-        }
-    }
-
-    func shutdown() async {
-        let group = storage.withLock { stored -> MultiThreadedEventLoopGroup? in
-            defer { stored = nil }
-            return stored
-        }
-        try? await group?.shutdownGracefully()
     }
 }
