@@ -27,64 +27,28 @@ enum JobAnswer: Sendable {
 /// Everything else (answers for suspended senders, writes a full socket could not take,
 /// deadlines) is done by the client's I/O thread, ``JobClientIO``. The socket is in blocking
 /// mode only for that polling `recv`; every other call passes `MSG_DONTWAIT`.
+///
+/// The decisions are ``JobConnectionState``'s, a pure state machine under one lock; this class
+/// performs what it returns (writes, reads, `epoll_ctl`, resuming senders, closing) outside
+/// the lock.
 final class JobConnection: Sendable {
     let worker: WorkerID
     let fd: Int32
     let token: UInt64
     private let io: JobClientIO
 
-    /// How long a lone sender waits for its answer on its own thread before it suspends. It
-    /// holds a Swift concurrency thread meanwhile, so it is short, and a connection whose
-    /// answers keep missing it stops trying (``State/pollMisses``). Waiting in `recv`
+    /// How long a lone sender waits for its answer on its own thread before it suspends (only
+    /// under an opt-in ``JobWaitPolicy``). It holds its thread meanwhile, so it is short, and a
+    /// connection whose answers keep missing it stops trying. Waiting in `recv`
     /// (``JobWaitMode/receive``) the kernel rounds it up to whole timer ticks (4 ms each at
     /// HZ 250), which is why that mode is used only after an answered poll.
     static let pollBudget: Int64 = 200_000
     /// Always watched: the worker shutting its side (after `closing`, or dying). Answers
     /// (EPOLLIN) are watched only while a job waits that no polling sender reads for.
-    static let hangUpInterest = Epoll.Events.peerHangUp
+    static var hangUpInterest: Epoll.Events { JobConnectionState<Never>.hangUpInterest }
 
-    private enum Waiter {
-        /// Written; the sender has not suspended yet (it is writing or polling).
-        case sending
-        case waiting(CheckedContinuation<JobAnswer, Never>)
-        /// Answered before the sender suspended: it takes the answer without suspending.
-        case answered(JobAnswer)
-    }
-
-    private struct Pending {
-        var waiter: Waiter
-        var deadline: UInt64
-        /// The worker said the job started (a `started` frame named it).
-        var started = false
-    }
-
-    private struct State: ~Copyable {
-        var pending: [UInt64: Pending] = [:]
-        /// Bytes the socket had no room for, in order; the I/O thread writes them as it drains.
-        var outbound = ByteBuffer()
-        /// One thread reads at a time: the I/O thread or a polling sender.
-        var isReading = false
-        /// A sender polls: the I/O thread is not woken for this socket's answers meanwhile.
-        var isPolling = false
-        /// A sender is in `send` outside the lock: others queue their frames for it.
-        var isWriting = false
-        /// The I/O thread is handing out answers it read: the senders they resume queue their
-        /// next frames, and it writes them all when it is done (it is running, so that is soon).
-        var isDispatching = false
-        /// The epoll interest set now.
-        var interest: Epoll.Events = JobConnection.hangUpInterest
-        var closed: String?
-        /// The worker said it is closing: no new job goes here.
-        var isClosing = false
-        var descriptorClosed = false
-        /// Consecutive polls that ended without the answer; at 3 the sender suspends at once,
-        /// trying a poll again every 64th job in case the worker got faster.
-        var pollMisses = 0
-        var sent: UInt64 = 0
-    }
-
-    private let state = Mutex(State())
-    /// Bytes read but not yet a whole frame: only the thread holding `isReading` touches it.
+    private let state: Mutex<JobConnectionState<CheckedContinuation<JobAnswer, Never>>>
+    /// Bytes read but not yet a whole frame: only the thread holding the reader role touches it.
     private let inbound = Mutex(ByteBuffer())
 
     /// The jobs of ours the worker had started when the connection ended without `closing`
@@ -97,6 +61,7 @@ final class JobConnection: Sendable {
         self.token = token
         self.io = io
         self.startedJobs = startedJobs
+        self.state = Mutex(JobConnectionState(worker: worker))
     }
 
     /// Connects to a job worker's socket without blocking: a worker whose backlog is full
@@ -134,121 +99,54 @@ final class JobConnection: Sendable {
         let jobID = request.jobID
         var frame = ByteBufferAllocator().buffer(capacity: JobFrame.headerSize + JobRequestFrame.fixedSize + request.payload.count)
         JobFrame.request(request).write(to: &frame)
-        let (refusal, polls, toSend, mode) = state.withLock { state -> (JobAnswer?, Bool, ByteBuffer?, JobWaitMode) in
-            if let closed = state.closed { return (.notStarted(closed), false, nil, .poll) }
-            if state.isClosing {
-                // Like the worker's own `stopping` answer, so the job goes to another worker.
-                let stopping = JobErrorFrame(
-                    jobID: jobID, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0, runNanoseconds: 0,
-                    message: "worker \(worker) is stopping and takes no new jobs")
-                return (.error(stopping), false, nil, .poll)
-            }
-            state.pending[jobID] = Pending(waiter: .sending, deadline: deadline.nanoseconds)
-            state.sent += 1
-            // Decided before the write: on a busy machine the answer can be back before the
-            // next instruction, and it must find the I/O thread's interest already off.
-            let polls =
-                io.policy != .suspend && !state.isReading && !state.isWriting && state.pending.count == 1
-                && state.outbound.readableBytes == 0 && (state.pollMisses < 3 || state.sent % 64 == 0)
-            if polls {
-                state.isReading = true
-                state.isPolling = true
-            }
-            updateInterest(&state)
-            // A waiting `recv` gives up only after whole timer ticks (milliseconds for 200 µs), so it
-            // is used only while answers come in time; after a miss, `ppoll` keeps the budget.
-            let mode = polls && state.pollMisses == 0 ? io.nextWaitMode() : JobWaitMode.poll
-            return (nil, polls, enqueue(frame, &state), mode)
+        let mayPoll = io.policy != .suspend
+        let start = state.withLock { $0.send(jobID, frame: frame, deadline: deadline.nanoseconds, mayPoll: mayPoll) }
+        guard case .accepted(let toWrite, let polls, let adaptive) = start else {
+            if case .refused(let answer) = start { return answer }
+            return .cancelled
         }
-        if let refusal { return refusal }
+        // The interest first: a polled job's answer must find the I/O thread's already off.
+        settle()
         io.noteDeadline(deadline.nanoseconds)
-        if let toSend { sendQueued(toSend) }
-        if polls, let (answer, drained) = poll(for: jobID, mode) {
+        if let toWrite { write(toWrite) }
+        if polls, let (answer, drained) = poll(for: jobID, adaptive ? io.nextWaitMode() : .poll) {
             if drained { lost("worker \(worker) is closing") }
             return answer
         }
-        let answer = await withTaskCancellationHandler {
+        return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
-                let (answer, drained) = state.withLock { state -> (JobAnswer?, Bool) in
-                    guard let entry = state.pending[jobID] else { return (.cancelled, false) }
-                    if case .answered(let answer) = entry.waiter {
-                        state.pending.removeValue(forKey: jobID)
-                        updateInterest(&state)
-                        return (answer, Self.isDrained(state))
-                    }
-                    state.pending[jobID]?.waiter = .waiting(continuation)
-                    return (nil, false)
-                }
+                let (answer, drained) = state.withLock { $0.suspend(jobID, continuation) }
                 if drained { lost("worker \(worker) is closing") }
-                if let answer { continuation.resume(returning: answer) }
+                if let answer {
+                    settle()
+                    continuation.resume(returning: answer)
+                }
             }
         } onCancel: {
-            let continuation = state.withLock { state -> CheckedContinuation<JobAnswer, Never>? in
-                guard let entry = state.pending[jobID] else { return nil }
-                switch entry.waiter {
-                case .answered: return nil
-                case .sending:
-                    state.pending[jobID]?.waiter = .answered(.cancelled)
-                    writeCancel(jobID, &state)
-                    return nil
-                case .waiting(let continuation):
-                    state.pending.removeValue(forKey: jobID)
-                    writeCancel(jobID, &state)
-                    updateInterest(&state)
-                    return continuation
-                }
-            }
-            continuation?.resume(returning: .cancelled)
+            let (waiter, toWrite) = state.withLock { $0.cancel(jobID, cancelFrame: Self.cancelFrame(jobID)) }
+            waiter?.resume(returning: .cancelled)
+            if let toWrite { write(toWrite) } else { settle() }
         }
-        // An answer handed to a suspended sender was taken off by its reader, which closes a
-        // drained closing connection itself (``answer(_:_:)``).
-        return answer
     }
 
-    /// The worker said it is closing and no job waits here any more: time to close.
-    private static func isDrained(_ state: borrowing State) -> Bool {
-        state.isClosing && state.closed == nil && state.pending.isEmpty
-    }
-
-    /// Queues a frame behind bytes still waiting, or makes the caller the writer: then it
-    /// returns the frame, for ``sendQueued(_:)`` outside the lock. Many senders at once thus
-    /// share one `send` call while one of them is in it, instead of queueing on the lock.
-    private func enqueue(_ frame: ByteBuffer, _ state: inout State) -> ByteBuffer? {
-        if state.isWriting || state.isDispatching || state.outbound.readableBytes > 0 || state.descriptorClosed {
-            var frame = frame
-            state.outbound.writeBuffer(&frame)
-            return nil
-        }
-        state.isWriting = true
+    private static func cancelFrame(_ jobID: UInt64) -> ByteBuffer {
+        var frame = ByteBufferAllocator().buffer(capacity: JobFrame.headerSize + 8)
+        JobFrame.cancel(jobID: jobID).write(to: &frame)
         return frame
     }
 
     /// The writer's loop: sends `first`, then whatever other senders queued meanwhile; bytes a
-    /// full socket does not take go to the I/O thread. The descriptor stays open while it runs.
-    private func sendQueued(_ first: ByteBuffer) {
+    /// full socket does not take wait for the I/O thread. The descriptor stays open while it runs.
+    private func write(_ first: ByteBuffer) {
         var bytes = first
         var failure: String?
         while true {
             failure = Self.sendAvailable(fd, &bytes, worker: worker)
-            let more = state.withLock { state -> ByteBuffer? in
-                if failure == nil, bytes.readableBytes == 0, state.outbound.readableBytes > 0, state.closed == nil {
-                    defer { state.outbound.clear() }
-                    return state.outbound
-                }
-                if bytes.readableBytes > 0 && failure == nil {
-                    // Ahead of anything queued meanwhile, for the I/O thread to write when there is room.
-                    bytes.writeBuffer(&state.outbound)
-                    state.outbound = bytes
-                }
-                state.isWriting = false
-                updateInterest(&state)
-                if state.closed != nil { closeDescriptor(&state) }
-                return nil
-            }
-            guard let more else { break }
+            let left = bytes
+            guard let more = state.withLock({ $0.wrote(left: left, failed: failure != nil) }) else { break }
             bytes = more
         }
-        if let failure { lost(failure) }
+        if let failure { lost(failure) } else { settle() }
     }
 
     /// Sends what the socket takes of `bytes` without blocking; returns why the connection broke if it did.
@@ -264,35 +162,19 @@ final class JobConnection: Sendable {
         return nil
     }
 
-    /// Queues a cancel frame for the writer or the I/O thread, or sends it now under the lock
-    /// (it is small, and the socket does not block).
-    private func writeCancel(_ jobID: UInt64, _ state: inout State) {
-        guard state.closed == nil else { return }
-        var frame = ByteBufferAllocator().buffer(capacity: JobFrame.headerSize + 8)
-        JobFrame.cancel(jobID: jobID).write(to: &frame)
-        guard var frame = enqueue(frame, &state) else { return }
-        // A broken connection fails its jobs through the reader, which sees it too.
-        _ = Self.sendAvailable(fd, &frame, worker: worker)
-        if frame.readableBytes > 0 { state.outbound = frame }
-        state.isWriting = false
-        updateInterest(&state)
-    }
-
-    /// The epoll interest this state needs: the worker's hang-up always; answers while a job
-    /// waits that no polling sender reads for; room to write while bytes wait. So a run of
-    /// polled jobs costs no `epoll_ctl` at all, and an answer a sender polls for does not wake
-    /// the I/O thread too, while a worker that says `closing` (and shuts its side) or dies is
-    /// noticed at once even on an idle connection.
-    private func updateInterest(_ state: inout State) {
-        guard !state.descriptorClosed else { return }
-        let answers = !state.isPolling && !state.pending.isEmpty
-        var wanted = Self.hangUpInterest
-        if answers { wanted.insert(.readable) }
-        if state.outbound.readableBytes > 0 && !state.isWriting { wanted.insert(.writable) }
-        guard wanted != state.interest else { return }
-        state.interest = wanted
-        // Fails only for a descriptor epoll does not hold, which the lock rules out.
-        try? io.epoll.modify(fd, wanted, token: token)
+    /// After a transition: gives epoll the interest the state needs, and closes the descriptor
+    /// once the connection ended and nobody uses it.
+    private func settle() {
+        var next = state.withLock { $0.beginApplyingInterest() }
+        while let interest = next {
+            // Fails only for a descriptor epoll does not hold, which the applier role rules out.
+            try? io.epoll.modify(fd, interest, token: token)
+            next = state.withLock { $0.appliedInterest(interest) }
+        }
+        guard state.withLock({ $0.takeDescriptorToClose() }) else { return }
+        io.forget(token)
+        io.epoll.remove(fd)
+        Posix.close(fd)
     }
 
     /// The lone sender's wait: reads the socket itself until its answer is in, the budget is
@@ -311,79 +193,34 @@ final class JobConnection: Sendable {
             case .receive:
                 guard readAvailable(waiting: true) else { break waiting }
             }
-            answered = state.withLock { state in
-                if case .answered = state.pending[jobID]?.waiter { return true }
-                return false
-            }
+            answered = state.withLock { $0.isAnswered(jobID) }
             if answered { break }
         }
         io.waitEnded(mode, answered: answered)
-        return state.withLock { state -> (JobAnswer, drained: Bool)? in
-            state.isReading = false
-            state.isPolling = false
-            state.pollMisses = answered ? 0 : state.pollMisses + 1
-            // Taken here, the answer needs no continuation, and the interest stays off.
-            var answer: JobAnswer?
-            if case .answered(let taken) = state.pending[jobID]?.waiter {
-                state.pending.removeValue(forKey: jobID)
-                answer = taken
-            }
-            if state.closed != nil {
-                closeDescriptor(&state)
-            } else {
-                // Level-triggered: answers that came in after the last read wake the I/O thread now.
-                updateInterest(&state)
-            }
-            return answer.map { ($0, Self.isDrained(state)) }
-        }
+        let (answer, drained) = state.withLock { $0.pollEnded(jobID, answered: answered) }
+        // Level-triggered: answers that came in after the last read wake the I/O thread now.
+        settle()
+        return answer.map { ($0, drained) }
     }
 
     // MARK: - Receiving (I/O thread, or a polling sender)
 
     /// The I/O thread saw `events` on the socket.
     func handle(_ events: Epoll.Events) {
-        if events.contains(.writable) { flush() }
-        guard !events.isDisjoint(with: [.readable, .peerHangUp, .hangUp, .error]) else { return }
-        let claimed = state.withLock { state -> Bool in
-            // A polling sender reads it; it hands back to this thread when it is done.
-            guard !state.isReading, !state.descriptorClosed else { return false }
-            state.isReading = true
-            state.isDispatching = true
-            return true
+        if events.contains(.writable), let bytes = state.withLock({ $0.takeOutbound() }) { write(bytes) }
+        guard !events.isDisjoint(with: [.readable, .peerHangUp, .hangUp, .error]) else {
+            settle()
+            return
         }
-        guard claimed else { return }
+        // A polling sender reads it; it hands back to this thread when it is done.
+        guard state.withLock({ $0.claimRead() }) else { return }
         _ = readAvailable()
-        let failure = state.withLock { state -> String? in
-            state.isReading = false
-            state.isDispatching = false
-            if state.closed != nil {
-                closeDescriptor(&state)
-                return nil
-            }
-            // What the senders it resumed sent meanwhile leaves in one write.
-            guard state.outbound.readableBytes > 0, !state.isWriting else { return nil }
-            let failure = Self.sendAvailable(fd, &state.outbound, worker: worker)
-            if state.outbound.readableBytes == 0 { state.outbound.clear() }
-            updateInterest(&state)
-            return failure
-        }
-        if let failure { lost(failure) }
-    }
-
-    /// Writes bytes that waited for room (unless a sender is writing: it takes them along).
-    private func flush() {
-        let failure = state.withLock { state -> String? in
-            guard !state.descriptorClosed, !state.isWriting else { return nil }
-            let failure = Self.sendAvailable(fd, &state.outbound, worker: worker)
-            if state.outbound.readableBytes == 0 { state.outbound.clear() }
-            updateInterest(&state)
-            return failure
-        }
-        if let failure { lost(failure) }
+        // What the senders it resumed sent meanwhile leaves in one write.
+        if let bytes = state.withLock({ $0.releaseRead() }) { write(bytes) } else { settle() }
     }
 
     /// Reads what the socket holds without blocking and hands out the answers. Only the
-    /// thread holding `isReading` calls it. False once the connection has ended.
+    /// thread holding the reader role calls it. False once the connection has ended.
     private func readAvailable(waiting: Bool = false) -> Bool {
         var frames: [JobFrame] = []
         let failure = inbound.withLock { buffer -> String? in
@@ -430,9 +267,9 @@ final class JobConnection: Sendable {
         return state.withLock { $0.closed == nil }
     }
 
-    /// An answer arrived; answers for jobs no longer waited for (timed out, cancelled) are dropped.
+    /// An answer or a notice arrived.
     private func receive(_ frame: JobFrame) {
-        let drained: Bool
+        var drained = false
         switch frame {
         case .result(let result): drained = answer(result.jobID, .result(result))
         case .error(let error): drained = answer(error.jobID, .error(error))
@@ -440,117 +277,42 @@ final class JobConnection: Sendable {
             // No new job goes here (``isActive`` is false from now on); the ones already sent are
             // answered `stopping` and retried elsewhere. Closed once none is left.
             active.store(false, ordering: .relaxed)
-            drained = state.withLock { state in
-                state.isClosing = true
-                return Self.isDrained(state)
-            }
+            drained = state.withLock { $0.workerClosing() }
         case .started(let jobIDs):
-            state.withLock { state in
-                for jobID in jobIDs { state.pending[jobID]?.started = true }
-            }
-            drained = false
-        case .request, .cancel: drained = false
+            state.withLock { $0.started(jobIDs) }
+        case .request, .cancel:
+            break
         }
         if drained { lost("worker \(worker) is closing") }
     }
 
     /// Hands an answer to its sender; returns whether that drained a closing connection.
     private func answer(_ jobID: UInt64, _ answer: JobAnswer) -> Bool {
-        let (continuation, drained) = state.withLock { state -> (CheckedContinuation<JobAnswer, Never>?, Bool) in
-            guard let entry = state.pending[jobID] else { return (nil, false) }
-            switch entry.waiter {
-            case .answered: return (nil, false)
-            case .sending:
-                state.pending[jobID]?.waiter = .answered(answer)
-                return (nil, false)
-            case .waiting(let continuation):
-                state.pending.removeValue(forKey: jobID)
-                updateInterest(&state)
-                return (continuation, Self.isDrained(state))
-            }
-        }
-        continuation?.resume(returning: answer)
+        let (waiter, drained) = state.withLock { $0.answer(jobID, answer) }
+        guard let waiter else { return false }
+        settle()
+        waiter.resume(returning: answer)
         return drained
     }
 
     /// Times out the jobs past their deadline (telling the worker to cancel them); returns the
     /// next deadline of those left.
     func expire(now: UInt64) -> UInt64? {
-        var next: UInt64?
-        let expired = state.withLock { state -> [CheckedContinuation<JobAnswer, Never>] in
-            var expired: [CheckedContinuation<JobAnswer, Never>] = []
-            for (jobID, entry) in state.pending {
-                guard entry.deadline <= now else {
-                    next = min(next ?? entry.deadline, entry.deadline)
-                    continue
-                }
-                switch entry.waiter {
-                case .answered: continue
-                case .sending: state.pending[jobID]?.waiter = .answered(.timedOut)
-                case .waiting(let continuation):
-                    state.pending.removeValue(forKey: jobID)
-                    expired.append(continuation)
-                }
-                writeCancel(jobID, &state)
-            }
-            updateInterest(&state)
-            return expired
-        }
-        for continuation in expired { continuation.resume(returning: .timedOut) }
+        let (expired, toWrite, next) = state.withLock { $0.expire(now: now, cancelFrame: Self.cancelFrame) }
+        for waiter in expired { waiter.resume(returning: .timedOut) }
+        if let toWrite { write(toWrite) } else { settle() }
         return next
     }
 
-    /// The connection ended: every job in flight on it ends at once. One the worker said had
-    /// started fails as `lost` (it may have had effects); one it never said so about did not
-    /// run (the worker writes `started` before a handler runs) and is answered `notStarted`,
-    /// for its sender to send elsewhere. After the worker said `closing` no job is left that
-    /// it took here, so each one still waiting crossed the goodbye and is answered `stopping`.
+    /// The connection ended (see ``JobConnectionState/end(_:startedJobs:)``): every job in flight
+    /// on it ends at once, and the descriptor closes once nobody uses it.
     private func lost(_ why: String, byWorker: Bool = true) {
         // Asked once, outside the lock (it may wait a moment for the process to be gone), and
         // only when the worker ended the connection with jobs of ours in flight.
-        let needsTable = byWorker && state.withLock { state in
-            state.closed == nil && !state.isClosing && state.pending.values.contains { !$0.started }
-        }
-        let started = needsTable ? startedJobs() : nil
-        let waiting = state.withLock { state -> [(CheckedContinuation<JobAnswer, Never>, JobAnswer)] in
-            let ending = state.closed == nil
-            if ending { state.closed = why }
-            active.store(false, ordering: .relaxed)
-            var waiting: [(CheckedContinuation<JobAnswer, Never>, JobAnswer)] = []
-            for (jobID, entry) in state.pending {
-                let answer: JobAnswer
-                if case .answered = entry.waiter { continue }
-                if state.isClosing {
-                    answer = .error(
-                        JobErrorFrame(
-                            jobID: jobID, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0, runNanoseconds: 0,
-                            message: "worker \(worker) is stopping and did not take the job"))
-                } else if !ending || entry.started || started?.contains(jobID) != false {
-                    // Started, or nobody can say it did not: it may have had effects.
-                    answer = .lost(why)
-                } else {
-                    answer = .notStarted(why)
-                }
-                switch entry.waiter {
-                case .answered: continue
-                case .sending: state.pending[jobID]?.waiter = .answered(answer)
-                case .waiting(let continuation):
-                    state.pending.removeValue(forKey: jobID)
-                    waiting.append((continuation, answer))
-                }
-            }
-            closeDescriptor(&state)
-            return waiting
-        }
-        for (continuation, answer) in waiting { continuation.resume(returning: answer) }
-    }
-
-    /// Closes the socket once nobody reads it (the reader closes it when it lets go).
-    private func closeDescriptor(_ state: inout State) {
-        guard !state.descriptorClosed, !state.isReading, !state.isWriting else { return }
-        state.descriptorClosed = true
-        io.forget(token)
-        io.epoll.remove(fd)
-        Posix.close(fd)
+        let started = state.withLock { $0.needsStartedTable(endedByWorker: byWorker) } ? startedJobs() : nil
+        let waiting = state.withLock { $0.end(why, startedJobs: started) }
+        active.store(false, ordering: .relaxed)
+        for (waiter, answer) in waiting { waiter.resume(returning: answer) }
+        settle()
     }
 }
