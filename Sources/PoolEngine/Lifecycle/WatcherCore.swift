@@ -1,71 +1,3 @@
-/// Something that happened to the pool, fed to ``WatcherCore`` with the time it was seen.
-enum WatcherInput: Hashable, Sendable {
-    /// `run()` began: start every group's minimum.
-    case poolDidStart
-    case processDidSpawn(WorkerID, generation: Int, pid: Int32)
-    case spawnDidFail(WorkerID, generation: Int, error: String)
-    case workerDidBecomeReady(WorkerID, generation: Int)
-    case workerDidReport(WorkerID, generation: Int, WorkerExitReport)
-    case channelDidClose(WorkerID, generation: Int)
-    case processDidExit(WorkerID, generation: Int, TerminationStatus)
-    /// Time passed: act on every deadline that is due.
-    case clockDidAdvance
-    /// Stop the pool; a second request while stopping kills what is left at once.
-    case stopRequested(reason: String)
-    case restartRequested(hard: Bool)
-    /// A command a caller waits on; the core answers it with ``WatcherAction/reply(_:_:)``.
-    case command(WatcherCommand, reply: ReplyToken)
-    /// What the loop read of its workers (their activity, and RSS when /proc was sampled):
-    /// busy workers are stopped last when scaling down; recycle quotas and idle shrinking
-    /// are decided from it.
-    case workersSampled([WorkerID: WorkerSample])
-    /// A group grown on demand was idle long enough: one worker fewer, never below min.
-    case shrinkRequested(GroupID)
-    /// The worker reached a recycle quota: replace it once it has finished its work.
-    case workerRecycleRequested(WorkerID, generation: Int, quota: String)
-    /// A sender found no worker of the group able to take a job: add one, up to max, at most one
-    /// per ``WatcherCore/scaleUpInterval`` per group.
-    case scaleUpRequested(GroupID)
-}
-
-/// What the watcher loop must do; the core never performs effects itself.
-enum WatcherAction: Hashable, Sendable {
-    /// Spawn the slot's worker process as this generation and send it its bootstrap.
-    case spawn(WorkerID, generation: Int)
-    /// Send the stop request on the worker's control channel.
-    case requestStop(WorkerID, generation: Int, StopRequest)
-    /// SIGKILL the worker's process.
-    case kill(WorkerID, generation: Int)
-    /// Tell subscribers and the log.
-    case emit(PoolEvent)
-    /// Answer the caller of a command.
-    case reply(ReplyToken, CommandReply)
-    /// Every slot has stopped for good: `run()` returns, or throws the failure.
-    case finish(PoolFailure?)
-}
-
-/// Why a pool ended with an error.
-public struct PoolFailure: Error, Hashable, Sendable, CustomStringConvertible {
-    public enum Code: String, Hashable, Sendable {
-        /// A worker reported a fatal error.
-        case fatalWorkerError = "fatal-worker-error"
-        /// The pool ended on its own with slots it had given up on.
-        case workersFailed = "workers-failed"
-    }
-
-    public var code: Code
-    public var message: String
-    /// The worker the failure came from, when it came from one.
-    public var worker: WorkerID?
-    public var group: String?
-
-    public var description: String {
-        var subject = ""
-        if let worker, let group { subject = "worker \(worker) of group '\(group)': " }
-        return "\(subject)\(message)"
-    }
-}
-
 /// The watcher's decisions, pure: events and the time in, actions out. No clock reads,
 /// no syscalls, so every transition is tested with a manual clock.
 /// The states and transitions are drawn in `docs/worker-lifecycle.md`.
@@ -82,7 +14,8 @@ struct WatcherCore: Sendable {
     let pool: PoolDescription
     /// Written only by the core and its extensions (commands, rolling restarts).
     var slots: [WorkerSlot]
-    private(set) var mode: Mode = .idle
+    /// Set by the core and its extensions only.
+    var mode: Mode = .idle
     private(set) var hardRestarts = 0
     /// When each group last grew on request, for the rate limit and the shrink back to min.
     private(set) var lastScaleUp: [GroupID: PoolInstant] = [:]
@@ -93,11 +26,12 @@ struct WatcherCore: Sendable {
     private(set) var softRestarts = 0
     /// Scale operations that changed each group's desired count, by group index.
     private(set) var scalingEvents: [Int]
-    private var failure: PoolFailure?
+    /// The failure the pool ends with, once there is one.
+    var failure: PoolFailure?
     /// Rolling restarts under way, one per group at most.
     var rolls: [GroupID: RollingRestart] = [:]
     /// Workers with work in flight at the last sample: a scale-down stops them last.
-    private(set) var busy: Set<WorkerID> = []
+    var busy: Set<WorkerID> = []
     /// Recycle quotas and idle shrinking, decided from the samples.
     private var quotas = QuotaTracker()
     /// Where the quotas' per-process jitter factors come from.
@@ -348,131 +282,6 @@ struct WatcherCore: Sendable {
         case .stopped, .finished, .failed:
             return []
         }
-    }
-
-    private mutating func exited(_ index: Int, status: TerminationStatus?, at now: PoolInstant) -> [WatcherAction] {
-        var actions: [WatcherAction] = []
-        let slot = slots[index]
-        let group = pool.groups[slot.groupIndex]
-        let reason = classify(slot, status: status)
-        var message: String?
-        switch slot.report {
-        case .terminate(let text), .fatal(let text), .crash(let text): message = text
-        case .clean, nil: message = nil
-        }
-        if message == nil, let why = slot.stopMessage { message = why }
-        if message == nil, let why = slot.killedBecause { message = "killed: \(why)" }
-        if message == nil, slot.report == nil, slot.stopReason == nil, status == .exited(0) {
-            message = "exited without saying why: its control channel was lost"
-        }
-        let record = WorkerExitRecord(
-            id: slot.id, group: group.name, pid: slot.pid, status: status, reason: reason, message: message,
-            uptime: now.duration(since: slot.startedAt ?? now))
-        slots[index].lastExit = record
-        slots[index].exits[ExitReason.allCases.firstIndex(of: reason) ?? 0] += 1
-        busy.remove(slot.id)
-        slots[index].exitedAt = now
-        slots[index].killAt = nil
-        slots[index].killWhy = nil
-        slots[index].pid = 0
-        actions.append(.emit(.workerExited(record)))
-
-        switch reason {
-        case .fatal:
-            slots[index].state = .failed
-            slots[index].isDesired = false
-            if failure == nil {
-                failure = PoolFailure(
-                    code: .fatalWorkerError, message: message ?? "fatal error", worker: slot.id, group: group.name)
-            }
-            if mode == .running || mode == .restarting {
-                mode = .stopping
-                actions.append(.emit(.poolStopping(reason: "worker \(slot.id) of group '\(group.name)' failed fatally")))
-                for other in slots.indices { actions += stop(other, reason: .shutdown, at: now) }
-            }
-        case .terminate:
-            slots[index].state = .finished
-            slots[index].isDesired = false
-        case .shutdown:
-            slots[index].state = .stopped
-        case .scaleDown, .stopped:
-            slots[index].state = .stopped
-            slots[index].isDesired = false
-        case .restart, .quota:
-            slots[index].state = .stopped
-            if mode == .running && slots[index].isDesired {
-                slots[index].restarts += 1
-                actions += spawn(index, at: now)
-            }
-        case .cleanExit, .crash, .signal, .bootFailure:
-            slots[index].state = .stopped
-            if mode == .running {
-                actions += applyRestartPolicy(index, reason: reason, at: now)
-            }
-        }
-        return actions
-    }
-
-    private func classify(_ slot: WorkerSlot, status: TerminationStatus?) -> ExitReason {
-        // What the worker said outranks how the process ended; a fatal error always wins.
-        switch slot.report {
-        case .fatal: return .fatal
-        case .terminate: return .terminate
-        default: break
-        }
-        if let stopReason = slot.stopReason { return stopReason }
-        if slot.readyAt == nil { return .bootFailure }
-        switch slot.report {
-        case .clean: return .cleanExit
-        case .crash: return .crash
-        default: break
-        }
-        switch status {
-        // The worker runtime always reports before exiting; an exit without a report, even
-        // with code 0, means the channel was lost or user code called exit(): a crash.
-        case .exited: return .crash
-        case .signaled: return .signal
-        case nil: return .bootFailure
-        }
-    }
-
-    private mutating func applyRestartPolicy(_ index: Int, reason: ExitReason, at now: PoolInstant) -> [WatcherAction] {
-        let group = pool.groups[slots[index].groupIndex]
-        let strategy = group.restart
-        let id = slots[index].id
-        switch strategy.policy {
-        case .never:
-            slots[index].state = .finished
-            slots[index].isDesired = false
-            return [.emit(.workerFailed(id, group: group.name, why: "restart policy is 'never' (exit: \(reason.rawValue))"))]
-        case .limited(let maxRestarts, let window):
-            slots[index].restartTimes.removeAll { now.duration(since: $0) >= window }
-            if slots[index].restartTimes.count >= maxRestarts {
-                slots[index].state = .failed
-                return [
-                    .emit(
-                        .workerFailed(
-                            id, group: group.name,
-                            why: "gave up after \(maxRestarts) restarts within \(window) (last exit: \(reason.rawValue))"))
-                ]
-            }
-            slots[index].restartTimes.append(now)
-        case .always:
-            break
-        }
-        if let readyAt = slots[index].readyAt, now.duration(since: readyAt) >= strategy.backoff.resetAfter {
-            slots[index].rapidExits = 0
-        }
-        let delay = strategy.backoff.delay(
-            afterRapidExits: slots[index].rapidExits, isBootFailure: reason == .bootFailure)
-        slots[index].rapidExits += 1
-        if delay <= .zero {
-            slots[index].restarts += 1
-            return spawn(index, at: now)
-        }
-        slots[index].state = .backoff
-        slots[index].backoffUntil = now + delay
-        return [.emit(.workerBackingOff(id, group: group.name, delay: delay))]
     }
 
     mutating func scale(_ groupID: GroupID, to target: Int, at now: PoolInstant) -> [WatcherAction] {

@@ -67,13 +67,13 @@ public final class WorkerPool: Service, Sendable {
         case soft
     }
 
-    private enum Phase {
+    enum Phase {
         case describing([WorkerGroup])
         case running(description: PoolDescription, monitor: EventMonitor)
         case finished(PoolDescription)
     }
 
-    private struct State: ~Copyable {
+    struct State: ~Copyable {
         var phase: Phase = .describing([])
         /// Requests sent before `run()` built its monitor; posted as soon as it has.
         var early: [WatcherRequest] = []
@@ -93,7 +93,8 @@ public final class WorkerPool: Service, Sendable {
     public let configuration: Configuration
     private let entryPoints: EntryPoints?
     private let logger: Logger
-    private let state = Mutex(State())
+    /// Everything the API and the watcher share; reached from this file and its extensions.
+    let state = Mutex(State())
     /// Whether anyone looks at the live figures: the watcher samples /proc at full rate only then.
     private let viewers = ViewerTracker()
 
@@ -389,26 +390,6 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// The pool's events from now on; the stream ends when the pool has stopped.
-    public func events() -> AsyncStream<PoolEvent> {
-        let (stream, continuation) = AsyncStream<PoolEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-        let id = state.withLock { state -> Int? in
-            if case .finished = state.phase { return nil }
-            let id = state.nextSubscriber
-            state.nextSubscriber += 1
-            state.subscribers[id] = continuation
-            return id
-        }
-        if let id {
-            continuation.onTermination = { [weak self] _ in
-                self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) }
-            }
-        } else {
-            continuation.finish()
-        }
-        return stream
-    }
-
     /// Closes the pool to commands, answers those still queued, and ends every event stream.
     private func finish(_ description: PoolDescription, monitor: EventMonitor) {
         state.withLock { $0.phase = .finished(description) }
@@ -421,64 +402,6 @@ public final class WorkerPool: Service, Sendable {
             case .awaitStart(let continuation): continuation.resume()
             }
         }
-    }
-
-    /// How many past events the pool keeps for replay to new subscribers.
-    public static let historyLimit = 1000
-
-    /// The pool's events with their times; with `replay`, the last ``historyLimit`` first.
-    /// The stream ends when the pool has stopped.
-    public func eventRecords(replay: Bool) -> AsyncStream<PoolEventRecord> {
-        eventRecordsCountingReplay(replay: replay).stream
-    }
-
-    /// The same stream, and how many of its first records are the replay.
-    func eventRecordsCountingReplay(replay: Bool) -> (stream: AsyncStream<PoolEventRecord>, replayed: Int) {
-        let (stream, continuation) = AsyncStream<PoolEventRecord>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-        var replayed = 0
-        let id = state.withLock { state -> Int? in
-            // Replay and registration under one lock: no event is missed or seen twice.
-            if replay {
-                for record in state.history { continuation.yield(record) }
-                replayed = state.history.count
-            }
-            if case .finished = state.phase { return nil }
-            let id = state.nextSubscriber
-            state.nextSubscriber += 1
-            state.recordSubscribers[id] = continuation
-            return id
-        }
-        if let id {
-            continuation.onTermination = { [weak self] _ in
-                self?.state.withLock { _ = $0.recordSubscribers.removeValue(forKey: id) }
-            }
-        } else {
-            continuation.finish()
-        }
-        return (stream, replayed)
-    }
-
-    private func finishSubscribers() {
-        let (subscribers, recordSubscribers) = state.withLock { state in
-            defer {
-                state.subscribers = [:]
-                state.recordSubscribers = [:]
-            }
-            return (Array(state.subscribers.values), Array(state.recordSubscribers.values))
-        }
-        for subscriber in subscribers { subscriber.finish() }
-        for subscriber in recordSubscribers { subscriber.finish() }
-    }
-
-    private func publish(_ event: PoolEvent) {
-        let record = PoolEventRecord(at: Posix.wallClockSeconds(), event: event)
-        let (subscribers, recordSubscribers) = state.withLock { state in
-            state.history.append(record)
-            if state.history.count > Self.historyLimit { state.history.removeFirst(state.history.count - Self.historyLimit) }
-            return (Array(state.subscribers.values), Array(state.recordSubscribers.values))
-        }
-        for subscriber in subscribers { subscriber.yield(event) }
-        for subscriber in recordSubscribers { subscriber.yield(record) }
     }
 
     private func submit(_ request: WatcherRequest) {

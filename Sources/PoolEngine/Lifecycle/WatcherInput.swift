@@ -1,0 +1,45 @@
+/// Something that happened to the pool, fed to ``WatcherCore`` with the time it was seen.
+enum WatcherInput: Hashable, Sendable {
+    /// `run()` began: start every group's minimum.
+    case poolDidStart
+    case processDidSpawn(WorkerID, generation: Int, pid: Int32)
+    case spawnDidFail(WorkerID, generation: Int, error: String)
+    case workerDidBecomeReady(WorkerID, generation: Int)
+    case workerDidReport(WorkerID, generation: Int, WorkerExitReport)
+    case channelDidClose(WorkerID, generation: Int)
+    case processDidExit(WorkerID, generation: Int, TerminationStatus)
+    /// Time passed: act on every deadline that is due.
+    case clockDidAdvance
+    /// Stop the pool; a second request while stopping kills what is left at once.
+    case stopRequested(reason: String)
+    case restartRequested(hard: Bool)
+    /// A command a caller waits on; the core answers it with ``WatcherAction/reply(_:_:)``.
+    case command(WatcherCommand, reply: ReplyToken)
+    /// What the loop read of its workers (their activity, and RSS when /proc was sampled):
+    /// busy workers are stopped last when scaling down; recycle quotas and idle shrinking
+    /// are decided from it.
+    case workersSampled([WorkerID: WorkerSample])
+    /// A group grown on demand was idle long enough: one worker fewer, never below min.
+    case shrinkRequested(GroupID)
+    /// The worker reached a recycle quota: replace it once it has finished its work.
+    case workerRecycleRequested(WorkerID, generation: Int, quota: String)
+    /// A sender found no worker of the group able to take a job: add one, up to max, at most one
+    /// per ``WatcherCore/scaleUpInterval`` per group.
+    case scaleUpRequested(GroupID)
+}
+
+/// What the watcher loop must do; the core never performs effects itself.
+enum WatcherAction: Hashable, Sendable {
+    /// Spawn the slot's worker process as this generation and send it its bootstrap.
+    case spawn(WorkerID, generation: Int)
+    /// Send the stop request on the worker's control channel.
+    case requestStop(WorkerID, generation: Int, StopRequest)
+    /// SIGKILL the worker's process.
+    case kill(WorkerID, generation: Int)
+    /// Tell subscribers and the log.
+    case emit(PoolEvent)
+    /// Answer the caller of a command.
+    case reply(ReplyToken, CommandReply)
+    /// Every slot has stopped for good: `run()` returns, or throws the failure.
+    case finish(PoolFailure?)
+}

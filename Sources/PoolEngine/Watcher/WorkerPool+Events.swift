@@ -1,0 +1,81 @@
+// Events: live streams for the console, `events` clients and the log, with a replay of the
+// last ``WorkerPool/historyLimit`` for clients that join late.
+extension WorkerPool {
+    /// The pool's events from now on; the stream ends when the pool has stopped.
+    public func events() -> AsyncStream<PoolEvent> {
+        let (stream, continuation) = AsyncStream<PoolEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let id = state.withLock { state -> Int? in
+            if case .finished = state.phase { return nil }
+            let id = state.nextSubscriber
+            state.nextSubscriber += 1
+            state.subscribers[id] = continuation
+            return id
+        }
+        if let id {
+            continuation.onTermination = { [weak self] _ in
+                self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) }
+            }
+        } else {
+            continuation.finish()
+        }
+        return stream
+    }
+
+    /// How many past events the pool keeps for replay to new subscribers.
+    public static let historyLimit = 1000
+
+    /// The pool's events with their times; with `replay`, the last ``historyLimit`` first.
+    /// The stream ends when the pool has stopped.
+    public func eventRecords(replay: Bool) -> AsyncStream<PoolEventRecord> {
+        eventRecordsCountingReplay(replay: replay).stream
+    }
+
+    /// The same stream, and how many of its first records are the replay.
+    func eventRecordsCountingReplay(replay: Bool) -> (stream: AsyncStream<PoolEventRecord>, replayed: Int) {
+        let (stream, continuation) = AsyncStream<PoolEventRecord>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        var replayed = 0
+        let id = state.withLock { state -> Int? in
+            // Replay and registration under one lock: no event is missed or seen twice.
+            if replay {
+                for record in state.history { continuation.yield(record) }
+                replayed = state.history.count
+            }
+            if case .finished = state.phase { return nil }
+            let id = state.nextSubscriber
+            state.nextSubscriber += 1
+            state.recordSubscribers[id] = continuation
+            return id
+        }
+        if let id {
+            continuation.onTermination = { [weak self] _ in
+                self?.state.withLock { _ = $0.recordSubscribers.removeValue(forKey: id) }
+            }
+        } else {
+            continuation.finish()
+        }
+        return (stream, replayed)
+    }
+
+    func finishSubscribers() {
+        let (subscribers, recordSubscribers) = state.withLock { state in
+            defer {
+                state.subscribers = [:]
+                state.recordSubscribers = [:]
+            }
+            return (Array(state.subscribers.values), Array(state.recordSubscribers.values))
+        }
+        for subscriber in subscribers { subscriber.finish() }
+        for subscriber in recordSubscribers { subscriber.finish() }
+    }
+
+    func publish(_ event: PoolEvent) {
+        let record = PoolEventRecord(at: Posix.wallClockSeconds(), event: event)
+        let (subscribers, recordSubscribers) = state.withLock { state in
+            state.history.append(record)
+            if state.history.count > Self.historyLimit { state.history.removeFirst(state.history.count - Self.historyLimit) }
+            return (Array(state.subscribers.values), Array(state.recordSubscribers.values))
+        }
+        for subscriber in subscribers { subscriber.yield(event) }
+        for subscriber in recordSubscribers { subscriber.yield(record) }
+    }
+}
