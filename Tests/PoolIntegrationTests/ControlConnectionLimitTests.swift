@@ -33,19 +33,24 @@ struct ControlConnectionLimitTests {
         try fixture.pool.describeGroup(fixture.group("wait", min: 1, name: "waiters"))
         try await fixture.withRunningPool { _ in
             let path = RuntimeDirectory.controlSocket(pool: fixture.name)
-            var flood: [Int32] = []
-            defer { for fd in flood { Posix.close(fd) } }
-            for _ in 0..<600 {
-                // Non-blocking: a connect the watcher's backlog cannot take yet fails at once and is
-                // tried again, so a watcher that stopped accepting fails the test instead of hanging it.
-                for _ in 0..<2_000 {
-                    if let fd = try? Posix.connectUnixSocket(path, nonBlocking: true) {
-                        flood.append(fd)
-                        break
+            // From a thread of its own, as a flood from another process would come: the server
+            // accepts on Swift concurrency's threads, which this loop must not take.
+            let flood = try await TestSupport.blocking { () -> [Int32] in
+                var flood: [Int32] = []
+                for _ in 0..<600 {
+                    // Non-blocking: a connect the watcher's backlog cannot take yet fails at once and is
+                    // tried again, so a watcher that stopped accepting fails the test instead of hanging it.
+                    for _ in 0..<2_000 {
+                        if let fd = try? Posix.connectUnixSocket(path, nonBlocking: true) {
+                            flood.append(fd)
+                            break
+                        }
+                        usleep(1_000)
                     }
-                    usleep(1_000)
                 }
+                return flood
             }
+            defer { for fd in flood { Posix.close(fd) } }
             #expect(flood.count == 600, "every connect went through (\(flood.count))")
             // The watcher evicts the oldest idle connections as new ones arrive.
             #expect(await TestSupport.eventually { flood.filter { !isClosed($0) }.count <= ControlConnections.limit })

@@ -4,6 +4,8 @@ import Testing
 @testable import PoolEngine
 
 /// The control socket against a real in-process pool: protocol, errors, permissions.
+/// Clients block in `recv`, so they run on threads of their own (`TestSupport.blocking`): the
+/// server answers on Swift concurrency's few threads, which a blocked client would take.
 @Suite("Control socket", .serialized)
 struct ControlSocketTests {
     func withPool(_ prefix: String, _ body: (WorkerPoolTests.Fixture, EventRecorder) async throws -> Void) async throws {
@@ -21,8 +23,9 @@ struct ControlSocketTests {
     @Test("status returns the documented document, with the same numbers shared memory holds")
     func status() async throws {
         try await withPool("ctlstatus") { fixture, _ in
-            let client = try ControlClient(pool: fixture.name)
-            let response = try client.request(["id": .number(7), "command": .string("status")])
+            let name = fixture.name
+            let response = try #require(
+                try await TestSupport.blocking { try? ControlClient(pool: name).request(["id": .number(7), "command": .string("status")]) })
             #expect(response["ok"]?.bool == true)
             #expect(response["id"]?.integer == 7)
             let status = try #require(response["status"])
@@ -49,8 +52,7 @@ struct ControlSocketTests {
     @Test("malformed, unknown and oversized requests get errors; the watcher and other clients carry on")
     func badRequests() async throws {
         try await withPool("ctlbad") { fixture, _ in
-            let bystander = try ControlClient(pool: fixture.name)
-            let client = try ControlClient(pool: fixture.name)
+            let name = fixture.name
             let cases: [(String, String, String)] = [
                 ("not json at all", "bad-request", "malformed"),
                 ("[1,2,3]", "bad-request", "expected a JSON object"),
@@ -66,21 +68,34 @@ struct ControlSocketTests {
                 (#"{"command":"restart","worker":99}"#, "no-such-worker", "no worker with id 99"),
                 (#"{"command":"kill","worker":4}"#, "no-process", "worker 4 has no process"),
             ]
-            for (line, code, message) in cases {
-                try Posix.sendAll(try rawFD(client), Array((line + "\n").utf8))
-                let response = try #require(try client.readLine())
-                #expect(response["ok"]?.bool == false, "\(line)")
-                #expect(response["code"]?.string == code, "\(line): \(response)")
-                #expect(response["error"]?.string?.contains(message) == true, "\(line): \(response)")
+            let lines = cases.map(\.0)
+            let (responses, oversized, afterOversized, pong) = try await TestSupport.blocking {
+                () -> ([JSONValue?], JSONValue?, JSONValue??, JSONValue?) in
+                guard let bystander = try? ControlClient(pool: name), let client = try? ControlClient(pool: name),
+                    let fd = try? rawFD(client)
+                else { return ([], nil, nil, nil) }
+                var responses: [JSONValue?] = []
+                for line in lines {
+                    try? Posix.sendAll(fd, Array((line + "\n").utf8))
+                    responses.append(try? client.readLine())
+                }
+                // An oversized line gets an error, then that connection closes.
+                let huge = String(repeating: "x", count: ControlServer.maximumLineLength + 10)
+                try? client.send(["command": .string(huge)])
+                let oversized = try? client.readLine()
+                let after = try? client.readLine()
+                // The bystander is undisturbed.
+                return (responses, oversized, after, try? bystander.request(["command": .string("ping")]))
             }
-            // An oversized line gets an error, then that connection closes.
-            let huge = String(repeating: "x", count: ControlServer.maximumLineLength + 10)
-            try? client.send(["command": .string(huge)])
-            let answer = try client.readLine()
-            #expect(answer?["code"]?.string == "oversized")
-            #expect(try client.readLine() == nil)
-            // The bystander and the pool are undisturbed.
-            #expect(try bystander.request(["command": .string("ping")])["pong"]?.bool == true)
+            #expect(responses.count == cases.count)
+            for ((line, code, message), response) in zip(cases, responses) {
+                #expect(response?["ok"]?.bool == false, "\(line)")
+                #expect(response?["code"]?.string == code, "\(line): \(String(describing: response))")
+                #expect(response?["error"]?.string?.contains(message) == true, "\(line): \(String(describing: response))")
+            }
+            #expect(oversized?["code"]?.string == "oversized")
+            #expect(afterOversized == .some(nil), "the connection closed after the oversized line")
+            #expect(pong?["pong"]?.bool == true)
             #expect(try PoolSnapshot.read(pool: fixture.name).groups[0].ready == 2)
         }
     }
@@ -88,16 +103,19 @@ struct ControlSocketTests {
     @Test("scale, restart and stop change the pool and report ok")
     func commands() async throws {
         try await withPool("ctlcmd") { fixture, events in
-            let client = try ControlClient(pool: fixture.name)
-            #expect(try client.request(["command": .string("scale"), "group": .string("waiters"), "workers": .number(3)])["ok"]?.bool == true)
+            let name = fixture.name
+            func request(_ body: [String: JSONValue]) async throws -> Bool {
+                try await TestSupport.blocking { (try? ControlClient(pool: name).request(body))?["ok"]?.bool == true }
+            }
+            #expect(try await request(["command": .string("scale"), "group": .string("waiters"), "workers": .number(3)]))
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
-            #expect(try client.request(["command": .string("restart"), "worker": .number(1), "mode": .string("hard")])["ok"]?.bool == true)
+            #expect(try await request(["command": .string("restart"), "worker": .number(1), "mode": .string("hard")]))
             #expect(await events.waitFor { $0.readyPIDs.count == 4 })
             #expect(events.exits.last?.reason == .restart)
             #expect(events.exits.last?.status == .signaled(SIGKILL))
-            #expect(try client.request(["command": .string("restart"), "group": .string("waiters")])["ok"]?.bool == true)
+            #expect(try await request(["command": .string("restart"), "group": .string("waiters")]))
             #expect(await events.waitFor { $0.readyPIDs.count == 7 })
-            #expect(try client.request(["command": .string("stop"), "worker": .number(2)])["ok"]?.bool == true)
+            #expect(try await request(["command": .string("stop"), "worker": .number(2)]))
             #expect(await events.waitFor { $0.exits.contains { $0.id == WorkerID(2) && $0.reason == .stopped } })
             let snapshot = try PoolSnapshot.read(pool: fixture.name)
             #expect(snapshot.worker(WorkerID(2))?.state == .stopped)
@@ -108,19 +126,26 @@ struct ControlSocketTests {
     @Test("events replays recent history, marks where live events start, then streams")
     func eventsStream() async throws {
         try await withPool("ctlevents") { fixture, events in
-            let client = try ControlClient(pool: fixture.name)
-            let acknowledgement = try client.request(["command": .string("events")])
-            #expect(acknowledgement["streaming"]?.bool == true)
-            var replayed: [JSONValue] = []
-            while let line = try client.readLine(), line["type"]?.string != "live" { replayed.append(line) }
-            #expect(replayed.filter { $0["type"]?.string == "worker-ready" }.count == 2)
-            #expect(replayed.count == acknowledgement["replaying"]?.integer)
-            try await fixture.pool.scale("waiters", to: 3)
-            var live: [String] = []
-            while let line = try client.readLine() {
-                live.append(line["type"]?.string ?? "")
-                if line["type"]?.string == "worker-ready" { break }
+            let name = fixture.name
+            let (acknowledgement, replayed, live) = try await TestSupport.blocking { () -> (JSONValue?, [JSONValue], [String]) in
+                guard let client = try? ControlClient(pool: name),
+                    let acknowledgement = try? client.request(["command": .string("events")])
+                else { return (nil, [], []) }
+                var replayed: [JSONValue] = []
+                while let line = try? client.readLine(), line["type"]?.string != "live" { replayed.append(line) }
+                // A scale from another connection while this one streams.
+                _ = try? ControlClient(pool: name).request(
+                    ["command": .string("scale"), "group": .string("waiters"), "workers": .number(3)])
+                var live: [String] = []
+                while let line = try? client.readLine() {
+                    live.append(line["type"]?.string ?? "")
+                    if line["type"]?.string == "worker-ready" { break }
+                }
+                return (acknowledgement, replayed, live)
             }
+            #expect(acknowledgement?["streaming"]?.bool == true)
+            #expect(replayed.filter { $0["type"]?.string == "worker-ready" }.count == 2)
+            #expect(replayed.count == acknowledgement?["replaying"]?.integer)
             #expect(live.first == "group-scaled")
             #expect(live.contains("worker-starting"))
         }
@@ -133,7 +158,7 @@ struct ControlSocketTests {
             let directory = RuntimeDirectory.path(pool: fixture.name)
             #expect(try Posix.ownerAndMode(path: directory).mode == 0o700)
             let asNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups socat -t 2 - UNIX-CONNECT:'\(socket)'"
-            let blocked = try TestSupport.shell(asNobody, directory: fixture.directory, stdin: "{\"command\":\"ping\"}\n")
+            let blocked = try await TestSupport.shellOffPool(asNobody, directory: fixture.directory, stdin: "{\"command\":\"ping\"}\n")
             #expect(blocked.status != .exited(0) || !blocked.stdout.contains("pong"), "nobody reached the socket: \(blocked)")
             #expect(blocked.stderr.contains("Permission denied"), "\(blocked.stderr)")
 
@@ -149,7 +174,7 @@ struct ControlSocketTests {
             }
             let throughLink = "setpriv --reuid=65534 --regid=65534 --clear-groups socat -t 2 - UNIX-CONNECT:'\(link)'"
             // The watcher answers and closes at once, so the client must read before it writes.
-            let refused = try TestSupport.shell("(sleep 0.5; echo '{\"command\":\"ping\"}') | \(throughLink)", directory: fixture.directory)
+            let refused = try await TestSupport.shellOffPool("(sleep 0.5; echo '{\"command\":\"ping\"}') | \(throughLink)", directory: fixture.directory)
             #expect(refused.stdout.contains("permission-denied"), "\(refused)")
             #expect(!refused.stdout.contains("pong"))
         }
@@ -158,5 +183,8 @@ struct ControlSocketTests {
 
 /// The descriptor inside a ControlClient, to send raw bytes the client would never send.
 private func rawFD(_ client: ControlClient) throws -> Int32 {
-    try #require(Mirror(reflecting: client).children.first { $0.label == "fd" }?.value as? Int32)
+    guard let fd = Mirror(reflecting: client).children.first(where: { $0.label == "fd" })?.value as? Int32 else {
+        throw ControlClientError(code: .connection, message: "no descriptor in the client", pool: "")
+    }
+    return fd
 }

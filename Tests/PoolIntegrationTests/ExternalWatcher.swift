@@ -98,6 +98,13 @@ extension TestSupport {
         try shell("'\(pooltopExecutable)' " + arguments.map { "'\($0)'" }.joined(separator: " "), directory: directory)
     }
 
+    /// ``shell(_:directory:stdin:)`` waiting on a thread of its own, for a command that talks to
+    /// a pool in this process: its control socket answers on Swift concurrency's threads.
+    static func shellOffPool(_ command: String, directory: String, stdin: String? = nil) async throws -> CommandOutput {
+        let result = try await blocking { Result { try shell(command, directory: directory, stdin: stdin) } }
+        return try result.get()
+    }
+
     /// Runs a shell command line to completion (failsafe 30 s) with its output captured.
     static func shell(_ command: String, directory: String, stdin: String? = nil) throws -> CommandOutput {
         let n = Int.random(in: 0..<1_000_000_000)

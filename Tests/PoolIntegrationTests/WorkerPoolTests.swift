@@ -442,7 +442,8 @@ struct WorkerPoolServiceTests {
             configuration: ServiceGroupConfiguration(services: [fixture.pool], logger: Logger(label: "test")))
         let running = Task { try await group.run() }
         await fixture.pool.awaitStart()
-        #expect(events.readyPIDs.count == 2)
+        // Events reach the recorder's task a moment after awaitStart resumes.
+        #expect(await events.waitFor { $0.readyPIDs.count == 2 })
         await group.triggerGracefulShutdown()
         try await running.value
         #expect(events.exits.map(\.reason) == [.shutdown, .shutdown])
