@@ -1,10 +1,11 @@
 import NIOCore
 import NIOPosix
+import SystemPackage
 
 /// A listening socket a reactor worker inherited from the watcher.
 ///
 /// With SwiftNIO, hand it to `ServerBootstrap.withBoundSocket(_:)`, or call ``serve(_:on:)``.
-/// Other code can take ``descriptor``, or find the socket the systemd way (`LISTEN_FDS`,
+/// Other code can take ``descriptor`` (`descriptor.rawValue` for C and NIO APIs), or find the socket the systemd way (`LISTEN_FDS`,
 /// `LISTEN_FDNAMES`, `LISTEN_PID`): the worker sets all three before your entry point runs.
 public struct InheritedListener: Sendable, Hashable {
     /// The listener's name in its group (`listen0` … unless named).
@@ -12,11 +13,11 @@ public struct InheritedListener: Sendable, Hashable {
     /// What the group declared; nil when the watcher announced a socket the group does not list.
     public var listener: Listener?
     /// The descriptor, open in this process. Whoever serves it owns it (NIO closes it with its channel).
-    public var descriptor: Int32
+    public var descriptor: SystemPackage.FileDescriptor
 
     /// Starts accepting on this socket with `bootstrap` (a NIO server bootstrap you configured).
     public func serve(_ bootstrap: ServerBootstrap) async throws -> any Channel {
-        try await bootstrap.withBoundSocket(descriptor).get()
+        try await bootstrap.withBoundSocket(descriptor.rawValue).get()
     }
 
     /// Waits until no connection is queued on the socket (or `timeout` passes): call it once the
@@ -25,7 +26,7 @@ public struct InheritedListener: Sendable, Hashable {
     /// closes for good would be reset.
     public func awaitQueueDrained(timeout: Duration = .milliseconds(200)) async {
         let deadline = ContinuousClock.now + timeout
-        while (try? Posix.pollReadable(descriptor, timeoutMilliseconds: 0)) == true && ContinuousClock.now < deadline {
+        while (try? Posix.pollReadable(descriptor.rawValue, timeoutMilliseconds: 0)) == true && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -48,7 +49,7 @@ public struct InheritedListener: Sendable, Hashable {
         Posix.setenv(pidVariable, "\(Posix.processID)")
         return (0..<count).map { index in
             let name = index < names.count ? names[index] : "unknown\(index)"
-            return InheritedListener(name: name, listener: group.listeners.first { $0.name == name }, descriptor: Int32(3 + index))
+            return InheritedListener(name: name, listener: group.listeners.first { $0.name == name }, descriptor: SystemPackage.FileDescriptor(rawValue: Int32(3 + index)))
         }
     }
 }

@@ -22,7 +22,7 @@ struct LineReactor: WorkerEntryPoint {
         guard let listener = worker.listeners.first else {
             throw WorkerExit.fatal("no listener was inherited")
         }
-        appendLine("listeners", "\(worker.id) \(getpid()) \(worker.listeners.map { "\($0.name)=\($0.descriptor)" }.joined(separator: ",")) LISTEN_PID=\(String(cString: getenv("LISTEN_PID")))")
+        appendLine("listeners", "\(worker.id) \(getpid()) \(worker.listeners.map { "\($0.name)=\($0.descriptor.rawValue)" }.joined(separator: ",")) LISTEN_PID=\(String(cString: getenv("LISTEN_PID")))")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let line = "worker \(worker.id) pid \(getpid())\n"
         let bootstrap = ServerBootstrap(group: group).childChannelInitializer { channel in
