@@ -189,13 +189,12 @@ public enum JobWaitPolicy: String, Hashable, Sendable, Codable, CaseIterable {
 /// scheduler put the sender and the worker: `ppoll` won with both on one CPU and `recv` across
 /// two (`ppoll`'s timeout arms a high-resolution timer, whose programming exits to the
 /// hypervisor when the CPU then idles; `recv`'s, SO_RCVTIMEO, is a timer-wheel one; the figures
-/// are in `docs/decisions/0007-job-client-sockets.md`). Neither wins everywhere, so
-/// ``JobWaitChooser`` measures.
+/// are in decisions 0007 and 0010). Neither wins everywhere, so ``JobWaitChooser`` measures.
 enum JobWaitMode: Int, Sendable {
     /// `ppoll` with the budget as its timeout, then `recv` without waiting.
     case poll
-    /// `recv` that waits, for at most SO_RCVTIMEO (the budget, rounded up to whole timer ticks:
-    /// 8 ms here), so a connection uses it only while its last poll was answered.
+    /// `recv` that waits, for at most SO_RCVTIMEO (the budget, rounded up to whole timer ticks,
+    /// milliseconds: decision 0007), so a connection uses it only while its last poll was answered.
     case receive
 }
 

@@ -25,7 +25,7 @@ extension Posix {
         defer { posix_spawnattr_destroy(&attributes) }
 
         // dup2 actions run in order, so a source that is also an earlier target would be
-        // overwritten (seen on this machine): first move every low source above the targets.
+        // overwritten (glibc applies them one by one): first move every low source above the targets.
         let highestTarget = FD(2 + inherited.count)
         var temporaries: [FD] = []
         defer { temporaries.forEach(close) }
