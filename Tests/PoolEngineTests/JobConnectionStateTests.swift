@@ -22,6 +22,13 @@ struct JobConnectionStateTests {
         return (write, poll)
     }
 
+    /// A job sent, written, and its sender suspended with `waiter`.
+    func waiting(_ state: inout State, _ jobID: UInt64, _ waiter: Int, deadline: UInt64 = 1_000) {
+        _ = send(&state, jobID, deadline: deadline)
+        _ = state.wrote(left: ByteBuffer(), failed: false)
+        _ = state.suspend(jobID, waiter)
+    }
+
     @Test("the first sender becomes the writer; others queue behind it and leave in its next write")
     func writerRole() {
         var state = State(worker: WorkerID(1))
@@ -102,9 +109,7 @@ struct JobConnectionStateTests {
     @Test("a cancelled sender gets its waiter back and the worker a cancel frame")
     func cancel() {
         var state = State(worker: WorkerID(1))
-        _ = send(&state, 1)
-        _ = state.wrote(left: ByteBuffer(), failed: false)
-        _ = state.suspend(1, 5)
+        waiting(&state, 1, 5)
         let cancelled = state.cancel(1, cancelFrame: bytes("cancel 1"))
         #expect(cancelled.waiter == 5)
         #expect(cancelled.write == bytes("cancel 1"))
@@ -130,9 +135,7 @@ struct JobConnectionStateTests {
     func endByWorker() {
         var state = State(worker: WorkerID(1))
         for jobID: UInt64 in 1...3 {
-            _ = send(&state, jobID)
-            _ = state.wrote(left: ByteBuffer(), failed: false)
-            _ = state.suspend(jobID, Int(jobID))
+            waiting(&state, jobID, Int(jobID))
         }
         state.started([1])
         #expect(state.needsStartedTable(endedByWorker: true))
@@ -160,9 +163,7 @@ struct JobConnectionStateTests {
     @Test("after closing, waiting jobs are answered stopping, and the connection closes once drained")
     func closing() {
         var state = State(worker: WorkerID(1))
-        _ = send(&state, 1)
-        _ = state.wrote(left: ByteBuffer(), failed: false)
-        _ = state.suspend(1, 1)
+        waiting(&state, 1, 1)
         let drained = state.workerClosing()
         #expect(!drained, "a job still waits")
         if case .refused(.error(let error)) = state.send(2, frame: bytes("x"), deadline: 1, mayPoll: false) {
