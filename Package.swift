@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "PoolEngine", targets: ["PoolEngine"]),
         .library(name: "PoolDemo", targets: ["PoolDemo"]),
         .library(name: "PoolConsole", targets: ["PoolConsole"]),
+        // Every pooltop command for your own binary: `PoolTopCLI.main(entryPoints:defaultConfiguration:)`.
+        .library(name: "PoolTopCLI", targets: ["PoolTopCLI"]),
         .executable(name: "pooltop", targets: ["PoolTop"]),
     ],
     dependencies: [
@@ -58,15 +60,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .executableTarget(
-            name: "PoolTop",
+        .target(
+            name: "PoolTopCLI",
             dependencies: [
                 "PoolEngine",
                 "PoolConsole",
-                "PoolDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "PoolTop",
+            dependencies: ["PoolTopCLI", "PoolDemo"],
             swiftSettings: strictSettings
         ),
         // Entry points used only by the integration tests: a real worker binary
@@ -74,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "PoolFixtures",
             dependencies: [
-                "PoolEngine", "PoolDemo", .product(name: "Logging", package: "swift-log"),
+                "PoolEngine", "PoolDemo", "PoolTopCLI", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/Fixtures/PoolFixtures",

@@ -157,3 +157,58 @@ struct CLITests {
         await TestSupport.expectNoOrphans(name)
     }
 }
+
+/// `PoolTopCLI`: a binary of one's own (the test fixtures' binary, with entry points pooltop
+/// does not have) gets every command, with its own name.
+@Suite("PoolTopCLI in a binary of one's own", .serialized)
+struct OwnBinaryTests {
+    @Test("its entry points run under its own run, and its status, scale and stop drive them; pooltop cannot host them")
+    func ownBinary() async throws {
+        let name = TestSupport.uniqueName("ownbin")
+        let directory = TestSupport.makeDirectory(name)
+        let config = "\(directory)/pool.yaml"
+        TestSupport.write(config, """
+            name: \(name)
+            stopTimeout: 5s
+            groups:
+              - name: waiters
+                kind: service
+                entryPoint: wait
+                min: 2
+                max: 3
+                environment: {POOLTOP_TEST_DIR: '\(directory)', PT_TEST_TAG: '\(name)'}
+            """)
+        let binary = TestSupport.fixtureExecutable
+        func run(_ arguments: String...) throws -> CommandOutput {
+            try TestSupport.shell("'\(binary)' " + arguments.map { "'\($0)'" }.joined(separator: " "), directory: directory)
+        }
+
+        // pooltop has no entry point 'wait': the pool is the binary's own.
+        let refused = try TestSupport.pooltop(["run", "--config", config, "--check"], directory: directory)
+        #expect(refused.status == .exited(2))
+        #expect(refused.stderr.contains("unknown entry point 'wait'"), "\(refused.stderr)")
+        let help = try run("--help")
+        #expect(help.stdout.contains("USAGE: pool-fixtures"), "\(help.stdout)")
+        let noConfig = try run("run")
+        #expect(noConfig.status == .exited(2))
+        #expect(noConfig.stderr.contains("pool-fixtures: configuration error") && noConfig.stderr.contains("pass --config FILE"), "\(noConfig.stderr)")
+
+        let watcher = try ExternalWatcher(
+            arguments: ["run", "--config", config], tag: name, directory: directory, executable: binary)
+        #expect(await watcher.waitForLog("ready", count: 2), "\(watcher.log)")
+        let status = try run("status", name, "--json")
+        #expect(status.status == .exited(0), "\(status)")
+        let document = try JSONValue.parse(status.stdout)
+        #expect(document["groups"]?.array?.first?["ready"]?.integer == 2)
+        let scaled = try run("scale", name, "waiters", "3")
+        #expect(scaled.status == .exited(0), "\(scaled)")
+        #expect(await watcher.waitForLog("ready", count: 3))
+        let outOfRange = try run("scale", name, "waiters", "9")
+        #expect(outOfRange.status == .exited(1))
+        #expect(outOfRange.stderr.contains("pool-fixtures: pool '\(name)' refused"), "\(outOfRange.stderr)")
+        let stop = try run("stop", name)
+        #expect(stop.status == .exited(0), "\(stop)")
+        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
+        await TestSupport.expectNoOrphans(name)
+    }
+}

@@ -14,7 +14,10 @@ final class ExternalWatcher {
     /// Starts `pooltop <arguments>` tagged with `tag`; `ownProcessGroup` puts it in a group of its
     /// own, like a shell's foreground job.
     /// `prefix` runs before it (for example `prlimit --nofile=48:48`), and execs it in turn.
-    init(arguments: [String], tag: String, directory: String, ownProcessGroup: Bool = true, prefix: [String] = []) throws {
+    init(
+        arguments: [String], tag: String, directory: String, ownProcessGroup: Bool = true, prefix: [String] = [],
+        executable: String = TestSupport.pooltopExecutable
+    ) throws {
         logPath = "\(directory)/watcher.log"
         let quoted = arguments.map { "'\($0)'" }.joined(separator: " ")
         var environment = Posix.environment().filter { !$0.hasPrefix("PT_TEST_TAG=") }
@@ -22,7 +25,7 @@ final class ExternalWatcher {
         environment.append("POOLTOP_TEST_DIR=\(directory)")
         pid = try Posix.spawn(
             path: "/bin/sh",
-            arguments: ["-c", "exec \(prefix.joined(separator: " ")) '\(TestSupport.pooltopExecutable)' \(quoted) 2>'\(logPath)'"],
+            arguments: ["-c", "exec \(prefix.joined(separator: " ")) '\(executable)' \(quoted) 2>'\(logPath)'"],
             environment: environment, inherited: [], newProcessGroup: ownProcessGroup)
         pidfd = try Posix.pidfdOpen(pid)
     }

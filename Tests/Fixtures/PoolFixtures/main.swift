@@ -1,8 +1,7 @@
-import PoolEngine
+import PoolTopCLI
 
 // Worker entry points for the integration tests: each does one observable thing and
-// writes what it did into the test's own directory (POOLTOP_TEST_DIR).
-await WorkerProcess.runIfWorker(entryPoints: FixtureEntryPoints.all)
-
-// Not started as a worker: this binary has no watcher mode of its own.
-print("PoolFixtures is a worker binary for pooltop's integration tests; the tests spawn it.")
+// writes what it did into the test's own directory (POOLTOP_TEST_DIR). Spawned as a worker, it
+// runs one; otherwise it is a binary of one's own under PoolTopCLI, with every pooltop command
+// (the tests run `PoolFixtures run` and its operator commands through it).
+await PoolTopCLI.main(entryPoints: FixtureEntryPoints.all, commandName: "pool-fixtures")

@@ -1,12 +1,13 @@
 import ArgumentParser
 
-/// `pooltop`: the worker pool and its console.
+/// `pooltop` (or the binary that calls `PoolTopCLI.main`): the worker pool and its console.
 struct PoolTopCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "pooltop",
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+        commandName: CLIContext.shared.commandName,
         abstract: "A multi-process worker pool for Swift on Linux, and its console.",
         discussion: """
-            Without a subcommand, pooltop runs the bundled demo pool (or --config pool.yaml) with the console in this terminal.
+            Without a subcommand, it runs the default pool (pooltop's: the bundled demo; or --config pool.yaml) with the console in this terminal.
             Exit status: 0 on success (a pool that stopped cleanly), 1 when the pool failed or refused a command,
             2 for a usage or configuration error.
             """,
@@ -15,7 +16,8 @@ struct PoolTopCommand: ParsableCommand {
             StopCommand.self, LogsCommand.self, JobCommand.self, MetricsCommand.self,
         ],
         defaultSubcommand: HostCommand.self
-    )
+        )
+    }
 }
 
 /// A subcommand whose work is asynchronous; `main.swift` calls `execute()` on it.

@@ -17,7 +17,7 @@ struct MetricsCommand: ParsableCommand {
         } catch let error as SharedStateError where error.code == .notFound {
             throw ControlSession.notRunning(name)
         } catch {
-            printError("pooltop: cannot read pool '\(name)': \(error)")
+            printError("\(CLIContext.shared.commandName): cannot read pool '\(name)': \(error)")
             throw ExitCode(1)
         }
         print(PrometheusExposition.text(reader.snapshot()), terminator: "")

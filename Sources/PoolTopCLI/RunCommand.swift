@@ -1,6 +1,5 @@
 import ArgumentParser
 import Logging
-import PoolDemo
 import PoolEngine
 
 #if canImport(Glibc)
@@ -18,7 +17,7 @@ struct RunCommand: PoolTopAsyncCommand {
             """
     )
 
-    @Option(name: .long, help: "The pool description (YAML). Without it, the bundled demo pool.")
+    @Option(name: .long, help: "The pool description (YAML). Without it, the binary's default pool (pooltop's: the demo).")
     var config: String?
 
     @Option(name: .long, help: "The pool's name (overrides the file's 'name').")
@@ -43,18 +42,14 @@ struct RunCommand: PoolTopAsyncCommand {
             return handler
         }
         let logger = Logger(label: "pooltop")
-        let entryPoints = DemoPool.entryPoints
+        let entryPoints = CLIContext.shared.entryPoints
 
         let parsed: (configuration: PoolConfiguration, description: PoolDescription)
         do {
-            if let config {
-                parsed = try PoolConfiguration.load(file: config, entryPoints: entryPoints)
-            } else {
-                parsed = try PoolConfiguration.parse(yaml: DemoPool.configuration, file: "<demo pool>", entryPoints: entryPoints)
-            }
+            parsed = try CLIContext.shared.load(config)
             if let name { try PoolConfiguration.validatePoolName(name) }
         } catch {
-            printError("pooltop: configuration error: \(error)")
+            printError("\(CLIContext.shared.commandName): configuration error: \(error)")
             throw ExitCode(2)
         }
         var configuration = parsed.configuration
@@ -72,13 +67,13 @@ struct RunCommand: PoolTopAsyncCommand {
         do {
             try await pool.run()
         } catch let error as PoolStartError {
-            printError("pooltop: \(error)")
+            printError("\(CLIContext.shared.commandName): \(error)")
             throw ExitCode(1)
         } catch let error as PoolFailure {
-            printError("pooltop: pool '\(pool.name)' failed: \(error)")
+            printError("\(CLIContext.shared.commandName): pool '\(pool.name)' failed: \(error)")
             throw ExitCode(1)
         } catch let error as ConfigurationError {
-            printError("pooltop: configuration error: \(error)")
+            printError("\(CLIContext.shared.commandName): configuration error: \(error)")
             throw ExitCode(2)
         }
     }

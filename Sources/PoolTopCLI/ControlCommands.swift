@@ -102,7 +102,7 @@ struct LogsCommand: ParsableCommand {
         do {
             let acknowledgement = try client.request(["command": .string("events")])
             guard acknowledgement["ok"]?.bool == true else {
-                printError("pooltop: pool '\(name)' refused: \(acknowledgement["error"]?.string ?? "")")
+                printError("\(CLIContext.shared.commandName): pool '\(name)' refused: \(acknowledgement["error"]?.string ?? "")")
                 throw ExitCode(1)
             }
             while let line = try client.readLine() {
@@ -120,7 +120,7 @@ struct LogsCommand: ParsableCommand {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            printError("pooltop: \(error)")
+            printError("\(CLIContext.shared.commandName): \(error)")
             throw ExitCode(1)
         }
     }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Logging
 import PoolConsole
-import PoolDemo
 import PoolEngine
 import Synchronization
 
@@ -9,16 +8,14 @@ import Synchronization
 import Glibc
 #endif
 
-/// Loads `--config` (or the demo pool); a bad file exits 2 with one error naming file, line and key.
+/// Loads `--config` (or the binary's default pool); a bad file exits 2 with one error naming file, line and key.
 func loadConfiguration(_ config: String?, name: String?) throws -> PoolConfiguration {
     do {
-        let parsed =
-            try config.map { try PoolConfiguration.load(file: $0, entryPoints: DemoPool.entryPoints) }
-            ?? PoolConfiguration.parse(yaml: DemoPool.configuration, file: "<demo pool>", entryPoints: DemoPool.entryPoints)
+        let parsed = try CLIContext.shared.load(config)
         if let name { try PoolConfiguration.validatePoolName(name) }
         return parsed.configuration
     } catch {
-        printError("pooltop: configuration error: \(error)")
+        printError("\(CLIContext.shared.commandName): configuration error: \(error)")
         throw ExitCode(2)
     }
 }
@@ -33,7 +30,7 @@ struct HostCommand: PoolTopAsyncCommand {
             Workers' output goes to workers.log in the pool's runtime directory while the console runs.
             """)
 
-    @Option(name: .long, help: "The pool description (YAML). Without it, the bundled demo pool.") var config: String?
+    @Option(name: .long, help: "The pool description (YAML). Without it, the binary's default pool (pooltop's: the demo).") var config: String?
     @Option(name: .long, help: "The pool's name (overrides the file's 'name').") var name: String?
     @Option(name: .long, help: "Theme: default, monochrome, or a theme file's name.") var theme: String?
     @Flag(name: .long, help: "Disable every action (scale, restart, kill, jobs).") var readOnly = false
@@ -44,7 +41,7 @@ struct HostCommand: PoolTopAsyncCommand {
         var configuration = try loadConfiguration(config, name: name)
         configuration.workerOutputFile = "workers.log"
         let pool = try configuration.makePool(
-            entryPoints: DemoPool.entryPoints, nameOverride: name, logger: Logger(label: "pooltop"))
+            entryPoints: CLIContext.shared.entryPoints, nameOverride: name, logger: Logger(label: "pooltop"))
         // Set once run() has returned: a pool that could not start (a port in use, say) must end
         // the console and show why, not leave it waiting for a pool that will never appear.
         let ended = Atomic<Bool>(false)
@@ -72,9 +69,9 @@ struct HostCommand: PoolTopAsyncCommand {
         // (again, harmlessly) and wait for it, so nothing outlives pooltop.
         pool.stop()
         if let error = await running.value {
-            printError("pooltop: pool '\(pool.name)' failed: \(error)")
-            if config == nil, let start = error as? PoolStartError, start.code == .listener {
-                printError("pooltop: the demo pool serves http on 127.0.0.1:8080 and metrics on 127.0.0.1:9091; free the port, or run a pool of your own with --config pool.yaml")
+            printError("\(CLIContext.shared.commandName): pool '\(pool.name)' failed: \(error)")
+            if config == nil, CLIContext.shared.commandName == "pooltop", let start = error as? PoolStartError, start.code == .listener {
+                printError("\(CLIContext.shared.commandName): the demo pool serves http on 127.0.0.1:8080 and metrics on 127.0.0.1:9091; free the port, or run a pool of your own with --config pool.yaml")
             }
             throw ExitCode(1)
         }
@@ -94,7 +91,7 @@ struct AttachCommand: PoolTopAsyncCommand {
     func execute() async throws {
         guard RuntimeDirectory.isRunning(pool: name) else {
             let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
-            printError("pooltop: no pool named '\(name)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
+            printError("\(CLIContext.shared.commandName): no pool named '\(name)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
             throw ExitCode(1)
         }
         let source = AttachedSource(pool: name)
@@ -131,11 +128,11 @@ struct TopCommand: ParsableCommand {
     func run() throws {
         let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
         guard let pool = name ?? (running.count == 1 ? running[0] : nil) else {
-            printError("pooltop: name the pool; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
+            printError("\(CLIContext.shared.commandName): name the pool; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
             throw ExitCode(running.isEmpty ? 1 : 2)
         }
         guard let snapshot = try? PoolSnapshot.read(pool: pool) else {
-            printError("pooltop: no pool named '\(pool)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
+            printError("\(CLIContext.shared.commandName): no pool named '\(pool)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
             throw ExitCode(1)
         }
         var state = ConsoleState(readOnly: true)

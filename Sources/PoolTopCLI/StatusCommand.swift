@@ -17,7 +17,7 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let response = try ControlSession.perform(name, ["command": .string("status")])
         guard let status = response["status"] else {
-            printError("pooltop: pool '\(name)' sent no status")
+            printError("\(CLIContext.shared.commandName): pool '\(name)' sent no status")
             throw ExitCode(1)
         }
         if json {

@@ -11,7 +11,7 @@ enum ControlSession {
         } catch let error as ControlClientError where error.code == .notRunning {
             throw notRunning(pool)
         } catch {
-            printError("pooltop: \(error)")
+            printError("\(CLIContext.shared.commandName): \(error)")
             throw ExitCode(1)
         }
     }
@@ -20,7 +20,7 @@ enum ControlSession {
     static func notRunning(_ pool: String) -> ExitCode {
         let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
         let list = running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))"
-        printError("pooltop: no pool named '\(pool)' is running; \(list)")
+        printError("\(CLIContext.shared.commandName): no pool named '\(pool)' is running; \(list)")
         return ExitCode(1)
     }
 
@@ -43,11 +43,11 @@ enum ControlSession {
         do {
             response = try client.request(request, timeout: timeout)
         } catch {
-            printError("pooltop: \(error)")
+            printError("\(CLIContext.shared.commandName): \(error)")
             throw ExitCode(1)
         }
         guard response["ok"]?.bool == true else {
-            printError("pooltop: pool '\(pool)' refused: \(response["error"]?.string ?? "\(response)")")
+            printError("\(CLIContext.shared.commandName): pool '\(pool)' refused: \(response["error"]?.string ?? "\(response)")")
             throw ExitCode(1)
         }
         return response
