@@ -3,7 +3,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 export LANG ?= C.UTF-8
 
-.PHONY: run test bench chaos soak fuzz sanitize lint install build release clean
+.PHONY: run test bench chaos soak fuzz sanitize lint install build release clean examples
 
 build:
 	scripts/ensure-deps build
@@ -53,6 +53,12 @@ FUZZ_FLAGS = -c release --scratch-path .build-fuzz --sanitize=address -Xswiftc -
 fuzz:
 	POOLTOP_FUZZ=1 $(SWIFT) build $(FUZZ_FLAGS) --product PoolFuzz
 	scripts/fuzz
+
+## make examples: builds Examples/WordsAPI (its own binary over PoolTopCLI) and smoke-tests it:
+## HTTP through its reactors and job group, its own status, scale and stop.
+examples:
+	scripts/ensure-deps test
+	scripts/examples
 
 ## make sanitize: the test suite under AddressSanitizer, then ThreadSanitizer (separate build folders).
 ## SWIFT_BACKTRACE=enable=no: the Swift runtime's crash handler, in workers the tests crash on

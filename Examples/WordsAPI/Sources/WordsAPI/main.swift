@@ -1,0 +1,9 @@
+import PoolEngine
+import PoolTopCLI
+
+// One binary is the watcher, the console and every worker. `WordsAPI` opens the console on
+// pool.yaml, `WordsAPI run` runs it headless (systemd), and every other pooltop command is here.
+var entryPoints = EntryPoints()
+entryPoints.register("api") { API() }
+entryPoints.register("words") { Words() }
+await PoolTopCLI.main(entryPoints: entryPoints, defaultConfiguration: .file("pool.yaml"), commandName: "words-api")
