@@ -34,9 +34,13 @@ struct StatusCommand: ParsableCommand {
             "pool \(pool.name)  pid \(pool.pid)  up \(Formatting.duration(pool.uptimeSeconds))  \(pool.state)  restarts: hard \(pool.restarts.hard), soft \(pool.restarts.soft)",
             "",
         ]
-        var groups = [["GROUP", "KIND", "MIN", "DESIRED", "MAX", "RUNNING", "READY"]]
+        // A column for groups that wait for others (`after:`), only when one does.
+        let waits = snapshot.groups.contains { $0.waitingFor != nil }
+        var groups = [["GROUP", "KIND", "MIN", "DESIRED", "MAX", "RUNNING", "READY"] + (waits ? ["WAITING FOR"] : [])]
         for group in snapshot.groups {
-            groups.append([group.name, group.kind.rawValue, "\(group.min)", "\(group.desired)", "\(group.max)", "\(group.running)", "\(group.ready)"])
+            groups.append(
+                [group.name, group.kind.rawValue, "\(group.min)", "\(group.desired)", "\(group.max)", "\(group.running)", "\(group.ready)"]
+                    + (waits ? [group.waitingFor ?? "-"] : []))
         }
         lines.append(table(groups))
         lines.append("")

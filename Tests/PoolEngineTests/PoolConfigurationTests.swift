@@ -70,6 +70,17 @@ struct PoolConfigurationTests {
         let adaptive = try PoolConfiguration.parse(
             yaml: "groups:\n  - {kind: service, entryPoint: ticker, jobWait: adaptive}\n", entryPoints: entryPoints)
         #expect(adaptive.1.groups[0].jobWait == .adaptive)
+        let ordered = try PoolConfiguration.parse(
+            yaml: """
+                groups:
+                  - {name: migrate, kind: service, entryPoint: ticker, restart: {policy: never}}
+                  - {name: cache, kind: service, entryPoint: ticker}
+                  - {name: api, kind: service, entryPoint: ticker, after: [{group: migrate, condition: completed}, cache]}
+                """, entryPoints: entryPoints)
+        #expect(
+            ordered.1.groups[2].after == [
+                ResolvedDependency(group: GroupID(1), condition: .completed), ResolvedDependency(group: GroupID(2), condition: .ready),
+            ], "a plain name waits for ready")
     }
 
     @Test("each bad configuration gets one error naming the key path and line", arguments: [
@@ -102,6 +113,9 @@ struct PoolConfigurationTests {
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    restart: {policy: always, maxRestarts: 3}\n", "groups[0].restart.maxRestarts", 4, "only applies"),
         ("name: ../etc\ngroups:\n  - {kind: job, entryPoint: demo-job}\n", "name", 1, "not a valid pool name"),
         ("groups:\n  - {kind: job}\n", "groups[0]", 2, "'entryPoint' is missing"),
+        ("groups:\n  - {name: a, kind: service, entryPoint: ticker}\n  - {kind: service, entryPoint: ticker, after: [{group: a, condition: soon}]}\n", "groups[1].after[0].condition", 3, "unknown value 'soon'"),
+        ("groups:\n  - {kind: service, entryPoint: ticker, after: [nope]}\n", "groups[0].after[0].group", 2, "unknown group 'nope'"),
+        ("groups:\n  - {name: a, kind: service, entryPoint: ticker, after: [b]}\n  - {name: b, kind: service, entryPoint: ticker, after: [a]}\n", "groups[0].after", 2, "cycle"),
         ("groups:\n  - kind: job\n    entryPoint: demo-job\n    jobWait: spin\n", "groups[0].jobWait", 4, "'spin' is not a job wait; use 'suspend', 'adaptive', 'poll', 'receive'"),
     ])
     func errors(yaml: String, path: String, line: Int, message: String) throws {

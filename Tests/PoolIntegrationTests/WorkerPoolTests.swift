@@ -451,3 +451,47 @@ struct WorkerPoolServiceTests {
         await TestSupport.expectNoOrphans(fixture.name)
     }
 }
+
+@Suite("Start order between groups with real processes", .serialized)
+struct StartOrderProcessTests {
+    @Test("a group after a one-shot migration starts once it exited 0; status shows the wait; the pool stops dependents first")
+    func migrationThenService() async throws {
+        let fixture = WorkerPoolTests.Fixture("order")
+        try fixture.pool.describeGroup(fixture.group("hello", min: 1, name: "migrate", restart: .never))
+        var api = fixture.group("wait", min: 2, name: "api")
+        api.after = [GroupDependency("migrate", .completed)]
+        try fixture.pool.describeGroup(api)
+        try await fixture.withRunningPool { events in
+            #expect(await events.waitFor { $0.readyPIDs.filter { $0.0 != WorkerID(1) }.count == 2 }, "api started after the migration")
+            #expect(fixture.lines("hello").count == 1)
+            let order = events.all.compactMap { event -> String? in
+                switch event {
+                case .workerExited(let exit) where exit.group == "migrate": return "migrate exited \(exit.reason.rawValue)"
+                case .workerStarting(_, let group, _, _) where group == "api": return "api starting"
+                case .groupWaiting(let group, let why): return "\(group) waits for \(why)"
+                default: return nil
+                }
+            }
+            #expect(order == ["api waits for migrate (completed)", "migrate exited clean-exit", "api starting", "api starting"], "\(order)")
+            #expect(fixture.pool.snapshot()?.groups.map(\.waitingFor) == [nil, nil])
+        }
+    }
+
+    @Test("a group after a migration that failed never starts, and the status says so")
+    func failedMigration() async throws {
+        let fixture = WorkerPoolTests.Fixture("orderfail")
+        try fixture.pool.describeGroup(fixture.group("exit-code", min: 1, name: "migrate", restart: .never))
+        var api = fixture.group("wait", min: 1, name: "api")
+        api.after = [GroupDependency("migrate", .completed)]
+        try fixture.pool.describeGroup(api)
+        let events = EventRecorder(fixture.pool)
+        let result = await RunningPool(fixture.pool).finish()
+        guard case .failure(let error as PoolFailure) = result else {
+            Issue.record("expected the pool to end with a failure, got \(result)")
+            return
+        }
+        #expect(error.message.contains("'api' (waiting for migrate (completed)) never started"), "\(error.message)")
+        #expect(events.all.contains { if case .groupWaiting("api", let why) = $0 { why.contains("did not complete") } else { false } })
+        #expect(events.readyPIDs.allSatisfy { $0.0 == WorkerID(1) }, "no api worker ever ran")
+    }
+}

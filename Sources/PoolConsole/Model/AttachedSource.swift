@@ -86,6 +86,8 @@ public final class AttachedSource: ConsoleSource {
                     uptime: .zero))
         case "group-scaled":
             event = .groupScaled(group: group, from: line["from"]?.integer ?? 0, to: line["to"]?.integer ?? 0)
+        case "group-waiting":
+            event = .groupWaiting(group: group, for: line["why"]?.string ?? "")
         case "group-rolling":
             guard let progress = RollingRestartProgress(event: line) else { return nil }
             event = .groupRolling(group: group, progress)

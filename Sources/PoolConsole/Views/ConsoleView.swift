@@ -80,9 +80,10 @@ public enum ConsoleView {
             let restarts = workers.reduce(0) { $0 + $1.restarts }
             let a = workers.map(\.activity)
             let jobs = "\(a.reduce(0) { $0 + $1.jobsInFlight })/\(a.reduce(0) { $0 + $1.jobsProcessed })/\(a.reduce(0) { $0 + $1.jobsErrors })/\(a.reduce(0) { $0 + $1.jobsRejected })"
+            // A group waiting for others (`after:`) has no work to show: say what it waits for.
             let cells = [
                 group.name, group.kind.rawValue, "\(group.min)/\(group.desired)/\(group.max)", "\(group.running)", "\(group.ready)",
-                "\(restarts)", jobs, "\(a.reduce(0) { $0 + $1.connectionsActive })",
+                "\(restarts)", group.waitingFor.map { "waits: \($0)" } ?? jobs, "\(a.reduce(0) { $0 + $1.connectionsActive })",
             ]
             put(&screen, cells, columns, y: row, role: .normal)
             if index == state.selectedGroup {
@@ -247,6 +248,7 @@ public enum ConsoleView {
         case .workerFailed(let id, let group, let why): return ("worker \(id) (\(group)) will not be restarted: \(why)", .eventError)
         case .workerSpawnFailed(let id, let group, let error): return ("worker \(id) (\(group)) could not be spawned: \(error)", .eventError)
         case .groupScaled(let group, let from, let to): return ("group \(group) scaled from \(from) to \(to)", .eventInfo)
+        case .groupWaiting(let group, let waitingFor): return ("group \(group) waits for \(waitingFor)", .eventInfo)
         case .groupRolling(let group, let progress):
             if case .failed = progress { return ("group \(group): \(progress)", .eventError) }
             return ("group \(group): \(progress)", .eventInfo)

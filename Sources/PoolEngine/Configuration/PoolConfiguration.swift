@@ -20,7 +20,7 @@ public struct PoolConfiguration: Sendable {
     /// Keys accepted in each group.
     public static let groupKeys = [
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
-        "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait",
+        "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait", "after",
         "listen",
     ]
     /// Keys accepted in a group's `restart`.
@@ -190,6 +190,30 @@ private struct Reader {
                     group.jobGroups.append(.id(GroupID(id)))
                 } else {
                     group.jobGroups.append(.name(try string(item, path: itemPath)))
+                }
+            }
+        }
+        if let node = map["after"] {
+            guard case .sequence(let items) = node else {
+                throw error("\(path).after", "must be a list of groups, each a name or {group: NAME, condition: started|ready|completed}", node: node)
+            }
+            for (index, item) in items.enumerated() {
+                let itemPath = "\(path).after[\(index)]"
+                if case .mapping = item {
+                    let entry = try mapping(item, path: itemPath, allowed: ["group", "condition"])
+                    guard let name = entry["group"] else { throw error(itemPath, "'group' is missing", node: item) }
+                    var condition = GroupDependency.Condition.ready
+                    if let value = entry["condition"] {
+                        let text = try choice(
+                            value, path: "\(itemPath).condition", among: GroupDependency.Condition.allCases.map(\.rawValue))
+                        condition = GroupDependency.Condition(rawValue: text) ?? .ready
+                    }
+                    note("\(itemPath).group", name)
+                    group.after.append(GroupDependency(.name(try string(name, path: "\(itemPath).group")), condition))
+                } else {
+                    // A plain name waits for that group to be ready.
+                    note("\(itemPath).group", item)
+                    group.after.append(GroupDependency(.name(try string(item, path: itemPath))))
                 }
             }
         }

@@ -65,8 +65,63 @@ enum PoolValidator {
                 if !resolved.contains(target.id) { resolved.append(target.id) }
             }
             described[index].jobGroups = resolved
+            described[index].after = try resolve(group.after, of: index, in: described)
         }
+        try checkStartOrder(described)
         return PoolDescription(name: name, stopTimeout: stopTimeout, groups: described)
+    }
+
+    private static func resolve(
+        _ dependencies: [GroupDependency], of index: Int, in described: [GroupDescription]
+    ) throws(ConfigurationError) -> [ResolvedDependency] {
+        var resolved: [ResolvedDependency] = []
+        for (position, dependency) in dependencies.enumerated() {
+            let path = "groups[\(index)].after[\(position)].group"
+            let target: GroupDescription?
+            switch dependency.group {
+            case .id(let id): target = described.first { $0.id == id }
+            case .name(let name): target = described.first { $0.name == name }
+            }
+            guard let target else {
+                let known = described.map(\.name).joined(separator: ", ")
+                throw ConfigurationError(path: path, message: "unknown group '\(dependency.group)'; groups are: \(known)")
+            }
+            if target.id == described[index].id {
+                throw ConfigurationError(path: path, message: "group '\(target.name)' cannot wait for itself")
+            }
+            if resolved.contains(where: { $0.group == target.id }) {
+                throw ConfigurationError(path: path, message: "group '\(target.name)' is listed twice")
+            }
+            resolved.append(ResolvedDependency(group: target.id, condition: dependency.condition))
+        }
+        return resolved
+    }
+
+    /// Refuses a cycle in `after`, naming it: such groups could never start.
+    private static func checkStartOrder(_ groups: [GroupDescription]) throws(ConfigurationError) {
+        // Depth-first, with the path kept to name the cycle.
+        var state = [Int](repeating: 0, count: groups.count)  // 0 new, 1 on the path, 2 done
+        var path: [Int] = []
+        func visit(_ index: Int) -> [Int]? {
+            if state[index] == 2 { return nil }
+            if state[index] == 1 { return Array(path[path.firstIndex(of: index)!...]) + [index] }
+            state[index] = 1
+            path.append(index)
+            for dependency in groups[index].after {
+                guard let next = groups.firstIndex(where: { $0.id == dependency.group }) else { continue }
+                if let cycle = visit(next) { return cycle }
+            }
+            path.removeLast()
+            state[index] = 2
+            return nil
+        }
+        for index in groups.indices {
+            if let cycle = visit(index) {
+                let names = cycle.map { "'\(groups[$0].name)'" }.joined(separator: " → ")
+                throw ConfigurationError(
+                    path: "groups[\(cycle[0])].after", message: "the start order has a cycle: \(names) (each waits for the next)")
+            }
+        }
     }
 
     static func validatePoolName(_ name: String) throws(ConfigurationError) {

@@ -39,6 +39,8 @@ public struct WorkerGroup: Sendable {
     /// How the group's workers wait for the answers of jobs they send (``JobWaitPolicy``):
     /// `suspend` by default, which never holds a Swift concurrency thread.
     public var jobWait: JobWaitPolicy = .suspend
+    /// Groups that must reach a state before this one starts; the pool stops in reverse order.
+    public var after: [GroupDependency] = []
 
     public init(
         entryPoint: String,
@@ -57,9 +59,11 @@ public struct WorkerGroup: Sendable {
         jobExecutor: JobExecutorConfiguration? = nil,
         recycle: RecyclePolicy? = nil,
         listeners: [Listener] = [],
-        jobWait: JobWaitPolicy = .suspend
+        jobWait: JobWaitPolicy = .suspend,
+        after: [GroupDependency] = []
     ) {
         self.jobWait = jobWait
+        self.after = after
         self.entryPoint = entryPoint
         self.kind = kind
         self.minWorkers = minWorkers
@@ -107,6 +111,8 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var listeners: [Listener] = []
     /// How its workers wait for their jobs' answers.
     public var jobWait: JobWaitPolicy = .suspend
+    /// Resolved `after`: what must hold before the group starts.
+    public var after: [ResolvedDependency] = []
 
     /// Every slot id the group owns.
     public var workerIDs: [WorkerID] {

@@ -57,6 +57,7 @@ extension WatcherCore {
                     .outOfRange,
                     "cannot scale group '\(group.name)' to \(target): allowed range is \(group.minWorkers)...\(group.maxWorkers)")
             }
+            if let refusal = checkNotHeld(groupID) { return refusal }
             if rolls[groupID] != nil {
                 // The roll's spare counts as one of the group's while it starts: a new size would
                 // be off by one once the roll retires the worker it replaces.
@@ -71,7 +72,11 @@ extension WatcherCore {
                 return CommandError(.busy, "a rolling restart of '\(pool.group(groupID)!.name)' is already under way")
             }
             return nil
-        case .restartWorker(let id, _), .stopWorker(let id):
+        case .restartWorker(let id, _):
+            guard let slot = slot(id) else { return noSuchWorker(id) }
+            if let refusal = checkNotHeld(pool.groups[slot.groupIndex].id) { return refusal }
+            return mode == .running ? nil : notRunning
+        case .stopWorker(let id):
             guard slot(id) != nil else { return noSuchWorker(id) }
             return mode == .running ? nil : notRunning
         case .killWorker(let id):
@@ -81,6 +86,12 @@ extension WatcherCore {
             }
             return nil
         }
+    }
+
+    /// A group waiting for others starts no worker, by command or otherwise, until they are there.
+    private func checkNotHeld(_ groupID: GroupID) -> CommandError? {
+        guard let index = pool.groups.firstIndex(where: { $0.id == groupID }), held.contains(index) else { return nil }
+        return CommandError(.busy, "group '\(pool.groups[index].name)' waits for \(waitDescription(index)) before it starts")
     }
 
     private func checkGroup(_ groupID: GroupID) -> CommandError? {

@@ -30,6 +30,12 @@ struct WatcherCore: Sendable {
     var failure: PoolFailure?
     /// Rolling restarts under way, one per group at most.
     var rolls: [GroupID: RollingRestart] = [:]
+    /// Groups (by index) waiting for the groups they name in `after`; none of their workers runs.
+    var held: Set<Int> = []
+    /// Held groups whose dependency can no longer be met (they will not start).
+    var blocked: Set<Int> = []
+    /// While stopping: the groups asked to stop (in reverse start order).
+    var stopIssued: Set<Int> = []
     /// Workers with work in flight at the last sample: a scale-down stops them last.
     var busy: Set<WorkerID> = []
     /// Recycle quotas and idle shrinking, decided from the samples.
@@ -79,7 +85,8 @@ struct WatcherCore: Sendable {
         case .poolDidStart:
             guard mode == .idle else { return [] }
             mode = .running
-            for index in slots.indices {
+            actions += holdDependentGroups()
+            for index in slots.indices where !held.contains(slots[index].groupIndex) {
                 let group = pool.groups[slots[index].groupIndex]
                 let position = slots[index].id.rawValue - group.firstWorkerID.rawValue
                 if position < group.minWorkers {
@@ -154,9 +161,9 @@ struct WatcherCore: Sendable {
             case .idle, .running, .restarting:
                 mode = .stopping
                 actions.append(.emit(.poolStopping(reason: reason)))
-                for index in slots.indices {
-                    actions += stop(index, reason: .shutdown, at: now)
-                }
+                // Dependents first: `stopInOrder` (after this switch) asks each group once the
+                // groups that waited for it have stopped; held groups have nothing to stop.
+                stopIssued = []
             }
         case .restartRequested(let hard):
             guard mode == .running else { return [] }
@@ -164,6 +171,8 @@ struct WatcherCore: Sendable {
             if hard {
                 hardRestarts += 1
                 mode = .restarting
+                // Everything stops; then the start order applies again.
+                actions += holdDependentGroups()
                 for index in slots.indices {
                     // Slots given up on get another chance; those that terminated themselves stay stopped.
                     slots[index].restartsAfterHardRestart =
@@ -194,7 +203,9 @@ struct WatcherCore: Sendable {
             actions += stop(index, reason: .quota, at: now)
             slots[index].stopMessage = "recycled: \(quota)"
         case .scaleUpRequested(let groupID):
-            guard mode == .running, let group = pool.group(groupID) else { return [] }
+            guard mode == .running, let group = pool.group(groupID),
+                let groupIndex = pool.groups.firstIndex(where: { $0.id == groupID }), !held.contains(groupIndex)
+            else { return [] }
             if let last = lastScaleUp[groupID], now.duration(since: last) < Self.scaleUpInterval { return [] }
             let desired = desiredCount(groupID)
             guard desired < group.maxWorkers else { return [] }
@@ -212,6 +223,8 @@ struct WatcherCore: Sendable {
             actions += scale(groupID, to: desired - 1, at: now)
         }
         actions += advanceRolls(at: now)
+        actions += releaseHeldGroups(at: now)
+        actions += stopInOrder(at: now)
         actions += settle(at: now)
         return actions
     }
@@ -335,13 +348,15 @@ struct WatcherCore: Sendable {
             guard !slots.contains(where: { $0.state.hasProcess }) else { return [] }
             mode = .running
             var actions: [WatcherAction] = []
-            for index in slots.indices where slots[index].restartsAfterHardRestart {
+            // A held group's slots keep their mark; they start when it is released.
+            for index in slots.indices where slots[index].restartsAfterHardRestart && !held.contains(slots[index].groupIndex) {
                 slots[index].restartsAfterHardRestart = false
                 slots[index].isDesired = true
                 slots[index].rapidExits = 0
                 slots[index].restarts += 1
                 actions += spawn(index, at: now)
             }
+            actions += releaseHeldGroups(at: now)
             return actions + (actions.isEmpty ? settle(at: now) : [])
         case .stopping:
             guard !anyActive else { return [] }
@@ -351,6 +366,13 @@ struct WatcherCore: Sendable {
             guard !anyActive else { return [] }
             mode = .finished
             let failed = slots.filter { $0.state == .failed }
+            if failure == nil, !held.isEmpty {
+                let waiting = held.sorted().map { "'\(pool.groups[$0].name)' (waiting for \(waitDescription($0)))" }
+                failure = PoolFailure(
+                    code: .workersFailed,
+                    message: "every worker stopped and group(s) \(waiting.joined(separator: ", ")) never started",
+                    worker: nil, group: nil)
+            }
             if failure == nil, !failed.isEmpty {
                 let ids = failed.map { "\($0.id)" }.joined(separator: ", ")
                 failure = PoolFailure(

@@ -47,6 +47,9 @@ public struct GroupSnapshot: Hashable, Sendable, Codable {
     /// Jobs sent to this group that found no ready worker with room (whether they then waited
     /// for a scale-up or failed with `noWorkerAvailable`).
     public var pickupMisses: Int = 0
+    /// What the group waits for before it starts (`after:`), for example `cache (ready)`;
+    /// ends with `: it will not start` when that can no longer happen. Nil once it started.
+    public var waitingFor: String? = nil
 }
 
 /// What a worker does, written by the worker itself.

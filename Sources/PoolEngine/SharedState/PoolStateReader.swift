@@ -79,10 +79,13 @@ public final class PoolStateReader: Sendable {
     private func readGroup(_ index: Int) -> GroupSnapshot {
         typealias G = SharedLayout.Group
         let base = geometry.groupOffset + index * geometry.groupRecordSize
-        let (desired, running, ready, scalingEvents) = segment.read(sequenceAt: base + G.sequence, writer: segment.watcherPID) {
-            (segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready), segment.load(base + G.scalingEvents))
+        let (desired, running, ready, scalingEvents, waiting) = segment.read(sequenceAt: base + G.sequence, writer: segment.watcherPID) {
+            (
+                segment.load(base + G.desired), segment.load(base + G.running), segment.load(base + G.ready),
+                segment.load(base + G.scalingEvents), segment.load(base + G.waitingFor)
+            )
         }
-        return GroupSnapshot(
+        var group = GroupSnapshot(
             id: SharedLayout.capped(segment.load(base + G.id)),
             name: segment.loadName(base + G.name),
             kind: SharedCodes.kind(segment.load(base + G.kind)) ?? .service,
@@ -90,6 +93,25 @@ public final class PoolStateReader: Sendable {
             max: SharedLayout.capped(segment.load(base + G.maxWorkers)),
             desired: SharedLayout.capped(desired), running: SharedLayout.capped(running), ready: SharedLayout.capped(ready),
             scalingEvents: SharedLayout.capped(scalingEvents), pickupMisses: SharedLayout.capped(segment.load(base + G.pickupMisses)))
+        group.waitingFor = Self.describeWait(waiting, groupName: { self.groupName(id: $0) })
+        return group
+    }
+
+    /// Reads a `waitingFor` word back as text; nil for 0 or a word that names no group.
+    static func describeWait(_ word: UInt64, groupName: (Int) -> String?) -> String? {
+        guard word != 0, let name = groupName(Int(truncatingIfNeeded: (word >> 8) & 0xFFFF_FFFF)) else { return nil }
+        let condition = ["started", "ready", "completed"].indices.contains(Int(word & 0x7F) - 1)
+            ? ["started", "ready", "completed"][Int(word & 0x7F) - 1] : "?"
+        return "\(name) (\(condition))" + (word & 0x80 != 0 ? ": it will not start" : "")
+    }
+
+    /// The name of the group with this id, read from the group table.
+    private func groupName(id: Int) -> String? {
+        for index in 0..<geometry.groupCount {
+            let base = geometry.groupOffset + index * geometry.groupRecordSize
+            if SharedLayout.capped(segment.load(base + SharedLayout.Group.id)) == id { return segment.loadName(base + SharedLayout.Group.name) }
+        }
+        return nil
     }
 
     private func decodeWorker(_ id: WorkerID, _ records: PoolRecords, groupNames: [String]) -> WorkerSnapshot {

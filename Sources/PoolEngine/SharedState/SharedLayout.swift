@@ -56,6 +56,10 @@ package enum SharedLayout {
         /// Jobs sent to the group that found no ready worker with room, counted by every sender
         /// with an atomic add: many writers, so outside the sequence word.
         static let pickupMisses = 136
+        /// What the group waits for before it starts (`after:`), under the sequence word: 0 for
+        /// nothing, else the awaited group's id << 8 | the condition (1 started, 2 ready,
+        /// 3 completed), | 0x80 when it can no longer be met. Space a v3 segment left zero.
+        static let waitingFor = 144
     }
 
     /// Slot record, lifecycle part (written only by the watcher), under its own sequence word.

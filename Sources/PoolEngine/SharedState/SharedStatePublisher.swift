@@ -43,8 +43,11 @@ final class SharedStatePublisher {
             softRestarts = core.softRestarts
             segment.store(SharedLayout.Header.softRestarts, UInt64(softRestarts))
         }
-        var counts = Array(repeating: [UInt64](repeating: 0, count: 4), count: pool.groups.count)
-        for index in counts.indices { counts[index][3] = UInt64(core.scalingEvents[index]) }
+        var counts = Array(repeating: [UInt64](repeating: 0, count: 5), count: pool.groups.count)
+        for index in counts.indices {
+            counts[index][3] = UInt64(core.scalingEvents[index])
+            counts[index][4] = Self.waitingWord(core, group: index)
+        }
         for (index, slot) in core.slots.enumerated() {
             if slot.isDesired { counts[slot.groupIndex][0] += 1 }
             if slot.state.hasProcess { counts[slot.groupIndex][1] += 1 }
@@ -66,8 +69,20 @@ final class SharedStatePublisher {
                 segment.store(base + G.running, count[1])
                 segment.store(base + G.ready, count[2])
                 segment.store(base + G.scalingEvents, count[3])
+                segment.store(base + G.waitingFor, count[4])
             }
         }
+    }
+
+    /// The group's `waitingFor` word (see ``SharedLayout/Group/waitingFor``).
+    static func waitingWord(_ core: WatcherCore, group index: Int) -> UInt64 {
+        guard let dependency = core.waitingFor(index) else { return 0 }
+        let condition: UInt64 = switch dependency.condition {
+        case .started: 1
+        case .ready: 2
+        case .completed: 3
+        }
+        return UInt64(dependency.group.rawValue) << 8 | condition | (core.blocked.contains(index) ? 0x80 : 0)
     }
 
     private func write(_ slot: WorkerSlot, clock: WallClock) {

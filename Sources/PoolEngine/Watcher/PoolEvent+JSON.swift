@@ -23,6 +23,7 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
         case .workerSpawnFailed: return "worker-spawn-failed"
         case .groupScaled: return "group-scaled"
         case .groupRolling: return "group-rolling"
+        case .groupWaiting: return "group-waiting"
         case .poolRestarting: return "pool-restarting"
         case .poolStopping: return "pool-stopping"
         case .workerLog: return "worker-log"
@@ -114,6 +115,9 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
                 try container.encode(total, forKey: .total)
                 try container.encode(why, forKey: .why)
             }
+        case .groupWaiting(let group, let waitingFor):
+            try container.encode(group, forKey: .group)
+            try container.encode(waitingFor, forKey: .why)
         case .poolRestarting(let hard):
             try container.encode(hard, forKey: .hard)
         case .poolStopping(let reason):

@@ -12,6 +12,8 @@ public enum PoolEvent: Hashable, Sendable, Codable {
     case groupScaled(group: String, from: Int, to: Int)
     /// A rolling restart of the group began, replaced a worker, finished or stopped.
     case groupRolling(group: String, RollingRestartProgress)
+    /// The group waits for the groups it names in `after` before it starts (or, blocked, says why it never will).
+    case groupWaiting(group: String, for: String)
     case poolRestarting(hard: Bool)
     case poolStopping(reason: String)
     case workerLog(WorkerID, group: String, record: LogRecord)

@@ -30,6 +30,8 @@ extension Watcher {
             logger.error("worker \(id) (\(group)) could not be spawned: \(error)")
         case .groupScaled(let group, let from, let to):
             logger.info("group \(group) scaled from \(from) to \(to)")
+        case .groupWaiting(let group, let waitingFor):
+            logger.notice("group \(group) waits for \(waitingFor)")
         case .groupRolling(let group, let progress):
             if case .failed = progress {
                 logger.error("group \(group): \(progress)")
