@@ -51,7 +51,16 @@ final class Watcher: @unchecked Sendable {
     private let onFinish: @Sendable (WatcherOutcome) -> Void
     /// When the workers are sampled; nil when never.
     private var sampling: SamplingSchedule?
+    /// How long after the last sample the next is due (the schedule's rate when it was taken).
+    private var nextSampleInterval: Duration?
+    private var lastSample: PoolInstant?
     private let isViewed: @Sendable () -> Bool
+    /// systemd's notification socket, when systemd runs the watcher as `Type=notify`.
+    private let notifier: SystemdNotifier?
+    private var lastWatchdog: PoolInstant?
+    /// Whether `READY=1` was sent since the start or the last restart.
+    private var readySent = false
+    private var lastStatus = ""
     private let sharedState: SharedStatePublisher?
     private let runtimeDirectory: String?
     /// Workers' stdout and stderr, when not the watcher's own.
@@ -71,6 +80,7 @@ final class Watcher: @unchecked Sendable {
         sampleInterval: Duration?,
         backgroundSampleInterval: Duration,
         isViewed: @escaping @Sendable () -> Bool,
+        notifier: SystemdNotifier? = nil,
         runtimeDirectory: String?,
         workerOutput: Int32? = nil,
         listeners: ListenerSockets? = nil,
@@ -87,11 +97,12 @@ final class Watcher: @unchecked Sendable {
             group.listeners.isEmpty ? [] : group.workerIDs.map { $0.rawValue - 1 }
         }
         self.isViewed = isViewed
-        sampling = sampleInterval.map {
+        self.notifier = notifier
+        sampling = sharedState == nil ? nil : sampleInterval.map {
             SamplingSchedule(pool: pool, interval: $0, backgroundInterval: backgroundSampleInterval)
         }
         // The first sample comes at full rate (figures for a new pool), then the rate adapts.
-        if sharedState != nil, let sampling { monitor.setTick(every: sampling.interval) }
+        nextSampleInterval = sampling?.interval
         var seed = SystemRandomNumberGenerator()
         self.core = WatcherCore(pool: pool, jitter: .generator(state: seed.next()))
         self.monitor = monitor
@@ -100,8 +111,10 @@ final class Watcher: @unchecked Sendable {
         self.publish = publish
         self.executable = try Posix.executablePath()
         // Workers must not mistake an inherited marker of ours (a worker starting a pool) for their own.
-        // Nor a socket-activation announcement meant for the watcher itself.
-        let activation = [InheritedListener.countVariable, InheritedListener.namesVariable, InheritedListener.pidVariable]
+        // Nor a socket-activation announcement, or systemd's notification socket, meant for the watcher itself.
+        let activation =
+            [InheritedListener.countVariable, InheritedListener.namesVariable, InheritedListener.pidVariable]
+            + SystemdNotifier.variables
         self.baseEnvironment = Posix.environment().filter { entry in
             !entry.hasPrefix("POOLTOP_") && !activation.contains { entry.hasPrefix("\($0)=") }
         }
@@ -181,9 +194,56 @@ final class Watcher: @unchecked Sendable {
         let viewed = isViewed()
         let resources = schedule.resourcesToRead(at: now, viewed: viewed)
         let shrinkPending = core.onDemandExtra.values.contains { $0 > 0 }
-        monitor.setTick(every: schedule.tickInterval(viewed: viewed, shrinkPending: shrinkPending))
+        nextSampleInterval = schedule.tickInterval(viewed: viewed, shrinkPending: shrinkPending)
+        lastSample = now
         sampling = schedule
         return core.handle(.workersSampled(samples(resources: resources)), at: now)
+    }
+
+    /// The periodic tick: systemd's watchdog, from this loop itself so that a stuck loop stops
+    /// it, and the workers' sample when it is due.
+    private func tick(at now: PoolInstant) -> [WatcherAction] {
+        if let notifier, let interval = notifier.watchdogInterval,
+            lastWatchdog.map({ now.duration(since: $0) >= interval * 0.9 }) ?? true
+        {
+            notifier.send("WATCHDOG=1")
+            lastWatchdog = now
+        }
+        // A tick can come a little early: 10 % slack.
+        let due = nextSampleInterval.map { interval in lastSample.map { now.duration(since: $0) >= interval * 0.9 } ?? true } ?? false
+        return due ? sampleTick(at: now) : []
+    }
+
+    /// The monitor ticks for whichever comes first: the next sample or the watchdog.
+    private func scheduleTick() {
+        let intervals = [nextSampleInterval, notifier?.watchdogInterval].compactMap { $0 }
+        monitor.setTick(every: intervals.min())
+    }
+
+    /// Tells systemd how the pool stands: `READY=1` once every group has its minimum ready (a
+    /// one-shot group that completed counts), and a one-line `STATUS=` when it changes.
+    private func notifySystemd() {
+        guard let notifier, core.mode == .running else { return }
+        var ready = 0
+        var wanted = 0
+        var satisfied = true
+        for (index, group) in pool.groups.enumerated() {
+            let members = core.slots.filter { $0.groupIndex == index }
+            let readyCount = members.filter { $0.state == .ready }.count
+            ready += readyCount
+            wanted += group.minWorkers
+            let completed = members.allSatisfy { !$0.state.hasProcess && !$0.isDesired && [.cleanExit, .terminate].contains($0.lastExit?.reason) }
+            if readyCount < group.minWorkers && !(completed && !members.isEmpty) { satisfied = false }
+        }
+        let status = "\(ready) of \(wanted) workers ready in \(pool.groups.count) group(s)"
+        if !readySent && satisfied {
+            readySent = true
+            lastStatus = status
+            notifier.send("READY=1\nSTATUS=\(status)")
+        } else if status != lastStatus {
+            lastStatus = status
+            notifier.send("STATUS=\(status)")
+        }
     }
 
     var hardRestarts: Int { core.hardRestarts }
@@ -230,7 +290,7 @@ final class Watcher: @unchecked Sendable {
         case .deadlineReached:
             return core.handle(.clockDidAdvance, at: now)
         case .tick:
-            return sampleTick(at: now)
+            return tick(at: now)
         case .started, .request:
             // Handled by `handle(_:)`.
             return []
@@ -266,6 +326,16 @@ final class Watcher: @unchecked Sendable {
             case .emit(let event):
                 log(event)
                 publish(event)
+                switch event {
+                case .poolRestarting:
+                    // systemd waits for READY=1 again once the workers are back.
+                    readySent = false
+                    notifier?.send("RELOADING=1\nMONOTONIC_USEC=\(Posix.monotonicNanoseconds() / 1000)")
+                case .poolStopping:
+                    notifier?.send("STOPPING=1")
+                default:
+                    break
+                }
             case .reply(let token, let answer):
                 answers.append((token, answer))
             case .finish(let failure):
@@ -275,6 +345,8 @@ final class Watcher: @unchecked Sendable {
         steerConnections()
         sharedState?.publish(core, at: PoolInstant.now)
         monitor.setDeadline(core.nextDeadline)
+        scheduleTick()
+        notifySystemd()
         // Answered once the effect is applied and shared memory shows it, so a caller that reads
         // the pool right after its command returns sees what it asked for.
         for (token, answer) in answers {

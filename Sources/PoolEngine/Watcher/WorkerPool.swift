@@ -252,6 +252,8 @@ public final class WorkerPool: Service, Sendable {
             sharedState: sharedState, sampleInterval: configuration.sampleInterval,
             backgroundSampleInterval: configuration.backgroundSampleInterval,
             isViewed: { [viewers] in viewers.isViewed },
+            // Under systemd `Type=notify`: READY, STATUS, RELOADING, STOPPING and the watchdog.
+            notifier: SystemdNotifier(),
             runtimeDirectory: runtime.directory,
             workerOutput: try configuration.workerOutputFile.map { try Posix.openForAppending("\(runtime.directory)/\($0)") },
             listeners: listeners,
