@@ -14,6 +14,9 @@
 /// the sockets of ready workers that stay, and a leaving worker takes what was already queued
 /// before it closes (`InheritedListener.awaitQueueDrained`).
 ///
+/// A socket systemd passed to the watcher (socket activation) is served instead: one socket the
+/// group shares, as a Unix one is, never steered, and kept by systemd across a restart of the pool.
+///
 /// Only the watcher loop touches an instance, so it needs no lock.
 final class ListenerSockets {
     struct Handed {
@@ -38,14 +41,33 @@ final class ListenerSockets {
         var description: String { "\(name) of group \(group)" }
     }
 
+    /// Sockets systemd passed, by the listener they serve (shared by the group's workers).
+    private var activated: [ListenerKey: Int32] = [:]
+    /// Passed sockets no listener of the pool matches, described for the log (closed).
+    private(set) var unmatched: [String] = []
+
     init(pool: PoolDescription) {
         self.pool = pool
     }
 
     /// Binds what the groups' first workers need, so that a bad listener fails `run()` before
     /// any worker starts; on failure everything bound so far is closed.
-    static func bindInitial(pool: PoolDescription) throws(PoolStartError) -> ListenerSockets {
+    static func bindInitial(
+        pool: PoolDescription, activation: SocketActivation = SocketActivation(sockets: [])
+    ) throws(PoolStartError) -> ListenerSockets {
         let sockets = ListenerSockets(pool: pool)
+        var used: Set<Int32> = []
+        for group in pool.groups {
+            for listener in group.listeners {
+                guard let passed = activation.socket(for: listener), !used.contains(passed.fd) else { continue }
+                used.insert(passed.fd)
+                sockets.activated[ListenerKey(group: group.id, name: listener.name)] = passed.fd
+            }
+        }
+        for passed in activation.sockets where !used.contains(passed.fd) {
+            sockets.unmatched.append("'\(passed.name)' (\(passed.address ?? "unknown address"))")
+            Posix.close(passed.fd)
+        }
         for group in pool.groups where !group.listeners.isEmpty {
             for id in group.workerIDs.prefix(max(group.minWorkers, 1)) {
                 do {
@@ -65,6 +87,10 @@ final class ListenerSockets {
         guard let group = pool.group(owning: id), !group.listeners.isEmpty else { return [] }
         var handed: [Handed] = []
         for listener in group.listeners {
+            if let fd = activated[ListenerKey(group: group.id, name: listener.name)] {
+                handed.append(Handed(name: listener.name, fd: fd))
+                continue
+            }
             do {
                 switch listener.address {
                 case .tcp(let host, let port):
@@ -135,9 +161,12 @@ final class ListenerSockets {
     }
 
 
-    /// Closes every socket and removes the Unix socket files the pool created.
+    /// Closes every socket and removes the Unix socket files the pool created (systemd keeps
+    /// its own copy of a socket it passed).
     func closeAll() {
         for id in Array(perSlot.keys) { retire(id) }
+        for (_, fd) in activated { Posix.close(fd) }
+        activated = [:]
         for (_, paths) in perGroup {
             for (path, fd) in paths {
                 Posix.close(fd)
@@ -152,6 +181,11 @@ final class ListenerSockets {
     }
 
     private func isShared(_ fd: Int32) -> Bool {
-        perGroup.values.contains { $0.values.contains(fd) }
+        perGroup.values.contains { $0.values.contains(fd) } || activated.values.contains(fd)
+    }
+
+    /// Which listeners serve sockets systemd passed, for the log.
+    var activatedListeners: [String] {
+        activated.keys.map(\.description).sorted()
     }
 }

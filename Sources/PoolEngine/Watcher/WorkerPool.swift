@@ -244,7 +244,12 @@ public final class WorkerPool: Service, Sendable {
         defer { signals?.restore() }
 
         // Bound before any worker starts: a bad listener fails run() with nothing half-started.
-        let listeners = try ListenerSockets.bindInitial(pool: description)
+        // Sockets systemd passed (socket activation) are served instead of binding new ones.
+        let listeners = try ListenerSockets.bindInitial(pool: description, activation: SocketActivation.fromEnvironment())
+        for listener in listeners.activatedListeners { logger.info("serving the socket systemd passed for listener \(listener)") }
+        for socket in listeners.unmatched {
+            logger.warning("systemd passed socket \(socket), which no listener of pool '\(name)' serves; it was closed")
+        }
         defer { listeners.closeAll() }
         let finished = OneShot<WatcherOutcome>()
         let watcher = try Watcher(

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Listening sockets systemd (or `systemd-socket-activate`) passed to the watcher
+/// (sd_listen_fds(3): `LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_PID`). The watcher serves them
+/// instead of binding its own, so a restart of the whole pool by systemd refuses no connection:
+/// systemd keeps the socket, and connections wait in its queue for the next watcher.
+struct SocketActivation {
+    struct Passed {
+        var fd: Int32
+        var name: String
+        /// `host:port` for a TCP socket, the path for a Unix one, as `getsockname` says.
+        var address: String?
+    }
+
+    var sockets: [Passed]
+
+    /// The sockets passed to this process, if any; the variables are removed, so that nothing
+    /// this process starts takes them for its own.
+    static func fromEnvironment() -> SocketActivation {
+        defer { for name in [InheritedListener.countVariable, InheritedListener.namesVariable, InheritedListener.pidVariable] { Posix.unsetenv(name) } }
+        guard let pid = Posix.getenv(InheritedListener.pidVariable).flatMap({ Int32($0) }), pid == Posix.processID,
+            let count = Posix.getenv(InheritedListener.countVariable).flatMap({ Int($0) }), count > 0
+        else { return SocketActivation(sockets: []) }
+        let names = (Posix.getenv(InheritedListener.namesVariable) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let sockets = (0..<count).map { index -> Passed in
+            let fd = Int32(3 + index)
+            // Ours now: not inherited by anything but the workers they are handed to.
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            return Passed(fd: fd, name: index < names.count ? names[index] : "", address: Self.address(of: fd))
+        }
+        return SocketActivation(sockets: sockets)
+    }
+
+    /// The passed socket for a listener: by its name, else by its address.
+    func socket(for listener: Listener) -> Passed? {
+        if let byName = sockets.first(where: { $0.name == listener.name }) { return byName }
+        let wanted: String
+        switch listener.address {
+        case .tcp(let host, let port): wanted = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): wanted = path
+        }
+        return sockets.first { $0.address == wanted }
+    }
+
+    /// What `getsockname` says the socket is bound to.
+    static func address(of fd: Int32) -> String? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0 else { return nil }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+                    var ip = address.pointee.sin_addr
+                    inet_ntop(AF_INET, &ip, &text, socklen_t(text.count))
+                    return "\(String(cString: text)):\(UInt16(bigEndian: address.pointee.sin_port))"
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+                    var ip = address.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count))
+                    return "[\(String(cString: text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
+                }
+            }
+        case AF_UNIX:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { address in
+                    withUnsafeBytes(of: address.pointee.sun_path) { raw in
+                        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                    }
+                }
+            }
+        default:
+            return nil
+        }
+    }
+}
