@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <linux/filter.h>
@@ -278,3 +279,5 @@ void pt_tsan_release(const void *address) { __tsan_release((void *)address); }
 void pt_tsan_acquire(const void *address) { (void)address; }
 void pt_tsan_release(const void *address) { (void)address; }
 #endif
+
+int pt_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }

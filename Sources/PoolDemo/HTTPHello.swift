@@ -35,7 +35,7 @@ public struct HTTPHello: WorkerEntryPoint {
         // connection finish the request it is on: idle ones close now, busy ones after their
         // response. The watcher's stop timeout bounds how long this may take.
         await listener.awaitQueueDrained()
-        try? await server.close()
+        await server.close()
         // Connections accepted in the server's last read are still being registered on the
         // loop; two turns of it let them show up as open before the drain looks.
         for _ in 0..<2 { try? await server.eventLoop.submit {}.get() }

@@ -28,6 +28,8 @@ int pt_epoll_create(void);
 int pt_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 int pt_epoll_wait(int epfd, pt_epoll_event *events, int max, int timeout_ms);
 int pt_eventfd(void);
+/// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC): a GNU extension Glibc's module map hides.
+int pt_accept_nonblocking(int fd);
 /// Waits up to `timeout_ns` nanoseconds for `fd` to be readable (ppoll: finer than poll's
 /// milliseconds). Returns 1 when readable or closed, 0 on timeout, -1 with errno on error.
 int pt_poll_readable_ns(int fd, long long timeout_ns);

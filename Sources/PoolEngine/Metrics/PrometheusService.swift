@@ -28,7 +28,7 @@ struct PrometheusService: WorkerEntryPoint {
         await worker.awaitTermination()
         // A scrape is one short request: take what is queued, stop accepting, close what is open.
         await listener.awaitQueueDrained()
-        try? await server.close()
+        await server.close()
     }
 }
 

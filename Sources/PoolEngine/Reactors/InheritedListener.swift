@@ -14,6 +14,10 @@ public struct InheritedListener: Sendable, Hashable {
     public var listener: Listener?
     /// The descriptor, open in this process. Whoever serves it owns it (NIO closes it with its channel).
     public var descriptor: SystemPackage.FileDescriptor
+    /// Whether the group's workers share this socket (a Unix-domain listener, a socket systemd
+    /// passed) instead of each having its own: a plain NIO server channel on it wakes in every
+    /// worker for each connection (see ``serveHTTP(on:_:)``, which accepts exclusively).
+    public var isShared = false
 
     /// Starts accepting on this socket with `bootstrap` (a NIO server bootstrap you configured).
     public func serve(_ bootstrap: ServerBootstrap) async throws -> any Channel {
@@ -35,6 +39,8 @@ public struct InheritedListener: Sendable, Hashable {
     static let countVariable = "LISTEN_FDS"
     static let namesVariable = "LISTEN_FDNAMES"
     static let pidVariable = "LISTEN_PID"
+    /// The names of the listeners the group's workers share (`:`-separated), set by the watcher.
+    static let sharedVariable = "POOLTOP_SHARED_LISTENERS"
 
     /// The variables announcing `names` to a spawned worker (LISTEN_PID is left to the worker).
     static func environment(names: [String]) -> [String] {
@@ -47,9 +53,14 @@ public struct InheritedListener: Sendable, Hashable {
         let names = (Posix.getenv(namesVariable) ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         // sd_listen_fds(3) only trusts the variables when LISTEN_PID is this process.
         Posix.setenv(pidVariable, "\(Posix.processID)")
+        let shared = Set((Posix.getenv(sharedVariable) ?? "").split(separator: ":").map(String.init))
         return (0..<count).map { index in
             let name = index < names.count ? names[index] : "unknown\(index)"
-            return InheritedListener(name: name, listener: group.listeners.first { $0.name == name }, descriptor: SystemPackage.FileDescriptor(rawValue: Int32(3 + index)))
+            var listener = InheritedListener(
+                name: name, listener: group.listeners.first { $0.name == name },
+                descriptor: SystemPackage.FileDescriptor(rawValue: Int32(3 + index)))
+            listener.isShared = shared.contains(name)
+            return listener
         }
     }
 }

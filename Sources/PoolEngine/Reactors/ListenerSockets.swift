@@ -24,6 +24,11 @@ final class ListenerSockets {
         var fd: Int32
     }
 
+    /// Whether a handed socket is shared by the group's workers (a Unix-domain listener, a
+    /// socket systemd passed) rather than the slot's own: its workers accept through
+    /// ``SharedAcceptor``.
+    func isSharedSocket(_ socket: Handed) -> Bool { isShared(socket.fd) }
+
     private let pool: PoolDescription
     private var perSlot: [WorkerID: [Handed]] = [:]
     private var perGroup: [GroupID: [String: Int32]] = [:]

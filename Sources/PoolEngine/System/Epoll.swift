@@ -17,6 +17,9 @@ struct Epoll: Sendable {
         static let hangUp = Events(rawValue: PT_EPOLLHUP)
         /// An error is pending (always reported).
         static let error = Events(rawValue: PT_EPOLLERR)
+        /// EPOLLEXCLUSIVE: of the epoll instances of several processes watching one descriptor,
+        /// only one (or a few) wakes per event, not all of them.
+        static let exclusive = Events(rawValue: 1 << 28)
     }
 
     struct Event: Sendable {

@@ -393,6 +393,8 @@ final class Watcher: @unchecked Sendable {
             }
             // The systemd socket-activation convention: descriptors from 3 on, named in order.
             environment += InheritedListener.environment(names: sockets.map(\.name))
+            let shared = sockets.filter { listeners.isSharedSocket($0) }.map(\.name)
+            if !shared.isEmpty { environment.append("\(InheritedListener.sharedVariable)=\(shared.joined(separator: ":"))") }
             environment += [
                 "\(WorkerProcess.controlFDVariable)=\(3 + sockets.count)",
                 "POOLTOP_POOL=\(pool.name)",

@@ -23,15 +23,13 @@ struct LineReactor: WorkerEntryPoint {
             throw WorkerExit.fatal("no listener was inherited")
         }
         appendLine("listeners", "\(worker.id) \(getpid()) \(worker.listeners.map { "\($0.name)=\($0.descriptor.rawValue)" }.joined(separator: ",")) LISTEN_PID=\(String(cString: getenv("LISTEN_PID")))")
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let line = "worker \(worker.id) pid \(getpid())\n"
-        let bootstrap = ServerBootstrap(group: group).childChannelInitializer { channel in
+        // Serves a TCP listener (a socket of the slot's own) and a Unix one (shared by the group) alike.
+        let server = try await listener.serve(on: worker.eventLoopGroup) { channel in
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(OneResponseHandler(response: line)) }
         }
-        let channel = try await listener.serve(bootstrap)
         await worker.awaitTermination()
-        try? await channel.close()
-        try? await group.shutdownGracefully()
+        await server.close()
     }
 }
 

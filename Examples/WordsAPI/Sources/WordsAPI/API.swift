@@ -22,7 +22,7 @@ struct API: WorkerEntryPoint {
         // The watcher already sends new connections to the other workers: take what is queued
         // here, then stop accepting (open requests finish within the group's stop timeout).
         await listener.awaitQueueDrained()
-        try? await server.close()
+        await server.close()
     }
 }
 
