@@ -40,7 +40,7 @@ struct ControlConnectionLimitTests {
                 for _ in 0..<600 {
                     // Non-blocking: a connect the watcher's backlog cannot take yet fails at once and is
                     // tried again, so a watcher that stopped accepting fails the test instead of hanging it.
-                    for _ in 0..<2_000 {
+                    for _ in 0..<10_000 {
                         if let fd = try? Posix.connectUnixSocket(path, nonBlocking: true) {
                             flood.append(fd)
                             break

@@ -1,14 +1,17 @@
 import Glibc
+import Synchronization
 import Testing
 
 @testable import PoolEngine
 
 /// A datagram socket standing in for systemd's NOTIFY_SOCKET: these machines do not run
-/// systemd as PID 1, so the test reads what the watcher sends, as systemd would.
-final class NotifySocket: @unchecked Sendable {
-    // @unchecked: the descriptor is only read from one thread at a time (the test's blocking helper).
+/// systemd as PID 1, so the test reads what the watcher sends, as systemd would: at once, on a
+/// thread of its own (a datagram socket queues only a few messages; the watcher never waits).
+final class NotifySocket: Sendable {
     let path: String
     private let fd: Int32
+    private let received = PoolEngine.Mutex<[String]>([])
+    private let stopped = Atomic<Bool>(false)
 
     init(directory: String) throws {
         path = "\(directory)/notify.sock"
@@ -18,24 +21,28 @@ final class NotifySocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         if result != 0 { throw SystemCallError(call: "bind", errno: errno, context: path) }
+        try DedicatedThread.start(name: "notify-reader") { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !stopped.load(ordering: .relaxed) {
+                guard (try? Posix.pollReadable(fd, timeoutMilliseconds: 50)) == true else { continue }
+                let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                if n > 0 { received.withLock { $0.append(String(decoding: buffer[0..<n], as: UTF8.self)) } }
+            }
+            Glibc.close(fd)
+        }
     }
 
-    deinit { close(fd) }
+    /// Every message so far, in order.
+    var all: [String] { received.withLock { $0 } }
 
-    /// The messages received until one contains `text` (or `timeout` passes), in order.
-    func messages(until text: String, timeout: Duration = .seconds(15)) -> [String] {
-        var received: [String] = []
-        let deadline = ContinuousClock.now + timeout
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while ContinuousClock.now < deadline {
-            guard (try? Posix.pollReadable(fd, timeoutMilliseconds: 100)) == true else { continue }
-            let n = recv(fd, &buffer, buffer.count, 0)
-            guard n > 0 else { continue }
-            let message = String(decoding: buffer[0..<n], as: UTF8.self)
-            received.append(message)
-            if message.contains(text) { break }
-        }
-        return received
+    /// Waits until a message after the first `after` contains `text`; the messages from `after` on.
+    func waitFor(_ text: String, after: Int = 0) async -> [String] {
+        _ = await TestSupport.eventually { self.all.dropFirst(after).contains { $0.contains(text) } }
+        return Array(all.dropFirst(after))
+    }
+
+    func close() {
+        stopped.store(true, ordering: .relaxed)
     }
 }
 
@@ -50,25 +57,30 @@ struct SystemdNotifyTests {
         let watcher = try ExternalWatcher(
             arguments: ["run", "--config", config], tag: name, directory: directory,
             prefix: ["env", "NOTIFY_SOCKET=\(notify.path)", "WATCHDOG_USEC=400000"])
-        let first = try await TestSupport.blocking { notify.messages(until: "READY=1") }
-        let ready = try #require(first.last)
-        #expect(ready.contains("READY=1") && ready.contains("STATUS=3 of 3 workers ready"), "\(first)")
+        defer { notify.close() }
+        let first = await notify.waitFor("READY=1")
+        let ready = try #require(first.first { $0.contains("READY=1") })
+        #expect(ready.contains("STATUS=3 of 3 workers ready"), "\(first)")
         #expect(await watcher.waitForLog("ready", count: 3))
         // The watchdog keeps coming from the watcher loop, every 200 ms.
-        let beats = try await TestSupport.blocking { notify.messages(until: "never", timeout: .seconds(1)) }
-        #expect(beats.filter { $0 == "WATCHDOG=1" }.count >= 3, "\(beats)")
+        let before = notify.all.filter { $0 == "WATCHDOG=1" }.count
+        try await Task.sleep(for: .seconds(1))
+        #expect(notify.all.filter { $0 == "WATCHDOG=1" }.count - before >= 3, "\(notify.all)")
         // Workers do not inherit the socket: none of them could speak for the pool.
         for pid in TestSupport.taggedProcesses(name) where pid != watcher.pid {
             let environment = (try? Posix.readFile("/proc/\(pid)/environ")).map { String(decoding: $0, as: UTF8.self) } ?? ""
             #expect(!environment.contains("NOTIFY_SOCKET") && !environment.contains("WATCHDOG_USEC"), "worker \(pid)")
         }
+        let beforeRestart = notify.all.count
         watcher.signal(SIGUSR1)
-        let restart = try await TestSupport.blocking { notify.messages(until: "READY=1") }
-        #expect(restart.contains { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") }, "\(restart)")
-        #expect(restart.last?.contains("READY=1") == true, "\(restart)")
+        let restart = await notify.waitFor("READY=1", after: beforeRestart)
+        let reloading = restart.firstIndex { $0.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") }
+        let readyAgain = restart.firstIndex { $0.contains("READY=1") }
+        #expect(reloading != nil && readyAgain != nil && reloading! < readyAgain!, "\(restart)")
+        let beforeStop = notify.all.count
         watcher.signal(SIGTERM)
-        let stop = try await TestSupport.blocking { notify.messages(until: "STOPPING=1") }
-        #expect(stop.last == "STOPPING=1", "\(stop)")
+        let stop = await notify.waitFor("STOPPING=1", after: beforeStop)
+        #expect(stop.contains("STOPPING=1"), "\(stop)")
         #expect(watcher.waitForExit() == .exited(0))
         await TestSupport.expectNoOrphans(name)
     }
