@@ -44,6 +44,11 @@ struct SocketActivation {
         return sockets.first { $0.address == wanted }
     }
 
+    /// A NUL-terminated C buffer as text.
+    private static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// What `getsockname` says the socket is bound to.
     static func address(of fd: Int32) -> String? {
         var storage = sockaddr_storage()
@@ -59,7 +64,7 @@ struct SocketActivation {
                     var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
                     var ip = address.pointee.sin_addr
                     inet_ntop(AF_INET, &ip, &text, socklen_t(text.count))
-                    return "\(String(cString: text)):\(UInt16(bigEndian: address.pointee.sin_port))"
+                    return "\(Self.text(text)):\(UInt16(bigEndian: address.pointee.sin_port))"
                 }
             }
         case AF_INET6:
@@ -68,7 +73,7 @@ struct SocketActivation {
                     var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
                     var ip = address.pointee.sin6_addr
                     inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count))
-                    return "[\(String(cString: text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
+                    return "[\(Self.text(text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
                 }
             }
         case AF_UNIX:
