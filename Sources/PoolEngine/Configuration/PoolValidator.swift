@@ -49,15 +49,7 @@ enum PoolValidator {
             var resolved: [GroupID] = []
             for (referenceIndex, reference) in group.jobGroups.enumerated() {
                 let path = "groups[\(index)].jobGroups[\(referenceIndex)]"
-                let target: GroupDescription?
-                switch reference {
-                case .id(let id): target = described.first { $0.id == id }
-                case .name(let name): target = described.first { $0.name == name }
-                }
-                guard let target else {
-                    let known = described.map(\.name).joined(separator: ", ")
-                    throw ConfigurationError(path: path, message: "unknown group '\(reference)'; groups are: \(known)")
-                }
+                let target = try find(reference, in: described, path: path)
                 if target.id == described[index].id {
                     throw ConfigurationError(
                         path: path, message: "group '\(target.name)' cannot send jobs to itself")
@@ -71,21 +63,29 @@ enum PoolValidator {
         return PoolDescription(name: name, stopTimeout: stopTimeout, groups: described)
     }
 
+    /// The group a reference names, or an error at `path` listing the groups there are.
+    private static func find(
+        _ reference: GroupReference, in described: [GroupDescription], path: String
+    ) throws(ConfigurationError) -> GroupDescription {
+        let target: GroupDescription?
+        switch reference {
+        case .id(let id): target = described.first { $0.id == id }
+        case .name(let name): target = described.first { $0.name == name }
+        }
+        guard let target else {
+            let known = described.map(\.name).joined(separator: ", ")
+            throw ConfigurationError(path: path, message: "unknown group '\(reference)'; groups are: \(known)")
+        }
+        return target
+    }
+
     private static func resolve(
         _ dependencies: [GroupDependency], of index: Int, in described: [GroupDescription]
     ) throws(ConfigurationError) -> [ResolvedDependency] {
         var resolved: [ResolvedDependency] = []
         for (position, dependency) in dependencies.enumerated() {
             let path = "groups[\(index)].after[\(position)].group"
-            let target: GroupDescription?
-            switch dependency.group {
-            case .id(let id): target = described.first { $0.id == id }
-            case .name(let name): target = described.first { $0.name == name }
-            }
-            guard let target else {
-                let known = described.map(\.name).joined(separator: ", ")
-                throw ConfigurationError(path: path, message: "unknown group '\(dependency.group)'; groups are: \(known)")
-            }
+            let target = try find(dependency.group, in: described, path: path)
             if target.id == described[index].id {
                 throw ConfigurationError(path: path, message: "group '\(target.name)' cannot wait for itself")
             }

@@ -44,9 +44,11 @@ struct SocketActivation {
         return sockets.first { $0.address == wanted }
     }
 
-    /// A NUL-terminated C buffer as text.
-    private static func text(_ buffer: [CChar]) -> String {
-        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    /// An IPv4 or IPv6 address in its numeric text form (`inet_ntop`).
+    private static func numeric<Address>(_ family: Int32, _ address: inout Address, length: Int32) -> String {
+        var text = [CChar](repeating: 0, count: Int(length))
+        withUnsafeBytes(of: &address) { raw in _ = inet_ntop(family, raw.baseAddress, &text, socklen_t(text.count)) }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// What `getsockname` says the socket is bound to.
@@ -61,19 +63,15 @@ struct SocketActivation {
         case AF_INET:
             return withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
-                    var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
                     var ip = address.pointee.sin_addr
-                    inet_ntop(AF_INET, &ip, &text, socklen_t(text.count))
-                    return "\(Self.text(text)):\(UInt16(bigEndian: address.pointee.sin_port))"
+                    return "\(numeric(AF_INET, &ip, length: INET_ADDRSTRLEN)):\(UInt16(bigEndian: address.pointee.sin_port))"
                 }
             }
         case AF_INET6:
             return withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
-                    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
                     var ip = address.pointee.sin6_addr
-                    inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count))
-                    return "[\(Self.text(text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
+                    return "[\(numeric(AF_INET6, &ip, length: INET6_ADDRSTRLEN))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
                 }
             }
         case AF_UNIX:
