@@ -320,10 +320,20 @@ enum Benchmarks {
     /// or ended meanwhile (an idle pool should create none).
     static func idleWatcher(workers: Int, seconds: Int, windows: Int = 3, sampling: Bool = true) {
         guard let watcher = startWatcher(workers: workers, environment: sampling ? [] : ["POOLBENCH_SAMPLE=0"]) else { return }
+        // The floor, measured over the same windows: a Swift process doing nothing.
+        let floorProcess = spawnSelf(arguments: ["idle-floor"], environment: [])
+        _ = waitReadable(floorProcess.channel, timeoutMilliseconds: 10_000)
+        defer {
+            kill(floorProcess.pid, SIGKILL)
+            reap(floorProcess.pid)
+            close(floorProcess.channel)
+        }
         // Let start-up settle: libdispatch retires its idle pool threads about 5 s after the burst
         // of work, a one-time cost that is not idle activity.
         sleep(6)
         var samples: [Double] = []
+        var floor: [Double] = []
+        var floorBefore = threadCPU(floorProcess.pid)
         var byName: [String: UInt64] = [:]
         var born = 0
         var ended = 0
@@ -351,6 +361,9 @@ enum Benchmarks {
             ended += before.keys.filter { after[$0] == nil }.count
             samples.append(Double(nanoseconds) / 1e6)
             before = after
+            let floorAfter = threadCPU(floorProcess.pid)
+            floor.append(Double(floorAfter.reduce(0) { $0 + ($1.value - min($1.value, floorBefore[$1.key] ?? 0)) }) / 1e6)
+            floorBefore = floorAfter
         }
         let split = byName.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e6 / Double(windows)) ms" }
             .joined(separator: ", ")
@@ -362,8 +375,8 @@ enum Benchmarks {
         close(watcher.channel)
         Figure(
             name: "idle_watcher_cpu_\(workers)_workers\(sampling ? "" : "_no_sampling")", unit: "ms per \(seconds) s",
-            samples: samples, target: 1,
-            note: "run time of the watcher's threads in \(windows) windows of \(seconds) s of idleness, nobody looking, from 6 s after start (schedstat), mean per window by thread: \(split); threads born \(born), ended \(ended)"
+            samples: samples, floor: floor, target: 1,
+            note: "run time of the watcher's threads in \(windows) windows of \(seconds) s of idleness, nobody looking, from 6 s after start (schedstat), mean per window by thread: \(split); threads born \(born), ended \(ended); floor: a Swift process that used Swift concurrency and then idles, over the same windows"
         ).print()
         Figure(
             name: "idle_watcher_threads_born_or_ended\(sampling ? "" : "_no_sampling")", unit: "threads",

@@ -29,6 +29,19 @@ LoggingSystem.bootstrap { label in
 }
 
 let arguments = CommandLine.arguments.dropFirst()
+// The idle floor: a Swift process that used Swift concurrency (as a watcher does at start) and
+// then does nothing; what it still costs is the runtime's, not the watcher's (libdispatch's
+// workqueue monitor wakes once a second in any such process on Linux).
+if arguments.first == "idle-floor" {
+    await withTaskGroup(of: Void.self) { group in
+        for _ in 0..<8 { group.addTask { await Task.yield() } }
+    }
+    var byte: UInt8 = 1
+    _ = write(3, &byte, 1)
+    // Until killed or until fd 3 closes, blocking this thread, not a task's.
+    _ = read(3, &byte, 1)
+    exit(0)
+}
 if arguments.first == "watch" {
     let numbers = arguments.dropFirst().compactMap { Int($0) }
     await WatchMode.run(workers: numbers.first ?? 8, slots: numbers.dropFirst().first ?? 0)
