@@ -47,13 +47,15 @@ extension WatcherCore {
         return actions
     }
 
-    /// Starts a released group: the slots a hard restart stopped, else its minimum.
-    private mutating func startGroup(_ groupIndex: Int, at now: PoolInstant) -> [WatcherAction] {
-        let group = pool.groups[groupIndex]
+    /// Starts a group: the slots a hard restart stopped (each one a restart), else, unless
+    /// `revivingOnly`, its minimum (the lowest ids of its block).
+    mutating func startGroup(_ groupIndex: Int, at now: PoolInstant, revivingOnly: Bool = false) -> [WatcherAction] {
         let indices = slots.indices.filter { slots[$0].groupIndex == groupIndex }
         let revived = indices.filter { slots[$0].restartsAfterHardRestart }
+        if revived.isEmpty && revivingOnly { return [] }
         var actions: [WatcherAction] = []
-        for index in revived.isEmpty ? Array(indices.prefix(group.minWorkers)) : revived {
+        for index in revived.isEmpty ? Array(indices.prefix(pool.groups[groupIndex].minWorkers)) : revived {
+            if slots[index].restartsAfterHardRestart { slots[index].restarts += 1 }
             slots[index].restartsAfterHardRestart = false
             slots[index].isDesired = true
             slots[index].rapidExits = 0

@@ -86,13 +86,8 @@ struct WatcherCore: Sendable {
             guard mode == .idle else { return [] }
             mode = .running
             actions += holdDependentGroups()
-            for index in slots.indices where !held.contains(slots[index].groupIndex) {
-                let group = pool.groups[slots[index].groupIndex]
-                let position = slots[index].id.rawValue - group.firstWorkerID.rawValue
-                if position < group.minWorkers {
-                    slots[index].isDesired = true
-                    actions += spawn(index, at: now)
-                }
+            for groupIndex in pool.groups.indices where !held.contains(groupIndex) {
+                actions += startGroup(groupIndex, at: now)
             }
         case .processDidSpawn(let id, let generation, let pid):
             guard let index = current(id, generation) else { return [] }
@@ -349,12 +344,8 @@ struct WatcherCore: Sendable {
             mode = .running
             var actions: [WatcherAction] = []
             // A held group's slots keep their mark; they start when it is released.
-            for index in slots.indices where slots[index].restartsAfterHardRestart && !held.contains(slots[index].groupIndex) {
-                slots[index].restartsAfterHardRestart = false
-                slots[index].isDesired = true
-                slots[index].rapidExits = 0
-                slots[index].restarts += 1
-                actions += spawn(index, at: now)
+            for groupIndex in pool.groups.indices where !held.contains(groupIndex) {
+                actions += startGroup(groupIndex, at: now, revivingOnly: true)
             }
             actions += releaseHeldGroups(at: now)
             return actions + (actions.isEmpty ? settle(at: now) : [])

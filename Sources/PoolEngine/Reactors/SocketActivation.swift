@@ -10,7 +10,7 @@ struct SocketActivation {
     struct Passed {
         var fd: Int32
         var name: String
-        /// `host:port` for a TCP socket, the path for a Unix one, as `getsockname` says.
+        /// What `getsockname` says, written as a ``Listener``'s description (`host:port`, `unix:/path`).
         var address: String?
     }
 
@@ -35,13 +35,7 @@ struct SocketActivation {
 
     /// The passed socket for a listener: by its name, else by its address.
     func socket(for listener: Listener) -> Passed? {
-        if let byName = sockets.first(where: { $0.name == listener.name }) { return byName }
-        let wanted: String
-        switch listener.address {
-        case .tcp(let host, let port): wanted = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        case .unix(let path): wanted = path
-        }
-        return sockets.first { $0.address == wanted }
+        sockets.first { $0.name == listener.name } ?? sockets.first { $0.address == listener.description }
     }
 
     /// An IPv4 or IPv6 address in its numeric text form (`inet_ntop`).
@@ -78,7 +72,7 @@ struct SocketActivation {
             return withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { address in
                     withUnsafeBytes(of: address.pointee.sun_path) { raw in
-                        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                        "unix:" + String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
                     }
                 }
             }

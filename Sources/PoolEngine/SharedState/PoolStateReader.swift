@@ -53,10 +53,18 @@ public final class PoolStateReader: Sendable {
         groups.reserveCapacity(geometry.groupCount)
         // Group ids are 1...count: an array indexed by id, not a dictionary, on this hot path.
         var groupNames = [String](repeating: "", count: geometry.groupCount + 1)
+        var waits: [UInt64] = []
         for index in 0..<geometry.groupCount {
-            let group = readGroup(index)
+            let (group, waiting) = readGroup(index)
             if group.id >= 0 && group.id < groupNames.count { groupNames[group.id] = group.name }
             groups.append(group)
+            waits.append(waiting)
+        }
+        // Named once every group's name is known: a group may wait for a later one.
+        for index in groups.indices {
+            guard let wait = SharedCodes.waiting(waits[index]), groupNames.indices.contains(wait.group) else { continue }
+            groups[index].waitingFor =
+                "\(groupNames[wait.group]) (\(wait.condition.rawValue))" + (wait.blocked ? ": it will not start" : "")
         }
         let records = self.records()
         var workers: [WorkerSnapshot] = []
@@ -76,7 +84,8 @@ public final class PoolStateReader: Sendable {
         return readActivity(slotBase(id))
     }
 
-    private func readGroup(_ index: Int) -> GroupSnapshot {
+    /// A group's record, and its `waitingFor` word (named by the caller, who knows every group).
+    private func readGroup(_ index: Int) -> (GroupSnapshot, waiting: UInt64) {
         typealias G = SharedLayout.Group
         let base = geometry.groupOffset + index * geometry.groupRecordSize
         let (desired, running, ready, scalingEvents, waiting) = segment.read(sequenceAt: base + G.sequence, writer: segment.watcherPID) {
@@ -85,7 +94,7 @@ public final class PoolStateReader: Sendable {
                 segment.load(base + G.scalingEvents), segment.load(base + G.waitingFor)
             )
         }
-        var group = GroupSnapshot(
+        let group = GroupSnapshot(
             id: SharedLayout.capped(segment.load(base + G.id)),
             name: segment.loadName(base + G.name),
             kind: SharedCodes.kind(segment.load(base + G.kind)) ?? .service,
@@ -93,25 +102,7 @@ public final class PoolStateReader: Sendable {
             max: SharedLayout.capped(segment.load(base + G.maxWorkers)),
             desired: SharedLayout.capped(desired), running: SharedLayout.capped(running), ready: SharedLayout.capped(ready),
             scalingEvents: SharedLayout.capped(scalingEvents), pickupMisses: SharedLayout.capped(segment.load(base + G.pickupMisses)))
-        group.waitingFor = Self.describeWait(waiting, groupName: { self.groupName(id: $0) })
-        return group
-    }
-
-    /// Reads a `waitingFor` word back as text; nil for 0 or a word that names no group.
-    static func describeWait(_ word: UInt64, groupName: (Int) -> String?) -> String? {
-        guard word != 0, let name = groupName(Int(truncatingIfNeeded: (word >> 8) & 0xFFFF_FFFF)) else { return nil }
-        let condition = ["started", "ready", "completed"].indices.contains(Int(word & 0x7F) - 1)
-            ? ["started", "ready", "completed"][Int(word & 0x7F) - 1] : "?"
-        return "\(name) (\(condition))" + (word & 0x80 != 0 ? ": it will not start" : "")
-    }
-
-    /// The name of the group with this id, read from the group table.
-    private func groupName(id: Int) -> String? {
-        for index in 0..<geometry.groupCount {
-            let base = geometry.groupOffset + index * geometry.groupRecordSize
-            if SharedLayout.capped(segment.load(base + SharedLayout.Group.id)) == id { return segment.loadName(base + SharedLayout.Group.name) }
-        }
-        return nil
+        return (group, waiting)
     }
 
     private func decodeWorker(_ id: WorkerID, _ records: PoolRecords, groupNames: [String]) -> WorkerSnapshot {

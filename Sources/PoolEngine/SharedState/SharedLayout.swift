@@ -175,6 +175,29 @@ enum SharedCodes {
         }
     }
 
+    /// A group's `waitingFor` word: the awaited group's id << 8, the condition (1 started,
+    /// 2 ready, 3 completed), and 0x80 when it can no longer be met; 0 for not waiting.
+    static func waiting(for group: GroupID, _ condition: GroupDependency.Condition, blocked: Bool) -> UInt64 {
+        let code: UInt64 = switch condition {
+        case .started: 1
+        case .ready: 2
+        case .completed: 3
+        }
+        return UInt64(group.rawValue) << 8 | code | (blocked ? 0x80 : 0)
+    }
+
+    /// Reads a `waitingFor` word back; nil for 0 or a word that is not one.
+    static func waiting(_ word: UInt64) -> (group: Int, condition: GroupDependency.Condition, blocked: Bool)? {
+        let condition: GroupDependency.Condition
+        switch word & 0x7F {
+        case 1: condition = .started
+        case 2: condition = .ready
+        case 3: condition = .completed
+        default: return nil
+        }
+        return (SharedLayout.capped(word >> 8), condition, word & 0x80 != 0)
+    }
+
     static func kind(_ code: UInt64) -> WorkerKind? {
         switch code {
         case 0: .reactor

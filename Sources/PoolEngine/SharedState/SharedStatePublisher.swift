@@ -77,12 +77,7 @@ final class SharedStatePublisher {
     /// The group's `waitingFor` word (see ``SharedLayout/Group/waitingFor``).
     static func waitingWord(_ core: WatcherCore, group index: Int) -> UInt64 {
         guard let dependency = core.waitingFor(index) else { return 0 }
-        let condition: UInt64 = switch dependency.condition {
-        case .started: 1
-        case .ready: 2
-        case .completed: 3
-        }
-        return UInt64(dependency.group.rawValue) << 8 | condition | (core.blocked.contains(index) ? 0x80 : 0)
+        return SharedCodes.waiting(for: dependency.group, dependency.condition, blocked: core.blocked.contains(index))
     }
 
     private func write(_ slot: WorkerSlot, clock: WallClock) {

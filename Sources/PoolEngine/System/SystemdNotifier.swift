@@ -19,20 +19,15 @@ final class SystemdNotifier {
     /// A notifier when `NOTIFY_SOCKET` is set (a path, or `@name` in the abstract namespace).
     init?(environment: (String) -> String? = Posix.getenv) {
         guard let path = environment("NOTIFY_SOCKET"), !path.isEmpty else { return nil }
-        var bytes = Array(path.utf8)
+        guard var address = try? Posix.unixSocketAddress(path, call: "sd_notify") else { return nil }
         // An abstract socket's name starts with a NUL byte where systemd writes '@'.
-        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-        }
+        if path.hasPrefix("@") { withUnsafeMutableBytes(of: &address.sun_path) { $0[0] = 0 } }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         self.fd = fd
         self.address = address
-        self.length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        // Exact, not the whole structure: an abstract name is every byte up to the length.
+        self.length = socklen_t(MemoryLayout<sa_family_t>.size + path.utf8.count)
         // The watchdog is ours only when WATCHDOG_PID is unset or names this process.
         let pidMatches = environment("WATCHDOG_PID").map { Int32($0) == Posix.processID } ?? true
         if pidMatches, let text = environment("WATCHDOG_USEC"), let microseconds = Int64(text), microseconds > 0 {

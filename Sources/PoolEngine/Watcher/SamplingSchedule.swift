@@ -17,12 +17,28 @@ struct SamplingSchedule: Sendable {
     /// Whether some group has a recycle quota: decided from activity at every tick.
     let hasRecycleQuotas: Bool
     private(set) var lastResourceSample: PoolInstant?
+    /// The last sample of any kind, and the rate chosen then: the first comes at full rate
+    /// (figures for a new pool), then the rate follows whether anyone looks.
+    private var lastSample: PoolInstant?
+    private(set) var tickInterval: Duration
 
     init(pool: PoolDescription, interval: Duration, backgroundInterval: Duration) {
         self.interval = interval
         self.backgroundInterval = max(backgroundInterval, interval)
         memoryQuotaGroups = Set(pool.groups.indices.filter { pool.groups[$0].recycle?.maxMemoryBytes != nil })
         hasRecycleQuotas = pool.groups.contains { $0.recycle?.isActive ?? false }
+        tickInterval = interval
+    }
+
+    /// Whether a sample is due (a tick can come a little early: 10 % slack).
+    func isDue(at now: PoolInstant) -> Bool {
+        lastSample.map { now.duration(since: $0) >= tickInterval * 0.9 } ?? true
+    }
+
+    /// A sample was taken: the next is due after the rate this state calls for.
+    mutating func sampled(at now: PoolInstant, viewed: Bool, shrinkPending: Bool) {
+        lastSample = now
+        tickInterval = tickInterval(viewed: viewed, shrinkPending: shrinkPending)
     }
 
     /// How long until the next tick; `shrinkPending` when a group grown on demand may shrink
@@ -38,7 +54,7 @@ struct SamplingSchedule: Sendable {
     }
 
     mutating func resourcesToRead(at now: PoolInstant, viewed: Bool) -> Resources {
-        // A tick can come a little early: 10 % slack keeps "every 10 s" from becoming every 11.
+        // The same 10 % slack keeps "every 10 s" from becoming every 11.
         let due = lastResourceSample.map { now.duration(since: $0) >= backgroundInterval * 0.9 } ?? true
         if viewed || due {
             lastResourceSample = now

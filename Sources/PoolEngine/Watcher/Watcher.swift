@@ -51,9 +51,6 @@ final class Watcher: @unchecked Sendable {
     private let onFinish: @Sendable (WatcherOutcome) -> Void
     /// When the workers are sampled; nil when never.
     private var sampling: SamplingSchedule?
-    /// How long after the last sample the next is due (the schedule's rate when it was taken).
-    private var nextSampleInterval: Duration?
-    private var lastSample: PoolInstant?
     private let isViewed: @Sendable () -> Bool
     /// systemd's notification socket, when systemd runs the watcher as `Type=notify`.
     private let notifier: SystemdNotifier?
@@ -101,8 +98,6 @@ final class Watcher: @unchecked Sendable {
         sampling = sharedState == nil ? nil : sampleInterval.map {
             SamplingSchedule(pool: pool, interval: $0, backgroundInterval: backgroundSampleInterval)
         }
-        // The first sample comes at full rate (figures for a new pool), then the rate adapts.
-        nextSampleInterval = sampling?.interval
         var seed = SystemRandomNumberGenerator()
         self.core = WatcherCore(pool: pool, jitter: .generator(state: seed.next()))
         self.monitor = monitor
@@ -193,9 +188,7 @@ final class Watcher: @unchecked Sendable {
         guard var schedule = sampling else { return [] }
         let viewed = isViewed()
         let resources = schedule.resourcesToRead(at: now, viewed: viewed)
-        let shrinkPending = core.onDemandExtra.values.contains { $0 > 0 }
-        nextSampleInterval = schedule.tickInterval(viewed: viewed, shrinkPending: shrinkPending)
-        lastSample = now
+        schedule.sampled(at: now, viewed: viewed, shrinkPending: core.onDemandExtra.values.contains { $0 > 0 })
         sampling = schedule
         return core.handle(.workersSampled(samples(resources: resources)), at: now)
     }
@@ -209,14 +202,12 @@ final class Watcher: @unchecked Sendable {
             notifier.send("WATCHDOG=1")
             lastWatchdog = now
         }
-        // A tick can come a little early: 10 % slack.
-        let due = nextSampleInterval.map { interval in lastSample.map { now.duration(since: $0) >= interval * 0.9 } ?? true } ?? false
-        return due ? sampleTick(at: now) : []
+        return sampling?.isDue(at: now) == true ? sampleTick(at: now) : []
     }
 
     /// The monitor ticks for whichever comes first: the next sample or the watchdog.
     private func scheduleTick() {
-        let intervals = [nextSampleInterval, notifier?.watchdogInterval].compactMap { $0 }
+        let intervals = [sampling?.tickInterval, notifier?.watchdogInterval].compactMap { $0 }
         monitor.setTick(every: intervals.min())
     }
 
@@ -224,17 +215,19 @@ final class Watcher: @unchecked Sendable {
     /// one-shot group that completed counts), and a one-line `STATUS=` when it changes.
     private func notifySystemd() {
         guard let notifier, core.mode == .running else { return }
-        var ready = 0
-        var wanted = 0
-        var satisfied = true
-        for (index, group) in pool.groups.enumerated() {
-            let members = core.slots.filter { $0.groupIndex == index }
-            let readyCount = members.filter { $0.state == .ready }.count
-            ready += readyCount
-            wanted += group.minWorkers
-            let completed = members.allSatisfy { !$0.state.hasProcess && !$0.isDesired && [.cleanExit, .terminate].contains($0.lastExit?.reason) }
-            if readyCount < group.minWorkers && !(completed && !members.isEmpty) { satisfied = false }
+        // One pass over the slots: this runs after every turn of the loop under systemd.
+        var readyByGroup = [Int](repeating: 0, count: pool.groups.count)
+        var completedByGroup = [Bool](repeating: true, count: pool.groups.count)
+        for slot in core.slots {
+            if slot.state == .ready { readyByGroup[slot.groupIndex] += 1 }
+            if slot.state.hasProcess || slot.isDesired || ![.cleanExit, .terminate].contains(slot.lastExit?.reason) {
+                completedByGroup[slot.groupIndex] = false
+            }
         }
+        let ready = readyByGroup.reduce(0, +)
+        let wanted = pool.groups.reduce(0) { $0 + $1.minWorkers }
+        // A group has its minimum ready, or is a one-shot group that completed.
+        let satisfied = pool.groups.indices.allSatisfy { readyByGroup[$0] >= pool.groups[$0].minWorkers || completedByGroup[$0] }
         let status = "\(ready) of \(wanted) workers ready in \(pool.groups.count) group(s)"
         if !readySent && satisfied {
             readySent = true
@@ -245,9 +238,6 @@ final class Watcher: @unchecked Sendable {
             notifier.send("STATUS=\(status)")
         }
     }
-
-    var hardRestarts: Int { core.hardRestarts }
-    var softRestarts: Int { core.softRestarts }
 
     private func handle(monitorEvent event: MonitorEvent, at now: PoolInstant) -> [WatcherAction] {
         switch event {
