@@ -50,6 +50,7 @@ struct DocumentationTests {
         #expect(Set(Self.tableKeys(text, heading: "Job keys")) == Set(PoolConfiguration.jobsKeys))
         #expect(Set(Self.tableKeys(text, heading: "Scaling keys")) == Set(PoolConfiguration.scalingKeys))
         #expect(Set(Self.tableKeys(text, heading: "Recycle keys")) == Set(PoolConfiguration.recycleKeys))
+        #expect(Set(Self.tableKeys(text, heading: "Probe keys")) == Set(PoolConfiguration.readyKeys))
     }
 
     @Test("docs/reliability.md gives every configuration range exactly as the validator enforces it")

@@ -53,6 +53,8 @@ int pt_signal_ignore(int sig);
 
 /// pipe2(O_CLOEXEC | O_NONBLOCK).
 int pt_pipe_cloexec_nonblock(int fds[2]);
+/// pipe2(O_CLOEXEC): a pipe whose child end a spawned program writes to blocking.
+int pt_pipe_cloexec(int fds[2]);
 
 /// prctl(PR_SET_NAME): the name `ps -o comm` and `top` show (15 bytes at most).
 int pt_set_thread_name(const char *name);

@@ -21,7 +21,7 @@ public struct PoolConfiguration: Sendable {
     public static let groupKeys = [
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
         "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait", "after",
-        "listen",
+        "listen", "command", "env", "envFile", "workingDirectory", "ready", "stopSignal", "watchdog", "user", "group",
     ]
     /// Keys accepted in a group's `restart`.
     public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
@@ -33,6 +33,8 @@ public struct PoolConfiguration: Sendable {
     public static let scalingKeys = ["onDemand", "shrinkAfterIdle"]
     /// Keys accepted in a group's `recycle`.
     public static let recycleKeys = ["maxJobs", "maxMemory", "memorySamples", "maxLifetime", "maxIdle", "jitter"]
+    /// Keys accepted in a group's `ready` written as a mapping (a probe).
+    public static let readyKeys = ["tcp", "http", "exec", "interval", "timeout", "failureThreshold", "initialDelay"]
     /// Keys accepted in a `listen` entry written as a mapping.
     public static let listenKeys = ["address", "name", "backlog", "exposed"]
 
@@ -41,7 +43,7 @@ public struct PoolConfiguration: Sendable {
         poolKeys + groupKeys.map { "groups[].\($0)" } + restartKeys.map { "groups[].restart.\($0)" }
             + backoffKeys.map { "groups[].restart.backoff.\($0)" } + jobsKeys.map { "groups[].jobs.\($0)" }
             + scalingKeys.map { "groups[].scaling.\($0)" } + recycleKeys.map { "groups[].recycle.\($0)" }
-            + listenKeys.map { "groups[].listen[].\($0)" }
+            + listenKeys.map { "groups[].listen[].\($0)" } + readyKeys.map { "groups[].ready.\($0)" }
     }
 
     /// Checks a pool name (used in file paths and shared-memory names) on its own.
@@ -91,7 +93,7 @@ public struct PoolConfiguration: Sendable {
     public static func parse(
         yaml text: String, file: String? = nil, entryPoints: EntryPoints?
     ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription) {
-        var reader = Reader(file: file, entryPoints: entryPoints)
+        var reader = ConfigurationReader(file: file, entryPoints: entryPoints)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -133,7 +135,7 @@ public struct PoolConfiguration: Sendable {
 }
 
 /// Walks the YAML node tree, remembering the line of every key path it reads.
-private struct Reader {
+struct ConfigurationReader {
     let file: String?
     let entryPoints: EntryPoints?
     var lines: [String: Int] = [:]
@@ -175,8 +177,15 @@ private struct Reader {
         guard let kindNode = map["kind"] else { throw error(path, "the key 'kind' is missing (reactor, job or service)", node: node) }
         let kind = WorkerKind(
             rawValue: try choice(kindNode, path: "\(path).kind", among: WorkerKind.allCases.map(\.rawValue)))!
-        guard let entryNode = map["entryPoint"] else { throw error(path, "the key 'entryPoint' is missing", node: node) }
-        var group = WorkerGroup(entryPoint: try string(entryNode, path: "\(path).entryPoint"), kind: kind)
+        var group: WorkerGroup
+        if let entryNode = map["entryPoint"] {
+            group = WorkerGroup(entryPoint: try string(entryNode, path: "\(path).entryPoint"), kind: kind)
+        } else if map["command"] != nil {
+            group = WorkerGroup(entryPoint: "", kind: kind)
+        } else {
+            throw error(path, "the key 'entryPoint' (a Swift worker) or 'command' (a program) is missing", node: node)
+        }
+        try program(map, into: &group, path: path)
         if let node = map["name"] { group.name = try string(node, path: "\(path).name") }
         if let node = map["min"] { group.minWorkers = try integer(node, path: "\(path).min") }
         if let node = map["max"] { group.maxWorkers = try integer(node, path: "\(path).max") }
@@ -234,9 +243,13 @@ private struct Reader {
             }
             group.jobWait = policy
         }
-        if let node = map["environment"] {
-            let entries = try mapping(node, path: "\(path).environment", allowed: nil)
-            for (key, value) in entries { group.runner.environment[key] = try string(value, path: "\(path).environment.\(key)") }
+        if map["environment"] != nil && map["env"] != nil {
+            throw error("\(path).env", "'env' and 'environment' are the same key; give one", node: map["env"]!)
+        }
+        for key in ["environment", "env"] {
+            guard let node = map[key] else { continue }
+            let entries = try mapping(node, path: "\(path).\(key)", allowed: nil)
+            for (name, value) in entries { group.runner.environment[name] = try string(value, path: "\(path).\(key).\(name)") }
         }
         if let node = map["executable"] { group.runner.executable = try string(node, path: "\(path).executable") }
         if let node = map["pickup"] {
@@ -339,7 +352,7 @@ private struct Reader {
 
     // MARK: - Typed reads
 
-    private mutating func mapping(_ node: Node, path: String, allowed: [String]?) throws(ConfigurationError) -> [String: Node] {
+    mutating func mapping(_ node: Node, path: String, allowed: [String]?) throws(ConfigurationError) -> [String: Node] {
         note(path, node)
         guard case .mapping(let mapping) = node else {
             throw error(path, "must be a mapping of keys to values", node: node)
@@ -357,13 +370,13 @@ private struct Reader {
         return result
     }
 
-    private mutating func string(_ node: Node, path: String) throws(ConfigurationError) -> String {
+    mutating func string(_ node: Node, path: String) throws(ConfigurationError) -> String {
         note(path, node)
         guard case .scalar(let scalar) = node else { throw error(path, "must be a string", node: node) }
         return scalar.string
     }
 
-    private mutating func integer(_ node: Node, path: String) throws(ConfigurationError) -> Int {
+    mutating func integer(_ node: Node, path: String) throws(ConfigurationError) -> Int {
         note(path, node)
         guard case .scalar = node, let value = node.int else {
             throw error(path, "must be a whole number (got '\(node.string ?? "a \(node.kindName)")')", node: node)
@@ -371,7 +384,7 @@ private struct Reader {
         return value
     }
 
-    private mutating func number(_ node: Node, path: String) throws(ConfigurationError) -> Double {
+    mutating func number(_ node: Node, path: String) throws(ConfigurationError) -> Double {
         note(path, node)
         guard case .scalar = node, let value = node.float else {
             throw error(path, "must be a number (got '\(node.string ?? "a \(node.kindName)")')", node: node)
@@ -379,7 +392,7 @@ private struct Reader {
         return value
     }
 
-    private mutating func boolean(_ node: Node, path: String) throws(ConfigurationError) -> Bool {
+    mutating func boolean(_ node: Node, path: String) throws(ConfigurationError) -> Bool {
         note(path, node)
         guard case .scalar = node, let value = node.bool else {
             throw error(path, "must be true or false (got '\(node.string ?? "a \(node.kindName)")')", node: node)
@@ -420,7 +433,7 @@ private struct Reader {
         return max(1, UInt64(value))
     }
 
-    private mutating func choice(_ node: Node, path: String, among values: [String]) throws(ConfigurationError) -> String {
+    mutating func choice(_ node: Node, path: String, among values: [String]) throws(ConfigurationError) -> String {
         let value = try string(node, path: path)
         guard values.contains(value) else {
             throw error(path, "unknown value '\(value)'; expected one of: \(values.joined(separator: ", "))", node: node)
@@ -428,7 +441,7 @@ private struct Reader {
         return value
     }
 
-    private mutating func duration(_ node: Node, path: String) throws(ConfigurationError) -> Duration {
+    mutating func duration(_ node: Node, path: String) throws(ConfigurationError) -> Duration {
         let text = try string(node, path: path)
         switch DurationParser.classify(text) {
         case .duration(let duration): return duration
@@ -459,11 +472,11 @@ private struct Reader {
 
     // MARK: - Locations
 
-    private mutating func note(_ path: String, _ node: Node) {
+    mutating func note(_ path: String, _ node: Node) {
         if lines[path] == nil, let mark = node.mark { lines[path] = mark.line }
     }
 
-    private func error(_ path: String, _ message: String, node: Node) -> ConfigurationError {
+    func error(_ path: String, _ message: String, node: Node) -> ConfigurationError {
         ConfigurationError(path: path, message: message, file: file, line: node.mark?.line)
     }
 

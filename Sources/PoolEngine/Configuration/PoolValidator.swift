@@ -151,10 +151,11 @@ enum PoolValidator {
         poolStopTimeout: Duration,
         entryPointNames: Set<String>?
     ) throws(ConfigurationError) -> GroupDescription {
-        if group.entryPoint.isEmpty {
-            throw ConfigurationError(path: "\(path).entryPoint", message: "an entry point is required")
-        }
-        if let entryPointNames, !entryPointNames.contains(group.entryPoint) {
+        if let program = group.program {
+            try validate(program, of: group, path: path)
+        } else if group.entryPoint.isEmpty {
+            throw ConfigurationError(path: "\(path).entryPoint", message: "an entry point or a command is required")
+        } else if let entryPointNames, !entryPointNames.contains(group.entryPoint) {
             let known = entryPointNames.sorted().joined(separator: ", ")
             throw ConfigurationError(
                 path: "\(path).entryPoint",
@@ -188,7 +189,8 @@ enum PoolValidator {
             try check(idle, "\(path).scaling.shrinkAfterIdle", to: ConfigurationLimits.longestWindow)
         }
         if let recycle = group.recycle { try validate(recycle, path: "\(path).recycle") }
-        let name = group.name.isEmpty ? group.entryPoint : group.name
+        // A program group is named after its program unless it has a name.
+        let name = group.name.isEmpty ? (group.program.map { programName($0) } ?? group.entryPoint) : group.name
         if name.contains(where: { $0 == "/" || $0.isNewline }) {
             throw ConfigurationError(path: "\(path).name", message: "'\(name)' must not contain '/' or line breaks")
         }
@@ -213,7 +215,7 @@ enum PoolValidator {
             id: GroupID(index + 1),
             name: name,
             kind: group.kind,
-            entryPoint: group.entryPoint,
+            entryPoint: group.program == nil ? group.entryPoint : "",
             minWorkers: group.minWorkers,
             maxWorkers: maxWorkers,
             firstWorkerID: WorkerID(firstWorkerID),
@@ -228,7 +230,8 @@ enum PoolValidator {
             scaling: group.scaling,
             recycle: group.recycle,
             listeners: listeners,
-            jobWait: group.jobWait)
+            jobWait: group.jobWait,
+            program: group.program)
     }
 
     private static func validate(
@@ -302,7 +305,7 @@ enum PoolValidator {
     }
 
     /// A duration within `0...maximum` (above 0 when `positive`).
-    private static func check(
+    static func check(
         _ value: Duration, _ path: String, positive: Bool = false, to maximum: Duration
     ) throws(ConfigurationError) {
         if positive ? value <= .zero : value < .zero {
@@ -315,7 +318,7 @@ enum PoolValidator {
         }
     }
 
-    private static func check(_ value: Int, _ path: String, in range: ClosedRange<Int>) throws(ConfigurationError) {
+    static func check(_ value: Int, _ path: String, in range: ClosedRange<Int>) throws(ConfigurationError) {
         guard !range.contains(value) else { return }
         throw ConfigurationError(path: path, message: "must be from \(range.lowerBound) to \(range.upperBound) (got \(value))")
     }

@@ -41,6 +41,9 @@ public struct WorkerGroup: Sendable {
     public var jobWait: JobWaitPolicy = .suspend
     /// Groups that must reach a state before this one starts; the pool stops in reverse order.
     public var after: [GroupDependency] = []
+    /// A program run instead of an entry point (`entryPoint` is then left empty); service and
+    /// reactor groups only.
+    public var program: ExternalProgram?
 
     public init(
         entryPoint: String,
@@ -113,6 +116,8 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var jobWait: JobWaitPolicy = .suspend
     /// Resolved `after`: what must hold before the group starts.
     public var after: [ResolvedDependency] = []
+    /// The program its workers run, when not a Swift entry point.
+    public var program: ExternalProgram?
 
     /// Every slot id the group owns.
     public var workerIDs: [WorkerID] {

@@ -30,6 +30,14 @@ func signalName(_ signal: Int32) -> String {
     case 13: return "SIGPIPE"
     case 14: return "SIGALRM"
     case 15: return "SIGTERM"
+    case 28: return "SIGWINCH"
     default: return "SIG\(signal)"
     }
+}
+
+/// The number of a signal a program may be stopped with, by name (`TERM` or `SIGTERM`) or number.
+func signalNumber(named text: String) -> Int32? {
+    if let number = Int32(text) { return (1...64).contains(number) ? number : nil }
+    let name = text.hasPrefix("SIG") ? text : "SIG" + text
+    return [1, 2, 3, 9, 10, 12, 14, 15, 28].first { signalName($0) == name }
 }

@@ -13,7 +13,7 @@ extension WatcherCore {
         }
         if message == nil, let why = slot.stopMessage { message = why }
         if message == nil, let why = slot.killedBecause { message = "killed: \(why)" }
-        if message == nil, slot.report == nil, slot.stopReason == nil, status == .exited(0) {
+        if message == nil, slot.report == nil, slot.stopReason == nil, status == .exited(0), group.program == nil {
             message = "exited without saying why: its control channel was lost"
         }
         let record = WorkerExitRecord(
@@ -25,6 +25,7 @@ extension WatcherCore {
         slots[index].exitedAt = now
         slots[index].killAt = nil
         slots[index].killWhy = nil
+        slots[index].watchdogAt = nil
         slots[index].pid = 0
         actions.append(.emit(.workerExited(record)))
 
@@ -77,6 +78,15 @@ extension WatcherCore {
         case .clean: return .cleanExit
         case .crash: return .crash
         default: break
+        }
+        if pool.groups[slot.groupIndex].program != nil {
+            // A program reports nothing: how it ended is all there is, as for any supervisor.
+            switch status {
+            case .exited(0): return .cleanExit
+            case .exited: return .crash
+            case .signaled: return .signal
+            case nil: return .bootFailure
+            }
         }
         switch status {
         // The worker runtime always reports before exiting; an exit without a report, even

@@ -67,7 +67,7 @@ struct WatcherCore: Sendable {
     var nextDeadline: PoolInstant? {
         var earliest: PoolInstant?
         for slot in slots {
-            for deadline in [slot.killAt, slot.backoffUntil] {
+            for deadline in [slot.killAt, slot.backoffUntil, slot.watchdogAt] {
                 if let deadline, earliest == nil || deadline < earliest! { earliest = deadline }
             }
         }
@@ -100,13 +100,8 @@ struct WatcherCore: Sendable {
             slots[index].report = .crash(error)
             actions += exited(index, status: nil, at: now)
         case .workerDidBecomeReady(let id, let generation):
-            guard let index = current(id, generation), slots[index].state == .starting else { return [] }
-            slots[index].state = .ready
-            slots[index].readyAt = now
-            slots[index].killAt = nil
-            slots[index].killWhy = nil
-            let startup = now.duration(since: slots[index].startedAt ?? now)
-            actions.append(.emit(.workerReady(id, group: groupName(index), pid: slots[index].pid, startup: startup)))
+            guard let index = current(id, generation) else { return [] }
+            actions += becomeReady(index, at: now)
         case .workerDidReport(let id, let generation, let report):
             guard let index = current(id, generation) else { return [] }
             slots[index].report = report
@@ -131,6 +126,9 @@ struct WatcherCore: Sendable {
                     slots[index].killedBecause = why
                     actions.append(.emit(.workerKilled(slots[index].id, group: groupName(index), pid: slots[index].pid, why: why)))
                     actions.append(.kill(slots[index].id, generation: slots[index].generation))
+                }
+                if let due = slots[index].watchdogAt, due <= now, slots[index].state == .ready {
+                    actions += killNow(index, why: "its watchdog expired: no WATCHDOG=1 within \(DurationParser.format(watchdog(index) ?? .zero))")
                 }
                 if let until = slots[index].backoffUntil, until <= now, slots[index].state == .backoff {
                     slots[index].backoffUntil = nil
@@ -216,6 +214,8 @@ struct WatcherCore: Sendable {
             let desired = desiredCount(groupID)
             guard desired > group.minWorkers else { return [] }
             actions += scale(groupID, to: desired - 1, at: now)
+        case .programDidExec, .programDidNotify, .probeDidSucceed, .probeDidFail:
+            actions += handle(program: input, at: now)
         }
         actions += advanceRolls(at: now)
         actions += releaseHeldGroups(at: now)
@@ -226,7 +226,7 @@ struct WatcherCore: Sendable {
 
     // MARK: - Transitions
 
-    private func current(_ id: WorkerID, _ generation: Int) -> Int? {
+    func current(_ id: WorkerID, _ generation: Int) -> Int? {
         let index = id.rawValue - 1
         guard slots.indices.contains(index), slots[index].generation == generation else { return nil }
         return index
@@ -245,6 +245,7 @@ struct WatcherCore: Sendable {
         slots[index].stopMessage = nil
         slots[index].report = nil
         slots[index].killedBecause = nil
+        slots[index].watchdogAt = nil
         slots[index].backoffUntil = nil
         slots[index].killAt = now + pool.groups[slots[index].groupIndex].startTimeout
         slots[index].killWhy = "it did not become ready within its start timeout"
@@ -254,6 +255,7 @@ struct WatcherCore: Sendable {
     /// SIGKILLs the slot's process now, recording why.
     mutating func killNow(_ index: Int, why: String) -> [WatcherAction] {
         slots[index].killAt = nil
+        slots[index].watchdogAt = nil
         slots[index].killedBecause = why
         return [
             .emit(.workerKilled(slots[index].id, group: groupName(index), pid: slots[index].pid, why: why)),

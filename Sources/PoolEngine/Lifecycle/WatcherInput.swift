@@ -26,6 +26,14 @@ enum WatcherInput: Hashable, Sendable {
     /// A sender found no worker of the group able to take a job: add one, up to max, at most one
     /// per ``WatcherCore/scaleUpInterval`` per group.
     case scaleUpRequested(GroupID)
+    /// A program worker's exec finished: it runs (`failure` nil), or it could not be started.
+    case programDidExec(WorkerID, generation: Int, failure: String?)
+    /// A program worker sent an sd_notify message.
+    case programDidNotify(WorkerID, generation: Int, NotifyMessage)
+    /// A program worker's readiness probe succeeded.
+    case probeDidSucceed(WorkerID, generation: Int)
+    /// A ready program worker's probe failed `failureThreshold` times in a row.
+    case probeDidFail(WorkerID, generation: Int, why: String)
 }
 
 /// What the watcher loop must do; the core never performs effects itself.

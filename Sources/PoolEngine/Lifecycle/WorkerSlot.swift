@@ -22,6 +22,8 @@ struct WorkerSlot: Hashable, Sendable {
     var killAt: PoolInstant?
     /// Why `killAt` was set, for the event that reports the kill.
     var killWhy: String?
+    /// A program worker with a watchdog is killed when this passes without a `WATCHDOG=1`.
+    var watchdogAt: PoolInstant?
     /// Why the watcher killed the current process, once it has.
     var killedBecause: String?
     var backoffUntil: PoolInstant?

@@ -126,6 +126,13 @@ final class ListenerSockets {
         return handed
     }
 
+    /// Whether a connection waits in the queue of one of slot `id`'s own sockets (not a shared one).
+    func hasQueuedConnections(_ id: WorkerID) -> Bool {
+        perSlot[id]?.contains { socket in
+            !isShared(socket.fd) && (try? Posix.pollReadable(socket.fd, timeoutMilliseconds: 0)) == true
+        } ?? false
+    }
+
     /// Closes slot `id`'s own sockets: its worker stopped for good.
     func retire(_ id: WorkerID) {
         guard let handed = perSlot.removeValue(forKey: id), let group = pool.group(owning: id) else { return }

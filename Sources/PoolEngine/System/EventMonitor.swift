@@ -8,6 +8,10 @@ enum MonitorEvent: Sendable {
     /// A control channel with bytes waiting to be sent has room again (see ``EventMonitor/setWritableInterest(_:_:)``).
     case channelWritable(WorkerID, generation: Int)
     case exited(WorkerID, generation: Int, TerminationStatus)
+    /// A program worker's exec trampoline finished: the program runs (nil), or why it could not.
+    case execFinished(WorkerID, generation: Int, failure: String?)
+    /// A program worker sent an sd_notify message.
+    case notified(WorkerID, generation: Int, NotifyMessage)
     case signal(Int32)
     case deadlineReached
     /// The periodic tick (resource sampling) is due.
@@ -45,8 +49,16 @@ final class EventMonitor: @unchecked Sendable {
     // @unchecked: the loop state below is confined to the monitor thread once it runs (see
     // the type's comment); `shared` is the only state other threads touch.
     private enum Source {
-        case pidfd(WorkerID, generation: Int, fd: Int32, control: UInt64)
+        /// `companions` are read before the exit is reported (the worker's last words);
+        /// a `processGroup` above 0 is killed then, so nothing the program started outlives it.
+        case pidfd(WorkerID, generation: Int, fd: Int32, companions: [UInt64], processGroup: Int32)
         case control(WorkerID, generation: Int, fd: Int32)
+        /// A program's exec-status pipe: closed empty when the exec succeeded.
+        case execStatus(WorkerID, generation: Int, fd: Int32)
+        /// A program's stdout or stderr.
+        case output(WorkerID, generation: Int, fd: Int32, stream: String)
+        /// A program's sd_notify datagram socket.
+        case notify(WorkerID, generation: Int, fd: Int32)
         case signals(fd: Int32)
         case wake
     }
@@ -65,6 +77,10 @@ final class EventMonitor: @unchecked Sendable {
     /// The periodic tick's interval and next time, in monotonic nanoseconds.
     private var tickInterval: UInt64?
     private var nextTick: UInt64?
+
+    /// Per-source partial input of program workers: exec-status text, unfinished output lines.
+    private var execText: [UInt64: [UInt8]] = [:]
+    private var outputLines: [UInt64: OutputLines] = [:]
 
     private let epoll: Epoll
     private let wakeUp: WakeUpEvent
@@ -125,8 +141,31 @@ final class EventMonitor: @unchecked Sendable {
         let pidToken = nextToken + 1
         nextToken += 2
         sources[controlToken] = .control(id, generation: generation, fd: control)
-        sources[pidToken] = .pidfd(id, generation: generation, fd: pidfd, control: controlToken)
+        sources[pidToken] = .pidfd(id, generation: generation, fd: pidfd, companions: [controlToken], processGroup: 0)
         try epoll.add(control, [.readable, .peerHangUp], token: controlToken)
+        try epoll.add(pidfd, .readable, token: pidToken)
+    }
+
+    /// Watches a program worker: its exit, its exec status, its output, its sd_notify socket.
+    /// On its exit, what is left of its process group is killed.
+    func watchProgram(
+        _ id: WorkerID, generation: Int, pidfd: Int32, execStatus: Int32, outputs: [(fd: Int32, stream: String)],
+        notify: Int32?, processGroup: Int32
+    ) throws {
+        var companions: [UInt64] = []
+        func add(_ source: Source, _ fd: Int32) throws {
+            let token = nextToken
+            nextToken += 1
+            sources[token] = source
+            companions.append(token)
+            try epoll.add(fd, [.readable, .peerHangUp], token: token)
+        }
+        try add(.execStatus(id, generation: generation, fd: execStatus), execStatus)
+        for output in outputs { try add(.output(id, generation: generation, fd: output.fd, stream: output.stream), output.fd) }
+        if let notify { try add(.notify(id, generation: generation, fd: notify), notify) }
+        let pidToken = nextToken
+        nextToken += 1
+        sources[pidToken] = .pidfd(id, generation: generation, fd: pidfd, companions: companions, processGroup: processGroup)
         try epoll.add(pidfd, .readable, token: pidToken)
     }
 
@@ -134,11 +173,17 @@ final class EventMonitor: @unchecked Sendable {
     func forget(descriptor: Int32) {
         let tokens = sources.compactMap { token, source -> UInt64? in
             switch source {
-            case .control(_, _, let fd), .pidfd(_, _, let fd, _), .signals(let fd): return fd == descriptor ? token : nil
+            case .control(_, _, let fd), .pidfd(_, _, let fd, _, _), .signals(let fd), .execStatus(_, _, let fd),
+                .output(_, _, let fd, _), .notify(_, _, let fd):
+                return fd == descriptor ? token : nil
             case .wake: return nil
             }
         }
-        for token in tokens { sources.removeValue(forKey: token) }
+        for token in tokens {
+            sources.removeValue(forKey: token)
+            execText.removeValue(forKey: token)
+            outputLines.removeValue(forKey: token)
+        }
         if !tokens.isEmpty { epoll.remove(descriptor) }
     }
 
@@ -206,12 +251,21 @@ final class EventMonitor: @unchecked Sendable {
                     if event.events.contains(.writable) { sink(.channelWritable(id, generation: generation)) }
                     guard !event.events.isDisjoint(with: [.readable, .peerHangUp, .hangUp, .error]) else { continue }
                     drain(token: event.token, id: id, generation: generation, fd: fd, decoders: &decoders, buffer: &readBuffer, sink)
-                case .pidfd(let id, let generation, let fd, let controlToken):
-                    // Everything the worker wrote before it died is in the socket: read it first,
-                    // so its last words are classified with its exit.
-                    if case .control(_, _, let controlFD) = sources[controlToken] {
-                        drain(token: controlToken, id: id, generation: generation, fd: controlFD, decoders: &decoders, buffer: &readBuffer, sink)
+                case .execStatus, .output, .notify:
+                    read(token: event.token, buffer: &readBuffer, sink)
+                case .pidfd(let id, let generation, let fd, let companions, let processGroup):
+                    // Everything the worker wrote before it died is in its channels: read it
+                    // first, so its last words are classified with its exit.
+                    for token in companions {
+                        if case .control(_, _, let controlFD) = sources[token] {
+                            drain(token: token, id: id, generation: generation, fd: controlFD, decoders: &decoders, buffer: &readBuffer, sink)
+                        } else {
+                            read(token: token, buffer: &readBuffer, sink)
+                        }
                     }
+                    // Before the reap, while the zombie still holds its pid as the group's id:
+                    // the group cannot be a stranger's.
+                    if processGroup > 0 { Posix.signalProcessGroup(processGroup, PosixSignal.kill) }
                     guard let status = try? Posix.reap(pidfd: fd) else { continue }
                     epoll.remove(fd)
                     sources.removeValue(forKey: event.token)
@@ -238,6 +292,66 @@ final class EventMonitor: @unchecked Sendable {
                 nextTick = tick + interval * ((now - tick) / interval + 1)
                 sink(.tick)
             }
+        }
+    }
+
+    /// Reads what a program worker's exec-status pipe, output pipe or notify socket has.
+    private func read(token: UInt64, buffer: inout [UInt8], _ sink: @Sendable (MonitorEvent) -> Void) {
+        guard let source = sources[token] else { return }
+        var ended = false
+        switch source {
+        case .execStatus(let id, let generation, let fd):
+            while !ended, let n = readSome(fd, &buffer, ended: &ended), n > 0 {
+                execText[token, default: []] += buffer[0..<n]
+            }
+            if ended {
+                let text = execText.removeValue(forKey: token).map { String(decoding: $0, as: UTF8.self) }
+                sink(.execFinished(id, generation: generation, failure: text))
+            }
+        case .output(let id, let generation, let fd, let stream):
+            var lines = outputLines[token] ?? OutputLines()
+            var texts: [String] = []
+            while !ended, let n = readSome(fd, &buffer, ended: &ended), n > 0 {
+                texts += lines.append(buffer[0..<n])
+            }
+            if ended { texts += lines.finish() }
+            outputLines[token] = ended ? nil : lines
+            let now = Posix.wallClockSeconds()
+            for text in texts {
+                let record = LogRecord(level: "info", message: text, metadata: ["stream": stream], timestamp: now)
+                sink(.message(id, generation: generation, .log(record)))
+            }
+        case .notify(let id, let generation, let fd):
+            while let n = try? buffer.withUnsafeMutableBytes({ try Posix.receive(fd, into: $0, nonBlocking: true) }), n > 0 {
+                sink(.notified(id, generation: generation, NotifyMessage(parsing: buffer[0..<min(n, NotifyMessage.maximumSize)])))
+            }
+        default:
+            return
+        }
+        if ended {
+            epoll.remove(sourceDescriptor(source))
+            sources.removeValue(forKey: token)
+        }
+    }
+
+    /// One read of a pipe: the byte count, nil when it has nothing now; `ended` at its end or on an error.
+    private func readSome(_ fd: Int32, _ buffer: inout [UInt8], ended: inout Bool) -> Int? {
+        do {
+            guard let n = try buffer.withUnsafeMutableBytes({ try Posix.read(fd, into: $0) }) else { return nil }
+            if n == 0 { ended = true }
+            return n
+        } catch {
+            ended = true
+            return nil
+        }
+    }
+
+    private func sourceDescriptor(_ source: Source) -> Int32 {
+        switch source {
+        case .control(_, _, let fd), .pidfd(_, _, let fd, _, _), .signals(let fd), .execStatus(_, _, let fd),
+            .output(_, _, let fd, _), .notify(_, _, let fd):
+            return fd
+        case .wake: return wakeUp.fd
         }
     }
 

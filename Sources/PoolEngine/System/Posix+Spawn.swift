@@ -15,7 +15,9 @@ extension Posix {
         environment: [String],
         inherited: [FD],
         newProcessGroup: Bool = true,
-        output: FD? = nil
+        output: FD? = nil,
+        standardOutput: FD? = nil,
+        standardError: FD? = nil
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         try check("posix_spawn_file_actions_init") { posix_spawn_file_actions_init(&actions) == 0 ? 0 : -1 }
@@ -30,15 +32,17 @@ extension Posix {
         var temporaries: [FD] = []
         defer { temporaries.forEach(close) }
         var sources: [FD] = []
-        var outputSource: FD?
-        if let output {
+        // `output` is both streams; `standardOutput` and `standardError` each one of them.
+        var outputSources: [(source: FD, target: FD)] = []
+        for (descriptor, target) in [(standardOutput ?? output, FD(1)), (standardError ?? output, FD(2))] {
+            guard let descriptor else { continue }
             // The same shuffle rule: a low output descriptor could be overwritten by the dup2s below.
-            if output <= highestTarget {
-                let moved = try duplicateAbove(output, minimum: highestTarget + 1)
+            if descriptor <= highestTarget {
+                let moved = try duplicateAbove(descriptor, minimum: highestTarget + 1)
                 temporaries.append(moved)
-                outputSource = moved
+                outputSources.append((moved, target))
             } else {
-                outputSource = output
+                outputSources.append((descriptor, target))
             }
         }
         for fd in inherited {
@@ -50,11 +54,9 @@ extension Posix {
                 sources.append(fd)
             }
         }
-        if let outputSource {
-            for target in [FD(1), FD(2)] {
-                let rc = posix_spawn_file_actions_adddup2(&actions, outputSource, target)
-                if rc != 0 { throw SystemCallError(call: "posix_spawn_file_actions_adddup2", errno: rc) }
-            }
+        for (source, target) in outputSources {
+            let rc = posix_spawn_file_actions_adddup2(&actions, source, target)
+            if rc != 0 { throw SystemCallError(call: "posix_spawn_file_actions_adddup2", errno: rc) }
         }
         for (index, fd) in sources.enumerated() {
             let rc = posix_spawn_file_actions_adddup2(&actions, fd, FD(3 + index))

@@ -17,6 +17,19 @@ private struct WorkerProcessHandle {
     var outbound: [UInt8] = []
     /// Whether the monitor reports room on the channel (only while bytes wait).
     var watchesWritable = false
+    /// Set for a program worker (`command:`), which has no control channel (`control` is -1).
+    var program: ProgramHandle?
+}
+
+/// What the loop owns of a running program worker besides its pidfd.
+private struct ProgramHandle {
+    var descriptors: [Int32]
+    var notifyPath: String
+    var stopSignal: Int32
+    var environment: [String]
+    var probe: ProbeRunner?
+    /// A stop signal held back until the worker's own sockets have no connection queued.
+    var stopPendingUntil: PoolInstant?
 }
 
 /// How a pool's watcher loop ended.
@@ -161,7 +174,9 @@ final class Watcher: @unchecked Sendable {
         replies = [:]
         // Normally none is left; should one be, kill it rather than orphan it.
         for (_, process) in processes {
-            try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
+            try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)  // try?: it may be gone already, which is the aim
+            if process.program != nil { Posix.signalProcessGroup(process.pid, PosixSignal.kill) }
+            process.program?.probe?.cancel()
         }
         if let workerOutput { Posix.close(workerOutput) }
         monitor.setTick(every: nil)
@@ -261,6 +276,16 @@ final class Watcher: @unchecked Sendable {
         case .channelWritable(let id, let generation):
             if processes[id]?.generation == generation { flush(id) }
             return []
+        case .execFinished(let id, let generation, let failure):
+            if failure == nil { startProbe(id, generation: generation) }
+            return core.handle(.programDidExec(id, generation: generation, failure: failure), at: now)
+        case .notified(let id, let generation, let message):
+            var actions: [WatcherAction] = []
+            if let status = message.status, core.slot(id)?.generation == generation, let group = pool.group(owning: id) {
+                let record = LogRecord(level: "info", message: "STATUS=\(status)", metadata: ["stream": "notify"], timestamp: Posix.wallClockSeconds())
+                actions.append(.emit(.workerLog(id, group: group.name, record: record)))
+            }
+            return actions + core.handle(.programDidNotify(id, generation: generation, message), at: now)
         case .exited(let id, let generation, let status):
             let actions = core.handle(.processDidExit(id, generation: generation, status), at: now)
             if let process = processes[id], process.generation == generation {
@@ -278,6 +303,7 @@ final class Watcher: @unchecked Sendable {
             default: return core.handle(.stopRequested(reason: "received \(signalName(signal))"), at: now)
             }
         case .deadlineReached:
+            deliverPendingStops(at: now)
             return core.handle(.clockDidAdvance, at: now)
         case .tick:
             return tick(at: now)
@@ -304,6 +330,10 @@ final class Watcher: @unchecked Sendable {
                     logger.debug("stop request for worker \(id) (generation \(generation)) not sent: no such process")
                     continue
                 }
+                if processes[id]?.program != nil {
+                    requestProgramStop(id, at: PoolInstant.now)
+                    continue
+                }
                 // Never waits; should it not arrive, the kill deadline set with it still ends the process.
                 send(.stop(request), to: id)
             case .kill(let id, let generation):
@@ -313,6 +343,8 @@ final class Watcher: @unchecked Sendable {
                 } catch {
                     logger.error("could not kill worker \(id) (pid \(process.pid)): \(error)")
                 }
+                // A program's own children go with it (its exit is not yet reaped: the group is its).
+                if process.program != nil { Posix.signalProcessGroup(process.pid, PosixSignal.kill) }
             case .emit(let event):
                 log(event)
                 publish(event)
@@ -334,7 +366,7 @@ final class Watcher: @unchecked Sendable {
         }
         steerConnections()
         sharedState?.publish(core, at: PoolInstant.now)
-        monitor.setDeadline(core.nextDeadline)
+        monitor.setDeadline([core.nextDeadline, nextPendingStop].compactMap { $0 }.min())
         scheduleTick()
         notifySystemd()
         // Answered once the effect is applied and shared memory shows it, so a caller that reads
@@ -361,6 +393,7 @@ final class Watcher: @unchecked Sendable {
 
     private func spawn(_ id: WorkerID, generation: Int) -> [WatcherAction] {
         guard let group = pool.group(owning: id) else { return [] }
+        if let program = group.program { return spawn(program, group: group, id, generation: generation) }
         let now = PoolInstant.now
         var parentEnd: Int32 = -1
         var childEnd: Int32 = -1
@@ -430,10 +463,116 @@ final class Watcher: @unchecked Sendable {
     }
 
     private func release(_ id: WorkerID, _ process: WorkerProcessHandle) {
-        monitor.forget(descriptor: process.control)
-        Posix.close(process.control)
+        if let program = process.program {
+            program.probe?.cancel()
+            for fd in program.descriptors {
+                monitor.forget(descriptor: fd)
+                Posix.close(fd)
+            }
+            Posix.removeFile(program.notifyPath)
+        } else {
+            monitor.forget(descriptor: process.control)
+            Posix.close(process.control)
+        }
         Posix.close(process.pidfd)
         processes.removeValue(forKey: id)
+    }
+
+    // MARK: - Program workers
+
+    private var programLauncher: ProgramLauncher {
+        ProgramLauncher(trampoline: executable, baseEnvironment: baseEnvironment, runtimeDirectory: runtimeDirectory, poolName: pool.name)
+    }
+
+    private func spawn(_ program: ExternalProgram, group: GroupDescription, _ id: WorkerID, generation: Int) -> [WatcherAction] {
+        let now = PoolInstant.now
+        let launched: ProgramLauncher.Launched
+        do {
+            let headroom = Posix.descriptorHeadroom()
+            // A program costs five descriptors for good (pidfd, exec status, stdout, stderr, notify).
+            if headroom < Self.reservedDescriptors + 4 {
+                throw SpawnRefusal(
+                    message: "only \(headroom) of \(Posix.descriptorLimit()) descriptors left; \(Self.reservedDescriptors) are kept for the control socket (raise the hard RLIMIT_NOFILE)")
+            }
+            let sockets = try listeners.descriptors(for: id)
+            launched = try programLauncher.launch(program, group: group, id: id, generation: generation, sockets: sockets)
+        } catch {
+            return core.handle(.spawnDidFail(id, generation: generation, error: "\(error)"), at: now)
+        }
+        processes[id] = WorkerProcessHandle(
+            pid: launched.pid, pidfd: launched.pidfd, control: -1, generation: generation,
+            program: ProgramHandle(
+                descriptors: launched.descriptors, notifyPath: launched.notifyPath, stopSignal: program.stopSignal,
+                environment: launched.environment))
+        do {
+            try monitor.watchProgram(
+                id, generation: generation, pidfd: launched.pidfd, execStatus: launched.execStatus,
+                outputs: [(launched.standardOutput, "stdout"), (launched.standardError, "stderr")], notify: launched.notify,
+                processGroup: launched.pid)
+        } catch {
+            // Not watchable: it must not outlive us unobserved.
+            Posix.signalProcessGroup(launched.pid, PosixSignal.kill)
+            try? Posix.pidfdSignal(launched.pidfd, PosixSignal.kill)  // try?: the group kill above reached it already
+            _ = try? Posix.reap(pidfd: launched.pidfd, waiting: true)  // try?: a reap of a killed child has nothing to report
+            if let process = processes[id] { release(id, process) }
+            return core.handle(.spawnDidFail(id, generation: generation, error: "cannot watch the program: \(error)"), at: now)
+        }
+        return core.handle(.processDidSpawn(id, generation: generation, pid: launched.pid), at: now)
+    }
+
+    /// A program whose readiness is a probe starts being probed once its exec succeeded.
+    private func startProbe(_ id: WorkerID, generation: Int) {
+        guard var process = processes[id], process.generation == generation, var program = process.program,
+            case .probe(let probe)? = pool.group(owning: id)?.program?.readiness
+        else { return }
+        let monitor = monitor
+        do {
+            program.probe = try ProbeRunner(probe: probe, worker: "worker \(id)", environment: program.environment) { succeeded, why in
+                monitor.post(.input(succeeded ? .probeDidSucceed(id, generation: generation) : .probeDidFail(id, generation: generation, why: why)))
+            }
+        } catch {
+            logger.error("cannot start the readiness probe of worker \(id); its start timeout will end it", metadata: ["error": "\(error)"])
+        }
+        process.program = program
+        processes[id] = process
+    }
+
+    /// How often a held-back stop signal looks at the worker's sockets again.
+    static let drainCheckInterval: Duration = .milliseconds(2)
+    /// How long a stop signal waits for the worker's queued connections to be taken.
+    static let drainLimit: Duration = .milliseconds(500)
+
+    /// Asks a program to stop with its stop signal. Its new connections were steered away
+    /// already; the signal waits (up to ``drainLimit``) until it has accepted those queued on
+    /// its own sockets, since a program closes its listeners on the signal and a socket that
+    /// then retires would reset them.
+    private func requestProgramStop(_ id: WorkerID, at now: PoolInstant) {
+        guard var process = processes[id], var program = process.program else { return }
+        if listeners.hasQueuedConnections(id), program.stopPendingUntil.map({ now < $0 }) ?? true {
+            if program.stopPendingUntil == nil { program.stopPendingUntil = now + Self.drainLimit }
+            process.program = program
+            processes[id] = process
+            return
+        }
+        program.stopPendingUntil = nil
+        process.program = program
+        processes[id] = process
+        do {
+            try Posix.pidfdSignal(process.pidfd, program.stopSignal)
+        } catch {
+            logger.debug("stop signal to worker \(id) not delivered: \(error)")
+        }
+    }
+
+    /// When a held-back stop signal is looked at next.
+    private var nextPendingStop: PoolInstant? {
+        processes.values.contains { $0.program?.stopPendingUntil != nil } ? PoolInstant.now + Self.drainCheckInterval : nil
+    }
+
+    private func deliverPendingStops(at now: PoolInstant) {
+        for (id, process) in processes where process.program?.stopPendingUntil != nil {
+            requestProgramStop(id, at: now)
+        }
     }
 
     /// Descriptors a spawn leaves free: room for operators' control connections.
