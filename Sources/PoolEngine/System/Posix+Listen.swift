@@ -14,17 +14,26 @@ extension Posix {
     /// Binds and listens on a TCP address; `reusePort` lets several sockets share the address,
     /// the kernel spreading new connections over them by hash.
     static func listenTCP(host: String, port: Int, backlog: Int, reusePort: Bool) throws -> FD {
+        try withTCPAddress(host: host, port: port, passive: true) { first in try listenTCP(first, host: host, port: port, backlog: backlog, reusePort: reusePort) }
+    }
+
+    /// Resolves a TCP address (`passive`: for binding) and hands its first result to `body`.
+    static func withTCPAddress<T>(host: String, port: Int, passive: Bool, _ body: (addrinfo) throws -> T) throws -> T {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV
         var results: UnsafeMutablePointer<addrinfo>?
         let lookup = getaddrinfo(host, String(port), &hints, &results)
         guard lookup == 0, let first = results else {
             throw SystemCallError(call: "getaddrinfo", errno: lookup == EAI_SYSTEM ? errno : EINVAL, context: "\(host): \(String(cString: gai_strerror(lookup)))")
         }
         defer { freeaddrinfo(results) }
-        let fd = try check("socket") { socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        return try body(first.pointee)
+    }
+
+    private static func listenTCP(_ first: addrinfo, host: String, port: Int, backlog: Int, reusePort: Bool) throws -> FD {
+        let fd = try check("socket") { socket(first.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do {
             var on: Int32 = 1
             let size = socklen_t(MemoryLayout<Int32>.size)
@@ -32,11 +41,11 @@ extension Posix {
             if reusePort {
                 try check("setsockopt(SO_REUSEPORT)") { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, size) }
             }
-            if first.pointee.ai_family == AF_INET6 {
+            if first.ai_family == AF_INET6 {
                 // "[::1]:8080" means IPv6 only; an IPv4 listener on the same port is a separate entry.
                 try check("setsockopt(IPV6_V6ONLY)") { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, size) }
             }
-            try check("bind", context: "\(host):\(port)") { bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) }
+            try check("bind", context: "\(host):\(port)") { bind(fd, first.ai_addr, first.ai_addrlen) }
             try check("listen", context: "\(host):\(port)") { Glibc.listen(fd, Int32(backlog)) }
             return fd
         } catch {

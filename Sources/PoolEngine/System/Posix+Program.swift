@@ -109,20 +109,16 @@ extension Posix {
     /// Connects to a TCP address within `timeoutMilliseconds` (for probes); the socket returned
     /// is blocking, with send and receive timeouts of the same length.
     static func connectTCP(host: String, port: Int, timeoutMilliseconds: Int32) throws -> FD {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV
-        var results: UnsafeMutablePointer<addrinfo>?
-        let lookup = getaddrinfo(host, String(port), &hints, &results)
-        guard lookup == 0, let first = results else {
-            throw SystemCallError(call: "getaddrinfo", errno: lookup == EAI_SYSTEM ? errno : EINVAL, context: "\(host): \(String(cString: gai_strerror(lookup)))")
+        try withTCPAddress(host: host, port: port, passive: false) { first in
+            try connectTCP(first, host: host, port: port, timeoutMilliseconds: timeoutMilliseconds)
         }
-        defer { freeaddrinfo(results) }
+    }
+
+    private static func connectTCP(_ first: addrinfo, host: String, port: Int, timeoutMilliseconds: Int32) throws -> FD {
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-        let fd = try check("socket") { socket(first.pointee.ai_family, type, 0) }
+        let fd = try check("socket") { socket(first.ai_family, type, 0) }
         do {
-            if Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
+            if Glibc.connect(fd, first.ai_addr, first.ai_addrlen) != 0 {
                 guard errno == EINPROGRESS else { throw SystemCallError(call: "connect", errno: errno, context: "\(host):\(port)") }
                 var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 let n = try check("poll") { Glibc.poll(&entry, 1, timeoutMilliseconds) }
