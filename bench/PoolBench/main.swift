@@ -71,6 +71,7 @@ if selected("spawn") {
     await Benchmarks.spawnReady(workers: 1, runs: max(runs, 11), target: nil)
     await Benchmarks.spawnReady(workers: 32, runs: runs, target: 200)
 }
+if selected("command") { await CommandBenchmarks.run(runs: max(runs, 11)) }
 if selected("kill") { await Benchmarks.killToReplacement(kills: 20) }
 if selected("stop") { Benchmarks.gracefulStop(workers: 32, runs: runs) }
 if selected("death") { Benchmarks.watcherDeath(workers: 8, runs: 5) }
