@@ -139,6 +139,7 @@ int pt_signal_ignore(int sig) {
 int pt_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int pt_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
+int pt_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 // MARK: - Crash guard
 

@@ -76,5 +76,3 @@ __attribute__((constructor)) static void pt_exec_trampoline(int argc, char **arg
     execvp(argv[2], argv + 2);
     pt_trampoline_fail(fd, "execute", argv[2], errno);
 }
-
-int pt_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -8,6 +8,8 @@ import Testing
 final class ExternalWatcher {
     let pid: pid_t
     let logPath: String
+    /// The `PT_TEST_TAG` it and its workers carry, for the orphan check.
+    let tag: String
     private let pidfd: Int32
     private var status: TerminationStatus?
 
@@ -19,6 +21,7 @@ final class ExternalWatcher {
         executable: String = TestSupport.pooltopExecutable
     ) throws {
         logPath = "\(directory)/watcher.log"
+        self.tag = tag
         let quoted = arguments.map { "'\($0)'" }.joined(separator: " ")
         var environment = Posix.environment().filter { !$0.hasPrefix("PT_TEST_TAG=") }
         environment.append("PT_TEST_TAG=\(tag)")
@@ -42,6 +45,13 @@ final class ExternalWatcher {
     var log: String { TestSupport.lines(logPath.components.directory, logPath.components.file).joined(separator: "\n") }
 
     func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Stops it with SIGTERM, as an operator would, and expects exit 0 with no process of its tag left.
+    func stopExpectingCleanExit(sourceLocation: SourceLocation = #_sourceLocation) async {
+        signal(SIGTERM)
+        #expect(waitForExit() == .exited(0), "\(log)", sourceLocation: sourceLocation)
+        await TestSupport.expectNoOrphans(tag, sourceLocation: sourceLocation)
+    }
 
     /// Waits (failsafe-bounded) for the watcher to exit and reaps it.
     func waitForExit(timeout: Duration = .seconds(30)) -> TerminationStatus? {

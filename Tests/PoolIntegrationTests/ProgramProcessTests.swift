@@ -115,12 +115,10 @@ struct ProgramProcessTests {
 
         try await exerciseUnderLoad(name: name, directory: directory, port: port, watcher: watcher)
 
-        watcher.signal(SIGTERM)
-        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
+        await watcher.stopExpectingCleanExit()
         #expect(watcher.log.contains("worker 1 bye"), "the program's last words are logged")
         #expect(!watcher.log.contains("reason=crash"), "\(watcher.log)")
         #expect(!Posix.isDirectory(path: RuntimeDirectory.path(pool: name)), "no notify socket or other file is left")
-        await TestSupport.expectNoOrphans(name)
     }
 
     @Test("gunicorn as a reactor group with its own socket activation: a rolling restart and a scale 2 → 4 → 2 under load fail no request; its workers leave with it")
@@ -156,10 +154,8 @@ struct ProgramProcessTests {
 
         try await exerciseUnderLoad(name: name, directory: directory, port: port, watcher: watcher)
 
-        watcher.signal(SIGTERM)
-        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
+        await watcher.stopExpectingCleanExit()
         #expect(!watcher.log.contains("reason=crash"), "\(watcher.log)")
-        await TestSupport.expectNoOrphans(name)
     }
 
     @Test("a command that cannot start is a spawn failure with its reason, and backs off; the watcher lives on")
@@ -190,9 +186,7 @@ struct ProgramProcessTests {
         #expect(await watcher.waitForLog("worker 4 (interp) could not be spawned: cannot execute ./bad-interpreter.sh: No such file or directory", count: 2), "\(watcher.log)")
         let status = try await TestSupport.shellOffPool("'\(TestSupport.pooltopExecutable)' status '\(name)'", directory: directory)
         #expect(status.status == .exited(0) && status.stdout.contains("fine"), "\(status)")
-        watcher.signal(SIGTERM)
-        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
-        await TestSupport.expectNoOrphans(name)
+        await watcher.stopExpectingCleanExit()
     }
 
     @Test("probes make workers ready (tcp, http, exec); a watchdog kills a program that stops beating; a probe that fails once ready restarts the worker")
@@ -259,9 +253,7 @@ struct ProgramProcessTests {
         #expect(await watcher.waitForLog("reason=restart"), "\(watcher.log)")
         TestSupport.write("\(directory)/healthy", "")
         #expect(await watcher.waitForLog("(web) ready", count: 2), "\(watcher.log)")
-        watcher.signal(SIGTERM)
-        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
-        await TestSupport.expectNoOrphans(name)
+        await watcher.stopExpectingCleanExit()
     }
 
     @Test("user: runs the program as that user when the watcher is root, and is refused with the reason when it is not")
@@ -280,8 +272,6 @@ struct ProgramProcessTests {
         } else {
             #expect(await watcher.waitForLog("'user' and 'group' need the watcher to run as root"), "\(watcher.log)")
         }
-        watcher.signal(SIGTERM)
-        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
-        await TestSupport.expectNoOrphans(name)
+        await watcher.stopExpectingCleanExit()
     }
 }

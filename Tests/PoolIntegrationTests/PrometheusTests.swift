@@ -165,9 +165,7 @@ struct PrometheusTests {
         #expect(reply?.status == 200)
         #expect(reply.flatMap { Self.value("pooltop_workers{group=\"jobs\",kind=\"job\",state=\"ready\"}", in: $0.body) } == 1)
 
-        watcher.signal(SIGTERM)
-        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
-        await TestSupport.expectNoOrphans(name)
+        await watcher.stopExpectingCleanExit()
     }
 
     @Test("a real Prometheus server scrapes the pool; its API returns the series with the values status --json shows")

@@ -51,8 +51,6 @@ struct SocketActivationTests {
         #expect(replies.count == 60 && replies.allSatisfy { $0.status == 200 })
         #expect(Set(replies.map(\.body)).count == 2, "both workers served")
         #expect(!watcher.log.contains("Assertion failed") && !watcher.log.contains("crashed"), "\(watcher.log)")
-        watcher.signal(SIGTERM)
-        #expect(watcher.waitForExit() == .exited(0), "\(watcher.log)")
-        await TestSupport.expectNoOrphans(name)
+        await watcher.stopExpectingCleanExit()
     }
 }

@@ -51,6 +51,7 @@ extension ConfigurationReader {
         switch kind {
         case "tcp":
             let text = try string(checkNode, path: "\(path).tcp")
+            // try?: the listener's own message speaks of listening; this one names the probe key.
             guard let address = try? Listener.parse(text), case .tcp(let host, let port) = address else {
                 throw error("\(path).tcp", "'\(text)' is not host:port", node: checkNode)
             }
@@ -81,7 +82,7 @@ extension ConfigurationReader {
         guard !authority.isEmpty else { return nil }
         let address: Listener.Address?
         if authority.hasPrefix("[") || authority.contains(":") {
-            address = try? Listener.parse(String(authority))
+            address = try? Listener.parse(String(authority))  // try?: the caller names the key and the URL
         } else {
             address = .tcp(host: String(authority), port: 80)
         }

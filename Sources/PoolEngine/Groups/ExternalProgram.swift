@@ -9,7 +9,7 @@
 /// Only service and reactor groups may run a program: jobs need a Swift ``JobHandler``.
 /// ```swift
 /// var api = WorkerGroup(entryPoint: "", kind: .reactor, minWorkers: 2, name: "api",
-///                       listeners: [Listener(.tcp(host: "127.0.0.1", port: 8000))])
+///                       listeners: [try Listener("127.0.0.1:8000")])
 /// api.program = ExternalProgram(["gunicorn", "app:app"], readiness: .notify)
 /// ```
 public struct ExternalProgram: Hashable, Sendable, Codable {

@@ -43,8 +43,13 @@ public struct InheritedListener: Sendable, Hashable {
     static let sharedVariable = "POOLTOP_SHARED_LISTENERS"
 
     /// The variables announcing `names` to a spawned worker (LISTEN_PID is left to the worker).
+    static func variables(names: [String]) -> [(String, String)] {
+        names.isEmpty ? [] : [(countVariable, "\(names.count)"), (namesVariable, names.joined(separator: ":"))]
+    }
+
+    /// The same as `KEY=VALUE` environment entries.
     static func environment(names: [String]) -> [String] {
-        names.isEmpty ? [] : ["\(countVariable)=\(names.count)", "\(namesVariable)=\(names.joined(separator: ":"))"]
+        variables(names: names).map { "\($0)=\($1)" }
     }
 
     /// Reads the socket-activation variables the watcher set; marks them as this process's.

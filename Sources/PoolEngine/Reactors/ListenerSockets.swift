@@ -129,6 +129,7 @@ final class ListenerSockets {
     /// Whether a connection waits in the queue of one of slot `id`'s own sockets (not a shared one).
     func hasQueuedConnections(_ id: WorkerID) -> Bool {
         perSlot[id]?.contains { socket in
+            // try?: poll fails only for a closed descriptor, which has nothing queued.
             !isShared(socket.fd) && (try? Posix.pollReadable(socket.fd, timeoutMilliseconds: 0)) == true
         } ?? false
     }

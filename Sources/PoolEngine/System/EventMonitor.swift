@@ -172,12 +172,8 @@ final class EventMonitor: @unchecked Sendable {
     /// Stops watching a descriptor before its owner closes it (a no-op when it is not watched).
     func forget(descriptor: Int32) {
         let tokens = sources.compactMap { token, source -> UInt64? in
-            switch source {
-            case .control(_, _, let fd), .pidfd(_, _, let fd, _, _), .signals(let fd), .execStatus(_, _, let fd),
-                .output(_, _, let fd, _), .notify(_, _, let fd):
-                return fd == descriptor ? token : nil
-            case .wake: return nil
-            }
+            if case .wake = source { return nil }
+            return sourceDescriptor(source) == descriptor ? token : nil
         }
         for token in tokens {
             sources.removeValue(forKey: token)
@@ -322,6 +318,7 @@ final class EventMonitor: @unchecked Sendable {
                 sink(.message(id, generation: generation, .log(record)))
             }
         case .notify(let id, let generation, let fd):
+            // try?: a datagram socket has no end; an error (none expected) only ends this round.
             while let n = try? buffer.withUnsafeMutableBytes({ try Posix.receive(fd, into: $0, nonBlocking: true) }), n > 0 {
                 sink(.notified(id, generation: generation, NotifyMessage(parsing: buffer[0..<min(n, NotifyMessage.maximumSize)])))
             }

@@ -15,7 +15,6 @@ extension Posix {
         environment: [String],
         inherited: [FD],
         newProcessGroup: Bool = true,
-        output: FD? = nil,
         standardOutput: FD? = nil,
         standardError: FD? = nil
     ) throws -> pid_t {
@@ -32,9 +31,8 @@ extension Posix {
         var temporaries: [FD] = []
         defer { temporaries.forEach(close) }
         var sources: [FD] = []
-        // `output` is both streams; `standardOutput` and `standardError` each one of them.
         var outputSources: [(source: FD, target: FD)] = []
-        for (descriptor, target) in [(standardOutput ?? output, FD(1)), (standardError ?? output, FD(2))] {
+        for (descriptor, target) in [(standardOutput, FD(1)), (standardError, FD(2))] {
             guard let descriptor else { continue }
             // The same shuffle rule: a low output descriptor could be overwritten by the dup2s below.
             if descriptor <= highestTarget {

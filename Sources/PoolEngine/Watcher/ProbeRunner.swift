@@ -48,6 +48,7 @@ final class ProbeRunner: Sendable {
 
     /// Waits `duration` unless cancelled meanwhile; false when cancelled.
     private func wait(_ duration: Duration) -> Bool {
+        // try?: the wake-up descriptor is ours and open; a failed wait only shortens the pause.
         if duration > .zero { _ = try? Posix.pollReadable(wakeUp.fd, timeoutNanoseconds: duration.nanoseconds) }
         return !isCancelled
     }

@@ -50,10 +50,7 @@ struct ProgramLauncher {
             }
         }
         values += group.runner.environment.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        values += InheritedListener.environment(names: listenerNames).map { entry in
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            return (String(parts[0]), String(parts[1]))
-        }
+        values += InheritedListener.variables(names: listenerNames)
         values.append(("NOTIFY_SOCKET", notifyPath))
         if let watchdog = program.watchdog { values.append(("WATCHDOG_USEC", "\(watchdog.nanoseconds / 1000)")) }
         values += [("POOLTOP_POOL", poolName), ("POOLTOP_WORKER_ID", "\(id)")]
@@ -70,6 +67,11 @@ struct ProgramLauncher {
         return result
     }
 
+    /// The `PATH` a program is looked up in: its own environment's, as execvp(3) would.
+    static func searchPath(in environment: [String]) -> String {
+        environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/bin:/usr/bin:/bin"
+    }
+
     /// Spawns the program for slot `id`; on failure nothing is left open.
     func launch(
         _ program: ExternalProgram, group: GroupDescription, id: WorkerID, generation: Int, sockets: [ListenerSockets.Handed]
@@ -81,8 +83,9 @@ struct ProgramLauncher {
         if let directory = program.workingDirectory, !Posix.isEnterableDirectory(directory) {
             throw LaunchError(description: "its workingDirectory \(directory) is not a directory the watcher can enter")
         }
-        let searchPath = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/bin:/usr/bin:/bin"
-        if case .failure(let error) = Posix.findExecutable(program.arguments[0], searchPath: searchPath, directory: program.workingDirectory) {
+        if case .failure(let error) = Posix.findExecutable(
+            program.arguments[0], searchPath: Self.searchPath(in: environment), directory: program.workingDirectory)
+        {
             throw LaunchError(description: "cannot run \(program.arguments[0]): \(error)")
         }
         var trampolineVariables = ["POOLTOP_EXEC_PARENT=\(Posix.processID)"]

@@ -28,8 +28,6 @@ private struct ProgramHandle {
     var stopSignal: Int32
     var environment: [String]
     var probe: ProbeRunner?
-    /// A stop signal held back until the worker's own sockets have no connection queued.
-    var stopPendingUntil: PoolInstant?
 }
 
 /// How a pool's watcher loop ended.
@@ -80,6 +78,10 @@ final class Watcher: @unchecked Sendable {
     /// Indices in the core's slots of the workers that serve listeners: steering looks at
     /// these only, on every turn of the loop.
     private let listenerSlots: [Int]
+    private let programLauncher: ProgramLauncher
+    /// Program workers whose stop signal waits until their own sockets have no connection
+    /// queued, with when it is sent anyway (see ``requestProgramStop(_:at:)``).
+    private var pendingStops: [WorkerID: PoolInstant] = [:]
 
     init(
         pool: PoolDescription,
@@ -126,6 +128,8 @@ final class Watcher: @unchecked Sendable {
         self.baseEnvironment = Posix.environment().filter { entry in
             !entry.hasPrefix("POOLTOP_") && !activation.contains { entry.hasPrefix("\($0)=") }
         }
+        programLauncher = ProgramLauncher(
+            trampoline: executable, baseEnvironment: baseEnvironment, runtimeDirectory: runtimeDirectory, poolName: pool.name)
     }
 
     /// Handles one event on the monitor thread.
@@ -401,13 +405,7 @@ final class Watcher: @unchecked Sendable {
         var spawned: Int32?
         do {
             // A worker costs the watcher two descriptors for good (its control channel and pidfd).
-            // The last few are kept for the control socket, so that an operator can still reach
-            // a watcher whose descriptors ran out; the spawn fails with backoff instead.
-            let headroom = Posix.descriptorHeadroom()
-            if headroom < Self.reservedDescriptors {
-                throw SpawnRefusal(
-                    message: "only \(headroom) of \(Posix.descriptorLimit()) descriptors left; \(Self.reservedDescriptors) are kept for the control socket (raise the hard RLIMIT_NOFILE)")
-            }
+            try checkDescriptorHeadroom(forWorkerNeeding: 2)
             let sockets = try listeners.descriptors(for: id)
             (parentEnd, childEnd) = try Posix.socketPair()
             var environment = baseEnvironment
@@ -426,7 +424,7 @@ final class Watcher: @unchecked Sendable {
             let path = group.runner.executable ?? executable
             let pid = try Posix.spawn(
                 path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(id)"], environment: environment,
-                inherited: sockets.map(\.fd) + [childEnd], output: workerOutput)
+                inherited: sockets.map(\.fd) + [childEnd], standardOutput: workerOutput, standardError: workerOutput)
             Posix.close(childEnd)
             childEnd = -1
             spawned = pid
@@ -464,6 +462,7 @@ final class Watcher: @unchecked Sendable {
 
     private func release(_ id: WorkerID, _ process: WorkerProcessHandle) {
         if let program = process.program {
+            pendingStops[id] = nil
             program.probe?.cancel()
             for fd in program.descriptors {
                 monitor.forget(descriptor: fd)
@@ -480,20 +479,12 @@ final class Watcher: @unchecked Sendable {
 
     // MARK: - Program workers
 
-    private var programLauncher: ProgramLauncher {
-        ProgramLauncher(trampoline: executable, baseEnvironment: baseEnvironment, runtimeDirectory: runtimeDirectory, poolName: pool.name)
-    }
-
     private func spawn(_ program: ExternalProgram, group: GroupDescription, _ id: WorkerID, generation: Int) -> [WatcherAction] {
         let now = PoolInstant.now
         let launched: ProgramLauncher.Launched
         do {
-            let headroom = Posix.descriptorHeadroom()
             // A program costs five descriptors for good (pidfd, exec status, stdout, stderr, notify).
-            if headroom < Self.reservedDescriptors + 4 {
-                throw SpawnRefusal(
-                    message: "only \(headroom) of \(Posix.descriptorLimit()) descriptors left; \(Self.reservedDescriptors) are kept for the control socket (raise the hard RLIMIT_NOFILE)")
-            }
+            try checkDescriptorHeadroom(forWorkerNeeding: 5)
             let sockets = try listeners.descriptors(for: id)
             launched = try programLauncher.launch(program, group: group, id: id, generation: generation, sockets: sockets)
         } catch {
@@ -547,16 +538,13 @@ final class Watcher: @unchecked Sendable {
     /// its own sockets, since a program closes its listeners on the signal and a socket that
     /// then retires would reset them.
     private func requestProgramStop(_ id: WorkerID, at now: PoolInstant) {
-        guard var process = processes[id], var program = process.program else { return }
-        if listeners.hasQueuedConnections(id), program.stopPendingUntil.map({ now < $0 }) ?? true {
-            if program.stopPendingUntil == nil { program.stopPendingUntil = now + Self.drainLimit }
-            process.program = program
-            processes[id] = process
+        guard let process = processes[id], let program = process.program else { return }
+        let giveUpAt = pendingStops[id] ?? now + Self.drainLimit
+        if now < giveUpAt && listeners.hasQueuedConnections(id) {
+            pendingStops[id] = giveUpAt
             return
         }
-        program.stopPendingUntil = nil
-        process.program = program
-        processes[id] = process
+        pendingStops[id] = nil
         do {
             try Posix.pidfdSignal(process.pidfd, program.stopSignal)
         } catch {
@@ -566,12 +554,21 @@ final class Watcher: @unchecked Sendable {
 
     /// When a held-back stop signal is looked at next.
     private var nextPendingStop: PoolInstant? {
-        processes.values.contains { $0.program?.stopPendingUntil != nil } ? PoolInstant.now + Self.drainCheckInterval : nil
+        pendingStops.isEmpty ? nil : PoolInstant.now + Self.drainCheckInterval
     }
 
     private func deliverPendingStops(at now: PoolInstant) {
-        for (id, process) in processes where process.program?.stopPendingUntil != nil {
-            requestProgramStop(id, at: now)
+        for id in Array(pendingStops.keys) { requestProgramStop(id, at: now) }
+    }
+
+    /// Refuses a spawn that would eat into the descriptors kept for the control socket, so that
+    /// an operator can still reach a watcher whose descriptors ran out; the spawn fails with
+    /// backoff instead.
+    private func checkDescriptorHeadroom(forWorkerNeeding needed: Int) throws {
+        let headroom = Posix.descriptorHeadroom()
+        if headroom < Self.reservedDescriptors + needed - 2 {
+            throw SpawnRefusal(
+                message: "only \(headroom) of \(Posix.descriptorLimit()) descriptors left; \(Self.reservedDescriptors) are kept for the control socket (raise the hard RLIMIT_NOFILE)")
         }
     }
 
