@@ -127,7 +127,7 @@ final class ProbeRunner: Sendable {
 
     private static func checkCommand(_ command: [String], environment: [String], timeout: Duration) -> String? {
         let path: String
-        switch Posix.findExecutable(command[0], searchPath: Posix.getenv("PATH") ?? "/usr/bin:/bin", directory: nil) {
+        switch Posix.findExecutable(command[0], searchPath: ProgramLauncher.searchPath(in: environment), directory: nil) {
         case .success(let found): path = found
         case .failure(let error): return "\(error)"
         }
