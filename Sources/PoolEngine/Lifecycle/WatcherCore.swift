@@ -65,11 +65,15 @@ struct WatcherCore: Sendable {
 
     /// The earliest deadline the loop must wake up for, if any.
     var nextDeadline: PoolInstant? {
+        // Asked after every turn of the loop: no array per slot, only comparisons.
         var earliest: PoolInstant?
+        func consider(_ deadline: PoolInstant?) {
+            if let deadline, earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
+        }
         for slot in slots {
-            for deadline in [slot.killAt, slot.backoffUntil, slot.watchdogAt] {
-                if let deadline, earliest == nil || deadline < earliest! { earliest = deadline }
-            }
+            consider(slot.killAt)
+            consider(slot.backoffUntil)
+            consider(slot.watchdogAt)
         }
         return earliest
     }

@@ -370,7 +370,8 @@ final class Watcher: @unchecked Sendable {
         }
         steerConnections()
         sharedState?.publish(core, at: PoolInstant.now)
-        monitor.setDeadline([core.nextDeadline, nextPendingStop].compactMap { $0 }.min())
+        let deadline = core.nextDeadline
+        monitor.setDeadline(nextPendingStop.map { pending in deadline.map { min($0, pending) } ?? pending } ?? deadline)
         scheduleTick()
         notifySystemd()
         // Answered once the effect is applied and shared memory shows it, so a caller that reads
