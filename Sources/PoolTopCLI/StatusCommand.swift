@@ -36,10 +36,14 @@ struct StatusCommand: ParsableCommand {
         ]
         // A column for groups that wait for others (`after:`), only when one does.
         let waits = snapshot.groups.contains { $0.waitingFor != nil }
-        var groups = [["GROUP", "KIND", "MIN", "DESIRED", "MAX", "RUNNING", "READY"] + (waits ? ["WAITING FOR"] : [])]
+        // DEFINITION: the hash `pooltop apply` prints for each group, to tell whether a change took.
+        var groups = [["GROUP", "KIND", "MIN", "DESIRED", "MAX", "RUNNING", "READY", "DEFINITION"] + (waits ? ["WAITING FOR"] : [])]
         for group in snapshot.groups {
             groups.append(
-                [group.name, group.kind.rawValue, "\(group.min)", "\(group.desired)", "\(group.max)", "\(group.running)", "\(group.ready)"]
+                [
+                    group.name, group.kind.rawValue, "\(group.min)", "\(group.desired)", "\(group.max)", "\(group.running)",
+                    "\(group.ready)", group.definition ?? "-",
+                ]
                     + (waits ? [group.waitingFor ?? "-"] : []))
         }
         lines.append(table(groups))

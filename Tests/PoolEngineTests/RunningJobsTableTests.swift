@@ -27,7 +27,7 @@ struct RunningJobsTableTests {
             #expect(layout.locations.keys.sorted() == [WorkerID(1), WorkerID(2)])
             #expect(layout.locations[WorkerID(1)]?.capacity == 4)
             #expect(layout.size == 2 * (16 + 4 * 16))
-            #expect(segment.runningJobsOffset == SharedLayout.size(groups: 2, slots: 3))
+            #expect(segment.runningJobsOffset == SharedLayout.size(groups: pool.groupCapacity, slots: pool.slotCapacity), "after every record, the reserve's included")
             let reader = try SharedSegment.open(name: segment.name, writable: false)
             #expect(reader.runningJobsOffset == segment.runningJobsOffset)
             #expect(RunningJobsTable(segment: segment, id: WorkerID(3), pool: pool) == nil, "a service slot has no table")

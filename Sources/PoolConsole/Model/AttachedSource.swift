@@ -91,6 +91,11 @@ public final class AttachedSource: ConsoleSource {
         case "group-rolling":
             guard let progress = RollingRestartProgress(event: line) else { return nil }
             event = .groupRolling(group: group, progress)
+        case "pool-applied":
+            // The console shows the summary line; the changes themselves stay in the JSON.
+            event = .workerLog(
+                worker, group: group,
+                record: LogRecord(level: "notice", message: "configuration applied: \(line["message"]?.string ?? "")", timestamp: at))
         case "pool-stopping":
             event = .poolStopping(reason: line["why"]?.string ?? "")
         default:

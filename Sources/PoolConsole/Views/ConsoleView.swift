@@ -252,6 +252,7 @@ public enum ConsoleView {
         case .groupRolling(let group, let progress):
             if case .failed = progress { return ("group \(group): \(progress)", .eventError) }
             return ("group \(group): \(progress)", .eventInfo)
+        case .poolApplied(let changes): return ("configuration applied: \(PoolChange.summary(changes))", .eventWarning)
         case .poolRestarting(let hard): return ("\(hard ? "hard" : "soft") restart of the pool", .eventWarning)
         case .poolStopping(let reason): return ("pool stopping: \(reason)", .eventWarning)
         }

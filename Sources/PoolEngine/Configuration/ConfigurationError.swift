@@ -1,5 +1,5 @@
 /// A pool description that cannot run: what is wrong and where (key path, and the line when it came from a file).
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable, Hashable {
     /// The key path of the offending value, for example `groups[1].restart.policy`.
     public var path: String
     /// What is wrong, as a sentence an operator can act on.

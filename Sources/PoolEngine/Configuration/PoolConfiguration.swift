@@ -93,6 +93,15 @@ public struct PoolConfiguration: Sendable {
     public static func parse(
         yaml text: String, file: String? = nil, entryPoints: EntryPoints?
     ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription) {
+        let parsed = try parseLocating(yaml: text, file: file, entryPoints: entryPoints)
+        return (parsed.configuration, parsed.description)
+    }
+
+    /// ``parse(yaml:file:entryPoints:)``, with the reader that can give any later finding
+    /// about the file (`apply`'s refusals) its line.
+    static func parseLocating(
+        yaml text: String, file: String? = nil, entryPoints: EntryPoints?
+    ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription, reader: ConfigurationReader) {
         var reader = ConfigurationReader(file: file, entryPoints: entryPoints)
         let root: Node
         do {
@@ -112,7 +121,7 @@ public struct PoolConfiguration: Sendable {
             let description = try PoolValidator.validate(
                 name: configuration.name, stopTimeout: configuration.stopTimeout, groups: configuration.groups,
                 entryPointNames: entryPoints.map { Set($0.names) })
-            return (configuration, description)
+            return (configuration, description, reader)
         } catch {
             throw reader.locate(error)
         }

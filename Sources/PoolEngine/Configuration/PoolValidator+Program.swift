@@ -2,7 +2,9 @@
 // mistakes a spawn would only find at 3 a.m. (a job group with a command, a user that does not
 // exist, a probe that can never succeed) are configuration errors with their key path.
 extension PoolValidator {
-    static func validate(_ program: ExternalProgram, of group: WorkerGroup, path: String) throws(ConfigurationError) {
+    /// - Returns: a digest of the envFile's entries, when it has one: a file edited since the
+    ///   pool started changes the group's definition, so `apply` rolls the group.
+    static func validate(_ program: ExternalProgram, of group: WorkerGroup, path: String) throws(ConfigurationError) -> UInt64? {
         if !group.entryPoint.isEmpty {
             throw ConfigurationError(
                 path: "\(path).command", message: "give either 'entryPoint' (a Swift worker) or 'command' (a program), not both")
@@ -38,9 +40,13 @@ extension PoolValidator {
                 throw ConfigurationError(path: "\(path).\(program.user != nil ? "user" : "group")", message: "\(error)")
             }
         }
+        var digest: UInt64?
         if let file = program.environmentFile {
             do {
-                _ = try EnvironmentFile.read(file)
+                let entries = try EnvironmentFile.read(file)
+                digest = entries.reduce(into: UInt64(0xcbf2_9ce4_8422_2325)) { hash, entry in
+                    for byte in Array("\(entry.key)=\(entry.value)\n".utf8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+                }
             } catch {
                 throw ConfigurationError(path: "\(path).envFile", message: "\(error)")
             }
@@ -48,6 +54,7 @@ extension PoolValidator {
         if let directory = program.workingDirectory, !Posix.isEnterableDirectory(directory) {
             throw ConfigurationError(path: "\(path).workingDirectory", message: "\(directory) is not a directory the watcher can enter")
         }
+        return digest
     }
 
     private static func validate(_ probe: ReadinessProbe, path: String) throws(ConfigurationError) {

@@ -37,7 +37,7 @@ enum PoolValidator {
                 }
             }
             described.append(description)
-            nextWorkerID += description.maxWorkers
+            nextWorkerID += description.slots
             if nextWorkerID - 1 > ConfigurationLimits.workersPerPool {
                 throw ConfigurationError(
                     path: "\(path).max",
@@ -60,7 +60,10 @@ enum PoolValidator {
             described[index].after = try resolve(group.after, of: index, in: described)
         }
         try checkStartOrder(described)
-        return PoolDescription(name: name, stopTimeout: stopTimeout, groups: described)
+        var pool = PoolDescription(name: name, stopTimeout: stopTimeout, groups: described)
+        // The reserve never takes a pool past the limit on workers.
+        pool.reserve.slots = max(0, min(pool.reserve.slots, ConfigurationLimits.workersPerPool - pool.slotCount))
+        return pool
     }
 
     /// The group a reference names, or an error at `path` listing the groups there are.
@@ -151,8 +154,9 @@ enum PoolValidator {
         poolStopTimeout: Duration,
         entryPointNames: Set<String>?
     ) throws(ConfigurationError) -> GroupDescription {
+        var environmentFileDigest: UInt64?
         if let program = group.program {
-            try validate(program, of: group, path: path)
+            environmentFileDigest = try validate(program, of: group, path: path)
         } else if group.entryPoint.isEmpty {
             throw ConfigurationError(path: "\(path).entryPoint", message: "an entry point or a command is required")
         } else if let entryPointNames, !entryPointNames.contains(group.entryPoint) {
@@ -219,6 +223,7 @@ enum PoolValidator {
             minWorkers: group.minWorkers,
             maxWorkers: maxWorkers,
             firstWorkerID: WorkerID(firstWorkerID),
+            slots: maxWorkers,
             jobGroups: [],
             runner: group.runner,
             restart: group.restart,
@@ -231,7 +236,8 @@ enum PoolValidator {
             recycle: group.recycle,
             listeners: listeners,
             jobWait: group.jobWait,
-            program: group.program)
+            program: group.program,
+            environmentFileDigest: environmentFileDigest)
     }
 
     private static func validate(

@@ -44,6 +44,9 @@ package struct ControlRequest: Sendable {
         case kill(WorkerID)
         case events(replay: Bool)
         case job(JobCommand)
+        /// `pooltop apply`: a configuration's text, the file it came from (relative paths and
+        /// error lines), and whether only to plan.
+        case apply(configuration: String, file: String?, dryRun: Bool)
     }
 
     struct JobCommand: Equatable, Sendable {
@@ -69,12 +72,13 @@ package struct ControlRequest: Sendable {
         }
     }
 
-    static let commands = ["ping", "status", "scale", "restart", "stop", "kill", "events", "job"]
+    static let commands = ["ping", "status", "scale", "restart", "stop", "kill", "events", "job", "apply"]
     /// Fields each command accepts, besides `id` and `command`.
     static let fields: [String: [String]] = [
         "ping": [], "status": [], "scale": ["group", "workers"], "restart": ["group", "worker", "mode"],
         "stop": ["worker"], "kill": ["worker"], "events": ["replay"],
         "job": ["group", "payload", "priority", "weight", "timeout", "count", "retries"],
+        "apply": ["configuration", "file", "dryRun"],
     ]
 
     var id: JSONValue?
@@ -164,6 +168,23 @@ package struct ControlRequest: Sendable {
                     weight: try integer("weight", 1, range: 0...1_000_000), timeout: timeout,
                     count: try integer("count", 1, range: 1...Self.maximumJobCount),
                     retries: try integer("retries", 0, range: 0...JobClient.maximumRetries)))
+        case "apply":
+            guard let configuration = object["configuration"]?.string else {
+                throw Failure(.badRequest, "field 'configuration' is missing or not a string (the text of a pool.yaml)", id: id)
+            }
+            var file: String?
+            if let value = object["file"] {
+                guard let path = value.string, path.hasPrefix("/") else {
+                    throw Failure(.badRequest, "field 'file' must be an absolute path (relative paths in the file are resolved against it)", id: id)
+                }
+                file = path
+            }
+            var dryRun = false
+            if let value = object["dryRun"] {
+                guard let flag = value.bool else { throw Failure(.badRequest, "field 'dryRun' must be true or false", id: id) }
+                dryRun = flag
+            }
+            command = .apply(configuration: configuration, file: file, dryRun: dryRun)
         default:
             var replay = true
             if let value = object["replay"] {
@@ -242,6 +263,26 @@ enum ControlCommands {
                 throw CommandError(.misuse, "events is a stream; it is handled by the connection")
             case .job(let job):
                 response["jobs"] = .array(await runJobs(job, on: pool))
+            case .apply(let configuration, let file, let dryRun):
+                let change = try await pool.apply(yaml: configuration, file: file, dryRun: dryRun)
+                response["plan"] = (try? JSONValue.from(change.groups)) ?? .array([])
+                response["summary"] = .string(PoolChange.summary(change.groups))
+                guard change.refusals.isEmpty else {
+                    var refused = refusal(
+                        code: CommandError.Code.cannotApply.rawValue,
+                        "the change cannot be applied while the pool runs; nothing was changed: "
+                            + change.refusals.map(\.description).joined(separator: "; "),
+                        id: id)
+                    refused["plan"] = response["plan"]
+                    refused["refusals"] = .array(
+                        change.refusals.map { refusal in
+                            var entry: [String: JSONValue] = ["path": .string(refusal.path), "message": .string(refusal.message)]
+                            if let line = refusal.line { entry["line"] = .number(Double(line)) }
+                            return .object(entry)
+                        })
+                    return JSONValue.object(refused).serialized
+                }
+                response["applied"] = .bool(!dryRun && !change.isEmpty)
             }
         } catch {
             response = refusal(code: error.code.rawValue, error.message, id: id)

@@ -94,9 +94,13 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var kind: WorkerKind
     public var entryPoint: String
     public var minWorkers: Int
+    /// The ceiling for scaling; at most ``slots``. `pooltop apply` may change it within them.
     public var maxWorkers: Int
-    /// The first slot id of the group; the group owns `firstWorkerID ..< firstWorkerID + maxWorkers`.
+    /// The first slot id of the group; the group owns `firstWorkerID ..< firstWorkerID + slots`.
     public var firstWorkerID: WorkerID
+    /// Slots allocated to the group when it was added: its `max` then. Fixed for the group's
+    /// life, so that no slot id, shared-memory record or running-jobs table ever moves.
+    public var slots: Int
     /// Resolved `jobGroups`.
     public var jobGroups: [GroupID]
     public var runner: WorkerRunner
@@ -118,15 +122,21 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var after: [ResolvedDependency] = []
     /// The program its workers run, when not a Swift entry point.
     public var program: ExternalProgram?
+    /// A digest of the program's envFile entries when the pool read it: an edited file makes
+    /// a different definition, which `pooltop apply` rolls.
+    public var environmentFileDigest: UInt64?
+    /// Set when `pooltop apply` removed the group: it runs no worker, keeps its slots (ids
+    /// never move), and no name lookup finds it, so a new group may take its name.
+    public var retired = false
 
     /// Every slot id the group owns.
     public var workerIDs: [WorkerID] {
-        (0..<maxWorkers).map { WorkerID(firstWorkerID.rawValue + $0) }
+        (0..<slots).map { WorkerID(firstWorkerID.rawValue + $0) }
     }
 
     /// Whether `id` belongs to this group.
     public func owns(_ id: WorkerID) -> Bool {
-        id.rawValue >= firstWorkerID.rawValue && id.rawValue < firstWorkerID.rawValue + maxWorkers
+        id.rawValue >= firstWorkerID.rawValue && id.rawValue < firstWorkerID.rawValue + slots
     }
 }
 
@@ -134,7 +144,11 @@ public struct GroupDescription: Hashable, Sendable, Codable {
 public struct PoolDescription: Hashable, Sendable, Codable {
     public var name: String
     public var stopTimeout: Duration
+    /// Every group, those `pooltop apply` retired included (see ``GroupDescription/retired``):
+    /// a group's index here never changes.
     public var groups: [GroupDescription]
+    /// Room kept in shared memory for groups `pooltop apply` adds (see ``PoolReserve``).
+    public var reserve = PoolReserve()
 
     /// The group with this id.
     public func group(_ id: GroupID) -> GroupDescription? { groups.first { $0.id == id } }
@@ -143,13 +157,40 @@ public struct PoolDescription: Hashable, Sendable, Codable {
     public func group(_ reference: GroupReference) -> GroupDescription? {
         switch reference {
         case .id(let id): return group(id)
-        case .name(let name): return groups.first { $0.name == name }
+        case .name(let name): return groups.first { $0.name == name && !$0.retired }
         }
     }
+
+    /// The groups that run: every group but those `pooltop apply` removed.
+    public var activeGroups: [GroupDescription] { groups.filter { !$0.retired } }
 
     /// The group that owns this slot.
     public func group(owning id: WorkerID) -> GroupDescription? { groups.first { $0.owns(id) } }
 
-    /// Total slots: the sum of every group's `maxWorkers`.
-    public var slotCount: Int { groups.reduce(0) { $0 + $1.maxWorkers } }
+    /// Slots in use: the sum of every group's ``GroupDescription/slots``.
+    public var slotCount: Int { groups.reduce(0) { $0 + $1.slots } }
+
+    /// Group records and slot records shared memory has room for: those in use and the reserve.
+    public var groupCapacity: Int { groups.count + reserve.groups }
+    public var slotCapacity: Int { slotCount + reserve.slots }
+}
+
+/// What a pool's shared memory keeps free for groups added while it runs (`pooltop apply`):
+/// the segment is created once and never moves, so its size is fixed at start. A group the
+/// reserve has no room for is refused by `apply`, naming what is missing.
+public struct PoolReserve: Hashable, Sendable, Codable {
+    /// Group records kept free.
+    public var groups: Int
+    /// Worker slots kept free.
+    public var slots: Int
+    /// Bytes kept free for the running-jobs tables of added job groups' slots.
+    public var runningJobBytes: Int
+
+    /// 8 groups and 64 slots, with running-jobs tables for 64 job-worker slots at the default
+    /// 16 concurrent jobs: about 100 KiB of shared memory.
+    public init(groups: Int = 8, slots: Int = 64, runningJobBytes: Int = 64 * 528) {
+        self.groups = groups
+        self.slots = slots
+        self.runningJobBytes = runningJobBytes
+    }
 }

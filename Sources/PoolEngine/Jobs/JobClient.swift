@@ -10,7 +10,10 @@ public final class JobClient: Sendable {
     /// Who sends: a worker (its id and group) or, with id 0, an operator through the watcher.
     let senderID: WorkerID?
     let senderGroup: GroupID?
-    let pool: PoolDescription
+    /// The pool as this client knows it: a worker's, from its bootstrap; the operator's is
+    /// updated by `apply` (``update(pool:)``), so jobs reach groups it added.
+    var pool: PoolDescription { routing.withLock { $0.pool } }
+    private let routing: Mutex<(pool: PoolDescription, runningJobs: [WorkerID: RunningJobsTable.Location])>
     private let allowed: Set<GroupID>?
     private let runtimeDirectory: String
     private let reader: PoolStateReader
@@ -33,8 +36,6 @@ public final class JobClient: Sendable {
     private let nextJobID = Atomic<UInt64>(0)
     /// Tells this client's jobs apart from other senders' in a worker's running-jobs table.
     private let token = UInt64.random(in: 1...UInt64.max)
-    /// The job workers' running-jobs tables.
-    private let runningJobs: [WorkerID: RunningJobsTable.Location]
     let maximumPayload: Int
     /// The timeout of a job submitted without one.
     public let defaultTimeout: Duration
@@ -47,7 +48,7 @@ public final class JobClient: Sendable {
         wait: JobWaitPolicy = .suspend
     ) {
         self.waitPolicy = JobWaitPolicy.effective(wait)
-        self.pool = pool
+        self.routing = Mutex((pool, RunningJobsTable.layout(of: pool).locations))
         self.senderID = senderID
         self.senderGroup = senderGroup
         self.allowed = allowed
@@ -58,7 +59,12 @@ public final class JobClient: Sendable {
         self.countPickupMiss = countPickupMiss
         self.defaultTimeout = defaultTimeout
         self.maximumPayload = maximumPayload
-        self.runningJobs = RunningJobsTable.layout(of: pool).locations
+    }
+
+    /// Takes the pool `apply` made. Groups keep their slots and tables, so jobs under way
+    /// are unaffected.
+    func update(pool: PoolDescription) {
+        routing.withLock { $0 = (pool, RunningJobsTable.layout(of: pool).locations) }
     }
 
     /// Closes every connection (pending jobs fail with `workerLost`) and stops the I/O thread.
@@ -309,7 +315,7 @@ public final class JobClient: Sendable {
         // The process behind the socket, as far as shared memory says: its running-jobs table
         // is read only while it is still that process's.
         let pid = reader.pickupLoad(of: worker)?.pid ?? 0
-        let (segment, location, token) = (reader.segment, runningJobs[worker], token)
+        let (segment, location, token) = (reader.segment, routing.withLock { $0.runningJobs[worker] }, token)
         let connection = try JobConnection.connect(
             path: JobServer.socketPath(runtimeDirectory: runtimeDirectory, worker: worker), worker: worker, io: io
         ) {

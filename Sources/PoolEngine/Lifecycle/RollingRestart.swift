@@ -22,7 +22,8 @@ struct RollingRestart: Hashable, Sendable {
     }
 
     let group: GroupID
-    let reply: ReplyToken
+    /// Who waits for the roll's end; nil for a roll `apply` started (told by events only).
+    let reply: ReplyToken?
     /// One process to replace: its slot and generation.
     struct Process: Hashable, Sendable {
         var id: WorkerID
@@ -36,7 +37,7 @@ struct RollingRestart: Hashable, Sendable {
     var replaced = 0
     var phase: Phase = .next
 
-    init(group: GroupID, reply: ReplyToken, running: [Process]) {
+    init(group: GroupID, reply: ReplyToken?, running: [Process]) {
         self.group = group
         self.reply = reply
         self.pending = running

@@ -15,6 +15,9 @@ enum WatcherCommand: Hashable, Sendable {
     /// Replace a group's running workers one at a time (see ``RollingRestart``); answered once
     /// the roll is over, with how many workers it replaced.
     case rollingRestart(GroupID)
+    /// Carry out what `pooltop apply` planned (see ``PoolChange``); answered once the change
+    /// is made (its rolls go on, told by events).
+    case apply(PoolChange)
 }
 
 /// Names the caller waiting for a command's answer. The loop hands out tokens and keeps the
@@ -47,6 +50,10 @@ public struct CommandError: Error, Hashable, Sendable, CustomStringConvertible {
         case failed
         /// A call the API does not allow at this point (describing a group after `run()`, a second `run()`).
         case misuse
+        /// A configuration `apply` cannot make on a running pool (the refusals say why).
+        case cannotApply = "cannot-apply"
+        /// A configuration that is not valid (`apply` of a file with an error).
+        case invalidConfiguration = "invalid-configuration"
     }
 
     public var code: Code

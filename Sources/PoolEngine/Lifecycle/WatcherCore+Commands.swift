@@ -42,6 +42,8 @@ extension WatcherCore {
         case .rollingRestart(let groupID):
             // Answered when the roll ends, not now.
             return beginRoll(groupID, reply: reply)
+        case .apply(let change):
+            actions += apply(change, at: now)
         }
         return actions + [.reply(reply, .success(0))]
     }
@@ -79,6 +81,8 @@ extension WatcherCore {
         case .stopWorker(let id):
             guard slot(id) != nil else { return noSuchWorker(id) }
             return mode == .running ? nil : notRunning
+        case .apply(let change):
+            return check(apply: change)
         case .killWorker(let id):
             guard let slot = slot(id) else { return noSuchWorker(id) }
             if !slot.state.hasProcess {

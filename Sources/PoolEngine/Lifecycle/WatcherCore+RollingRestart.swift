@@ -10,7 +10,7 @@ extension WatcherCore {
         }
     }
 
-    mutating func beginRoll(_ groupID: GroupID, reply: ReplyToken) -> [WatcherAction] {
+    mutating func beginRoll(_ groupID: GroupID, reply: ReplyToken?) -> [WatcherAction] {
         let group = pool.group(groupID)!
         // Workers already on their way out are replaced (or not) by whatever stopped them.
         let running = slots.filter { group.owns($0.id) && ($0.state == .starting || $0.state == .ready) && $0.isDesired }
@@ -42,7 +42,7 @@ extension WatcherCore {
                 case .finished:
                     rolls[groupID] = nil
                     actions.append(.emit(.groupRolling(group: groupName(of: groupID), .finished(replaced: roll.replaced))))
-                    actions.append(.reply(roll.reply, .success(roll.replaced)))
+                    if let reply = roll.reply { actions.append(.reply(reply, .success(roll.replaced))) }
                 case .failed(let why):
                     rolls[groupID] = nil
                     actions += fail(roll, code: .failed, why: why, at: now)
@@ -162,7 +162,7 @@ extension WatcherCore {
         let message =
             "rolling restart of '\(name)' stopped after \(roll.replaced) of \(roll.total): \(why); the rest were left running"
         actions.append(.emit(.groupRolling(group: name, .failed(replaced: roll.replaced, of: roll.total, why: why))))
-        actions.append(.reply(roll.reply, .failure(CommandError(code, message))))
+        if let reply = roll.reply { actions.append(.reply(reply, .failure(CommandError(code, message)))) }
         return actions
     }
 

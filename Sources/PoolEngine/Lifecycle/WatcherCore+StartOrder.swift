@@ -15,7 +15,7 @@ extension WatcherCore {
         var actions: [WatcherAction] = []
         held = []
         blocked = []
-        for (index, group) in pool.groups.enumerated() where !group.after.isEmpty {
+        for (index, group) in pool.groups.enumerated() where !group.after.isEmpty && !group.retired {
             held.insert(index)
             actions.append(.emit(.groupWaiting(group: group.name, for: waitDescription(index))))
         }

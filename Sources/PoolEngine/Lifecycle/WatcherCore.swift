@@ -11,7 +11,8 @@ struct WatcherCore: Sendable {
         case finished
     }
 
-    let pool: PoolDescription
+    /// Changed only by `apply` (``PoolChange``).
+    var pool: PoolDescription
     /// Written only by the core and its extensions (commands, rolling restarts).
     var slots: [WorkerSlot]
     /// Set by the core and its extensions only.
@@ -25,7 +26,7 @@ struct WatcherCore: Sendable {
     static let scaleUpInterval: Duration = .milliseconds(200)
     private(set) var softRestarts = 0
     /// Scale operations that changed each group's desired count, by group index.
-    private(set) var scalingEvents: [Int]
+    var scalingEvents: [Int]
     /// The failure the pool ends with, once there is one.
     var failure: PoolFailure?
     /// Rolling restarts under way, one per group at most.
@@ -36,6 +37,9 @@ struct WatcherCore: Sendable {
     var blocked: Set<Int> = []
     /// While stopping: the groups asked to stop (in reverse start order).
     var stopIssued: Set<Int> = []
+    /// Groups `apply` removed whose workers were asked to stop (once the groups that waited
+    /// for them had stopped).
+    var retirementIssued: Set<Int> = []
     /// Workers with work in flight at the last sample: a scale-down stops them last.
     var busy: Set<WorkerID> = []
     /// Recycle quotas and idle shrinking, decided from the samples.
@@ -171,9 +175,10 @@ struct WatcherCore: Sendable {
                 // Everything stops; then the start order applies again.
                 actions += holdDependentGroups()
                 for index in slots.indices {
-                    // Slots given up on get another chance; those that terminated themselves stay stopped.
+                    // Slots given up on get another chance; those that terminated themselves stay
+                    // stopped, and so do those of groups `apply` removed.
                     slots[index].restartsAfterHardRestart =
-                        slots[index].isDesired || slots[index].state == .failed
+                        (slots[index].isDesired || slots[index].state == .failed) && !pool.groups[slots[index].groupIndex].retired
                     if slots[index].state == .failed { slots[index].state = .stopped }
                     actions += stop(index, reason: .restart, at: now)
                 }
@@ -224,6 +229,7 @@ struct WatcherCore: Sendable {
         actions += advanceRolls(at: now)
         actions += releaseHeldGroups(at: now)
         actions += stopInOrder(at: now)
+        actions += retireInOrder(at: now)
         actions += settle(at: now)
         return actions
     }

@@ -29,7 +29,8 @@ final class ListenerSockets {
     /// ``SharedAcceptor``.
     func isSharedSocket(_ socket: Handed) -> Bool { isShared(socket.fd) }
 
-    private let pool: PoolDescription
+    /// Changed by `apply` (``prepare(_:in:)``).
+    private var pool: PoolDescription
     private var perSlot: [WorkerID: [Handed]] = [:]
     private var perGroup: [GroupID: [String: Int32]] = [:]
     /// Each TCP listener's reuseport group as the kernel keeps it: slots in the order their
@@ -84,6 +85,38 @@ final class ListenerSockets {
             }
         }
         return sockets
+    }
+
+    /// Takes the pool `apply` makes, binding what the new `groups`' first workers need; on
+    /// failure nothing changes (what was bound is closed) and the reason is returned.
+    func prepare(_ groups: [GroupDescription], in next: PoolDescription) -> String? {
+        let previous = pool
+        pool = next
+        var bound: [WorkerID] = []
+        for group in groups where !group.listeners.isEmpty {
+            for id in group.workerIDs.prefix(max(group.minWorkers, 1)) {
+                do {
+                    _ = try descriptors(for: id)
+                    bound.append(id)
+                } catch {
+                    for id in bound { retire(id) }
+                    for group in groups { release(group) }
+                    pool = previous
+                    return "group '\(group.name)': \(error)"
+                }
+            }
+        }
+        pool = next
+        return nil
+    }
+
+    /// Closes the shared sockets (Unix-domain) of a group `apply` removed, once its last
+    /// worker left, and removes their files.
+    func release(_ group: GroupDescription) {
+        for (path, fd) in perGroup.removeValue(forKey: group.id) ?? [:] {
+            Posix.close(fd)
+            Posix.removeFile(path)
+        }
     }
 
     /// The sockets slot `id`'s worker inherits, in its group's listener order; binds any missing.

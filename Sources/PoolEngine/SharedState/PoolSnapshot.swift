@@ -50,6 +50,9 @@ public struct GroupSnapshot: Hashable, Sendable, Codable {
     /// What the group waits for before it starts (`after:`), for example `cache (ready)`;
     /// ends with `: it will not start` when that can no longer happen. Nil once it started.
     public var waitingFor: String? = nil
+    /// The hash of the group's definition (12 hexadecimal digits; see
+    /// ``GroupDescription/definitionHash``): `pooltop apply` prints the one each group will have.
+    public var definition: String? = nil
 }
 
 /// What a worker does, written by the worker itself.

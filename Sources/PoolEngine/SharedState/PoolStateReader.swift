@@ -53,10 +53,18 @@ public final class PoolStateReader: Sendable {
         groups.reserveCapacity(geometry.groupCount)
         // Group ids are 1...count: an array indexed by id, not a dictionary, on this hot path.
         var groupNames = [String](repeating: "", count: geometry.groupCount + 1)
+        // Records kept free for `apply` (id 0) and groups it removed are skipped, with their slots.
+        var shown = [Bool](repeating: false, count: geometry.groupCount + 1)
         var waits: [UInt64] = []
+        typealias G = SharedLayout.Group
         for index in 0..<geometry.groupCount {
+            let base = geometry.groupOffset + index * geometry.groupRecordSize
+            guard segment.word(base + G.id).pointee.load(ordering: .acquiring) != 0, segment.load(base + G.retired) == 0 else { continue }
             let (group, waiting) = readGroup(index)
-            if group.id >= 0 && group.id < groupNames.count { groupNames[group.id] = group.name }
+            if group.id >= 0 && group.id < groupNames.count {
+                groupNames[group.id] = group.name
+                shown[group.id] = true
+            }
             groups.append(group)
             waits.append(waiting)
         }
@@ -70,6 +78,8 @@ public final class PoolStateReader: Sendable {
         var workers: [WorkerSnapshot] = []
         workers.reserveCapacity(records.slotCount)
         for raw in 0..<records.slotCount {
+            let groupID = records.groupID(of: WorkerID(raw + 1))
+            guard groupID < shown.count, shown[groupID] else { continue }
             workers.append(decodeWorker(WorkerID(raw + 1), records, groupNames: groupNames))
         }
         return PoolSnapshot(pool: pool, groups: groups, workers: workers, takenAt: Double(now) / 1e9)
@@ -77,11 +87,17 @@ public final class PoolStateReader: Sendable {
 
     /// One worker's activity part, as its worker last wrote it.
     public func activity(of id: WorkerID) throws -> WorkerActivity {
-        guard id.rawValue >= 1 && id.rawValue <= geometry.slotCount else {
-            throw SharedStateError(
-                code: .invalidWorker, message: "worker id \(id) is out of range: the pool has workers 1...\(geometry.slotCount)")
+        // Slots past the groups' (kept free for `apply`) have group id 0.
+        guard id.rawValue >= 1 && id.rawValue <= geometry.slotCount, segment.load(slotBase(id) + SharedLayout.Lifecycle.groupID) != 0 else {
+            var used = geometry.slotCount
+            while used > 0 && segment.load(slotBase(WorkerID(used)) + SharedLayout.Lifecycle.groupID) == 0 { used -= 1 }
+            throw SharedStateError(code: .invalidWorker, message: "worker id \(id) is out of range: the pool has workers 1...\(used)")
         }
         return readActivity(slotBase(id))
+    }
+
+    private static func definition(_ hash: UInt64) -> String? {
+        hash == 0 ? nil : GroupDescription.formatDefinition(hash)
     }
 
     /// A group's record, and its `waitingFor` word (named by the caller, who knows every group).
@@ -101,7 +117,8 @@ public final class PoolStateReader: Sendable {
             min: SharedLayout.capped(segment.load(base + G.minWorkers)),
             max: SharedLayout.capped(segment.load(base + G.maxWorkers)),
             desired: SharedLayout.capped(desired), running: SharedLayout.capped(running), ready: SharedLayout.capped(ready),
-            scalingEvents: SharedLayout.capped(scalingEvents), pickupMisses: SharedLayout.capped(segment.load(base + G.pickupMisses)))
+            scalingEvents: SharedLayout.capped(scalingEvents), pickupMisses: SharedLayout.capped(segment.load(base + G.pickupMisses)),
+            definition: Self.definition(segment.load(base + G.definition)))
         return (group, waiting)
     }
 

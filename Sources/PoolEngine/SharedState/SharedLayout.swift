@@ -39,8 +39,9 @@ package enum SharedLayout {
         static let runningJobsSize = 200
     }
 
-    /// Group record words. `id`, `kind`, `min`, `max` and `name` never change; the counts
-    /// are written under the record's sequence word.
+    /// Group record words. `id`, `kind` and `name` never change once the id is set (a record
+    /// with id 0 is free, kept for `pooltop apply`); `min`, `max` and `definition` change only
+    /// by `apply`, each one word; the counts are written under the record's sequence word.
     package enum Group {
         package static let sequence = 0
         static let id = 8
@@ -60,6 +61,11 @@ package enum SharedLayout {
         /// nothing, else the awaited group's id << 8 | the condition (1 started, 2 ready,
         /// 3 completed), | 0x80 when it can no longer be met. Space a v3 segment left zero.
         static let waitingFor = 144
+        /// The group's definition hash (``GroupDescription/definitionHash``); 0 from a build
+        /// before `apply`. Space a v3 segment left zero.
+        static let definition = 152
+        /// 1 once `apply` removed the group and its last worker exited: readers skip it.
+        static let retired = 160
     }
 
     /// Slot record, lifecycle part (written only by the watcher), under its own sequence word.

@@ -52,45 +52,51 @@ final class SharedSegment: Sendable {
                 message: "/dev/shm\(name) is \(entry.isLink ? "a symbolic link" : "a file") owned by uid \(entry.owner), not this pool's; it was left untouched: remove it, or choose another pool name")
         }
         Posix.unlinkSharedMemory(name: name)
-        let records = SharedLayout.size(groups: pool.groups.count, slots: pool.slotCount)
-        let running = RunningJobsTable.layout(of: pool).size
+        // Sized for the reserve too: groups `apply` adds get records that are already mapped
+        // by every reader, so the segment never grows or moves.
+        let geometry = Geometry(groups: pool.groupCapacity, slots: pool.slotCapacity)
+        let records = SharedLayout.size(groups: geometry.groupCount, slots: geometry.slotCount)
+        let running = RunningJobsTable.layout(of: pool).size + pool.reserve.runningJobBytes
         let size = records + running
-        let geometry = Geometry(groups: pool.groups.count, slots: pool.slotCount)
         let segment = SharedSegment(
             name: name, mapping: try Posix.createSharedMemory(name: name, size: size), isWritable: true, geometry: geometry)
-        let groupOffset = geometry.groupOffset
-        let slotOffset = geometry.slotOffset
         typealias H = SharedLayout.Header
         segment.store(H.version, SharedLayout.version)
         segment.store(H.headerSize, UInt64(SharedLayout.headerSize))
-        segment.store(H.groupCount, UInt64(pool.groups.count))
-        segment.store(H.groupOffset, UInt64(groupOffset))
+        segment.store(H.groupCount, UInt64(geometry.groupCount))
+        segment.store(H.groupOffset, UInt64(geometry.groupOffset))
         segment.store(H.groupRecordSize, UInt64(SharedLayout.groupRecordSize))
-        segment.store(H.slotCount, UInt64(pool.slotCount))
-        segment.store(H.slotOffset, UInt64(slotOffset))
+        segment.store(H.slotCount, UInt64(geometry.slotCount))
+        segment.store(H.slotOffset, UInt64(geometry.slotOffset))
         segment.store(H.slotRecordSize, UInt64(SharedLayout.slotRecordSize))
         segment.store(H.watcherPID, UInt64(watcherPID))
         segment.store(H.startedAt, startedAt)
         segment.store(H.runningJobsOffset, UInt64(records))
         segment.store(H.runningJobsSize, UInt64(running))
         segment.storeName(H.name, pool.name)
-        for (index, group) in pool.groups.enumerated() {
-            let base = groupOffset + index * SharedLayout.groupRecordSize
-            typealias G = SharedLayout.Group
-            segment.store(base + G.id, UInt64(group.id.rawValue))
-            segment.store(base + G.kind, SharedCodes.code(group.kind))
-            segment.store(base + G.minWorkers, UInt64(group.minWorkers))
-            segment.store(base + G.maxWorkers, UInt64(group.maxWorkers))
-            segment.storeName(base + G.name, group.name)
-            for id in group.workerIDs {
-                let slot = slotOffset + (id.rawValue - 1) * SharedLayout.slotRecordSize
-                segment.store(slot + SharedLayout.Lifecycle.id, UInt64(id.rawValue))
-                segment.store(slot + SharedLayout.Lifecycle.groupID, UInt64(group.id.rawValue))
-            }
-        }
+        for (index, group) in pool.groups.enumerated() { segment.describe(group, at: index) }
         // The magic goes last, with release ordering: a reader that sees it sees the layout.
         segment.word(H.magic).pointee.store(SharedLayout.magic, ordering: .releasing)
         return segment
+    }
+
+    /// Writes a group's record (its id, kind, limits, name and definition hash) and its slots'
+    /// ids. A record whose id is 0 is free (reserved for `apply`); readers skip it.
+    func describe(_ group: GroupDescription, at index: Int) {
+        typealias G = SharedLayout.Group
+        let base = groupBase(index)
+        store(base + G.kind, SharedCodes.code(group.kind))
+        store(base + G.minWorkers, UInt64(group.minWorkers))
+        store(base + G.maxWorkers, UInt64(group.maxWorkers))
+        store(base + G.definition, group.definitionHash)
+        storeName(base + G.name, group.name)
+        for id in group.workerIDs {
+            let slot = slotBase(id)
+            store(slot + SharedLayout.Lifecycle.id, UInt64(id.rawValue))
+            store(slot + SharedLayout.Lifecycle.groupID, UInt64(group.id.rawValue))
+        }
+        // The id last, with release ordering: a reader that sees it sees the rest of the record.
+        word(base + G.id).pointee.store(UInt64(group.id.rawValue), ordering: .releasing)
     }
 
     /// Opens an existing segment, read-only unless `writable`; checks its magic and version.

@@ -4,7 +4,8 @@
 /// Called only from the watcher loop (the one writer); it writes a record only when it changed.
 final class SharedStatePublisher {
     let segment: SharedSegment
-    private let pool: PoolDescription
+    /// Changed by `apply` (``reconfigure(_:)``).
+    private var pool: PoolDescription
     private var published: [WorkerSlot?]
     private var groupCounts: [[UInt64]]
     private var hardRestarts = -1
@@ -28,6 +29,17 @@ final class SharedStatePublisher {
         for (_, file) in statFiles { Posix.close(file.fd) }
     }
 
+    /// Takes the pool `apply` made: records for new groups and their slots (in the room the
+    /// segment kept), and the new limits and definition hashes of changed groups.
+    func reconfigure(_ next: PoolDescription) {
+        for (index, group) in next.groups.enumerated() where index >= pool.groups.count || pool.groups[index] != group {
+            segment.describe(group, at: index)
+        }
+        pool = next
+        published += Array(repeating: nil, count: max(0, next.slotCount - published.count))
+        groupCounts += Array(repeating: [], count: max(0, next.groups.count - groupCounts.count))
+    }
+
     func setPoolState(_ state: PoolRunState) {
         segment.word(SharedLayout.Header.poolState).pointee.store(state.rawValue, ordering: .releasing)
     }
@@ -43,7 +55,7 @@ final class SharedStatePublisher {
             softRestarts = core.softRestarts
             segment.store(SharedLayout.Header.softRestarts, UInt64(softRestarts))
         }
-        var counts = Array(repeating: [UInt64](repeating: 0, count: 5), count: pool.groups.count)
+        var counts = Array(repeating: [UInt64](repeating: 0, count: 6), count: pool.groups.count)
         for index in counts.indices {
             counts[index][3] = UInt64(core.scalingEvents[index])
             counts[index][4] = Self.waitingWord(core, group: index)
@@ -60,10 +72,15 @@ final class SharedStatePublisher {
             }
             published[index] = slot
         }
+        for (index, group) in pool.groups.enumerated() where group.retired {
+            // Shown until its last worker has left, then skipped by readers.
+            counts[index][5] = counts[index][1] == 0 ? 1 : 0
+        }
         for (index, count) in counts.enumerated() where groupCounts[index] != count {
             groupCounts[index] = count
             let base = segment.groupBase(index)
             typealias G = SharedLayout.Group
+            segment.store(base + G.retired, count[5])
             segment.write(sequenceAt: base + G.sequence) {
                 segment.store(base + G.desired, count[0])
                 segment.store(base + G.running, count[1])

@@ -10,7 +10,10 @@ final class WorkerActivityRecorder: Sendable {
 
     init(segmentName: String, id: WorkerID) throws {
         segment = try SharedSegment.open(name: segmentName, writable: true)
-        guard id.rawValue >= 1 && id.rawValue <= segment.slotCount else {
+        // A slot kept free for `apply` has group id 0 until a group takes it.
+        guard id.rawValue >= 1 && id.rawValue <= segment.slotCount,
+            segment.load(segment.slotBase(id) + SharedLayout.Lifecycle.groupID) != 0
+        else {
             throw SharedStateError(code: .invalidWorker, message: "worker id \(id) has no slot in \(segmentName)")
         }
         base = segment.slotBase(id)

@@ -24,6 +24,7 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
         case .groupScaled: return "group-scaled"
         case .groupRolling: return "group-rolling"
         case .groupWaiting: return "group-waiting"
+        case .poolApplied: return "pool-applied"
         case .poolRestarting: return "pool-restarting"
         case .poolStopping: return "pool-stopping"
         case .workerLog: return "worker-log"
@@ -33,7 +34,7 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
     private enum Keys: String, CodingKey {
         case at, type, worker, group, pid, generation, startupSeconds, reason, why, status, code, signal
         case message, uptimeSeconds, delaySeconds, error, from, to, hard, level, metadata
-        case step, replacement, replaced, total
+        case step, replacement, replaced, total, changes
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -118,6 +119,9 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
         case .groupWaiting(let group, let waitingFor):
             try container.encode(group, forKey: .group)
             try container.encode(waitingFor, forKey: .why)
+        case .poolApplied(let changes):
+            try container.encode(changes, forKey: .changes)
+            try container.encode(PoolChange.summary(changes), forKey: .message)
         case .poolRestarting(let hard):
             try container.encode(hard, forKey: .hard)
         case .poolStopping(let reason):

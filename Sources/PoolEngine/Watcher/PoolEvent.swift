@@ -14,6 +14,8 @@ public enum PoolEvent: Hashable, Sendable, Codable {
     case groupRolling(group: String, RollingRestartProgress)
     /// The group waits for the groups it names in `after` before it starts (or, blocked, says why it never will).
     case groupWaiting(group: String, for: String)
+    /// `pooltop apply` changed the pool's groups (the groups that changed, and how).
+    case poolApplied([PoolChange.GroupChange])
     case poolRestarting(hard: Bool)
     case poolStopping(reason: String)
     case workerLog(WorkerID, group: String, record: LogRecord)

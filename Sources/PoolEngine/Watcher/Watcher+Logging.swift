@@ -38,6 +38,8 @@ extension Watcher {
             } else {
                 logger.info("group \(group): \(progress)")
             }
+        case .poolApplied(let changes):
+            logger.notice("configuration applied: \(PoolChange.summary(changes))")
         case .poolRestarting(let hard):
             logger.notice("\(hard ? "hard" : "soft") restart of the pool")
         case .poolStopping(let reason):

@@ -44,7 +44,8 @@ struct WatcherOutcome: Sendable {
 final class Watcher: @unchecked Sendable {
     // @unchecked: after `init` every method runs on the monitor thread, which owns this object
     // as an event loop owns its channels (see ``EventMonitor``).
-    private let pool: PoolDescription
+    /// The pool as it is now: the core's (`apply` changes it).
+    private var pool: PoolDescription { core.pool }
     private var core: WatcherCore
     private var processes: [WorkerID: WorkerProcessHandle] = [:]
     private let monitor: EventMonitor
@@ -77,7 +78,7 @@ final class Watcher: @unchecked Sendable {
     private let listeners: ListenerSockets
     /// Indices in the core's slots of the workers that serve listeners: steering looks at
     /// these only, on every turn of the loop.
-    private let listenerSlots: [Int]
+    private var listenerSlots: [Int]
     private let programLauncher: ProgramLauncher
     /// Program workers whose stop signal waits until their own sockets have no connection
     /// queued, with when it is sent anyway (see ``requestProgramStop(_:at:)``).
@@ -100,14 +101,11 @@ final class Watcher: @unchecked Sendable {
         onFinish: @escaping @Sendable (WatcherOutcome) -> Void
     ) throws {
         self.onFinish = onFinish
-        self.pool = pool
         self.sharedState = sharedState
         self.runtimeDirectory = runtimeDirectory
         self.workerOutput = workerOutput
         self.listeners = listeners ?? ListenerSockets(pool: pool)
-        self.listenerSlots = pool.groups.flatMap { group in
-            group.listeners.isEmpty ? [] : group.workerIDs.map { $0.rawValue - 1 }
-        }
+        self.listenerSlots = Self.listenerSlots(of: pool)
         self.isViewed = isViewed
         self.notifier = notifier
         sampling = sharedState == nil ? nil : sampleInterval.map {
@@ -151,11 +149,18 @@ final class Watcher: @unchecked Sendable {
             nextReply += 1
             replies[token] = reply
             var sampled: [WatcherAction] = []
-            if case .scale = command {
+            switch command {
+            case .scale, .apply:
                 // Which workers are busy right now: a scale-down stops them last.
                 sampled = core.handle(.workersSampled(samples(resources: nil)), at: now)
+            default:
+                break
             }
-            actions = sampled + core.handle(.command(command, reply: token), at: now)
+            if case .apply(let change) = command, core.check(apply: change) == nil {
+                actions = sampled + apply(change, reply: token, at: now)
+            } else {
+                actions = sampled + core.handle(.command(command, reply: token), at: now)
+            }
         case .request(.awaitStart(let continuation)):
             startWaiters.append(continuation)
             actions = []
@@ -167,6 +172,30 @@ final class Watcher: @unchecked Sendable {
         }
         guard let failure = perform(actions) else { return }
         finish(WatcherOutcome(failure: failure, hardRestarts: core.hardRestarts, softRestarts: core.softRestarts))
+    }
+
+    /// Carries out `apply`: the new groups' sockets are bound first, so an address in use
+    /// refuses the change with the pool untouched; then the core changes the slots, and the
+    /// loop's own views of the pool (listeners, sampling, shared memory) follow it.
+    private func apply(_ change: PoolChange, reply token: ReplyToken, at now: PoolInstant) -> [WatcherAction] {
+        let started = change.groups(.start)
+        if let failure = listeners.prepare(started, in: change.next) {
+            return [.reply(token, .failure(CommandError(.cannotApply, failure)))]
+        }
+        let actions = core.handle(.command(.apply(change), reply: token), at: now)
+        listenerSlots = Self.listenerSlots(of: pool)
+        if let schedule = sampling {
+            sampling = SamplingSchedule(pool: pool, interval: schedule.interval, backgroundInterval: schedule.backgroundInterval)
+        }
+        sharedState?.reconfigure(pool)
+        return actions
+    }
+
+    /// The slots (indices in the core's slots) of every group that serves listeners.
+    private static func listenerSlots(of pool: PoolDescription) -> [Int] {
+        pool.groups.flatMap { group in
+            group.listeners.isEmpty || group.retired ? [] : group.workerIDs.map { $0.rawValue - 1 }
+        }
     }
 
     /// The pool ended: answer everyone still waiting and tell `run()`.
@@ -247,7 +276,7 @@ final class Watcher: @unchecked Sendable {
         let wanted = pool.groups.reduce(0) { $0 + $1.minWorkers }
         // A group has its minimum ready, or is a one-shot group that completed.
         let satisfied = pool.groups.indices.allSatisfy { readyByGroup[$0] >= pool.groups[$0].minWorkers || completedByGroup[$0] }
-        let status = "\(ready) of \(wanted) workers ready in \(pool.groups.count) group(s)"
+        let status = "\(ready) of \(wanted) workers ready in \(pool.activeGroups.count) group(s)"
         if !readySent && satisfied {
             readySent = true
             lastStatus = status
@@ -298,6 +327,12 @@ final class Watcher: @unchecked Sendable {
             if core.slot(id)?.state.isLive == false {
                 // Nobody will accept on the slot's sockets: stop the kernel hashing connections to them.
                 listeners.retire(id)
+                // A group `apply` removed gives its shared sockets back with its last worker.
+                if let group = pool.group(owning: id), group.retired,
+                    !core.slots.contains(where: { group.owns($0.id) && $0.state.hasProcess })
+                {
+                    listeners.release(group)
+                }
             }
             return actions
         case .signal(let signal):

@@ -91,7 +91,7 @@ public final class WorkerPool: Service, Sendable {
 
     public let name: String
     public let configuration: Configuration
-    private let entryPoints: EntryPoints?
+    let entryPoints: EntryPoints?
     private let logger: Logger
     /// Everything the API and the watcher share; reached from this file and its extensions.
     let state = Mutex(State())
@@ -125,7 +125,7 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// The frozen description, once `run()` has validated it.
+    /// The pool's description once `run()` has validated it, as `apply` last changed it.
     public var poolDescription: PoolDescription? {
         state.withLock { state in
             switch state.phase {
@@ -399,7 +399,10 @@ public final class WorkerPool: Service, Sendable {
 
     /// Closes the pool to commands, answers those still queued, and ends every event stream.
     private func finish(_ description: PoolDescription, monitor: EventMonitor) {
-        state.withLock { $0.phase = .finished(description) }
+        state.withLock { state in
+            // The description as `apply` left it.
+            if case .running(let current, _) = state.phase { state.phase = .finished(current) } else { state.phase = .finished(description) }
+        }
         finishSubscribers()
         // No request can be posted any more; those the watcher never saw are answered here.
         for request in monitor.shutdown() {
