@@ -84,4 +84,38 @@ struct SystemdNotifyTests {
         #expect(watcher.waitForExit() == .exited(0))
         await TestSupport.expectNoOrphans(name)
     }
+
+    @Test("a stuck watcher stops sending WATCHDOG=1, and the kill systemd then sends (WatchdogSec) takes its workers with it")
+    func watchdogExpires() async throws {
+        let name = TestSupport.uniqueName("watchdog")
+        let directory = TestSupport.makeDirectory(name)
+        let config = WatcherProcessTests().poolFile(directory, name: name)
+        let notify = try NotifySocket(directory: directory)
+        defer { notify.close() }
+        let interval: Duration = .milliseconds(300)
+        let watcher = try ExternalWatcher(
+            arguments: ["run", "--config", config], tag: name, directory: directory,
+            prefix: ["env", "NOTIFY_SOCKET=\(notify.path)", "WATCHDOG_USEC=300000"])
+        _ = await notify.waitFor("READY=1")
+        #expect(await watcher.waitForLog("ready", count: 3))
+        let workers = TestSupport.taggedProcesses(name).filter { $0 != watcher.pid }
+        #expect(workers.count == 3)
+        // The loop stops (SIGSTOP stands for a loop stuck in a call): the pings stop with it.
+        watcher.signal(SIGSTOP)
+        try await Task.sleep(for: .milliseconds(200))
+        let atStop = notify.all.filter { $0 == "WATCHDOG=1" }.count
+        try await Task.sleep(for: interval * 3)
+        #expect(notify.all.filter { $0 == "WATCHDOG=1" }.count == atStop, "no WATCHDOG=1 from a stopped loop: \(notify.all.suffix(5))")
+        // systemd's side of WatchdogSec: the watchdog signal (SIGABRT, pending while stopped),
+        // then SIGKILL once TimeoutAbortSec passes.
+        watcher.signal(SIGABRT)
+        try await Task.sleep(for: .milliseconds(200))
+        watcher.signal(SIGKILL)
+        #expect(watcher.waitForExit() == .signaled(SIGKILL))
+        // The workers go with it (PR_SET_PDEATHSIG and their own watch of the watcher), so the
+        // restarted unit starts with a clean slate.
+        #expect(await TestSupport.eventually(timeout: .seconds(10)) { workers.allSatisfy { !TestSupport.isAlive($0) } })
+        await TestSupport.expectNoOrphans(name)
+        TestSupport.removeStaleRuntime(pool: name)
+    }
 }
