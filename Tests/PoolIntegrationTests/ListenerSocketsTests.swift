@@ -35,6 +35,30 @@ struct ListenerSocketsTests {
         }
     }
 
+    @Test("a shared TCP listener is one socket every worker of the group accepts on, and all of them serve")
+    func sharedListener() async throws {
+        let fixture = Fixture("sharedtcp")
+        let port = try SocketClient.freePort()
+        var listener = try Listener("127.0.0.1:\(port)")
+        listener.shared = true
+        try fixture.pool.describeGroup(reactorGroup(fixture, [listener]))
+        try await fixture.withRunningPool { events in
+            let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 200) }
+            #expect(answers.failures == 0)
+            #expect(Set(answers.workers.keys) == Set(events.readyPIDs.map(\.0.rawValue)), "both workers served: \(answers.workers)")
+            // The same socket (one inode) in every worker, where per-slot listeners give each its own.
+            let sockets = Set(events.readyPIDs.map { _, pid in Self.socketInode(pid: pid, fd: 3) })
+            #expect(sockets.count == 1 && sockets.first?.hasPrefix("socket:[") == true, "\(sockets)")
+        }
+    }
+
+    /// What `/proc/PID/fd/FD` links to: `socket:[inode]` for a socket.
+    static func socketInode(pid: Int32, fd: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let count = readlink("/proc/\(pid)/fd/\(fd)", &buffer, buffer.count - 1)
+        return count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+    }
+
     @Test("a listener that cannot be bound fails run() naming it, and nothing is started or left behind")
     func bindError() async throws {
         let fixture = Fixture("bindfail")

@@ -59,6 +59,44 @@ enum CommandBenchmarks {
             name: "swift_spawn_to_ready_1_beside_command", samples: swift, floor: floor,
             note: "run() to a Swift worker ready, in the same runs; floor: as above"
         ).print()
+        await killToReplacement(program: program, kills: max(runs, 11), floor: floor)
+    }
+
+    /// SIGKILL of one of 4 program workers to its replacement's READY=1 (the watcher's own
+    /// ready event), killing the slots in turn; floor: the bare spawn to READY=1 measured above.
+    static func killToReplacement(program: String, kills: Int, floor: [Double]) async {
+        let pool = WorkerPool(
+            name: "bench-cmd-kill-\(getpid())", entryPoints: DemoPool.entryPoints,
+            configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
+        // resetAfter 0: each kill counts as the first after a stable run (no backoff delay).
+        var group = WorkerGroup(
+            entryPoint: "", kind: .service, minWorkers: 4, name: "c",
+            restart: .always(backoff: RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .zero)))
+        group.program = ExternalProgram([program], readiness: .notify)
+        // Safe: the group is valid by construction and describeGroup only fails after run().
+        try! pool.describeGroup(group)
+        let events = TimedEvents(pool)
+        let task = Task { try await pool.run() }
+        var samples: [Double] = []
+        if await events.waitForReady(4) {
+            for kill in 0..<kills {
+                var live: [WorkerID: Int32] = [:]
+                for (_, id, pid) in events.ready { live[id] = pid }
+                let before = events.ready.count
+                guard let victim = live[WorkerID(kill % 4 + 1)] else { break }
+                let start = nowMilliseconds()
+                Glibc.kill(victim, SIGKILL)
+                guard await events.waitForReady(before + 1) else { break }
+                samples.append(events.ready[before].0 - start)
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        pool.stop()
+        _ = try? await task.value
+        Figure(
+            name: "command_sigkill_to_replacement_ready", samples: samples, floor: floor,
+            note: "SIGKILL of one of 4 C program workers to its replacement's READY=1 through the trampoline; floor: posix_spawn of the same program to its READY=1"
+        ).print()
     }
 
     /// posix_spawn of the program with NOTIFY_SOCKET until its READY=1 arrives.

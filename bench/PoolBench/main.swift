@@ -84,5 +84,6 @@ if selected("shared") { Benchmarks.sharedStateCost(workers: 64, seconds: 10) }
 if selected("status") { Benchmarks.statusRoundTrip(requests: 200) }
 if selected("job") { await JobBenchmarks.run(roundTrips: 2000, pipelined: 51_200) }
 if selected("http") { await HTTPBenchmarks.run(rounds: 2, seconds: 5) }
+if selected("gunicorn") { await GunicornBenchmarks.run(rounds: 2, seconds: 5) }
 if selected("metrics") { await MetricsBenchmarks.run(workers: 256, scrapes: 20) }
 if selected("console") { await ConsoleBenchmarks.run(frames: 500, cpuSeconds: 30) }

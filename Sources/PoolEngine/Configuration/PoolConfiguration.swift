@@ -36,7 +36,7 @@ public struct PoolConfiguration: Sendable {
     /// Keys accepted in a group's `ready` written as a mapping (a probe).
     public static let readyKeys = ["tcp", "http", "exec", "interval", "timeout", "failureThreshold", "initialDelay"]
     /// Keys accepted in a `listen` entry written as a mapping.
-    public static let listenKeys = ["address", "name", "backlog", "exposed"]
+    public static let listenKeys = ["address", "name", "backlog", "exposed", "shared"]
 
     /// Every key path the file format knows, for the documentation test.
     public static var knownKeys: [String] {
@@ -335,12 +335,13 @@ struct ConfigurationReader {
         }
     }
 
-    /// A listener: an address string, or a mapping with `address`, `name`, `backlog` and `exposed`.
+    /// A listener: an address string, or a mapping with `address`, `name`, `backlog`, `exposed` and `shared`.
     private mutating func listener(_ node: Node, path: String) throws(ConfigurationError) -> Listener {
         var addressNode = node
         var name = ""
         var backlog = 1024
         var exposed = false
+        var shared = false
         if case .mapping = node {
             let values = try mapping(node, path: path, allowed: PoolConfiguration.listenKeys)
             guard let address = values["address"] else { throw error(path, "the key 'address' is missing", node: node) }
@@ -348,11 +349,13 @@ struct ConfigurationReader {
             if let node = values["name"] { name = try string(node, path: "\(path).name") }
             if let node = values["backlog"] { backlog = try integer(node, path: "\(path).backlog") }
             if let node = values["exposed"] { exposed = try boolean(node, path: "\(path).exposed") }
+            if let node = values["shared"] { shared = try boolean(node, path: "\(path).shared") }
         }
         let text = try string(addressNode, path: path)
         do {
             var listener = try Listener(text, name: name, backlog: backlog)
             listener.exposed = exposed
+            listener.shared = shared
             return listener
         } catch let failure {
             throw error(path, failure.message + " (got '\(text)')", node: addressNode)

@@ -21,6 +21,12 @@ public struct Listener: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Says that a non-loopback address is meant: the metrics service (``PrometheusGroup``)
     /// refuses to serve other interfaces without it, since its figures describe the host.
     public var exposed = false
+    /// One TCP socket the group's workers all accept on, as under gunicorn's own arbiter,
+    /// instead of one socket per worker (``ListenerSockets``). For workers that serve one
+    /// connection at a time (gunicorn's or uWSGI's sync workers): a connection then waits for
+    /// whichever worker is free first, not for the one the kernel hashed it to. Unix-domain
+    /// listeners are always shared.
+    public var shared = false
 
     public init(address: Address, name: String = "", backlog: Int = 1024) {
         self.address = address

@@ -14,6 +14,10 @@
 /// the sockets of ready workers that stay, and a leaving worker takes what was already queued
 /// before it closes (`InheritedListener.awaitQueueDrained`).
 ///
+/// A TCP listener marked `shared` is one socket the group shares too, bound without
+/// `SO_REUSEPORT`: for workers that serve one connection at a time, a connection waits for
+/// whichever is free first (see ``Listener/shared``).
+///
 /// A socket systemd passed to the watcher (socket activation) is served instead: one socket the
 /// group shares, as a Unix one is, never steered, and kept by systemd across a restart of the pool.
 ///
@@ -113,9 +117,10 @@ final class ListenerSockets {
     /// Closes the shared sockets (Unix-domain) of a group `apply` removed, once its last
     /// worker left, and removes their files.
     func release(_ group: GroupDescription) {
-        for (path, fd) in perGroup.removeValue(forKey: group.id) ?? [:] {
+        for (key, fd) in perGroup.removeValue(forKey: group.id) ?? [:] {
             Posix.close(fd)
-            Posix.removeFile(path)
+            // A Unix socket's key is its path; a shared TCP socket's is its address.
+            if key.hasPrefix("/") { Posix.removeFile(key) }
         }
     }
 
@@ -131,6 +136,16 @@ final class ListenerSockets {
             }
             do {
                 switch listener.address {
+                case .tcp(let host, let port) where listener.shared:
+                    // Keyed by its address: never a path, so never a file to remove.
+                    let key = listener.description
+                    if let fd = perGroup[group.id]?[key] {
+                        handed.append(Handed(name: listener.name, fd: fd))
+                    } else {
+                        let fd = try Posix.listenTCP(host: host, port: port, backlog: listener.backlog, reusePort: false)
+                        perGroup[group.id, default: [:]][key] = fd
+                        handed.append(Handed(name: listener.name, fd: fd))
+                    }
                 case .tcp(let host, let port):
                     if !groupHolds(listener.name, group: group) {
                         // SO_REUSEPORT would let us join another process's sockets on the address
@@ -213,10 +228,10 @@ final class ListenerSockets {
         for id in Array(perSlot.keys) { retire(id) }
         for (_, fd) in activated { Posix.close(fd) }
         activated = [:]
-        for (_, paths) in perGroup {
-            for (path, fd) in paths {
+        for (_, sockets) in perGroup {
+            for (key, fd) in sockets {
                 Posix.close(fd)
-                Posix.removeFile(path)
+                if key.hasPrefix("/") { Posix.removeFile(key) }
             }
         }
         perGroup = [:]
