@@ -12,7 +12,7 @@ import PoolEngine
 ///   and answers with the job's result (200), or its error with a status saying whose fault
 ///   it is: 400 bad request, 422 the handler failed, 503 no worker could take it, 504 timed out.
 ///
-/// Keep-alive and pipelining come from NIO's HTTP server pipeline. Connection counters go to
+/// It serves every listener of its group. Keep-alive and pipelining come from NIO's HTTP server pipeline. Connection counters go to
 /// shared memory (accepted, active, processed = closed cleanly, errors).
 public struct HTTPHello: WorkerEntryPoint {
     private var worker: Worker?
@@ -23,22 +23,28 @@ public struct HTTPHello: WorkerEntryPoint {
 
     public func run() async throws {
         guard let worker else { return }
-        guard let listener = worker.listeners.first else {
+        guard !worker.listeners.isEmpty else {
             throw WorkerExit.fatal("http-hello serves a listener; give its group one, e.g. listen: [\"127.0.0.1:8080\"]")
         }
         let jobGroup = worker.group.jobGroups.first.flatMap { worker.pool.group($0)?.name }
         let site = HelloSite(worker: worker, jobGroup: jobGroup)
-        let server = try await listener.serveHTTP(on: worker.eventLoopGroup) { HelloHandler(site: site) }
+        // Every listener of the group gets the same site (a second port, a Unix socket).
+        var servers: [ListenerServer] = []
+        for listener in worker.listeners {
+            servers.append(try await listener.serveHTTP(on: worker.eventLoopGroup) { HelloHandler(site: site) })
+        }
         await worker.awaitTermination()
-        // The watcher already sends new connections elsewhere: take the ones queued on this
-        // socket (closing it for good would reset them), then stop accepting, then let each open
-        // connection finish the request it is on: idle ones close now, busy ones after their
-        // response. The watcher's stop timeout bounds how long this may take.
-        await listener.awaitQueueDrained()
-        await server.close()
-        // Connections accepted in the server's last read are still being registered on the
-        // loop; two turns of it let them show up as open before the drain looks.
-        for _ in 0..<2 { try? await server.eventLoop.submit {}.get() }
+        // The watcher already sends new connections elsewhere: take the ones queued on these
+        // sockets (closing them for good would reset them), then stop accepting, then let each
+        // open connection finish the request it is on: idle ones close now, busy ones after
+        // their response. The watcher's stop timeout bounds how long this may take.
+        for listener in worker.listeners { await listener.awaitQueueDrained() }
+        for server in servers {
+            await server.close()
+            // Connections accepted in the server's last read are still being registered on the
+            // loop; two turns of it let them show up as open before the drain looks.
+            for _ in 0..<2 { try? await server.eventLoop.submit {}.get() }
+        }
         await site.connections.drain()
     }
 }

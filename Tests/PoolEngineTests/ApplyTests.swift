@@ -100,11 +100,33 @@ struct ApplyTests {
         groups[2].kind = .reactor
         groups[2].listeners = [try Listener("127.0.0.1:18082")]
         let change = try plan(groups)
-        #expect(
-            change.refusals.map(\.path).sorted() == [
-                "groups[0].jobs.maxConcurrent", "groups[0].max", "groups[1].listen", "groups[2].kind", "groups[2].listen",
-            ])
+        #expect(change.refusals.map(\.path).sorted() == ["groups[0].jobs.maxConcurrent", "groups[0].max", "groups[2].kind"])
         #expect(change.refusals.contains { $0.message.contains("has 4 worker slots (its max when it was added); a max of 6 needs a restart") })
+    }
+
+    @Test("new listeners roll the group; an address cannot change hands, switch to shared, or be renamed while served")
+    func listeners() throws {
+        var groups = Self.running
+        groups[1].listeners = [try Listener("127.0.0.1:18080"), try Listener("127.0.0.1:18081", name: "admin")]
+        let added = try plan(groups)
+        #expect(added.refusals.isEmpty, "\(added.refusals)")
+        #expect(actions(added)["web"] == .roll)
+        #expect(added.groups[1].changes == ["listen changed"])
+
+        var shared = Self.running
+        shared[1].listeners[0].shared = true
+        #expect(try plan(shared).refusals.map(\.path) == ["groups[1].listen[0].shared"])
+        var renamed = Self.running
+        renamed[1].listeners[0].name = "http"
+        #expect(try plan(renamed).refusals.map(\.path) == ["groups[1].listen[0].name"])
+
+        var moved = Self.running
+        moved[1].listeners = [try Listener("127.0.0.1:18081")]
+        moved[2].kind = .reactor
+        moved[2].listeners = [try Listener("127.0.0.1:18080")]
+        let refused = try plan(moved)
+        #expect(refused.refusals.map(\.path).contains("groups[2].listen[0]"), "\(refused.refusals)")
+        #expect(refused.refusals.contains { $0.message.contains("still served by group 'web', which this change moves it from") })
     }
 
     @Test("a lowered max may be raised again up to the group's slots")
@@ -138,7 +160,7 @@ struct ApplyTests {
             WorkerGroup(entryPoint: "http", kind: .reactor, minWorkers: 2, name: "web2", listeners: [try Listener("127.0.0.1:18080")]),
         ])
         let swap = PoolChange.plan(running: try Self.describe(Self.running), candidate: moved)
-        #expect(swap.refusals.map(\.path) == ["groups[2].listen"])
+        #expect(swap.refusals.map(\.path) == ["groups[2].listen[0]"])
         #expect(swap.refusals.first?.message.contains("still served by group 'web', which this change removes") == true)
     }
 

@@ -24,7 +24,8 @@ struct ApplyProcessTests {
         let directory = TestSupport.makeDirectory(name)
         let web = try SocketClient.freePort()
         let extra = try SocketClient.freePort()
-        func pool(jobsMin: Int, mode: String, tick: Bool, extraGroup: Bool, webKind: String = "reactor") -> String {
+        let second = try SocketClient.freePort()
+        func pool(jobsMin: Int, mode: String, tick: Bool, extraGroup: Bool, webKind: String = "reactor", secondPort: Bool = false) -> String {
             """
             name: \(name)
             stopTimeout: 5s
@@ -40,7 +41,7 @@ struct ApplyProcessTests {
                 min: 2
                 max: 3
                 env: {MODE: \(mode)}
-                listen: ["127.0.0.1:\(web)"]
+                listen: ["127.0.0.1:\(web)"\(secondPort ? ", \"127.0.0.1:\(second)\"" : "")]
             \(tick ? "  - {name: tick, kind: service, entryPoint: ticker, min: 1}" : "")
             \(extraGroup ? "  - {name: extra, kind: reactor, entryPoint: http-hello, min: 1, listen: [\"127.0.0.1:\(extra)\"], after: [{group: web, condition: ready}]}" : "")
             """
@@ -105,6 +106,21 @@ struct ApplyProcessTests {
         #expect(bad.status == .exited(1))
         #expect(bad.stderr.contains("bad.yaml:5: groups[0].entryPoint: unknown entry point 'nope'"), "\(bad.stderr)")
         #expect(try definitions(name, directory) == after)
+
+        // A listener added to a running group is bound for its replacements; removed, it is
+        // released once the last worker that held it has left. No request to the kept one fails.
+        let v4 = file(directory, "v4.yaml", pool(jobsMin: 3, mode: "two", tick: false, extraGroup: true, secondPort: true))
+        let steady = ContinuousLoad(port: web)
+        let added = try run("apply", name, v4)
+        #expect(added.status == .exited(0) && added.stdout.contains("listen changed"), "\(added)")
+        #expect(await watcher.waitForLog("rolling restart finished: 2 worker(s) replaced", count: 2), "\(watcher.log)")
+        #expect(HTTPClient.get(port: second, "/")?.status == 200, "the added listener serves")
+        let removed = try run("apply", name, v2)
+        #expect(removed.status == .exited(0), "\(removed)")
+        #expect(await watcher.waitForLog("rolling restart finished: 2 worker(s) replaced", count: 3), "\(watcher.log)")
+        #expect(await TestSupport.eventually { SocketClient.connectTCP(port: second).map { close($0); return false } ?? true }, "the removed listener is closed")
+        let steadyResult = try await steady.stop()
+        #expect(steadyResult.failures.isEmpty && steadyResult.ok > 20, "\(steadyResult)")
 
         await watcher.stopExpectingCleanExit()
         #expect(access("/dev/shm/pooltop-\(Posix.userID)-\(name)", F_OK) != 0, "the segment is removed")

@@ -10,7 +10,11 @@
 /// - `start`: a new group starts (after the groups it names in `after`).
 /// - `stop`: a removed group stops, groups that waited for it first; its slots stay reserved.
 ///
-/// Refused, with the pool untouched: a group's `kind` or `listen` changing, a `max` beyond the
+/// A group's listeners changing rolls it too: each replacement gets sockets for the new set,
+/// and sockets no longer listed are closed once the last worker that held them has left.
+///
+/// Refused, with the pool untouched: a group's `kind` changing, an address another group still
+/// serves, a `max` beyond the
 /// slots the group was given when it was added, a change of a job group's concurrency that
 /// would move its running-jobs tables, and more new groups than shared memory kept room for.
 public struct PoolChange: Sendable, Hashable {
@@ -101,16 +105,6 @@ public struct PoolChange: Sendable, Hashable {
                 if table > 0 { addedTableBytes += wanted.slots * (RunningJobsTable.headerWords * 8 + table * RunningJobsTable.entryBytes) }
                 next.groups.append(wanted)
                 changes.append(GroupChange(group: wanted.name, action: .start, changes: ["new group"], definition: wanted.definitionHash))
-                for listener in wanted.listeners {
-                    if let owner = running.activeGroups.first(where: { old in
-                        old.listeners.contains { $0.address == listener.address } && !candidate.groups.contains { $0.name == old.name }
-                    }) {
-                        refusals.append(
-                            ConfigurationError(
-                                path: "\(path).listen",
-                                message: "\(listener) is still served by group '\(owner.name)', which this change removes; apply the removal first, then add the group"))
-                    }
-                }
                 continue
             }
             wanted.firstWorkerID = existing.firstWorkerID
@@ -119,6 +113,19 @@ public struct PoolChange: Sendable, Hashable {
             let described = describeChange(from: existing, to: wanted, in: running, candidate: next)
             next.groups[running.groups.firstIndex { $0.id == existing.id }!] = wanted
             changes.append(described)
+        }
+        // An address another group serves now cannot be bound until that group lets it go.
+        for (index, group) in candidate.groups.enumerated() {
+            for (position, listener) in group.listeners.enumerated() {
+                guard let owner = running.activeGroups.first(where: { old in
+                    old.name != group.name && old.listeners.contains { $0.address == listener.address }
+                }) else { continue }
+                let removed = candidate.group(.name(owner.name)) == nil
+                refusals.append(
+                    ConfigurationError(
+                        path: "groups[\(index)].listen[\(position)]",
+                        message: "\(listener) is still served by group '\(owner.name)', which this change \(removed ? "removes" : "moves it from"); apply that first, then give the address to '\(group.name)'"))
+            }
         }
         for group in running.activeGroups where candidate.group(.name(group.name)) == nil {
             let index = running.groups.firstIndex { $0.id == group.id }!
@@ -161,11 +168,22 @@ public struct PoolChange: Sendable, Hashable {
                     path: "\(path).kind",
                     message: "group '\(old.name)' is a \(old.kind.rawValue) group and cannot become a \(new.kind.rawValue) one while it runs; add it under another name (and remove this one), or restart the pool"))
         }
-        if old.listeners != new.listeners {
-            refusals.append(
-                ConfigurationError(
-                    path: "\(path).listen",
-                    message: "the listeners of group '\(old.name)' cannot change while it runs (its workers hold their sockets); add a group with the new listeners and remove this one, or restart the pool"))
+        for (position, listener) in new.listeners.enumerated() {
+            // The kernel keeps one reuseport group per address: old and new sockets of a kept
+            // address share it while the group rolls, so they must agree on what they are.
+            guard let kept = old.listeners.first(where: { $0.address == listener.address }) else { continue }
+            if kept.shared != listener.shared {
+                refusals.append(
+                    ConfigurationError(
+                        path: "\(path).listen[\(position)].shared",
+                        message: "\(listener) cannot switch between one shared socket and a socket per worker while it is served; remove the listener in one apply and add it back in the next, or restart the pool"))
+            }
+            if kept.name != listener.name {
+                refusals.append(
+                    ConfigurationError(
+                        path: "\(path).listen[\(position)].name",
+                        message: "\(listener) cannot be renamed ('\(kept.name)' to '\(listener.name)') while it is served; restart the pool, or move it to another address"))
+            }
         }
         if new.maxWorkers > old.slots {
             refusals.append(
@@ -223,6 +241,7 @@ public struct PoolChange: Sendable, Hashable {
             }
             if old.program?.workingDirectory != new.program?.workingDirectory { phrases.append("workingDirectory changed") }
             if old.jobGroups != new.jobGroups { phrases.append("jobGroups changed") }
+            if old.listeners != new.listeners { phrases.append("listen changed") }
             if phrases.count == before { phrases.append("worker settings changed") }
         }
         let action: Action = rolls ? .roll : phrases.isEmpty ? .unchanged : .update

@@ -91,10 +91,28 @@ final class ListenerSockets {
         return sockets
     }
 
-    /// Takes the pool `apply` makes, binding what the new `groups`' first workers need; on
-    /// failure nothing changes (what was bound is closed) and the reason is returned.
-    func prepare(_ groups: [GroupDescription], in next: PoolDescription) -> String? {
+    /// Slots whose sockets are for listeners their group no longer has (`apply` changed them):
+    /// closed when the slot's process exits, so that its next process gets the new set.
+    private var stale: Set<WorkerID> = []
+
+    /// Takes the pool `apply` makes, binding what the new `groups`' first workers need, and
+    /// checking that the addresses groups gain are free; on failure nothing changes (what was
+    /// bound is closed) and the reason is returned. `hasProcess` says which slots run a
+    /// process now: their sockets go when it exits (``slotExited(_:)``), the others' at once.
+    func prepare(_ groups: [GroupDescription], in next: PoolDescription, hasProcess: (WorkerID) -> Bool) -> String? {
         let previous = pool
+        // An address a running group gains must be free (nobody else's), like at start.
+        for group in next.activeGroups {
+            guard let old = previous.group(group.id), !old.retired, old.listeners != group.listeners else { continue }
+            for listener in group.listeners where !old.listeners.contains(where: { $0.address == listener.address }) {
+                guard case .tcp(let host, let port) = listener.address else { continue }
+                do {
+                    Posix.close(try Posix.listenTCP(host: host, port: port, backlog: 1, reusePort: false))
+                } catch {
+                    return "group '\(group.name)': listener \(listener): \(error)"
+                }
+            }
+        }
         pool = next
         var bound: [WorkerID] = []
         for group in groups where !group.listeners.isEmpty {
@@ -110,8 +128,39 @@ final class ListenerSockets {
                 }
             }
         }
-        pool = next
+        // Only once nothing can fail: groups whose listeners changed let go of the old sockets.
+        for group in next.activeGroups {
+            guard let old = previous.group(group.id), !old.retired, old.listeners != group.listeners else { continue }
+            for id in group.workerIDs where perSlot[id] != nil {
+                if hasProcess(id) { stale.insert(id) } else { retire(id) }
+            }
+            releaseUnlisted(group)
+        }
         return nil
+    }
+
+    /// A slot's process exited: sockets `apply` made stale go now, so its next process (if
+    /// any) binds the group's new set.
+    func slotExited(_ id: WorkerID) {
+        guard stale.remove(id) != nil else { return }
+        retire(id)
+        if let group = pool.group(owning: id) { releaseUnlisted(group) }
+    }
+
+    /// Closes a group's shared sockets for listeners it no longer has, once no stale slot of
+    /// the group (a process started with them) is left.
+    private func releaseUnlisted(_ group: GroupDescription) {
+        guard !stale.contains(where: { group.owns($0) }), var sockets = perGroup[group.id] else { return }
+        let keys = Set(group.listeners.map { listener -> String in
+            if case .unix(let path) = listener.address { return path }
+            return listener.description
+        })
+        for (key, fd) in sockets where !keys.contains(key) {
+            Posix.close(fd)
+            if key.hasPrefix("/") { Posix.removeFile(key) }
+            sockets[key] = nil
+        }
+        perGroup[group.id] = sockets
     }
 
     /// Closes the shared sockets (Unix-domain) of a group `apply` removed, once its last

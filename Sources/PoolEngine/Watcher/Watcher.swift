@@ -179,7 +179,8 @@ final class Watcher: @unchecked Sendable {
     /// loop's own views of the pool (listeners, sampling, shared memory) follow it.
     private func apply(_ change: PoolChange, reply token: ReplyToken, at now: PoolInstant) -> [WatcherAction] {
         let started = change.groups(.start)
-        if let failure = listeners.prepare(started, in: change.next) {
+        let slots = core.slots
+        if let failure = listeners.prepare(started, in: change.next, hasProcess: { id in slots[id.rawValue - 1].state.hasProcess }) {
             return [.reply(token, .failure(CommandError(.cannotApply, failure)))]
         }
         let actions = core.handle(.command(.apply(change), reply: token), at: now)
@@ -324,6 +325,8 @@ final class Watcher: @unchecked Sendable {
             if let process = processes[id], process.generation == generation {
                 release(id, process)
             }
+            // Sockets for listeners `apply` removed or changed go with the process that held them.
+            listeners.slotExited(id)
             if core.slot(id)?.state.isLive == false {
                 // Nobody will accept on the slot's sockets: stop the kernel hashing connections to them.
                 listeners.retire(id)
