@@ -225,19 +225,7 @@ enum Benchmarks {
             pool.stop()
             return
         }
-        var samples: [Double] = []
-        for kill in 0..<kills {
-            // The newest pid of each slot is the live one; kill the slots in turn.
-            var live: [WorkerID: Int32] = [:]
-            for (_, id, pid) in events.ready { live[id] = pid }
-            let before = events.ready.count
-            guard let victim = live[WorkerID(kill % 8 + 1)] else { break }
-            let start = nowMilliseconds()
-            Glibc.kill(victim, SIGKILL)
-            guard await events.waitForReady(before + 1) else { break }
-            samples.append(events.ready[before].0 - start)
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        let samples = await killInTurn(events, slots: 8, kills: kills)
         pool.stop()
         _ = try? await task.value
         let floor = (0..<kills).map { _ in floorSpawn(count: 1) }
@@ -245,6 +233,25 @@ enum Benchmarks {
             name: "sigkill_to_replacement_ready", samples: samples, floor: floor, target: 10,
             note: "SIGKILL of one of 8 workers to its replacement ready; floor: one spawn to first byte"
         ).print()
+    }
+
+    /// SIGKILLs the live process of slots 1...`slots` in turn, `kills` times, timing each
+    /// until its replacement's ready event.
+    static func killInTurn(_ events: TimedEvents, slots: Int, kills: Int) async -> [Double] {
+        var samples: [Double] = []
+        for kill in 0..<kills {
+            // The newest pid of each slot is the live one.
+            var live: [WorkerID: Int32] = [:]
+            for (_, id, pid) in events.ready { live[id] = pid }
+            let before = events.ready.count
+            guard let victim = live[WorkerID(kill % slots + 1)] else { break }
+            let start = nowMilliseconds()
+            Glibc.kill(victim, SIGKILL)
+            guard await events.waitForReady(before + 1) else { break }
+            samples.append(events.ready[before].0 - start)
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return samples
     }
 
     /// An external watcher with `workers` idle workers, ready when it writes a byte on fd 3.

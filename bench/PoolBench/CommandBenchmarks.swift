@@ -77,20 +77,7 @@ enum CommandBenchmarks {
         try! pool.describeGroup(group)
         let events = TimedEvents(pool)
         let task = Task { try await pool.run() }
-        var samples: [Double] = []
-        if await events.waitForReady(4) {
-            for kill in 0..<kills {
-                var live: [WorkerID: Int32] = [:]
-                for (_, id, pid) in events.ready { live[id] = pid }
-                let before = events.ready.count
-                guard let victim = live[WorkerID(kill % 4 + 1)] else { break }
-                let start = nowMilliseconds()
-                Glibc.kill(victim, SIGKILL)
-                guard await events.waitForReady(before + 1) else { break }
-                samples.append(events.ready[before].0 - start)
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-        }
+        let samples = await events.waitForReady(4) ? await Benchmarks.killInTurn(events, slots: 4, kills: kills) : []
         pool.stop()
         _ = try? await task.value
         Figure(
