@@ -282,3 +282,7 @@ void pt_tsan_release(const void *address) { (void)address; }
 #endif
 
 int pt_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int pt_allow_tracer(int pid) {
+    return prctl(PR_SET_PTRACER, (unsigned long)pid, 0, 0, 0);
+}

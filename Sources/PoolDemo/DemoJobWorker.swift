@@ -8,7 +8,9 @@ import Glibc
 ///
 /// `echo TEXT`, `sleep MS`, `cpu MS` (a busy loop), `fail MESSAGE` (the handler throws),
 /// `crash` (the process aborts), `exit` (the worker exits cleanly after replying),
-/// `terminate` (the worker stops for good after replying). Anything else is echoed.
+/// `terminate` (the worker stops for good after replying), `freeze MS` (blocks the worker's
+/// event loop thread, the one that beats its heartbeat, for MS ms: rehearses a hang, see
+/// `hangTimeout`). Anything else is echoed.
 public struct DemoJobWorker: WorkerEntryPoint {
     private var worker: Worker?
     private let endings = AsyncStream<DemoJobs.Ending>.makeStream()
@@ -56,6 +58,18 @@ public struct DemoJobs: JobHandler {
     /// Every command answers at once or suspends first (`cpu` yields before it burns).
     public var startsInline: Bool { true }
 
+    /// Blocks the calling thread (the event loop's) without yielding: what a stuck blocking
+    /// call looks like to the hang watchdog. A function of its own, so a backtrace names it.
+    @inline(never)
+    static func freezeEventLoop(milliseconds: Int) {
+        var left = max(milliseconds, 0)
+        while left > 0 {
+            let step = min(left, 100)
+            usleep(UInt32(step) * 1000)
+            left -= step
+        }
+    }
+
     public func handle(_ job: Job) async throws -> [UInt8] {
         // The command is the first word, the argument the rest after one space. Parsed on the
         // bytes: an echo then costs no String at all (it is what the round-trip benchmark runs).
@@ -86,6 +100,12 @@ public struct DemoJobs: JobHandler {
                 try Task.checkCancellation()
             }
             return Array("burned \(milliseconds) ms of CPU on worker \(worker.id)".utf8)
+        case "freeze":
+            let milliseconds = milliseconds ?? 1000
+            worker.logger.warning("a 'freeze' job blocks the event loop of worker \(worker.id) for \(milliseconds) ms")
+            // Inline (see `startsInline`): this runs on the event loop's thread, before any suspension.
+            Self.freezeEventLoop(milliseconds: milliseconds)
+            return Array("froze worker \(worker.id) for \(milliseconds) ms".utf8)
         case "fail":
             throw Failure(description: argument.isEmpty ? "the job failed on purpose" : argument)
         case "crash":

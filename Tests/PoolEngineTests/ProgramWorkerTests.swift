@@ -73,7 +73,7 @@ struct ProgramWorkerTests {
         #expect(exit.finish != nil)
     }
 
-    @Test("a watchdog kills a ready program whose WATCHDOG=1 stopped; each beat moves the deadline")
+    @Test("a ready program whose WATCHDOG=1 stopped is hung: backtrace, then killed (reason hang); each beat moves the deadline")
     func watchdog() throws {
         var harness = try harness(.started, watchdog: .seconds(2))
         harness.send(.poolDidStart)
@@ -82,8 +82,12 @@ struct ProgramWorkerTests {
         harness.send(.programDidNotify(WorkerID(1), generation: harness.generation(1), NotifyMessage(isWatchdogBeat: true)))
         #expect(harness.advance(.milliseconds(1500)).killed.isEmpty, "the beat moved the deadline")
         let expired = harness.advance(.milliseconds(600))
-        #expect(expired.killed == [1])
-        #expect(harness.core.slot(WorkerID(1))?.killedBecause?.contains("watchdog expired") == true)
+        #expect(expired.contains { if case .captureBacktrace(WorkerID(1), _, _) = $0 { return true } else { return false } })
+        #expect(harness.state(1) == .stopping, "out of service while its backtrace is taken")
+        let killed = harness.send(.backtraceCaptured(WorkerID(1), generation: harness.generation(1), "#0 main"))
+        #expect(killed.killed == [1])
+        #expect(harness.core.slot(WorkerID(1))?.killedBecause?.contains("no WATCHDOG=1 within its watchdog, 2s") == true)
+        #expect(harness.exit(1, .signaled(9)).exits.first?.reason == .hang)
     }
 
     @Test("STOPPING=1 takes a program out of service and bounds its exit by the stop timeout")

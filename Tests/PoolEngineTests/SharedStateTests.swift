@@ -112,14 +112,16 @@ struct SharedStateTests {
         #expect(SharedCodes.state(99) == .stopped)
         for kind in [WorkerKind.reactor, .job, .service] { #expect(SharedCodes.kind(SharedCodes.code(kind)) == kind) }
         #expect(SharedCodes.kind(7) == nil)
-        let reasons: [ExitReason] = [.cleanExit, .crash, .signal, .bootFailure, .terminate, .fatal, .shutdown, .scaleDown, .restart, .stopped, .quota]
+        let reasons: [ExitReason] = [
+            .cleanExit, .crash, .signal, .bootFailure, .terminate, .fatal, .shutdown, .scaleDown, .restart, .stopped, .quota, .hang,
+        ]
         #expect(Set(reasons) == Set(ExitReason.allCases), "a new reason needs the next free number here and in SharedCodes")
         for (number, reason) in reasons.enumerated() {
             #expect(SharedCodes.code(reason) == UInt64(number), "\(reason)")
             #expect(SharedCodes.reason(UInt64(number)) == reason)
         }
         #expect(ExitReason.allCases.allSatisfy { SharedCodes.code($0) < UInt64(SharedLayout.Exits.capacity) })
-        #expect(SharedCodes.reason(11) == nil)
+        #expect(SharedCodes.reason(12) == nil)
     }
 
     @Test("a part left mid-write by a writer that is gone is read as it is, and the next write repairs it")

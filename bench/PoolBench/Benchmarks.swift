@@ -154,6 +154,13 @@ final class TimedEvents: Sendable {
 
     var all: [(Double, PoolEvent)] { storage.withLock { $0 } }
 
+    /// When each worker-hung event arrived.
+    var hung: [Double] {
+        all.compactMap { time, event in
+            if case .workerHung = event { return time } else { return nil }
+        }
+    }
+
     var ready: [(Double, WorkerID, Int32)] {
         all.compactMap { time, event in
             if case .workerReady(let id, _, let pid, _) = event { return (time, id, pid) } else { return nil }
@@ -232,6 +239,47 @@ enum Benchmarks {
         Figure(
             name: "sigkill_to_replacement_ready", samples: samples, floor: floor, target: 10,
             note: "SIGKILL of one of 8 workers to its replacement ready; floor: one spawn to first byte"
+        ).print()
+    }
+
+    /// SIGSTOP of one of 4 idle job workers with `hangTimeout: 1s` until the watcher says it is
+    /// hung, in turn; the floor is the timeout itself (the check fires `hangTimeout` after the
+    /// last beat, and beats come every 250 ms at this timeout, so 0.75–1.0× is on time).
+    static func hangDetection(stops: Int) async {
+        let pool = WorkerPool(
+            name: "bench-hang-\(getpid())", entryPoints: DemoPool.entryPoints,
+            configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
+        var group = WorkerGroup(
+            entryPoint: "demo-job", kind: .job, minWorkers: 4, name: "jobs",
+            restart: .always(backoff: RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .zero)))
+        group.hangTimeout = .seconds(1)
+        // Safe: the group is valid by construction and describeGroup only fails after run().
+        try! pool.describeGroup(group)
+        let events = TimedEvents(pool)
+        let task = Task { try await pool.run() }
+        var samples: [Double] = []
+        if await events.waitForReady(4) {
+            for stop in 0..<stops {
+                var live: [WorkerID: Int32] = [:]
+                for (_, id, pid) in events.ready { live[id] = pid }
+                let before = events.ready.count
+                guard let victim = live[WorkerID(stop % 4 + 1)] else { break }
+                let hungBefore = events.hung.count
+                let start = nowMilliseconds()
+                Glibc.kill(victim, SIGSTOP)
+                let deadline = start + 10_000
+                while events.hung.count == hungBefore && nowMilliseconds() < deadline { try? await Task.sleep(for: .milliseconds(1)) }
+                guard events.hung.count > hungBefore else { break }
+                samples.append(events.hung[hungBefore] - start)
+                guard await events.waitForReady(before + 1) else { break }
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        pool.stop()
+        _ = try? await task.value
+        Figure(
+            name: "hang_detection_1s", samples: samples, floor: Array(repeating: 1000, count: max(samples.count, 1)),
+            note: "SIGSTOP of one of 4 job workers (hangTimeout 1s) to the watcher's worker-hung event; floor: hangTimeout; the bound is hangTimeout + 1 beat (1.25 s here)"
         ).print()
     }
 

@@ -30,15 +30,17 @@ enum JobBenchmarks {
     }
 
     /// The pool the job figures are measured on: 2 demo job workers.
-    static func startPool() async -> (WorkerPool, Task<Void, any Error>) {
+    static func startPool(heartbeat: Bool = true) async -> (WorkerPool, Task<Void, any Error>) {
         let pool = WorkerPool(
             name: "bench-jobs-\(getpid())", entryPoints: DemoPool.entryPoints,
             configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
+        var group = WorkerGroup(
+            entryPoint: "demo-job", kind: .job, minWorkers: 2, name: "jobs",
+            jobExecutor: JobExecutorConfiguration(maxConcurrentJobs: 256, maxQueuedJobs: 1024))
+        // The default hangTimeout (30 s) beats once a second on each worker's event loop.
+        if !heartbeat { group.hangTimeout = nil }
         // Safe: valid by construction, described before run().
-        try! pool.describeGroup(
-            WorkerGroup(
-                entryPoint: "demo-job", kind: .job, minWorkers: 2, name: "jobs",
-                jobExecutor: JobExecutorConfiguration(maxConcurrentJobs: 256, maxQueuedJobs: 1024)))
+        try! pool.describeGroup(group)
         let task = Task { try await pool.run() }
         await pool.awaitStart()
         return (pool, task)
@@ -59,25 +61,30 @@ enum JobBenchmarks {
             _ = try? await task.value
         }
         unsetenv("POOLTOP_JOB_WAIT")
-        let (pool, task) = await startPool()
-        // Five rounds, the median reported: one round lasts a fifth of a second, which a
-        // neighbour's burst on a shared machine can spoil.
-        var rates: [Double] = []
-        var completedJobs = 0
-        for _ in 0..<5 {
-            let started = nowMicroseconds()
-            let completed = await pipelinedJobs(pool, payload, count: pipelined)
-            rates.append(Double(completed) / ((nowMicroseconds() - started) / 1e6))
-            completedJobs += completed
-        }
         let pipeFloor = cFloor(["pipe", "\(pipelined * 4)", "256"])
-        Figure(
-            name: "job_throughput_256_in_flight", unit: "jobs/s", samples: rates,
-            floor: pipeFloor?["frames_per_second"].map { [$0] } ?? [], target: 200_000, targetIsMinimum: true,
-            note: "5 rounds of \(pipelined) jobs (\(completedJobs) answered), 256 in flight, to 2 job workers, unpinned; floor: C pipelined 64-byte frames (window 256)"
-        ).print()
-        pool.stop()
-        _ = try? await task.value
+        // With the heartbeat (the default) and without it (hangTimeout off), in the same run:
+        // what the hang watchdog costs a busy job worker.
+        for heartbeat in [true, false] {
+            let (pool, task) = await startPool(heartbeat: heartbeat)
+            // Five rounds, the median reported: one round lasts a fifth of a second, which a
+            // neighbour's burst on a shared machine can spoil.
+            var rates: [Double] = []
+            var completedJobs = 0
+            for _ in 0..<5 {
+                let started = nowMicroseconds()
+                let completed = await pipelinedJobs(pool, payload, count: pipelined)
+                rates.append(Double(completed) / ((nowMicroseconds() - started) / 1e6))
+                completedJobs += completed
+            }
+            Figure(
+                name: heartbeat ? "job_throughput_256_in_flight" : "job_throughput_256_in_flight_hang_off", unit: "jobs/s",
+                samples: rates, floor: pipeFloor?["frames_per_second"].map { [$0] } ?? [], target: heartbeat ? 200_000 : nil,
+                targetIsMinimum: true,
+                note: "5 rounds of \(pipelined) jobs (\(completedJobs) answered), 256 in flight, to 2 job workers, unpinned, \(heartbeat ? "heartbeat on (hangTimeout 30s, the default)" : "hangTimeout off (no heartbeat)"); floor: C pipelined 64-byte frames (window 256)"
+            ).print()
+            pool.stop()
+            _ = try? await task.value
+        }
     }
 
     /// Sequential round trips in each placement, against the C floor placed the same way.

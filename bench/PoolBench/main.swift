@@ -73,6 +73,7 @@ if selected("spawn") {
 }
 if selected("command") { await CommandBenchmarks.run(runs: max(runs, 11)) }
 if selected("kill") { await Benchmarks.killToReplacement(kills: 20) }
+if selected("hang") { await Benchmarks.hangDetection(stops: 8) }
 if selected("stop") { Benchmarks.gracefulStop(workers: 32, runs: runs) }
 if selected("death") { Benchmarks.watcherDeath(workers: 8, runs: 5) }
 if selected("idle") {

@@ -58,6 +58,9 @@ int pt_pipe_cloexec(int fds[2]);
 
 /// prctl(PR_SET_NAME): the name `ps -o comm` and `top` show (15 bytes at most).
 int pt_set_thread_name(const char *name);
+/// prctl(PR_SET_PTRACER, pid): under Yama's ptrace_scope 1 lets `pid` and its descendants
+/// (the watcher's backtrace tool) attach to this process. Harmless elsewhere.
+int pt_allow_tracer(int pid);
 
 /// Steers new connections of `fd`'s SO_REUSEPORT group to the sockets at `indices` (their
 /// positions in the kernel's group, in the order they started listening), at random: a classic

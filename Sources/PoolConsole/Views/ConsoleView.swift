@@ -247,6 +247,11 @@ public enum ConsoleView {
         case .workerBackingOff(let id, let group, let delay): return ("worker \(id) (\(group)) restarts in \(format(delay))", .eventWarning)
         case .workerFailed(let id, let group, let why): return ("worker \(id) (\(group)) will not be restarted: \(why)", .eventError)
         case .workerSpawnFailed(let id, let group, let error): return ("worker \(id) (\(group)) could not be spawned: \(error)", .eventError)
+        case .workerHung(let id, let group, _, let why): return ("worker \(id) (\(group)) \(why): capturing its backtrace, then killing it", .eventError)
+        case .workerBacktrace(let id, let group, _, let backtrace):
+            // One line here; `pooltop logs` has the whole text.
+            let lines = backtrace.split(separator: "\n").count
+            return ("worker \(id) (\(group)) backtrace captured (\(lines) lines; pooltop logs shows it)", .eventError)
         case .groupScaled(let group, let from, let to): return ("group \(group) scaled from \(from) to \(to)", .eventInfo)
         case .groupWaiting(let group, let waitingFor): return ("group \(group) waits for \(waitingFor)", .eventInfo)
         case .groupRolling(let group, let progress):

@@ -28,6 +28,8 @@ public enum ConfigurationLimits {
     public static let memorySamples: ClosedRange<Int> = 1...3600
     /// Linux caps the accept queue at `net.core.somaxconn`; 65535 is its largest setting.
     public static let backlog: ClosedRange<Int> = 1...65535
+    /// A heartbeat beats at least every second; a shorter timeout would flag busy-but-alive workers.
+    public static let hangTimeout: ClosedRange<Duration> = .milliseconds(100)...(.seconds(86_400))
 
     /// Every bounded key and its range as `docs/reliability.md` writes it.
     public static let documented: [(key: String, range: String)] = [
@@ -36,6 +38,7 @@ public enum ConfigurationLimits {
         ("groups[].max", "1 to 1024; 4096 slots in the whole pool"),
         ("groups[].stopTimeout", "0 to 24h"),
         ("groups[].startTimeout", "more than 0, at most 24h"),
+        ("groups[].hangTimeout", "100ms to 24h, or off"),
         ("groups[].restart.maxRestarts", "0 to 1000000"),
         ("groups[].restart.window", "more than 0, at most 720h"),
         ("groups[].restart.backoff.initial", "0 to 24h"),

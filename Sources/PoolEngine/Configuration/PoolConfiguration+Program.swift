@@ -12,6 +12,12 @@ extension ConfigurationReader {
             }
             return
         }
+        if let node = map["hangTimeout"] {
+            // A program has no pooltop heartbeat; systemd's watchdog protocol is its equivalent.
+            throw error(
+                "\(path).hangTimeout", "a program has no pooltop heartbeat: give it 'watchdog' and have it send WATCHDOG=1 (sd_notify)",
+                node: node)
+        }
         var program = ExternalProgram(try strings(commandNode, path: "\(path).command"))
         if let node = map["envFile"] { program.environmentFile = resolve(try string(node, path: "\(path).envFile")) }
         if let node = map["workingDirectory"] {

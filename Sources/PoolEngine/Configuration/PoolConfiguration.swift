@@ -22,6 +22,7 @@ public struct PoolConfiguration: Sendable {
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
         "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait", "after",
         "listen", "command", "env", "envFile", "workingDirectory", "ready", "stopSignal", "watchdog", "user", "group",
+        "hangTimeout",
     ]
     /// Keys accepted in a group's `restart`.
     public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
@@ -238,6 +239,10 @@ struct ConfigurationReader {
         if let node = map["restart"] { group.restart = try restart(node, path: "\(path).restart") }
         if let node = map["stopTimeout"] { group.stopTimeout = try duration(node, path: "\(path).stopTimeout") }
         if let node = map["startTimeout"] { group.startTimeout = try duration(node, path: "\(path).startTimeout") }
+        if let node = map["hangTimeout"] {
+            let text = try string(node, path: "\(path).hangTimeout")
+            group.hangTimeout = text == "off" ? nil : try duration(node, path: "\(path).hangTimeout")
+        }
         if let node = map["onError"] {
             let value = try choice(node, path: "\(path).onError", among: ["stop-pool", "restart"])
             group.onUncaughtError = UncaughtErrorPolicy(rawValue: value)!

@@ -189,6 +189,9 @@ enum PoolValidator {
             try check(stop, "\(path).stopTimeout", to: ConfigurationLimits.longestTimeout)
         }
         try check(group.startTimeout, "\(path).startTimeout", positive: true, to: ConfigurationLimits.longestTimeout)
+        if let hang = group.hangTimeout {
+            try check(hang, "\(path).hangTimeout", in: ConfigurationLimits.hangTimeout)
+        }
         if let idle = group.scaling.shrinkAfterIdle {
             try check(idle, "\(path).scaling.shrinkAfterIdle", to: ConfigurationLimits.longestWindow)
         }
@@ -237,6 +240,7 @@ enum PoolValidator {
             listeners: listeners,
             jobWait: group.jobWait,
             program: group.program,
+            hangTimeout: group.program == nil ? group.hangTimeout : nil,
             environmentFileDigest: environmentFileDigest)
     }
 
@@ -322,6 +326,13 @@ enum PoolValidator {
                 path: path,
                 message: "must be at most \(DurationParser.format(maximum)) (got \(DurationParser.format(value)))")
         }
+    }
+
+    static func check(_ value: Duration, _ path: String, in range: ClosedRange<Duration>) throws(ConfigurationError) {
+        guard !range.contains(value) else { return }
+        throw ConfigurationError(
+            path: path,
+            message: "must be from \(DurationParser.format(range.lowerBound)) to \(DurationParser.format(range.upperBound)) (got \(DurationParser.format(value)))")
     }
 
     static func check(_ value: Int, _ path: String, in range: ClosedRange<Int>) throws(ConfigurationError) {

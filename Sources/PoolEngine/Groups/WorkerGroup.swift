@@ -44,6 +44,11 @@ public struct WorkerGroup: Sendable {
     /// A program run instead of an entry point (`entryPoint` is then left empty); service and
     /// reactor groups only.
     public var program: ExternalProgram?
+    /// How long a ready Swift worker's heartbeat (advanced by its event loop's thread) may stand
+    /// still before the worker counts as hung: its threads' backtraces are captured and it is
+    /// killed, exit reason `hang`. Nil turns the check off. A program's hang check is its
+    /// ``ExternalProgram/watchdog`` instead.
+    public var hangTimeout: Duration? = .seconds(30)
 
     public init(
         entryPoint: String,
@@ -122,6 +127,9 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var after: [ResolvedDependency] = []
     /// The program its workers run, when not a Swift entry point.
     public var program: ExternalProgram?
+    /// How long a ready worker's heartbeat may stand still (nil: not checked; always nil for a
+    /// program, whose check is its watchdog).
+    public var hangTimeout: Duration?
     /// A digest of the program's envFile entries when the pool read it: an edited file makes
     /// a different definition, which `pooltop apply` rolls.
     public var environmentFileDigest: UInt64?

@@ -23,4 +23,8 @@ public enum ExitReason: String, Hashable, Sendable, Codable, CaseIterable, Codin
     case stopped
     /// The worker reached a recycle quota (jobs, memory, lifetime, idle time) and was replaced.
     case quota
+    /// Its heartbeat stood still for its group's `hangTimeout` (a program: no `WATCHDOG=1`
+    /// within its `watchdog`): the watcher captured its threads' backtraces and killed it; the
+    /// restart policy decides what follows.
+    case hang
 }

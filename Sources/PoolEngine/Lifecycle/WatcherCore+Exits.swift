@@ -26,6 +26,8 @@ extension WatcherCore {
         slots[index].killAt = nil
         slots[index].killWhy = nil
         slots[index].watchdogAt = nil
+        slots[index].hangAt = nil
+        slots[index].hung = false
         slots[index].pid = 0
         actions.append(.emit(.workerExited(record)))
 
@@ -56,7 +58,7 @@ extension WatcherCore {
                 slots[index].restarts += 1
                 actions += spawn(index, at: now)
             }
-        case .cleanExit, .crash, .signal, .bootFailure:
+        case .cleanExit, .crash, .signal, .bootFailure, .hang:
             slots[index].state = .stopped
             if mode == .running {
                 actions += applyRestartPolicy(index, reason: reason, at: now)

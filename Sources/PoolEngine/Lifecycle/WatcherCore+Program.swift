@@ -10,6 +10,7 @@ extension WatcherCore {
         slots[index].killAt = nil
         slots[index].killWhy = nil
         if let watchdog = watchdog(index) { slots[index].watchdogAt = now + watchdog }
+        if let timeout = hangTimeout(index) { slots[index].hangAt = now + timeout }
         let startup = now.duration(since: slots[index].startedAt ?? now)
         return [.emit(.workerReady(slots[index].id, group: groupName(index), pid: slots[index].pid, startup: startup))]
     }

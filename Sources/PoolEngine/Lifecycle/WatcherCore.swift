@@ -78,6 +78,8 @@ struct WatcherCore: Sendable {
             consider(slot.killAt)
             consider(slot.backoffUntil)
             consider(slot.watchdogAt)
+            // Only a ready worker is checked for a hang (a stopping one has its stop timeout).
+            if slot.state == .ready && !slot.hung { consider(slot.hangAt) }
         }
         return earliest
     }
@@ -136,7 +138,7 @@ struct WatcherCore: Sendable {
                     actions.append(.kill(slots[index].id, generation: slots[index].generation))
                 }
                 if let due = slots[index].watchdogAt, due <= now, slots[index].state == .ready {
-                    actions += killNow(index, why: "its watchdog expired: no WATCHDOG=1 within \(DurationParser.format(watchdog(index) ?? .zero))")
+                    actions += hang(index, why: "hung: no WATCHDOG=1 within its watchdog, \(DurationParser.format(watchdog(index) ?? .zero))", at: now)
                 }
                 if let until = slots[index].backoffUntil, until <= now, slots[index].state == .backoff {
                     slots[index].backoffUntil = nil
@@ -225,6 +227,10 @@ struct WatcherCore: Sendable {
             actions += scale(groupID, to: desired - 1, at: now)
         case .programDidExec, .programDidNotify, .probeDidSucceed, .probeDidFail:
             actions += handle(program: input, at: now)
+        case .heartbeatsRead(let heartbeats):
+            actions += handle(heartbeats: heartbeats, at: now)
+        case .backtraceCaptured(let id, let generation, let text):
+            actions += backtraceCaptured(id, generation: generation, text)
         }
         actions += advanceRolls(at: now)
         actions += releaseHeldGroups(at: now)
@@ -256,6 +262,8 @@ struct WatcherCore: Sendable {
         slots[index].report = nil
         slots[index].killedBecause = nil
         slots[index].watchdogAt = nil
+        slots[index].hangAt = nil
+        slots[index].hung = false
         slots[index].backoffUntil = nil
         slots[index].killAt = now + pool.groups[slots[index].groupIndex].startTimeout
         slots[index].killWhy = "it did not become ready within its start timeout"

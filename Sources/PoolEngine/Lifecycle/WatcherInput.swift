@@ -34,6 +34,12 @@ enum WatcherInput: Hashable, Sendable {
     case probeDidSucceed(WorkerID, generation: Int)
     /// A ready program worker's probe failed `failureThreshold` times in a row.
     case probeDidFail(WorkerID, generation: Int, why: String)
+    /// The heartbeats of the workers whose hang check was due (``WorkerSlot/hangAt``), as the
+    /// loop read them from shared memory: each the instant of the worker's last beat, nil
+    /// before its first.
+    case heartbeatsRead([WorkerID: PoolInstant?])
+    /// The backtrace of a hung worker's threads, captured (or why not): it is killed now.
+    case backtraceCaptured(WorkerID, generation: Int, String)
 }
 
 /// What the watcher loop must do; the core never performs effects itself.
@@ -50,4 +56,7 @@ enum WatcherAction: Hashable, Sendable {
     case reply(ReplyToken, CommandReply)
     /// Every slot has stopped for good: `run()` returns, or throws the failure.
     case finish(PoolFailure?)
+    /// Capture the backtrace of every thread of the hung process, within a time bound, and
+    /// answer with ``WatcherInput/backtraceCaptured(_:generation:_:)``.
+    case captureBacktrace(WorkerID, generation: Int, pid: Int32)
 }

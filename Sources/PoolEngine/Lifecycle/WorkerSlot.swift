@@ -24,6 +24,11 @@ struct WorkerSlot: Hashable, Sendable {
     var killWhy: String?
     /// A program worker with a watchdog is killed when this passes without a `WATCHDOG=1`.
     var watchdogAt: PoolInstant?
+    /// When the current process is looked at for a hang next: its heartbeat must have moved
+    /// since `hangAt - hangTimeout` (set when it becomes ready, if its group has a timeout).
+    var hangAt: PoolInstant?
+    /// Set once the process was found hung: its backtrace is being captured, then it is killed.
+    var hung = false
     /// Why the watcher killed the current process, once it has.
     var killedBecause: String?
     var backoffUntil: PoolInstant?

@@ -105,6 +105,10 @@ package enum SharedLayout {
         static let currentJobSince = 224
         static let lastUpdate = 232
         static let jobsProcessedBeforeStart = 240
+        /// The worker's heartbeat: CLOCK_MONOTONIC nanoseconds of its event loop's last beat,
+        /// stored alone (not under the sequence word) by the loop's thread; 0 before the first.
+        /// The watcher reads it to tell a hung worker (`hangTimeout`). Space v3 left zero.
+        static let heartbeat = 248
     }
 
     /// Slot record, exits by reason: one counter per ``ExitReason`` (at its ``SharedCodes`` number),
@@ -227,6 +231,7 @@ enum SharedCodes {
         case .restart: 8
         case .stopped: 9
         case .quota: 10
+        case .hang: 11
         }
     }
 
@@ -243,6 +248,7 @@ enum SharedCodes {
         case 8: .restart
         case 9: .stopped
         case 10: .quota
+        case 11: .hang
         default: nil
         }
     }

@@ -19,6 +19,12 @@ final class WorkerActivityRecorder: Sendable {
         base = segment.slotBase(id)
     }
 
+    /// Advances the heartbeat (``SharedLayout/Activity/heartbeat``): one store, no lock, from
+    /// the event loop's thread only.
+    func beat() {
+        segment.word(base + SharedLayout.Activity.heartbeat).pointee.store(Posix.monotonicNanoseconds(), ordering: .relaxed)
+    }
+
     func update(_ body: (inout WorkerActivity) -> Void) {
         lock.withLock {
             var activity = PoolStateReader(segment: segment).readActivity(base)

@@ -21,6 +21,8 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
         case .workerBackingOff: return "worker-backing-off"
         case .workerFailed: return "worker-failed"
         case .workerSpawnFailed: return "worker-spawn-failed"
+        case .workerHung: return "worker-hung"
+        case .workerBacktrace: return "worker-backtrace"
         case .groupScaled: return "group-scaled"
         case .groupRolling: return "group-rolling"
         case .groupWaiting: return "group-waiting"
@@ -34,7 +36,7 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
     private enum Keys: String, CodingKey {
         case at, type, worker, group, pid, generation, startupSeconds, reason, why, status, code, signal
         case message, uptimeSeconds, delaySeconds, error, from, to, hard, level, metadata
-        case step, replacement, replaced, total, changes
+        case step, replacement, replaced, total, changes, backtrace
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -90,6 +92,16 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
             try container.encode(id, forKey: .worker)
             try container.encode(group, forKey: .group)
             try container.encode(error, forKey: .error)
+        case .workerHung(let id, let group, let pid, let why):
+            try container.encode(id, forKey: .worker)
+            try container.encode(group, forKey: .group)
+            try container.encode(pid, forKey: .pid)
+            try container.encode(why, forKey: .why)
+        case .workerBacktrace(let id, let group, let pid, let backtrace):
+            try container.encode(id, forKey: .worker)
+            try container.encode(group, forKey: .group)
+            try container.encode(pid, forKey: .pid)
+            try container.encode(backtrace, forKey: .backtrace)
         case .groupScaled(let group, let from, let to):
             try container.encode(group, forKey: .group)
             try container.encode(from, forKey: .from)

@@ -9,6 +9,11 @@ public enum PoolEvent: Hashable, Sendable, Codable {
     case workerBackingOff(WorkerID, group: String, delay: Duration)
     case workerFailed(WorkerID, group: String, why: String)
     case workerSpawnFailed(WorkerID, group: String, error: String)
+    /// The worker was found hung (why: how long its heartbeat stood still); its backtrace is
+    /// being captured, then it is killed.
+    case workerHung(WorkerID, group: String, pid: Int32, why: String)
+    /// The backtrace of every thread of a hung worker (or why it could not be captured).
+    case workerBacktrace(WorkerID, group: String, pid: Int32, backtrace: String)
     case groupScaled(group: String, from: Int, to: Int)
     /// A rolling restart of the group began, replaced a worker, finished or stopped.
     case groupRolling(group: String, RollingRestartProgress)

@@ -28,6 +28,10 @@ extension Watcher {
             logger.error("worker \(id) (\(group)) will not be restarted: \(why)")
         case .workerSpawnFailed(let id, let group, let error):
             logger.error("worker \(id) (\(group)) could not be spawned: \(error)")
+        case .workerHung(let id, let group, let pid, let why):
+            logger.error("worker \(id) (\(group)) pid \(pid) is \(why); capturing its backtrace, then killing it")
+        case .workerBacktrace(let id, let group, let pid, let backtrace):
+            logger.error("worker \(id) (\(group)) pid \(pid) backtrace:\n\(backtrace)")
         case .groupScaled(let group, let from, let to):
             logger.info("group \(group) scaled from \(from) to \(to)")
         case .groupWaiting(let group, let waitingFor):

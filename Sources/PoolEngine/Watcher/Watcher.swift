@@ -226,6 +226,22 @@ final class Watcher: @unchecked Sendable {
         }
     }
 
+    /// The last heartbeat of each of these workers, from their shared-memory records (nil
+    /// before the first, or without shared memory).
+    private func heartbeats(of ids: [WorkerID]) -> [WorkerID: PoolInstant?] {
+        var beats: [WorkerID: PoolInstant?] = [:]
+        for id in ids {
+            // Without shared memory there is no heartbeat to read: nobody is found hung.
+            guard let sharedState else {
+                beats[id] = PoolInstant.now
+                continue
+            }
+            let word = sharedState.segment.load(sharedState.segment.slotBase(id) + SharedLayout.Activity.heartbeat)
+            beats[id] = word == 0 ? nil : PoolInstant(nanoseconds: word)
+        }
+        return beats
+    }
+
     /// What the workers wrote of their activity, and the RSS from /proc of those `resources` names.
     private func samples(resources: SamplingSchedule.Resources?) -> [WorkerID: WorkerSample] {
         guard let sharedState else { return [:] }
@@ -346,7 +362,10 @@ final class Watcher: @unchecked Sendable {
             }
         case .deadlineReached:
             deliverPendingStops(at: now)
-            return core.handle(.clockDidAdvance, at: now)
+            // Hang checks that are due get the heartbeats first (plain loads from shared memory).
+            let due = core.hangChecksDue(at: now)
+            let checked = due.isEmpty ? [] : core.handle(.heartbeatsRead(heartbeats(of: due)), at: now)
+            return checked + core.handle(.clockDidAdvance, at: now)
         case .tick:
             return tick(at: now)
         case .started, .request:
@@ -404,6 +423,11 @@ final class Watcher: @unchecked Sendable {
                 answers.append((token, answer))
             case .finish(let failure):
                 finished = .some(failure)
+            case .captureBacktrace(let id, let generation, let pid):
+                let monitor = monitor
+                BacktraceCapture.start(pid: pid, worker: id, directory: runtimeDirectory, environment: baseEnvironment) { text in
+                    monitor.post(.input(.backtraceCaptured(id, generation: generation, text)))
+                }
             }
         }
         steerConnections()

@@ -1,4 +1,6 @@
 import Logging
+import CPoolShims
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -76,6 +78,11 @@ public enum WorkerProcess {
         let reader = bootstrap.sharedMemoryName.flatMap { try? SharedSegment.open(name: $0, writable: false) }.map(PoolStateReader.init(segment:))
         // The process's one NIO event loop group, started on first use (job server, HTTP, the user's own).
         let eventLoops = EventLoopGroupHolder()
+        if let timeout = group.hangTimeout, let recorder {
+            startHeartbeat(on: eventLoops, every: min(.seconds(1), timeout / 4), recorder: recorder)
+            // Under Yama's ptrace_scope 1, the watcher's backtrace tool may attach to a hang.
+            _ = pt_allow_tracer(bootstrap.watcherPID)
+        }
         let makeJobClient: @Sendable () -> JobClient = {
             JobClient(
                 pool: bootstrap.pool, senderID: bootstrap.workerID, senderGroup: group.id, allowed: Set(group.jobGroups),
@@ -181,6 +188,15 @@ public enum WorkerProcess {
         case .stopPool: return .fatal(message)
         case .restart: return .crash(message)
         }
+    }
+
+    /// The hang watchdog's heartbeat: a repeated task on the event loop's own thread, so that a
+    /// worker whose loop is stuck (a blocking call, a deadlock, an endless loop on it) stops
+    /// beating. Beats at least once a second: the watcher finds a hang at most a second late.
+    private static func startHeartbeat(on eventLoops: EventLoopGroupHolder, every interval: Duration, recorder: WorkerActivityRecorder) {
+        let loop = eventLoops.group.next()
+        let nanoseconds = max(interval.nanoseconds, 1_000_000)
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanoseconds)) { _ in recorder.beat() }
     }
 
     /// Before the bootstrap there is nobody to report to but stderr.
