@@ -178,15 +178,23 @@ final class TimedEvents: Sendable {
 }
 
 func makePool(name: String, workers: Int, backoff: RestartBackoff = .standard) -> WorkerPool {
+    makePool(name: name, WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle", restart: .always(backoff: backoff)))
+}
+
+/// A quiet in-process pool of the demo's entry points with one group.
+func makePool(name: String, _ group: WorkerGroup) -> WorkerPool {
     let pool = WorkerPool(
         name: name, entryPoints: DemoPool.entryPoints,
         configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false),
         logger: quietLogger)
     // Safe: the group is valid by construction and describeGroup only fails after run().
-    try! pool.describeGroup(
-        WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle", restart: .always(backoff: backoff)))
+    try! pool.describeGroup(group)
     return pool
 }
+
+/// resetAfter 0: every exit counts as the first after a stable run, so no backoff delay hides
+/// a replacement's time (the default backoff would wait 100 ms from the second exit on).
+let noBackoffDelay = RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .zero)
 
 /// The bench kills workers on purpose: their exits are not worth printing.
 let quietLogger: Logger = {
@@ -222,10 +230,7 @@ enum Benchmarks {
     }
 
     static func killToReplacement(kills: Int) async {
-        // resetAfter 0: every kill counts as the first after a stable run, so no backoff delay
-        // hides the replacement time (the default backoff would wait 100 ms from the second kill).
-        let backoff = RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .zero)
-        let pool = makePool(name: "bench-kill-\(getpid())", workers: 8, backoff: backoff)
+        let pool = makePool(name: "bench-kill-\(getpid())", workers: 8, backoff: noBackoffDelay)
         let events = TimedEvents(pool)
         let task = Task { try await pool.run() }
         guard await events.waitForReady(8) else {
@@ -246,15 +251,9 @@ enum Benchmarks {
     /// hung, in turn; the floor is the timeout itself (the check fires `hangTimeout` after the
     /// last beat, and beats come every 250 ms at this timeout, so 0.75–1.0× is on time).
     static func hangDetection(stops: Int) async {
-        let pool = WorkerPool(
-            name: "bench-hang-\(getpid())", entryPoints: DemoPool.entryPoints,
-            configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
-        var group = WorkerGroup(
-            entryPoint: "demo-job", kind: .job, minWorkers: 4, name: "jobs",
-            restart: .always(backoff: RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .zero)))
+        var group = WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: 4, name: "jobs", restart: .always(backoff: noBackoffDelay))
         group.hangTimeout = .seconds(1)
-        // Safe: the group is valid by construction and describeGroup only fails after run().
-        try! pool.describeGroup(group)
+        let pool = makePool(name: "bench-hang-\(getpid())", group)
         let events = TimedEvents(pool)
         let task = Task { try await pool.run() }
         var samples: [Double] = []

@@ -65,16 +65,9 @@ enum CommandBenchmarks {
     /// SIGKILL of one of 4 program workers to its replacement's READY=1 (the watcher's own
     /// ready event), killing the slots in turn; floor: the bare spawn to READY=1 measured above.
     static func killToReplacement(program: String, kills: Int, floor: [Double]) async {
-        let pool = WorkerPool(
-            name: "bench-cmd-kill-\(getpid())", entryPoints: DemoPool.entryPoints,
-            configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
-        // resetAfter 0: each kill counts as the first after a stable run (no backoff delay).
-        var group = WorkerGroup(
-            entryPoint: "", kind: .service, minWorkers: 4, name: "c",
-            restart: .always(backoff: RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .zero)))
+        var group = WorkerGroup(entryPoint: "", kind: .service, minWorkers: 4, name: "c", restart: .always(backoff: noBackoffDelay))
         group.program = ExternalProgram([program], readiness: .notify)
-        // Safe: the group is valid by construction and describeGroup only fails after run().
-        try! pool.describeGroup(group)
+        let pool = makePool(name: "bench-cmd-kill-\(getpid())", group)
         let events = TimedEvents(pool)
         let task = Task { try await pool.run() }
         let samples = await events.waitForReady(4) ? await Benchmarks.killInTurn(events, slots: 4, kills: kills) : []
