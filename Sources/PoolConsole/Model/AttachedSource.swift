@@ -91,6 +91,10 @@ public final class AttachedSource: ConsoleSource {
         case "group-rolling":
             guard let progress = RollingRestartProgress(event: line) else { return nil }
             event = .groupRolling(group: group, progress)
+        case "worker-hung":
+            event = .workerHung(worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), why: line["why"]?.string ?? "")
+        case "worker-backtrace":
+            event = .workerBacktrace(worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), backtrace: line["backtrace"]?.string ?? "")
         case "pool-applied":
             // The console shows the summary line; the changes themselves stay in the JSON.
             event = .workerLog(

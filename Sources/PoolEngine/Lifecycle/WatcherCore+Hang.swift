@@ -14,10 +14,17 @@ extension WatcherCore {
 
     func hangTimeout(_ index: Int) -> Duration? { pool.groups[slots[index].groupIndex].hangTimeout }
 
-    /// Ids of the slots whose hang check is due: the loop reads their heartbeats.
+    /// Ids of the slots whose hang check is due, or would be within half their timeout: the
+    /// loop reads their heartbeats. Looking early only moves a deadline on, and one wake-up of
+    /// the loop then serves every worker that started about the same time (an idle pool of 8
+    /// wakes about once per half `hangTimeout` for all of them, not 8 times).
     func hangChecksDue(at now: PoolInstant) -> [WorkerID] {
-        slots.compactMap { slot in
-            guard let due = slot.hangAt, due <= now, slot.state == .ready, !slot.hung else { return nil }
+        guard slots.contains(where: { slot in slot.hangAt.map { $0 <= now } ?? false && slot.state == .ready && !slot.hung }) else { return [] }
+        return slots.indices.compactMap { index in
+            let slot = slots[index]
+            guard let due = slot.hangAt, let timeout = hangTimeout(index), slot.state == .ready, !slot.hung,
+                due <= now + timeout / 2
+            else { return nil }
             return slot.id
         }
     }
@@ -27,7 +34,7 @@ extension WatcherCore {
         for id in heartbeats.keys.sorted() {
             let index = id.rawValue - 1
             guard slots.indices.contains(index), slots[index].state == .ready, !slots[index].hung,
-                let due = slots[index].hangAt, due <= now, let timeout = hangTimeout(index)
+                slots[index].hangAt != nil, let timeout = hangTimeout(index)
             else { continue }
             // The last sign of life: its last beat, or becoming ready (a beat from before then
             // belongs to its start-up).

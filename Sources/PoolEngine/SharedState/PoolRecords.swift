@@ -47,7 +47,7 @@ public struct PoolRecords: Sendable {
 extension PoolStateReader {
     /// Copies every slot record coherently, without decoding (see ``PoolRecords``).
     public func records() -> PoolRecords {
-        records(from: WorkerID(1), count: segment.slotCount)
+        records(from: WorkerID(1), count: segment.slotsInUse)
     }
 
     /// One slot's state, process and job load, for pickup: four words read one by one, without

@@ -57,7 +57,7 @@ public final class PoolStateReader: Sendable {
         var shown = [Bool](repeating: false, count: geometry.groupCount + 1)
         var waits: [UInt64] = []
         typealias G = SharedLayout.Group
-        for index in 0..<geometry.groupCount {
+        for index in 0..<segment.groupsInUse {
             let base = geometry.groupOffset + index * geometry.groupRecordSize
             guard segment.word(base + G.id).pointee.load(ordering: .acquiring) != 0, segment.load(base + G.retired) == 0 else { continue }
             let (group, waiting) = readGroup(index)
@@ -89,9 +89,8 @@ public final class PoolStateReader: Sendable {
     public func activity(of id: WorkerID) throws -> WorkerActivity {
         // Slots past the groups' (kept free for `apply`) have group id 0.
         guard id.rawValue >= 1 && id.rawValue <= geometry.slotCount, segment.load(slotBase(id) + SharedLayout.Lifecycle.groupID) != 0 else {
-            var used = geometry.slotCount
-            while used > 0 && segment.load(slotBase(WorkerID(used)) + SharedLayout.Lifecycle.groupID) == 0 { used -= 1 }
-            throw SharedStateError(code: .invalidWorker, message: "worker id \(id) is out of range: the pool has workers 1...\(used)")
+            throw SharedStateError(
+                code: .invalidWorker, message: "worker id \(id) is out of range: the pool has workers 1...\(segment.slotsInUse)")
         }
         return readActivity(slotBase(id))
     }

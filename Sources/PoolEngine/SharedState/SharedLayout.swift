@@ -37,6 +37,11 @@ package enum SharedLayout {
         /// Where the running-jobs tables start, and their total size in bytes.
         static let runningJobsOffset = 192
         static let runningJobsSize = 200
+        /// Group records and slots in use (the rest is the reserve `apply` may take), stored
+        /// with release ordering after the records they count; 0 in a segment from a build
+        /// before `apply`, meaning all of them. Space v3 left zero.
+        static let groupsInUse = 208
+        static let slotsInUse = 216
     }
 
     /// Group record words. `id`, `kind` and `name` never change once the id is set (a record

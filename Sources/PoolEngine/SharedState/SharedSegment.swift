@@ -75,6 +75,7 @@ final class SharedSegment: Sendable {
         segment.store(H.runningJobsSize, UInt64(running))
         segment.storeName(H.name, pool.name)
         for (index, group) in pool.groups.enumerated() { segment.describe(group, at: index) }
+        segment.setInUse(groups: pool.groups.count, slots: pool.slotCount)
         // The magic goes last, with release ordering: a reader that sees it sees the layout.
         segment.word(H.magic).pointee.store(SharedLayout.magic, ordering: .releasing)
         return segment
@@ -291,6 +292,22 @@ final class SharedSegment: Sendable {
 
     var groupCount: Int { geometry.groupCount }
     var slotCount: Int { geometry.slotCount }
+
+    /// The group records and slots in use, within the geometry: what readers scan (the reserve
+    /// for `apply` is skipped). Acquiring, so the records they count are seen written.
+    var groupsInUse: Int { inUse(SharedLayout.Header.groupsInUse, of: geometry.groupCount) }
+    var slotsInUse: Int { inUse(SharedLayout.Header.slotsInUse, of: geometry.slotCount) }
+
+    private func inUse(_ offset: Int, of capacity: Int) -> Int {
+        let word = word(offset).pointee.load(ordering: .acquiring)
+        return word == 0 ? capacity : min(SharedLayout.capped(word), capacity)
+    }
+
+    /// Says how many group records and slots are in use (after `describe` wrote them).
+    func setInUse(groups: Int, slots: Int) {
+        word(SharedLayout.Header.groupsInUse).pointee.store(UInt64(groups), ordering: .releasing)
+        word(SharedLayout.Header.slotsInUse).pointee.store(UInt64(slots), ordering: .releasing)
+    }
 
     func groupBase(_ index: Int) -> Int {
         geometry.groupOffset + index * geometry.groupRecordSize

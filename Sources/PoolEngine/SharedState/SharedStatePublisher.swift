@@ -35,6 +35,7 @@ final class SharedStatePublisher {
         for (index, group) in next.groups.enumerated() where index >= pool.groups.count || pool.groups[index] != group {
             segment.describe(group, at: index)
         }
+        segment.setInUse(groups: next.groups.count, slots: next.slotCount)
         pool = next
         published += Array(repeating: nil, count: max(0, next.slotCount - published.count))
         groupCounts += Array(repeating: [], count: max(0, next.groups.count - groupCounts.count))
