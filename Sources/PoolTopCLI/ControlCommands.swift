@@ -146,6 +146,14 @@ struct LogsCommand: ParsableCommand {
             return "\(time) \(subject) scaled from \(record["from"]?.integer ?? 0) to \(record["to"]?.integer ?? 0)"
         case "group-rolling":
             return "\(time) \(subject) \(RollingRestartProgress(event: record)?.description ?? "rolling restart")"
+        case "worker-hung":
+            return "\(time) \(subject) pid \(record["pid"]?.integer ?? 0) \(record["why"]?.string ?? "hung"): capturing its backtrace, then killing it"
+        case "worker-backtrace":
+            // The frames one per line, indented under the worker they belong to.
+            let frames = (record["backtrace"]?.string ?? "").split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+            return "\(time) \(subject) pid \(record["pid"]?.integer ?? 0) backtrace:\n\(frames)"
+        case "pool-applied":
+            return "\(time) pool configuration applied: \(record["message"]?.string ?? "")"
         default:
             let detail = ["why", "error", "reason", "delaySeconds"].compactMap { key in record[key].map { "\(key) \($0)" } }
             return "\(time) \(subject.isEmpty ? "pool" : subject) \(type)\(detail.isEmpty ? "" : ": " + detail.joined(separator: ", "))"

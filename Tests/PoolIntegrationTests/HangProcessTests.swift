@@ -35,6 +35,10 @@ struct HangProcessTests {
         #expect(log.contains("is hung: its heartbeat stood still for"), "\(log)")
         #expect(log.contains("DemoJobs.freezeEventLoop(milliseconds: Swift.Int)"), "the backtrace names the freezing function: \(log)")
         #expect(await watcher.waitForLog("ready", count: 3), "a replacement: \(watcher.log)")
+        let logs = try await TestSupport.shellOffPool("'\(TestSupport.pooltopExecutable)' logs '\(name)'", directory: directory)
+        #expect(logs.stdout.contains("capturing its backtrace, then killing it"), "\(logs.stdout)")
+        #expect(logs.stdout.contains("backtrace:\n") && logs.stdout.contains("freezeEventLoop"), "pooltop logs shows the frames: \(logs.stdout)")
+        #expect(logs.stdout.contains("exited (hang, signal 9)"), "\(logs.stdout)")
         let status = try await TestSupport.shellOffPool("'\(TestSupport.pooltopExecutable)' status '\(name)' --json", directory: directory)
         let workers = try JSONValue.parse(status.stdout)["workers"]?.array ?? []
         #expect(workers.contains { $0["exits"]?["hang"]?.integer == 1 }, "status counts the hang: \(status.stdout)")
