@@ -17,7 +17,9 @@ run: build
 test:
 	scripts/ensure-deps test
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-xctest
+	# Post-mortems of the tests' many pools go to a throw-away state directory, not the user's.
+	rm -rf .build/test-state
+	XDG_STATE_HOME=$(CURDIR)/.build/test-state $(SWIFT) test --skip-build --disable-xctest
 
 # Release binaries link the Swift runtime and Foundation statically: a worker then starts in
 # about half the time (see docs/decisions/0005-static-stdlib-for-release.md).
@@ -29,7 +31,7 @@ bench:
 	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
 	$(SWIFT) build $(RELEASE_FLAGS) --product pooltop
 	cc -O2 -o .build/pingpong-floor bench/floor/pingpong.c
-	POOLBENCH_FLOOR_BIN=.build/pingpong-floor POOLBENCH_POOLTOP=.build/release/pooltop .build/release/PoolBench
+	XDG_STATE_HOME=$(CURDIR)/.build/bench-state POOLBENCH_FLOOR_BIN=.build/pingpong-floor POOLBENCH_POOLTOP=.build/release/pooltop .build/release/PoolBench
 
 ## make chaos: the fault drill (docs/reliability.md): random SIGKILLs under load for CHAOS_SECONDS
 ## (default 30), a crash loop and a SIGKILLed watcher; one summary line each, exit 1 on a failed check.

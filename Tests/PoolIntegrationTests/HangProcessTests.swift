@@ -43,6 +43,47 @@ struct HangProcessTests {
         let workers = try JSONValue.parse(status.stdout)["workers"]?.array ?? []
         #expect(workers.contains { $0["exits"]?["hang"]?.integer == 1 }, "status counts the hang: \(status.stdout)")
         await watcher.stopExpectingCleanExit()
+        // The post-mortem outlives the pool, backtrace and all.
+        let why = try await TestSupport.shellOffPool("'\(TestSupport.pooltopExecutable)' why '\(name)'", directory: directory)
+        #expect(why.status == .exited(0), "\(why)")
+        #expect(why.stdout.contains(": hang, signal 9") && why.stdout.contains("freezeEventLoop"), "\(why.stdout)")
+        #expect(why.stdout.contains("a 'freeze' job blocks the event loop"), "its last log lines: \(why.stdout)")
+    }
+
+    @Test("why shows the job a SIGKILLed worker was running, and outlives the pool")
+    func whyAfterKill() async throws {
+        let (name, directory, watcher) = try await runningPool("why")
+        let pooltop = TestSupport.pooltopExecutable
+        // A job that runs long enough to be caught running.
+        let job = Task { try await TestSupport.shellOffPool("'\(pooltop)' job '\(name)' jobs 'sleep 8000'", directory: directory) }
+        var running: (worker: Int, pid: Int32, job: Int)?
+        for _ in 0..<100 where running == nil {
+            let status = try await TestSupport.shellOffPool("'\(pooltop)' status '\(name)' --json", directory: directory)
+            let workers = (try? JSONValue.parse(status.stdout))?["workers"]?.array ?? []
+            if let busy = workers.first(where: { $0["currentJob"]?["id"]?.integer != nil }) {
+                running = (busy["id"]?.integer ?? 0, Int32(busy["pid"]?.integer ?? 0), busy["currentJob"]?["id"]?.integer ?? 0)
+            } else {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let victim = try #require(running, "a worker shows the job running")
+        kill(victim.pid, SIGKILL)
+        #expect(await watcher.waitForLog("reason=signal"), "\(watcher.log)")
+        _ = try await job.value
+        await watcher.stopExpectingCleanExit()
+        // Newest first: the replacement's shutdown at the stop, then the kill.
+        let why = try await TestSupport.shellOffPool("'\(pooltop)' why '\(name)' \(victim.worker) --last 2 --json", directory: directory)
+        #expect(why.status == .exited(0), "\(why)")
+        let records = try why.stdout.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(records.map { $0["reason"]?.string ?? "" } == ["shutdown", "signal"], "\(why.stdout)")
+        let killed = try #require(records.last)
+        #expect(killed["pid"]?.integer == Int(victim.pid) && killed["worker"]?.integer == victim.worker, "\(why.stdout)")
+        #expect(killed["status"]?.string == "signaled" && killed["signal"]?.integer == 9, "\(why.stdout)")
+        #expect(killed["job"]?["id"]?.integer == victim.job, "the job it was running: \(why.stdout)")
+        let text = try await TestSupport.shellOffPool("'\(pooltop)' why '\(name)' \(victim.worker) --last 2", directory: directory)
+        #expect(text.stdout.contains(": signal, signal 9") && text.stdout.contains("running job \(victim.job) for"), "\(text.stdout)")
+        let none = try await TestSupport.shellOffPool("'\(pooltop)' why no-such-pool-here", directory: directory)
+        #expect(none.status == .exited(1) && none.stderr.contains("no death of pool 'no-such-pool-here' is on record"), "\(none)")
     }
 
     @Test("a worker stopped with SIGSTOP is found hung and replaced")

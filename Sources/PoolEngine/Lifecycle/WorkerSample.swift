@@ -5,10 +5,13 @@ struct WorkerSample: Hashable, Sendable {
     var activity: WorkerActivity
     /// Resident bytes from /proc; nil when this sample did not read /proc.
     var rssBytes: UInt64?
+    /// CPU time from /proc, with `rssBytes`.
+    var cpuNanoseconds: UInt64?
 
-    init(activity: WorkerActivity, rssBytes: UInt64? = nil) {
+    init(activity: WorkerActivity, rssBytes: UInt64? = nil, cpuNanoseconds: UInt64? = nil) {
         self.activity = activity
         self.rssBytes = rssBytes
+        self.cpuNanoseconds = cpuNanoseconds
     }
 
     /// Whether the worker has work in flight: a scale-down stops it last.

@@ -48,7 +48,7 @@ public enum RuntimeDirectory {
     }
 
     /// Refuses a directory that another user owns or others may write; creates it 0700 if asked.
-    private static func checkOwned(_ path: String, creating: Bool) throws {
+    static func checkOwned(_ path: String, creating: Bool, what: String = "runtime directory") throws {
         if creating { try Posix.makeDirectory(path, mode: 0o700) }
         guard Posix.isDirectory(path: path) else {
             throw PoolStartError(code: .runtimeDirectory, message: "\(path) is not a directory")
@@ -57,12 +57,12 @@ public enum RuntimeDirectory {
         if owner != Posix.userID {
             throw PoolStartError(
                 code: .runtimeDirectory,
-                message: "refusing runtime directory \(path): it belongs to uid \(owner), not to us (uid \(Posix.userID))")
+                message: "refusing \(what) \(path): it belongs to uid \(owner), not to us (uid \(Posix.userID))")
         }
         if mode & 0o022 != 0 {
             throw PoolStartError(
                 code: .runtimeDirectory,
-                message: "refusing runtime directory \(path): others may write to it (mode \(String(mode, radix: 8)))")
+                message: "refusing \(what) \(path): others may write to it (mode \(String(mode, radix: 8)))")
         }
         if creating && mode != 0o700 { try Posix.setMode(path, 0o700) }
     }

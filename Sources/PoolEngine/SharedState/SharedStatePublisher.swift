@@ -171,6 +171,7 @@ final class SharedStatePublisher {
             guard count > 0, let figures = ProcStat.parse(statBuffer[0..<count]) else { continue }
             let base = segment.slotBase(slot.id)
             sample.rssBytes = figures.rssPages * pageSize
+            sample.cpuNanoseconds = figures.cpuTicks * tickNanoseconds
             segment.write(sequenceAt: base + L.sequence) {
                 segment.store(base + L.rssBytes, figures.rssPages * pageSize)
                 segment.store(base + L.cpuNanoseconds, figures.cpuTicks * tickNanoseconds)

@@ -83,6 +83,8 @@ final class Watcher: @unchecked Sendable {
     /// Program workers whose stop signal waits until their own sockets have no connection
     /// queued, with when it is sent anyway (see ``requestProgramStop(_:at:)``).
     private var pendingStops: [WorkerID: PoolInstant] = [:]
+    /// What is kept of each process for its post-mortem (`pooltop why`); nil without a state directory.
+    private let postMortems: PostMortemRecorder?
 
     init(
         pool: PoolDescription,
@@ -97,10 +99,12 @@ final class Watcher: @unchecked Sendable {
         runtimeDirectory: String?,
         workerOutput: Int32? = nil,
         listeners: ListenerSockets? = nil,
+        postMortems: PostMortemRecorder? = nil,
         publish: @escaping @Sendable (PoolEvent) -> Void,
         onFinish: @escaping @Sendable (WatcherOutcome) -> Void
     ) throws {
         self.onFinish = onFinish
+        self.postMortems = postMortems
         self.sharedState = sharedState
         self.runtimeDirectory = runtimeDirectory
         self.workerOutput = workerOutput
@@ -255,7 +259,15 @@ final class Watcher: @unchecked Sendable {
         let resources = schedule.resourcesToRead(at: now, viewed: viewed)
         schedule.sampled(at: now, viewed: viewed, shrinkPending: core.onDemandExtra.values.contains { $0 > 0 })
         sampling = schedule
-        return core.handle(.workersSampled(samples(resources: resources)), at: now)
+        let taken = samples(resources: resources)
+        if let postMortems {
+            let wall = Posix.wallClockSeconds()
+            for (id, sample) in taken {
+                guard let rss = sample.rssBytes else { continue }
+                postMortems.sample(id, at: wall, rssBytes: rss, cpuSeconds: Double(sample.cpuNanoseconds ?? 0) / 1e9)
+            }
+        }
+        return core.handle(.workersSampled(taken), at: now)
     }
 
     /// The periodic tick: systemd's watchdog, from this loop itself so that a stuck loop stops
@@ -408,6 +420,7 @@ final class Watcher: @unchecked Sendable {
                 if process.program != nil { Posix.signalProcessGroup(process.pid, PosixSignal.kill) }
             case .emit(let event):
                 log(event)
+                keepForPostMortem(event)
                 publish(event)
                 switch event {
                 case .poolRestarting:
@@ -446,6 +459,26 @@ final class Watcher: @unchecked Sendable {
             startWaiters = []
         }
         return finished
+    }
+
+    /// Feeds the post-mortem recorder; a death is written before anything replaces the process
+    /// (its activity part still says which job it was running).
+    private func keepForPostMortem(_ event: PoolEvent) {
+        guard let postMortems else { return }
+        switch event {
+        case .workerStarting(let id, _, _, let generation):
+            postMortems.started(id, generation: generation)
+        case .workerLog(let id, _, let record):
+            postMortems.log(id, record)
+        case .workerBacktrace(let id, _, _, let text):
+            postMortems.backtrace(id, text)
+        case .workerExited(let exit):
+            let isProgram = pool.group(owning: exit.id)?.program != nil
+            let activity = isProgram ? nil : sharedState.map { PoolStateReader(segment: $0.segment).readActivity($0.segment.slotBase(exit.id)) }
+            postMortems.died(exit, activity: activity, at: Posix.wallClockSeconds())
+        default:
+            break
+        }
     }
 
     /// Sends reactors' new connections only to ready workers that are staying (see ``ListenerSockets``).

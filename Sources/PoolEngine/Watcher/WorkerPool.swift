@@ -251,6 +251,14 @@ public final class WorkerPool: Service, Sendable {
             logger.warning("systemd passed socket \(socket), which no listener of pool '\(name)' serves; it was closed")
         }
         defer { listeners.closeAll() }
+        // Post-mortems outlive the pool (and a SIGKILL of it): a state directory that cannot be
+        // used costs them, not the pool.
+        var postMortemFile: PostMortemFile?
+        do {
+            postMortemFile = try PostMortemFile(directory: try StateDirectory.claim(pool: name))
+        } catch {
+            logger.warning("post-mortems will not be kept (pooltop why): \(error)")
+        }
         let finished = OneShot<WatcherOutcome>()
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
@@ -262,6 +270,7 @@ public final class WorkerPool: Service, Sendable {
             runtimeDirectory: runtime.directory,
             workerOutput: try configuration.workerOutputFile.map { try Posix.openForAppending("\(runtime.directory)/\($0)") },
             listeners: listeners,
+            postMortems: PostMortemRecorder(file: postMortemFile),
             publish: { [weak self] event in self?.publish(event) },
             onFinish: { outcome in finished.fulfill(outcome) })
         let control: ControlServer

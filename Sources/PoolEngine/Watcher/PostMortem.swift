@@ -1,0 +1,158 @@
+/// One worker death as the watcher saw it, kept after the fact: `pooltop why` prints them.
+public struct PostMortem: Hashable, Sendable, Codable {
+    /// One log line of the process, as it arrived (seconds since the epoch).
+    public struct Line: Hashable, Sendable, Codable {
+        public var at: Double
+        public var level: String
+        public var message: String
+    }
+
+    /// One resource sample of the process (taken every second while someone looks at the
+    /// pool or a memory quota needs it, every 10 s otherwise).
+    public struct Sample: Hashable, Sendable, Codable {
+        public var at: Double
+        public var rssBytes: UInt64
+        public var cpuSeconds: Double
+    }
+
+    /// The job the process was running when it died.
+    public struct Job: Hashable, Sendable, Codable {
+        public var id: UInt64
+        /// How long it had run, in seconds.
+        public var runningSeconds: Double
+    }
+
+    /// When it died, seconds since the epoch.
+    public var at: Double
+    public var worker: WorkerID
+    public var group: String
+    public var pid: Int32
+    public var generation: Int
+    /// What the kernel said; nil when the process never started.
+    public var status: TerminationStatus?
+    public var reason: ExitReason
+    public var message: String?
+    public var uptimeSeconds: Double
+    /// Its last ``PostMortemRecorder/linesKept`` log lines (its own, its stdout and stderr for a program).
+    public var lines: [Line]
+    /// Its resource samples over its last 60 s.
+    public var samples: [Sample]
+    public var job: Job?
+    /// Every thread's frames, when it was killed as hung.
+    public var backtrace: String?
+}
+
+// The JSON says the exit as events do (`"status":"signaled","signal":9`), not as Swift's
+// synthesized enum coding would (`{"signaled":{"_0":9}}`): `pooltop why --json` is for scripts.
+extension PostMortem {
+    private enum Keys: String, CodingKey {
+        case at, worker, group, pid, generation, status, code, signal, reason, message, uptimeSeconds, lines, samples, job, backtrace
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(at, forKey: .at)
+        try container.encode(worker, forKey: .worker)
+        try container.encode(group, forKey: .group)
+        try container.encode(pid, forKey: .pid)
+        try container.encode(generation, forKey: .generation)
+        switch status {
+        case .exited(let code)?:
+            try container.encode("exited", forKey: .status)
+            try container.encode(code, forKey: .code)
+        case .signaled(let signal)?:
+            try container.encode("signaled", forKey: .status)
+            try container.encode(signal, forKey: .signal)
+        case nil:
+            try container.encode("not-started", forKey: .status)
+        }
+        try container.encode(reason, forKey: .reason)
+        try container.encodeIfPresent(message, forKey: .message)
+        try container.encode(uptimeSeconds, forKey: .uptimeSeconds)
+        try container.encode(lines, forKey: .lines)
+        try container.encode(samples, forKey: .samples)
+        try container.encodeIfPresent(job, forKey: .job)
+        try container.encodeIfPresent(backtrace, forKey: .backtrace)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        at = try container.decode(Double.self, forKey: .at)
+        worker = try container.decode(WorkerID.self, forKey: .worker)
+        group = try container.decode(String.self, forKey: .group)
+        pid = try container.decode(Int32.self, forKey: .pid)
+        generation = try container.decode(Int.self, forKey: .generation)
+        switch try container.decode(String.self, forKey: .status) {
+        case "exited": status = .exited(try container.decode(Int32.self, forKey: .code))
+        case "signaled": status = .signaled(try container.decode(Int32.self, forKey: .signal))
+        default: status = nil
+        }
+        reason = try container.decode(ExitReason.self, forKey: .reason)
+        message = try container.decodeIfPresent(String.self, forKey: .message)
+        uptimeSeconds = try container.decode(Double.self, forKey: .uptimeSeconds)
+        lines = try container.decode([Line].self, forKey: .lines)
+        samples = try container.decode([Sample].self, forKey: .samples)
+        job = try container.decodeIfPresent(Job.self, forKey: .job)
+        backtrace = try container.decodeIfPresent(String.self, forKey: .backtrace)
+    }
+}
+
+/// The watcher's side of post-mortems: what it keeps of each slot's current process (its last
+/// log lines, samples and backtrace), turned into a ``PostMortem`` when the process dies and
+/// appended to the pool's ``PostMortemFile``. Only the watcher loop touches it.
+final class PostMortemRecorder {
+    static let linesKept = 50
+    static let sampleWindow: Double = 60
+
+    private struct Process {
+        var generation = 0
+        var lines: [PostMortem.Line] = []
+        var samples: [PostMortem.Sample] = []
+        var backtrace: String?
+    }
+
+    private var processes: [WorkerID: Process] = [:]
+    private let file: PostMortemFile?
+
+    init(file: PostMortemFile?) {
+        self.file = file
+    }
+
+    /// A new process took the slot: what was kept belongs to the last one.
+    func started(_ id: WorkerID, generation: Int) { processes[id] = Process(generation: generation) }
+
+    func log(_ id: WorkerID, _ record: LogRecord) {
+        var process = processes[id] ?? Process()
+        process.lines.append(PostMortem.Line(at: record.timestamp, level: record.level, message: record.message))
+        if process.lines.count > Self.linesKept { process.lines.removeFirst(process.lines.count - Self.linesKept) }
+        processes[id] = process
+    }
+
+    func sample(_ id: WorkerID, at: Double, rssBytes: UInt64, cpuSeconds: Double) {
+        var process = processes[id] ?? Process()
+        process.samples.append(PostMortem.Sample(at: at, rssBytes: rssBytes, cpuSeconds: cpuSeconds))
+        process.samples.removeAll { at - $0.at > Self.sampleWindow }
+        processes[id] = process
+    }
+
+    func backtrace(_ id: WorkerID, _ text: String) {
+        processes[id, default: Process()].backtrace = text
+    }
+
+    /// The process died: its post-mortem, kept in the file.
+    @discardableResult
+    func died(_ exit: WorkerExitRecord, activity: WorkerActivity?, at: Double) -> PostMortem {
+        let process = processes.removeValue(forKey: exit.id) ?? Process()
+        var job: PostMortem.Job?
+        if let activity, activity.currentJobID != 0 {
+            let since = Double(activity.currentJobSince) / 1e9
+            job = PostMortem.Job(id: activity.currentJobID, runningSeconds: since > 0 ? max(0, at - since) : 0)
+        }
+        let record = PostMortem(
+            at: at, worker: exit.id, group: exit.group, pid: exit.pid, generation: process.generation, status: exit.status,
+            reason: exit.reason, message: exit.message, uptimeSeconds: exit.uptime.seconds, lines: process.lines,
+            samples: process.samples, job: job, backtrace: process.backtrace)
+        file?.append(record)
+        return record
+    }
+}
