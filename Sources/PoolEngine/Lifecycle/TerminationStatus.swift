@@ -41,3 +41,31 @@ func signalNumber(named text: String) -> Int32? {
     let name = text.hasPrefix("SIG") ? text : "SIG" + text
     return [1, 2, 3, 9, 10, 12, 14, 15, 28].first { signalName($0) == name }
 }
+
+extension KeyedEncodingContainer {
+    /// An exit as the protocol writes it: `"status":"exited","code":N`, `"status":"signaled",
+    /// "signal":N`, or `"status":"not-started"` (events, `pooltop why --json`).
+    mutating func encodeExit(_ exit: TerminationStatus?, status: Key, code: Key, signal: Key) throws {
+        switch exit {
+        case .exited(let value)?:
+            try encode("exited", forKey: status)
+            try encode(value, forKey: code)
+        case .signaled(let value)?:
+            try encode("signaled", forKey: status)
+            try encode(value, forKey: signal)
+        case nil:
+            try encode("not-started", forKey: status)
+        }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Reads back what ``KeyedEncodingContainer/encodeExit(_:status:code:signal:)`` wrote.
+    func decodeExit(status: Key, code: Key, signal: Key) throws -> TerminationStatus? {
+        switch try decode(String.self, forKey: status) {
+        case "exited": return .exited(try decode(Int32.self, forKey: code))
+        case "signaled": return .signaled(try decode(Int32.self, forKey: signal))
+        default: return nil
+        }
+    }
+}

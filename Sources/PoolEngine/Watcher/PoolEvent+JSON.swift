@@ -68,16 +68,7 @@ public struct PoolEventRecord: Hashable, Sendable, Encodable {
             try container.encode(exit.group, forKey: .group)
             try container.encode(exit.pid, forKey: .pid)
             try container.encode(exit.reason, forKey: .reason)
-            switch exit.status {
-            case .exited(let code):
-                try container.encode("exited", forKey: .status)
-                try container.encode(code, forKey: .code)
-            case .signaled(let signal):
-                try container.encode("signaled", forKey: .status)
-                try container.encode(signal, forKey: .signal)
-            case nil:
-                try container.encode("not-started", forKey: .status)
-            }
+            try container.encodeExit(exit.status, status: .status, code: .code, signal: .signal)
             try container.encodeIfPresent(exit.message, forKey: .message)
             try container.encode(exit.uptime.seconds, forKey: .uptimeSeconds)
         case .workerBackingOff(let id, let group, let delay):

@@ -56,16 +56,7 @@ extension PostMortem {
         try container.encode(group, forKey: .group)
         try container.encode(pid, forKey: .pid)
         try container.encode(generation, forKey: .generation)
-        switch status {
-        case .exited(let code)?:
-            try container.encode("exited", forKey: .status)
-            try container.encode(code, forKey: .code)
-        case .signaled(let signal)?:
-            try container.encode("signaled", forKey: .status)
-            try container.encode(signal, forKey: .signal)
-        case nil:
-            try container.encode("not-started", forKey: .status)
-        }
+        try container.encodeExit(status, status: .status, code: .code, signal: .signal)
         try container.encode(reason, forKey: .reason)
         try container.encodeIfPresent(message, forKey: .message)
         try container.encode(uptimeSeconds, forKey: .uptimeSeconds)
@@ -82,11 +73,7 @@ extension PostMortem {
         group = try container.decode(String.self, forKey: .group)
         pid = try container.decode(Int32.self, forKey: .pid)
         generation = try container.decode(Int.self, forKey: .generation)
-        switch try container.decode(String.self, forKey: .status) {
-        case "exited": status = .exited(try container.decode(Int32.self, forKey: .code))
-        case "signaled": status = .signaled(try container.decode(Int32.self, forKey: .signal))
-        default: status = nil
-        }
+        status = try container.decodeExit(status: .status, code: .code, signal: .signal)
         reason = try container.decode(ExitReason.self, forKey: .reason)
         message = try container.decodeIfPresent(String.self, forKey: .message)
         uptimeSeconds = try container.decode(Double.self, forKey: .uptimeSeconds)
