@@ -12,6 +12,9 @@ public final class ConsoleApp {
     private let messages = Locked<[ConsoleOutcome]>([])
     private var snapshot: PoolSnapshot?
     private var lastRead: Double = 0
+    /// The deaths view's post-mortems (newest first) and when they were read.
+    private var deaths: [PostMortem] = []
+    private var deathsRead: Double = 0
     private var hasSeenPool = false
     /// The newest event line of the last frame: a scrolled events pane stays on its lines as new ones arrive.
     private var newestEvent: PoolEventRecord?
@@ -59,14 +62,24 @@ public final class ConsoleApp {
         let events = source.recentEvents()
         ConsoleReducer.keepEventsAnchored(&state, previousNewest: newestEvent, events: events)
         newestEvent = events.last
+        if case .deaths = state.mode {
+            // From the pool's state directory, at the refresh rate while the view is open.
+            if now - deathsRead >= state.refresh.seconds {
+                deaths = PostMortemFile.records(pool: source.poolName).reversed()
+                deathsRead = now
+            }
+        } else {
+            deathsRead = 0
+        }
         let frame = ConsoleView.render(
             snapshot: snapshot, events: events, state: state, trends: trends, poolName: source.poolName,
-            isHosting: source.isHosting, width: size.width, height: size.height)
+            isHosting: source.isHosting, width: size.width, height: size.height, deaths: deaths)
         terminal.present(frame, theme: themes[state.themeIndex % themes.count])
         guard let key = terminal.readKey(timeoutMilliseconds: keyTimeoutMilliseconds) else { return false }
         if key != .resize { state.message = nil }
         let effects = ConsoleReducer.reduce(
-            &state, key: key, snapshot: snapshot, isHosting: source.isHosting, themes: themes.count, events: events)
+            &state, key: key, snapshot: snapshot, isHosting: source.isHosting, themes: themes.count, events: events,
+            deaths: deaths.count)
         // An operator's key wants to see its effect: read the pool again on the next turn.
         lastRead = 0
         for effect in effects {

@@ -37,35 +37,6 @@ struct WhyCommand: ParsableCommand {
     }
 
     static func render(_ record: PostMortem) -> String {
-        var lines: [String] = []
-        let status: String
-        switch record.status {
-        case .exited(let code)?: status = "exit code \(code)"
-        case .signaled(let signal)?: status = "signal \(signal)"
-        case nil: status = "never started"
-        }
-        lines.append(
-            "\(Formatting.clock(record.at)) worker \(record.worker) (\(record.group)) pid \(record.pid), generation \(record.generation): \(record.reason.rawValue), \(status), after \(Formatting.duration(record.uptimeSeconds))"
-        )
-        if let message = record.message { lines.append("  why: \(message)") }
-        if let job = record.job {
-            lines.append("  running job \(job.id) for \(Formatting.duration(job.runningSeconds))")
-        }
-        if let last = record.samples.last {
-            let peak = record.samples.map(\.rssBytes).max() ?? last.rssBytes
-            let cpu = record.samples.count > 1 ? last.cpuSeconds - record.samples[0].cpuSeconds : 0
-            lines.append(
-                "  memory \(Formatting.bytes(last.rssBytes)) at the last sample (peak \(Formatting.bytes(peak))), CPU \(String(format: "%.2f", cpu)) s over its last \(Formatting.duration(last.at - record.samples[0].at)) (\(record.samples.count) samples)"
-            )
-        }
-        if !record.lines.isEmpty {
-            lines.append("  last \(record.lines.count) log line(s):")
-            for line in record.lines { lines.append("    \(Formatting.clock(line.at)) \(line.level): \(line.message)") }
-        }
-        if let backtrace = record.backtrace {
-            lines.append("  backtrace:")
-            for line in backtrace.split(separator: "\n") { lines.append("    \(line)") }
-        }
-        return lines.joined(separator: "\n")
+        PostMortemText.lines(record).joined(separator: "\n")
     }
 }

@@ -392,3 +392,65 @@ struct ConsoleAppTests {
         #expect(terminal.lastFrame?.text.contains("GROUP") == true)
     }
 }
+
+@Suite("Console deaths view (d)")
+struct ConsoleDeathsTests {
+    static func death(_ worker: Int, at: Double, reason: ExitReason, job: UInt64? = nil, backtrace: String? = nil) -> PostMortem {
+        PostMortem(
+            at: at, worker: WorkerID(worker), group: "jobs", pid: Int32(4000 + worker), generation: 2,
+            status: reason == .hang ? .signaled(9) : .exited(1), reason: reason, message: "why \(worker)", uptimeSeconds: 75,
+            lines: (0..<30).map { PostMortem.Line(at: at - Double($0), level: "info", message: "line \($0) of worker \(worker)") },
+            samples: [PostMortem.Sample(at: at - 1, rssBytes: 30 << 20, cpuSeconds: 1.5)],
+            job: job.map { PostMortem.Job(id: $0, runningSeconds: 2) }, backtrace: backtrace)
+    }
+
+    /// Newest first, as the console holds them.
+    static let deaths = [
+        death(2, at: 1_796_000_300, reason: .hang, job: 41, backtrace: "#3 static PoolDemo.DemoJobs.freezeEventLoop(milliseconds: Swift.Int) -> ()"),
+        death(1, at: 1_796_000_200, reason: .crash),
+    ]
+
+    func press(_ keys: [ConsoleKey], _ state: inout ConsoleState) {
+        for key in keys {
+            _ = ConsoleReducer.reduce(&state, key: key, snapshot: fixedSnapshot(), isHosting: true, themes: 1, deaths: Self.deaths.count)
+        }
+    }
+
+    func render(_ state: ConsoleState) -> String {
+        let screen = ConsoleView.render(
+            snapshot: fixedSnapshot(), events: [], state: state, trends: ConsoleTrends(), poolName: "demo", isHosting: true,
+            width: 120, height: 40, deaths: Self.deaths)
+        return (0..<screen.height).map { screen.text(row: $0) }.joined(separator: "\n")
+    }
+
+    @Test("d lists the deaths newest first with reason, status, uptime and job; the selection moves and stops at the ends")
+    func list() {
+        var state = ConsoleState()
+        press([.character("d")], &state)
+        let text = render(state)
+        #expect(text.contains("Deaths, newest first (2)"), "\(text)")
+        let hang = text.split(separator: "\n").first { $0.contains("worker 2") }.map(String.init) ?? ""
+        #expect(hang.contains(" > ") && hang.contains("hang") && hang.contains("signal 9") && hang.contains("up 1m15s") && hang.contains("job 41"), "\(hang)")
+        press([.down, .down, .down], &state)
+        #expect(state.mode == .deaths(ConsoleState.Deaths(selected: 1)))
+        press([.character("k")], &state)
+        #expect(state.mode == .deaths(ConsoleState.Deaths(selected: 0)))
+        press([.escape], &state)
+        #expect(state.mode == .normal)
+    }
+
+    @Test("Enter opens a post-mortem (why, job, log lines, backtrace); j and k scroll it; Esc goes back to the list")
+    func open() {
+        var state = ConsoleState()
+        press([.character("d"), .enter], &state)
+        var text = render(state)
+        #expect(text.contains("Post-mortem 1 of 2"), "\(text)")
+        #expect(text.contains("why: why 2") && text.contains("running job 41 for 2s") && text.contains("line 0 of worker 2"), "\(text)")
+        press(Array(repeating: .character("j"), count: 40), &state)
+        text = render(state)
+        #expect(text.contains("freezeEventLoop"), "scrolled to the backtrace: \(text)")
+        #expect(!text.contains("why: why 2"), "the top scrolled away")
+        press([.escape], &state)
+        #expect(state.mode == .deaths(ConsoleState.Deaths(selected: 0)))
+    }
+}

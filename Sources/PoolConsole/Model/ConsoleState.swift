@@ -47,8 +47,23 @@ public struct JobForm: Hashable, Sendable {
 
 /// Everything the console shows besides the pool's own state. Changed only by ``reduce``.
 public struct ConsoleState: Hashable, Sendable {
+    /// The deaths view (`d`): recent worker deaths, newest first, and one opened.
+    public struct Deaths: Hashable, Sendable {
+        /// The selected death, 0 the newest.
+        public var selected = 0
+        /// Whether the selected one is open (its whole post-mortem), and how far it is scrolled.
+        public var opened = false
+        public var scroll = 0
+        public init(selected: Int = 0, opened: Bool = false, scroll: Int = 0) {
+            self.selected = selected
+            self.opened = opened
+            self.scroll = scroll
+        }
+    }
+
     public enum Mode: Hashable, Sendable {
         case normal
+        case deaths(Deaths)
         case help
         case detail(WorkerID)
         case confirm(Confirmation)
@@ -102,7 +117,7 @@ public enum ConsoleEffect: Hashable, Sendable {
 public enum ConsoleReducer {
     public static func reduce(
         _ state: inout ConsoleState, key: ConsoleKey, snapshot: PoolSnapshot?, isHosting: Bool, themes: Int,
-        events: [PoolEventRecord] = []
+        events: [PoolEventRecord] = [], deaths: Int = 0
     ) -> [ConsoleEffect] {
         if key == .hangup {
             // Nobody is left to ask: a hosted pool stops, an attached console just goes.
@@ -114,6 +129,31 @@ public enum ConsoleReducer {
             return []
         case .jobResults:
             if key != .resize { state.mode = .normal }
+            return []
+        case .deaths(var view):
+            switch key {
+            case .escape where view.opened, .backspace where view.opened, .enter where view.opened:
+                view.opened = false
+                view.scroll = 0
+            case .character("q"), .character("d"), .escape:
+                state.mode = .normal
+                return []
+            case .enter:
+                if deaths > 0 { view.opened = true }
+            case .up, .character("k"):
+                if view.opened { view.scroll = max(0, view.scroll - 1) } else { view.selected = max(0, view.selected - 1) }
+            case .down, .character("j"):
+                if view.opened { view.scroll += 1 } else { view.selected = min(max(deaths - 1, 0), view.selected + 1) }
+            case .pageUp:
+                if view.opened { view.scroll = max(0, view.scroll - 10) } else { view.selected = max(0, view.selected - 10) }
+            case .pageDown:
+                if view.opened { view.scroll += 10 } else { view.selected = min(max(deaths - 1, 0), view.selected + 10) }
+            case .home:
+                if view.opened { view.scroll = 0 } else { view.selected = 0 }
+            default:
+                break
+            }
+            state.mode = .deaths(view)
             return []
         case .jobForm(var form):
             switch key {
@@ -256,6 +296,8 @@ public enum ConsoleReducer {
             return [.exit]
         case .character("?"), .function(1), .character("h"):
             state.mode = .help
+        case .character("d"):
+            state.mode = .deaths(ConsoleState.Deaths())
         case .down:
             move(&state, by: 1, groups: groups.count, workers: workers.count)
         case .up:

@@ -20,6 +20,7 @@ public enum ConsoleHelp {
         Entry(keys: "p Z", meaning: "pause or resume updates", isAction: false),
         Entry(keys: "[ ]", meaning: "refresh faster or slower (250 ms to 10 s)", isAction: false),
         Entry(keys: "? h F1", meaning: "this help", isAction: false),
+        Entry(keys: "d", meaning: "deaths: recent worker deaths, newest first; Enter opens one (j k scroll, Esc back)", isAction: false),
         Entry(keys: "+ F2", meaning: "scale the selected group up by one (within its max)", isAction: true),
         Entry(keys: "-", meaning: "scale the selected group down by one (within its min; asks first)", isAction: true),
         Entry(keys: "r", meaning: "restart the selected worker (asks first; a busy job worker drains)", isAction: true),

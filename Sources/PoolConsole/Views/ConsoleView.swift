@@ -4,7 +4,7 @@ import PoolEngine
 public enum ConsoleView {
     public static func render(
         snapshot: PoolSnapshot?, events: [PoolEventRecord], state: ConsoleState, trends: ConsoleTrends,
-        poolName: String, isHosting: Bool, width: Int, height: Int
+        poolName: String, isHosting: Bool, width: Int, height: Int, deaths: [PostMortem] = []
     ) -> ScreenBuffer {
         var screen = ScreenBuffer(width: width, height: height)
         guard width >= 20 && height >= 5 else {
@@ -33,6 +33,7 @@ public enum ConsoleView {
         case .quitting: drawDialog(&screen, title: "Stopping", lines: ["Stopping pool '\(snapshot.pool.name)'…", progress(snapshot)])
         case .jobForm(let form): drawJobForm(&screen, form)
         case .jobResults(let lines): drawDialog(&screen, title: "Test jobs", lines: lines + ["", "any key closes this list"])
+        case .deaths(let view): drawDeaths(&screen, deaths: deaths, view: view)
         case .normal, .filter: break
         }
         return screen
@@ -215,6 +216,33 @@ public enum ConsoleView {
         lines.append(mine.isEmpty ? "no recent events" : "recent:")
         for record in mine { lines.append("\(clock(record.at)) \(describe(record).0)") }
         drawDialog(&screen, title: "Worker \(id)", lines: lines)
+    }
+
+    /// The deaths view: the list (newest first) or the selected post-mortem, scrolled.
+    static func drawDeaths(_ screen: inout ScreenBuffer, deaths: [PostMortem], view: ConsoleState.Deaths) {
+        let room = max(1, screen.height - 6)
+        guard !deaths.isEmpty else {
+            drawDialog(&screen, title: "Deaths", lines: ["No worker death is on record yet (pooltop why shows the same).", "", "Esc closes"])
+            return
+        }
+        let selected = min(view.selected, deaths.count - 1)
+        if view.opened {
+            let text = PostMortemText.lines(deaths[selected])
+            let scroll = min(view.scroll, max(0, text.count - room))
+            let shown = Array(text.dropFirst(scroll).prefix(room))
+            drawDialog(
+                &screen, title: "Post-mortem \(selected + 1) of \(deaths.count)  (j k scroll, Esc back)",
+                lines: shown + Array(repeating: "", count: max(0, room - shown.count)))
+            return
+        }
+        // The selection stays in sight.
+        let first = max(0, selected - room + 3)
+        var lines = ["   TIME     WORKER     GROUP        REASON       STATUS         UPTIME     JOB"]
+        for (index, record) in deaths.enumerated().dropFirst(first).prefix(room - 2) {
+            lines.append((index == selected ? " > " : "   ") + PostMortemText.summary(record))
+        }
+        lines.append("Enter opens one, Esc closes")
+        drawDialog(&screen, title: "Deaths, newest first (\(deaths.count))", lines: lines)
     }
 
     static func drawDialog(_ screen: inout ScreenBuffer, title: String, lines: [String]) {
