@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Glibc
 import PoolConsole
@@ -96,8 +97,39 @@ struct LogsCommand: ParsableCommand {
     @Argument(help: "The pool's name.") var name: String
     @Flag(name: .shortAndLong, help: "Keep printing new lines until the pool stops or Ctrl-C.") var follow = false
     @Flag(name: .long, help: "Print each record as its JSON line.") var json = false
+    @Option(name: .long, help: "Only this worker's lines (its id).") var worker: Int?
+    @Option(name: .long, help: "Only this group's lines.") var group: String?
+    @Option(name: .long, help: "Only lines matching this regular expression (on the printed line).") var grep: String?
+    @Option(name: .long, help: "Only lines from the last DURATION (30s, 5m, 1h).") var since: String?
+
+    /// What a line must be to be printed: the options, checked once.
+    struct LineFilter {
+        var worker: Int?
+        var group: String?
+        var pattern: Regex<AnyRegexOutput>?
+        var earliest: Double?
+
+        func accepts(_ record: JSONValue, rendered: String) -> Bool {
+            if let worker, record["worker"]?.integer != worker { return false }
+            if let group, record["group"]?.string != group { return false }
+            if let earliest, (record["at"]?.number ?? 0) < earliest { return false }
+            if let pattern, (try? pattern.firstMatch(in: rendered)) == nil { return false }
+            return true
+        }
+    }
+
+    func validate() throws {
+        if let grep, (try? Regex(grep)) == nil { throw ValidationError("--grep: '\(grep)' is not a regular expression") }
+        if let since, DurationParser.parse(since) == nil {
+            throw ValidationError("--since: '\(since)' is not a duration (for example 30s, 5m, 1h)")
+        }
+        if let worker, worker < 1 { throw ValidationError("--worker must be a worker id ≥ 1 (got \(worker))") }
+    }
 
     func run() throws {
+        let filter = LineFilter(
+            worker: worker, group: group, pattern: try grep.map { try Regex($0) },
+            earliest: since.flatMap(DurationParser.parse).map { Date().timeIntervalSince1970 - $0.seconds })
         let client = try ControlSession.connect(name)
         do {
             let acknowledgement = try client.request(["command": .string("events")])
@@ -112,7 +144,9 @@ struct LogsCommand: ParsableCommand {
                 case "end":
                     return
                 default:
-                    print(json ? line.serialized : Self.render(line))
+                    let rendered = Self.render(line)
+                    guard filter.accepts(line, rendered: rendered) else { continue }
+                    print(json ? line.serialized : rendered)
                     // Followed output is read as it comes (a pipe, a file): do not hold lines back.
                     if follow { fflush(nil) }
                 }

@@ -111,6 +111,30 @@ struct CLITests {
         await TestSupport.expectNoOrphans(name)
     }
 
+    @Test("logs filters by worker, group, text and age; bad filters are usage errors")
+    func logsFilters() async throws {
+        let (name, directory, watcher) = try await Self.runningWatcher("logfilter")
+        #expect(await watcher.waitForLog("tick 2"), "\(watcher.log)")
+        func logs(_ arguments: String...) throws -> CommandOutput { try TestSupport.pooltop(["logs", name] + arguments, directory: directory) }
+        let ticker = try logs("--group", "ticker")
+        #expect(ticker.status == .exited(0) && ticker.stdout.contains("tick 1"), "\(ticker)")
+        #expect(!ticker.stdout.contains("(jobs)"), "only the ticker group: \(ticker.stdout)")
+        let worker = try logs("--worker", "1")
+        #expect(worker.stdout.contains("worker 1 (jobs)") && !worker.stdout.contains("worker 2 ") && !worker.stdout.contains("tick"), "\(worker.stdout)")
+        let grep = try logs("--grep", "tick [12]$")
+        let lines = grep.stdout.split(separator: "\n")
+        #expect(lines.count == 2 && lines.allSatisfy { $0.hasSuffix("tick 1") || $0.hasSuffix("tick 2") }, "\(grep.stdout)")
+        let none = try logs("--since", "1ms", "--grep", "tick 1$")
+        #expect(none.status == .exited(0) && none.stdout.isEmpty, "tick 1 is older than 1 ms: \(none.stdout)")
+        let recent = try logs("--since", "1h", "--grep", "tick 1$")
+        #expect(recent.stdout.contains("tick 1"), "\(recent.stdout)")
+        let badRegex = try logs("--grep", "tick (")
+        #expect(badRegex.status == .exited(2) && badRegex.stderr.contains("is not a regular expression"), "\(badRegex)")
+        let badSince = try logs("--since", "soon")
+        #expect(badSince.status == .exited(2) && badSince.stderr.contains("is not a duration"), "\(badSince)")
+        await watcher.stopExpectingCleanExit()
+    }
+
     @Test("logs -f follows new lines until the pool stops")
     func logsFollow() async throws {
         let (name, directory, watcher) = try await Self.runningWatcher("follow")
