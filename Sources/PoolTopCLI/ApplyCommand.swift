@@ -22,9 +22,9 @@ struct ApplyCommand: ParsableCommand {
         let path = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            text = try PoolConfiguration.readText(file: path)
         } catch {
-            printError("\(CLIContext.shared.commandName): cannot read \(file): \(error.localizedDescription)")
+            printError("\(CLIContext.shared.commandName): \(error)")
             throw ExitCode(1)
         }
         let client = try ControlSession.connect(name)

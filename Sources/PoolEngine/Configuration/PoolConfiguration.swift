@@ -65,6 +65,13 @@ public struct PoolConfiguration: Sendable {
     public static func load(
         file path: String, entryPoints: EntryPoints?
     ) throws(ConfigurationError) -> (configuration: PoolConfiguration, description: PoolDescription) {
+        try parse(yaml: try readText(file: path), file: path, entryPoints: entryPoints)
+    }
+
+    /// A configuration file's text, read as ``load(file:entryPoints:)`` reads it (a regular
+    /// file, at most ``maximumFileSize``, within ``readTimeout``): for `pooltop apply`, which
+    /// sends the text to the running pool.
+    public static func readText(file path: String) throws(ConfigurationError) -> String {
         let read: Posix.RegularFileRead
         do {
             read = try Posix.readRegularFile(
@@ -74,7 +81,7 @@ public struct PoolConfiguration: Sendable {
         }
         switch read {
         case .bytes(let bytes):
-            return try parse(yaml: String(decoding: bytes, as: UTF8.self), file: path, entryPoints: entryPoints)
+            return String(decoding: bytes, as: UTF8.self)
         case .notRegular(let kind):
             throw ConfigurationError(path: "", message: "cannot read \(path): it is \(kind), not a regular file")
         case .tooLarge(let size):

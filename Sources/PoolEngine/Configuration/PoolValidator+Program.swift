@@ -44,9 +44,9 @@ extension PoolValidator {
         if let file = program.environmentFile {
             do {
                 let entries = try EnvironmentFile.read(file)
-                digest = entries.reduce(into: UInt64(0xcbf2_9ce4_8422_2325)) { hash, entry in
-                    for byte in Array("\(entry.key)=\(entry.value)\n".utf8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-                }
+                var entriesDigest = DefinitionDigest()
+                for entry in entries { entriesDigest.add("\(entry.key)=\(entry.value)\n".utf8) }
+                digest = entriesDigest.value
             } catch {
                 throw ConfigurationError(path: "\(path).envFile", message: "\(error)")
             }

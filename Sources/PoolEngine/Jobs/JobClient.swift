@@ -115,7 +115,8 @@ public final class JobClient: Sendable {
         _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil,
         retries: Int = 0
     ) async throws(JobError) -> JobResult {
-        guard let target = pool.group(group) else {
+        // Looked up under the lock: a job does not copy the whole description out of it.
+        guard let target = routing.withLock({ $0.pool.group(group) }) else {
             throw JobError(code: .notAllowed, message: "no group '\(group)' in pool '\(pool.name)'")
         }
         if let allowed, !allowed.contains(target.id) {

@@ -110,7 +110,7 @@ public struct PoolChange: Sendable, Hashable {
             wanted.firstWorkerID = existing.firstWorkerID
             wanted.slots = existing.slots
             refusals += refusalsOfChange(from: existing, to: wanted, path: path)
-            let described = describeChange(from: existing, to: wanted, in: running, candidate: next)
+            let described = describeChange(from: existing, to: wanted)
             next.groups[running.groups.firstIndex { $0.id == existing.id }!] = wanted
             changes.append(described)
         }
@@ -201,9 +201,7 @@ public struct PoolChange: Sendable, Hashable {
     }
 
     /// Whether the change is limits and policies only (applied at once) or needs new workers.
-    private static func describeChange(
-        from old: GroupDescription, to new: GroupDescription, in running: PoolDescription, candidate next: PoolDescription
-    ) -> GroupChange {
+    private static func describeChange(from old: GroupDescription, to new: GroupDescription) -> GroupChange {
         var phrases: [String] = []
         func compare<T: Equatable>(_ key: String, _ path: KeyPath<GroupDescription, T>, show: Bool = false) {
             guard old[keyPath: path] != new[keyPath: path] else { return }

@@ -65,6 +65,13 @@ extension Posix {
         try ownerAndMode(path: "/dev/shm\(name)")
     }
 
+    /// The size of an open file, in bytes.
+    static func fileSize(_ fd: FD) throws -> Int {
+        var info = stat()
+        try check("fstat") { fstat(fd, &info) }
+        return Int(info.st_size)
+    }
+
     static func ownerAndMode(path: String) throws -> (owner: uid_t, mode: mode_t) {
         var info = stat()
         try check("stat", context: path) { stat(path, &info) }

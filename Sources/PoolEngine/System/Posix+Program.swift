@@ -144,4 +144,21 @@ extension Posix {
     static func openNullDevice() throws -> FD {
         try check("open", context: "/dev/null") { Glibc.open("/dev/null", O_WRONLY | O_CLOEXEC) }
     }
+
+    /// Runs a program to its end, or kills its process group at `timeout`: nil then. For the
+    /// watcher's short-lived helpers (exec probes, backtrace tools), on threads of their own.
+    static func runBounded(
+        path: String, arguments: [String], environment: [String], output: FD, timeout: Duration
+    ) throws -> TerminationStatus? {
+        let pid = try spawn(path: path, arguments: arguments, environment: environment, inherited: [], standardOutput: output, standardError: output)
+        let pidfd = try pidfdOpen(pid)
+        defer { close(pidfd) }
+        guard try pollReadable(pidfd, timeoutNanoseconds: timeout.nanoseconds), let status = try reap(pidfd: pidfd) else {
+            // Its own process group (spawn makes one): whatever it started goes with it.
+            signalProcessGroup(pid, PosixSignal.kill)
+            _ = try? reap(pidfd: pidfd, waiting: true)  // try?: a killed helper has nothing more to say
+            return nil
+        }
+        return status
+    }
 }

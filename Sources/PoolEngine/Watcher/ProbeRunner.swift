@@ -134,16 +134,10 @@ final class ProbeRunner: Sendable {
         do {
             let null = try Posix.openNullDevice()
             defer { Posix.close(null) }
-            let pid = try Posix.spawn(
-                path: path, arguments: Array(command.dropFirst()), environment: environment, inherited: [],
-                standardOutput: null, standardError: null)
-            let pidfd = try Posix.pidfdOpen(pid)
-            defer { Posix.close(pidfd) }
-            guard try Posix.pollReadable(pidfd, timeoutNanoseconds: timeout.nanoseconds),
-                let status = try Posix.reap(pidfd: pidfd)
+            guard
+                let status = try Posix.runBounded(
+                    path: path, arguments: Array(command.dropFirst()), environment: environment, output: null, timeout: timeout)
             else {
-                try? Posix.pidfdSignal(pidfd, PosixSignal.kill)  // try?: it may have ended just now; reaped next either way
-                _ = try? Posix.reap(pidfd: pidfd, waiting: true)  // try?: nothing more to learn from a killed probe
                 return "\(command.joined(separator: " ")) took longer than \(DurationParser.format(timeout))"
             }
             return status == .exited(0) ? nil : "\(command.joined(separator: " ")) ended with \(status)"

@@ -292,7 +292,9 @@ final class Watcher: @unchecked Sendable {
     /// one-shot group that completed counts), and a one-line `STATUS=` when it changes.
     private func notifySystemd() {
         guard let notifier, core.mode == .running else { return }
-        // One pass over the slots: this runs after every turn of the loop under systemd.
+        // One pass over the slots: this runs after every turn of the loop under systemd. The
+        // pool is read once (it is the core's, copied out at each read).
+        let pool = self.pool
         var readyByGroup = [Int](repeating: 0, count: pool.groups.count)
         var completedByGroup = [Bool](repeating: true, count: pool.groups.count)
         for slot in core.slots {
@@ -305,7 +307,7 @@ final class Watcher: @unchecked Sendable {
         let wanted = pool.groups.reduce(0) { $0 + $1.minWorkers }
         // A group has its minimum ready, or is a one-shot group that completed.
         let satisfied = pool.groups.indices.allSatisfy { readyByGroup[$0] >= pool.groups[$0].minWorkers || completedByGroup[$0] }
-        let status = "\(ready) of \(wanted) workers ready in \(pool.activeGroups.count) group(s)"
+        let status = "\(ready) of \(wanted) workers ready in \(pool.groups.count { !$0.retired }) group(s)"
         if !readySent && satisfied {
             readySent = true
             lastStatus = status

@@ -14,13 +14,9 @@ extension GroupDescription {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // Encoding plain values cannot fail; an empty input would still give a fixed hash.
-        let bytes = (try? encoder.encode(definition)) ?? Data()
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash == 0 ? 1 : hash
+        var digest = DefinitionDigest()
+        digest.add((try? encoder.encode(definition)) ?? Data())
+        return digest.value == 0 ? 1 : digest.value
     }
 
     /// The hash as `status` prints it: 12 hexadecimal digits.
