@@ -52,7 +52,11 @@ struct HTTPHelloTests {
     @Test("keep-alive serves several requests on one connection; the counters in shared memory match the client")
     func keepAliveAndCounters() async throws {
         try await withHTTPPool("httpcount") { fixture, port, events in
-            let kept = try #require(await TestSupport.blocking { HTTPClient.getKeepAlive(port: port, "/", times: 5) })
+            let (replies, failure) = try await TestSupport.blocking { () -> ([HTTPClient.Reply]?, String) in
+                var failure = ""
+                return (HTTPClient.getKeepAlive(port: port, "/", times: 5, failure: &failure), failure)
+            }
+            let kept = try #require(replies, "\(failure)")
             #expect(kept.count == 5 && kept.allSatisfy { $0.status == 200 })
             #expect(Set(kept.map(\.worker)).count == 1, "one connection, one worker")
             for _ in 0..<20 { _ = try await HTTPClient.fetch(port: port, "/") }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 @testable import PoolEngine
 
@@ -102,10 +103,30 @@ enum SocketClient {
         return (Int(UInt16(bigEndian: actual.sin_port)), fd)
     }
 
-    /// A port nothing listens on right now (the kernel's pick, then released).
+    /// The next port `freePort` tries: below the kernel's ephemeral range (32768 and up), from a
+    /// random start so that two test processes rarely try the same ones.
+    private static let nextPort = Synchronization.Mutex(Int.random(in: 20_000..<31_000))
+
+    /// A port nothing listens on right now, released for the caller to bind.
+    ///
+    /// Not the kernel's pick (`bind` to port 0): that comes from the ephemeral range, the one
+    /// every outgoing connection of the tests running in parallel takes its local port from, so
+    /// between the release and the pool's bind a client could take it (EADDRINUSE).
     static func freePort() throws -> Int {
-        let (port, fd) = try occupiedPort()
-        close(fd)
-        return port
+        for _ in 0..<1_000 {
+            let port = nextPort.withLock { port -> Int in
+                defer { port = port >= 32_000 ? 20_000 : port + 1 }
+                return port
+            }
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw SystemCallError(call: "socket", errno: errno) }
+            defer { close(fd) }
+            var address = loopback(port: port)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound == 0 { return port }
+        }
+        throw SystemCallError(call: "bind(127.0.0.1:20000...32000)", errno: EADDRINUSE)
     }
 }

@@ -43,6 +43,12 @@ struct WorkerPoolTests {
             let events = EventRecorder(pool)
             let running = RunningPool(pool)
             await pool.awaitStart()
+            // A pool that could not start (a port taken meanwhile, say) has no snapshot: say why
+            // rather than run the body against nothing.
+            if pool.snapshot() == nil, case .failure(let error) = await running.finish() {
+                Issue.record("the pool did not start: \(error)", sourceLocation: sourceLocation)
+                throw error
+            }
             // The recorder reads the event stream in its own task: wait until it has caught up
             // with every worker the pool has made ready, so a body may read `readyPIDs` at once.
             let ready = pool.snapshot()?.groups.reduce(0) { $0 + $1.ready } ?? 0
