@@ -16,6 +16,8 @@ public final class ConsoleApp {
     private var deaths: [PostMortem] = []
     private var deathsRead: Double = 0
     private var hasSeenPool = false
+    /// Replay: the moment the trends were computed for.
+    private var replayTime: Double?
     /// The newest event line of the last frame: a scrolled events pane stays on its lines as new ones arrive.
     private var newestEvent: PoolEventRecord?
 
@@ -30,7 +32,8 @@ public final class ConsoleApp {
         self.source = source
         self.terminal = terminal
         self.themes = themes.isEmpty ? Theme.builtIn : themes
-        state = ConsoleState(readOnly: readOnly)
+        state = ConsoleState(readOnly: readOnly || source.replay != nil)
+        state.isReplay = source.replay != nil
         if let theme, let index = self.themes.firstIndex(where: { $0.name == theme }) { state.themeIndex = index }
     }
 
@@ -52,7 +55,16 @@ public final class ConsoleApp {
         if !state.isPaused || snapshot == nil, now - lastRead >= state.refresh.seconds || snapshot == nil || state.mode == .quitting {
             snapshot = source.snapshot()
             lastRead = now
-            if let snapshot { trends.update(snapshot) }
+            if let replay = source.replay {
+                // The rates at the cursor come from the frames before it, not from reading again.
+                if replay.time != replayTime {
+                    replayTime = replay.time
+                    trends = ConsoleTrends()
+                    for frame in replay.trendFrames() { trends.update(frame) }
+                }
+            } else if let snapshot {
+                trends.update(snapshot)
+            }
         }
         if state.mode == .quitting && snapshot == nil { return true }
         // A hosted pool that ended by itself (a signal, a fatal error) takes its console with it.
@@ -66,6 +78,8 @@ public final class ConsoleApp {
             // From the pool's state directory, at the refresh rate while the view is open.
             if now - deathsRead >= state.refresh.seconds {
                 deaths = PostMortemFile.records(pool: source.poolName).reversed()
+                // A replay shows the deaths up to its moment.
+                if let replay = source.replay { deaths = deaths.filter { $0.at <= replay.time + 0.5 } }
                 deathsRead = now
             }
         } else {
@@ -73,7 +87,7 @@ public final class ConsoleApp {
         }
         let frame = ConsoleView.render(
             snapshot: snapshot, events: events, state: state, trends: trends, poolName: source.poolName,
-            isHosting: source.isHosting, width: size.width, height: size.height, deaths: deaths)
+            isHosting: source.isHosting, width: size.width, height: size.height, deaths: deaths, banner: source.replay?.banner)
         terminal.present(frame, theme: themes[state.themeIndex % themes.count])
         guard let key = terminal.readKey(timeoutMilliseconds: keyTimeoutMilliseconds) else { return false }
         if key != .resize { state.message = nil }
@@ -86,6 +100,9 @@ public final class ConsoleApp {
             switch effect {
             case .exit:
                 return true
+            case .seek(let move):
+                state.message = source.replay?.seek(move, now: ReplayTime.wallClock)
+                deathsRead = 0
             case .run(.stopPool) where state.shouldExit:
                 // The terminal is gone: stop the pool and leave; the host waits for the pool.
                 let source = self.source

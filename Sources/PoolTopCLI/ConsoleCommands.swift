@@ -94,38 +94,48 @@ struct AttachCommand: PoolTopAsyncCommand {
             printError("\(CLIContext.shared.commandName): no pool named '\(name)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
             throw ExitCode(1)
         }
-        let source = AttachedSource(pool: name)
-        let themes = ThemeLibrary.load()
-        let readOnly = self.readOnly
-        let theme = self.theme
-        // SIGTERM or a closed terminal (SIGHUP) ends the console cleanly; the pool never notices.
-        let signals = try SignalFlag()
-        defer { signals.restore() }
-        try await DedicatedThread.run(name: "pooltop-ui") {
-            let terminal = CursesTerminal()
-            ConsoleApp(
-                source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme,
-                shouldStop: { signals.isRaised }
-            ).run()
-        }
+        try await runDetachedConsole(AttachedSource(pool: name), readOnly: readOnly, theme: theme)
     }
 }
 
-/// `pooltop top --once [NAME]`: one frame as plain text, like `top -b`.
+/// The console on a source that does not host the pool (attached, or a replay), on a thread of
+/// its own, until the operator quits; SIGTERM or a closed terminal (SIGHUP) end it cleanly,
+/// and the pool never notices.
+func runDetachedConsole(_ source: any ConsoleSource, readOnly: Bool, theme: String?) async throws {
+    let themes = ThemeLibrary.load()
+    let signals = try SignalFlag()
+    defer { signals.restore() }
+    try await DedicatedThread.run(name: "pooltop-ui") {
+        let terminal = CursesTerminal()
+        ConsoleApp(
+            source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme, shouldStop: { signals.isRaised }
+        ).run()
+    }
+}
+
+/// `pooltop top --once [NAME] [--at WHEN]`: one frame as plain text, like `top -b`.
 struct TopCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "top", abstract: "Print one console frame of a running pool as plain text (for scripts and bug reports).")
+        commandName: "top",
+        abstract: "Print one console frame of a running pool, or of its flight recording with --at, as plain text (for scripts and bug reports).")
 
     @Argument(help: "The pool's name (the only running pool when left out).") var name: String?
     @Flag(name: .long, help: "Print one frame and exit (the only mode for now).") var once = false
     @Option(name: .long, help: "Columns of the frame.") var width: Int = 120
     @Option(name: .long, help: "Rows of the frame.") var height: Int = 40
+    @Option(name: .long, help: "A recorded moment instead of now: -5m, 03:12:00 or 2026-12-01T03:12:00 (the pool may be stopped).")
+    var at: String?
 
     func validate() throws {
         if width < 20 || height < 5 { throw ValidationError("--width must be at least 20 and --height at least 5") }
+        if at != nil && name == nil { throw ValidationError("--at needs the pool's name") }
     }
 
     func run() throws {
+        if let name, let at {
+            try printRecorded(name, at: at)
+            return
+        }
         let running = RuntimeDirectory.poolNames().filter { RuntimeDirectory.isRunning(pool: $0) }
         guard let pool = name ?? (running.count == 1 ? running[0] : nil) else {
             printError("\(CLIContext.shared.commandName): name the pool; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
@@ -144,5 +154,25 @@ struct TopCommand: ParsableCommand {
             snapshot: snapshot, events: [], state: state, trends: trends, poolName: pool, isHosting: false, width: width,
             height: height)
         print(frame.text)
+    }
+
+    /// The recorded frame at `at`, drawn as the replay console draws it (events included).
+    private func printRecorded(_ pool: String, at: String) throws {
+        let (recording, time) = try openRecording(pool, at: at)
+        let source = ReplaySource(recording: recording, at: time)
+        guard let frame = source.currentFrame() else {
+            printError("\(CLIContext.shared.commandName): \(source.frameProblem ?? "the frame cannot be read")")
+            throw ExitCode(1)
+        }
+        var state = ConsoleState(readOnly: true)
+        state.isReplay = true
+        state.focus = .workers
+        state.selectedWorker = -1
+        var trends = ConsoleTrends()
+        for snapshot in source.trendFrames() { trends.update(snapshot) }
+        let screen = ConsoleView.render(
+            snapshot: frame.snapshot, events: source.recentEvents(), state: state, trends: trends, poolName: pool, isHosting: false,
+            width: width, height: height, banner: source.banner)
+        print(screen.text)
     }
 }

@@ -14,6 +14,7 @@ struct PoolTopCommand: ParsableCommand {
         subcommands: [
             HostCommand.self, RunCommand.self, AttachCommand.self, TopCommand.self, ListCommand.self, StatusCommand.self, ScaleCommand.self, RestartCommand.self,
             StopCommand.self, LogsCommand.self, JobCommand.self, MetricsCommand.self, ApplyCommand.self, WhyCommand.self,
+            ReplayCommand.self,
         ],
         defaultSubcommand: HostCommand.self
         )

@@ -206,3 +206,34 @@ struct PoolConfigurationJobKeysTests {
         }
     }
 }
+
+@Suite("pool.yaml: recordFor, the flight recorder's span")
+struct RecordForConfigurationTests {
+    func parse(_ line: String) throws(ConfigurationError) -> PoolConfiguration {
+        try PoolConfiguration.parse(
+            yaml: "name: rec\n\(line)\ngroups:\n  - {name: jobs, kind: job, entryPoint: demo-job}\n", file: "pool.yaml",
+            entryPoints: DemoPool.entryPoints
+        ).configuration
+    }
+
+    @Test("15 minutes by default, a duration, or off")
+    func values() throws {
+        #expect(try parse("").recordFor == .seconds(900))
+        #expect(try parse("recordFor: 1h").recordFor == .seconds(3600))
+        #expect(try parse("recordFor: off").recordFor == nil)
+        // What the Swift API gets from the file.
+        let pool = try parse("recordFor: 2m").makePool(entryPoints: DemoPool.entryPoints, logger: .init(label: "test"))
+        #expect(pool.configuration.recordFor == .seconds(120))
+    }
+
+    @Test("out of range or not a duration is an error naming recordFor and its line", arguments: ["recordFor: 5s", "recordFor: 25h", "recordFor: soon"])
+    func errors(line: String) throws {
+        do throws(ConfigurationError) {
+            _ = try parse(line)
+            Issue.record("\(line) was accepted")
+        } catch {
+            #expect(error.path == "recordFor" && error.line == 2, "\(error)")
+            #expect(error.description.hasPrefix("pool.yaml:2: recordFor"), "\(error)")
+        }
+    }
+}

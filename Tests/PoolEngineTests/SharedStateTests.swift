@@ -71,6 +71,27 @@ struct SharedStateTests {
         }
     }
 
+    @Test("the job a worker starts is described for its post-mortem: sender, priority, weight, the payload's head and length")
+    func currentJobParticulars() throws {
+        try withSegment { segment, pool in
+            let recorder = try WorkerActivityRecorder(segmentName: segment.name, id: WorkerID(3))
+            let reader = PoolStateReader(segment: segment)
+            let base = segment.slotBase(WorkerID(3))
+            recorder.describeCurrentJob(
+                Job(id: 7, payload: Array("resize image 42 to 64x64".utf8), priority: -3, weight: 5, sender: WorkerID(9), senderGroup: GroupID(2), deadline: nil))
+            var job = reader.currentJob(base)
+            #expect(job.sender?.0 == WorkerID(9) && job.sender?.1 == GroupID(2))
+            #expect(job.priority == -3 && job.weight == 5 && job.length == 24)
+            #expect(String(decoding: job.head, as: UTF8.self) == "resize image 42 ")
+            // An operator's short job replaces it whole: no sender, no leftover bytes.
+            recorder.describeCurrentJob(Job(id: 8, payload: Array("ping".utf8), priority: 0, weight: 1, sender: nil, senderGroup: nil, deadline: nil))
+            job = reader.currentJob(base)
+            #expect(job.sender == nil && job.priority == 0 && job.weight == 1 && job.head == Array("ping".utf8) && job.length == 4)
+            #expect(reader.currentJob(segment.slotBase(WorkerID(4))).length == 0, "other slots untouched")
+            _ = pool
+        }
+    }
+
     @Test("a worker's activity part round-trips, and only changed records are rewritten")
     func activityRoundTrip() throws {
         try withSegment { segment, pool in

@@ -55,7 +55,9 @@ struct HangProcessTests {
         let (name, directory, watcher) = try await runningPool("why")
         let pooltop = TestSupport.pooltopExecutable
         // A job that runs long enough to be caught running.
-        let job = Task { try await TestSupport.shellOffPool("'\(pooltop)' job '\(name)' jobs 'sleep 8000'", directory: directory) }
+        let job = Task {
+            try await TestSupport.shellOffPool("'\(pooltop)' job '\(name)' jobs 'sleep 8000' --priority 3 --weight 2", directory: directory)
+        }
         var running: (worker: Int, pid: Int32, job: Int)?
         for _ in 0..<100 where running == nil {
             let status = try await TestSupport.shellOffPool("'\(pooltop)' status '\(name)' --json", directory: directory)
@@ -80,8 +82,12 @@ struct HangProcessTests {
         #expect(killed["pid"]?.integer == Int(victim.pid) && killed["worker"]?.integer == victim.worker, "\(why.stdout)")
         #expect(killed["status"]?.string == "signaled" && killed["signal"]?.integer == 9, "\(why.stdout)")
         #expect(killed["job"]?["id"]?.integer == victim.job, "the job it was running: \(why.stdout)")
+        #expect(killed["job"]?["priority"]?.integer == 3 && killed["job"]?["weight"]?.integer == 2, "\(why.stdout)")
+        #expect(killed["job"]?["payloadHead"]?.string == "sleep 8000" && killed["job"]?["payloadBytes"]?.integer == 10, "\(why.stdout)")
+        #expect(killed["job"]?["sender"] == nil, "an operator's job has no sender in the pool: \(why.stdout)")
         let text = try await TestSupport.shellOffPool("'\(pooltop)' why '\(name)' \(victim.worker) --last 2", directory: directory)
         #expect(text.stdout.contains(": signal, signal 9") && text.stdout.contains("running job \(victim.job) for"), "\(text.stdout)")
+        #expect(text.stdout.contains("(from outside the pool, priority 3, weight 2): \"sleep 8000\""), "\(text.stdout)")
         let none = try await TestSupport.shellOffPool("'\(pooltop)' why no-such-pool-here", directory: directory)
         #expect(none.status == .exited(1) && none.stderr.contains("no death of pool 'no-such-pool-here' is on record"), "\(none)")
     }

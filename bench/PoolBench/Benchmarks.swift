@@ -44,9 +44,12 @@ struct Figure {
         fflush(nil)
     }
 
-    private func format(_ value: Double) -> String {
-        value.isFinite ? String(Double(Int((value * 1000).rounded())) / 1000) : "null"
-    }
+    private func format(_ value: Double) -> String { formatFigure(value) }
+}
+
+/// A figure to three decimals, or null (JSON has no NaN).
+func formatFigure(_ value: Double) -> String {
+    value.isFinite ? String(Double(Int((value * 1000).rounded())) / 1000) : "null"
 }
 
 func nowMicroseconds() -> Double { nowMilliseconds() * 1000 }
@@ -63,6 +66,26 @@ func selfExecutable() -> String {
     return String(decoding: buffer[0..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
+/// `posix_spawn` with every signal unblocked in the child: spawned from a Dispatch thread, a
+/// child would inherit its blocked signals (SIGTERM among them) and never see the one that
+/// stops it. nil when the spawn failed.
+func spawnUnmasked(
+    _ path: String, _ argv: [UnsafeMutablePointer<CChar>?], environment: [UnsafeMutablePointer<CChar>?]? = nil,
+    actions: inout posix_spawn_file_actions_t
+) -> pid_t? {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var emptyMask = sigset_t()
+    sigemptyset(&emptyMask)
+    posix_spawnattr_setsigmask(&attributes, &emptyMask)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+    var pid: pid_t = 0
+    let status = environment.map { posix_spawn(&pid, path, &actions, &attributes, argv, $0) }
+        ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+    return status == 0 ? pid : nil
+}
+
 /// Spawns this binary with `extra` environment and one end of a socketpair as fd 3.
 func spawnSelf(arguments: [String] = [], environment extra: [String]) -> (pid: pid_t, channel: Int32) {
     var fds: [Int32] = [0, 0]
@@ -70,14 +93,6 @@ func spawnSelf(arguments: [String] = [], environment extra: [String]) -> (pid: p
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
-    // Spawned from a Dispatch thread, a child would inherit its blocked signals (SIGTERM among them).
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    var emptyMask = sigset_t()
-    sigemptyset(&emptyMask)
-    posix_spawnattr_setsigmask(&attributes, &emptyMask)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-    var pid: pid_t = 0
     let path = selfExecutable()
     var environment: [String] = []
     var cursor = 0
@@ -88,9 +103,8 @@ func spawnSelf(arguments: [String] = [], environment extra: [String]) -> (pid: p
     environment += extra
     let argv = ([path] + arguments).map { strdup($0) } + [nil]
     let envp = environment.map { strdup($0) } + [nil]
-    posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+    let pid = spawnUnmasked(path, argv, environment: envp, actions: &actions) ?? 0
     posix_spawn_file_actions_destroy(&actions)
-    posix_spawnattr_destroy(&attributes)
     argv.forEach { free($0) }
     envp.forEach { free($0) }
     close(fds[1])
@@ -600,16 +614,18 @@ enum Benchmarks {
 
 /// `pool-bench watch N [SLOTS]`: a watcher process with N idle workers (and SLOTS slots) that
 /// handles signals like `pooltop run`, and writes one byte on fd 3 once every worker is ready.
-/// POOLBENCH_SAMPLE=0 turns off its resource sampling.
+/// POOLBENCH_SAMPLE=0 turns off its resource sampling, POOLBENCH_RECORD=0 its flight recorder.
 enum WatchMode {
     static func run(workers: Int, slots: Int) async {
         let sampling = getenv("POOLBENCH_SAMPLE").map { String(cString: $0) } != "0"
+        let recording = getenv("POOLBENCH_RECORD").map { String(cString: $0) } != "0"
         // A name of its own unless told one (the chaos drill restarts a killed watcher's pool).
         let name = getenv("POOLBENCH_POOL_NAME").map { String(cString: $0) } ?? "bench-watch-\(getpid())"
         let pool = WorkerPool(
             name: name, entryPoints: DemoPool.entryPoints,
             configuration: WorkerPool.Configuration(
-                stopTimeout: .seconds(5), handlesSignals: true, sampleInterval: sampling ? .seconds(1) : nil),
+                stopTimeout: .seconds(5), handlesSignals: true, sampleInterval: sampling ? .seconds(1) : nil,
+                recordFor: recording ? PoolConfiguration.defaultRecordFor : nil),
             logger: quietLogger)
         // Safe: valid by construction, described before run().
         try! pool.describeGroup(

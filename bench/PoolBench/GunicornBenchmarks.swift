@@ -87,20 +87,15 @@ enum GunicornBenchmarks {
         let port = HTTPBenchmarks.freePort()
         let arguments = ["python3", "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:\(port)"] + options + ["wsgi:app"]
         let command = "cd '\(directory)' && exec " + arguments.joined(separator: " ") + " >/dev/null 2>&1"
-        var pid: pid_t = 0
         let words: [String] = ["/bin/sh", "-c", command]
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         // The calling thread may have signals blocked (pool threads do); gunicorn must not
         // inherit that mask, or it never sees the SIGTERM that stops it.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        guard posix_spawn(&pid, "/bin/sh", nil, &attributes, argv, environ) == 0 else { return nil }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        guard let pid = spawnUnmasked("/bin/sh", argv, actions: &actions) else { return nil }
         let load = warmedUp(port: port) ? HTTPBenchmarks.wrk(port: port, seconds: seconds) : nil
         kill(pid, SIGTERM)
         reap(pid)

@@ -32,7 +32,7 @@ enum JobBenchmarks {
     /// The pool the job figures are measured on: 2 demo job workers.
     static func startPool(heartbeat: Bool = true) async -> (WorkerPool, Task<Void, any Error>) {
         let pool = WorkerPool(
-            name: "bench-jobs-\(getpid())", entryPoints: DemoPool.entryPoints,
+            name: "bench-jobs-\(getpid())\(heartbeat ? "" : "-hang-off")", entryPoints: DemoPool.entryPoints,
             configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
         var group = WorkerGroup(
             entryPoint: "demo-job", kind: .job, minWorkers: 2, name: "jobs",
@@ -62,26 +62,36 @@ enum JobBenchmarks {
         }
         unsetenv("POOLTOP_JOB_WAIT")
         let pipeFloor = cFloor(["pipe", "\(pipelined * 4)", "256"])
-        // With the heartbeat (the default) and without it (hangTimeout off), in the same run:
-        // what the hang watchdog costs a busy job worker.
+        // With the heartbeat (the default) and without it (hangTimeout off): both pools run, and
+        // their rounds alternate, so the host's drift hits both alike; what the hang watchdog
+        // costs a busy job worker is their ratio, round by round.
+        let (withBeat, withTask) = await startPool(heartbeat: true)
+        let (without, withoutTask) = await startPool(heartbeat: false)
+        // Five rounds each, the median reported: one round lasts a fifth of a second, which a
+        // neighbour's burst on a shared machine can spoil.
+        var rates: [Bool: [Double]] = [true: [], false: []]
+        var completedJobs: [Bool: Int] = [true: 0, false: 0]
+        for round in 0..<10 {
+            let heartbeat = round % 2 == 0
+            let started = nowMicroseconds()
+            let completed = await pipelinedJobs(heartbeat ? withBeat : without, payload, count: pipelined)
+            rates[heartbeat, default: []].append(Double(completed) / ((nowMicroseconds() - started) / 1e6))
+            completedJobs[heartbeat, default: 0] += completed
+        }
         for heartbeat in [true, false] {
-            let (pool, task) = await startPool(heartbeat: heartbeat)
-            // Five rounds, the median reported: one round lasts a fifth of a second, which a
-            // neighbour's burst on a shared machine can spoil.
-            var rates: [Double] = []
-            var completedJobs = 0
-            for _ in 0..<5 {
-                let started = nowMicroseconds()
-                let completed = await pipelinedJobs(pool, payload, count: pipelined)
-                rates.append(Double(completed) / ((nowMicroseconds() - started) / 1e6))
-                completedJobs += completed
-            }
             Figure(
                 name: heartbeat ? "job_throughput_256_in_flight" : "job_throughput_256_in_flight_hang_off", unit: "jobs/s",
-                samples: rates, floor: pipeFloor?["frames_per_second"].map { [$0] } ?? [], target: heartbeat ? 200_000 : nil,
+                samples: rates[heartbeat] ?? [], floor: pipeFloor?["frames_per_second"].map { [$0] } ?? [], target: heartbeat ? 200_000 : nil,
                 targetIsMinimum: true,
-                note: "5 rounds of \(pipelined) jobs (\(completedJobs) answered), 256 in flight, to 2 job workers, unpinned, \(heartbeat ? "heartbeat on (hangTimeout 30s, the default)" : "hangTimeout off (no heartbeat)"); floor: C pipelined 64-byte frames (window 256)"
+                note: "5 rounds of \(pipelined) jobs (\(completedJobs[heartbeat] ?? 0) answered), 256 in flight, to 2 job workers, unpinned, \(heartbeat ? "heartbeat on (hangTimeout 30s, the default)" : "hangTimeout off (no heartbeat)"), alternating round by round with the other; floor: C pipelined 64-byte frames (window 256)"
             ).print()
+        }
+        let ratios = zip(rates[true] ?? [], rates[false] ?? []).map { $0 / $1 }
+        Figure(
+            name: "job_throughput_heartbeat_ratio", unit: "ratio", samples: ratios,
+            note: "each round's throughput with the heartbeat over the next round's without (1 means it costs nothing; the spread of these ratios is the noise it must stay within): \(ratios.map { formatFigure($0) })"
+        ).print()
+        for (pool, task) in [(withBeat, withTask), (without, withoutTask)] {
             pool.stop()
             _ = try? await task.value
         }

@@ -80,6 +80,11 @@ if selected("idle") {
     Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: false)
     Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: true)
 }
+if selected("recorder") {
+    // What the recorder adds to an idle pool (issue 12's idle target), then its cost and sizes at 256 workers.
+    await RecorderBenchmarks.run(workers: 8, seconds: 10, rounds: 3, sizes: false)
+    await RecorderBenchmarks.run(workers: 256, seconds: 10, rounds: 2, sizes: true)
+}
 if selected("snapshot") { Benchmarks.snapshotRead(slots: 1000, reads: 1000) }
 if selected("shared") { Benchmarks.sharedStateCost(workers: 64, seconds: 10) }
 if selected("status") { Benchmarks.statusRoundTrip(requests: 200) }

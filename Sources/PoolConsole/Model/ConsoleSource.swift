@@ -35,6 +35,12 @@ public protocol ConsoleSource: Sendable {
     func recentEvents() -> [PoolEventRecord]
     /// Carries out a command; what to show the operator.
     func perform(_ command: ConsoleCommand) async -> ConsoleOutcome
+    /// A recording played back (`pooltop replay`); nil for a live pool.
+    var replay: ReplaySource? { get }
+}
+
+extension ConsoleSource {
+    public var replay: ReplaySource? { nil }
 }
 
 /// Keeps the last events of a stream for the events pane.

@@ -74,6 +74,8 @@ public struct ConsoleState: Hashable, Sendable {
         case jobForm(JobForm)
         /// How the last test jobs ended, one line each.
         case jobResults([String])
+        /// Replay: the moment typed after `g`.
+        case seek(String)
     }
 
     public enum Focus: Hashable, Sendable, CaseIterable {
@@ -99,6 +101,8 @@ public struct ConsoleState: Hashable, Sendable {
     public var refresh: Duration = .seconds(1)
     public var themeIndex = 0
     public var readOnly = false
+    /// The console plays a recording back (`pooltop replay`): ←/→ and PgUp/PgDn move in time.
+    public var isReplay = false
     public var message: String?
     public var shouldExit = false
 
@@ -110,6 +114,8 @@ public struct ConsoleState: Hashable, Sendable {
 /// What a key asks the console loop to do besides changing state.
 public enum ConsoleEffect: Hashable, Sendable {
     case run(ConsoleCommand)
+    /// Replay: move through the recording.
+    case seek(ReplaySeek)
     case exit
 }
 
@@ -189,6 +195,23 @@ public enum ConsoleReducer {
         case .help:
             if key != .resize { state.mode = .normal }
             return []
+        case .seek(var text):
+            switch key {
+            case .escape:
+                state.mode = .normal
+            case .enter:
+                state.mode = .normal
+                return text.isEmpty ? [] : [.seek(.to(text))]
+            case .backspace:
+                if !text.isEmpty { text.removeLast() }
+                state.mode = .seek(text)
+            case .character(let character):
+                text.append(character)
+                state.mode = .seek(text)
+            default:
+                break
+            }
+            return []
         case .detail:
             if key == .escape || key == .enter || key == .character("q") { state.mode = .normal }
             return []
@@ -227,8 +250,24 @@ public enum ConsoleReducer {
                 return []
             }
         case .normal:
+            if state.isReplay, let move = replayMove(&state, key: key) { return move }
             if state.focus == .events, scrollEvents(&state, key: key, events: events) { return [] }
             return normal(&state, key: key, snapshot: snapshot, isHosting: isHosting, themes: themes)
+        }
+    }
+
+    /// Replay's own keys: ←/→ a second, PgUp/PgDn a minute, `g` a moment typed in; nil for others.
+    private static func replayMove(_ state: inout ConsoleState, key: ConsoleKey) -> [ConsoleEffect]? {
+        switch key {
+        case .left: return [.seek(.by(-1))]
+        case .right: return [.seek(.by(1))]
+        case .pageUp: return [.seek(.by(-60))]
+        case .pageDown: return [.seek(.by(60))]
+        case .character("g"):
+            state.mode = .seek("")
+            return []
+        case .character("G"): return [.seek(.newest)]
+        default: return nil
         }
     }
 
@@ -282,6 +321,10 @@ public enum ConsoleReducer {
         let group = groups.indices.contains(state.selectedGroup) ? groups[state.selectedGroup] : nil
         let worker = workers.indices.contains(state.selectedWorker) ? workers[state.selectedWorker] : nil
         func needsWrite() -> Bool {
+            if state.isReplay {
+                state.message = "replay: a recording cannot be changed"
+                return true
+            }
             if state.readOnly { state.message = "read-only: actions are disabled" }
             return state.readOnly
         }

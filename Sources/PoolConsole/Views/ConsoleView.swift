@@ -4,7 +4,7 @@ import PoolEngine
 public enum ConsoleView {
     public static func render(
         snapshot: PoolSnapshot?, events: [PoolEventRecord], state: ConsoleState, trends: ConsoleTrends,
-        poolName: String, isHosting: Bool, width: Int, height: Int, deaths: [PostMortem] = []
+        poolName: String, isHosting: Bool, width: Int, height: Int, deaths: [PostMortem] = [], banner: String? = nil
     ) -> ScreenBuffer {
         var screen = ScreenBuffer(width: width, height: height)
         guard width >= 20 && height >= 5 else {
@@ -19,7 +19,7 @@ public enum ConsoleView {
             drawKeyBar(&screen, state: state, isHosting: isHosting)
             return screen
         }
-        var y = drawHeader(&screen, snapshot: snapshot, state: state, trends: trends, isHosting: isHosting)
+        var y = drawHeader(&screen, snapshot: snapshot, state: state, trends: trends, isHosting: isHosting, banner: banner)
         y = drawGroups(&screen, snapshot: snapshot, state: state, from: y + 1)
         let eventsHeight = height >= 24 ? max(4, height / 5) : (height >= 14 ? 3 : 0)
         let workersEnd = height - 1 - (eventsHeight > 0 ? eventsHeight + 1 : 0)
@@ -34,7 +34,7 @@ public enum ConsoleView {
         case .jobForm(let form): drawJobForm(&screen, form)
         case .jobResults(let lines): drawDialog(&screen, title: "Test jobs", lines: lines + ["", "any key closes this list"])
         case .deaths(let view): drawDeaths(&screen, deaths: deaths, view: view)
-        case .normal, .filter: break
+        case .normal, .filter, .seek: break
         }
         return screen
     }
@@ -42,15 +42,20 @@ public enum ConsoleView {
     // MARK: - Parts
 
     static func drawHeader(
-        _ screen: inout ScreenBuffer, snapshot: PoolSnapshot, state: ConsoleState, trends: ConsoleTrends, isHosting: Bool
+        _ screen: inout ScreenBuffer, snapshot: PoolSnapshot, state: ConsoleState, trends: ConsoleTrends, isHosting: Bool,
+        banner: String? = nil
     ) -> Int {
         let pool = snapshot.pool
         var x = screen.put("pooltop", x: 0, y: 0, role: .headerTitle)
         x = screen.put(" \(pool.name)", x: x, y: 0, role: .headerValue)
+        // A replay says so first, in the message colour, so nobody takes it for the live pool.
+        if let banner { x = screen.put("  \(banner)", x: x, y: 0, role: .message) }
         x = label(&screen, "  pid ", "\(pool.pid)", x: x, y: 0)
         x = label(&screen, "  up ", duration(pool.uptimeSeconds), x: x, y: 0)
         x = label(&screen, "  restarts ", "\(pool.restarts.hard) hard, \(pool.restarts.soft) soft", x: x, y: 0)
-        if !isHosting { screen.put(state.readOnly ? "  [attached, read-only]" : "  [attached]", x: x, y: 0, role: .headerLabel) }
+        if banner == nil && !isHosting {
+            screen.put(state.readOnly ? "  [attached, read-only]" : "  [attached]", x: x, y: 0, role: .headerLabel)
+        }
         let running = snapshot.workers.filter { $0.state.hasProcess }.count
         let ready = snapshot.workers.filter { $0.state == .ready }.count
         x = label(&screen, "workers ", "\(running)/\(ready)/\(snapshot.workers.count)", x: 0, y: 1)
@@ -63,7 +68,11 @@ public enum ConsoleView {
         x = label(&screen, "  cpu ", "\(Int(trends.cpuPercent.rounded()))%", x: x, y: 1)
         x = label(&screen, "  mem ", bytes(snapshot.workers.reduce(0) { $0 + $1.rssBytes }), x: x, y: 1)
         if state.isPaused { screen.put("  PAUSED", x: x, y: 1, role: .message) }
-        if let message = state.message { screen.put(message, x: 0, y: 2, role: .message) }
+        if case .seek(let text) = state.mode {
+            screen.put("go to (-5m, 03:12:00, 2026-12-01T03:12:00): \(text)_", x: 0, y: 2, role: .message)
+        } else if let message = state.message {
+            screen.put(message, x: 0, y: 2, role: .message)
+        }
         if (state.mode == .filter && state.focus != .events) || !state.filter.isEmpty {
             screen.put("filter: \(state.filter)\(state.mode == .filter && state.focus != .events ? "_" : "")", x: max(0, screen.width - 30), y: 2, role: .message)
         }
@@ -157,10 +166,12 @@ public enum ConsoleView {
         let y = screen.height - 1
         screen.fill(y: y, role: .keyBarLabel)
         var keys: [(String, String)] = [("F1?", "Help"), ("↑↓", "Move"), ("Tab", "Panel"), ("Enter", "Detail"), ("/", "Filter")]
-        if !state.readOnly {
+        if state.isReplay {
+            keys = [("F1?", "Help"), ("←→", "1s"), ("PgUp/Dn", "1m"), ("g", "Go to"), ("G", "Newest"), ("↑↓", "Move"), ("Tab", "Panel"), ("d", "Deaths")]
+        } else if !state.readOnly {
             keys += [("+-", "Scale"), ("r", "Restart"), ("R", "Group"), ("H", "Hard"), ("k", "Kill"), ("j", "Job")]
         }
-        keys += [("t", "Theme"), ("p", "Pause"), ("q", isHosting ? "Quit" : "Detach")]
+        keys += [("t", "Theme"), ("p", "Pause"), ("q", isHosting || state.isReplay ? "Quit" : "Detach")]
         var x = 0
         for (key, label) in keys where x < screen.width {
             x = screen.put(key, x: x, y: y, role: .keyBar)

@@ -30,7 +30,18 @@ public enum PostMortemText {
         ]
         if let message = record.message { lines.append("  why: \(message)") }
         if let job = record.job {
-            lines.append("  running job \(job.id) for \(Formatting.duration(job.runningSeconds))")
+            var described = "  running job \(job.id) for \(Formatting.duration(job.runningSeconds))"
+            var particulars: [String] = []
+            if job.priority != nil || job.payloadHead != nil { particulars.append("from \(job.sender ?? "outside the pool")") }
+            if let priority = job.priority { particulars.append("priority \(priority)") }
+            if let weight = job.weight { particulars.append("weight \(weight)") }
+            if !particulars.isEmpty { described += " (\(particulars.joined(separator: ", ")))" }
+            if let head = job.payloadHead {
+                let more = (job.payloadBytes ?? 0) > head.utf8.count ? "… (\(job.payloadBytes ?? 0) bytes)" : ""
+                // Quoted and escaped as Swift writes a string: a newline in the payload stays on this line.
+                described += ": \(String(reflecting: head))\(more)"
+            }
+            lines.append(described)
         }
         if let last = record.samples.last {
             let peak = record.samples.map(\.rssBytes).max() ?? last.rssBytes

@@ -31,9 +31,14 @@ public enum ConfigurationLimits {
     /// A heartbeat beats at least every second; a shorter timeout would flag busy-but-alive workers.
     public static let hangTimeout: ClosedRange<Duration> = .milliseconds(100)...(.seconds(86_400))
 
+    /// The flight recorder's span: at least a few seconds to replay; a day at most (the ring
+    /// file is bounded anyway, see `docs/recording.md`).
+    public static let recordFor: ClosedRange<Duration> = .seconds(10)...(.seconds(86_400))
+
     /// Every bounded key and its range as `docs/reliability.md` writes it.
     public static let documented: [(key: String, range: String)] = [
         ("stopTimeout", "0 to 24h"),
+        ("recordFor", "10s to 24h, or off"),
         ("groups[].min", "0 to 1024, at most max"),
         ("groups[].max", "1 to 1024; 4096 slots in the whole pool"),
         ("groups[].stopTimeout", "0 to 24h"),

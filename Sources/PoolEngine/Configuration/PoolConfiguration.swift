@@ -14,9 +14,14 @@ public struct PoolConfiguration: Sendable {
     public var groups: [WorkerGroup]
     /// Where workers' output goes, in the runtime directory; nil inherits the watcher's (not a file key).
     public var workerOutputFile: String?
+    /// How much the flight recorder keeps (`recordFor`, default 15 minutes); nil when `off`.
+    public var recordFor: Duration? = PoolConfiguration.defaultRecordFor
+
+    /// The flight recorder's span when `recordFor` is not given.
+    public static let defaultRecordFor: Duration = .seconds(900)
 
     /// Keys accepted at the top level.
-    public static let poolKeys = ["name", "stopTimeout", "pidFile", "logLevel", "groups"]
+    public static let poolKeys = ["name", "stopTimeout", "pidFile", "logLevel", "recordFor", "groups"]
     /// Keys accepted in each group.
     public static let groupKeys = [
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
@@ -144,7 +149,8 @@ public struct PoolConfiguration: Sendable {
             name: nameOverride ?? name, entryPoints: entryPoints,
             configuration: WorkerPool.Configuration(
                 stopTimeout: stopTimeout, pidFile: pidFile, handlesSignals: handlesSignals,
-                workerLogLevel: Logger.Level(rawValue: workerLogLevel) ?? .info, workerOutputFile: workerOutputFile),
+                workerLogLevel: Logger.Level(rawValue: workerLogLevel) ?? .info, workerOutputFile: workerOutputFile,
+                recordFor: recordFor),
             logger: logger)
         for group in groups { try pool.describeGroup(group) }
         return pool
@@ -175,6 +181,21 @@ struct ConfigurationReader {
             try map["logLevel"].map { node throws(ConfigurationError) in
                 try choice(node, path: "logLevel", among: Logger.Level.allCases.map(\.rawValue))
             } ?? "info"
+        var recordFor: Duration? = PoolConfiguration.defaultRecordFor
+        if let node = map["recordFor"] {
+            if try string(node, path: "recordFor") == "off" {
+                recordFor = nil
+            } else {
+                let value = try duration(node, path: "recordFor")
+                guard ConfigurationLimits.recordFor.contains(value) else {
+                    throw error(
+                        "recordFor",
+                        "must be from \(DurationParser.format(ConfigurationLimits.recordFor.lowerBound)) to \(DurationParser.format(ConfigurationLimits.recordFor.upperBound)), or off (got \(DurationParser.format(value)))",
+                        node: node)
+                }
+                recordFor = value
+            }
+        }
         guard let groupsNode = map["groups"] else {
             throw error("", "the key 'groups' is missing; a pool needs at least one group", node: root)
         }
@@ -185,8 +206,10 @@ struct ConfigurationReader {
         for (index, node) in sequence.enumerated() {
             groups.append(try group(node, path: "groups[\(index)]"))
         }
-        return PoolConfiguration(
+        var configuration = PoolConfiguration(
             name: name, stopTimeout: stopTimeout, pidFile: pidFile, workerLogLevel: logLevel, groups: groups)
+        configuration.recordFor = recordFor
+        return configuration
     }
 
     private mutating func group(_ node: Node, path: String) throws(ConfigurationError) -> WorkerGroup {

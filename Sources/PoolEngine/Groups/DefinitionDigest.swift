@@ -6,4 +6,7 @@ struct DefinitionDigest {
     mutating func add<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         for byte in bytes { value = (value ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
     }
+
+    /// A whole word in one step (a change stamp, not a stable digest of bytes).
+    mutating func add(word: UInt64) { value = (value ^ word) &* 0x0000_0100_0000_01b3 }
 }

@@ -45,6 +45,8 @@ final class JobScheduler: Sendable {
     let workerID: WorkerID
     private let handler: any JobHandler
     private let activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)?
+    /// Describes a job as it starts, for its post-mortem should the worker die running it.
+    private let describe: (@Sendable (Job) -> Void)?
     /// Records a job's queue wait and, when it ran, its run time (nanoseconds) for the metrics.
     private let latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)?
     /// Where a job is recorded as started before its handler runs (see ``RunningJobsTable``);
@@ -57,6 +59,7 @@ final class JobScheduler: Sendable {
     init(
         limits: JobExecutorConfiguration, workerID: WorkerID, handler: any JobHandler,
         activity: (@Sendable ((inout WorkerActivity) -> Void) -> Void)? = nil,
+        describe: (@Sendable (Job) -> Void)? = nil,
         latency: (@Sendable (_ wait: UInt64, _ run: UInt64?) -> Void)? = nil,
         runningJobs: RunningJobsTable? = nil, journal: JobJournal? = nil
     ) {
@@ -64,6 +67,7 @@ final class JobScheduler: Sendable {
         self.workerID = workerID
         self.handler = handler
         self.activity = activity
+        self.describe = describe
         self.latency = latency
         self.runningJobs = runningJobs
         self.journal = journal
@@ -248,6 +252,8 @@ final class JobScheduler: Sendable {
     private func launch(_ entry: Entry, inline: Bool) {
         let startedAt = Posix.monotonicNanoseconds()
         let queueWait = startedAt &- entry.enqueuedAt
+        // Described first: once the activity part names the job, its particulars are there.
+        describe?(entry.job)
         activity? { activity in
             activity.currentJobID = entry.job.id
             activity.currentJobSince = Posix.wallClockNanoseconds()

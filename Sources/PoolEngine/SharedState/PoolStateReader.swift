@@ -85,6 +85,33 @@ public final class PoolStateReader: Sendable {
         return PoolSnapshot(pool: pool, groups: groups, workers: workers, takenAt: Double(now) / 1e9)
     }
 
+    /// A digest of every word a writer bumps when it changes something a snapshot shows: the
+    /// header's counts, each group record's sequence and pick-up misses, and each slot's three
+    /// sequence words. Equal stamps mean equal snapshots but for the time they were taken (the
+    /// heartbeat word, which snapshots do not show, is left out): the flight recorder writes an
+    /// unchanged second as a few bytes instead of the whole pool.
+    func changeStamp() -> UInt64 {
+        typealias H = SharedLayout.Header
+        var digest = DefinitionDigest()
+        for offset in [H.hardRestarts, H.softRestarts, H.poolState, H.groupsInUse, H.slotsInUse, H.lastSampleAt] {
+            digest.add(word: segment.load(offset))
+        }
+        typealias G = SharedLayout.Group
+        for index in 0..<segment.groupsInUse {
+            let base = geometry.groupOffset + index * geometry.groupRecordSize
+            for offset in [G.sequence, G.pickupMisses, G.retired, G.definition, G.minWorkers, G.maxWorkers] {
+                digest.add(word: segment.load(base + offset))
+            }
+        }
+        for raw in 0..<segment.slotsInUse {
+            let base = geometry.slotOffset + raw * geometry.slotRecordSize
+            digest.add(word: segment.load(base + SharedLayout.Lifecycle.sequence))
+            digest.add(word: segment.load(base + SharedLayout.Activity.sequence))
+            digest.add(word: segment.load(base + SharedLayout.Latency.sequence))
+        }
+        return digest.value
+    }
+
     /// One worker's activity part, as its worker last wrote it.
     public func activity(of id: WorkerID) throws -> WorkerActivity {
         // Slots past the groups' (kept free for `apply`) have group id 0.
@@ -178,6 +205,22 @@ public final class PoolStateReader: Sendable {
             }
             return (histogram(base + L.wait), histogram(base + L.run))
         }
+    }
+
+    /// The particulars of the job a slot's worker last started (``SharedLayout/CurrentJob``):
+    /// sender (worker and group ids; nil from outside the pool), priority, weight, the
+    /// payload's head and its whole length.
+    func currentJob(_ base: Int) -> (sender: (WorkerID, GroupID)?, priority: Int, weight: Int, head: [UInt8], length: Int) {
+        typealias C = SharedLayout.CurrentJob
+        let sender = segment.load(base + C.sender)
+        let worker = Int(sender >> 48)
+        var head = (segment.load(base + C.head), segment.load(base + C.head + 8))
+        let length = Int(clamping: segment.load(base + C.payloadLength))
+        let bytes = withUnsafeBytes(of: &head) { Array($0.prefix(min(length, C.headBytes))) }
+        return (
+            worker == 0 ? nil : (WorkerID(worker), GroupID(Int((sender >> 32) & 0xFFFF))),
+            Int(Int64(bitPattern: segment.load(base + C.priority))), Int(sender & 0xFFFF_FFFF), bytes, length
+        )
     }
 
     func readActivity(_ base: Int) -> WorkerActivity {

@@ -137,6 +137,23 @@ package enum SharedLayout {
         static let buckets = 16
     }
 
+    /// Slot record, the current job's particulars (written only by the worker, after the
+    /// latency part): who sent the job the worker starts, its priority and weight and the head
+    /// of its payload, stored before `Activity.currentJobID` names the job, so a post-mortem
+    /// read after the worker died finds the job it was running described. Plain stores, no
+    /// sequence word: nobody reads them while the worker lives. Space v3 left zero.
+    package enum CurrentJob {
+        /// Sender's worker id << 48 | sender's group id << 32 | weight (32 bits); 0 for a job
+        /// from outside the pool (an operator, the console).
+        static let sender = 728
+        /// The priority, as a two's-complement 64-bit word.
+        static let priority = 736
+        /// The payload's first ``headBytes`` bytes (zero-padded), then its length.
+        static let head = 744
+        static let headBytes = 16
+        static let payloadLength = 760
+    }
+
     /// The records' size; the running-jobs tables follow them.
     static func size(groups: Int, slots: Int) -> Int {
         headerSize + groups * groupRecordSize + slots * slotRecordSize

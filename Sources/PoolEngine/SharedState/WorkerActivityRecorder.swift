@@ -36,6 +36,23 @@ final class WorkerActivityRecorder: Sendable {
         }
     }
 
+    /// Describes the job about to start (``SharedLayout/CurrentJob``): called before the
+    /// activity part names it, from the thread that launches it.
+    func describeCurrentJob(_ job: Job) {
+        typealias C = SharedLayout.CurrentJob
+        let sender = UInt64(UInt16(clamping: job.sender?.rawValue ?? 0)) << 48
+            | UInt64(UInt16(clamping: job.senderGroup?.rawValue ?? 0)) << 32 | UInt64(UInt32(clamping: job.weight))
+        segment.store(base + C.sender, sender)
+        segment.store(base + C.priority, UInt64(bitPattern: Int64(job.priority)))
+        var head = (UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &head) { raw in
+            for (index, byte) in job.payload.prefix(C.headBytes).enumerated() { raw[index] = byte }
+        }
+        segment.store(base + C.head, head.0)
+        segment.store(base + C.head + 8, head.1)
+        segment.store(base + C.payloadLength, UInt64(job.payload.count))
+    }
+
     /// Adds one job's queue wait and (when it ran) run time to this worker's histograms.
     func observeLatency(wait: UInt64, run: UInt64?) {
         typealias L = SharedLayout.Latency

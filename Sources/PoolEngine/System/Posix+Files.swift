@@ -138,6 +138,12 @@ extension Posix {
 
     static func removeFile(_ path: String) { _ = unlink(path) }
 
+    /// Whether `path` is a regular file (not following a symbolic link).
+    static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+    }
+
     /// Opens a file for appending (created 0600), close-on-exec.
     static func openForAppending(_ path: String) throws -> FD {
         try check("open", context: path) { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600) }

@@ -20,6 +20,14 @@ public struct PostMortem: Hashable, Sendable, Codable {
         public var id: UInt64
         /// How long it had run, in seconds.
         public var runningSeconds: Double
+        /// Who sent it: `worker 3 (web)`; nil for a job from outside the pool (an operator's,
+        /// the console's), or from a build that did not record it.
+        public var sender: String? = nil
+        public var priority: Int? = nil
+        public var weight: Int? = nil
+        /// The payload's first 16 bytes (invalid UTF-8 replaced), and its whole length.
+        public var payloadHead: String? = nil
+        public var payloadBytes: Int? = nil
     }
 
     /// When it died, seconds since the epoch.

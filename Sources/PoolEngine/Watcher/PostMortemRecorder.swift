@@ -42,12 +42,16 @@ final class PostMortemRecorder {
 
     /// The process died: its post-mortem, kept in the file.
     @discardableResult
-    func died(_ exit: WorkerExitRecord, activity: WorkerActivity?, at: Double) -> PostMortem {
+    /// - Parameter details: the particulars of the job the activity part names (sender, priority,
+    ///   weight, payload head), as the worker described it when it started the job.
+    func died(_ exit: WorkerExitRecord, activity: WorkerActivity?, details: PostMortem.Job? = nil, at: Double) -> PostMortem {
         let process = processes.removeValue(forKey: exit.id) ?? Process()
         var job: PostMortem.Job?
         if let activity, activity.currentJobID != 0 {
             let since = Double(activity.currentJobSince) / 1e9
-            job = PostMortem.Job(id: activity.currentJobID, runningSeconds: since > 0 ? max(0, at - since) : 0)
+            job = details ?? PostMortem.Job(id: activity.currentJobID, runningSeconds: 0)
+            job?.id = activity.currentJobID
+            job?.runningSeconds = since > 0 ? max(0, at - since) : 0
         }
         let record = PostMortem(
             at: at, worker: exit.id, group: exit.group, pid: exit.pid, generation: process.generation, status: exit.status,

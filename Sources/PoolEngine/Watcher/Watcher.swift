@@ -85,6 +85,8 @@ final class Watcher: @unchecked Sendable {
     private var pendingStops: [WorkerID: PoolInstant] = [:]
     /// What is kept of each process for its post-mortem (`pooltop why`); nil without a state directory.
     private let postMortems: PostMortemRecorder?
+    /// The flight recorder (`pooltop replay`); nil when `recordFor` is off or there is no state directory.
+    private let recorder: FlightRecorder?
 
     init(
         pool: PoolDescription,
@@ -100,11 +102,13 @@ final class Watcher: @unchecked Sendable {
         workerOutput: Int32? = nil,
         listeners: ListenerSockets? = nil,
         postMortems: PostMortemRecorder? = nil,
+        recorder: FlightRecorder? = nil,
         publish: @escaping @Sendable (PoolEvent) -> Void,
         onFinish: @escaping @Sendable (WatcherOutcome) -> Void
     ) throws {
         self.onFinish = onFinish
         self.postMortems = postMortems
+        self.recorder = recorder
         self.sharedState = sharedState
         self.runtimeDirectory = runtimeDirectory
         self.workerOutput = workerOutput
@@ -120,7 +124,15 @@ final class Watcher: @unchecked Sendable {
         self.monitor = monitor
         self.logger = logger
         self.workerLogLevel = workerLogLevel
-        self.publish = publish
+        // Every event also goes into the flight recorder's next frame.
+        if let recorder {
+            self.publish = { @Sendable event in
+                recorder.note(event, at: Posix.wallClockSeconds())
+                publish(event)
+            }
+        } else {
+            self.publish = publish
+        }
         self.executable = try Posix.executablePath()
         // Workers must not mistake an inherited marker of ours (a worker starting a pool) for their own.
         // Nor a socket-activation announcement, or systemd's notification socket, meant for the watcher itself.
@@ -171,6 +183,11 @@ final class Watcher: @unchecked Sendable {
         case .request(.sampleNow):
             // Someone started looking: fresh figures now, then full rate while they look.
             actions = sampleTick(at: now)
+        case .tick where sampling?.isDue(at: now) != true && !isWatchdogDue(at: now):
+            // Only the flight recorder's second: nothing changes, so nothing is decided or
+            // published (an idle pool wakes for this alone).
+            if let recorder, recorder.isDue(at: now) { recorder.record(at: now) }
+            return
         default:
             actions = handle(monitorEvent: event, at: now)
         }
@@ -206,6 +223,9 @@ final class Watcher: @unchecked Sendable {
     /// The pool ended: answer everyone still waiting and tell `run()`.
     private func finish(_ outcome: WatcherOutcome) {
         self.outcome = outcome
+        // The last frame: every worker gone, and the events that ended the pool.
+        sharedState?.publish(core, at: PoolInstant.now)
+        recorder?.record(at: PoolInstant.now)
         for waiter in startWaiters { waiter.resume() }
         startWaiters = []
         for (_, reply) in replies { reply(.failure(CommandError(.notRunning, "the pool has stopped"))) }
@@ -273,18 +293,26 @@ final class Watcher: @unchecked Sendable {
     /// The periodic tick: systemd's watchdog, from this loop itself so that a stuck loop stops
     /// it, and the workers' sample when it is due.
     private func tick(at now: PoolInstant) -> [WatcherAction] {
-        if let notifier, let interval = notifier.watchdogInterval,
-            lastWatchdog.map({ now.duration(since: $0) >= interval * 0.9 }) ?? true
-        {
+        if isWatchdogDue(at: now), let notifier {
             notifier.send("WATCHDOG=1")
             lastWatchdog = now
         }
-        return sampling?.isDue(at: now) == true ? sampleTick(at: now) : []
+        let actions = sampling?.isDue(at: now) == true ? sampleTick(at: now) : []
+        // After the sample, so a frame has this second's RSS and CPU when one was taken.
+        if let recorder, recorder.isDue(at: now) { recorder.record(at: now) }
+        return actions
     }
 
-    /// The monitor ticks for whichever comes first: the next sample or the watchdog.
+    /// Whether systemd's watchdog wants its `WATCHDOG=1` (10 % slack, like the samples).
+    private func isWatchdogDue(at now: PoolInstant) -> Bool {
+        guard let interval = notifier?.watchdogInterval else { return false }
+        return lastWatchdog.map { now.duration(since: $0) >= interval * 0.9 } ?? true
+    }
+
+    /// The monitor ticks for whichever comes first: the next sample, the next frame of the
+    /// flight recorder, or the watchdog.
     private func scheduleTick() {
-        let intervals = [sampling?.tickInterval, notifier?.watchdogInterval].compactMap { $0 }
+        let intervals = [sampling?.tickInterval, recorder.map { _ in FlightRecorder.interval }, notifier?.watchdogInterval].compactMap { $0 }
         monitor.setTick(every: intervals.min())
     }
 
@@ -476,8 +504,23 @@ final class Watcher: @unchecked Sendable {
             postMortems.backtrace(id, text)
         case .workerExited(let exit):
             let isProgram = pool.group(owning: exit.id)?.program != nil
-            let activity = isProgram ? nil : sharedState.map { PoolStateReader(segment: $0.segment).readActivity($0.segment.slotBase(exit.id)) }
-            postMortems.died(exit, activity: activity, at: Posix.wallClockSeconds())
+            guard !isProgram, let sharedState else {
+                postMortems.died(exit, activity: nil, at: Posix.wallClockSeconds())
+                return
+            }
+            let reader = PoolStateReader(segment: sharedState.segment)
+            let base = sharedState.segment.slotBase(exit.id)
+            let activity = reader.readActivity(base)
+            var details: PostMortem.Job?
+            if activity.currentJobID != 0 {
+                let job = reader.currentJob(base)
+                let pool = self.pool
+                details = PostMortem.Job(
+                    id: activity.currentJobID, runningSeconds: 0,
+                    sender: job.sender.map { "worker \($0.0) (\(pool.group($0.1)?.name ?? "group \($0.1)"))" }, priority: job.priority,
+                    weight: job.weight, payloadHead: String(decoding: job.head, as: UTF8.self), payloadBytes: job.length)
+            }
+            postMortems.died(exit, activity: activity, details: details, at: Posix.wallClockSeconds())
         default:
             break
         }

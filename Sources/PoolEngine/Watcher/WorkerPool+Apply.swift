@@ -30,6 +30,11 @@ extension WorkerPool {
                 ConfigurationError(
                     path: "logLevel", message: "workers' log level is set when the pool starts; restart the pool to change it"))
         }
+        if parsed.configuration.recordFor != configuration.recordFor {
+            change.refusals.append(
+                ConfigurationError(
+                    path: "recordFor", message: "the flight recorder's ring is sized when the pool starts; restart the pool to change it"))
+        }
         change.refusals = change.refusals.map { parsed.reader.locate($0) }
         guard !dryRun, change.refusals.isEmpty, !change.isEmpty else { return change }
         try await command(.apply(change))

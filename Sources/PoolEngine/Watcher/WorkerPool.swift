@@ -37,6 +37,9 @@ public final class WorkerPool: Service, Sendable {
         /// How operators' job submissions (`submitJob`, `pooltop job`, the console) wait for
         /// their answers; see ``JobWaitPolicy``.
         public var jobWait: JobWaitPolicy
+        /// How much of the pool's past the flight recorder keeps, a frame a second, in
+        /// `flight.rec` of its state directory (`pooltop replay`); nil records nothing.
+        public var recordFor: Duration?
 
         public init(
             stopTimeout: Duration = .seconds(10),
@@ -46,9 +49,11 @@ public final class WorkerPool: Service, Sendable {
             sampleInterval: Duration? = .seconds(1),
             backgroundSampleInterval: Duration = .seconds(10),
             workerOutputFile: String? = nil,
-            jobWait: JobWaitPolicy = .suspend
+            jobWait: JobWaitPolicy = .suspend,
+            recordFor: Duration? = PoolConfiguration.defaultRecordFor
         ) {
             self.jobWait = jobWait
+            self.recordFor = recordFor
             self.backgroundSampleInterval = backgroundSampleInterval
             self.workerOutputFile = workerOutputFile
             self.stopTimeout = stopTimeout
@@ -259,6 +264,19 @@ public final class WorkerPool: Service, Sendable {
         } catch {
             logger.warning("post-mortems will not be kept (pooltop why): \(error)")
         }
+        // The flight recorder writes beside them; it too may be lost without stopping the pool.
+        var recorder: FlightRecorder?
+        if let recordFor = configuration.recordFor {
+            do {
+                let file = try FlightRecordingFile(
+                    directory: try StateDirectory.claim(pool: name), pool: name,
+                    capacity: FlightRecordingFile.capacity(recordFor: recordFor, groups: description.groupCapacity, slots: description.slotCapacity),
+                    recordFor: recordFor)
+                recorder = FlightRecorder(file: file, reader: PoolStateReader(segment: segment))
+            } catch {
+                logger.warning("the flight recorder is off (pooltop replay): \(error)")
+            }
+        }
         let finished = OneShot<WatcherOutcome>()
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
@@ -271,6 +289,7 @@ public final class WorkerPool: Service, Sendable {
             workerOutput: try configuration.workerOutputFile.map { try Posix.openForAppending("\(runtime.directory)/\($0)") },
             listeners: listeners,
             postMortems: PostMortemRecorder(file: postMortemFile),
+            recorder: recorder,
             publish: { [weak self] event in self?.publish(event) },
             onFinish: { outcome in finished.fulfill(outcome) })
         let control: ControlServer

@@ -124,6 +124,7 @@ public enum WorkerProcess {
                 let scheduler = JobScheduler(
                     limits: limits, workerID: worker.id, handler: handler,
                     activity: recorder.map { recorder in { @Sendable body in recorder.update(body) } },
+                    describe: recorder.map { recorder in { @Sendable job in recorder.describeCurrentJob(job) } },
                     latency: recorder.map { recorder in { @Sendable wait, run in recorder.observeLatency(wait: wait, run: run) } },
                     runningJobs: recorder?.runningJobsTable(pool: bootstrap.pool, id: worker.id),
                     journal: try JobJournal.fromEnvironment())

@@ -1,0 +1,84 @@
+import Glibc
+import Testing
+
+@testable import PoolConsole
+@testable import PoolEngine
+
+/// The flight recorder with a real watcher: killed with SIGKILL, it leaves a recording whose
+/// last frame is its last second, which `top --once --at` prints and `pooltop replay` plays.
+@Suite("Flight recorder and replay with real processes", .serialized)
+struct RecordingProcessTests {
+    @Test("replay of a pool whose watcher was SIGKILLed shows its last recorded second, its events, and moves in time under tmux")
+    func replayAfterWatcherKill() async throws {
+        let name = TestSupport.uniqueName("replay")
+        let directory = TestSupport.makeDirectory(name)
+        TestSupport.write("\(directory)/pool.yaml", """
+            name: \(name)
+            recordFor: 1m
+            groups:
+              - {name: jobs, kind: job, entryPoint: demo-job, min: 2}
+            """)
+        let watcher = try ExternalWatcher(arguments: ["run", "--config", "\(directory)/pool.yaml"], tag: name, directory: directory)
+        #expect(await watcher.waitForLog("ready", count: 2), "\(watcher.log)")
+        let pooltop = TestSupport.pooltopExecutable
+        let job = try await TestSupport.shellOffPool("'\(pooltop)' job '\(name)' jobs 'echo recorded'", directory: directory)
+        #expect(job.status == .exited(0), "\(job)")
+        // A worker's death, to find among the recorded events.
+        let victim = try #require(TestSupport.taggedProcesses(name).first { $0 != watcher.pid })
+        kill(victim, SIGKILL)
+        #expect(await watcher.waitForLog("ready", count: 3), "a replacement: \(watcher.log)")
+        let status = try await TestSupport.shellOffPool("'\(pooltop)' status '\(name)' --json", directory: directory)
+        let pids = (try JSONValue.parse(status.stdout)["workers"]?.array ?? []).compactMap { $0["pid"]?.integer }
+        #expect(pids.count == 2 && !pids.contains(Int(victim)), "\(status.stdout)")
+        // Two frames at least after the replacement, then the watcher dies without a word.
+        try await Task.sleep(for: .milliseconds(2_200))
+        watcher.signal(SIGKILL)
+        let killedAt = ReplayTime.wallClock
+        #expect(watcher.waitForExit() == .signaled(SIGKILL))
+        await TestSupport.expectNoOrphans(name)
+
+        // The last frame is the watcher's last second: both workers ready, the job counted.
+        let top = try await TestSupport.shellOffPool("'\(pooltop)' top --once '\(name)' --at=0s --width 160 --height 30", directory: directory)
+        #expect(top.status == .exited(0), "\(top)")
+        let lines = top.stdout.split(separator: "\n").map(String.init)
+        let header = try #require(lines.first)
+        #expect(header.contains("REPLAY of "), "\(top.stdout)")
+        let shown = (0...2).map { ReplayTime.format(killedAt - Double($0)) }
+        #expect(shown.contains { header.contains("REPLAY of \($0)") }, "the last frame is within the second before the kill (\(shown)): \(header)")
+        for pid in pids { #expect(lines.contains { $0.contains(" \(pid) ") && $0.contains("ready") }, "worker pid \(pid): \(top.stdout)") }
+        #expect(top.stdout.contains("GROUP") && top.stdout.contains("/1/0/0"), "the job is counted: \(top.stdout)")
+        #expect(top.stdout.contains("pid \(victim)"), "the killed worker's events: \(top.stdout)")
+
+        // The console on the recording: plainly a replay, moving a second at a time, changing nothing.
+        let tmux = Tmux(socket: name, directory: directory)
+        defer { tmux.kill() }
+        try tmux.startPooltop("replay \(name)", tag: "\(name)-replay")
+        #expect(await tmux.waitFor("REPLAY of "), "\(tmux.screen())")
+        let frames = try #require(FlightRecording(pool: name).frames.count as Int?)
+        #expect(await tmux.waitFor("frame \(frames) of \(frames)"), "\(tmux.screen())")
+        try tmux.keys("Left")
+        #expect(await tmux.waitFor("frame \(frames - 1) of \(frames)"), "\(tmux.screen())")
+        try tmux.keys("PageUp")
+        #expect(await tmux.waitFor("frame 1 of \(frames)"), "a minute back is the recording's start: \(tmux.screen())")
+        try tmux.keys("g")
+        try tmux.keys("1h Enter")
+        #expect(await tmux.waitFor("the recording starts at"), "\(tmux.screen())")
+        try tmux.keys("G")
+        #expect(await tmux.waitFor("frame \(frames) of \(frames)"), "\(tmux.screen())")
+        try tmux.keys("+")
+        #expect(await tmux.waitFor("replay: a recording cannot be changed"), "\(tmux.screen())")
+        try tmux.keys("q")
+        await TestSupport.expectNoOrphans("\(name)-replay")
+    }
+
+    @Test("replay and top --at name what is wrong: no recording, an unreadable time")
+    func replayErrors() async throws {
+        let directory = TestSupport.makeDirectory(TestSupport.uniqueName("replay-errors"))
+        let none = try TestSupport.pooltop(["replay", "no-such-pool-recorded"], directory: directory)
+        #expect(none.status == .exited(1) && none.stderr.contains("pool 'no-such-pool-recorded' has no flight recording in"), "\(none)")
+        let topNone = try TestSupport.pooltop(["top", "--once", "no-such-pool-recorded", "--at", "5m"], directory: directory)
+        #expect(topNone.status == .exited(1) && topNone.stderr.contains("has no flight recording"), "\(topNone)")
+        let noName = try TestSupport.pooltop(["top", "--once", "--at", "5m"], directory: directory)
+        #expect(noName.status == .exited(2) && noName.stderr.contains("--at needs the pool's name"), "\(noName)")
+    }
+}
