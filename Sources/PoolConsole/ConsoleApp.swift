@@ -71,7 +71,7 @@ public final class ConsoleApp {
         if snapshot != nil { hasSeenPool = true }
         if source.isHosting && hasSeenPool && snapshot == nil { return true }
         let size = terminal.size
-        let events = source.recentEvents()
+        let events = scopedEvents()
         ConsoleReducer.keepEventsAnchored(&state, previousNewest: newestEvent, events: events)
         newestEvent = events.last
         if case .deaths = state.mode {
@@ -117,6 +117,22 @@ public final class ConsoleApp {
             }
         }
         return state.shouldExit
+    }
+
+    /// The events pane's lines: everything, or the selected group's or worker's history.
+    private func scopedEvents() -> [PoolEventRecord] {
+        switch state.eventScope {
+        case .all:
+            return source.recentEvents()
+        case .group:
+            guard let snapshot, snapshot.groups.indices.contains(state.selectedGroup) else { return source.recentEvents() }
+            let group = snapshot.groups[state.selectedGroup].id
+            return source.history(of: snapshot.workers.filter { $0.groupID == group }.map(\.id))
+        case .worker:
+            let workers = ConsoleReducer.visibleWorkers(snapshot, state)
+            guard workers.indices.contains(state.selectedWorker) else { return [] }
+            return source.history(of: [workers[state.selectedWorker].id])
+        }
     }
 
     /// The last frame drawn (for tests).

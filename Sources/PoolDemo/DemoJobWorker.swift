@@ -10,7 +10,8 @@ import Glibc
 /// `crash` (the process aborts), `exit` (the worker exits cleanly after replying),
 /// `terminate` (the worker stops for good after replying), `freeze MS` (blocks the worker's
 /// event loop thread, the one that beats its heartbeat, for MS ms: rehearses a hang, see
-/// `hangTimeout`). Anything else is echoed.
+/// `hangTimeout`), `log N` (logs N numbered lines: rehearses the log history). Anything else
+/// is echoed.
 public struct DemoJobWorker: WorkerEntryPoint {
     private var worker: Worker?
     private let endings = AsyncStream<DemoJobs.Ending>.makeStream()
@@ -106,6 +107,11 @@ public struct DemoJobs: JobHandler {
             // Inline (see `startsInline`): this runs on the event loop's thread, before any suspension.
             Self.freezeEventLoop(milliseconds: milliseconds)
             return Array("froze worker \(worker.id) for \(milliseconds) ms".utf8)
+        case "log":
+            // A chatty worker, to rehearse the log history: N lines at info, numbered.
+            let count = min(max(milliseconds ?? 10, 0), 100_000)
+            for line in 1...max(count, 1) where count > 0 { worker.logger.info("log line \(line) of \(count) from worker \(worker.id)") }
+            return Array("logged \(count) lines on worker \(worker.id)".utf8)
         case "fail":
             throw Failure(description: argument.isEmpty ? "the job failed on purpose" : argument)
         case "crash":

@@ -92,7 +92,7 @@ struct StopCommand: ParsableCommand {
 struct LogsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs",
-        abstract: "Print a running pool's recent events and worker log lines (the last 1,000); -f keeps following.")
+        abstract: "Print a running pool's recent events and worker log lines (each worker's last 1,000 lines, across its restarts); -f keeps following.")
 
     @Argument(help: "The pool's name.") var name: String
     @Flag(name: .shortAndLong, help: "Keep printing new lines until the pool stops or Ctrl-C.") var follow = false
@@ -161,37 +161,7 @@ struct LogsCommand: ParsableCommand {
 
     static func render(_ record: JSONValue) -> String {
         let time = record["at"]?.number.map(Formatting.clock) ?? "--:--:--"
-        let type = record["type"]?.string ?? "?"
-        var subject = ""
-        if let worker = record["worker"]?.integer { subject = "worker \(worker)" }
-        if let group = record["group"]?.string { subject += subject.isEmpty ? "group \(group)" : " (\(group))" }
-        switch type {
-        case "worker-log":
-            return "\(time) \(subject) \(record["level"]?.string ?? "info"): \(record["message"]?.string ?? "")"
-        case "worker-exited":
-            let status = record["code"]?.integer.map { "code \($0)" } ?? record["signal"]?.integer.map { "signal \($0)" } ?? "not started"
-            let message = record["message"]?.string.map { ": \($0)" } ?? ""
-            return "\(time) \(subject) exited (\(record["reason"]?.string ?? "?"), \(status))\(message)"
-        case "worker-ready":
-            return "\(time) \(subject) ready, pid \(record["pid"]?.integer ?? 0)"
-        case "worker-starting":
-            return "\(time) \(subject) starting, pid \(record["pid"]?.integer ?? 0)"
-        case "group-scaled":
-            return "\(time) \(subject) scaled from \(record["from"]?.integer ?? 0) to \(record["to"]?.integer ?? 0)"
-        case "group-rolling":
-            return "\(time) \(subject) \(RollingRestartProgress(event: record)?.description ?? "rolling restart")"
-        case "worker-hung":
-            return "\(time) \(subject) pid \(record["pid"]?.integer ?? 0) \(record["why"]?.string ?? "hung"): capturing its backtrace, then killing it"
-        case "worker-backtrace":
-            // The frames one per line, indented under the worker they belong to.
-            let frames = (record["backtrace"]?.string ?? "").split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
-            return "\(time) \(subject) pid \(record["pid"]?.integer ?? 0) backtrace:\n\(frames)"
-        case "pool-applied":
-            return "\(time) pool configuration applied: \(record["message"]?.string ?? "")"
-        default:
-            let detail = ["why", "error", "reason", "delaySeconds"].compactMap { key in record[key].map { "\(key) \($0)" } }
-            return "\(time) \(subject.isEmpty ? "pool" : subject) \(type)\(detail.isEmpty ? "" : ": " + detail.joined(separator: ", "))"
-        }
+        return "\(time) \(PoolEventRecord(line: record)?.text ?? "\(record)")"
     }
 }
 

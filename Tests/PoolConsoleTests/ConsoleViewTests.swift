@@ -352,12 +352,12 @@ struct ConsoleEventsTests {
         #expect(following.eventsScroll == 0 && pane(following, more).last?.hasSuffix("line 34") == true)
     }
 
-    @Test("/ with the events pane focused filters its lines by text, in any case; the workers filter is untouched")
+    @Test("\\ with the events pane focused filters its lines by text, in any case; the workers filter is untouched")
     func filter() {
         let events = lines()
         var state = ConsoleState()
         state.focus = .events
-        press([.character("/"), .character("G"), .character("#"), .character("9"), .enter], &state, events: events)
+        press([.character("\\"), .character("G"), .character("#"), .character("9"), .enter], &state, events: events)
         #expect(state.eventFilter == "G#9" && state.filter.isEmpty, "kept as typed, matched in any case")
         let shown = pane(state, events)
         #expect(shown.first?.contains("filter: G#9  (10 of 30)") == true)
@@ -365,8 +365,85 @@ struct ConsoleEventsTests {
         #expect(shown.last?.hasSuffix("line 27") == true)
         press([.home], &state, events: events)
         #expect(state.eventsScroll == 9, "scrolling counts the matching lines only")
-        press([.character("/"), .backspace, .backspace, .backspace, .enter], &state, events: events)
+        press([.function(3), .backspace, .backspace, .backspace, .enter], &state, events: events)
         #expect(state.eventFilter.isEmpty && state.eventsScroll == 0)
+    }
+
+    @Test("the filter's terms pick lines by level, worker and group, with words")
+    func filterTerms() {
+        var events = lines(6)
+        events.append(
+            PoolEventRecord(
+                at: 1_800_000_100, event: .workerLog(WorkerID(9), group: "g", record: LogRecord(level: "error", message: "disk full", timestamp: 0))))
+        events.append(
+            PoolEventRecord(
+                at: 1_800_000_101,
+                event: .workerExited(WorkerExitRecord(id: WorkerID(1), group: "web", pid: 5, status: .exited(1), reason: .crash, message: nil, uptime: .seconds(1)))))
+        func shown(_ filter: String) -> [PoolEventRecord] {
+            var state = ConsoleState()
+            state.eventFilter = filter
+            return ConsoleReducer.visibleEvents(events, state)
+        }
+        #expect(shown("level:error").count == 2, "the error line and the crash exit")
+        #expect(shown("level:error worker:9").map(\.at) == [1_800_000_100])
+        #expect(shown("group:web").count == 1 && shown("group:g").count == 7)
+        #expect(shown("worker:9 line").count == 2, "lines 0 and 3 are worker 9's")
+        #expect(shown("LINE 4").count == 1 && shown("level:nonsense").isEmpty, "an unknown term is a word to find")
+    }
+
+    @Test("/ searches the events pane: matches highlighted, n and N move between them from the newest; the lines stay")
+    func search() {
+        let events = lines()
+        var state = ConsoleState()
+        state.focus = .events
+        press([.character("/"), .character("L"), .character("I"), .character("N"), .character("E"), .character(" "), .character("2"), .enter], &state, events: events)
+        #expect(state.eventSearch == "LINE 2" && state.eventFilter.isEmpty)
+        // "line 2", "line 20" … "line 29": eleven matches; the newest is shown first, at the bottom.
+        #expect(state.message == "match 1 of 11 from the newest (n older, N newer)")
+        var shown = pane(state, events)
+        #expect(shown.first?.contains("/LINE 2  (11 found)") == true && shown.last?.hasSuffix("line 29") == true)
+        press([.character("n"), .character("n")], &state, events: events)
+        #expect(state.searchMatch == 2 && state.eventsScroll == 2)
+        shown = pane(state, events)
+        #expect(shown.last?.hasSuffix("line 27") == true)
+        press([.character("N")], &state, events: events)
+        #expect(state.searchMatch == 1 && state.eventsScroll == 1)
+        // Highlighted: the current line, and each match in the message colour.
+        let screen = ConsoleView.render(
+            snapshot: fixedSnapshot(), events: events, state: state, trends: ConsoleTrends(), poolName: "demo", isHosting: true,
+            width: 100, height: 30)
+        let rows = screen.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let row = rows.lastIndex { $0.hasSuffix("line 28") }!
+        let column = Array(rows[row]).firstIndex(of: "l")!
+        #expect(screen[column + 3, row].role == .message && screen[0, row].role == .rowSelected)
+        press([.character("/"), .character("z"), .enter], &state, events: events)
+        #expect(state.message == "no line matches \"z\"")
+    }
+
+    @Test("f pauses following; w wraps long lines; L scopes the pane to the selected group or worker")
+    func followWrapScope() {
+        let events = lines()
+        var state = ConsoleState()
+        state.focus = .events
+        press([.character("f")], &state, events: events)
+        #expect(state.followPaused)
+        let more = events + lines(3, from: 30)
+        ConsoleReducer.keepEventsAnchored(&state, previousNewest: events.last, events: more)
+        #expect(state.eventsScroll == 3 && pane(state, more).last?.hasSuffix("line 29") == true, "new lines wait below")
+        press([.character("f")], &state, events: more)
+        #expect(!state.followPaused && state.eventsScroll == 0)
+        let long = [
+            PoolEventRecord(
+                at: 1_800_000_000,
+                event: .workerLog(WorkerID(1), group: "g", record: LogRecord(level: "info", message: String(repeating: "x", count: 150) + "END", timestamp: 0)))
+        ]
+        #expect(!pane(state, long).joined().contains("END"), "cut at the edge")
+        press([.character("w")], &state, events: long)
+        #expect(pane(state, long).joined().contains("END"), "wrapped onto the next row")
+        press([.character("L")], &state, events: events)
+        #expect(state.eventScope == .group && pane(state, events).first?.contains("(selected group)") == true)
+        press([.character("L"), .character("L")], &state, events: events)
+        #expect(state.eventScope == .all)
     }
 }
 

@@ -229,3 +229,74 @@ struct FlightRecordingTests {
         #expect(FlightRecordingFile.capacity(recordFor: .seconds(86_400), groups: 64, slots: 4096) == FlightRecordingFile.maximumCapacity)
     }
 }
+
+/// The watcher's log history: per worker, so a chatty worker cannot push a quiet one out.
+@Suite("Event log: each worker's history")
+struct EventLogTests {
+    func line(_ worker: Int, _ text: String, at time: Double) -> PoolEventRecord {
+        PoolEventRecord(at: time, event: .workerLog(WorkerID(worker), group: "g", record: LogRecord(level: "info", message: text, timestamp: time)))
+    }
+
+    @Test("a chatty worker keeps its last lines; a quiet one keeps all of its own; everything merges in order")
+    func perWorker() {
+        var log = EventLog(perWorker: 10)
+        log.append(line(1, "quiet 1", at: 1))
+        log.append(PoolEventRecord(at: 2, event: .groupScaled(group: "g", from: 1, to: 2)))
+        for index in 0..<1500 { log.append(line(2, "chatty \(index)", at: 10 + Double(index))) }
+        log.append(line(1, "quiet 2", at: 2000))
+        #expect(log.history(of: WorkerID(1)).map(\.at) == [1, 2000])
+        #expect(log.history(of: WorkerID(2)).count == 10 && log.history(of: WorkerID(2)).last?.at == 1509)
+        #expect(log.recent.count == 1000 && log.recent.first?.at == 511, "the whole stream keeps its last 1,000")
+        let everything = log.everything
+        #expect(everything.map(\.at) == everything.map(\.at).sorted())
+        #expect(everything.first?.at == 1, "the quiet worker's first line is still there")
+        #expect(everything.filter { $0.worker == WorkerID(1) }.count == 2)
+        #expect(log.history(of: [WorkerID(1), WorkerID(2)]).count == 12)
+        #expect(log.history(of: WorkerID(3)).isEmpty)
+    }
+
+    @Test("a worker's history outlives its restarts: the exit and the next start are in it, in order")
+    func acrossRestarts() {
+        var log = EventLog(perWorker: 100)
+        log.append(PoolEventRecord(at: 1, event: .workerStarting(WorkerID(1), group: "g", pid: 10, generation: 1)))
+        log.append(line(1, "first life", at: 2))
+        log.append(
+            PoolEventRecord(
+                at: 3, event: .workerExited(WorkerExitRecord(id: WorkerID(1), group: "g", pid: 10, status: .signaled(9), reason: .signal, message: nil, uptime: .seconds(2)))))
+        log.append(PoolEventRecord(at: 4, event: .workerStarting(WorkerID(1), group: "g", pid: 11, generation: 2)))
+        log.append(line(1, "second life", at: 5))
+        #expect(log.history(of: WorkerID(1)).map(\.type) == ["worker-starting", "worker-log", "worker-exited", "worker-starting", "worker-log"])
+    }
+}
+
+/// The log file: whole lines, rotated by size, the oldest dropped.
+@Suite("Log file rotation")
+struct LogFileTests {
+    @Test("lines are written whole with their time and level; past the size the file rotates, keeping logKeep")
+    func rotates() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pooltop-logfile-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/pool.log"
+        let file = try LogFile(LogFileSettings(path: path, maxSize: 4096, keep: 2))
+        for index in 0..<200 {
+            file.write(
+                PoolEventRecord(
+                    at: 1_796_094_720.25,
+                    event: .workerLog(WorkerID(1), group: "jobs", record: LogRecord(level: "warning", message: "line \(index)", timestamp: 0))))
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(names == ["pool.log", "pool.log.1", "pool.log.2"], "two rotated files kept, the oldest dropped")
+        var lines: [String] = []
+        for name in ["pool.log.2", "pool.log.1", "pool.log"] {
+            let text = try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)
+            #expect(text.utf8.count <= 4096 && text.hasSuffix("\n"), "\(name) within its size, whole lines")
+            lines += text.split(separator: "\n").map(String.init)
+        }
+        #expect(lines.first?.hasPrefix("2026-12-01T03:12:00.250Z warning worker 1 (jobs) warning: line ") == true, "\(lines.first ?? "")")
+        #expect(lines.last?.hasSuffix("line 199") == true)
+        // Consecutive: nothing lost between the files that are kept.
+        let numbers = lines.compactMap { Int($0.split(separator: " ").last ?? "") }
+        #expect(numbers == Array((numbers.first ?? 0)...199))
+    }
+}

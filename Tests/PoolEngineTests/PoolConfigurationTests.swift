@@ -207,33 +207,48 @@ struct PoolConfigurationJobKeysTests {
     }
 }
 
-@Suite("pool.yaml: recordFor, the flight recorder's span")
-struct RecordForConfigurationTests {
-    func parse(_ line: String) throws(ConfigurationError) -> PoolConfiguration {
-        try PoolConfiguration.parse(
-            yaml: "name: rec\n\(line)\ngroups:\n  - {name: jobs, kind: job, entryPoint: demo-job}\n", file: "pool.yaml",
-            entryPoints: DemoPool.entryPoints
-        ).configuration
-    }
+/// A pool of one job group with these pool-wide keys, from `/etc/pool/pool.yaml`.
+func parsePoolKeys(_ lines: String) throws(ConfigurationError) -> PoolConfiguration {
+    try PoolConfiguration.parse(
+        yaml: "name: keys\n\(lines)\ngroups:\n  - {name: jobs, kind: job, entryPoint: demo-job}\n", file: "/etc/pool/pool.yaml",
+        entryPoints: DemoPool.entryPoints
+    ).configuration
+}
 
-    @Test("15 minutes by default, a duration, or off")
-    func values() throws {
-        #expect(try parse("").recordFor == .seconds(900))
-        #expect(try parse("recordFor: 1h").recordFor == .seconds(3600))
-        #expect(try parse("recordFor: off").recordFor == nil)
+@Suite("pool.yaml: the flight recorder's span, the log history and the log file")
+struct RecordingAndLogConfigurationTests {
+    @Test("recordFor: 15 minutes by default, a duration, or off")
+    func recordFor() throws {
+        #expect(try parsePoolKeys("").recordFor == .seconds(900))
+        #expect(try parsePoolKeys("recordFor: 1h").recordFor == .seconds(3600))
+        #expect(try parsePoolKeys("recordFor: off").recordFor == nil)
         // What the Swift API gets from the file.
-        let pool = try parse("recordFor: 2m").makePool(entryPoints: DemoPool.entryPoints, logger: .init(label: "test"))
+        let pool = try parsePoolKeys("recordFor: 2m").makePool(entryPoints: DemoPool.entryPoints, logger: .init(label: "test"))
         #expect(pool.configuration.recordFor == .seconds(120))
     }
 
-    @Test("out of range or not a duration is an error naming recordFor and its line", arguments: ["recordFor: 5s", "recordFor: 25h", "recordFor: soon"])
-    func errors(line: String) throws {
+    @Test("logs: defaults, a relative log file beside the configuration, sizes and counts")
+    func logs() throws {
+        let plain = try parsePoolKeys("")
+        #expect(plain.logHistory == 1000 && plain.logFile == nil)
+        let file = try parsePoolKeys("logFile: log/pool.log\nlogMaxSize: 1MiB\nlogKeep: 2\nlogHistory: 50")
+        #expect(file.logFile == LogFileSettings(path: "/etc/pool/log/pool.log", maxSize: 1 << 20, keep: 2))
+        #expect(file.logHistory == 50)
+        #expect(try parsePoolKeys("logFile: /var/log/p.log").logFile == LogFileSettings(path: "/var/log/p.log"))
+    }
+
+    @Test("out of range, not a value of its kind, or rotation without a file: an error naming the key and its line", arguments: [
+        ("recordFor: 5s", "recordFor"), ("recordFor: 25h", "recordFor"), ("recordFor: soon", "recordFor"),
+        ("logHistory: 5", "logHistory"), ("logFile: a.log\nlogMaxSize: 1KiB", "logMaxSize"), ("logFile: a.log\nlogKeep: 101", "logKeep"),
+        ("logKeep: 3", "logKeep"),
+    ])
+    func errors(yaml: String, key: String) throws {
         do throws(ConfigurationError) {
-            _ = try parse(line)
-            Issue.record("\(line) was accepted")
+            _ = try parsePoolKeys(yaml)
+            Issue.record("\(yaml) was accepted")
         } catch {
-            #expect(error.path == "recordFor" && error.line == 2, "\(error)")
-            #expect(error.description.hasPrefix("pool.yaml:2: recordFor"), "\(error)")
+            #expect(error.path == key && error.line != nil, "\(error)")
+            #expect(error.description.hasPrefix("/etc/pool/pool.yaml:"), "\(error)")
         }
     }
 }

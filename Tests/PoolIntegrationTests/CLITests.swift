@@ -150,7 +150,7 @@ struct CLITests {
         #expect(watcher.waitForExit() == .exited(0))
         #expect((try? Posix.pollReadable(pidfd, timeoutMilliseconds: 10_000)) == true, "logs -f ends when the pool stops")
         #expect(try Posix.reap(pidfd: pidfd) == .exited(0))
-        #expect(TestSupport.lines(directory, "follow.out").contains { $0.contains("pool-stopping") })
+        #expect(TestSupport.lines(directory, "follow.out").contains { $0.contains("pool stopping: ") })
         await TestSupport.expectNoOrphans(name)
     }
 

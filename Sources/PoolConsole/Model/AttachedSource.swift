@@ -32,6 +32,7 @@ public final class AttachedSource: ConsoleSource {
     }
 
     public func recentEvents() -> [PoolEventRecord] { history.all }
+    public func history(of workers: [WorkerID]) -> [PoolEventRecord] { history.history(of: workers) }
 
     /// Follows the control socket's event stream on a thread of its own: the client blocks in
     /// `recv` for as long as the pool runs, which on one of Swift concurrency's few pool threads
@@ -51,7 +52,7 @@ public final class AttachedSource: ConsoleSource {
                 (try? client.request(["command": .string("events")]))?["ok"]?.bool == true
             else { return }
             while let line = try? client.readLine() {
-                if let record = AttachedSource.record(from: line) { history.append(record) }
+                if let record = PoolEventRecord(line: line) { history.append(record) }
                 if line["type"]?.string == "end" { return }
             }
         }
@@ -61,51 +62,6 @@ public final class AttachedSource: ConsoleSource {
             // No thread to be had: the next snapshot tries again.
             streaming.withLock { $0 = false }
         }
-    }
-
-    /// Rebuilds the parts of an event line the events pane shows.
-    static func record(from line: JSONValue) -> PoolEventRecord? {
-        guard let at = line["at"]?.number, let type = line["type"]?.string else { return nil }
-        let worker = WorkerID(line["worker"]?.integer ?? 0)
-        let group = line["group"]?.string ?? ""
-        let event: PoolEvent
-        switch type {
-        case "worker-log":
-            event = .workerLog(
-                worker, group: group,
-                record: LogRecord(level: line["level"]?.string ?? "info", message: line["message"]?.string ?? "", timestamp: at))
-        case "worker-ready":
-            event = .workerReady(worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), startup: .zero)
-        case "worker-exited":
-            let status: TerminationStatus? =
-                line["signal"]?.integer.map { .signaled(Int32($0)) } ?? line["code"]?.integer.map { .exited(Int32($0)) }
-            event = .workerExited(
-                WorkerExitRecord(
-                    id: worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), status: status,
-                    reason: ExitReason(rawValue: line["reason"]?.string ?? "") ?? .crash, message: line["message"]?.string,
-                    uptime: .zero))
-        case "group-scaled":
-            event = .groupScaled(group: group, from: line["from"]?.integer ?? 0, to: line["to"]?.integer ?? 0)
-        case "group-waiting":
-            event = .groupWaiting(group: group, for: line["why"]?.string ?? "")
-        case "group-rolling":
-            guard let progress = RollingRestartProgress(event: line) else { return nil }
-            event = .groupRolling(group: group, progress)
-        case "worker-hung":
-            event = .workerHung(worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), why: line["why"]?.string ?? "")
-        case "worker-backtrace":
-            event = .workerBacktrace(worker, group: group, pid: Int32(line["pid"]?.integer ?? 0), backtrace: line["backtrace"]?.string ?? "")
-        case "pool-applied":
-            // The console shows the summary line; the changes themselves stay in the JSON.
-            event = .workerLog(
-                worker, group: group,
-                record: LogRecord(level: "notice", message: "configuration applied: \(line["message"]?.string ?? "")", timestamp: at))
-        case "pool-stopping":
-            event = .poolStopping(reason: line["why"]?.string ?? "")
-        default:
-            event = .workerLog(worker, group: group, record: LogRecord(level: "info", message: type, timestamp: at))
-        }
-        return PoolEventRecord(at: at, event: event)
     }
 
     public func perform(_ command: ConsoleCommand) async -> ConsoleOutcome {

@@ -33,6 +33,9 @@ public protocol ConsoleSource: Sendable {
     func snapshot() -> PoolSnapshot?
     /// The most recent events and log lines, oldest first.
     func recentEvents() -> [PoolEventRecord]
+    /// These workers' histories (their log lines, spawn, ready and exit markers), oldest first:
+    /// the events pane scoped to a group or a worker.
+    func history(of workers: [WorkerID]) -> [PoolEventRecord]
     /// Carries out a command; what to show the operator.
     func perform(_ command: ConsoleCommand) async -> ConsoleOutcome
     /// A recording played back (`pooltop replay`); nil for a live pool.
@@ -41,30 +44,39 @@ public protocol ConsoleSource: Sendable {
 
 extension ConsoleSource {
     public var replay: ReplaySource? { nil }
+
+    public func history(of workers: [WorkerID]) -> [PoolEventRecord] {
+        let wanted = Set(workers)
+        return recentEvents().filter { $0.worker.map(wanted.contains) ?? false }
+    }
 }
 
-/// Keeps the last events of a stream for the events pane.
+/// Keeps what the console has seen of a stream for the events pane, as the watcher keeps it:
+/// each worker's history, and the last lines of everything.
 final class EventHistory: Sendable {
-    static let limit = 1000
-    private let events = Mutex<[PoolEventRecord]>([])
+    private let log: Mutex<EventLog>
 
-    func append(_ record: PoolEventRecord) {
-        events.withLock { events in
-            events.append(record)
-            if events.count > Self.limit { events.removeFirst(events.count - Self.limit) }
-        }
+    init(perWorker: Int = EventLog.defaultPerWorker) {
+        log = Mutex(EventLog(perWorker: perWorker))
     }
 
-    var all: [PoolEventRecord] { events.withLock { $0 } }
+    func append(_ record: PoolEventRecord) {
+        log.withLock { $0.append(record) }
+    }
+
+    var all: [PoolEventRecord] { log.withLock { $0.recent } }
+
+    func history(of workers: [WorkerID]) -> [PoolEventRecord] { log.withLock { $0.history(of: workers) } }
 }
 
 /// A pool running in this process: the console reads its shared memory and drives it directly.
 public final class HostedSource: ConsoleSource {
     public let pool: WorkerPool
-    private let history = EventHistory()
+    private let history: EventHistory
 
     public init(pool: WorkerPool) {
         self.pool = pool
+        history = EventHistory(perWorker: pool.configuration.logHistory)
         let stream = pool.eventRecords(replay: true)
         Task { [history] in
             for await record in stream { history.append(record) }
@@ -75,6 +87,7 @@ public final class HostedSource: ConsoleSource {
     public var isHosting: Bool { true }
     public func snapshot() -> PoolSnapshot? { pool.snapshot() }
     public func recentEvents() -> [PoolEventRecord] { history.all }
+    public func history(of workers: [WorkerID]) -> [PoolEventRecord] { history.history(of: workers) }
 
     public func perform(_ command: ConsoleCommand) async -> ConsoleOutcome {
         if case .job(let group, let payload, let priority, let weight, let count) = command {

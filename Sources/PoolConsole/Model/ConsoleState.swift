@@ -68,6 +68,8 @@ public struct ConsoleState: Hashable, Sendable {
         case detail(WorkerID)
         case confirm(Confirmation)
         case filter
+        /// The events pane's search being typed (`/` with the pane focused).
+        case search
         /// The hosted pool is stopping after a confirmed quit; the screen shows the progress.
         case quitting
         /// The test-job form.
@@ -82,6 +84,10 @@ public struct ConsoleState: Hashable, Sendable {
         case groups, workers, events
     }
 
+    public enum EventScope: String, Hashable, Sendable, CaseIterable {
+        case all, group, worker
+    }
+
     /// How the workers table is ordered.
     public enum SortKey: String, CaseIterable, Hashable, Sendable {
         case id, state, restarts, jobs, memory, cpu
@@ -93,8 +99,19 @@ public struct ConsoleState: Hashable, Sendable {
     public var selectedGroup = 0
     public var selectedWorker = 0
     public var filter = ""
-    /// Shows only event and log lines containing this text (any case).
+    /// Shows only the event and log lines that match (``EventFilter``: text in any case, and
+    /// `level:`, `worker:`, `group:` terms).
     public var eventFilter = ""
+    /// Whose lines the events pane shows: everyone's, the selected group's, or the selected worker's.
+    public var eventScope: EventScope = .all
+    /// The search of the events pane (`/`): its matches are highlighted; `n`/`N` move between them.
+    public var eventSearch = ""
+    /// The match the pane is on, counted from the newest (0 is the newest match).
+    public var searchMatch = 0
+    /// Follow paused (`f`): new lines arrive below without moving the pane, as when scrolled back.
+    public var followPaused = false
+    /// Long lines of the events pane wrap instead of being cut (`w`).
+    public var wrapEvents = false
     /// How many (filtered) event lines the pane is scrolled up from the newest; 0 follows new ones.
     public var eventsScroll = 0
     public var isPaused = false
@@ -232,6 +249,22 @@ public enum ConsoleReducer {
                 state.filter = text
             }
             return []
+        case .search:
+            switch key {
+            case .escape:
+                state.mode = .normal
+            case .enter:
+                state.mode = .normal
+                state.searchMatch = 0
+                showMatch(&state, events: events)
+            case .backspace:
+                if !state.eventSearch.isEmpty { state.eventSearch.removeLast() }
+            case .character(let character):
+                state.eventSearch.append(character)
+            default:
+                break
+            }
+            return []
         case .confirm(var confirmation):
             switch key {
             case .tab, .left, .right:
@@ -251,6 +284,7 @@ public enum ConsoleReducer {
             }
         case .normal:
             if state.isReplay, let move = replayMove(&state, key: key) { return move }
+            if state.focus == .events, eventsPaneKey(&state, key: key, events: events) { return [] }
             if state.focus == .events, scrollEvents(&state, key: key, events: events) { return [] }
             return normal(&state, key: key, snapshot: snapshot, isHosting: isHosting, themes: themes)
         }
@@ -271,6 +305,62 @@ public enum ConsoleReducer {
         }
     }
 
+    /// The events pane's own keys when it has the focus: search, filter, scope, follow, wrap.
+    private static func eventsPaneKey(_ state: inout ConsoleState, key: ConsoleKey, events: [PoolEventRecord]) -> Bool {
+        switch key {
+        case .character("/"):
+            state.mode = .search
+            state.eventSearch = ""
+        case .character("\\"), .function(3):
+            state.mode = .filter
+        case .character("n"), .character("N"):
+            guard !state.eventSearch.isEmpty else {
+                state.message = "no search: / searches the lines"
+                return true
+            }
+            state.searchMatch += key == .character("n") ? 1 : -1
+            showMatch(&state, events: events)
+        case .character("f"):
+            state.followPaused.toggle()
+            if !state.followPaused { state.eventsScroll = 0 }
+            state.message = state.followPaused ? "follow paused: new lines wait below (f or End resumes)" : "following new lines"
+        case .character("w"):
+            state.wrapEvents.toggle()
+            state.message = state.wrapEvents ? "long lines wrap" : "long lines are cut"
+        case .character("L"):
+            let scopes = ConsoleState.EventScope.allCases
+            state.eventScope = scopes[(scopes.firstIndex(of: state.eventScope)! + 1) % scopes.count]
+            state.eventsScroll = 0
+            state.searchMatch = 0
+            state.message = "events pane: \(state.eventScope == .all ? "everything" : "the selected \(state.eventScope.rawValue)'s lines")"
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// The lines of the pane that match its search, as indexes into ``visibleEvents(_:_:)``.
+    public static func searchMatches(_ visible: [PoolEventRecord], _ state: ConsoleState) -> [Int] {
+        guard !state.eventSearch.isEmpty else { return [] }
+        let needle = state.eventSearch.lowercased()
+        return visible.indices.filter { ConsoleView.describe(visible[$0]).0.lowercased().contains(needle) }
+    }
+
+    /// Scrolls the pane so the current match is its bottom line (and keeps the match in range).
+    private static func showMatch(_ state: inout ConsoleState, events: [PoolEventRecord]) {
+        let visible = visibleEvents(events, state)
+        let matches = searchMatches(visible, state)
+        guard !matches.isEmpty else {
+            state.message = "no line matches \"\(state.eventSearch)\""
+            state.searchMatch = 0
+            return
+        }
+        state.searchMatch = max(0, min(matches.count - 1, state.searchMatch))
+        let line = matches[matches.count - 1 - state.searchMatch]
+        state.eventsScroll = visible.count - 1 - line
+        state.message = "match \(state.searchMatch + 1) of \(matches.count) from the newest (n older, N newer)"
+    }
+
     /// Moves through the events pane when it has the focus; false for keys that are not its own.
     private static func scrollEvents(_ state: inout ConsoleState, key: ConsoleKey, events: [PoolEventRecord]) -> Bool {
         let oldest = max(0, visibleEvents(events, state).count - 1)
@@ -281,7 +371,9 @@ public enum ConsoleReducer {
         case .pageUp: step = 10
         case .pageDown: step = -10
         case .home: step = oldest
-        case .end: step = -state.eventsScroll
+        case .end:
+            step = -state.eventsScroll
+            state.followPaused = false
         default: return false
         }
         state.eventsScroll = max(0, min(oldest, state.eventsScroll + step))
@@ -291,14 +383,14 @@ public enum ConsoleReducer {
     /// The event and log lines the pane shows, oldest first: those matching the event filter.
     public static func visibleEvents(_ events: [PoolEventRecord], _ state: ConsoleState) -> [PoolEventRecord] {
         guard !state.eventFilter.isEmpty else { return events }
-        let needle = state.eventFilter.lowercased()
-        return events.filter { ConsoleView.describe($0).0.lowercased().contains(needle) }
+        let filter = EventFilter(state.eventFilter)
+        return events.filter(filter.matches)
     }
 
     /// Keeps a scrolled events pane on the lines the operator is reading while new ones arrive
     /// below: the scroll grows by the matching lines that came after `previousNewest`.
     public static func keepEventsAnchored(_ state: inout ConsoleState, previousNewest: PoolEventRecord?, events: [PoolEventRecord]) {
-        guard state.eventsScroll > 0, let previousNewest, events.last != previousNewest else { return }
+        guard state.eventsScroll > 0 || state.followPaused, let previousNewest, events.last != previousNewest else { return }
         guard let index = events.lastIndex(of: previousNewest) else { return }
         let arrived = visibleEvents(Array(events[(index + 1)...]), state).count
         state.eventsScroll = min(state.eventsScroll + arrived, max(0, visibleEvents(events, state).count - 1))

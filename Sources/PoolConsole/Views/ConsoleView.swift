@@ -34,7 +34,7 @@ public enum ConsoleView {
         case .jobForm(let form): drawJobForm(&screen, form)
         case .jobResults(let lines): drawDialog(&screen, title: "Test jobs", lines: lines + ["", "any key closes this list"])
         case .deaths(let view): drawDeaths(&screen, deaths: deaths, view: view)
-        case .normal, .filter, .seek: break
+        case .normal, .filter, .seek, .search: break
         }
         return screen
     }
@@ -150,15 +150,55 @@ public enum ConsoleView {
         let matching = ConsoleReducer.visibleEvents(events, state)
         let scroll = min(state.eventsScroll, max(0, matching.count - 1))
         var title = "EVENTS AND LOGS"
+        if state.eventScope != .all { title += " (selected \(state.eventScope.rawValue))" }
         if !state.eventFilter.isEmpty || (state.mode == .filter && state.focus == .events) {
             title += "  filter: \(state.eventFilter)\(state.mode == .filter ? "_" : "")  (\(matching.count) of \(events.count))"
         }
-        if scroll > 0 { title += "  ↑ \(scroll) newer below, End follows" }
+        let matches = ConsoleReducer.searchMatches(matching, state)
+        if state.mode == .search || !state.eventSearch.isEmpty {
+            title += "  /\(state.eventSearch)\(state.mode == .search ? "_" : "")  (\(matches.count) found)"
+        }
+        if scroll > 0 || state.followPaused { title += "  ↑ \(scroll) newer below, \(state.followPaused ? "paused, f" : "End") follows" }
         screen.put(title, x: 0, y: y, role: titleRole)
-        let lines = matching[..<(matching.count - scroll)].suffix(height - 1)
-        for (offset, record) in lines.enumerated() {
-            let (text, role) = describe(record)
-            screen.put("\(clock(record.at)) \(text)", x: 0, y: y + 1 + offset, role: role)
+        // The rows from the bottom up: a line that wraps takes several.
+        let shownCount = matching.count - scroll
+        let current = matches.isEmpty ? nil : matches[max(0, matches.count - 1 - min(state.searchMatch, matches.count - 1))]
+        let matchSet = Set(matches)
+        var rows: [(text: String, role: StyleRole, line: Int, first: Bool)] = []
+        var index = shownCount - 1
+        while index >= 0 && rows.count < height - 1 {
+            let (text, role) = describe(matching[index])
+            let full = "\(clock(matching[index].at)) \(text)"
+            var pieces = [full]
+            if state.wrapEvents && full.count > screen.width && screen.width > 0 {
+                pieces = stride(from: 0, to: full.count, by: screen.width).map { start in
+                    String(full.dropFirst(start).prefix(screen.width))
+                }
+            }
+            for (number, piece) in pieces.enumerated().reversed() {
+                rows.insert((piece, role, index, number == 0), at: 0)
+            }
+            index -= 1
+        }
+        let visibleRows = rows.suffix(height - 1)
+        let needle = state.eventSearch.lowercased()
+        for (offset, row) in visibleRows.enumerated() {
+            let rowY = y + 1 + offset
+            screen.put(row.text, x: 0, y: rowY, role: row.role)
+            guard matchSet.contains(row.line) else { continue }
+            if row.line == current { screen.paint(.rowSelected, y: rowY, to: row.text.count) }
+            // Every occurrence on the row (found in any case), in the message colour.
+            let lowered = Array(row.text.lowercased())
+            let pattern = Array(needle)
+            var column = 0
+            while !pattern.isEmpty && column + pattern.count <= lowered.count {
+                if Array(lowered[column..<column + pattern.count]) == pattern {
+                    screen.paint(.message, y: rowY, from: column, to: column + pattern.count)
+                    column += pattern.count
+                } else {
+                    column += 1
+                }
+            }
         }
     }
 
@@ -195,7 +235,7 @@ public enum ConsoleView {
             let marker = field == form.field ? "▸ " : "  "
             lines.append(marker + labels[field.rawValue].padding(toLength: 10, withPad: " ", startingAt: 0) + form[field] + cursor)
         }
-        lines += ["", "Tab/↑↓ next field   Enter submit   Esc cancel", "demo job workers: echo TEXT, sleep MS, cpu MS, fail MSG, crash, exit"]
+        lines += ["", "Tab/↑↓ next field   Enter submit   Esc cancel", "demo job workers: echo TEXT, sleep MS, cpu MS, fail MSG, log N, freeze MS, crash, exit"]
         drawDialog(&screen, title: "Test jobs", lines: lines)
     }
 

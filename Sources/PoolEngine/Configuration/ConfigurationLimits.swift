@@ -35,10 +35,21 @@ public enum ConfigurationLimits {
     /// file is bounded anyway, see `docs/recording.md`).
     public static let recordFor: ClosedRange<Duration> = .seconds(10)...(.seconds(86_400))
 
+    /// Log lines kept per worker: at 100,000 a pool of 256 workers keeps some 25 million lines
+    /// in the watcher's memory, which is already more than anyone should.
+    public static let logHistory: ClosedRange<Int> = 10...100_000
+
+    /// The log file's rotation: 4 KiB holds a few dozen lines; 1 TiB is already no rotation.
+    public static let logMaxSize: ClosedRange<UInt64> = 4096...(1 << 40)
+    public static let logKeep: ClosedRange<Int> = 0...100
+
     /// Every bounded key and its range as `docs/reliability.md` writes it.
     public static let documented: [(key: String, range: String)] = [
         ("stopTimeout", "0 to 24h"),
         ("recordFor", "10s to 24h, or off"),
+        ("logHistory", "10 to 100000"),
+        ("logMaxSize", "4 KiB to 1 TiB"),
+        ("logKeep", "0 to 100"),
         ("groups[].min", "0 to 1024, at most max"),
         ("groups[].max", "1 to 1024; 4096 slots in the whole pool"),
         ("groups[].stopTimeout", "0 to 24h"),

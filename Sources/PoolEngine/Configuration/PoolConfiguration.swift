@@ -16,12 +16,18 @@ public struct PoolConfiguration: Sendable {
     public var workerOutputFile: String?
     /// How much the flight recorder keeps (`recordFor`, default 15 minutes); nil when `off`.
     public var recordFor: Duration? = PoolConfiguration.defaultRecordFor
+    /// Log lines kept per worker (`logHistory`, default 1,000).
+    public var logHistory = EventLog.defaultPerWorker
+    /// The combined stream's file and its rotation (`logFile`, `logMaxSize`, `logKeep`).
+    public var logFile: LogFileSettings?
 
     /// The flight recorder's span when `recordFor` is not given.
     public static let defaultRecordFor: Duration = .seconds(900)
 
     /// Keys accepted at the top level.
-    public static let poolKeys = ["name", "stopTimeout", "pidFile", "logLevel", "recordFor", "groups"]
+    public static let poolKeys = [
+        "name", "stopTimeout", "pidFile", "logLevel", "logHistory", "logFile", "logMaxSize", "logKeep", "recordFor", "groups",
+    ]
     /// Keys accepted in each group.
     public static let groupKeys = [
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
@@ -150,7 +156,7 @@ public struct PoolConfiguration: Sendable {
             configuration: WorkerPool.Configuration(
                 stopTimeout: stopTimeout, pidFile: pidFile, handlesSignals: handlesSignals,
                 workerLogLevel: Logger.Level(rawValue: workerLogLevel) ?? .info, workerOutputFile: workerOutputFile,
-                recordFor: recordFor),
+                recordFor: recordFor, logHistory: logHistory, logFile: logFile),
             logger: logger)
         for group in groups { try pool.describeGroup(group) }
         return pool
@@ -196,6 +202,40 @@ struct ConfigurationReader {
                 recordFor = value
             }
         }
+        var logHistory = EventLog.defaultPerWorker
+        if let node = map["logHistory"] {
+            logHistory = try integer(node, path: "logHistory")
+            guard ConfigurationLimits.logHistory.contains(logHistory) else {
+                throw error(
+                    "logHistory",
+                    "must be from \(ConfigurationLimits.logHistory.lowerBound) to \(ConfigurationLimits.logHistory.upperBound) lines (got \(logHistory))",
+                    node: node)
+            }
+        }
+        var logFile: LogFileSettings?
+        if let node = map["logFile"] {
+            var settings = LogFileSettings(path: try string(node, path: "logFile"))
+            if settings.path.isEmpty { throw error("logFile", "must be a file's path", node: node) }
+            // Relative to the configuration file, as envFile is: the pool may start anywhere.
+            if !settings.path.hasPrefix("/"), let file, let slash = file.lastIndex(of: "/") {
+                settings.path = "\(file[..<slash])/\(settings.path)"
+            }
+            if let node = map["logMaxSize"] {
+                settings.maxSize = try bytes(node, path: "logMaxSize")
+                guard ConfigurationLimits.logMaxSize.contains(settings.maxSize) else {
+                    throw error("logMaxSize", "must be from 4 KiB to 1 TiB (got \(settings.maxSize) bytes)", node: node)
+                }
+            }
+            if let node = map["logKeep"] {
+                settings.keep = try integer(node, path: "logKeep")
+                guard ConfigurationLimits.logKeep.contains(settings.keep) else {
+                    throw error("logKeep", "must be from 0 to 100 (got \(settings.keep))", node: node)
+                }
+            }
+            logFile = settings
+        } else if let key = ["logMaxSize", "logKeep"].first(where: { map[$0] != nil }), let node = map[key] {
+            throw error(key, "applies to logFile, which is not set", node: node)
+        }
         guard let groupsNode = map["groups"] else {
             throw error("", "the key 'groups' is missing; a pool needs at least one group", node: root)
         }
@@ -209,6 +249,8 @@ struct ConfigurationReader {
         var configuration = PoolConfiguration(
             name: name, stopTimeout: stopTimeout, pidFile: pidFile, workerLogLevel: logLevel, groups: groups)
         configuration.recordFor = recordFor
+        configuration.logHistory = logHistory
+        configuration.logFile = logFile
         return configuration
     }
 

@@ -1,6 +1,9 @@
 /// Why a worker's process ended, as the watcher classifies it. Kept per slot, logged,
 /// and shown to operators; see `docs/worker-lifecycle.md` for the full table.
 public enum ExitReason: String, Hashable, Sendable, Codable, CaseIterable, CodingKeyRepresentable {
+    /// Exits the pool asked for or that are a worker's normal end (logged at info, not error).
+    public static let expected: Set<ExitReason> = [.shutdown, .scaleDown, .restart, .cleanExit, .terminate, .stopped]
+
     /// `run()` returned (or the process exited 0) without being asked to stop; the restart policy decides.
     case cleanExit = "clean-exit"
     /// A non-zero exit, an error thrown with `WorkerExit.restart`, or a lost control channel.

@@ -11,6 +11,8 @@ public struct PoolStartError: Error, CustomStringConvertible, Sendable {
         case sharedState = "shared-state"
         /// A reactor group's listener cannot be bound (address in use, permission, bad address).
         case listener
+        /// The log file (`logFile`) cannot be opened.
+        case logFile = "log-file"
     }
 
     public var code: Code

@@ -18,9 +18,8 @@ extension Watcher {
             ]
             if let status = exit.status { metadata["status"] = "\(status)" }
             if let message = exit.message { metadata["error"] = "\(message)" }
-            let expected: Set<ExitReason> = [.shutdown, .scaleDown, .restart, .cleanExit, .terminate, .stopped]
             logger.log(
-                level: expected.contains(exit.reason) ? .info : .error, "worker \(exit.id) (\(exit.group)) exited",
+                level: ExitReason.expected.contains(exit.reason) ? .info : .error, "worker \(exit.id) (\(exit.group)) exited",
                 metadata: metadata)
         case .workerBackingOff(let id, let group, let delay):
             logger.warning("worker \(id) (\(group)) restarts in \(delay)")

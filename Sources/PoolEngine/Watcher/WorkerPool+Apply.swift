@@ -30,6 +30,14 @@ extension WorkerPool {
                 ConfigurationError(
                     path: "logLevel", message: "workers' log level is set when the pool starts; restart the pool to change it"))
         }
+        if parsed.configuration.logFile != configuration.logFile {
+            change.refusals.append(
+                ConfigurationError(path: "logFile", message: "the log file is opened when the pool starts; restart the pool to change it"))
+        }
+        if parsed.configuration.logHistory != configuration.logHistory {
+            change.refusals.append(
+                ConfigurationError(path: "logHistory", message: "the log history is sized when the pool starts; restart the pool to change it"))
+        }
         if parsed.configuration.recordFor != configuration.recordFor {
             change.refusals.append(
                 ConfigurationError(

@@ -21,30 +21,27 @@ extension WorkerPool {
         return stream
     }
 
-    /// How many past events the pool keeps for replay to new subscribers.
-    public static let historyLimit = 1000
-
-    /// The pool's events with their times; with `replay`, the last ``historyLimit`` first.
-    /// The stream ends when the pool has stopped.
+    /// The pool's events with their times; with `replay`, what it keeps of its past first:
+    /// each worker's last `logHistory` lines and markers, and the pool's own recent events,
+    /// in the order they happened (``EventLog/everything``). The stream ends when the pool has stopped.
     public func eventRecords(replay: Bool) -> AsyncStream<PoolEventRecord> {
         eventRecordsCountingReplay(replay: replay).stream
     }
 
     /// The same stream, and how many of its first records are the replay.
     func eventRecordsCountingReplay(replay: Bool) -> (stream: AsyncStream<PoolEventRecord>, replayed: Int) {
-        let (stream, continuation) = AsyncStream<PoolEventRecord>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-        var replayed = 0
-        let id = state.withLock { state -> Int? in
-            // Replay and registration under one lock: no event is missed or seen twice.
-            if replay {
-                for record in state.history { continuation.yield(record) }
-                replayed = state.history.count
-            }
-            if case .finished = state.phase { return nil }
+        // Replay and registration under one lock: no event is missed or seen twice. The stream
+        // is made there too, with room for the whole replay besides what comes live.
+        let (stream, continuation, id, replayed) = state.withLock {
+            state -> (AsyncStream<PoolEventRecord>, AsyncStream<PoolEventRecord>.Continuation, Int?, Int) in
+            let history = replay ? state.log.everything : []
+            let (stream, continuation) = AsyncStream<PoolEventRecord>.makeStream(bufferingPolicy: .bufferingNewest(history.count + 10_000))
+            for record in history { continuation.yield(record) }
+            if case .finished = state.phase { return (stream, continuation, nil, history.count) }
             let id = state.nextSubscriber
             state.nextSubscriber += 1
             state.recordSubscribers[id] = continuation
-            return id
+            return (stream, continuation, id, history.count)
         }
         if let id {
             continuation.onTermination = { [weak self] _ in
@@ -70,11 +67,11 @@ extension WorkerPool {
 
     func publish(_ event: PoolEvent) {
         let record = PoolEventRecord(at: Posix.wallClockSeconds(), event: event)
-        let (subscribers, recordSubscribers) = state.withLock { state in
-            state.history.append(record)
-            if state.history.count > Self.historyLimit { state.history.removeFirst(state.history.count - Self.historyLimit) }
-            return (Array(state.subscribers.values), Array(state.recordSubscribers.values))
+        let (subscribers, recordSubscribers, logFile) = state.withLock { state in
+            state.log.append(record)
+            return (Array(state.subscribers.values), Array(state.recordSubscribers.values), state.logFile)
         }
+        logFile?.write(record)
         for subscriber in subscribers { subscriber.yield(event) }
         for subscriber in recordSubscribers { subscriber.yield(record) }
     }

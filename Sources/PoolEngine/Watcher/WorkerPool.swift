@@ -37,6 +37,11 @@ public final class WorkerPool: Service, Sendable {
         /// How operators' job submissions (`submitJob`, `pooltop job`, the console) wait for
         /// their answers; see ``JobWaitPolicy``.
         public var jobWait: JobWaitPolicy
+        /// Log lines (and spawn, ready and exit markers) kept per worker, across its restarts:
+        /// what `pooltop logs` and a console that attaches later are given.
+        public var logHistory: Int
+        /// The combined stream written to a file, rotated by size; nil for none.
+        public var logFile: LogFileSettings?
         /// How much of the pool's past the flight recorder keeps, a frame a second, in
         /// `flight.rec` of its state directory (`pooltop replay`); nil records nothing.
         public var recordFor: Duration?
@@ -50,8 +55,12 @@ public final class WorkerPool: Service, Sendable {
             backgroundSampleInterval: Duration = .seconds(10),
             workerOutputFile: String? = nil,
             jobWait: JobWaitPolicy = .suspend,
-            recordFor: Duration? = PoolConfiguration.defaultRecordFor
+            recordFor: Duration? = PoolConfiguration.defaultRecordFor,
+            logHistory: Int = EventLog.defaultPerWorker,
+            logFile: LogFileSettings? = nil
         ) {
+            self.logHistory = logHistory
+            self.logFile = logFile
             self.jobWait = jobWait
             self.recordFor = recordFor
             self.backgroundSampleInterval = backgroundSampleInterval
@@ -86,12 +95,14 @@ public final class WorkerPool: Service, Sendable {
         var subscribers: [Int: AsyncStream<PoolEvent>.Continuation] = [:]
         var recordSubscribers: [Int: AsyncStream<PoolEventRecord>.Continuation] = [:]
         var nextSubscriber = 0
-        /// The last ``WorkerPool/historyLimit`` events, replayed to new `events` clients.
-        var history: [PoolEventRecord] = []
+        /// Recent events and each worker's log history, replayed to new `events` clients.
+        var log = EventLog()
         var hardRestarts = 0
         var softRestarts = 0
         var reader: PoolStateReader?
         var operatorJobs: JobClient?
+        /// The log file while the pool runs (`logFile`).
+        var logFile: LogFile?
     }
 
     public let name: String
@@ -117,6 +128,7 @@ public final class WorkerPool: Service, Sendable {
         self.entryPoints = entryPoints
         self.configuration = configuration
         self.logger = logger
+        state.withLock { $0.log = EventLog(perWorker: configuration.logHistory) }
     }
 
     /// Adds a group. Groups are frozen once `run()` starts: describing one later throws.
@@ -208,6 +220,15 @@ public final class WorkerPool: Service, Sendable {
 
         let pidFile = try configuration.pidFile.map { try PIDFile(path: $0, poolName: name) }
         defer { pidFile?.release() }
+        if let settings = configuration.logFile {
+            do {
+                let file = try LogFile(settings)
+                state.withLock { $0.logFile = file }
+            } catch {
+                throw PoolStartError(code: .logFile, message: "cannot open the log file \(settings.path) (logFile): \(error)")
+            }
+        }
+        defer { state.withLock { $0.logFile = nil } }
 
         // One watcher per pool name: the runtime directory's lock says who; a stale directory,
         // socket or segment left by a killed watcher is replaced here.
