@@ -10,6 +10,8 @@ final class HelloHandler: ChannelInboundHandler {
     private let site: HelloSite
     private var keepAlive = true
     private var closedByError = false
+    /// A request is being served: named for the post-mortem until its response is written.
+    private var serving = false
 
     init(site: HelloSite) { self.site = site }
 
@@ -24,6 +26,10 @@ final class HelloHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         site.connections.closed(context.channel)
+        if serving {
+            serving = false
+            site.worker.requestFinished()
+        }
         let failed = closedByError
         site.worker.recordActivity { activity in
             activity.connectionsActive -= 1
@@ -41,6 +47,9 @@ final class HelloHandler: ChannelInboundHandler {
         guard case .head(let head) = unwrapInboundIn(data) else { return }
         // A draining worker answers what it was asked, then closes the connection.
         keepAlive = site.connections.requestStarted(context.channel) && head.isKeepAlive
+        // Named for a post-mortem (`pooltop why`) should this worker die serving it.
+        serving = true
+        site.worker.requestStarted(head.uri)
         let (path, query) = split(head.uri)
         switch path {
         case "/": respond(context, .ok, site.greeting)
@@ -91,6 +100,10 @@ final class HelloHandler: ChannelInboundHandler {
     private func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ response: HelloResponse) {
         // A worker that began draining while this request ran answers it, then closes.
         if !site.connections.requestFinished(context.channel) { keepAlive = false }
+        if serving {
+            serving = false
+            site.worker.requestFinished()
+        }
         var headers = response.headers
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)

@@ -88,6 +88,14 @@ struct SharedStateTests {
             job = reader.currentJob(base)
             #expect(job.sender == nil && job.priority == 0 && job.weight == 1 && job.head == Array("ping".utf8) && job.length == 4)
             #expect(reader.currentJob(segment.slotBase(WorkerID(4))).length == 0, "other slots untouched")
+            #expect(reader.currentRequest(base) == nil, "a job is not a request")
+            // A reactor's request: its first 24 bytes, its length, when it started; cleared when done.
+            recorder.describeRequest(Array("GET /reports/2026/12/01?format=csv".utf8))
+            let request = try #require(reader.currentRequest(base))
+            #expect(String(decoding: request.head, as: UTF8.self) == "GET /reports/2026/12/01?" && request.length == 34)
+            #expect(abs(request.startedAt - Posix.wallClockSeconds()) < 5)
+            recorder.clearRequest()
+            #expect(reader.currentRequest(base) == nil)
             _ = pool
         }
     }

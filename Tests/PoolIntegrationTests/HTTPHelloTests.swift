@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Testing
 
+import PoolConsole
 @testable import PoolEngine
 
 /// The demo's HTTP reactor (the seed's HttpReactor and HttpServerWithJobs) served by real
@@ -71,6 +72,33 @@ struct HTTPHelloTests {
             #expect(settled, "\(activities.map { ($0.connectionsAccepted, $0.connectionsProcessed, $0.connectionsErrors, $0.connectionsActive) })")
             #expect(activities.reduce(0) { $0 + $1.connectionsAccepted } == 21)
             #expect(activities.allSatisfy { $0.connectionsActive == 0 && $0.connectionsErrors == 0 })
+        }
+    }
+
+    @Test("a reactor killed while serving a request names it in its post-mortem, with how long it had run")
+    func requestInPostMortem() async throws {
+        try await withHTTPPool("httpwhy") { fixture, port, events in
+            let slow = Task { try await TestSupport.blocking { HTTPClient.get(port: port, "/job?cmd=sleep+5000") } }
+            let segment = try SharedSegment.open(name: SharedLayout.segmentName(pool: fixture.name, uid: Posix.userID), writable: false)
+            let reader = PoolStateReader(segment: segment)
+            var serving: WorkerID?
+            _ = await TestSupport.eventually(timeout: .seconds(5)) {
+                serving = (2...5).map { WorkerID($0) }.first { reader.currentRequest(segment.slotBase($0)) != nil }
+                return serving != nil
+            }
+            let id = try #require(serving, "a reactor names the request it serves")
+            let pid = try #require(fixture.pool.snapshot()?.worker(id)?.pid)
+            kill(pid, SIGKILL)
+            _ = try? await slow.value
+            let settled = await TestSupport.eventually(timeout: .seconds(5)) {
+                PostMortemFile.records(pool: fixture.name).contains { $0.worker == id && $0.request != nil }
+            }
+            #expect(settled, "\(PostMortemFile.records(pool: fixture.name))")
+            let record = try #require(PostMortemFile.records(pool: fixture.name).last { $0.worker == id })
+            #expect(record.request?.head == "/job?cmd=sleep+5000" && record.request?.bytes == 19, "\(String(describing: record.request))")
+            #expect((record.request?.runningSeconds ?? -1) >= 0 && record.reason == .signal)
+            #expect(PostMortemText.lines(record).contains { $0.hasPrefix("  serving request \"/job?cmd=sleep+5000\" for ") }, "\(PostMortemText.lines(record))")
+            _ = events
         }
     }
 

@@ -43,6 +43,10 @@ public enum PostMortemText {
             }
             lines.append(described)
         }
+        if let request = record.request {
+            let more = request.bytes > request.head.utf8.count ? "… (\(request.bytes) bytes)" : ""
+            lines.append("  serving request \(String(reflecting: request.head))\(more) for \(Formatting.duration(request.runningSeconds))")
+        }
         if let last = record.samples.last {
             let peak = record.samples.map(\.rssBytes).max() ?? last.rssBytes
             let cpu = record.samples.count > 1 ? last.cpuSeconds - record.samples[0].cpuSeconds : 0

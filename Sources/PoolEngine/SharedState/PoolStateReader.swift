@@ -223,6 +223,18 @@ public final class PoolStateReader: Sendable {
         )
     }
 
+    /// The request a reactor worker said it serves (``Worker/requestStarted(_:)``), if any: its
+    /// first bytes, its whole length and when it started (seconds since the epoch).
+    func currentRequest(_ base: Int) -> (head: [UInt8], length: Int, startedAt: Double)? {
+        typealias C = SharedLayout.CurrentJob
+        let word = segment.load(base + C.sender)
+        guard word & C.requestFlag != 0 else { return nil }
+        var head = (segment.load(base + C.priority), segment.load(base + C.head), segment.load(base + C.head + 8))
+        let length = Int(clamping: segment.load(base + C.payloadLength))
+        let bytes = withUnsafeBytes(of: &head) { Array($0.prefix(min(length, C.requestBytes))) }
+        return (bytes, length, Double(word & ~C.requestFlag) / 1000)
+    }
+
     func readActivity(_ base: Int) -> WorkerActivity {
         segment.read(sequenceAt: base + SharedLayout.Activity.sequence, writer: segment.workerPID(atSlot: base)) {
             WorkerActivity { segment.load(base + $0) }

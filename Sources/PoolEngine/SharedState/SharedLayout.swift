@@ -144,8 +144,13 @@ package enum SharedLayout {
     /// sequence word: nobody reads them while the worker lives. Space v3 left zero.
     package enum CurrentJob {
         /// Sender's worker id << 48 | sender's group id << 32 | weight (32 bits); 0 for a job
-        /// from outside the pool (an operator, the console).
+        /// from outside the pool (an operator, the console). With bit 63 set, a reactor's
+        /// request instead (``Worker/requestStarted(_:)``): bits 0–62 say when it started
+        /// (milliseconds since the epoch), and the request's first ``requestBytes`` bytes fill
+        /// `priority` and `head`.
         static let sender = 728
+        static let requestFlag: UInt64 = 1 << 63
+        static let requestBytes = 24
         /// The priority, as a two's-complement 64-bit word.
         static let priority = 736
         /// The payload's first ``headBytes`` bytes (zero-padded), then its length.

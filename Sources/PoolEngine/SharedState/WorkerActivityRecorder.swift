@@ -53,6 +53,25 @@ final class WorkerActivityRecorder: Sendable {
         segment.store(base + C.payloadLength, UInt64(job.payload.count))
     }
 
+    /// Describes the request a reactor worker starts serving (``SharedLayout/CurrentJob``).
+    func describeRequest(_ line: some Collection<UInt8>) {
+        typealias C = SharedLayout.CurrentJob
+        var head = (UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &head) { raw in
+            for (index, byte) in line.prefix(C.requestBytes).enumerated() { raw[index] = byte }
+        }
+        segment.store(base + C.priority, head.0)
+        segment.store(base + C.head, head.1)
+        segment.store(base + C.head + 8, head.2)
+        segment.store(base + C.payloadLength, UInt64(line.count))
+        segment.store(base + C.sender, C.requestFlag | Posix.wallClockNanoseconds() / 1_000_000)
+    }
+
+    /// The worker serves no request any more.
+    func clearRequest() {
+        segment.store(base + SharedLayout.CurrentJob.sender, 0)
+    }
+
     /// Adds one job's queue wait and (when it ran) run time to this worker's histograms.
     func observeLatency(wait: UInt64, run: UInt64?) {
         typealias L = SharedLayout.Latency

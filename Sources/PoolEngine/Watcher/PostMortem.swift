@@ -30,6 +30,15 @@ public struct PostMortem: Hashable, Sendable, Codable {
         public var payloadBytes: Int? = nil
     }
 
+    /// The request a reactor worker was serving when it died.
+    public struct Request: Hashable, Sendable, Codable {
+        /// Its first 24 bytes (invalid UTF-8 replaced), and its whole length.
+        public var head: String
+        public var bytes: Int
+        /// How long it had run, in seconds.
+        public var runningSeconds: Double
+    }
+
     /// When it died, seconds since the epoch.
     public var at: Double
     public var worker: WorkerID
@@ -46,6 +55,8 @@ public struct PostMortem: Hashable, Sendable, Codable {
     /// Its resource samples over its last 60 s.
     public var samples: [Sample]
     public var job: Job?
+    /// The request a reactor worker said it was serving (``Worker/requestStarted(_:)``).
+    public var request: Request? = nil
     /// Every thread's frames, when it was killed as hung.
     public var backtrace: String?
 }
@@ -54,7 +65,7 @@ public struct PostMortem: Hashable, Sendable, Codable {
 // synthesized enum coding would (`{"signaled":{"_0":9}}`): `pooltop why --json` is for scripts.
 extension PostMortem {
     private enum Keys: String, CodingKey {
-        case at, worker, group, pid, generation, status, code, signal, reason, message, uptimeSeconds, lines, samples, job, backtrace
+        case at, worker, group, pid, generation, status, code, signal, reason, message, uptimeSeconds, lines, samples, job, request, backtrace
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -71,6 +82,7 @@ extension PostMortem {
         try container.encode(lines, forKey: .lines)
         try container.encode(samples, forKey: .samples)
         try container.encodeIfPresent(job, forKey: .job)
+        try container.encodeIfPresent(request, forKey: .request)
         try container.encodeIfPresent(backtrace, forKey: .backtrace)
     }
 
@@ -88,6 +100,7 @@ extension PostMortem {
         lines = try container.decode([Line].self, forKey: .lines)
         samples = try container.decode([Sample].self, forKey: .samples)
         job = try container.decodeIfPresent(Job.self, forKey: .job)
+        request = try container.decodeIfPresent(Request.self, forKey: .request)
         backtrace = try container.decodeIfPresent(String.self, forKey: .backtrace)
     }
 }

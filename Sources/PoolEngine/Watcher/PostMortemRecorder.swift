@@ -44,7 +44,10 @@ final class PostMortemRecorder {
     @discardableResult
     /// - Parameter details: the particulars of the job the activity part names (sender, priority,
     ///   weight, payload head), as the worker described it when it started the job.
-    func died(_ exit: WorkerExitRecord, activity: WorkerActivity?, details: PostMortem.Job? = nil, at: Double) -> PostMortem {
+    /// - Parameter request: the request a reactor worker said it was serving.
+    func died(
+        _ exit: WorkerExitRecord, activity: WorkerActivity?, details: PostMortem.Job? = nil, request: PostMortem.Request? = nil, at: Double
+    ) -> PostMortem {
         let process = processes.removeValue(forKey: exit.id) ?? Process()
         var job: PostMortem.Job?
         if let activity, activity.currentJobID != 0 {
@@ -57,7 +60,9 @@ final class PostMortemRecorder {
             at: at, worker: exit.id, group: exit.group, pid: exit.pid, generation: process.generation, status: exit.status,
             reason: exit.reason, message: exit.message, uptimeSeconds: exit.uptime.seconds, lines: process.lines,
             samples: process.samples, job: job, backtrace: process.backtrace)
-        file?.append(record)
-        return record
+        var kept = record
+        kept.request = request
+        file?.append(kept)
+        return kept
     }
 }

@@ -520,7 +520,12 @@ final class Watcher: @unchecked Sendable {
                     sender: job.sender.map { "worker \($0.0) (\(pool.group($0.1)?.name ?? "group \($0.1)"))" }, priority: job.priority,
                     weight: job.weight, payloadHead: String(decoding: job.head, as: UTF8.self), payloadBytes: job.length)
             }
-            postMortems.died(exit, activity: activity, details: details, at: Posix.wallClockSeconds())
+            let now = Posix.wallClockSeconds()
+            let request = reader.currentRequest(base).map { request in
+                PostMortem.Request(
+                    head: String(decoding: request.head, as: UTF8.self), bytes: request.length, runningSeconds: max(0, now - request.startedAt))
+            }
+            postMortems.died(exit, activity: activity, details: details, request: request, at: now)
         default:
             break
         }

@@ -42,6 +42,8 @@ public final class Worker: Sendable {
 
     private let state = Mutex(State())
     private let activityRecorder: WorkerActivityRecorder?
+    /// Requests named by ``requestStarted(_:)`` and not yet finished.
+    private let requestsInFlight = Atomic<Int>(0)
     private let makeJobClient: (@Sendable () -> JobClient)?
     private let eventLoops: EventLoopGroupHolder
 
@@ -83,6 +85,24 @@ public final class Worker: Sendable {
     /// it from your own code to count work they do not see (a queue consumer's jobs, say).
     public func recordActivity(_ body: (inout WorkerActivity) -> Void) {
         activityRecorder?.update(body)
+    }
+
+    /// Says which request this reactor worker starts serving (for example `GET /report?id=7`),
+    /// so that if it dies serving it, its post-mortem (`pooltop why`) names the request and how
+    /// long it had run. Its first 24 bytes are kept, in shared memory, with a few stores and no
+    /// lock. With several requests at once the last one started is named; call
+    /// ``requestFinished()`` as each ends.
+    public func requestStarted(_ line: String) {
+        requestsInFlight.add(1, ordering: .relaxed)
+        activityRecorder?.describeRequest(line.utf8)
+    }
+
+    /// A request ``requestStarted(_:)`` named has ended; once none is left, none is named.
+    public func requestFinished() {
+        if requestsInFlight.subtract(1, ordering: .relaxed).newValue <= 0 {
+            requestsInFlight.store(0, ordering: .relaxed)
+            activityRecorder?.clearRequest()
+        }
     }
 
     /// Makes this worker run jobs with `handler`: call it in `initialize(worker:)` of a job worker.
