@@ -89,7 +89,7 @@ enum JobBenchmarks {
         let ratios = zip(rates[true] ?? [], rates[false] ?? []).map { $0 / $1 }
         Figure(
             name: "job_throughput_heartbeat_ratio", unit: "ratio", samples: ratios,
-            note: "each round's throughput with the heartbeat over the next round's without (1 means it costs nothing; the spread of these ratios is the noise it must stay within): \(ratios.map { formatFigure($0) })"
+            note: "each round's throughput with the heartbeat over the next round's without (1 means it costs nothing; the spread of these ratios is the noise it must stay within): \(ratios.map { formatFigure($0) }.joined(separator: ", "))"
         ).print()
         for (pool, task) in [(withBeat, withTask), (without, withoutTask)] {
             pool.stop()

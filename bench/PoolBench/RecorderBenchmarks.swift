@@ -23,7 +23,7 @@ enum RecorderBenchmarks {
         let cost = zip(on, off).map { ($0 - $1) / Double(seconds) }
         Figure(
             name: "recorder_cpu_\(workers)_workers", unit: "ms per s", samples: cost, target: 1,
-            note: "watcher CPU (schedstat, all threads) with the flight recorder minus without, per second, \(workers) idle workers, nobody looking, \(rounds) alternating rounds of \(seconds) s; with: \(on.map { formatFigure($0) }) ms, without: \(off.map { formatFigure($0) }) ms per \(seconds) s"
+            note: "watcher CPU (schedstat, all threads) with the flight recorder minus without, per second, \(workers) idle workers, nobody looking, \(rounds) alternating rounds of \(seconds) s; with: \(on.map { formatFigure($0) }.joined(separator: ", ")) ms, without: \(off.map { formatFigure($0) }.joined(separator: ", ")) ms per \(seconds) s"
         ).print()
         guard sizes else { return }
         guard let pool = recorded, let recording = try? FlightRecording(pool: pool) else {
