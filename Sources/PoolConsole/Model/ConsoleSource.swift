@@ -54,19 +54,38 @@ extension ConsoleSource {
 /// Keeps what the console has seen of a stream for the events pane, as the watcher keeps it:
 /// each worker's history, and the last lines of everything.
 final class EventHistory: Sendable {
-    private let log: Mutex<EventLog>
+    private struct State {
+        var log: EventLog
+        /// Bumped by every record: a scoped history is merged again only when it moved.
+        var version: UInt64 = 0
+        var scoped: (workers: [WorkerID], version: UInt64, records: [PoolEventRecord])?
+    }
+
+    private let state: Mutex<State>
 
     init(perWorker: Int = EventLog.defaultPerWorker) {
-        log = Mutex(EventLog(perWorker: perWorker))
+        state = Mutex(State(log: EventLog(perWorker: perWorker)))
     }
 
     func append(_ record: PoolEventRecord) {
-        log.withLock { $0.append(record) }
+        state.withLock { state in
+            state.log.append(record)
+            state.version &+= 1
+        }
     }
 
-    var all: [PoolEventRecord] { log.withLock { $0.recent } }
+    var all: [PoolEventRecord] { state.withLock { $0.log.recent } }
 
-    func history(of workers: [WorkerID]) -> [PoolEventRecord] { log.withLock { $0.history(of: workers) } }
+    /// The console asks every turn; a group of many workers' merged history is kept until a
+    /// record arrives or the scope changes.
+    func history(of workers: [WorkerID]) -> [PoolEventRecord] {
+        state.withLock { state in
+            if let scoped = state.scoped, scoped.workers == workers, scoped.version == state.version { return scoped.records }
+            let records = state.log.history(of: workers)
+            state.scoped = (workers, state.version, records)
+            return records
+        }
+    }
 }
 
 /// A pool running in this process: the console reads its shared memory and drives it directly.

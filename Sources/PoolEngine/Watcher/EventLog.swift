@@ -56,12 +56,16 @@ public struct EventLog: Sendable {
     /// Every record kept, oldest first: each worker's history merged with the whole stream's
     /// recent records (a worker's older lines come before them), each once.
     public var everything: [PoolEventRecord] {
-        var merged = all.ordered
-        var seen = Set(merged.map(\.sequence))
+        let recent = all.ordered
+        // The whole stream's ring holds every record since its oldest: only the workers' lines
+        // older than that are added (each ring is in order, so a prefix of it).
+        let since = recent.first?.sequence ?? nextSequence
+        var older: [(sequence: UInt64, record: PoolEventRecord)] = []
         for ring in workers.values {
-            for item in ring.items where seen.insert(item.sequence).inserted { merged.append(item) }
+            older += ring.ordered.prefix { $0.sequence < since }
         }
-        return merged.sorted { $0.sequence < $1.sequence }.map(\.record)
+        older.sort { $0.sequence < $1.sequence }
+        return (older + recent).map(\.record)
     }
 
     /// One worker's history, oldest first (empty for a worker never heard of).
