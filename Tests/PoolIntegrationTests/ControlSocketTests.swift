@@ -146,6 +146,7 @@ struct ControlSocketTests {
             #expect(acknowledgement?["streaming"]?.bool == true)
             #expect(replayed.filter { $0["type"]?.string == "worker-ready" }.count == 2)
             #expect(replayed.count == acknowledgement?["replaying"]?.integer)
+            #expect(acknowledgement?["logHistory"]?.integer == 1000, "the history a console should keep per worker")
             #expect(live.first == "group-scaled")
             #expect(live.contains("worker-starting"))
         }

@@ -49,8 +49,10 @@ public final class AttachedSource: ConsoleSource {
         let follow: @Sendable () -> Void = {
             defer { streaming.withLock { $0 = false } }
             guard let client = try? ControlClient(pool: pool),
-                (try? client.request(["command": .string("events")]))?["ok"]?.bool == true
+                let acknowledgement = try? client.request(["command": .string("events")]), acknowledgement["ok"]?.bool == true
             else { return }
+            // The pool's own history size: an attached console keeps what a hosting one would.
+            if let perWorker = acknowledgement["logHistory"]?.integer { history.resize(perWorker: perWorker) }
             while let line = try? client.readLine() {
                 if let record = PoolEventRecord(line: line) { history.append(record) }
                 if line["type"]?.string == "end" { return }

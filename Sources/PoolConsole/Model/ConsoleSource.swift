@@ -59,6 +59,7 @@ final class EventHistory: Sendable {
         /// Bumped by every record: a scoped history is merged again only when it moved.
         var version: UInt64 = 0
         var scoped: (workers: [WorkerID], version: UInt64, records: [PoolEventRecord])?
+        var everything: (version: UInt64, records: [PoolEventRecord])?
     }
 
     private let state: Mutex<State>
@@ -74,7 +75,27 @@ final class EventHistory: Sendable {
         }
     }
 
-    var all: [PoolEventRecord] { state.withLock { $0.log.recent } }
+    /// Everything kept (each worker's history and the stream's recent lines, in order), merged
+    /// again only when a record arrived: the console asks every turn.
+    var all: [PoolEventRecord] {
+        state.withLock { state in
+            if let everything = state.everything, everything.version == state.version { return everything.records }
+            let records = state.log.everything
+            state.everything = (state.version, records)
+            return records
+        }
+    }
+
+    /// Keeps `perWorker` lines a worker from now on (what it holds is kept, up to that).
+    func resize(perWorker: Int) {
+        state.withLock { state in
+            guard state.log.perWorker != perWorker else { return }
+            var log = EventLog(perWorker: perWorker)
+            for record in state.log.everything { log.append(record) }
+            state.log = log
+            state.version &+= 1
+        }
+    }
 
     /// The console asks every turn; a group of many workers' merged history is kept until a
     /// record arrives or the scope changes.

@@ -111,6 +111,8 @@ struct ControlSession: Sendable {
     ) async throws {
         var acknowledgement: [String: JSONValue] = [
             "ok": .bool(true), "streaming": .bool(true), "replaying": .number(Double(replayed)),
+            // How many lines a worker's history holds, so a console keeps as many as the pool.
+            "logHistory": .number(Double(pool.configuration.logHistory)),
         ]
         if let id { acknowledgement["id"] = id }
         try await write(acknowledgement, outbound)
