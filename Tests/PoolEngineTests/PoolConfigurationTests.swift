@@ -237,6 +237,16 @@ struct RecordingAndLogConfigurationTests {
         #expect(try parsePoolKeys("logFile: /var/log/p.log").logFile == LogFileSettings(path: "/var/log/p.log"))
     }
 
+    @Test("a relative path reads the same whether the file was named relative (run) or absolute (apply)")
+    func relativeFile() throws {
+        let yaml = "name: keys\nlogFile: logs/pool.log\ngroups:\n  - {name: jobs, kind: job, entryPoint: demo-job}\n"
+        let relative = try PoolConfiguration.parse(yaml: yaml, file: "pool.yaml", entryPoints: DemoPool.entryPoints).configuration
+        let absolute = try PoolConfiguration.parse(
+            yaml: yaml, file: "\(Posix.currentDirectory())/pool.yaml", entryPoints: DemoPool.entryPoints
+        ).configuration
+        #expect(relative.logFile == absolute.logFile && relative.logFile?.path == "\(Posix.currentDirectory())/logs/pool.log")
+    }
+
     @Test("out of range, not a value of its kind, or rotation without a file: an error naming the key and its line", arguments: [
         ("recordFor: 5s", "recordFor"), ("recordFor: 25h", "recordFor"), ("recordFor: soon", "recordFor"),
         ("logHistory: 5", "logHistory"), ("logFile: a.log\nlogMaxSize: 1KiB", "logMaxSize"), ("logFile: a.log\nlogKeep: 101", "logKeep"),

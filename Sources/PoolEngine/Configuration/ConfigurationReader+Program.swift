@@ -106,11 +106,14 @@ extension ConfigurationReader {
         return result
     }
 
-    /// A path relative to the configuration file's folder, as docker compose and process-compose read them.
-    private func resolve(_ path: String) -> String {
-        guard !path.hasPrefix("/"), let file, let slash = file.lastIndex(of: "/") else { return path }
-        let folder = file[..<slash]
+    /// A path relative to the configuration file's folder, as docker compose and process-compose
+    /// read them, made absolute: `run --config pool.yaml` and `apply` (which sends the file's
+    /// absolute path) then resolve it alike, and `apply` sees no change where there is none.
+    func resolve(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let file else { return path }
+        var folder = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
+        if !folder.hasPrefix("/") { folder = Posix.currentDirectory() + (folder == "." ? "" : "/\(folder)") }
         let relative = path.hasPrefix("./") ? path.dropFirst(2) : Substring(path)
-        return relative.isEmpty || relative == "." ? String(folder) : "\(folder)/\(relative)"
+        return relative.isEmpty || relative == "." ? folder : "\(folder)/\(relative)"
     }
 }

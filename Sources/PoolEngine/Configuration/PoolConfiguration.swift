@@ -217,9 +217,7 @@ struct ConfigurationReader {
             var settings = LogFileSettings(path: try string(node, path: "logFile"))
             if settings.path.isEmpty { throw error("logFile", "must be a file's path", node: node) }
             // Relative to the configuration file, as envFile is: the pool may start anywhere.
-            if !settings.path.hasPrefix("/"), let file, let slash = file.lastIndex(of: "/") {
-                settings.path = "\(file[..<slash])/\(settings.path)"
-            }
+            settings.path = resolve(settings.path)
             if let node = map["logMaxSize"] {
                 settings.maxSize = try bytes(node, path: "logMaxSize")
                 guard ConfigurationLimits.logMaxSize.contains(settings.maxSize) else {

@@ -138,6 +138,13 @@ extension Posix {
 
     static func removeFile(_ path: String) { _ = unlink(path) }
 
+    /// The process's working directory ("/" should it be unreadable: deleted under us).
+    static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Whether `path` is a regular file (not following a symbolic link).
     static func isRegularFile(_ path: String) -> Bool {
         var info = stat()
