@@ -31,7 +31,7 @@ public struct EventFilter: Hashable, Sendable {
 
     public func matches(_ record: PoolEventRecord) -> Bool {
         if let worker, record.worker?.rawValue != worker { return false }
-        if let group, Self.group(of: record) != group { return false }
+        if let group, record.group != group { return false }
         let (text, role) = ConsoleView.describe(record)
         if let minimumLevel, Self.rank(record, role) < minimumLevel { return false }
         guard !words.isEmpty else { return true }
@@ -46,20 +46,6 @@ public struct EventFilter: Hashable, Sendable {
         case .eventError: return 5
         case .eventWarning: return 4
         default: return 2
-        }
-    }
-
-    private static func group(of record: PoolEventRecord) -> String? {
-        switch record.event {
-        case .workerStarting(_, let group, _, _), .workerReady(_, let group, _, _), .workerStopRequested(_, let group, _),
-            .workerKilled(_, let group, _, _), .workerBackingOff(_, let group, _), .workerFailed(_, let group, _),
-            .workerSpawnFailed(_, let group, _), .workerHung(_, let group, _, _), .workerBacktrace(_, let group, _, _),
-            .workerLog(_, let group, _), .groupScaled(let group, _, _), .groupRolling(let group, _), .groupWaiting(let group, _):
-            return group
-        case .workerExited(let exit):
-            return exit.group
-        case .poolApplied, .poolRestarting, .poolStopping:
-            return nil
         }
     }
 }

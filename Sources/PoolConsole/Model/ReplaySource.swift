@@ -164,6 +164,7 @@ public final class ReplaySource: ConsoleSource {
         }
         if index > 0, picked.last != index - 1 { picked.append(index - 1) }
         picked.append(index)
+        // try?: a frame that cannot be read is left out of the rates; the others still give them.
         return picked.compactMap { try? recording.frame($0).snapshot }
     }
 }

@@ -19,9 +19,13 @@ struct ByteWriter {
 
     mutating func unsigned(_ value: Int) { unsigned(UInt64(clamping: value)) }
 
-    mutating func signed(_ value: Int64) {
-        unsigned(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
-    }
+    mutating func signed(_ value: Int64) { unsigned(Self.zigzag(value)) }
+
+    /// A signed value or nil: nil as 0, a value as its zigzag form + 1.
+    mutating func optionalSigned(_ value: Int64?) { unsigned(value.map { Self.zigzag($0) &+ 1 } ?? 0) }
+
+    /// Small magnitudes of either sign to small unsigned numbers: 0, -1, 1, -2 … → 0, 1, 2, 3 ….
+    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
     /// A string cut to at most `limit` bytes (on a character boundary).
     mutating func string(_ value: String, limit: Int = 4096) {
@@ -87,10 +91,15 @@ struct ByteReader {
 
     mutating func int(_ field: String) throws(Truncated) -> Int { Int(clamping: try unsigned(field)) }
 
-    mutating func signed(_ field: String) throws(Truncated) -> Int64 {
+    mutating func signed(_ field: String) throws(Truncated) -> Int64 { Self.unzigzag(try unsigned(field)) }
+
+    /// What ``ByteWriter/optionalSigned(_:)`` wrote.
+    mutating func optionalSigned(_ field: String) throws(Truncated) -> Int64? {
         let raw = try unsigned(field)
-        return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
+        return raw == 0 ? nil : Self.unzigzag(raw - 1)
     }
+
+    static func unzigzag(_ raw: UInt64) -> Int64 { Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1) }
 
     mutating func string(_ field: String) throws(Truncated) -> String {
         let count = try int(field)

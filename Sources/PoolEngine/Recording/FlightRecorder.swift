@@ -4,7 +4,8 @@ import Synchronization
 /// the events since the last frame, appended to the pool's ring file (``FlightRecordingFile``).
 /// `pooltop replay` and `pooltop top --once --at` read it back.
 ///
-/// Runs on the watcher loop's tick; events arrive from wherever the watcher publishes them.
+/// Runs on the watcher loop's tick; events arrive from ``WorkerPool``'s publishing, the same
+/// records its event log and log file get.
 final class FlightRecorder: Sendable {
     static let interval: Duration = .seconds(1)
     /// Of a frame's ``FlightFrame/eventLimit``, what log lines may take: a flood of them must
@@ -35,16 +36,16 @@ final class FlightRecorder: Sendable {
     }
 
     /// Keeps an event for the next frame (or counts it, past the frame's limits).
-    func note(_ event: PoolEvent, at time: Double) {
+    func note(_ record: PoolEventRecord) {
         pending.withLock { pending in
             let isLog: Bool
-            if case .workerLog = event { isLog = true } else { isLog = false }
+            if case .workerLog = record.event { isLog = true } else { isLog = false }
             guard pending.events.count < FlightFrame.eventLimit, !isLog || pending.logs < Self.logLimit else {
                 pending.dropped += 1
                 return
             }
             if isLog { pending.logs += 1 }
-            pending.events.append(PoolEventRecord(at: time, event: event))
+            pending.events.append(record)
         }
     }
 

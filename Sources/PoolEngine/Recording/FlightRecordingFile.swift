@@ -54,6 +54,7 @@ final class FlightRecordingFile {
         let path = "\(directory)/\(Self.fileName)"
         self.path = path
         self.capacity = capacity
+        // try?: a ring that cannot be read (none yet, another size, damaged) is replaced below.
         if let existing = try? FlightRecording.Ring(path: path), existing.capacity == capacity, existing.name == pool {
             fd = try Posix.check("open", context: path) { open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) }
             if let newest = existing.frames.last {

@@ -76,19 +76,3 @@ public struct EventLog: Sendable {
         workers.flatMap { self.workers[$0]?.items ?? [] }.sorted { $0.sequence < $1.sequence }.map(\.record)
     }
 }
-
-extension PoolEventRecord {
-    /// The worker the event is about; nil for the pool's own events (a group scaled, the pool stopping).
-    public var worker: WorkerID? {
-        switch event {
-        case .workerStarting(let id, _, _, _), .workerReady(let id, _, _, _), .workerStopRequested(let id, _, _),
-            .workerKilled(let id, _, _, _), .workerBackingOff(let id, _, _), .workerFailed(let id, _, _),
-            .workerSpawnFailed(let id, _, _), .workerHung(let id, _, _, _), .workerBacktrace(let id, _, _, _), .workerLog(let id, _, _):
-            return id
-        case .workerExited(let exit):
-            return exit.id
-        case .groupScaled, .groupRolling, .groupWaiting, .poolApplied, .poolRestarting, .poolStopping:
-            return nil
-        }
-    }
-}

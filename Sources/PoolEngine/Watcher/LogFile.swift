@@ -31,6 +31,7 @@ final class LogFile: Sendable {
     init(_ settings: LogFileSettings) throws {
         self.settings = settings
         let fd = try Self.open(settings.path)
+        // try?: an fstat that fails only makes the first rotation come late.
         state = Mutex((fd, UInt64((try? Posix.fileSize(fd)) ?? 0)))
     }
 

@@ -56,13 +56,12 @@ final class PostMortemRecorder {
             job?.id = activity.currentJobID
             job?.runningSeconds = since > 0 ? max(0, at - since) : 0
         }
-        let record = PostMortem(
+        var record = PostMortem(
             at: at, worker: exit.id, group: exit.group, pid: exit.pid, generation: process.generation, status: exit.status,
             reason: exit.reason, message: exit.message, uptimeSeconds: exit.uptime.seconds, lines: process.lines,
             samples: process.samples, job: job, backtrace: process.backtrace)
-        var kept = record
-        kept.request = request
-        file?.append(kept)
-        return kept
+        record.request = request
+        file?.append(record)
+        return record
     }
 }

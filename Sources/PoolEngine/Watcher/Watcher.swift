@@ -124,15 +124,7 @@ final class Watcher: @unchecked Sendable {
         self.monitor = monitor
         self.logger = logger
         self.workerLogLevel = workerLogLevel
-        // Every event also goes into the flight recorder's next frame.
-        if let recorder {
-            self.publish = { @Sendable event in
-                recorder.note(event, at: Posix.wallClockSeconds())
-                publish(event)
-            }
-        } else {
-            self.publish = publish
-        }
+        self.publish = publish
         self.executable = try Posix.executablePath()
         // Workers must not mistake an inherited marker of ours (a worker starting a pool) for their own.
         // Nor a socket-activation announcement, or systemd's notification socket, meant for the watcher itself.

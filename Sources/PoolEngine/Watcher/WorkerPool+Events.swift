@@ -67,11 +67,12 @@ extension WorkerPool {
 
     func publish(_ event: PoolEvent) {
         let record = PoolEventRecord(at: Posix.wallClockSeconds(), event: event)
-        let (subscribers, recordSubscribers, logFile) = state.withLock { state in
+        let (subscribers, recordSubscribers, logFile, recorder) = state.withLock { state in
             state.log.append(record)
-            return (Array(state.subscribers.values), Array(state.recordSubscribers.values), state.logFile)
+            return (Array(state.subscribers.values), Array(state.recordSubscribers.values), state.logFile, state.recorder)
         }
         logFile?.write(record)
+        recorder?.note(record)
         for subscriber in subscribers { subscriber.yield(event) }
         for subscriber in recordSubscribers { subscriber.yield(record) }
     }

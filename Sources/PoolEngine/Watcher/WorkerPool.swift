@@ -103,6 +103,8 @@ public final class WorkerPool: Service, Sendable {
         var operatorJobs: JobClient?
         /// The log file while the pool runs (`logFile`).
         var logFile: LogFile?
+        /// The flight recorder while the pool runs: every published event goes into its next frame.
+        var recorder: FlightRecorder?
     }
 
     public let name: String
@@ -277,27 +279,35 @@ public final class WorkerPool: Service, Sendable {
             logger.warning("systemd passed socket \(socket), which no listener of pool '\(name)' serves; it was closed")
         }
         defer { listeners.closeAll() }
-        // Post-mortems outlive the pool (and a SIGKILL of it): a state directory that cannot be
-        // used costs them, not the pool.
+        // Post-mortems and the flight recording outlive the pool (and a SIGKILL of it): a state
+        // directory that cannot be used costs them, not the pool.
+        let stateDirectory: String?
+        do {
+            stateDirectory = try StateDirectory.claim(pool: name)
+        } catch {
+            stateDirectory = nil
+            logger.warning("no post-mortems (pooltop why) and no flight recording (pooltop replay): \(error)")
+        }
         var postMortemFile: PostMortemFile?
         do {
-            postMortemFile = try PostMortemFile(directory: try StateDirectory.claim(pool: name))
+            postMortemFile = try stateDirectory.map { try PostMortemFile(directory: $0) }
         } catch {
             logger.warning("post-mortems will not be kept (pooltop why): \(error)")
         }
-        // The flight recorder writes beside them; it too may be lost without stopping the pool.
         var recorder: FlightRecorder?
-        if let recordFor = configuration.recordFor {
+        if let recordFor = configuration.recordFor, let stateDirectory {
             do {
                 let file = try FlightRecordingFile(
-                    directory: try StateDirectory.claim(pool: name), pool: name,
+                    directory: stateDirectory, pool: name,
                     capacity: FlightRecordingFile.capacity(recordFor: recordFor, groups: description.groupCapacity, slots: description.slotCapacity),
                     recordFor: recordFor)
                 recorder = FlightRecorder(file: file, reader: PoolStateReader(segment: segment))
+                state.withLock { $0.recorder = recorder }
             } catch {
                 logger.warning("the flight recorder is off (pooltop replay): \(error)")
             }
         }
+        defer { state.withLock { $0.recorder = nil } }
         let finished = OneShot<WatcherOutcome>()
         let watcher = try Watcher(
             pool: description, monitor: monitor, logger: logger, workerLogLevel: configuration.workerLogLevel,
