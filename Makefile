@@ -5,21 +5,33 @@ export LANG ?= C.UTF-8
 
 .PHONY: run test bench chaos soak fuzz sanitize lint install build release clean examples
 
+# QUEUE=1 builds the PostgreSQL queue in (the PostgresQueue trait, docs/queue.md): postgres-nio
+# adds minutes to a first build, so `make run` leaves it out unless asked.
+TRAITS = $(if $(filter 1,$(QUEUE)),--traits PostgresQueue,)
+
 build:
 	scripts/ensure-deps build
-	$(SWIFT) build --product pooltop
+	$(SWIFT) build --product pooltop $(TRAITS)
 
-## make run: build, then start pooltop: the console hosting the bundled demo pool.
+## make run: build, then start pooltop: the console hosting the bundled demo pool (QUEUE=1: with the queue).
 run: build
 	.build/debug/pooltop
 
-## make test: unit tests and integration tests with real processes.
+## make test: unit tests and integration tests with real processes; then, built with the
+## PostgresQueue trait, the PostgreSQL queue's tests against a throw-away cluster
+## (scripts/with-postgres) that is stopped and removed afterwards.
 test:
 	scripts/ensure-deps test
 	$(SWIFT) build --build-tests
 	# Post-mortems of the tests' many pools go to a throw-away state directory, not the user's.
 	rm -rf .build/test-state
 	XDG_STATE_HOME=$(CURDIR)/.build/test-state $(SWIFT) test --skip-build --disable-xctest
+	# The queue's build links postgres-nio and BoringSSL into every binary, which makes workers
+	# slower to start and eu-stack slower to read them: the suite above runs without it, and
+	# the queue's tests (they keep both cores busy for a minute) on their own.
+	$(SWIFT) build --build-tests --traits PostgresQueue
+	XDG_STATE_HOME=$(CURDIR)/.build/test-state scripts/with-postgres \
+		$(SWIFT) test --skip-build --disable-xctest --traits PostgresQueue --filter 'QueueProcessTests|PoolQueueTests|QueueDocumentationTests'
 
 # Release binaries link the Swift runtime and Foundation statically: a worker then starts in
 # about half the time (see docs/decisions/0005-static-stdlib-for-release.md).
@@ -75,7 +87,7 @@ sanitize:
 ## make lint: a clean debug build of everything, tests included, must print no warning.
 lint:
 	mkdir -p .build
-	$(SWIFT) build --build-tests 2>&1 | tee .build/lint.log
+	$(SWIFT) build --build-tests --traits PostgresQueue 2>&1 | tee .build/lint.log
 	@! grep -E '^/.*warning:' .build/lint.log
 
 release:

@@ -16,6 +16,14 @@ let package = Package(
         // Every pooltop command for your own binary: `PoolTopCLI.main(entryPoints:defaultConfiguration:)`.
         .library(name: "PoolTopCLI", targets: ["PoolTopCLI"]),
         .executable(name: "pooltop", targets: ["PoolTop"]),
+        // The PostgreSQL job queue (docs/queue.md); builds only with the PostgresQueue trait.
+        .library(name: "PoolQueue", targets: ["PoolQueue"]),
+    ],
+    traits: [
+        // Off by default: postgres-nio adds minutes to a first build on 2 cores, and a pool that
+        // does not use the queue must not pay for it. `make test`, `make bench` and `make run QUEUE=1`
+        // turn it on; a package of your own with `.package(path:…, traits: ["PostgresQueue"])`.
+        .trait(name: "PostgresQueue", description: "The postgres-queue service group and the queue commands"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -25,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         // Already resolved through swift-nio; named here for `Errno` and `FileDescriptor` in our API.
         .package(url: "https://github.com/apple/swift-system.git", from: "1.6.0"),
+        // Only with the PostgresQueue trait (see `traits`): resolved always, built only then.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Only what Swift cannot express: pidfd and epoll syscalls, closefrom for
@@ -60,11 +70,25 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Without the trait its sources compile to nothing (`#if PostgresQueue`), and nothing
+        // depends on it, so postgres-nio is never built.
+        .target(
+            name: "PoolQueue",
+            dependencies: [
+                "PoolEngine",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgresQueue"])),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "PoolTopCLI",
             dependencies: [
                 "PoolEngine",
                 "PoolConsole",
+                .target(name: "PoolQueue", condition: .when(traits: ["PostgresQueue"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -106,6 +130,12 @@ let package = Package(
                 "PoolEngine", "PoolDemo", "PoolFuzzing", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // Compiled only with the PostgresQueue trait (`#if PostgresQueue`), like its target.
+        .testTarget(
+            name: "PoolQueueTests",
+            dependencies: ["PoolEngine", .target(name: "PoolQueue", condition: .when(traits: ["PostgresQueue"]))],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if PostgresQueue
+import PoolQueue
+#endif
 import PoolEngine
 
 #if canImport(Glibc)
@@ -49,6 +52,11 @@ public enum PoolTopCLI {
     public static func main(
         entryPoints: EntryPoints, defaultConfiguration: DefaultConfiguration? = nil, commandName: String? = nil
     ) async -> Never {
+        #if PostgresQueue
+        // Built with the queue: every PoolTopCLI binary can run a postgres-queue group.
+        var entryPoints = entryPoints
+        entryPoints.registerPostgresQueue()
+        #endif
         await WorkerProcess.runIfWorker(entryPoints: entryPoints)
         CLIContext.set(
             CLIContext(

@@ -14,7 +14,7 @@ struct PoolTopCommand: ParsableCommand {
         subcommands: [
             HostCommand.self, RunCommand.self, AttachCommand.self, TopCommand.self, ListCommand.self, StatusCommand.self, ScaleCommand.self, RestartCommand.self,
             StopCommand.self, LogsCommand.self, JobCommand.self, MetricsCommand.self, ApplyCommand.self, WhyCommand.self,
-            ReplayCommand.self,
+            ReplayCommand.self, QueueCommand.self, EnqueueCommand.self, DeadCommand.self, FleetCommand.self,
         ],
         defaultSubcommand: HostCommand.self
         )

@@ -8,7 +8,7 @@ import Testing
 @Suite("Applying a changed configuration to a running pool")
 struct ApplyTests {
     static func describe(_ groups: [WorkerGroup], stopTimeout: Duration = .seconds(10)) throws -> PoolDescription {
-        try PoolValidator.validate(name: "test", stopTimeout: stopTimeout, groups: groups, entryPointNames: nil)
+        try PoolValidator.validate(name: "test", stopTimeout: stopTimeout, groups: groups, entryPoints: nil)
     }
 
     /// jobs (ids 1-4, min 2), web (5-6, reactor on a port), tick (7).

@@ -22,7 +22,7 @@ struct ConfigurationLimitsTests {
     /// Validates `group` through the Swift API's path (the validator `run()` uses).
     func apiError(_ group: WorkerGroup, stopTimeout: Duration = .seconds(10)) -> ConfigurationError? {
         do {
-            _ = try PoolValidator.validate(name: "t", stopTimeout: stopTimeout, groups: [group], entryPointNames: nil)
+            _ = try PoolValidator.validate(name: "t", stopTimeout: stopTimeout, groups: [group], entryPoints: nil)
             return nil
         } catch {
             return error
@@ -137,7 +137,7 @@ struct ConfigurationLimitsTests {
     func poolSlots() {
         let groups = (0..<5).map { WorkerGroup(entryPoint: "e", kind: .service, minWorkers: 1, maxWorkers: 1000, name: "g\($0)") }
         do {
-            _ = try PoolValidator.validate(name: "t", stopTimeout: .seconds(1), groups: groups, entryPointNames: nil)
+            _ = try PoolValidator.validate(name: "t", stopTimeout: .seconds(1), groups: groups, entryPoints: nil)
             Issue.record("5000 slots were accepted")
         } catch {
             #expect(error.path == "groups[4].max")

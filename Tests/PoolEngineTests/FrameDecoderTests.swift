@@ -66,7 +66,7 @@ struct FrameDecoderTests {
         let pool = try PoolValidator.validate(
             name: "p", stopTimeout: .seconds(3),
             groups: [WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 1, maxWorkers: 2, restart: .limited(maxRestarts: 3, window: .seconds(9)))],
-            entryPointNames: nil)
+            entryPoints: nil)
         let bootstrap = WorkerBootstrap(workerID: WorkerID(2), generation: 5, pool: pool, watcherPID: 42, logLevel: "debug")
         var decoder = FrameDecoder()
         decoder.append(try ControlCodec.encode(WatcherMessage.bootstrap(bootstrap)).encoded)

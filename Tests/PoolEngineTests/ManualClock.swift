@@ -22,7 +22,7 @@ struct CoreHarness {
 
     init(_ groups: [WorkerGroup], stopTimeout: Duration = .seconds(10)) throws {
         let description = try PoolValidator.validate(
-            name: "test", stopTimeout: stopTimeout, groups: groups, entryPointNames: nil)
+            name: "test", stopTimeout: stopTimeout, groups: groups, entryPoints: nil)
         core = WatcherCore(pool: description)
     }
 

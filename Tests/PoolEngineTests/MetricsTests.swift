@@ -15,7 +15,7 @@ struct MetricsTests {
             WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 2, maxWorkers: 4, name: "jobs"),
             WorkerGroup(entryPoint: "b", kind: .reactor, minWorkers: 1, maxWorkers: 2, name: "we\"b\\"),
         ]
-        let pool = try PoolValidator.validate(name: "metrics-test-\(Posix.processID)", stopTimeout: .seconds(1), groups: groups, entryPointNames: nil)
+        let pool = try PoolValidator.validate(name: "metrics-test-\(Posix.processID)", stopTimeout: .seconds(1), groups: groups, entryPoints: nil)
         let name = SharedLayout.segmentName(pool: pool.name, uid: Posix.userID)
         let segment = try SharedSegment.create(name: name, pool: pool, watcherPID: 4242, startedAt: 1_000_000_000_000)
         defer { Posix.unlinkSharedMemory(name: name) }

@@ -160,7 +160,7 @@ struct PoolConfigurationTests {
     func derivedNames() throws {
         let description = try PoolValidator.validate(
             name: "p", stopTimeout: .seconds(1),
-            groups: [WorkerGroup(entryPoint: "ticker", kind: .service)], entryPointNames: nil)
+            groups: [WorkerGroup(entryPoint: "ticker", kind: .service)], entryPoints: nil)
         #expect(description.groups[0].name == "ticker")
     }
 }

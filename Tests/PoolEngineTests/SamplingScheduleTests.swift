@@ -5,7 +5,7 @@ import Testing
 @Suite("When the watcher samples its workers: full rate only while someone looks or a quota needs it")
 struct SamplingScheduleTests {
     func schedule(_ groups: [WorkerGroup]) throws -> SamplingSchedule {
-        let pool = try PoolValidator.validate(name: "sampling", stopTimeout: .seconds(1), groups: groups, entryPointNames: nil)
+        let pool = try PoolValidator.validate(name: "sampling", stopTimeout: .seconds(1), groups: groups, entryPoints: nil)
         return SamplingSchedule(pool: pool, interval: .seconds(1), backgroundInterval: .seconds(10))
     }
 

@@ -19,7 +19,7 @@ struct SharedStateTests {
     static func withSegment(
         groups: [WorkerGroup], prefix: String, _ body: (SharedSegment, PoolDescription) throws -> Void
     ) throws {
-        let pool = try PoolValidator.validate(name: "\(prefix)-\(Posix.processID)", stopTimeout: .seconds(1), groups: groups, entryPointNames: nil)
+        let pool = try PoolValidator.validate(name: "\(prefix)-\(Posix.processID)", stopTimeout: .seconds(1), groups: groups, entryPoints: nil)
         let name = SharedLayout.segmentName(pool: pool.name, uid: Posix.userID)
         let segment = try SharedSegment.create(name: name, pool: pool, watcherPID: 4242, startedAt: 1_000_000_000_000)
         defer { Posix.unlinkSharedMemory(name: name) }

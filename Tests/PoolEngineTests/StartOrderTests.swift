@@ -114,7 +114,7 @@ struct StartOrderTests {
     func validation() {
         func error(_ groups: [WorkerGroup]) -> ConfigurationError? {
             do {
-                _ = try PoolValidator.validate(name: "p", stopTimeout: .seconds(1), groups: groups, entryPointNames: nil)
+                _ = try PoolValidator.validate(name: "p", stopTimeout: .seconds(1), groups: groups, entryPoints: nil)
                 return nil
             } catch {
                 return error

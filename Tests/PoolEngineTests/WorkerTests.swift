@@ -8,7 +8,7 @@ import Testing
 struct WorkerTests {
     func makeWorker() throws -> Worker {
         let pool = try PoolValidator.validate(
-            name: "w", stopTimeout: .seconds(1), groups: [WorkerGroup(entryPoint: "e", kind: .job)], entryPointNames: nil)
+            name: "w", stopTimeout: .seconds(1), groups: [WorkerGroup(entryPoint: "e", kind: .job)], entryPoints: nil)
         let bootstrap = WorkerBootstrap(workerID: WorkerID(1), generation: 1, pool: pool, watcherPID: 1, logLevel: "info")
         return Worker(bootstrap: bootstrap, group: pool.groups[0], logger: Logger(label: "test"))
     }

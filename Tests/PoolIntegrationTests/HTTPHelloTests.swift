@@ -169,7 +169,12 @@ struct HTTPHelloTests {
             let victim = try #require(events.readyPIDs.first { $0.0.rawValue >= 2 }?.0)
             try await fixture.pool.killWorker(victim)
             #expect(await events.waitFor { $0.readyPIDs.count == 4 }, "the replacement became ready")
-            try await Task.sleep(for: .milliseconds(300))
+            // Both slots, the replacement's included, serve a good number of requests (a bounded
+            // wait, not a fixed pause: a loaded machine serves fewer in any fixed time).
+            _ = await TestSupport.eventually {
+                let current = load.current
+                return current.byWorker.count == 2 && current.byWorker.values.allSatisfy { $0 > 20 }
+            }
             let result = try await load.stop()
             // A sequential client has one request in flight: only that one may be lost with the process.
             #expect(result.failures.count <= 1, "\(result)")

@@ -157,7 +157,7 @@ struct ListenerSocketsTests {
     func steering() async throws {
         let port = try SocketClient.freePort()
         let group = WorkerGroup(entryPoint: "line-reactor", kind: .reactor, minWorkers: 3, name: "web", listeners: [try Listener("127.0.0.1:\(port)")])
-        let pool = try PoolValidator.validate(name: "steer", stopTimeout: .seconds(1), groups: [group], entryPointNames: nil)
+        let pool = try PoolValidator.validate(name: "steer", stopTimeout: .seconds(1), groups: [group], entryPoints: nil)
         let sockets = try ListenerSockets.bindInitial(pool: pool)
         defer { sockets.closeAll() }
         let fds = try (1...3).map { try #require(sockets.descriptors(for: WorkerID($0)).first?.fd) }

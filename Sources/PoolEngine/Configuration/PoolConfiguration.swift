@@ -33,7 +33,7 @@ public struct PoolConfiguration: Sendable {
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
         "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait", "after",
         "listen", "command", "env", "envFile", "workingDirectory", "ready", "stopSignal", "watchdog", "user", "group",
-        "hangTimeout",
+        "hangTimeout", "settings",
     ]
     /// Keys accepted in a group's `restart`.
     public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
@@ -139,7 +139,7 @@ public struct PoolConfiguration: Sendable {
         do {
             let description = try PoolValidator.validate(
                 name: configuration.name, stopTimeout: configuration.stopTimeout, groups: configuration.groups,
-                entryPointNames: entryPoints.map { Set($0.names) })
+                entryPoints: entryPoints)
             return (configuration, description, reader)
         } catch {
             throw reader.locate(error)
@@ -367,6 +367,12 @@ struct ConfigurationReader {
             if let node = values["jitter"] { recycle.jitter = try number(node, path: "\(path).recycle.jitter") }
             group.recycle = recycle
         }
+        if let node = map["settings"] {
+            guard case .map(let settings) = try settingValue(node, path: "\(path).settings") else {
+                throw error("\(path).settings", "must be a mapping of keys to values (the entry point's own settings)", node: node)
+            }
+            group.settings = settings
+        }
         if let node = map["listen"] {
             guard case .sequence(let items) = node else {
                 throw error("\(path).listen", "must be a list of addresses (\"127.0.0.1:8080\", \"[::1]:8080\", \"unix:/path\")", node: node)
@@ -455,6 +461,28 @@ struct ConfigurationReader {
             result[key] = value
         }
         return result
+    }
+
+    /// A group's own settings, kept as YAML wrote them, every key path's line noted so the
+    /// entry point's check (``SettingsCheck``) errors point at the right line.
+    mutating func settingValue(_ node: Node, path: String) throws(ConfigurationError) -> SettingValue {
+        note(path, node)
+        switch node {
+        case .scalar(let scalar): return .scalar(scalar.string)
+        case .sequence(let sequence):
+            var items: [SettingValue] = []
+            for (index, item) in sequence.enumerated() { items.append(try settingValue(item, path: "\(path)[\(index)]")) }
+            return .list(items)
+        case .mapping(let mapping):
+            var values: [String: SettingValue] = [:]
+            for (keyNode, value) in mapping {
+                guard let key = keyNode.string else { throw error(path, "has a key that is not a string", node: keyNode) }
+                values[key] = try settingValue(value, path: "\(path).\(key)")
+            }
+            return .map(values)
+        case .alias:
+            throw error(path, "YAML aliases are not read here; write the value out", node: node)
+        }
     }
 
     mutating func string(_ node: Node, path: String) throws(ConfigurationError) -> String {

@@ -7,9 +7,15 @@ enum PoolValidator {
         name: String,
         stopTimeout: Duration,
         groups: [WorkerGroup],
-        entryPointNames: Set<String>?
+        entryPoints: EntryPoints?
     ) throws(ConfigurationError) -> PoolDescription {
         try validatePoolName(name)
+        let entryPointNames = entryPoints.map { Set($0.names) }
+        // An entry point's own settings first: its check may fill in what they imply (jobGroups).
+        var groups = groups
+        if let entryPoints {
+            for index in groups.indices { try entryPoints.checkSettings(of: &groups[index], path: "groups[\(index)]") }
+        }
         try check(stopTimeout, "stopTimeout", to: ConfigurationLimits.longestTimeout)
         if groups.isEmpty {
             throw ConfigurationError(path: "groups", message: "the pool has no groups; describe at least one")
@@ -241,7 +247,8 @@ enum PoolValidator {
             jobWait: group.jobWait,
             program: group.program,
             hangTimeout: group.program == nil ? group.hangTimeout : nil,
-            environmentFileDigest: environmentFileDigest)
+            environmentFileDigest: environmentFileDigest,
+            settings: group.settings)
     }
 
     private static func validate(

@@ -49,6 +49,8 @@ public struct WorkerGroup: Sendable {
     /// killed, exit reason `hang`. Nil turns the check off. A program's hang check is its
     /// ``ExternalProgram/watchdog`` instead.
     public var hangTimeout: Duration? = .seconds(30)
+    /// The entry point's own settings (pool.yaml's `settings:`, see ``SettingValue``).
+    public var settings: [String: SettingValue] = [:]
 
     public init(
         entryPoint: String,
@@ -133,6 +135,8 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     /// A digest of the program's envFile entries when the pool read it: an edited file makes
     /// a different definition, which `pooltop apply` rolls.
     public var environmentFileDigest: UInt64?
+    /// The entry point's own settings, as checked (``SettingsCheck``).
+    public var settings: [String: SettingValue] = [:]
     /// Set when `pooltop apply` removed the group: it runs no worker, keeps its slots (ids
     /// never move), and no name lookup finds it, so a new group may take its name.
     public var retired = false

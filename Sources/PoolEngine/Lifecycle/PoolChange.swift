@@ -240,6 +240,7 @@ public struct PoolChange: Sendable, Hashable {
             if old.program?.workingDirectory != new.program?.workingDirectory { phrases.append("workingDirectory changed") }
             if old.jobGroups != new.jobGroups { phrases.append("jobGroups changed") }
             if old.listeners != new.listeners { phrases.append("listen changed") }
+            if old.settings != new.settings { phrases.append("settings changed") }
             if phrases.count == before { phrases.append("worker settings changed") }
         }
         let action: Action = rolls ? .roll : phrases.isEmpty ? .unchanged : .update

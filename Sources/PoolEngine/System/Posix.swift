@@ -246,6 +246,13 @@ enum Posix {
         return String(cString: value)
     }
 
+    /// The host's name, as `uname -n` gives it; "localhost" if the call fails.
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard Glibc.gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     static func unsetenv(_ name: String) {
         _ = Glibc.unsetenv(name)
     }

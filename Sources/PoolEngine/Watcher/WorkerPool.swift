@@ -186,7 +186,7 @@ public final class WorkerPool: Service, Sendable {
         }
         return try PoolValidator.validate(
             name: name, stopTimeout: configuration.stopTimeout, groups: groups,
-            entryPointNames: entryPoints.map { Set($0.names) })
+            entryPoints: entryPoints)
     }
 
     /// Runs the pool until every slot has stopped for good (all workers exited under their

@@ -45,6 +45,7 @@ public struct WorkerExit: Error, CustomStringConvertible, Sendable {
 public struct EntryPoints: Sendable {
     private var factories: [String: @Sendable () -> any WorkerEntryPoint] = [:]
     private var pickups: [String: @Sendable ([String: String]) -> any PickupStrategy] = [:]
+    private var settingsChecks: [String: SettingsCheck] = [:]
 
     /// Entry points every pool binary has: the metrics service (``PrometheusGroup``).
     public init() {
@@ -54,6 +55,20 @@ public struct EntryPoints: Sendable {
     /// Registers a factory under `name`; a later registration of the same name replaces it.
     public mutating func register(_ name: String, _ make: @escaping @Sendable () -> any WorkerEntryPoint) {
         factories[name] = make
+    }
+
+    /// Registers a factory whose groups have settings of their own: `check` validates (and may
+    /// complete) a group's ``WorkerGroup/settings`` when the pool is validated.
+    public mutating func register(
+        _ name: String, checkingSettings check: @escaping SettingsCheck, _ make: @escaping @Sendable () -> any WorkerEntryPoint
+    ) {
+        factories[name] = make
+        settingsChecks[name] = check
+    }
+
+    /// Runs the settings check registered for the group's entry point, if any.
+    func checkSettings(of group: inout WorkerGroup, path: String) throws(ConfigurationError) {
+        try settingsChecks[group.entryPoint]?(&group, path)
     }
 
     /// The registered names.

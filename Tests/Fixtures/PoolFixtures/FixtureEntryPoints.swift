@@ -25,6 +25,7 @@ enum FixtureEntryPoints {
         entryPoints.register(SocketStrategyReactor.name) { SocketStrategyReactor() }
         entryPoints.register("line-reactor-marked-deploy") { LineReactor(failWhenMarked: true) }
         entryPoints.register("http-hello") { HTTPHello() }
+        entryPoints.register("recording-job") { RecordingJobWorker() }
         return entryPoints
     }
 }
