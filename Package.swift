@@ -135,7 +135,10 @@ let package = Package(
         // Compiled only with the PostgresQueue trait (`#if PostgresQueue`), like its target.
         .testTarget(
             name: "PoolQueueTests",
-            dependencies: ["PoolEngine", .target(name: "PoolQueue", condition: .when(traits: ["PostgresQueue"]))],
+            dependencies: [
+                "PoolEngine", .target(name: "PoolQueue", condition: .when(traits: ["PostgresQueue"])),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

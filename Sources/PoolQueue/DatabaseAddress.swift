@@ -32,6 +32,16 @@ public struct DatabaseAddress: Hashable, Sendable, CustomStringConvertible {
         public var description: String { message }
     }
 
+    /// An address from its parts.
+    public init(host: String, port: Int, user: String, password: String?, database: String?, tls: TLSMode) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+        self.tls = tls
+    }
+
     /// Reads `url` when given, else the `PG*` variables of `environment`.
     public init(url: String?, environment: [String: String]) throws(Problem) {
         var host = environment["PGHOST"] ?? "/var/run/postgresql"

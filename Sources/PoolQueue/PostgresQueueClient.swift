@@ -28,6 +28,15 @@ public struct PostgresQueueClient: Sendable {
     ) async throws -> T {
         try PostgresQueueConfiguration.checkIdentifier(schema, path: "schema")
         let address = try DatabaseAddress(url: url, environment: DatabaseAddress.processEnvironment())
+        return try await with(address: address, schema: schema, logger: logger, body)
+    }
+
+    /// Connects to `address`; see ``with(url:schema:logger:_:)``.
+    public static func with<T: Sendable>(
+        address: DatabaseAddress, schema: String = "pooltop", logger: Logger = Logger(label: "pooltop.queue"),
+        _ body: (PostgresQueueClient) async throws -> T
+    ) async throws -> T {
+        try PostgresQueueConfiguration.checkIdentifier(schema, path: "schema")
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(

@@ -36,6 +36,12 @@ final class QueueRunner: Sendable {
 
     /// Runs until the worker is asked to stop, then finishes or releases what it claimed.
     func run() async {
+        do {
+            try QueueEndpoint(group: worker.group.name, address: address, configuration: configuration).publish(pool: worker.pool.name)
+        } catch {
+            logger.warning("cannot publish the queue's endpoint for pooltop queue \(worker.pool.name): \(error)")
+        }
+        defer { QueueEndpoint.withdraw(pool: worker.pool.name, group: worker.group.name) }
         await withDiscardingTaskGroup { group in
             group.addTask { [self] in
                 await worker.awaitTermination()
@@ -70,6 +76,7 @@ final class QueueRunner: Sendable {
         var lastHeartbeat: ContinuousClock.Instant?
         /// Jobs the pool's job groups had finished at the last heartbeat, and when.
         var processedAtHeartbeat: (count: UInt64, at: ContinuousClock.Instant)?
+        var metrics = QueueMetrics()
     }
 
     /// How often the pool refreshes its row in the fleet view; `pooltop fleet` calls a row
@@ -86,6 +93,7 @@ final class QueueRunner: Sendable {
                 case .finished(let job, let outcome):
                     state.running[job.id] = nil
                     state.outcomes.append((job, outcome))
+                    state.metrics.count(outcome)
                     count(outcome, running: state.running.count)
                 case .stop:
                     if !state.stopping {
@@ -119,6 +127,7 @@ final class QueueRunner: Sendable {
                 }
             }
         }
+        PublishedMetrics.withdraw(pool: worker.pool.name, name: metricsName)
         if let connection = state.connection {
             // A stopped pool leaves the fleet view at once rather than going stale; best effort.
             try? await store.leaveFleet(instance: owner, on: connection, logger: logger)
@@ -143,6 +152,7 @@ final class QueueRunner: Sendable {
             }
             state.connection = connection
             if let outage = state.outage {
+                state.metrics.reconnects += 1
                 logger.notice("database reachable again after \(DurationParser.format(ContinuousClock.now - outage.since)): \(address)")
             } else {
                 logger.info("claiming from \(configuration.queues.map(\.name).joined(separator: ", ")) at \(address)")
@@ -151,6 +161,7 @@ final class QueueRunner: Sendable {
             state.reconnectAt = nil
             state.reconnectDelay = .milliseconds(250)
             state.wantClaim = true
+            publishMetrics(state)
         } catch {
             lose(&state, reason: QueueError.describe(error))
         }
@@ -164,6 +175,9 @@ final class QueueRunner: Sendable {
         }
         if state.outage == nil {
             state.outage = (.now, reason)
+            // Stale figures would mislead: the depth is left out until the next heartbeat.
+            state.metrics.figures = []
+            publishMetrics(state)
             logger.error("database unreachable (\(address)): \(reason); \(state.running.count) job(s) keep running, outcomes are kept until it is back")
         }
         state.reconnectAt = .now + state.reconnectDelay
@@ -200,6 +214,7 @@ final class QueueRunner: Sendable {
         }
         guard let dead else { return }
         state.outcomes.removeAll(keepingCapacity: true)
+        state.metrics.dead += UInt64(dead)
         if dead > 0 { logger.warning("\(dead) job(s) dead after their last attempt (pooltop dead lists them)") }
     }
 
@@ -224,6 +239,7 @@ final class QueueRunner: Sendable {
             activity.jobsInFlight = UInt64(running)
         }
         for job in claimed {
+            state.metrics.observeClaim(waited: job.waited)
             state.running[job.id] = job
             jobs.addTask { [self] in inbox.post(.finished(job, await execute(job))) }
         }
@@ -286,6 +302,7 @@ final class QueueRunner: Sendable {
                 try await store.recoverExpired(retries: configuration.retries, on: connection, logger: logger)
             }
             guard let recovered else { return }
+            state.metrics.recovered += UInt64(recovered)
             if recovered > 0 {
                 logger.warning("\(recovered) job(s) put back: their pool stopped renewing their lease")
                 state.wantClaim = true
@@ -344,6 +361,31 @@ final class QueueRunner: Sendable {
         else { return }
         state.lastHeartbeat = now
         state.processedAtHeartbeat = (processed, now)
+        let queues = configuration.queues.map(\.name)
+        if let figures = await attempt("reading the queues' figures", &state, { connection in
+            try await store.figures(queues: queues, on: connection, logger: logger)
+        }) {
+            // A queue with no job has no row: it is shown with zeros.
+            state.metrics.figures = queues.map { name in
+                figures.first { $0.queue == name }
+                    ?? QueueFigures(queue: name, available: 0, scheduled: 0, retrying: 0, running: 0, dead: 0, doneLastMinute: 0)
+            }
+        }
+        publishMetrics(state)
+    }
+
+    /// The name of this group's file of published metrics.
+    private var metricsName: String { "queue-\(worker.group.name)" }
+
+    /// Publishes the queue's metric families for the pool's exposition; a failure costs only
+    /// the metrics, so it is logged, at debug level as it may repeat every heartbeat.
+    private func publishMetrics(_ state: State) {
+        let text = state.metrics.render(group: worker.group.name, connected: state.connection != nil && state.outage == nil)
+        do {
+            try PublishedMetrics.publish(text, pool: worker.pool.name, name: metricsName)
+        } catch {
+            logger.debug("cannot publish the queue's metrics: \(error)")
+        }
     }
 
     // MARK: - Wakes

@@ -51,6 +51,20 @@ public struct QueueFigures: Sendable, Hashable, Codable {
     public var doneLastMinute: Int
     /// How long the oldest claimable job has waited, in seconds.
     public var oldestAge: Double?
+
+    public init(
+        queue: String, available: Int, scheduled: Int, retrying: Int, running: Int, dead: Int, doneLastMinute: Int,
+        oldestAge: Double? = nil
+    ) {
+        self.queue = queue
+        self.available = available
+        self.scheduled = scheduled
+        self.retrying = retrying
+        self.running = running
+        self.dead = dead
+        self.doneLastMinute = doneLastMinute
+        self.oldestAge = oldestAge
+    }
 }
 
 /// A pool in the fleet view: one row per running pool that uses the queue, refreshed by its

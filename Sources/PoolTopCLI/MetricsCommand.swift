@@ -20,6 +20,8 @@ struct MetricsCommand: ParsableCommand {
             printError("\(CLIContext.shared.commandName): cannot read pool '\(name)': \(error)")
             throw ExitCode(1)
         }
-        print(PrometheusExposition.text(reader.snapshot()), terminator: "")
+        print(
+            PrometheusExposition.text(reader.snapshot()) + String(decoding: PublishedMetrics.collected(pool: name), as: UTF8.self),
+            terminator: "")
     }
 }

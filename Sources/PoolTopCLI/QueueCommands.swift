@@ -20,19 +20,53 @@ private func queueNotBuilt() -> any Error {
     return ExitCode(2)
 }
 
-/// `pooltop queue [--url URL] [--schema S] [--json] [QUEUE…]`.
+/// `pooltop queue [NAME] [--url URL] [--schema S] [--queue Q]… [--json]`.
 struct QueueCommand: PoolTopAsyncCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
-        abstract: "The PostgreSQL queue's figures: per queue, jobs available, scheduled, retrying, running and dead, the oldest one's wait, and done in the last minute.")
+        abstract: "The PostgreSQL queue's figures: per queue, jobs available, scheduled, retrying, running and dead, the oldest one's wait, and done in the last minute.",
+        discussion: """
+            With NAME, the queues a running pool's queue groups work on, in the database they use; without it, every queue in --url (or the PG* variables) and --schema.
+            """)
 
+    @Argument(help: "A running pool whose queue groups to show.") var name: String?
     @OptionGroup var database: QueueDatabaseOptions
+    @Option(name: .customLong("queue"), help: "Only this queue (repeatable).") var queues: [String] = []
     @Flag(help: "Print the figures as JSON, one queue per line.") var json = false
-    @Argument(help: "Only these queues.") var queues: [String] = []
+
+    func validate() throws {
+        if name != nil && database.url != nil { throw ValidationError("give a pool's NAME or --url, not both") }
+    }
 
     func execute() async throws {
         #if PostgresQueue
-        let figures = try await withQueue(database) { try await $0.figures(queues: queues) }
+        var figures: [QueueFigures] = []
+        if let name {
+            let endpoints = QueueEndpoint.published(pool: name)
+            guard !endpoints.isEmpty else {
+                printError(
+                    "\(CLIContext.shared.commandName): pool '\(name)' is not running here, or has no postgres-queue group; give --url to read a queue's database directly")
+                throw ExitCode(1)
+            }
+            for endpoint in endpoints {
+                let wanted = queues.isEmpty ? endpoint.queues : endpoint.queues.filter { queues.contains($0) }
+                do {
+                    let found = try await PostgresQueueClient.with(address: endpoint.address, schema: endpoint.schema) {
+                        try await $0.figures(queues: wanted)
+                    }
+                    // A queue with no job has no row: shown with zeros, as the group works on it.
+                    figures += wanted.map { queue in
+                        found.first { $0.queue == queue }
+                            ?? QueueFigures(queue: queue, available: 0, scheduled: 0, retrying: 0, running: 0, dead: 0, doneLastMinute: 0)
+                    }
+                } catch {
+                    printError("\(CLIContext.shared.commandName): group '\(endpoint.group)' of pool '\(name)': \(error)")
+                    throw ExitCode(1)
+                }
+            }
+        } else {
+            figures = try await withQueue(database) { try await $0.figures(queues: queues) }
+        }
         if json {
             for figure in figures { print((try? JSONValue.encodeLine(figure)) ?? "{}") }
             return

@@ -194,6 +194,11 @@ struct QueueProcessTests {
         #expect(figures.stdout.contains("\"scheduled\":1"), "\(figures)")
 
         let pool = try await startPool(name, schema: schema, directory: directory, retries: 0)
+        // By the pool's name alone: the queue group published where it works.
+        let byName = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' queue \(name) --json", directory: directory)
+        #expect(byName.status == .exited(0) && byName.stdout.contains("\"queue\":\"work\""), "\(byName)")
+        let notRunning = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' queue \(name)-none", directory: directory)
+        #expect(notRunning.status == .exited(1) && notRunning.stderr.contains("is not running here"), "\(notRunning)")
         #expect(await TestSupport.eventually {
             (try? QueueDatabase.sql("SELECT count(*) FROM \(schema).jobs WHERE state IN ('done', 'dead')", directory: directory)) == "2"
         })
@@ -283,15 +288,27 @@ struct QueueProcessTests {
         let stop = try QueueDatabase.control("-m fast stop", directory: directory)
         #expect(stop.status == .exited(0), "\(stop)")
         #expect(await pool.waitForLog("database unreachable"), "\(pool.log)")
+        func metrics() throws -> String {
+            try TestSupport.shell("'\(TestSupport.fixtureExecutable)' metrics \(name)", directory: directory).stdout
+        }
+        #expect(try metrics().contains("pooltop_queue_connected{group=\"queue\"} 0"))
         try await Task.sleep(for: .seconds(1))
         let start = try QueueDatabase.control("start", directory: directory)
         #expect(start.status == .exited(0), "\(start)")
         #expect(await pool.waitForLog("database reachable again"), "\(pool.log)")
+        #expect(await TestSupport.eventually {
+            let text = (try? metrics()) ?? ""
+            return text.contains("pooltop_queue_connected{group=\"queue\"} 1") && text.contains("pooltop_queue_reconnects_total{group=\"queue\"} 1")
+                && text.contains("pooltop_queue_depth{group=\"queue\",queue=\"work\",state=\"available\"}")
+        }, "\((try? metrics()) ?? "")")
         #expect(await TestSupport.eventually(timeout: .seconds(90)) {
             (try? QueueDatabase.sql("SELECT count(*) FROM \(schema).jobs WHERE state = 'done'", directory: directory)) == "1500"
         }, "\((try? QueueDatabase.sql("SELECT state, count(*) FROM \(schema).jobs GROUP BY state", directory: directory)) ?? "?")")
         #expect(runs(directory).count == 1500)
         try expectRunsOnlyAsClaimed(schema: schema, directory: directory, duplicatesNeedExpiry: true)
+        let text = try metrics()
+        #expect(text.contains("pooltop_queue_jobs_total{group=\"queue\",outcome=\"done\"}"), "\(text)")
+        #expect(text.contains("pooltop_queue_claim_latency_seconds_count{group=\"queue\"}"), "\(text)")
         await pool.stopExpectingCleanExit()
     }
 }

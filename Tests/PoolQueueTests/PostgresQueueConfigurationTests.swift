@@ -1,8 +1,10 @@
 #if PostgresQueue
 import Foundation
+import NIOCore
 import PoolEngine
-import PoolQueue
 import Testing
+
+@testable import PoolQueue
 
 @Suite("postgres-queue settings")
 struct PostgresQueueConfigurationTests {
@@ -126,6 +128,31 @@ struct QueueDocumentationTests {
         }
         #expect(Set(keys) == Set(PostgresQueueConfiguration.keys), "\(keys)")
         #expect(keys.count == PostgresQueueConfiguration.keys.count)
+        // Every metric family the queue publishes is documented, with its type.
+        for family in QueueMetrics.families {
+            #expect(text.contains("| `\(family.name)` | \(family.type) |"), "\(family.name) is not in docs/queue.md")
+        }
+    }
+
+    @Test("the published metrics are well-formed exposition text: HELP and TYPE for each family, escaped labels, cumulative buckets")
+    func metricsText() {
+        var metrics = QueueMetrics()
+        metrics.observeClaim(waited: 0.002)
+        metrics.observeClaim(waited: 0.2)
+        metrics.observeClaim(waited: 1000)
+        metrics.count(.done(result: ByteBuffer()))
+        metrics.figures = [QueueFigures(queue: "mail", available: 3, scheduled: 1, retrying: 0, running: 2, dead: 1, doneLastMinute: 9, oldestAge: 1.5)]
+        let text = metrics.render(group: "q\"1", connected: true)
+        #expect(text.hasSuffix("\n"))
+        for family in QueueMetrics.families {
+            #expect(text.contains("# HELP \(family.name) ") && text.contains("# TYPE \(family.name) \(family.type)\n"))
+        }
+        #expect(text.contains("pooltop_queue_depth{group=\"q\\\"1\",queue=\"mail\",state=\"available\"} 3"), "\(text)")
+        #expect(text.contains("pooltop_queue_claim_latency_seconds_bucket{group=\"q\\\"1\",le=\"0.0025\"} 1"))
+        #expect(text.contains("pooltop_queue_claim_latency_seconds_bucket{group=\"q\\\"1\",le=\"0.25\"} 2"))
+        #expect(text.contains("pooltop_queue_claim_latency_seconds_bucket{group=\"q\\\"1\",le=\"+Inf\"} 3"))
+        #expect(text.contains("pooltop_queue_claimed_total{group=\"q\\\"1\"} 3"))
+        #expect(text.contains("pooltop_queue_jobs_total{group=\"q\\\"1\",outcome=\"done\"} 1"))
     }
 }
 #endif

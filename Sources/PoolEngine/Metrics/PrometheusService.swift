@@ -84,7 +84,7 @@ final class MetricsHandler: ChannelInboundHandler {
             respond(context, head, .notFound, Array("no page \(path); the metrics are at /metrics\n".utf8))
             return
         }
-        let body = PrometheusExposition.render(site.reader.snapshot())
+        let body = PrometheusExposition.render(site.reader.snapshot()) + PublishedMetrics.collected(pool: site.worker.pool.name)
         respond(context, head, .ok, body, contentType: PrometheusExposition.contentType)
     }
 

@@ -138,6 +138,35 @@ extension Posix {
 
     static func removeFile(_ path: String) { _ = unlink(path) }
 
+    /// Writes a file whole: into a temporary file beside it, then renamed over it, so a reader
+    /// sees the old content or the new, never a part.
+    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws {
+        let temporary = "\(path).\(processID).tmp"
+        let fd = try check("open", context: temporary) { Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+        var written = 0
+        var failure: Int32 = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                break
+            }
+            written += n
+        }
+        close(fd)
+        if failure != 0 {
+            removeFile(temporary)
+            throw SystemCallError(call: "write", errno: failure, context: temporary)
+        }
+        do {
+            try check("rename", context: path) { Glibc.rename(temporary, path) }
+        } catch {
+            removeFile(temporary)
+            throw error
+        }
+    }
+
     /// The process's working directory ("/" should it be unreadable: deleted under us).
     static func currentDirectory() -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
