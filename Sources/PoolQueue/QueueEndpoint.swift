@@ -19,6 +19,15 @@ public struct QueueEndpoint: Codable, Sendable, Hashable {
     public var tls: String
     public var schema: String
     public var queues: [String]
+    /// Whether the group is connected to its database now.
+    public var connected = false
+    /// Since when (seconds since the epoch) and why it is not, when it lost the database.
+    public var outageSince: Double?
+    public var outageReason: String?
+    /// Jobs it has claimed and not yet written back.
+    public var running = 0
+    /// When the group last wrote this file, in seconds since the epoch.
+    public var updatedAt = 0.0
 
     init(group: String, address: DatabaseAddress, configuration: PostgresQueueConfiguration) {
         self.group = group
@@ -40,8 +49,19 @@ public struct QueueEndpoint: Codable, Sendable, Hashable {
 
     static func name(group: String) -> String { "queue-\(group).json" }
 
+    /// The one-line state `pooltop status` prints.
+    public var summary: String {
+        let place = "\(address) schema \(schema), queues \(queues.joined(separator: ", "))"
+        if connected { return "queue group '\(group)': connected to \(place); \(running) job(s) claimed" }
+        guard let since = outageSince else { return "queue group '\(group)': connecting to \(place)" }
+        let seconds = max(0, PoolHost.wallClock - since)
+        return "queue group '\(group)': DATABASE UNREACHABLE for \(Int(seconds)) s (\(outageReason ?? "unknown")): \(place); \(running) job(s) keep running, their outcomes wait"
+    }
+
     func publish(pool: String) throws {
-        let data = try JSONEncoder().encode(self)
+        var stamped = self
+        stamped.updatedAt = PoolHost.wallClock
+        let data = try JSONEncoder().encode(stamped)
         try PoolFiles.writePrivate(Array(data), pool: pool, name: Self.name(group: group))
     }
 

@@ -36,11 +36,7 @@ final class QueueRunner: Sendable {
 
     /// Runs until the worker is asked to stop, then finishes or releases what it claimed.
     func run() async {
-        do {
-            try QueueEndpoint(group: worker.group.name, address: address, configuration: configuration).publish(pool: worker.pool.name)
-        } catch {
-            logger.warning("cannot publish the queue's endpoint for pooltop queue \(worker.pool.name): \(error)")
-        }
+        publishEndpoint(State())
         defer { QueueEndpoint.withdraw(pool: worker.pool.name, group: worker.group.name) }
         await withDiscardingTaskGroup { group in
             group.addTask { [self] in
@@ -77,6 +73,8 @@ final class QueueRunner: Sendable {
         /// Jobs the pool's job groups had finished at the last heartbeat, and when.
         var processedAtHeartbeat: (count: UInt64, at: ContinuousClock.Instant)?
         var metrics = QueueMetrics()
+        /// The pool's shared memory, mapped once for the heartbeats.
+        var poolState: PoolStateReader?
     }
 
     /// How often the pool refreshes its row in the fleet view; `pooltop fleet` calls a row
@@ -340,7 +338,8 @@ final class QueueRunner: Sendable {
     private func heartbeat(_ state: inout State) async {
         let now = ContinuousClock.now
         if let last = state.lastHeartbeat, now - last < Self.heartbeatInterval { return }
-        guard let reader = try? worker.poolState() else { return }  // No segment: nothing to report yet.
+        if state.poolState == nil { state.poolState = try? worker.poolState() }  // No segment: nothing to report yet.
+        guard let reader = state.poolState else { return }
         let snapshot = reader.snapshot()
         let processed = snapshot.workers.filter { worker in
             snapshot.groups.contains { $0.id == worker.groupID && $0.kind == .job }
@@ -374,12 +373,30 @@ final class QueueRunner: Sendable {
         publishMetrics(state)
     }
 
+    /// Writes where the group works and whether it is connected (`pooltop queue NAME`,
+    /// `pooltop status`); a failure costs only those views, so it is logged at debug level.
+    private func publishEndpoint(_ state: State) {
+        var endpoint = QueueEndpoint(group: worker.group.name, address: address, configuration: configuration)
+        endpoint.connected = state.connection != nil && state.outage == nil
+        if let outage = state.outage {
+            endpoint.outageSince = PoolHost.wallClock - (ContinuousClock.now - outage.since).secondsValue
+            endpoint.outageReason = outage.reason
+        }
+        endpoint.running = state.running.count
+        do {
+            try endpoint.publish(pool: worker.pool.name)
+        } catch {
+            logger.debug("cannot publish the queue's endpoint: \(error)")
+        }
+    }
+
     /// The name of this group's file of published metrics.
     private var metricsName: String { "queue-\(worker.group.name)" }
 
     /// Publishes the queue's metric families for the pool's exposition; a failure costs only
     /// the metrics, so it is logged, at debug level as it may repeat every heartbeat.
     private func publishMetrics(_ state: State) {
+        publishEndpoint(state)
         let text = state.metrics.render(group: worker.group.name, connected: state.connection != nil && state.outage == nil)
         do {
             try PublishedMetrics.publish(text, pool: worker.pool.name, name: metricsName)

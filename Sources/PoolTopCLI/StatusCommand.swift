@@ -3,6 +3,10 @@ import FoundationEssentials
 import PoolConsole
 import PoolEngine
 
+#if PostgresQueue
+import PoolQueue
+#endif
+
 /// `pooltop status NAME [--json]`.
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +30,11 @@ struct StatusCommand: ParsableCommand {
         }
         let snapshot = try JSONDecoder().decode(PoolSnapshot.self, from: Data(status.serialized.utf8))
         print(Self.render(snapshot))
+        #if PostgresQueue
+        // What the pool's queue groups say of their database, from the file each keeps current.
+        let queues = QueueEndpoint.published(pool: name)
+        if !queues.isEmpty { print("\n" + queues.map(\.summary).joined(separator: "\n")) }
+        #endif
     }
 
     static func render(_ snapshot: PoolSnapshot) -> String {

@@ -292,6 +292,8 @@ struct QueueProcessTests {
             try TestSupport.shell("'\(TestSupport.fixtureExecutable)' metrics \(name)", directory: directory).stdout
         }
         #expect(try metrics().contains("pooltop_queue_connected{group=\"queue\"} 0"))
+        let down = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' status \(name)", directory: directory)
+        #expect(down.stdout.contains("queue group 'queue': DATABASE UNREACHABLE"), "\(down)")
         try await Task.sleep(for: .seconds(1))
         let start = try QueueDatabase.control("start", directory: directory)
         #expect(start.status == .exited(0), "\(start)")
@@ -306,6 +308,8 @@ struct QueueProcessTests {
         }, "\((try? QueueDatabase.sql("SELECT state, count(*) FROM \(schema).jobs GROUP BY state", directory: directory)) ?? "?")")
         #expect(runs(directory).count == 1500)
         try expectRunsOnlyAsClaimed(schema: schema, directory: directory, duplicatesNeedExpiry: true)
+        let up = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' status \(name)", directory: directory)
+        #expect(up.stdout.contains("queue group 'queue': connected to"), "\(up)")
         let text = try metrics()
         #expect(text.contains("pooltop_queue_jobs_total{group=\"queue\",outcome=\"done\"}"), "\(text)")
         #expect(text.contains("pooltop_queue_claim_latency_seconds_count{group=\"queue\"}"), "\(text)")
