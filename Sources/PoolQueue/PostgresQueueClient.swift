@@ -42,7 +42,7 @@ public struct PostgresQueueClient: Sendable {
             connection = try await PostgresConnection.connect(
                 configuration: try address.connectionConfiguration(), id: 1, logger: logger)
         } catch {
-            throw QueueClientError(message: "cannot connect to \(address): \(QueueError.describe(error))")
+            throw QueueClientError(message: "cannot connect to \(address): \(DatabaseFailure.describe(error))")
         }
         do {
             _ = try await QueueSchema(schema: schema).migrate(on: connection, logger: logger)
@@ -54,7 +54,7 @@ public struct PostgresQueueClient: Sendable {
         } catch {
             try? await connection.close()  // The error below is the one to report.
             if error is QueueClientError { throw error }
-            throw QueueClientError(message: QueueError.describe(error))
+            throw QueueClientError(message: DatabaseFailure.describe(error))
         }
     }
 
@@ -109,7 +109,7 @@ public struct PostgresQueueClient: Sendable {
         do {
             return try await body()
         } catch {
-            throw QueueClientError(message: QueueError.describe(error))
+            throw QueueClientError(message: DatabaseFailure.describe(error))
         }
     }
 }

@@ -36,8 +36,8 @@ public struct PostgresQueueConfiguration: Hashable, Sendable {
         /// is in 0...1 (a parameter, so tests choose it).
         public func delay(afterAttempt attempt: Int, random: Double) -> Duration {
             let seconds = min(
-                maximum.secondsValue,
-                initial.secondsValue * Foundationless.power(factor, max(0, attempt - 1)))
+                maximum.seconds,
+                initial.seconds * integerPower(factor, Double(max(0, attempt - 1))))
             return .milliseconds(Int64(((seconds / 2) + (seconds / 2) * min(1, max(0, random))) * 1000))
         }
     }
@@ -241,22 +241,4 @@ public struct PostgresQueueConfiguration: Hashable, Sendable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds, as a `Double`.
-    var secondsValue: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}
-
-/// `pow` without Foundation: the factor's integer powers are all the backoff needs.
-enum Foundationless {
-    static func power(_ base: Double, _ exponent: Int) -> Double {
-        var result = 1.0
-        for _ in 0..<min(exponent, 1000) {
-            result *= base
-            if result > 1e12 { return result }
-        }
-        return result
-    }
-}
 #endif

@@ -71,8 +71,9 @@ public struct QueueEndpoint: Codable, Sendable, Hashable {
 
     /// The queue groups of a running pool, as they published themselves.
     public static func published(pool: String) -> [QueueEndpoint] {
-        PoolFiles.read(pool: pool, prefix: "queue-", suffix: ".json").compactMap { bytes in
-            try? JSONDecoder().decode(QueueEndpoint.self, from: Data(bytes))  // A file being replaced is read next time.
+        PoolFiles.read(pool: pool, prefix: "queue-", suffix: ".json").compactMap { file in
+            // A file that cannot be read or decoded is one being replaced: read next time.
+            file.content.flatMap { try? JSONDecoder().decode(QueueEndpoint.self, from: Data($0)) }
         }
     }
 }

@@ -150,7 +150,7 @@ final class QueueRunner: Sendable {
             }
             state.connection = connection
             if let outage = state.outage {
-                state.metrics.reconnects += 1
+                state.metrics.reconnectCount += 1
                 logger.notice("database reachable again after \(DurationParser.format(ContinuousClock.now - outage.since)): \(address)")
             } else {
                 logger.info("claiming from \(configuration.queues.map(\.name).joined(separator: ", ")) at \(address)")
@@ -161,7 +161,7 @@ final class QueueRunner: Sendable {
             state.wantClaim = true
             publishMetrics(state)
         } catch {
-            lose(&state, reason: QueueError.describe(error))
+            lose(&state, reason: DatabaseFailure.describe(error))
         }
     }
 
@@ -192,10 +192,10 @@ final class QueueRunner: Sendable {
         do {
             return try await body(connection)
         } catch {
-            if connection.isClosed || QueueError.isConnectionFailure(error) {
-                lose(&state, reason: QueueError.describe(error))
+            if connection.isClosed || DatabaseFailure.isConnectionFailure(error) {
+                lose(&state, reason: DatabaseFailure.describe(error))
             } else {
-                logger.error("\(what) failed: \(QueueError.describe(error))")
+                logger.error("\(what) failed: \(DatabaseFailure.describe(error))")
             }
             return nil
         }
@@ -346,7 +346,7 @@ final class QueueRunner: Sendable {
         }.reduce(UInt64(0)) { $0 + $1.activity.jobsProcessed }
         var rate = 0.0
         if let previous = state.processedAtHeartbeat, processed >= previous.count {
-            rate = Double(processed - previous.count) / max(0.001, (now - previous.at).secondsValue)
+            rate = Double(processed - previous.count) / max(0.001, (now - previous.at).seconds)
         }
         let summary = snapshot.groups.map { "\($0.name) \($0.ready)/\($0.desired)" }.joined(separator: ", ")
         let member = FleetMember(
@@ -379,7 +379,7 @@ final class QueueRunner: Sendable {
         var endpoint = QueueEndpoint(group: worker.group.name, address: address, configuration: configuration)
         endpoint.connected = state.connection != nil && state.outage == nil
         if let outage = state.outage {
-            endpoint.outageSince = PoolHost.wallClock - (ContinuousClock.now - outage.since).secondsValue
+            endpoint.outageSince = PoolHost.wallClock - (ContinuousClock.now - outage.since).seconds
             endpoint.outageReason = outage.reason
         }
         endpoint.running = state.running.count
@@ -436,7 +436,7 @@ final class QueueRunner: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.debug("listening failed: \(QueueError.describe(error)); again in \(DurationParser.format(delay))")
+                logger.debug("listening failed: \(DatabaseFailure.describe(error)); again in \(DurationParser.format(delay))")
             }
             do { try await Task.sleep(for: delay) } catch { return }
             delay = min(delay * 2, .seconds(30))

@@ -118,7 +118,7 @@ struct QueueStore: Sendable {
             )
             UPDATE \(unescaped: schema).jobs AS j
             SET state = 'running', attempts = j.attempts + 1, claim = \(claim), claimed_by = \(owner),
-                lease_until = now() + make_interval(secs => \(lease.secondsValue)), started_at = now()
+                lease_until = now() + make_interval(secs => \(lease.seconds)), started_at = now()
             FROM picked WHERE j.id = picked.id
             RETURNING j.id, j.queue, j.payload, j.priority, j.weight, j.attempts,
                 extract(epoch FROM now() - greatest(j.run_at, j.created_at))::float8
@@ -155,12 +155,12 @@ struct QueueStore: Sendable {
                 failedIDs.append(job.id)
                 failedClaims.append(job.claim)
                 errors.append(error)
-                delays.append(delay.secondsValue)
+                delays.append(delay.seconds)
                 permanent.append(isPermanent)
             case .released(let delay):
                 releasedIDs.append(job.id)
                 releasedClaims.append(job.claim)
-                releaseDelays.append(delay.secondsValue)
+                releaseDelays.append(delay.seconds)
             }
         }
         if !doneIDs.isEmpty {
@@ -218,7 +218,7 @@ struct QueueStore: Sendable {
         guard !jobs.isEmpty else { return 0 }
         let rows = try await connection.query(
             """
-            UPDATE \(unescaped: schema).jobs AS j SET lease_until = now() + make_interval(secs => \(lease.secondsValue))
+            UPDATE \(unescaped: schema).jobs AS j SET lease_until = now() + make_interval(secs => \(lease.seconds))
             FROM unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.claim))::bigint[]) AS r(id, claim)
             WHERE j.id = r.id AND j.claim = r.claim AND j.state = 'running'
             RETURNING j.id
@@ -253,7 +253,7 @@ struct QueueStore: Sendable {
             """
             DELETE FROM \(unescaped: schema).jobs WHERE id IN (
                 SELECT id FROM \(unescaped: schema).jobs
-                WHERE state = 'done' AND finished_at < now() - make_interval(secs => \(keep.secondsValue))
+                WHERE state = 'done' AND finished_at < now() - make_interval(secs => \(keep.seconds))
                 LIMIT 10000)
             """, logger: logger)
     }
@@ -332,7 +332,7 @@ struct QueueStore: Sendable {
         var delay: Double?
         switch runAt {
         case .at(let seconds): epoch = seconds
-        case .after(let duration): delay = duration.secondsValue
+        case .after(let duration): delay = duration.seconds
         case nil: break
         }
         let rows = try await connection.query(

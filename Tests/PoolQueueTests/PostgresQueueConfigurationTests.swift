@@ -130,7 +130,7 @@ struct QueueDocumentationTests {
         #expect(keys.count == PostgresQueueConfiguration.keys.count)
         // Every metric family the queue publishes is documented, with its type.
         for family in QueueMetrics.families {
-            #expect(text.contains("| `\(family.name)` | \(family.type) |"), "\(family.name) is not in docs/queue.md")
+            #expect(text.contains("| `\(family.name)` | \(family.kind.rawValue) |"), "\(family.name) is not in docs/queue.md")
         }
     }
 
@@ -145,7 +145,7 @@ struct QueueDocumentationTests {
         let text = metrics.render(group: "q\"1", connected: true)
         #expect(text.hasSuffix("\n"))
         for family in QueueMetrics.families {
-            #expect(text.contains("# HELP \(family.name) ") && text.contains("# TYPE \(family.name) \(family.type)\n"))
+            #expect(text.contains("# HELP \(family.name) ") && text.contains("# TYPE \(family.name) \(family.kind.rawValue)\n"))
         }
         #expect(text.contains("pooltop_queue_depth{group=\"q\\\"1\",queue=\"mail\",state=\"available\"} 3"), "\(text)")
         #expect(text.contains("pooltop_queue_claim_latency_seconds_bucket{group=\"q\\\"1\",le=\"0.0025\"} 1"))

@@ -73,8 +73,9 @@ public struct RestartStrategy: Hashable, Sendable, Codable {
     }
 }
 
-private func integerPower(_ base: Double, _ exponent: Double) -> Double {
-    // Integral exponents only (restart counts): avoids importing libm for one call.
+/// `base` to an integral power, capped once past 1e12: the exponential backoffs (restarts, the
+/// PostgreSQL queue's retries). Avoids importing libm for one call.
+package func integerPower(_ base: Double, _ exponent: Double) -> Double {
     var result = 1.0
     var remaining = Int(exponent)
     while remaining > 0 {

@@ -1,11 +1,14 @@
 /// Appends exposition lines to a byte buffer without going through `String` per number: a
-/// 256-worker scrape is about 4,000 lines.
-struct ExpositionWriter {
-    private(set) var bytes: [UInt8] = []
+/// 256-worker scrape is about 4,000 lines. `package`: the PostgreSQL queue writes its own
+/// families with it (``PublishedMetrics``).
+package struct ExpositionWriter {
+    package private(set) var bytes: [UInt8] = []
 
-    mutating func reserve(_ count: Int) { bytes.reserveCapacity(count) }
+    package init() {}
 
-    mutating func header(_ family: PrometheusExposition.Family) {
+    package mutating func reserve(_ count: Int) { bytes.reserveCapacity(count) }
+
+    package mutating func header(_ family: PrometheusExposition.Family) {
         append("# HELP ")
         append(family.name)
         bytes.append(0x20)
@@ -25,7 +28,7 @@ struct ExpositionWriter {
     }
 
     /// `{name="value",…}` with values escaped, ready to reuse across families.
-    func labels(_ pairs: [(String, String)]) -> [UInt8] {
+    package func labels(_ pairs: [(String, String)]) -> [UInt8] {
         guard !pairs.isEmpty else { return [] }
         var out: [UInt8] = [UInt8(ascii: "{")]
         for (index, (name, value)) in pairs.enumerated() {
@@ -46,7 +49,7 @@ struct ExpositionWriter {
         return out
     }
 
-    mutating func sample(_ name: String, labels: [UInt8], _ value: UInt64) {
+    package mutating func sample(_ name: String, labels: [UInt8], _ value: UInt64) {
         append(name)
         bytes.append(contentsOf: labels)
         bytes.append(0x20)
@@ -54,7 +57,7 @@ struct ExpositionWriter {
         bytes.append(0x0A)
     }
 
-    mutating func sample(_ name: String, labels: [UInt8], _ value: Double) {
+    package mutating func sample(_ name: String, labels: [UInt8], _ value: Double) {
         append(name)
         bytes.append(contentsOf: labels)
         bytes.append(0x20)
@@ -63,7 +66,7 @@ struct ExpositionWriter {
     }
 
     /// The `_bucket` (cumulative, `le` ascending, then +Inf), `_sum` and `_count` lines of one group.
-    mutating func histogram(_ name: String, group: String, _ histogram: LatencyHistogram) {
+    package mutating func histogram(_ name: String, group: String, _ histogram: LatencyHistogram) {
         var cumulative: UInt64 = 0
         for index in 0..<LatencyHistogram.bucketCount {
             cumulative &+= index < histogram.buckets.count ? histogram.buckets[index] : 0

@@ -14,6 +14,13 @@ public enum PrometheusExposition {
         public var kind: Kind
         public var labels: [String]
         public var help: String
+
+        package init(name: String, kind: Kind, labels: [String], help: String) {
+            self.name = name
+            self.kind = kind
+            self.labels = labels
+            self.help = help
+        }
     }
 
     static let poolInfo = Family(name: "pooltop_pool_info", kind: .gauge, labels: ["pool", "pid"], help: "Always 1; labels name the pool and its watcher's pid.")

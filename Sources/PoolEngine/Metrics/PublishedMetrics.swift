@@ -9,30 +9,24 @@ public enum PublishedMetrics {
     /// The largest file read; a larger one is left out and said so in a comment line.
     public static let maximumBytes = 256 * 1024
 
-    static func directory(pool: String) -> String { "\(RuntimeDirectory.path(pool: pool))/metrics" }
+    /// The runtime directory's folder for them.
+    static let folder = "metrics"
 
     /// Replaces the families `name` publishes (`name` is a plain word, such as the group's name).
     public static func publish(_ text: String, pool: String, name: String) throws {
-        let folder = directory(pool: pool)
-        if !Posix.isDirectory(path: folder) { try Posix.makeDirectory(folder, mode: 0o700) }
-        try Posix.writeFileAtomically("\(folder)/\(name).prom", Array(text.utf8), mode: 0o600)
+        try PoolFiles.writePrivate(Array(text.utf8), pool: pool, folder: folder, name: "\(name).prom")
     }
 
     /// Removes what `name` published.
     public static func withdraw(pool: String, name: String) {
-        Posix.removeFile("\(directory(pool: pool))/\(name).prom")
+        PoolFiles.remove(pool: pool, folder: folder, name: "\(name).prom")
     }
 
     /// Every published file, in name order, for the end of an exposition.
     public static func collected(pool: String) -> [UInt8] {
-        let folder = directory(pool: pool)
-        guard let names = try? Posix.listDirectory(folder) else { return [] }  // None published.
         var bytes: [UInt8] = []
-        for name in names.sorted() where name.hasSuffix(".prom") {
-            let path = "\(folder)/\(name)"
-            guard let read = try? Posix.readRegularFile(path, limit: maximumBytes, timeoutNanoseconds: 100_000_000),
-                case .bytes(let content) = read
-            else {
+        for (name, content) in PoolFiles.read(pool: pool, folder: folder, suffix: ".prom", limit: maximumBytes) {
+            guard let content else {
                 bytes += Array("# \(name) left out: unreadable or over \(maximumBytes) bytes\n".utf8)
                 continue
             }

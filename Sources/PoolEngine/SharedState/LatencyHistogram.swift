@@ -26,6 +26,16 @@ public struct LatencyHistogram: Hashable, Sendable, Codable {
         boundNanoseconds.firstIndex { nanoseconds <= $0 } ?? bounds.count
     }
 
+    /// Counts one observation (a process's own histogram; shared memory's are written by
+    /// ``WorkerActivityRecorder`` word by word).
+    package mutating func record(seconds: Double) {
+        let nanoseconds = UInt64(max(0, min(seconds, 1e9)) * 1e9)
+        if buckets.isEmpty { buckets = Array(repeating: 0, count: Self.bucketCount) }
+        count &+= 1
+        sumNanoseconds &+= nanoseconds
+        buckets[Self.bucket(for: nanoseconds)] &+= 1
+    }
+
     /// Adds another histogram's observations (workers of one group into the group's).
     public mutating func add(_ other: LatencyHistogram) {
         guard other.count > 0 else { return }

@@ -1,9 +1,10 @@
 #if PostgresQueue
 import PostgresNIO
 
-/// Turns postgres-nio's errors into sentences: its own description hides the server's message
-/// on purpose (it may carry data), and the queue's logs need it.
-enum QueueError {
+/// What a postgres-nio error says, as a sentence, and whether it lost the connection: its own
+/// description hides the server's message on purpose (it may carry data), and the queue's logs
+/// need it.
+enum DatabaseFailure {
     static func describe(_ error: any Error) -> String {
         guard let error = error as? PSQLError else { return "\(error)" }
         if let info = error.serverInfo {
