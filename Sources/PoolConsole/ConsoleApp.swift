@@ -22,12 +22,18 @@ public final class ConsoleApp {
     private var newestEvent: PoolEventRecord?
 
     private let shouldStop: @Sendable () -> Bool
+    /// The queue view's reports, read in the background while it is open.
+    private let queueFeed: QueueFeed?
 
-    /// - Parameter shouldStop: checked every turn; true ends the console (a termination signal).
+    /// - Parameters:
+    ///   - queues: reads the pool's PostgreSQL queues for the queue view (`Q`); nil when this
+    ///     binary has no queue (then `Q` says so).
+    ///   - shouldStop: checked every turn; true ends the console (a termination signal).
     public init(
         source: any ConsoleSource, terminal: any Terminal, readOnly: Bool, themes: [Theme] = Theme.builtIn, theme: String? = nil,
-        shouldStop: @escaping @Sendable () -> Bool = { false }
+        queues: (any QueueBrowser)? = nil, shouldStop: @escaping @Sendable () -> Bool = { false }
     ) {
+        queueFeed = queues.map(QueueFeed.init(browser:))
         self.shouldStop = shouldStop
         self.source = source
         self.terminal = terminal
@@ -35,6 +41,7 @@ public final class ConsoleApp {
         state = ConsoleState(readOnly: readOnly || source.replay != nil)
         state.isReplay = source.replay != nil
         if let theme, let index = self.themes.firstIndex(where: { $0.name == theme }) { state.themeIndex = index }
+        if queues != nil { state.queuesUnavailable = nil }
     }
 
     /// Runs until the operator quits (hosted: after the pool has stopped) and restores the terminal.
@@ -85,15 +92,21 @@ public final class ConsoleApp {
         } else {
             deathsRead = 0
         }
+        if let queueFeed, isShowingQueues {
+            // At the refresh rate while the view is open, and never waited for here.
+            queueFeed.refresh(now: now, interval: state.refresh.seconds)
+        }
+        let queues = queueFeed?.report
         let frame = ConsoleView.render(
             snapshot: snapshot, events: events, state: state, trends: trends, poolName: source.poolName,
-            isHosting: source.isHosting, width: size.width, height: size.height, deaths: deaths, banner: source.replay?.banner)
+            isHosting: source.isHosting, width: size.width, height: size.height, deaths: deaths, banner: source.replay?.banner,
+            queues: queues)
         terminal.present(frame, theme: themes[state.themeIndex % themes.count])
         guard let key = terminal.readKey(timeoutMilliseconds: keyTimeoutMilliseconds) else { return false }
         if key != .resize { state.message = nil }
         let effects = ConsoleReducer.reduce(
             &state, key: key, snapshot: snapshot, isHosting: source.isHosting, themes: themes.count, events: events,
-            deaths: deaths.count)
+            deaths: deaths.count, queues: queues)
         // An operator's key wants to see its effect: read the pool again on the next turn.
         lastRead = 0
         for effect in effects {
@@ -103,6 +116,15 @@ public final class ConsoleApp {
             case .seek(let move):
                 state.message = source.replay?.seek(move, now: ReplayTime.wallClock)
                 deathsRead = 0
+            case .queue(let action):
+                guard let queueFeed else { break }
+                let messages = self.messages
+                Task {
+                    let message = await queueFeed.browser.perform(action)
+                    // The view shows the change on the next read, not a second later.
+                    queueFeed.invalidate()
+                    messages.withLock { $0.append(ConsoleOutcome(message)) }
+                }
             case .run(.stopPool) where state.shouldExit:
                 // The terminal is gone: stop the pool and leave; the host waits for the pool.
                 let source = self.source
@@ -117,6 +139,17 @@ public final class ConsoleApp {
             }
         }
         return state.shouldExit
+    }
+
+    /// Whether the queue view is on screen (itself, or a question asked over it).
+    private var isShowingQueues: Bool {
+        switch state.mode {
+        case .queues: return true
+        case .confirm(let confirmation):
+            if case .queue = confirmation.action { return true }
+            return false
+        default: return false
+        }
     }
 
     /// The events pane's lines: everything, or the selected group's or worker's history.

@@ -50,12 +50,16 @@ public struct QueueEndpoint: Codable, Sendable, Hashable {
     static func name(group: String) -> String { "queue-\(group).json" }
 
     /// The one-line state `pooltop status` prints.
-    public var summary: String {
+    public var summary: String { "queue group '\(group)': \(state)" }
+
+    /// The group's connection in a sentence: connected (and jobs claimed), connecting, or
+    /// unreachable since when and why.
+    public var state: String {
         let place = "\(address) schema \(schema), queues \(queues.joined(separator: ", "))"
-        if connected { return "queue group '\(group)': connected to \(place); \(running) job(s) claimed" }
-        guard let since = outageSince else { return "queue group '\(group)': connecting to \(place)" }
+        if connected { return "connected to \(place); \(running) job(s) claimed" }
+        guard let since = outageSince else { return "connecting to \(place)" }
         let seconds = max(0, PoolHost.wallClock - since)
-        return "queue group '\(group)': DATABASE UNREACHABLE for \(Int(seconds)) s (\(outageReason ?? "unknown")): \(place); \(running) job(s) keep running, their outcomes wait"
+        return "DATABASE UNREACHABLE for \(Int(seconds)) s (\(outageReason ?? "unknown")): \(place); \(running) job(s) keep running, their outcomes wait"
     }
 
     func publish(pool: String) throws {

@@ -374,12 +374,14 @@ struct QueueStore: Sendable {
     }
 
     /// The dead jobs, newest first.
-    func deadJobs(limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [DeadJob] {
+    func deadJobs(queues: [String], limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [DeadJob] {
         let rows = try await connection.query(
             """
             SELECT id, queue, attempts, coalesce(last_error, ''), substring(payload FROM 1 FOR 80),
                 extract(epoch FROM coalesce(finished_at, now()))::float8
-            FROM \(unescaped: schema).jobs WHERE state = 'dead' ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT \(limit)
+            FROM \(unescaped: schema).jobs
+            WHERE state = 'dead' AND (cardinality(\(queues)::text[]) = 0 OR queue = ANY(\(queues)))
+            ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT \(limit)
             """, logger: logger)
         var jobs: [DeadJob] = []
         for try await (id, queue, attempts, error, head, finished) in rows.decode(

@@ -58,13 +58,15 @@ struct HostCommand: PoolTopAsyncCommand {
         let themes = ThemeLibrary.load()
         let readOnly = self.readOnly
         let theme = self.theme
+        let queues = queueBrowser(pool: pool.name)
         try await DedicatedThread.run(name: "pooltop-ui") {
             let terminal = CursesTerminal()
             ConsoleApp(
-                source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme,
+                source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme, queues: queues,
                 shouldStop: { ended.load(ordering: .acquiring) }
             ).run()
         }
+        await queues?.close()
         // The console ends once the pool has stopped, or when its terminal went away: stop the pool
         // (again, harmlessly) and wait for it, so nothing outlives pooltop.
         pool.stop()
@@ -94,23 +96,27 @@ struct AttachCommand: PoolTopAsyncCommand {
             printError("\(CLIContext.shared.commandName): no pool named '\(name)' is running; \(running.isEmpty ? "no pool is running" : "running pools: \(running.joined(separator: ", "))")")
             throw ExitCode(1)
         }
-        try await runDetachedConsole(AttachedSource(pool: name), readOnly: readOnly, theme: theme)
+        try await runDetachedConsole(AttachedSource(pool: name), readOnly: readOnly, theme: theme, queues: queueBrowser(pool: name))
     }
 }
 
 /// The console on a source that does not host the pool (attached, or a replay), on a thread of
 /// its own, until the operator quits; SIGTERM or a closed terminal (SIGHUP) end it cleanly,
 /// and the pool never notices.
-func runDetachedConsole(_ source: any ConsoleSource, readOnly: Bool, theme: String?) async throws {
+func runDetachedConsole(
+    _ source: any ConsoleSource, readOnly: Bool, theme: String?, queues: (any QueueBrowser)? = nil
+) async throws {
     let themes = ThemeLibrary.load()
     let signals = try SignalFlag()
     defer { signals.restore() }
     try await DedicatedThread.run(name: "pooltop-ui") {
         let terminal = CursesTerminal()
         ConsoleApp(
-            source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme, shouldStop: { signals.isRaised }
+            source: source, terminal: terminal, readOnly: readOnly, themes: themes, theme: theme, queues: queues,
+            shouldStop: { signals.isRaised }
         ).run()
     }
+    await queues?.close()
 }
 
 /// `pooltop top --once [NAME] [--at WHEN]`: one frame as plain text, like `top -b`.

@@ -51,13 +51,8 @@ struct QueueCommand: PoolTopAsyncCommand {
             for endpoint in endpoints {
                 let wanted = queues.isEmpty ? endpoint.queues : endpoint.queues.filter { queues.contains($0) }
                 do {
-                    let found = try await PostgresQueueClient.with(address: endpoint.address, schema: endpoint.schema) {
+                    figures += try await PostgresQueueClient.with(address: endpoint.address, schema: endpoint.schema) {
                         try await $0.figures(queues: wanted)
-                    }
-                    // A queue with no job has no row: shown with zeros, as the group works on it.
-                    figures += wanted.map { queue in
-                        found.first { $0.queue == queue }
-                            ?? QueueFigures(queue: queue, available: 0, scheduled: 0, retrying: 0, running: 0, dead: 0, doneLastMinute: 0)
                     }
                 } catch {
                     printError("\(CLIContext.shared.commandName): group '\(endpoint.group)' of pool '\(name)': \(error)")
@@ -155,6 +150,7 @@ struct DeadCommand: PoolTopAsyncCommand {
     @Option(help: "Give this dead job fresh attempts.") var retry: Int64?
     @Option(help: "Delete this dead job.") var discard: Int64?
     @Option(help: "How many to list (default 50).") var last: Int = 50
+    @Option(name: .customLong("queue"), help: "Only this queue's dead jobs (repeatable).") var queues: [String] = []
     @Flag(help: "Print the list as JSON, one job per line.") var json = false
 
     func validate() throws {
@@ -176,7 +172,7 @@ struct DeadCommand: PoolTopAsyncCommand {
             print(retrying ? "job \(id) is pending again" : "job \(id) discarded")
             return
         }
-        let jobs = try await withQueue(database) { try await $0.deadJobs(limit: last) }
+        let jobs = try await withQueue(database) { try await $0.deadJobs(queues: queues, limit: last) }
         if json {
             for job in jobs { print((try? JSONValue.encodeLine(job)) ?? "{}") }
             return

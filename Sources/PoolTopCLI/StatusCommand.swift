@@ -25,6 +25,15 @@ struct StatusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if json {
+            #if PostgresQueue
+            // The queue groups' state beside the pool's, as the text form prints it.
+            let queues = QueueEndpoint.published(pool: name)
+            if !queues.isEmpty, var object = status.object {
+                object["queues"] = .array(queues.map(Self.json))
+                print(JSONValue.object(object).serialized)
+                return
+            }
+            #endif
             print(status.serialized)
             return
         }
@@ -36,6 +45,20 @@ struct StatusCommand: ParsableCommand {
         if !queues.isEmpty { print("\n" + queues.map(\.summary).joined(separator: "\n")) }
         #endif
     }
+
+    #if PostgresQueue
+    /// A queue group's entry of `status --json`: where it works (no password) and its connection.
+    static func json(_ endpoint: QueueEndpoint) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "group": .string(endpoint.group), "database": .string("\(endpoint.address)"), "schema": .string(endpoint.schema),
+            "queues": .array(endpoint.queues.map(JSONValue.string)), "connected": .bool(endpoint.connected),
+            "claimed": .number(Double(endpoint.running)), "updatedAt": .number(endpoint.updatedAt),
+        ]
+        if let since = endpoint.outageSince { object["outageSince"] = .number(since) }
+        if let reason = endpoint.outageReason { object["outageReason"] = .string(reason) }
+        return .object(object)
+    }
+    #endif
 
     static func render(_ snapshot: PoolSnapshot) -> String {
         let pool = snapshot.pool

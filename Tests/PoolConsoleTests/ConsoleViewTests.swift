@@ -109,6 +109,20 @@ struct ConsoleViewTests {
         #expect(!render(width: 100, height: 30, state: state).text.contains("kill the selected worker"))
     }
 
+    @Test("help lists only the keys that work here: replay keys in a replay, Q where the queue view is built in")
+    func helpScope() {
+        var state = ConsoleState()
+        state.mode = .help
+        var text = render(width: 120, height: 40, state: state).text
+        #expect(!text.contains("replay: a second back") && !text.contains("queues: the pool's"), "\(text)")
+        state.queuesUnavailable = nil
+        #expect(render(width: 120, height: 40, state: state).text.contains("queues: the pool's PostgreSQL queues"))
+        state.isReplay = true
+        state.readOnly = true
+        text = render(width: 120, height: 40, state: state).text
+        #expect(text.contains("replay: a second back") && !text.contains("queues: the pool's"), "\(text)")
+    }
+
     @Test("a missing pool says so")
     func gone() {
         let screen = ConsoleView.render(

@@ -221,6 +221,79 @@ struct QueueProcessTests {
         await pool.stopExpectingCleanExit()
     }
 
+    @Test("the console's queue view (Q) shows the queues live and the dead jobs with their errors; retry and discard ask first")
+    func consoleQueueView() async throws {
+        let name = TestSupport.uniqueName("queue-console")
+        let directory = TestSupport.makeDirectory(name)
+        let schema = QueueDatabase.schema(for: name)
+        let pool = try await startPool(name, schema: schema, directory: directory, retries: 0)
+        _ = try QueueDatabase.sql(
+            "SELECT \(schema).enqueue('work', 'fail-always:a'); SELECT \(schema).enqueue('work', 'fail-always:b')", directory: directory)
+        func dead() -> String {
+            (try? QueueDatabase.sql("SELECT count(*) FROM \(schema).jobs WHERE state = 'dead'", directory: directory)) ?? "?"
+        }
+        #expect(await TestSupport.eventually { dead() == "2" })
+        /// The first dead job the view lists: its order (newest death first).
+        func newestDead() throws -> String {
+            try QueueDatabase.sql(
+                "SELECT id FROM \(schema).jobs WHERE state = 'dead' ORDER BY finished_at DESC, id DESC LIMIT 1", directory: directory)
+        }
+        /// The id on the row the view has selected.
+        func selected(_ screen: String) -> String? {
+            screen.split(separator: "\n").first { $0.contains(" > ") }
+                .flatMap { $0.split(separator: ">").last?.split(separator: " ").first.map(String.init) }
+        }
+        /// The figures on the queue's row of the view: available, scheduled, retrying, running, dead.
+        func figures(_ screen: String) -> [String] {
+            guard let row = screen.split(separator: "\n").first(where: { $0.hasPrefix(" work ") }) else { return [] }
+            return Array(row.split(separator: " ").dropFirst().prefix(5).map(String.init))
+        }
+
+        let tmux = Tmux(socket: name, directory: directory)
+        defer { tmux.kill() }
+        try tmux.startPooltop("attach \(name)", tag: "\(name)-console")
+        #expect(await tmux.waitFor("[attached]"), "screen:\n\(tmux.screen())")
+        try tmux.keys("Q")
+        #expect(await tmux.waitFor("DEAD JOBS (2"), "screen:\n\(tmux.screen())")
+        var screen = tmux.screen()
+        #expect(screen.contains("group queue: connected to") && screen.contains("failed on purpose: fail-a"), "\(screen)")
+        #expect(figures(screen) == ["0", "0", "0", "0", "2"], "\(screen)")
+        // Live: a job scheduled for later shows up without a key pressed.
+        _ = try QueueDatabase.sql("SELECT \(schema).enqueue('work', 'job:later', run_at => now() + interval '1 hour')", directory: directory)
+        #expect(await TestSupport.eventually { figures(tmux.screen()) == ["0", "1", "0", "0", "2"] }, "screen:\n\(tmux.screen())")
+
+        // Retry: Enter on the default button cancels; y retries, and the job runs again.
+        let first = try newestDead()
+        let payload = try QueueDatabase.sql("SELECT convert_from(payload, 'UTF8') FROM \(schema).jobs WHERE id = \(first)", directory: directory)
+        #expect(selected(tmux.screen()) == first, "screen:\n\(tmux.screen())")
+        try tmux.keys("r")
+        #expect(await tmux.waitFor("Retry dead job \(first)"), "screen:\n\(tmux.screen())")
+        #expect(tmux.screen().contains("[ Cancel ]"))
+        try tmux.keys("Enter")
+        #expect(await TestSupport.eventually { !tmux.screen().contains("Retry dead job") })
+        #expect(runs(directory)[payload] == 1 && dead() == "2", "cancelled: nothing changed")
+        try tmux.keys("r")
+        #expect(await tmux.waitFor("Retry dead job \(first)"))
+        try tmux.keys("y")
+        #expect(await tmux.waitFor("dead job \(first) is pending again"), "screen:\n\(tmux.screen())")
+        #expect(await TestSupport.eventually { runs(directory)[payload] == 2 && dead() == "2" }, "it ran again and died again")
+
+        // Discard the one the view now lists first, once the view shows it.
+        let newest = try newestDead()
+        #expect(await TestSupport.eventually { selected(tmux.screen()) == newest }, "screen:\n\(tmux.screen())")
+        try tmux.keys("x")
+        #expect(await tmux.waitFor("Discard dead job \(newest)"), "screen:\n\(tmux.screen())")
+        try tmux.keys("y")
+        #expect(await tmux.waitFor("DEAD JOBS (1"), "screen:\n\(tmux.screen())")
+        #expect(try QueueDatabase.sql("SELECT count(*) FROM \(schema).jobs WHERE id = \(newest)", directory: directory) == "0")
+        screen = tmux.screen()
+        #expect(figures(screen) == ["0", "1", "0", "0", "1"], "\(screen)")
+        try tmux.keys("Escape")
+        try tmux.keys("q")
+        #expect(await TestSupport.eventually { !tmux.screen().contains("[attached]") }, "the console detached")
+        await pool.stopExpectingCleanExit()
+    }
+
     @Test("a recurring job fires once per tick whatever the number of pools; the fleet view lists both pools, then drops the stopped one and flags the killed one")
     func cronAcrossPoolsAndFleet() async throws {
         let name = TestSupport.uniqueName("queue-cron")
@@ -294,6 +367,10 @@ struct QueueProcessTests {
         #expect(try metrics().contains("pooltop_queue_connected{group=\"queue\"} 0"))
         let down = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' status \(name)", directory: directory)
         #expect(down.stdout.contains("queue group 'queue': DATABASE UNREACHABLE"), "\(down)")
+        let downJSON = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' status \(name) --json", directory: directory)
+        let group = try JSONValue.parse(downJSON.stdout)["queues"]?.array?.first
+        #expect(group?["connected"]?.bool == false && group?["outageReason"]?.string != nil && group?["outageSince"]?.number != nil, "\(downJSON)")
+        #expect(group?["database"]?.string?.hasPrefix("postgres://") == true && group?["schema"]?.string == schema, "\(downJSON)")
         try await Task.sleep(for: .seconds(1))
         let start = try QueueDatabase.control("start", directory: directory)
         #expect(start.status == .exited(0), "\(start)")
@@ -310,6 +387,8 @@ struct QueueProcessTests {
         try expectRunsOnlyAsClaimed(schema: schema, directory: directory, duplicatesNeedExpiry: true)
         let up = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' status \(name)", directory: directory)
         #expect(up.stdout.contains("queue group 'queue': connected to"), "\(up)")
+        let upJSON = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' status \(name) --json", directory: directory)
+        #expect(try JSONValue.parse(upJSON.stdout)["queues"]?.array?.first?["connected"]?.bool == true, "\(upJSON)")
         let text = try metrics()
         #expect(text.contains("pooltop_queue_jobs_total{group=\"queue\",outcome=\"done\"}"), "\(text)")
         #expect(text.contains("pooltop_queue_claim_latency_seconds_count{group=\"queue\"}"), "\(text)")

@@ -13,10 +13,28 @@ public enum ConsoleKey: Hashable, Sendable {
 
 /// A question an operator must answer before a destructive action; Cancel is the default.
 public struct Confirmation: Hashable, Sendable {
+    /// What OK does.
+    public enum Action: Hashable, Sendable {
+        /// A command to the pool.
+        case pool(ConsoleCommand)
+        /// A change to a queue's dead job; either answer goes back to the queue view as it was.
+        case queue(QueueAction, returnTo: ConsoleState.QueueView)
+    }
+
     public var question: String
-    public var command: ConsoleCommand
+    public var action: Action
     /// Whether OK is highlighted (Tab moves it); Enter answers the highlighted button.
     public var okSelected = false
+
+    public init(question: String, command: ConsoleCommand) {
+        self.question = question
+        action = .pool(command)
+    }
+
+    public init(question: String, queue action: QueueAction, returnTo view: ConsoleState.QueueView) {
+        self.question = question
+        self.action = .queue(action, returnTo: view)
+    }
 }
 
 /// The test-job form of `j`: the field being edited and the four values.
@@ -61,6 +79,18 @@ public struct ConsoleState: Hashable, Sendable {
         }
     }
 
+    /// The queue view (`Q`): the pool's PostgreSQL queues and their dead jobs, one selected.
+    public struct QueueView: Hashable, Sendable {
+        /// The selected dead job, 0 the first listed (the first group's newest).
+        public var selected = 0
+        /// Whether the selected dead job is open (its whole error and payload).
+        public var opened = false
+        public init(selected: Int = 0, opened: Bool = false) {
+            self.selected = selected
+            self.opened = opened
+        }
+    }
+
     public enum Mode: Hashable, Sendable {
         case normal
         case deaths(Deaths)
@@ -78,6 +108,7 @@ public struct ConsoleState: Hashable, Sendable {
         case jobResults([String])
         /// Replay: the moment typed after `g`.
         case seek(String)
+        case queues(QueueView)
     }
 
     public enum Focus: Hashable, Sendable, CaseIterable {
@@ -122,6 +153,8 @@ public struct ConsoleState: Hashable, Sendable {
     public var isReplay = false
     public var message: String?
     public var shouldExit = false
+    /// Why `Q` cannot open the queue view; nil when the console has a queue browser.
+    public var queuesUnavailable: String? = "no queue view: this pooltop was built without the PostgreSQL queue (swift build --traits PostgresQueue, or make run QUEUE=1)"
 
     public init(readOnly: Bool = false) {
         self.readOnly = readOnly
@@ -131,6 +164,8 @@ public struct ConsoleState: Hashable, Sendable {
 /// What a key asks the console loop to do besides changing state.
 public enum ConsoleEffect: Hashable, Sendable {
     case run(ConsoleCommand)
+    /// A confirmed change to a queue's dead job.
+    case queue(QueueAction)
     /// Replay: move through the recording.
     case seek(ReplaySeek)
     case exit
@@ -140,7 +175,7 @@ public enum ConsoleEffect: Hashable, Sendable {
 public enum ConsoleReducer {
     public static func reduce(
         _ state: inout ConsoleState, key: ConsoleKey, snapshot: PoolSnapshot?, isHosting: Bool, themes: Int,
-        events: [PoolEventRecord] = [], deaths: Int = 0
+        events: [PoolEventRecord] = [], deaths: Int = 0, queues: QueueReport? = nil
     ) -> [ConsoleEffect] {
         if key == .hangup {
             // Nobody is left to ask: a hosted pool stops, an attached console just goes.
@@ -178,6 +213,8 @@ public enum ConsoleReducer {
             }
             state.mode = .deaths(view)
             return []
+        case .queues(let view):
+            return queueKey(&state, key: key, view: view, report: queues)
         case .jobForm(var form):
             switch key {
             case .escape:
@@ -276,9 +313,11 @@ public enum ConsoleReducer {
             case .enter:
                 if confirmation.okSelected { return accept(&state, confirmation, isHosting: isHosting) }
                 state.mode = .normal
+                if case .queue(_, let view) = confirmation.action { state.mode = .queues(view) }
                 return []
             default:
                 state.mode = .normal
+                if case .queue(_, let view) = confirmation.action { state.mode = .queues(view) }
                 state.message = "cancelled"
                 return []
             }
@@ -291,12 +330,17 @@ public enum ConsoleReducer {
     }
 
     private static func accept(_ state: inout ConsoleState, _ confirmation: Confirmation, isHosting: Bool) -> [ConsoleEffect] {
-        if confirmation.command == .stopPool {
+        switch confirmation.action {
+        case .pool(.stopPool):
             state.mode = .quitting
             return [.run(.stopPool)]
+        case .pool(let command):
+            state.mode = .normal
+            return [.run(command)]
+        case .queue(let action, let view):
+            state.mode = .queues(view)
+            return [.queue(action)]
         }
-        state.mode = .normal
-        return [.run(confirmation.command)]
     }
 
     private static func normal(
@@ -327,6 +371,14 @@ public enum ConsoleReducer {
             state.mode = .help
         case .character("d"):
             state.mode = .deaths(ConsoleState.Deaths())
+        case .character("Q"):
+            if state.isReplay {
+                state.message = "replay: the queue view shows the live database; pooltop queue NAME reads it"
+            } else if let why = state.queuesUnavailable {
+                state.message = why
+            } else {
+                state.mode = .queues(ConsoleState.QueueView())
+            }
         case .down:
             move(&state, by: 1, groups: groups.count, workers: workers.count)
         case .up:

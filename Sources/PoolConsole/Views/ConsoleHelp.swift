@@ -6,6 +6,27 @@ public enum ConsoleHelp {
         public var meaning: String
         /// Actions change the pool; `--read-only` disables them.
         public var isAction: Bool
+        /// Where the key works: the help shows only what works in the console it is opened in.
+        public var scope: Scope = .everywhere
+    }
+
+    public enum Scope: Sendable {
+        case everywhere
+        /// Playing a recording back.
+        case replay
+        /// A live pool, with the queue view built in.
+        case queues
+    }
+
+    /// The entries for a console in this state.
+    static func entries(for state: ConsoleState) -> [Entry] {
+        entries.filter { entry in
+            switch entry.scope {
+            case .everywhere: return !state.readOnly || !entry.isAction
+            case .replay: return state.isReplay
+            case .queues: return !state.isReplay && state.queuesUnavailable == nil
+            }
+        }
     }
 
     public static let entries: [Entry] = [
@@ -25,10 +46,14 @@ public enum ConsoleHelp {
         Entry(keys: "p Z", meaning: "pause or resume updates", isAction: false),
         Entry(keys: "[ ]", meaning: "refresh faster or slower (250 ms to 10 s)", isAction: false),
         Entry(keys: "? h F1", meaning: "this help", isAction: false),
-        Entry(keys: "← →", meaning: "replay: a second back or forward in the recording", isAction: false),
-        Entry(keys: "PgUp PgDn", meaning: "replay: a minute back or forward", isAction: false),
-        Entry(keys: "g G", meaning: "replay: go to a time typed in (-5m, 03:12:00, 2026-12-01T03:12:00); the newest frame, read again", isAction: false),
+        Entry(keys: "← →", meaning: "replay: a second back or forward in the recording", isAction: false, scope: .replay),
+        Entry(keys: "PgUp PgDn", meaning: "replay: a minute back or forward", isAction: false, scope: .replay),
+        Entry(keys: "g G", meaning: "replay: go to a time typed in (-5m, 03:12:00, 2026-12-01T03:12:00); the newest frame, read again", isAction: false, scope: .replay),
         Entry(keys: "d", meaning: "deaths: recent worker deaths, newest first; Enter opens one (j k scroll, Esc back)", isAction: false),
+        Entry(
+            keys: "Q",
+            meaning: "queues: the pool's PostgreSQL queues, live, and their dead jobs; Enter opens one, r retries it, x discards it (asks first)",
+            isAction: false, scope: .queues),
         Entry(keys: "+ F2", meaning: "scale the selected group up by one (within its max)", isAction: true),
         Entry(keys: "-", meaning: "scale the selected group down by one (within its min; asks first)", isAction: true),
         Entry(keys: "r", meaning: "restart the selected worker (asks first; a busy job worker drains)", isAction: true),

@@ -4,7 +4,8 @@ import PoolEngine
 public enum ConsoleView {
     public static func render(
         snapshot: PoolSnapshot?, events: [PoolEventRecord], state: ConsoleState, trends: ConsoleTrends,
-        poolName: String, isHosting: Bool, width: Int, height: Int, deaths: [PostMortem] = [], banner: String? = nil
+        poolName: String, isHosting: Bool, width: Int, height: Int, deaths: [PostMortem] = [], banner: String? = nil,
+        queues: QueueReport? = nil
     ) -> ScreenBuffer {
         var screen = ScreenBuffer(width: width, height: height)
         guard width >= 20 && height >= 5 else {
@@ -27,13 +28,19 @@ public enum ConsoleView {
         if eventsHeight > 0 { drawEvents(&screen, events: events, state: state, from: workersEnd, height: eventsHeight + 1) }
         drawKeyBar(&screen, state: state, isHosting: isHosting)
         switch state.mode {
-        case .help: drawHelp(&screen, readOnly: state.readOnly)
-        case .confirm(let confirmation): drawConfirm(&screen, confirmation)
+        case .help: drawHelp(&screen, state: state)
+        case .confirm(let confirmation):
+            // A queue job's question stays over the queue view it came from.
+            if case .queue(_, let view) = confirmation.action {
+                drawQueues(&screen, report: queues, view: view, poolName: snapshot.pool.name, message: state.message)
+            }
+            drawConfirm(&screen, confirmation)
         case .detail(let id): drawDetail(&screen, snapshot: snapshot, events: events, id: id)
         case .quitting: drawDialog(&screen, title: "Stopping", lines: ["Stopping pool '\(snapshot.pool.name)'…", progress(snapshot)])
         case .jobForm(let form): drawJobForm(&screen, form)
         case .jobResults(let lines): drawDialog(&screen, title: "Test jobs", lines: lines + ["", "any key closes this list"])
         case .deaths(let view): drawDeaths(&screen, deaths: deaths, view: view)
+        case .queues(let view): drawQueues(&screen, report: queues, view: view, poolName: snapshot.pool.name, message: state.message)
         case .normal, .filter, .seek, .search: break
         }
         return screen
@@ -211,6 +218,7 @@ public enum ConsoleView {
         } else if !state.readOnly {
             keys += [("+-", "Scale"), ("r", "Restart"), ("R", "Group"), ("H", "Hard"), ("k", "Kill"), ("j", "Job")]
         }
+        if state.queuesUnavailable == nil && !state.isReplay { keys.append(("Q", "Queues")) }
         keys += [("t", "Theme"), ("p", "Pause"), ("q", isHosting || state.isReplay ? "Quit" : "Detach")]
         var x = 0
         for (key, label) in keys where x < screen.width {
@@ -219,8 +227,8 @@ public enum ConsoleView {
         }
     }
 
-    static func drawHelp(_ screen: inout ScreenBuffer, readOnly: Bool) {
-        var lines = ConsoleHelp.entries.filter { !readOnly || !$0.isAction }.map { entry in
+    static func drawHelp(_ screen: inout ScreenBuffer, state: ConsoleState) {
+        var lines = ConsoleHelp.entries(for: state).map { entry in
             entry.keys.padding(toLength: 14, withPad: " ", startingAt: 0) + entry.meaning
         }
         lines += ["", "any key closes this help"]
