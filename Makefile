@@ -44,6 +44,13 @@ bench:
 	$(SWIFT) build $(RELEASE_FLAGS) --product pooltop
 	cc -O2 -o .build/pingpong-floor bench/floor/pingpong.c
 	XDG_STATE_HOME=$(CURDIR)/.build/bench-state POOLBENCH_FLOOR_BIN=.build/pingpong-floor POOLBENCH_POOLTOP=.build/release/pooltop .build/release/PoolBench
+	@# The PostgreSQL queue: a pooltop with the trait, built apart (--scratch-path) so the
+	@# binaries above stay as users of `make run` get them; a throw-away cluster; procrastinate beside it.
+	if [ -z "$$POOLBENCH_ONLY" ] || echo ",$$POOLBENCH_ONLY," | grep -q queue; then \
+	  $(SWIFT) build $(RELEASE_FLAGS) --traits PostgresQueue --product pooltop --scratch-path .build/queue \
+	  && XDG_STATE_HOME=$(CURDIR)/.build/bench-state POOLBENCH_QUEUE_POOLTOP=.build/queue/release/pooltop \
+	     scripts/with-postgres python3 bench/queue/queue_bench.py; \
+	fi
 
 ## make chaos: the fault drill (docs/reliability.md): random SIGKILLs under load for CHAOS_SECONDS
 ## (default 30), a crash loop and a SIGKILLed watcher; one summary line each, exit 1 on a failed check.

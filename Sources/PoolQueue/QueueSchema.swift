@@ -101,7 +101,12 @@ struct QueueSchema {
                     seen_at timestamptz NOT NULL DEFAULT now()
                 )
                 """,
-            ]
+            ],
+            [
+                // The dead jobs, newest first (`pooltop dead`, the console), and their count in
+                // the figures, without reading the done jobs a busy queue keeps for `keepDone`.
+                "CREATE INDEX jobs_dead ON \(s).jobs (finished_at DESC) WHERE state = 'dead'"
+            ],
         ]
     }
 
