@@ -99,12 +99,7 @@ public struct PostgresQueueClient: Sendable {
     /// Each queue's figures: the named queues in that order (one without a job with zeros),
     /// or every queue that has a job.
     public func figures(queues: [String] = []) async throws -> [QueueFigures] {
-        let found = try await run("read the figures") { try await store.figures(queues: queues, on: connection, logger: logger) }
-        guard !queues.isEmpty else { return found }
-        return queues.map { queue in
-            found.first { $0.queue == queue }
-                ?? QueueFigures(queue: queue, available: 0, scheduled: 0, retrying: 0, running: 0, dead: 0, doneLastMinute: 0)
-        }
+        try await run("read the figures") { try await store.figures(queues: queues, on: connection, logger: logger) }
     }
 
     /// The newest dead jobs (of the named queues, or of all).

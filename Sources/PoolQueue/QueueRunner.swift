@@ -364,11 +364,7 @@ final class QueueRunner: Sendable {
         if let figures = await attempt("reading the queues' figures", &state, { connection in
             try await store.figures(queues: queues, on: connection, logger: logger)
         }) {
-            // A queue with no job has no row: it is shown with zeros.
-            state.metrics.figures = queues.map { name in
-                figures.first { $0.queue == name }
-                    ?? QueueFigures(queue: name, available: 0, scheduled: 0, retrying: 0, running: 0, dead: 0, doneLastMinute: 0)
-            }
+            state.metrics.figures = figures
         }
         publishMetrics(state)
     }

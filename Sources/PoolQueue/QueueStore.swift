@@ -1,5 +1,6 @@
 #if PostgresQueue
 import Logging
+import PoolEngine
 import PostgresNIO
 
 /// A job as a claim returned it: what to run, and the claim that later statements about it
@@ -36,37 +37,6 @@ enum JobOutcome: Sendable {
     case released(delay: Duration)
 }
 
-/// The figures of one queue (`pooltop queue`, the console's queue view, the metrics).
-public struct QueueFigures: Sendable, Hashable, Codable {
-    public var queue: String
-    /// Claimable now.
-    public var available: Int
-    /// Waiting for their `runAt`.
-    public var scheduled: Int
-    /// Waiting for their next try after a failure.
-    public var retrying: Int
-    public var running: Int
-    public var dead: Int
-    /// Finished in the last minute.
-    public var doneLastMinute: Int
-    /// How long the oldest claimable job has waited, in seconds.
-    public var oldestAge: Double?
-
-    public init(
-        queue: String, available: Int, scheduled: Int, retrying: Int, running: Int, dead: Int, doneLastMinute: Int,
-        oldestAge: Double? = nil
-    ) {
-        self.queue = queue
-        self.available = available
-        self.scheduled = scheduled
-        self.retrying = retrying
-        self.running = running
-        self.dead = dead
-        self.doneLastMinute = doneLastMinute
-        self.oldestAge = oldestAge
-    }
-}
-
 /// A pool in the fleet view: one row per running pool that uses the queue, refreshed by its
 /// heartbeat.
 public struct FleetMember: Sendable, Hashable, Codable {
@@ -85,16 +55,6 @@ public struct FleetMember: Sendable, Hashable, Codable {
     /// Seconds since its last heartbeat (when read back).
     public var heartbeatAge: Double = 0
     public var uptime: Double = 0
-}
-
-/// A dead job, for the dead-letter list.
-public struct DeadJob: Sendable, Hashable, Codable {
-    public var id: Int64
-    public var queue: String
-    public var attempts: Int
-    public var lastError: String
-    public var payloadHead: String
-    public var finishedAt: Double
 }
 
 /// The queue's statements, on one connection. Every statement about a claimed job matches
@@ -355,7 +315,8 @@ struct QueueStore: Sendable {
         return nil
     }
 
-    /// Each queue's figures, for the queues named (all when empty).
+    /// Each queue's figures: the named queues in that order, one without a job with zeros (all
+    /// queues that have a job when none is named).
     func figures(queues: [String], on connection: PostgresConnection, logger: Logger) async throws -> [QueueFigures] {
         let rows = try await connection.query(
             """
@@ -384,7 +345,12 @@ struct QueueStore: Sendable {
                     queue: queue, available: available, scheduled: scheduled, retrying: retrying, running: running,
                     dead: dead, doneLastMinute: done, oldestAge: oldest))
         }
-        return figures
+        guard !queues.isEmpty else { return figures }
+        // A queue without a job has no row: the named ones are all listed, with zeros.
+        return queues.map { queue in
+            figures.first { $0.queue == queue }
+                ?? QueueFigures(queue: queue, available: 0, scheduled: 0, retrying: 0, running: 0, dead: 0, doneLastMinute: 0)
+        }
     }
 
     /// The dead jobs, newest first.

@@ -26,16 +26,8 @@ actor PostgresQueueBrowser: QueueBrowser {
                 state: endpoint.state)
             do {
                 let client = try await client(for: endpoint)
-                group.queues = try await client.figures(queues: endpoint.queues).map { figure in
-                    QueueReport.Queue(
-                        name: figure.queue, available: figure.available, scheduled: figure.scheduled, retrying: figure.retrying,
-                        running: figure.running, dead: figure.dead, doneLastMinute: figure.doneLastMinute, oldestAge: figure.oldestAge)
-                }
-                group.deadJobs = try await client.deadJobs(queues: endpoint.queues, limit: Self.deadListLimit).map { job in
-                    QueueReport.DeadJob(
-                        id: job.id, queue: job.queue, attempts: job.attempts, lastError: job.lastError, payloadHead: job.payloadHead,
-                        diedAt: job.finishedAt)
-                }
+                group.queues = try await client.figures(queues: endpoint.queues)
+                group.deadJobs = try await client.deadJobs(queues: endpoint.queues, limit: Self.deadListLimit)
             } catch {
                 group.problem = "\(error)"
                 await drop(endpoint)

@@ -13,19 +13,19 @@ func fixedQueueReport() -> QueueReport {
                 name: "queue", place: "postgres://app@db:5432/app schema pooltop", isConnected: true,
                 state: "connected to postgres://app@db:5432/app schema pooltop, queues emails, reports; 4 job(s) claimed",
                 queues: [
-                    QueueReport.Queue(name: "emails", available: 12, scheduled: 3, retrying: 1, running: 4, dead: 2, doneLastMinute: 830, oldestAge: 1.25),
-                    QueueReport.Queue(name: "reports", available: 0, scheduled: 0, retrying: 0, running: 0, dead: 1, doneLastMinute: 0),
+                    QueueFigures(queue: "emails", available: 12, scheduled: 3, retrying: 1, running: 4, dead: 2, doneLastMinute: 830, oldestAge: 1.25),
+                    QueueFigures(queue: "reports", available: 0, scheduled: 0, retrying: 0, running: 0, dead: 1, doneLastMinute: 0),
                 ],
                 deadJobs: [
-                    QueueReport.DeadJob(
+                    DeadJob(
                         id: 9041, queue: "emails", attempts: 6, lastError: "handler-failed (worker 3): smtp refused\nretry later",
-                        payloadHead: "welcome 42", diedAt: readAt - 75),
-                    QueueReport.DeadJob(
+                        payloadHead: "welcome 42", finishedAt: readAt - 75),
+                    DeadJob(
                         id: 9007, queue: "emails", attempts: 6, lastError: "timeout after 5m", payloadHead: "bin\u{1B}[2J\u{0}x",
-                        diedAt: readAt - 3700),
-                    QueueReport.DeadJob(
+                        finishedAt: readAt - 3700),
+                    DeadJob(
                         id: 12, queue: "reports", attempts: 1, lastError: "too large for the job group", payloadHead: "report 7",
-                        diedAt: readAt - 90_000),
+                        finishedAt: readAt - 90_000),
                 ]),
             QueueReport.Group(
                 name: "remote", place: "postgres://app@far:5432/app schema pooltop", isConnected: false,

@@ -17,12 +17,12 @@ public struct QueueReport: Hashable, Sendable {
         public var state: String
         /// Why the console could not read the queue's figures itself; nil when it could.
         public var problem: String?
-        public var queues: [Queue]
+        public var queues: [QueueFigures]
         /// Newest first.
         public var deadJobs: [DeadJob]
 
         public init(
-            name: String, place: String, isConnected: Bool, state: String, problem: String? = nil, queues: [Queue] = [],
+            name: String, place: String, isConnected: Bool, state: String, problem: String? = nil, queues: [QueueFigures] = [],
             deadJobs: [DeadJob] = []
         ) {
             self.name = name
@@ -32,54 +32,6 @@ public struct QueueReport: Hashable, Sendable {
             self.problem = problem
             self.queues = queues
             self.deadJobs = deadJobs
-        }
-    }
-
-    /// One queue's figures, as `pooltop queue` prints them.
-    public struct Queue: Hashable, Sendable {
-        public var name: String
-        public var available: Int
-        public var scheduled: Int
-        public var retrying: Int
-        public var running: Int
-        public var dead: Int
-        public var doneLastMinute: Int
-        /// How long the oldest claimable job has waited, in seconds.
-        public var oldestAge: Double?
-
-        public init(
-            name: String, available: Int, scheduled: Int, retrying: Int, running: Int, dead: Int, doneLastMinute: Int,
-            oldestAge: Double? = nil
-        ) {
-            self.name = name
-            self.available = available
-            self.scheduled = scheduled
-            self.retrying = retrying
-            self.running = running
-            self.dead = dead
-            self.doneLastMinute = doneLastMinute
-            self.oldestAge = oldestAge
-        }
-    }
-
-    /// A job that failed on every attempt.
-    public struct DeadJob: Hashable, Sendable {
-        public var id: Int64
-        public var queue: String
-        public var attempts: Int
-        public var lastError: String
-        /// The payload's first bytes, as text.
-        public var payloadHead: String
-        /// When it died, in seconds since the epoch.
-        public var diedAt: Double
-
-        public init(id: Int64, queue: String, attempts: Int, lastError: String, payloadHead: String, diedAt: Double) {
-            self.id = id
-            self.queue = queue
-            self.attempts = attempts
-            self.lastError = lastError
-            self.payloadHead = payloadHead
-            self.diedAt = diedAt
         }
     }
 

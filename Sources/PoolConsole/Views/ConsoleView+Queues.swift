@@ -53,7 +53,7 @@ extension ConsoleView {
                 line(
                     row(
                         [
-                            queue.name, "\(queue.available)", "\(queue.scheduled)", "\(queue.retrying)", "\(queue.running)", "\(queue.dead)",
+                            queue.queue, "\(queue.available)", "\(queue.scheduled)", "\(queue.retrying)", "\(queue.running)", "\(queue.dead)",
                             "\(queue.doneLastMinute)", queue.oldestAge.map(Formatting.shortDuration) ?? "-",
                         ], columns))
             }
@@ -76,7 +76,7 @@ extension ConsoleView {
         let first = max(0, min(selected - room + 1, dead.count - room))
         for (index, entry) in dead.enumerated().dropFirst(first) where y < bottom {
             let job = entry.job
-            let died = Formatting.duration(report.readAt - job.diedAt) + " ago"
+            let died = Formatting.duration(report.readAt - job.finishedAt) + " ago"
             let cells = ["\(job.id)", job.queue, "\(job.attempts)", died, oneLine(job.lastError), oneLine(job.payloadHead)]
             let rowY = y
             line((index == selected ? "> " : "  ") + row(cells, deadColumns))
@@ -85,13 +85,13 @@ extension ConsoleView {
     }
 
     private static func drawDeadJob(
-        _ entry: (group: String, job: QueueReport.DeadJob), of count: Int, index: Int, report: QueueReport, width: Int,
+        _ entry: (group: String, job: DeadJob), of count: Int, index: Int, report: QueueReport, width: Int,
         line: (String, StyleRole) -> Void
     ) {
         let job = entry.job
         line("Dead job \(job.id) (\(index + 1) of \(count)), queue \(job.queue), group \(entry.group)", .tableHeader)
         line(
-            "\(job.attempts) attempt\(job.attempts == 1 ? "" : "s"), died at \(clock(job.diedAt)) (\(Formatting.duration(report.readAt - job.diedAt)) before this read)",
+            "\(job.attempts) attempt\(job.attempts == 1 ? "" : "s"), died at \(clock(job.finishedAt)) (\(Formatting.duration(report.readAt - job.finishedAt)) before this read)",
             .dialog)
         line("payload (first bytes): \(oneLine(job.payloadHead))", .dialog)
         line("", .dialog)
