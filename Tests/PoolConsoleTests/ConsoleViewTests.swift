@@ -103,16 +103,31 @@ struct ConsoleViewTests {
     @Test("help lists the keys; read-only help leaves the actions out")
     func help() {
         var state = ConsoleState()
-        state.mode = .help
+        state.mode = .help()
         #expect(render(width: 100, height: 30, state: state).text.contains("kill the selected worker with SIGKILL"))
         state.readOnly = true
         #expect(!render(width: 100, height: 30, state: state).text.contains("kill the selected worker"))
     }
 
+    @Test("a help taller than the terminal scrolls with j and k (80×24), and says how much is below; another key closes it")
+    func helpScrolls() {
+        var state = ConsoleState()
+        _ = ConsoleReducer.reduce(&state, key: .character("?"), snapshot: fixedSnapshot(), isHosting: true, themes: 1)
+        var text = render(width: 80, height: 24, state: state).text
+        #expect(text.contains("Help (1–18 of") && text.contains("more below") && !text.contains("q F10 Ctrl-C"), "\(text)")
+        for _ in 0..<40 { _ = ConsoleReducer.reduce(&state, key: .character("j"), snapshot: fixedSnapshot(), isHosting: true, themes: 1) }
+        text = render(width: 80, height: 24, state: state).text
+        #expect(text.contains("q F10 Ctrl-C") && !text.contains("more below"), "scrolled to the last key:\n\(text)")
+        _ = ConsoleReducer.reduce(&state, key: .pageUp, snapshot: fixedSnapshot(), isHosting: true, themes: 1)
+        #expect(state.mode != .normal, "PgUp scrolls back")
+        _ = ConsoleReducer.reduce(&state, key: .escape, snapshot: fixedSnapshot(), isHosting: true, themes: 1)
+        #expect(state.mode == .normal)
+    }
+
     @Test("help lists only the keys that work here: replay keys in a replay, Q where the queue view is built in")
     func helpScope() {
         var state = ConsoleState()
-        state.mode = .help
+        state.mode = .help()
         var text = render(width: 120, height: 40, state: state).text
         #expect(!text.contains("replay: a second back") && !text.contains("queues: the pool's"), "\(text)")
         state.queuesUnavailable = nil

@@ -77,7 +77,7 @@ struct ThemeTests {
         for (from, to) in ASCIIFallback.table { #expect(to.isASCII && to != "?", "\(from)") }
         // And every frame the console draws, overlays included, has stand-ins for all it shows.
         var states: [ConsoleState] = [ConsoleState()]
-        for mode: ConsoleState.Mode in [.help, .jobForm(JobForm(group: "jobs")), .quitting, .filter] {
+        for mode: ConsoleState.Mode in [.help(), .jobForm(JobForm(group: "jobs")), .quitting, .filter] {
             var state = ConsoleState()
             state.mode = mode
             states.append(state)

@@ -94,7 +94,8 @@ public struct ConsoleState: Hashable, Sendable {
     public enum Mode: Hashable, Sendable {
         case normal
         case deaths(Deaths)
-        case help
+        /// The keys, scrolled by `scroll` lines when they do not fit the terminal.
+        case help(scroll: Int = 0)
         case detail(WorkerID)
         case confirm(Confirmation)
         case filter
@@ -246,8 +247,18 @@ public enum ConsoleReducer {
                 break
             }
             return []
-        case .help:
-            if key != .resize { state.mode = .normal }
+        case .help(let scroll):
+            // The arrows, j/k and the page keys scroll a help taller than the terminal; any
+            // other key closes it.
+            let last = max(ConsoleHelp.entries(for: state).count - 1, 0)
+            switch key {
+            case .resize: break
+            case .down, .character("j"): state.mode = .help(scroll: min(last, scroll + 1))
+            case .up, .character("k"): state.mode = .help(scroll: max(0, scroll - 1))
+            case .pageDown: state.mode = .help(scroll: min(last, scroll + 10))
+            case .pageUp: state.mode = .help(scroll: max(0, scroll - 10))
+            default: state.mode = .normal
+            }
             return []
         case .seek(var text):
             switch key {
@@ -368,7 +379,7 @@ public enum ConsoleReducer {
             state.shouldExit = true
             return [.exit]
         case .character("?"), .function(1), .character("h"):
-            state.mode = .help
+            state.mode = .help()
         case .character("d"):
             state.mode = .deaths(ConsoleState.Deaths())
         case .character("Q"):

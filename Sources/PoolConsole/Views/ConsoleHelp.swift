@@ -45,7 +45,7 @@ public enum ConsoleHelp {
         Entry(keys: "t", meaning: "next theme", isAction: false),
         Entry(keys: "p Z", meaning: "pause or resume updates", isAction: false),
         Entry(keys: "[ ]", meaning: "refresh faster or slower (250 ms to 10 s)", isAction: false),
-        Entry(keys: "? h F1", meaning: "this help", isAction: false),
+        Entry(keys: "? h F1", meaning: "this help (j k scroll it when it is taller than the terminal)", isAction: false),
         Entry(keys: "← →", meaning: "replay: a second back or forward in the recording", isAction: false, scope: .replay),
         Entry(keys: "PgUp PgDn", meaning: "replay: a minute back or forward", isAction: false, scope: .replay),
         Entry(keys: "g G", meaning: "replay: go to a time typed in (-5m, 03:12:00, 2026-12-01T03:12:00); the newest frame, read again", isAction: false, scope: .replay),

@@ -28,7 +28,7 @@ public enum ConsoleView {
         if eventsHeight > 0 { drawEvents(&screen, events: events, state: state, from: workersEnd, height: eventsHeight + 1) }
         drawKeyBar(&screen, state: state, isHosting: isHosting)
         switch state.mode {
-        case .help: drawHelp(&screen, state: state)
+        case .help(let scroll): drawHelp(&screen, state: state, scroll: scroll)
         case .confirm(let confirmation):
             // A queue job's question stays over the queue view it came from.
             if case .queue(_, let view) = confirmation.action {
@@ -227,12 +227,20 @@ public enum ConsoleView {
         }
     }
 
-    static func drawHelp(_ screen: inout ScreenBuffer, state: ConsoleState) {
-        var lines = ConsoleHelp.entries(for: state).map { entry in
+    static func drawHelp(_ screen: inout ScreenBuffer, state: ConsoleState, scroll: Int) {
+        let entries = ConsoleHelp.entries(for: state).map { entry in
             entry.keys.padding(toLength: 14, withPad: " ", startingAt: 0) + entry.meaning
         }
-        lines += ["", "any key closes this help"]
-        drawDialog(&screen, title: "Help", lines: lines)
+        // The dialog's rows inside its frame, less the blank line and the footer.
+        let room = max(screen.height - 6, 1)
+        guard entries.count > room else {
+            drawDialog(&screen, title: "Help", lines: entries + ["", "any key closes this help"])
+            return
+        }
+        let first = min(scroll, entries.count - room)
+        let below = entries.count - first - room
+        let footer = below > 0 ? "↓ j: \(below) more below   ↑ k: back   any other key closes" : "↑ k: back   any other key closes"
+        drawDialog(&screen, title: "Help (\(first + 1)–\(first + room) of \(entries.count))", lines: Array(entries[first..<first + room]) + ["", footer])
     }
 
     static func drawJobForm(_ screen: inout ScreenBuffer, _ form: JobForm) {
