@@ -143,6 +143,8 @@ final class QueueRunner: Sendable {
         do {
             let connection = try await PostgresConnection.connect(
                 on: worker.eventLoopGroup.next(), configuration: try address.connectionConfiguration(), id: 1, logger: logger)
+            // The prepared claim and completion name the tables without their schema.
+            try await connection.query("SET search_path TO \(unescaped: configuration.schema)", logger: logger)
             if !state.migrated {
                 let applied = try await schema.migrate(on: connection, logger: logger)
                 if !applied.isEmpty { logger.info("schema \(configuration.schema) migrated to version \(applied.last ?? 0)") }

@@ -62,41 +62,16 @@ public struct FleetMember: Sendable, Hashable, Codable {
 struct QueueStore: Sendable {
     let schema: String
 
-    /// Claims up to `limit` claimable jobs of `queues`, highest priority first, then oldest.
-    ///
-    /// One ordered index scan per queue (`LATERAL`): `queue = ANY(array)` cannot walk the
-    /// claimable index in order on PostgreSQL 15, so it read and sorted every pending job on
-    /// each claim (16 ms at 20,000 pending jobs against 0.3 ms; `EXPLAIN ANALYZE` in
-    /// docs/queue.md's benchmark section).
+    /// Claims up to `limit` claimable jobs of `queues`, highest priority first, then oldest
+    /// (``ClaimStatement``). The connection's `search_path` must be the queue's schema.
     func claim(
         queues: [String], limit: Int, lease: Duration, owner: String, claim: Int64,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [ClaimedJob] {
-        let rows = try await connection.query(
-            """
-            WITH picked AS (
-                SELECT c.id FROM unnest(\(queues)::text[]) AS q(name)
-                CROSS JOIN LATERAL (
-                    SELECT id, priority, run_at FROM \(unescaped: schema).jobs
-                    WHERE state = 'pending' AND queue = q.name AND run_at <= now()
-                    ORDER BY priority DESC, run_at, id
-                    LIMIT \(limit)
-                    FOR UPDATE SKIP LOCKED
-                ) AS c
-                ORDER BY c.priority DESC, c.run_at, c.id
-                LIMIT \(limit)
-            )
-            UPDATE \(unescaped: schema).jobs AS j
-            SET state = 'running', attempts = j.attempts + 1, claim = \(claim), claimed_by = \(owner),
-                lease_until = now() + make_interval(secs => \(lease.seconds)), started_at = now()
-            FROM picked WHERE j.id = picked.id
-            RETURNING j.id, j.queue, j.payload, j.priority, j.weight, j.attempts,
-                extract(epoch FROM now() - greatest(j.run_at, j.created_at))::float8
-            """, logger: logger)
+        let rows = try await connection.execute(
+            ClaimStatement(queues: queues, limit: limit, claim: claim, owner: owner, leaseSeconds: lease.seconds), logger: logger)
         var jobs: [ClaimedJob] = []
-        for try await (id, queue, payload, priority, weight, attempt, waited) in rows.decode(
-            (Int64, String, ByteBuffer, Int, Int, Int, Double).self)
-        {
+        for try await (id, queue, payload, priority, weight, attempt, waited) in rows {
             jobs.append(
                 ClaimedJob(
                     id: id, claim: claim, queue: queue, payload: payload, priority: priority, weight: weight,
@@ -106,7 +81,8 @@ struct QueueStore: Sendable {
         return jobs.sorted { ($0.priority, -$0.id) > ($1.priority, -$1.id) }
     }
 
-    /// Writes outcomes back; returns how many jobs went dead.
+    /// Writes outcomes back; returns how many jobs went dead. The connection's `search_path`
+    /// must be the queue's schema (``CompleteStatement``).
     @discardableResult
     func record(
         _ outcomes: [(job: ClaimedJob, outcome: JobOutcome)], retries: Int, keepDone: Bool,
@@ -135,13 +111,7 @@ struct QueueStore: Sendable {
         }
         if !doneIDs.isEmpty {
             if keepDone {
-                try await connection.query(
-                    """
-                    UPDATE \(unescaped: schema).jobs AS j
-                    SET state = 'done', finished_at = now(), lease_until = NULL, last_error = NULL, result = r.result
-                    FROM unnest(\(doneIDs)::bigint[], \(doneClaims)::bigint[], \(results)::bytea[]) AS r(id, claim, result)
-                    WHERE j.id = r.id AND j.claim = r.claim AND j.state = 'running'
-                    """, logger: logger)
+                _ = try await connection.execute(CompleteStatement(ids: doneIDs, claims: doneClaims, results: results), logger: logger)
             } else {
                 try await connection.query(
                     """
