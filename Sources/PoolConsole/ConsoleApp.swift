@@ -92,7 +92,7 @@ public final class ConsoleApp {
         } else {
             deathsRead = 0
         }
-        if let queueFeed, isShowingQueues {
+        if let queueFeed, state.queueViewShown != nil {
             // At the refresh rate while the view is open, and never waited for here.
             queueFeed.refresh(now: now, interval: state.refresh.seconds)
         }
@@ -139,17 +139,6 @@ public final class ConsoleApp {
             }
         }
         return state.shouldExit
-    }
-
-    /// Whether the queue view is on screen (itself, or a question asked over it).
-    private var isShowingQueues: Bool {
-        switch state.mode {
-        case .queues: return true
-        case .confirm(let confirmation):
-            if case .queue = confirmation.action { return true }
-            return false
-        default: return false
-        }
     }
 
     /// The events pane's lines: everything, or the selected group's or worker's history.

@@ -35,6 +35,12 @@ public struct Confirmation: Hashable, Sendable {
         self.question = question
         self.action = .queue(action, returnTo: view)
     }
+
+    /// Where either answer leads: the queue view the question came from, or the pool's screen.
+    var modeAfter: ConsoleState.Mode {
+        if case .queue(_, let view) = action { return .queues(view) }
+        return .normal
+    }
 }
 
 /// The test-job form of `j`: the field being edited and the four values.
@@ -110,6 +116,12 @@ public struct ConsoleState: Hashable, Sendable {
         /// Replay: the moment typed after `g`.
         case seek(String)
         case queues(QueueView)
+
+        /// The queue view's state in this mode, when it is the queue view.
+        var queueView: QueueView? {
+            if case .queues(let view) = self { return view }
+            return nil
+        }
     }
 
     public enum Focus: Hashable, Sendable, CaseIterable {
@@ -126,6 +138,15 @@ public struct ConsoleState: Hashable, Sendable {
     }
 
     public var mode: Mode = .normal
+
+    /// The queue view on screen, open or under a question asked from it; nil when not shown.
+    public var queueViewShown: QueueView? {
+        switch mode {
+        case .queues(let view): return view
+        case .confirm(let confirmation): return confirmation.modeAfter.queueView
+        default: return nil
+        }
+    }
     public var sortKey: SortKey = .id
     public var focus: Focus = .groups
     public var selectedGroup = 0
@@ -323,12 +344,10 @@ public enum ConsoleReducer {
                 return accept(&state, confirmation, isHosting: isHosting)
             case .enter:
                 if confirmation.okSelected { return accept(&state, confirmation, isHosting: isHosting) }
-                state.mode = .normal
-                if case .queue(_, let view) = confirmation.action { state.mode = .queues(view) }
+                state.mode = confirmation.modeAfter
                 return []
             default:
-                state.mode = .normal
-                if case .queue(_, let view) = confirmation.action { state.mode = .queues(view) }
+                state.mode = confirmation.modeAfter
                 state.message = "cancelled"
                 return []
             }
@@ -346,10 +365,10 @@ public enum ConsoleReducer {
             state.mode = .quitting
             return [.run(.stopPool)]
         case .pool(let command):
-            state.mode = .normal
+            state.mode = confirmation.modeAfter
             return [.run(command)]
-        case .queue(let action, let view):
-            state.mode = .queues(view)
+        case .queue(let action, _):
+            state.mode = confirmation.modeAfter
             return [.queue(action)]
         }
     }

@@ -31,7 +31,7 @@ public enum ConsoleView {
         case .help(let scroll): drawHelp(&screen, state: state, scroll: scroll)
         case .confirm(let confirmation):
             // A queue job's question stays over the queue view it came from.
-            if case .queue(_, let view) = confirmation.action {
+            if let view = state.queueViewShown {
                 drawQueues(&screen, report: queues, view: view, poolName: snapshot.pool.name, message: state.message)
             }
             drawConfirm(&screen, confirmation)
