@@ -39,7 +39,8 @@ let package = Package(
     targets: [
         // Only what Swift cannot express: pidfd and epoll syscalls, closefrom for
         // posix_spawn, an async-signal-safe signal handler, siginfo accessors.
-        .target(name: "CPoolShims"),
+        // libdispatch: its main-queue drain for `TaskThreads`' main run loop (decision 0015).
+        .target(name: "CPoolShims", linkerSettings: [.linkedLibrary("dispatch")]),
         .target(
             name: "PoolEngine",
             dependencies: [
@@ -96,7 +97,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "PoolTop",
-            dependencies: ["PoolTopCLI", "PoolDemo"],
+            dependencies: ["PoolTopCLI", "PoolDemo", "PoolEngine"],
             swiftSettings: strictSettings
         ),
         // Entry points used only by the integration tests: a real worker binary

@@ -92,6 +92,29 @@ int pt_poll_readable_ns(int fd, long long timeout_ns) {
     return n > 0 ? 1 : n;
 }
 
+int pt_poll_two_ns(int first, int second, long long timeout_ns) {
+    struct pollfd entries[2] = {{ .fd = first, .events = POLLIN, .revents = 0 }, { .fd = second, .events = POLLIN, .revents = 0 }};
+    struct timespec timeout = { .tv_sec = timeout_ns / 1000000000LL, .tv_nsec = timeout_ns % 1000000000LL };
+    int n = ppoll(entries, 2, timeout_ns < 0 ? NULL : &timeout, NULL);
+    if (n <= 0) return n;
+    return (entries[0].revents != 0 ? 1 : 0) | (entries[1].revents != 0 ? 2 : 0);
+}
+
+// libdispatch's entry points for a run loop that drains the main queue (CoreFoundation's on
+// Linux uses them): the eventfd it signals when a job is queued on the main queue, and the
+// drain. Declared here: libdispatch installs no header for them.
+extern int _dispatch_get_main_queue_handle_4CF(void);
+extern void _dispatch_main_queue_callback_4CF(void *message);
+
+int pt_dispatch_main_queue_handle(void) { return _dispatch_get_main_queue_handle_4CF(); }
+
+void pt_dispatch_main_queue_drain(void) {
+    uint64_t count;
+    // The eventfd is non-blocking: reset it (libdispatch signals it again for later jobs).
+    (void)read(_dispatch_get_main_queue_handle_4CF(), &count, sizeof count);
+    _dispatch_main_queue_callback_4CF(NULL);
+}
+
 static volatile sig_atomic_t signal_fds[65];
 
 static void route_handler(int sig) {
@@ -137,6 +160,8 @@ int pt_signal_ignore(int sig) {
 }
 
 int pt_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int pt_is_main_thread(void) { return syscall(SYS_gettid) == getpid(); }
 
 int pt_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
 int pt_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -53,6 +53,8 @@ final class QueueRunner: Sendable {
     /// The loop's state: owned by the loop alone.
     private struct State {
         var connection: PostgresConnection?
+        /// The calls in flight on `connection`, abandoned when it closes.
+        var calls: ConnectionCalls?
         var migrated = false
         /// When the database is unreachable: since when, why, and when to try again.
         var outage: (since: ContinuousClock.Instant, reason: String)?
@@ -151,6 +153,7 @@ final class QueueRunner: Sendable {
                 state.migrated = true
             }
             state.connection = connection
+            state.calls = ConnectionCalls(connection)
             if let outage = state.outage {
                 state.metrics.reconnectCount += 1
                 logger.notice("database reachable again after \(DurationParser.format(ContinuousClock.now - outage.since)): \(address)")
@@ -171,6 +174,7 @@ final class QueueRunner: Sendable {
     private func lose(_ state: inout State, reason: String) {
         if let connection = state.connection {
             state.connection = nil
+            state.calls = nil
             Task { try? await connection.close() }  // It is already broken; closing only frees it.
         }
         if state.outage == nil {
@@ -187,14 +191,14 @@ final class QueueRunner: Sendable {
 
     /// Runs `body` on the connection; a failure that closed the connection marks an outage,
     /// any other is logged. Returns nil on failure.
-    private func attempt<T>(
-        _ what: String, _ state: inout State, _ body: (PostgresConnection) async throws -> T
+    private func attempt<T: Sendable>(
+        _ what: String, _ state: inout State, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async -> T? {
-        guard let connection = state.connection else { return nil }
+        guard let connection = state.connection, let calls = state.calls else { return nil }
         do {
-            return try await body(connection)
+            return try await calls.run { try await body(connection) }
         } catch {
-            if connection.isClosed || DatabaseFailure.isConnectionFailure(error) {
+            if connection.isClosed || error is ConnectionClosed || DatabaseFailure.isConnectionFailure(error) {
                 lose(&state, reason: DatabaseFailure.describe(error))
             } else {
                 logger.error("\(what) failed: \(DatabaseFailure.describe(error))")
@@ -209,7 +213,7 @@ final class QueueRunner: Sendable {
         guard !state.outcomes.isEmpty else { return }
         let outcomes = state.outcomes
         let keepDone = configuration.keepDone > .zero
-        let dead = await attempt("writing \(outcomes.count) outcome(s)", &state) { connection in
+        let dead = await attempt("writing \(outcomes.count) outcome(s)", &state) { [self] connection in
             try await store.record(outcomes, retries: configuration.retries, keepDone: keepDone, on: connection, logger: logger)
         }
         guard let dead else { return }
@@ -223,7 +227,7 @@ final class QueueRunner: Sendable {
         guard state.wantClaim, room > 0 else { return }
         let token = Int64.random(in: 1...Int64.max)
         let queues = configuration.queues.map(\.name)
-        let claimed = await attempt("claiming", &state) { connection in
+        let claimed = await attempt("claiming", &state) { [self] connection in
             try await store.claim(
                 queues: queues, limit: room, lease: configuration.lease, owner: owner, claim: token, on: connection,
                 logger: logger)
@@ -288,7 +292,7 @@ final class QueueRunner: Sendable {
         let now = ContinuousClock.now
         if now - state.lastRenewal >= configuration.lease / 3 {
             let running = Array(state.running.values)
-            let held = await attempt("renewing \(running.count) lease(s)", &state) { connection in
+            let held = await attempt("renewing \(running.count) lease(s)", &state) { [self] connection in
                 try await store.renew(running, lease: configuration.lease, on: connection, logger: logger)
             }
             guard let held else { return }
@@ -298,7 +302,7 @@ final class QueueRunner: Sendable {
             }
         }
         if state.lastTidy.map({ now - $0 >= configuration.lease }) ?? true {
-            let recovered = await attempt("recovering expired leases", &state) { connection in
+            let recovered = await attempt("recovering expired leases", &state) { [self] connection in
                 try await store.recoverExpired(retries: configuration.retries, on: connection, logger: logger)
             }
             guard let recovered else { return }
@@ -310,7 +314,7 @@ final class QueueRunner: Sendable {
             }
             if configuration.keepDone > .zero {
                 guard
-                    await attempt("deleting old done jobs", &state, { connection in
+                    await attempt("deleting old done jobs", &state, { [self] connection in
                         try await store.prune(keep: configuration.keepDone, on: connection, logger: logger)
                     }) != nil
                 else { return }
@@ -327,7 +331,7 @@ final class QueueRunner: Sendable {
         let now = Int64(PoolHost.wallClock)
         for job in configuration.cron {
             guard let tick = job.schedule.latest(atOrBefore: now), state.cronOffered[job.name] != tick else { continue }
-            let enqueued = await attempt("enqueueing recurring job \(job.name)", &state) { connection in
+            let enqueued = await attempt("enqueueing recurring job \(job.name)", &state) { [self] connection in
                 try await store.enqueueCron(job, tick: tick, on: connection, logger: logger)
             }
             guard let enqueued else { return }  // Offered again on the next tick.
@@ -356,14 +360,14 @@ final class QueueRunner: Sendable {
             summary: summary, workersReady: snapshot.groups.reduce(0) { $0 + $1.ready },
             workersTotal: snapshot.groups.reduce(0) { $0 + $1.desired }, jobsPerSecond: rate)
         guard
-            await attempt("refreshing the fleet view", &state, { connection in
+            await attempt("refreshing the fleet view", &state, { [self] connection in
                 try await store.heartbeat(member, on: connection, logger: logger)
             }) != nil
         else { return }
         state.lastHeartbeat = now
         state.processedAtHeartbeat = (processed, now)
         let queues = configuration.queues.map(\.name)
-        if let figures = await attempt("reading the queues' figures", &state, { connection in
+        if let figures = await attempt("reading the queues' figures", &state, { [self] connection in
             try await store.figures(queues: queues, on: connection, logger: logger)
         }) {
             state.metrics.figures = figures

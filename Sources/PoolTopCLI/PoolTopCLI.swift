@@ -14,8 +14,10 @@ import Glibc
 ///
 /// ```swift
 /// // Sources/MyApp/main.swift
+/// import PoolEngine
 /// import PoolTopCLI
 ///
+/// TaskThreads.install()   // first: an idle watcher then sleeps (does nothing in a worker)
 /// var entryPoints = EntryPoints()
 /// entryPoints.register("api") { API() }
 /// entryPoints.register("mailer") { Mailer() }
@@ -49,6 +51,11 @@ public enum PoolTopCLI {
     /// or configuration error.
     /// - Parameters:
     ///   - commandName: the name help and errors use; the executable's own name by default.
+    ///
+    /// Call ``TaskThreads/install(threadCount:)`` first, on the line before: the watcher's tasks
+    /// then run on threads of pooltop's, and an idle watcher is not woken every second by
+    /// libdispatch. (This function cannot do it itself: being `async` and not on the main actor,
+    /// its first line already runs on a libdispatch thread.)
     public static func main(
         entryPoints: EntryPoints, defaultConfiguration: DefaultConfiguration? = nil, commandName: String? = nil
     ) async -> Never {

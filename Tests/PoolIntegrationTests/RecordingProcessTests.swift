@@ -71,6 +71,50 @@ struct RecordingProcessTests {
         await TestSupport.expectNoOrphans("\(name)-replay")
     }
 
+    @Test("an idle pool's recorder dozes (no frame while nothing changes); a job between workers wakes it to record that moment")
+    func dozeAndBell() async throws {
+        let name = TestSupport.uniqueName("doze")
+        let directory = TestSupport.makeDirectory(name)
+        // No resource sampling: nothing but a worker's bell can make a dozing recorder write.
+        let pool = WorkerPool(
+            name: name,
+            configuration: WorkerPool.Configuration(
+                stopTimeout: .seconds(5), handlesSignals: false, sampleInterval: nil, recordFor: .seconds(60)))
+        let runner = TestSupport.runner(directory: directory, tag: name)
+        try pool.describeGroup(WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: 1, name: "jobs", runner: runner))
+        try pool.describeGroup(
+            WorkerGroup(entryPoint: "trigger-sender", kind: .service, minWorkers: 1, name: "sender", jobGroups: ["jobs"], runner: runner))
+        let running = RunningPool(pool)
+        await pool.awaitStart()
+        let segment = try PoolStateReader(pool: name).segment
+        func dozing() -> Bool { segment.load(SharedLayout.Header.recorderDozing) == 1 }
+        func frames() -> [FlightRecording.Entry] { (try? FlightRecording(pool: name).frames) ?? [] }
+        func processed(_ entry: FlightRecording.Entry) -> UInt64 {
+            guard let recording = try? FlightRecording(pool: name), let index = recording.frames.firstIndex(of: entry),
+                let frame = try? recording.frame(index)
+            else { return 0 }
+            return frame.snapshot.workers.filter { $0.group == "jobs" }.reduce(0) { $0 + $1.activity.jobsProcessed }
+        }
+
+        #expect(await TestSupport.eventually(timeout: .seconds(20)) { dozing() }, "the recorder never dozed")
+        let asleep = frames()
+        try await Task.sleep(for: .seconds(2))
+        #expect(frames() == asleep, "frames were written while nothing changed")
+
+        let triggeredAt = ReplayTime.wallClock
+        TestSupport.write("\(directory)/trigger", "")
+        #expect(await TestSupport.eventually { TestSupport.lines(directory, "trigger-result") == ["triggered"] }, "\(TestSupport.lines(directory, "trigger-result"))")
+        // The watcher heard nothing of this job: only the bell can have woken the recorder.
+        #expect(
+            await TestSupport.eventually { frames().contains { $0.time >= triggeredAt && $0.length > 0 && processed($0) == 1 } },
+            "no frame shows the job: \(frames().suffix(3))")
+        #expect(await TestSupport.eventually(timeout: .seconds(20)) { dozing() }, "the recorder did not doze again")
+
+        pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(name)
+    }
+
     @Test("replay and top --at name what is wrong: no recording, an unreadable time")
     func replayErrors() async throws {
         let directory = TestSupport.makeDirectory(TestSupport.uniqueName("replay-errors"))

@@ -44,6 +44,37 @@ struct WatcherProcessTests {
         TestSupport.removeStaleRuntime(pool: name)
     }
 
+    /// The names of a process's threads, from /proc.
+    func threadNames(_ pid: pid_t) -> [String] {
+        let directory = "/proc/\(pid)/task"
+        return ((try? Posix.listDirectory(directory)) ?? []).compactMap { task in  // try?: a gone process has none
+            TestSupport.lines(directory, "\(task)/comm").first
+        }
+    }
+
+    @Test("the watcher's tasks run on its own pool-task threads: no libdispatch thread, unless turned off")
+    func taskThreads() async throws {
+        for turnedOff in [false, true] {
+            let name = TestSupport.uniqueName(turnedOff ? "dispatch" : "taskthreads")
+            let directory = TestSupport.makeDirectory(name)
+            let watcher = try ExternalWatcher(
+                arguments: ["run", "--config", poolFile(directory, name: name)], tag: name, directory: directory,
+                prefix: turnedOff ? ["env", "\(TaskThreads.environmentVariable)=off"] : [])
+            #expect(await watcher.waitForLog("ready", count: 3))
+            let names = threadNames(watcher.pid)
+            // libdispatch names its threads after its queues: com.apple.root.…-qos[.overcommit],
+            // cut to 15 bytes.
+            let dispatch = names.filter { $0.contains("qos") }
+            let own = names.filter { $0.hasPrefix("pool-task-") }
+            if turnedOff {
+                #expect(!dispatch.isEmpty && own.isEmpty, "\(names)")
+            } else {
+                #expect(dispatch.isEmpty && own.count >= 2, "\(names)")
+            }
+            await watcher.stopExpectingCleanExit()
+        }
+    }
+
     @Test("SIGTERM during startup stops the pool cleanly, exit status 0, nothing left behind")
     func sigtermDuringStartup() async throws {
         let name = TestSupport.uniqueName("early")

@@ -386,18 +386,22 @@ enum Benchmarks {
     /// Watcher CPU while its pool idles and nobody looks: per-thread run time from schedstat
     /// (nanoseconds, not 10 ms ticks) over `windows` windows of `seconds`, and the threads born
     /// or ended meanwhile (an idle pool should create none).
-    static func idleWatcher(workers: Int, seconds: Int, windows: Int = 3, sampling: Bool = true) {
-        guard let watcher = startWatcher(workers: workers, environment: sampling ? [] : ["POOLBENCH_SAMPLE=0"]) else { return }
-        // The floor, measured over the same windows: a Swift process doing nothing.
-        let floorProcess = spawnSelf(arguments: ["idle-floor"], environment: [])
+    /// `dispatch`: the watcher on Swift's own executors (libdispatch) instead of `TaskThreads`.
+    static func idleWatcher(workers: Int, seconds: Int, windows: Int = 3, sampling: Bool = true, dispatch: Bool = false) {
+        let swiftExecutors = "\(TaskThreads.environmentVariable)=off"
+        guard let watcher = startWatcher(workers: workers, environment: (sampling ? [] : ["POOLBENCH_SAMPLE=0"]) + (dispatch ? [swiftExecutors] : [])) else { return }
+        // The floor, measured over the same windows: a Swift process doing nothing, on Swift's
+        // own executors (what the runtime alone costs an idle process).
+        let floorProcess = spawnSelf(arguments: ["idle-floor"], environment: [swiftExecutors])
         _ = waitReadable(floorProcess.channel, timeoutMilliseconds: 10_000)
         defer {
             kill(floorProcess.pid, SIGKILL)
             reap(floorProcess.pid)
             close(floorProcess.channel)
         }
-        // Let start-up settle: libdispatch retires its idle pool threads about 5 s after the burst
-        // of work, a one-time cost that is not idle activity.
+        // Let start-up settle: the flight recorder dozes 3 s after the last change, and
+        // libdispatch (the floor's, and the watcher's with `dispatch`) retires its idle pool
+        // threads about 5 s after a burst of work, a one-time cost that is not idle activity.
         sleep(6)
         var samples: [Double] = []
         var floor: [Double] = []
@@ -441,11 +445,13 @@ enum Benchmarks {
         kill(watcher.pid, SIGTERM)
         reap(watcher.pid)
         close(watcher.channel)
+        let suffix = (sampling ? "" : "_no_sampling") + (dispatch ? "_dispatch" : "")
         Figure(
-            name: "idle_watcher_cpu_\(workers)_workers\(sampling ? "" : "_no_sampling")", unit: "ms per \(seconds) s",
+            name: "idle_watcher_cpu_\(workers)_workers\(suffix)", unit: "ms per \(seconds) s",
             samples: samples, floor: floor, target: 1,
-            note: "run time of the watcher's threads in \(windows) windows of \(seconds) s of idleness, nobody looking, from 6 s after start (schedstat), mean per window by thread: \(split); threads born \(born), ended \(ended); floor: a Swift process that used Swift concurrency and then idles, over the same windows"
+            note: "run time of the watcher's threads\(dispatch ? " (on Swift's own executors, POOLTOP_TASK_THREADS=off)" : "") in \(windows) windows of \(seconds) s of idleness, nobody looking, from 6 s after start (schedstat), mean per window by thread: \(split); threads born \(born), ended \(ended); floor: a Swift process that used Swift concurrency on Swift's own executors and then idles, over the same windows"
         ).print()
+        guard !dispatch else { return }
         Figure(
             name: "idle_watcher_threads_born_or_ended\(sampling ? "" : "_no_sampling")", unit: "threads",
             samples: [Double(born + ended)], target: 0,

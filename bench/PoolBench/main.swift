@@ -20,6 +20,9 @@ if getenv("POOLBENCH_FLOOR") != nil {
     _exit(0)
 }
 
+// As pooltop's `main.swift` does: the watcher processes the figures measure are pooltop's
+// (decision 0015). The floor of the idle figure turns it off (`POOLTOP_TASK_THREADS=off`).
+TaskThreads.install()
 await WorkerProcess.runIfWorker(entryPoints: DemoPool.entryPoints)
 
 LoggingSystem.bootstrap { label in
@@ -30,8 +33,8 @@ LoggingSystem.bootstrap { label in
 
 let arguments = CommandLine.arguments.dropFirst()
 // The idle floor: a Swift process that used Swift concurrency (as a watcher does at start) and
-// then does nothing; what it still costs is the runtime's, not the watcher's (libdispatch's
-// workqueue monitor wakes once a second in any such process on Linux).
+// then does nothing; run with POOLTOP_TASK_THREADS=off, what it still costs is the runtime's
+// (libdispatch's workqueue monitor wakes once a second in any such process on Linux).
 if arguments.first == "idle-floor" {
     await withTaskGroup(of: Void.self) { group in
         for _ in 0..<8 { group.addTask { await Task.yield() } }
@@ -79,6 +82,8 @@ if selected("death") { Benchmarks.watcherDeath(workers: 8, runs: 5) }
 if selected("idle") {
     Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: false)
     Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: true)
+    // The same watcher on Swift's own executors: what `TaskThreads` saves (decision 0015).
+    Benchmarks.idleWatcher(workers: 8, seconds: 10, sampling: true, dispatch: true)
 }
 if selected("recorder") {
     // What the recorder adds to an idle pool (issue 12's idle target), then its cost and sizes at 256 workers.

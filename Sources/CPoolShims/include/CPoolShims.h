@@ -33,6 +33,14 @@ int pt_accept_nonblocking(int fd);
 /// Waits up to `timeout_ns` nanoseconds for `fd` to be readable (ppoll: finer than poll's
 /// milliseconds). Returns 1 when readable or closed, 0 on timeout, -1 with errno on error.
 int pt_poll_readable_ns(int fd, long long timeout_ns);
+/// ppoll on two descriptors for input, `timeout_ns` < 0 waiting without limit: 0 on timeout,
+/// -1 on error (errno set), else bit 1 for `first` readable, bit 2 for `second`.
+int pt_poll_two_ns(int first, int second, long long timeout_ns);
+/// The eventfd libdispatch signals when a job is queued on its main queue (thread-bound: it is
+/// drained only by whoever calls `pt_dispatch_main_queue_drain` on the main thread).
+int pt_dispatch_main_queue_handle(void);
+/// Runs the jobs queued on libdispatch's main queue, on the calling (main) thread.
+void pt_dispatch_main_queue_drain(void);
 
 extern const int PT_EPOLL_CTL_ADD;
 extern const int PT_EPOLL_CTL_DEL;
@@ -58,6 +66,8 @@ int pt_pipe_cloexec(int fds[2]);
 
 /// prctl(PR_SET_NAME): the name `ps -o comm` and `top` show (15 bytes at most).
 int pt_set_thread_name(const char *name);
+/// Whether the calling thread is the process's main thread (its thread id is the process id).
+int pt_is_main_thread(void);
 /// prctl(PR_SET_PTRACER, pid): under Yama's ptrace_scope 1 lets `pid` and its descendants
 /// (the watcher's backtrace tool) attach to this process. Harmless elsewhere.
 int pt_allow_tracer(int pid);

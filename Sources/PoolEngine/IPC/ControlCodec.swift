@@ -11,6 +11,7 @@ enum ControlCodec {
         case log = 17
         case exiting = 18
         case scaleRequest = 19
+        case activity = 20
     }
 
     static func encode(_ message: WatcherMessage) throws -> ControlFrame {
@@ -26,6 +27,7 @@ enum ControlCodec {
         case .log(let record): return ControlFrame(kind: Kind.log.rawValue, payload: try json(record))
         case .exiting(let report): return ControlFrame(kind: Kind.exiting.rawValue, payload: try json(report))
         case .scaleRequest(let group): return ControlFrame(kind: Kind.scaleRequest.rawValue, payload: try json(group))
+        case .activity: return ControlFrame(kind: Kind.activity.rawValue, payload: [])
         }
     }
 
@@ -43,6 +45,7 @@ enum ControlCodec {
         case .log: return .log(try value(LogRecord.self, frame))
         case .exiting: return .exiting(try value(WorkerExitReport.self, frame))
         case .scaleRequest: return .scaleRequest(try value(GroupID.self, frame))
+        case .activity: return .activity
         default: throw FrameError(code: .unknownKind(frame.kind))
         }
     }

@@ -44,4 +44,7 @@ enum WorkerMessage: Hashable, Sendable {
     case exiting(WorkerExitReport)
     /// No worker of this group could take a job: one more, please (scaling by request).
     case scaleRequest(GroupID)
+    /// The worker changed shared memory while the flight recorder dozed: record it now, and
+    /// every second again (it was the writer that took the bell).
+    case activity
 }

@@ -42,6 +42,10 @@ package enum SharedLayout {
         /// before `apply`, meaning all of them. Space v3 left zero.
         static let groupsInUse = 208
         static let slotsInUse = 216
+        /// 1 while the flight recorder dozes (nothing changed for a few seconds, so it stopped
+        /// waking every second): the first writer to change a word it watches takes the 1 and
+        /// wakes it (``SharedSegment/takeDozeBell()``). Space a v3 segment left zero.
+        static let recorderDozing = 224
     }
 
     /// Group record words. `id`, `kind` and `name` never change once the id is set (a record

@@ -313,6 +313,30 @@ final class SharedSegment: Sendable {
         geometry.groupOffset + index * geometry.groupRecordSize
     }
 
+    /// The flight recorder begins to doze: from now on, the first writer that changes a word
+    /// of its change stamp takes the bell (``takeDozeBell()``) and wakes it. The caller reads
+    /// the stamp again after this: a change made just before arming may not have rung.
+    func armDozeBell() {
+        word(SharedLayout.Header.recorderDozing).pointee.store(1, ordering: .sequentiallyConsistent)
+        // Dekker's handshake with `takeDozeBell`: this store is seen by a writer, or that
+        // writer's change by the stamp read after it, or both; never neither.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+    }
+
+    /// The recorder is awake again: nobody needs to ring.
+    func disarmDozeBell() {
+        word(SharedLayout.Header.recorderDozing).pointee.store(0, ordering: .sequentiallyConsistent)
+    }
+
+    /// Called by a writer after it changed the segment: whether it is the one to wake the
+    /// dozing recorder (it took the bell; at most one writer does per doze). One fence and one
+    /// load of a word that stays in every cache while nobody dozes.
+    func takeDozeBell() -> Bool {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        let bell = word(SharedLayout.Header.recorderDozing)
+        return bell.pointee.load(ordering: .relaxed) != 0 && bell.pointee.exchange(0, ordering: .sequentiallyConsistent) != 0
+    }
+
     /// Counts a job for `group` that found no ready worker with room (any process may call it).
     func countPickupMiss(group: GroupID) {
         for index in 0..<groupCount {

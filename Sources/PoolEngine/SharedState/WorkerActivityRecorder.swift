@@ -7,8 +7,12 @@ final class WorkerActivityRecorder: Sendable {
     private let base: Int
     // One writer per part: threads of the worker take turns.
     private let lock = Lock()
+    /// Wakes the watcher's dozing flight recorder (a control message); called by the writer
+    /// whose change found it dozing, outside the lock.
+    private let bell: @Sendable () -> Void
 
-    init(segmentName: String, id: WorkerID) throws {
+    init(segmentName: String, id: WorkerID, bell: @escaping @Sendable () -> Void = {}) throws {
+        self.bell = bell
         segment = try SharedSegment.open(name: segmentName, writable: true)
         // A slot kept free for `apply` has group id 0 until a group takes it.
         guard id.rawValue >= 1 && id.rawValue <= segment.slotCount,
@@ -34,6 +38,7 @@ final class WorkerActivityRecorder: Sendable {
                 activity.forEachWord { offset, value in segment.store(base + offset, value) }
             }
         }
+        if segment.takeDozeBell() { bell() }
     }
 
     /// Describes the job about to start (``SharedLayout/CurrentJob``): called before the
@@ -89,6 +94,7 @@ final class WorkerActivityRecorder: Sendable {
                 if let run { observe(L.run, run) }
             }
         }
+        if segment.takeDozeBell() { bell() }
     }
 
     /// This worker's running-jobs table, taken over for this process; nil for a worker of a
@@ -98,5 +104,8 @@ final class WorkerActivityRecorder: Sendable {
     }
 
     /// Counts a job for `group` that found no ready worker with room.
-    func countPickupMiss(group: GroupID) { segment.countPickupMiss(group: group) }
+    func countPickupMiss(group: GroupID) {
+        segment.countPickupMiss(group: group)
+        if segment.takeDozeBell() { bell() }
+    }
 }

@@ -32,6 +32,8 @@ enum WatcherRequest: Sendable {
     case awaitStart(CheckedContinuation<Void, Never>)
     /// Someone began looking at the live figures: sample the workers now.
     case sampleNow
+    /// This process changed shared memory while the flight recorder dozed.
+    case sharedMemoryChanged
 }
 
 /// The watcher's thread: one thread blocked in `epoll_wait` on every worker's pidfd and

@@ -310,5 +310,10 @@ enum Posix {
 
     static func setThreadName(_ name: String) { _ = pt_set_thread_name(name) }
 
+    static var isMainThread: Bool { pt_is_main_thread() != 0 }
+
     static var processID: pid_t { Glibc.getpid() }
+
+    /// Processors online now (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
+    static var onlineProcessorCount: Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }
 }

@@ -177,9 +177,15 @@ final class Watcher: @unchecked Sendable {
             actions = sampleTick(at: now)
         case .tick where sampling?.isDue(at: now) != true && !isWatchdogDue(at: now):
             // Only the flight recorder's second: nothing changes, so nothing is decided or
-            // published (an idle pool wakes for this alone).
+            // published. After a few unchanged seconds the recorder dozes, and this tick stops.
             if let recorder, recorder.isDue(at: now) { recorder.record(at: now) }
+            scheduleTick()
             return
+        case .request(.sharedMemoryChanged):
+            // This process changed shared memory while the recorder dozed (a pick-up miss of
+            // an operator's job): as a worker's bell would.
+            recorder?.wake(at: now)
+            actions = []
         default:
             actions = handle(monitorEvent: event, at: now)
         }
@@ -236,7 +242,7 @@ final class Watcher: @unchecked Sendable {
 
     private func answerFinished(_ request: WatcherRequest, _ outcome: WatcherOutcome) {
         switch request {
-        case .input, .sampleNow: break
+        case .input, .sampleNow, .sharedMemoryChanged: break
         case .command(_, let reply): reply(.failure(CommandError(.notRunning, "the pool has stopped")))
         case .awaitStart(let continuation): continuation.resume()
         }
@@ -302,9 +308,10 @@ final class Watcher: @unchecked Sendable {
     }
 
     /// The monitor ticks for whichever comes first: the next sample, the next frame of the
-    /// flight recorder, or the watchdog.
+    /// flight recorder (unless it dozes), or the watchdog.
     private func scheduleTick() {
-        let intervals = [sampling?.tickInterval, recorder.map { _ in FlightRecorder.interval }, notifier?.watchdogInterval].compactMap { $0 }
+        let frames = recorder.flatMap { $0.isDozing ? nil : FlightRecorder.interval }
+        let intervals = [sampling?.tickInterval, frames, notifier?.watchdogInterval].compactMap { $0 }
         monitor.setTick(every: intervals.min())
     }
 
@@ -351,6 +358,10 @@ final class Watcher: @unchecked Sendable {
                 return [.emit(.workerLog(id, group: group.name, record: record))]
             case .scaleRequest(let group):
                 return core.handle(.scaleUpRequested(group), at: now)
+            case .activity:
+                // The worker's change found the flight recorder dozing: record it now.
+                recorder?.wake(at: now)
+                return []
             }
         case .badFrame(let id, _, let error):
             logger.error("worker \(id) sent a malformed control frame; closing its channel", metadata: ["error": "\(error)"])

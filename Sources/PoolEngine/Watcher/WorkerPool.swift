@@ -261,7 +261,10 @@ public final class WorkerPool: Service, Sendable {
             pool: description, senderID: nil, senderGroup: nil, allowed: nil, runtimeDirectory: runtime.directory,
             reader: PoolStateReader(segment: segment), pickup: LeastJobsPickup(),
             requestScale: { [weak self] group in self?.submit(.input(.scaleUpRequested(group))) },
-            countPickupMiss: { group in segment.countPickupMiss(group: group) }, wait: configuration.jobWait)
+            countPickupMiss: { [weak self] group in
+                segment.countPickupMiss(group: group)
+                if segment.takeDozeBell() { self?.submit(.sharedMemoryChanged) }
+            }, wait: configuration.jobWait)
         state.withLock { state in
             state.reader = PoolStateReader(segment: segment)
             state.operatorJobs = operatorJobs
@@ -466,7 +469,7 @@ public final class WorkerPool: Service, Sendable {
         // No request can be posted any more; those the watcher never saw are answered here.
         for request in monitor.shutdown() {
             switch request {
-            case .input, .sampleNow: break
+            case .input, .sampleNow, .sharedMemoryChanged: break
             case .command(_, let reply): reply(.failure(CommandError(.notRunning, "the pool has stopped")))
             case .awaitStart(let continuation): continuation.resume()
             }

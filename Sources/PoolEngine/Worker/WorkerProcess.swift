@@ -68,7 +68,7 @@ public enum WorkerProcess {
         logger.logLevel = Logger.Level(rawValue: bootstrap.logLevel) ?? .info
         let recorder: WorkerActivityRecorder? = bootstrap.sharedMemoryName.flatMap { segmentName in
             do {
-                return try WorkerActivityRecorder(segmentName: segmentName, id: bootstrap.workerID)
+                return try WorkerActivityRecorder(segmentName: segmentName, id: bootstrap.workerID) { channel.send(.activity) }
             } catch {
                 // The pool still works without the worker's counters; say so once.
                 logger.warning("cannot write activity to shared memory: \(error)")

@@ -20,6 +20,7 @@ enum FixtureEntryPoints {
         entryPoints.register("activity-writer") { ActivityWriter() }
         entryPoints.register("demo-job") { DemoJobWorker() }
         entryPoints.register("job-sender") { JobSender() }
+        entryPoints.register("trigger-sender") { TriggerSender() }
         entryPoints.register("line-reactor") { LineReactor() }
         entryPoints.register("line-reactor-bad-deploy") { LineReactor(failAfterFirst: true) }
         entryPoints.register(SocketStrategyReactor.name) { SocketStrategyReactor() }
@@ -221,6 +222,30 @@ struct ActivityWriter: WorkerEntryPoint {
 
 /// Sends the job in JOB_PAYLOAD to the group in JOB_GROUP, writes the outcome to `job-result`,
 /// then sends JOB_THEN if set (e.g. `terminate`, to end the job worker) and returns.
+/// Sends `echo triggered` to group `jobs` each time the test creates the file `trigger` (which
+/// it removes), and writes each result to `trigger-result`: jobs between workers that the
+/// watcher takes no part in.
+struct TriggerSender: WorkerEntryPoint {
+    var worker: Worker?
+    mutating func initialize(worker: Worker) async throws { self.worker = worker }
+    func run() async throws {
+        guard let worker else { return }
+        let trigger = "\(testDirectory())/trigger"
+        while !worker.isStopRequested && !Task.isCancelled {
+            guard unlink(trigger) == 0 else {
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            do {
+                let result = try await worker.jobs.submit("echo triggered", to: .name("jobs"), timeout: .seconds(10))
+                appendLine("trigger-result", result.text)
+            } catch {
+                appendLine("trigger-result", "error \(error.code.rawValue): \(error.message)")
+            }
+        }
+    }
+}
+
 struct JobSender: WorkerEntryPoint {
     var worker: Worker?
     mutating func initialize(worker: Worker) async throws { self.worker = worker }

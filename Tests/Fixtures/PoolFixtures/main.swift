@@ -1,4 +1,9 @@
+import PoolEngine
 import PoolTopCLI
+
+// First, before anything awaits: this process's tasks run on threads of its own, so an idle
+// watcher is not woken every second by libdispatch (it does nothing in a worker; decision 0015).
+TaskThreads.install()
 
 // Worker entry points for the integration tests: each does one observable thing and
 // writes what it did into the test's own directory (POOLTOP_TEST_DIR). Spawned as a worker, it
