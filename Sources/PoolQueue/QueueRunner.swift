@@ -52,9 +52,9 @@ final class QueueRunner: Sendable {
 
     /// The loop's state: owned by the loop alone.
     private struct State {
-        var connection: PostgresConnection?
-        /// The calls in flight on `connection`, abandoned when it closes.
-        var calls: ConnectionCalls?
+        /// The open connection, and its calls in flight (abandoned when it closes).
+        var open: OpenConnection?
+        var connection: PostgresConnection? { open?.connection }
         var migrated = false
         /// When the database is unreachable: since when, why, and when to try again.
         var outage: (since: ContinuousClock.Instant, reason: String)?
@@ -152,8 +152,7 @@ final class QueueRunner: Sendable {
                 if !applied.isEmpty { logger.info("schema \(configuration.schema) migrated to version \(applied.last ?? 0)") }
                 state.migrated = true
             }
-            state.connection = connection
-            state.calls = ConnectionCalls(connection)
+            state.open = OpenConnection(connection)
             if let outage = state.outage {
                 state.metrics.reconnectCount += 1
                 logger.notice("database reachable again after \(DurationParser.format(ContinuousClock.now - outage.since)): \(address)")
@@ -173,8 +172,7 @@ final class QueueRunner: Sendable {
     /// Marks the database unreachable and schedules the next try, with backoff up to 30 s.
     private func lose(_ state: inout State, reason: String) {
         if let connection = state.connection {
-            state.connection = nil
-            state.calls = nil
+            state.open = nil
             Task { try? await connection.close() }  // It is already broken; closing only frees it.
         }
         if state.outage == nil {
@@ -194,9 +192,10 @@ final class QueueRunner: Sendable {
     private func attempt<T: Sendable>(
         _ what: String, _ state: inout State, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async -> T? {
-        guard let connection = state.connection, let calls = state.calls else { return nil }
+        guard let open = state.open else { return nil }
+        let connection = open.connection
         do {
-            return try await calls.run { try await body(connection) }
+            return try await open.run(body)
         } catch {
             if connection.isClosed || error is ConnectionClosed || DatabaseFailure.isConnectionFailure(error) {
                 lose(&state, reason: DatabaseFailure.describe(error))

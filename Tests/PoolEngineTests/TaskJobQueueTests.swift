@@ -46,7 +46,7 @@ struct TaskJobQueueTests {
 
     @Test("the main thread's wait ends for a job, for input on the other descriptor, and at stop")
     func mainThreadWait() async throws {
-        let queue = TaskJobQueue<Int>()
+        let queue = TaskJobQueue<Int>(wakeUp: try WakeUpEvent(context: "test"))
         let (readEnd, writeEnd) = try Posix.pipe()
         defer {
             Posix.close(readEnd)

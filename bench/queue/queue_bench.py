@@ -110,10 +110,15 @@ groups:
             wait_until(ready, 60, "pools ready")
 
     def stop(self):
-        for process in self.processes:
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            process.wait(timeout=60)
+        stop_all(self.processes)
+
+
+def stop_all(processes):
+    """SIGTERM to every process, then wait for each: they stop in parallel."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=60)
 
 
 def pooltop_throughput(db):
@@ -170,10 +175,7 @@ class Procrastinate:
         time.sleep(3)  # Its workers say nothing when they listen: give them the time to start.
 
     def stop(self):
-        for process in self.processes:
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            process.wait(timeout=60)
+        stop_all(self.processes)
 
     def database(self):
         return connect("procrastinate_bench")

@@ -38,7 +38,7 @@ final class WorkerActivityRecorder: Sendable {
                 activity.forEachWord { offset, value in segment.store(base + offset, value) }
             }
         }
-        if segment.takeDozeBell() { bell() }
+        ringIfRecorderDozes()
     }
 
     /// Describes the job about to start (``SharedLayout/CurrentJob``): called before the
@@ -94,7 +94,7 @@ final class WorkerActivityRecorder: Sendable {
                 if let run { observe(L.run, run) }
             }
         }
-        if segment.takeDozeBell() { bell() }
+        ringIfRecorderDozes()
     }
 
     /// This worker's running-jobs table, taken over for this process; nil for a worker of a
@@ -106,6 +106,11 @@ final class WorkerActivityRecorder: Sendable {
     /// Counts a job for `group` that found no ready worker with room.
     func countPickupMiss(group: GroupID) {
         segment.countPickupMiss(group: group)
+        ringIfRecorderDozes()
+    }
+
+    /// After a change: the first writer to find the flight recorder dozing wakes it.
+    private func ringIfRecorderDozes() {
         if segment.takeDozeBell() { bell() }
     }
 }

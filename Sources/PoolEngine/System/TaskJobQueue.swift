@@ -11,16 +11,17 @@ import Glibc
 /// descriptor (libdispatch's main queue), so it serves both.
 final class TaskJobQueue<Job>: @unchecked Sendable {
     // @unchecked: `schedule`, `waiting`, `polling` and `isStopped` are only touched with `mutex`
-    // held; `eventFD` is written once by `init`.
+    // held; `wakeUp` is written once by `init`.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var schedule = TaskJobSchedule<Job>()
     /// Threads waiting on the condition: an enqueue signals only when one is, so a busy pool
     /// takes no futex call per job.
     private var waiting = 0
-    /// Whether the main thread waits in `ppoll`: an enqueue then writes the eventfd.
+    /// Whether the main thread waits in `ppoll`: an enqueue then signals `wakeUp`.
     private var polling = false
-    private let eventFD: Int32
+    /// What wakes the main thread's `ppoll`; nil for a queue only `take()` drains.
+    private let wakeUp: WakeUpEvent?
     private var isStopped = false
 
     /// What ``take(orReadable:)`` found.
@@ -31,7 +32,9 @@ final class TaskJobQueue<Job>: @unchecked Sendable {
         case stopped
     }
 
-    init() {
+    /// - Parameter wakeUp: for the queue of ``take(orReadable:)``, the eventfd it polls.
+    init(wakeUp: WakeUpEvent? = nil) {
+        self.wakeUp = wakeUp
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -40,11 +43,10 @@ final class TaskJobQueue<Job>: @unchecked Sendable {
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(condition, &attributes)
         pthread_condattr_destroy(&attributes)
-        eventFD = pt_eventfd()
     }
 
     deinit {
-        if eventFD >= 0 { Posix.close(eventFD) }
+        wakeUp?.close()
         pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
         condition.deallocate()
@@ -78,13 +80,7 @@ final class TaskJobQueue<Job>: @unchecked Sendable {
         }
         let poke = polling
         pthread_mutex_unlock(mutex)
-        if poke { pokeEventFD() }
-    }
-
-    /// Wakes the main thread's `ppoll` (the eventfd is non-blocking: a full counter is no loss).
-    private func pokeEventFD() {
-        var one: UInt64 = 1
-        _ = Glibc.write(eventFD, &one, 8)
+        if poke { wakeUp?.signal() }
     }
 
     /// The next job to run, waiting for one as long as it takes; nil once ``stop()`` was called.
@@ -110,8 +106,10 @@ final class TaskJobQueue<Job>: @unchecked Sendable {
     }
 
     /// The next job, or `.readable` once `descriptor` has input, waiting for either; for one
-    /// thread only (the main thread, which also serves libdispatch's main queue).
+    /// thread only (the main thread, which also serves libdispatch's main queue), of a queue
+    /// made with a `wakeUp`.
     func take(orReadable descriptor: Int32) -> Taken {
+        guard let wakeUp else { preconditionFailure("take(orReadable:) on a queue made without a wake-up eventfd") }
         while true {
             pthread_mutex_lock(mutex)
             if isStopped {
@@ -128,14 +126,11 @@ final class TaskJobQueue<Job>: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             var timeout: Int64 = -1
             if case .wait(let due?) = next { timeout = Int64(clamping: due - min(due, now)) }
-            let ready = pt_poll_two_ns(eventFD, descriptor, timeout)
+            let ready = pt_poll_two_ns(wakeUp.fd, descriptor, timeout)
             pthread_mutex_lock(mutex)
             polling = false
             pthread_mutex_unlock(mutex)
-            if ready > 0 && ready & 1 != 0 {
-                var count: UInt64 = 0
-                _ = Glibc.read(eventFD, &count, 8)
-            }
+            if ready > 0 && ready & 1 != 0 { wakeUp.consume() }
             if ready > 0 && ready & 2 != 0 { return .readable }
         }
     }
@@ -148,6 +143,6 @@ final class TaskJobQueue<Job>: @unchecked Sendable {
         pthread_cond_broadcast(condition)
         let poke = polling
         pthread_mutex_unlock(mutex)
-        if poke { pokeEventFD() }
+        if poke { wakeUp?.signal() }
     }
 }

@@ -34,9 +34,6 @@ public enum TaskThreads {
 
     private static let installed = Atomic<Bool>(false)
 
-    /// Whether ``install(threadCount:)`` replaced the executors in this process.
-    public static var isInstalled: Bool { installed.load(ordering: .acquiring) }
-
     /// Replaces Swift's main and default executors with ours, unless `POOLTOP_TASK_THREADS=off`.
     ///
     /// Call it on the main thread before any task has run on another: the first statement of
@@ -53,6 +50,11 @@ public enum TaskThreads {
         guard Posix.getenv(environmentVariable) != "off", !WorkerProcess.isWorker, Posix.isMainThread else { return false }
         guard installed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
             return true
+        }
+        // Made here, on the main thread (whose identity it keeps), before any thread of ours.
+        guard MainThreadExecutor.shared != nil else {
+            installed.store(false, ordering: .releasing)
+            return false
         }
         let count = max(threadCount ?? Posix.onlineProcessorCount, 2)
         for index in 1...count {
@@ -73,7 +75,6 @@ public enum TaskThreads {
                 break
             }
         }
-        MainThreadExecutor.shared.claimMainThread()
         _createExecutors(factory: TaskThreadsFactory.self)
         return true
         #else
@@ -85,22 +86,25 @@ public enum TaskThreads {
 #if compiler(>=6.3)
 /// What the runtime asks for at start-up: our main and default executors.
 private enum TaskThreadsFactory: ExecutorFactory {
-    static var mainExecutor: any MainExecutor { MainThreadExecutor.shared }
+    // Safe: `install()` hands this factory to the runtime only once `shared` was made.
+    static var mainExecutor: any MainExecutor { MainThreadExecutor.shared! }
     static var defaultExecutor: any TaskExecutor { DefaultTaskExecutor.shared }
 }
 
 /// The main actor's executor: a queue the main thread drains, with libdispatch's main queue.
 /// The runtime calls ``run()`` on the main thread once `main`'s first part has run (an `async`
 /// main) and never returns from it.
-private final class MainThreadExecutor: MainExecutor, QueueExecutor, @unchecked Sendable {
-    // @unchecked: `mainThread` is written once by `claimMainThread()` before the executor is
-    // handed to the runtime, then only read; the queue is thread-safe.
-    static let shared = MainThreadExecutor()
+private final class MainThreadExecutor: MainExecutor, QueueExecutor, Sendable {
+    /// Nil when its eventfd cannot be made; first used by `install()` on the main thread.
+    static let shared = try? MainThreadExecutor()  // try?: install() then keeps Swift's executors
 
-    let jobs = TaskJobQueue<UnownedJob>()
-    private var mainThread = pthread_self()
+    let jobs: TaskJobQueue<UnownedJob>
+    /// The thread that made it: the main thread (see `shared`).
+    private let mainThread = pthread_self()
 
-    func claimMainThread() { mainThread = pthread_self() }
+    private init() throws {
+        jobs = TaskJobQueue(wakeUp: try WakeUpEvent(context: "main-actor tasks"))
+    }
 
     func run() throws {
         // Jobs queued on libdispatch's main queue run here too: a task that was already running

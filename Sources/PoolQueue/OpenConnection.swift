@@ -2,13 +2,13 @@
 import PostgresNIO
 import Synchronization
 
-/// The database calls in flight on one connection, abandoned all at once when the connection
-/// closes. A call postgres-nio never answers once the server has gone must not hold the queue's
+/// The queue's open connection, whose calls in flight are abandoned all at once when it closes. A call postgres-nio never answers once the server has gone must not hold the queue's
 /// loop for ever: found by the PostgreSQL-restart test, where a claim stayed suspended after
 /// `pg_ctl stop -m fast` in about one run in six under load, and the pool never noticed the
 /// outage. A call that finishes after its connection closed has its result dropped; what it
 /// claimed is recovered when the lease expires, as after any lost connection.
-final class ConnectionCalls: Sendable {
+final class OpenConnection: Sendable {
+    let connection: PostgresConnection
     private struct State {
         var isClosed = false
         var next = 0
@@ -18,11 +18,12 @@ final class ConnectionCalls: Sendable {
     private let state = Mutex(State())
 
     init(_ connection: PostgresConnection) {
+        self.connection = connection
         connection.closeFuture.whenComplete { [self] _ in close() }
     }
 
-    /// Runs `body`; throws ``ConnectionClosed`` when the connection closes first.
-    func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Runs `body` on the connection; throws ``ConnectionClosed`` when it closes first.
+    func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let outcome = Outcome<T>()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let id = state.withLock { state -> Int? in
@@ -38,7 +39,7 @@ final class ConnectionCalls: Sendable {
             // Unstructured on purpose: a call that never returns must not be waited for.
             Task { [self] in
                 let result: Result<T, any Error>
-                do { result = .success(try await body()) } catch { result = .failure(error) }
+                do { result = .success(try await body(connection)) } catch { result = .failure(error) }
                 outcome.value.withLock { $0 = result }
                 state.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
             }
