@@ -1,8 +1,6 @@
-import FoundationEssentials
-
-/// Encodes control messages into frames and back. Payloads are JSON (the bootstrap carries
-/// the whole pool description, whose shape grows with every strategy); the frame kind says
-/// which message it is so a reader can reject what it does not know by number.
+/// Encodes control messages into frames and back. Payloads are in ``ByteWriter``'s encoding
+/// (`ControlPayloads.swift`); the frame kind says which message it is, so a reader rejects
+/// what it does not know by number.
 enum ControlCodec {
     enum Kind: UInt8 {
         case bootstrap = 1
@@ -14,27 +12,33 @@ enum ControlCodec {
         case activity = 20
     }
 
-    static func encode(_ message: WatcherMessage) throws -> ControlFrame {
+    static func encode(_ message: WatcherMessage) -> ControlFrame {
         switch message {
-        case .bootstrap(let bootstrap): return ControlFrame(kind: Kind.bootstrap.rawValue, payload: try json(bootstrap))
-        case .stop(let request): return ControlFrame(kind: Kind.stop.rawValue, payload: try json(request))
+        case .bootstrap(let bootstrap): return frame(.bootstrap) { $0.bootstrap(bootstrap) }
+        case .stop(let request): return frame(.stop) { $0.stopRequest(request) }
         }
     }
 
-    static func encode(_ message: WorkerMessage) throws -> ControlFrame {
+    static func encode(_ message: WorkerMessage) -> ControlFrame {
         switch message {
-        case .ready: return ControlFrame(kind: Kind.ready.rawValue, payload: [])
-        case .log(let record): return ControlFrame(kind: Kind.log.rawValue, payload: try json(record))
-        case .exiting(let report): return ControlFrame(kind: Kind.exiting.rawValue, payload: try json(report))
-        case .scaleRequest(let group): return ControlFrame(kind: Kind.scaleRequest.rawValue, payload: try json(group))
-        case .activity: return ControlFrame(kind: Kind.activity.rawValue, payload: [])
+        case .ready: return frame(.ready)
+        case .log(let record): return frame(.log) { $0.logRecord(record) }
+        case .exiting(let report): return frame(.exiting) { $0.exitReport(report) }
+        case .scaleRequest(let group): return frame(.scaleRequest) { $0.unsigned(group.rawValue) }
+        case .activity: return frame(.activity)
         }
+    }
+
+    private static func frame(_ kind: Kind, _ write: (inout ByteWriter) -> Void = { _ in }) -> ControlFrame {
+        var output = ByteWriter()
+        write(&output)
+        return ControlFrame(kind: kind.rawValue, payload: output.bytes)
     }
 
     static func decodeWatcherMessage(_ frame: ControlFrame) throws(FrameError) -> WatcherMessage {
         switch Kind(rawValue: frame.kind) {
-        case .bootstrap: return .bootstrap(try value(WorkerBootstrap.self, frame))
-        case .stop: return .stop(try value(StopRequest.self, frame))
+        case .bootstrap: return .bootstrap(try payload(of: frame, "the bootstrap") { input throws(ByteReader.Truncated) in try input.bootstrap() })
+        case .stop: return .stop(try payload(of: frame, "the stop request") { input throws(ByteReader.Truncated) in try input.stopRequest() })
         default: throw FrameError(code: .unknownKind(frame.kind))
         }
     }
@@ -42,23 +46,26 @@ enum ControlCodec {
     static func decodeWorkerMessage(_ frame: ControlFrame) throws(FrameError) -> WorkerMessage {
         switch Kind(rawValue: frame.kind) {
         case .ready: return .ready
-        case .log: return .log(try value(LogRecord.self, frame))
-        case .exiting: return .exiting(try value(WorkerExitReport.self, frame))
-        case .scaleRequest: return .scaleRequest(try value(GroupID.self, frame))
+        case .log: return .log(try payload(of: frame, "the log record") { input throws(ByteReader.Truncated) in try input.logRecord() })
+        case .exiting: return .exiting(try payload(of: frame, "the exit report") { input throws(ByteReader.Truncated) in try input.exitReport() })
+        case .scaleRequest:
+            return .scaleRequest(try payload(of: frame, "the scale request") { input throws(ByteReader.Truncated) in GroupID(try input.int("group")) })
         case .activity: return .activity
         default: throw FrameError(code: .unknownKind(frame.kind))
         }
     }
 
-    private static func json<T: Encodable>(_ value: T) throws -> [UInt8] {
-        Array(try JSONEncoder().encode(value))
-    }
-
-    private static func value<T: Decodable>(_ type: T.Type, _ frame: ControlFrame) throws(FrameError) -> T {
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(frame.payload))
+    /// Reads the whole payload with `read`: bytes left over mean a writer this build does not know.
+    private static func payload<Message>(
+        of frame: ControlFrame, _ subject: String, _ read: (inout ByteReader) throws(ByteReader.Truncated) -> Message
+    ) throws(FrameError) -> Message {
+        var input = ByteReader(frame.payload[...], subject: subject)
+        do throws(ByteReader.Truncated) {
+            let message = try read(&input)
+            guard input.isAtEnd else { throw input.invalid("end", "bytes follow the last field") }
+            return message
         } catch {
-            throw FrameError(code: .undecodablePayload(kind: frame.kind, detail: "\(error)"))
+            throw FrameError(code: .undecodablePayload(kind: frame.kind, detail: error.description))
         }
     }
 }

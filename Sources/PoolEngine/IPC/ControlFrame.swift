@@ -2,7 +2,7 @@
 ///
 /// ```
 /// offset 0  2 bytes  magic "PT" (0x50 0x54)
-/// offset 2  1 byte   protocol version (1)
+/// offset 2  1 byte   protocol version (2)
 /// offset 3  1 byte   message kind
 /// offset 4  4 bytes  payload length, unsigned little-endian
 /// offset 8  length   payload
@@ -10,7 +10,9 @@
 /// The layout is documented once, in `docs/architecture.md`.
 struct ControlFrame: Hashable, Sendable {
     static let magic: (UInt8, UInt8) = (0x50, 0x54)
-    static let version: UInt8 = 1
+    /// 2: payloads in ``ByteWriter``'s encoding (1 had JSON), so a worker of an older build
+    /// meets a clear version error, not a payload it misreads.
+    static let version: UInt8 = 2
     static let headerSize = 8
     /// Control messages are small; the bootstrap of a pool with thousands of slots stays far below this.
     static let defaultMaximumPayload = 16 * 1024 * 1024

@@ -733,13 +733,7 @@ final class Watcher: @unchecked Sendable {
     /// worker delays no one else (a stop request's kill deadline ends it whatever happens).
     private func send(_ message: WatcherMessage, to id: WorkerID) {
         guard var process = processes[id] else { return }
-        let bytes: [UInt8]
-        do {
-            bytes = try ControlCodec.encode(message).encoded
-        } catch {
-            logger.error("cannot encode a control message for worker \(id): \(error)")
-            return
-        }
+        let bytes = ControlCodec.encode(message).encoded
         guard process.outbound.count + bytes.count <= Self.maximumOutbound else {
             logger.warning(
                 "worker \(id) (pid \(process.pid)) has read none of its last \(process.outbound.count) control bytes; a message to it was dropped")

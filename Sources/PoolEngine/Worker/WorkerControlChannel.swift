@@ -105,7 +105,7 @@ final class WorkerControlChannel: Sendable {
     }
 
     func send(_ message: WorkerMessage) {
-        guard let frame = try? ControlCodec.encode(message) else { return }
+        let frame = ControlCodec.encode(message)
         writeLock.withLock {
             // A failed write means the watcher is gone; the reader thread handles that.
             try? Posix.sendAll(fd, frame.encoded)
