@@ -9,7 +9,7 @@ import Glibc
 /// `echo TEXT`, `sleep MS`, `cpu MS` (a busy loop), `fail MESSAGE` (the handler throws),
 /// `crash` (the process aborts), `exit` (the worker exits cleanly after replying),
 /// `terminate` (the worker stops for good after replying), `freeze MS` (blocks the worker's
-/// event loop thread, the one that beats its heartbeat, for MS ms: rehearses a hang, see
+/// job-server thread, the one that beats its heartbeat, for MS ms: rehearses a hang, see
 /// `hangTimeout`), `log N` (logs N numbered lines: rehearses the log history). Anything else
 /// is echoed.
 public struct DemoJobWorker: WorkerEntryPoint {
@@ -59,7 +59,7 @@ public struct DemoJobs: JobHandler {
     /// Every command answers at once or suspends first (`cpu` yields before it burns).
     public var startsInline: Bool { true }
 
-    /// Blocks the calling thread (the event loop's) without yielding: what a stuck blocking
+    /// Blocks the calling thread (the job server's) without yielding: what a stuck blocking
     /// call looks like to the hang watchdog. A function of its own, so a backtrace names it.
     @inline(never)
     static func freezeEventLoop(milliseconds: Int) {
@@ -103,8 +103,8 @@ public struct DemoJobs: JobHandler {
             return Array("burned \(milliseconds) ms of CPU on worker \(worker.id)".utf8)
         case "freeze":
             let milliseconds = milliseconds ?? 1000
-            worker.logger.warning("a 'freeze' job blocks the event loop of worker \(worker.id) for \(milliseconds) ms")
-            // Inline (see `startsInline`): this runs on the event loop's thread, before any suspension.
+            worker.logger.warning("a 'freeze' job blocks the job-server thread of worker \(worker.id) for \(milliseconds) ms")
+            // Inline (see `startsInline`): this runs on the job server's thread, before any suspension.
             Self.freezeEventLoop(milliseconds: milliseconds)
             return Array("froze worker \(worker.id) for \(milliseconds) ms".utf8)
         case "log":

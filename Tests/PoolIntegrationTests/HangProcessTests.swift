@@ -47,7 +47,7 @@ struct HangProcessTests {
         let why = try await TestSupport.shellOffPool("'\(TestSupport.pooltopExecutable)' why '\(name)'", directory: directory)
         #expect(why.status == .exited(0), "\(why)")
         #expect(why.stdout.contains(": hang, signal 9") && why.stdout.contains("freezeEventLoop"), "\(why.stdout)")
-        #expect(why.stdout.contains("a 'freeze' job blocks the event loop"), "its last log lines: \(why.stdout)")
+        #expect(why.stdout.contains("a 'freeze' job blocks the job-server thread"), "its last log lines: \(why.stdout)")
     }
 
     @Test("why shows the job a SIGKILLed worker was running, and outlives the pool")

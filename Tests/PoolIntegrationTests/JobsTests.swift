@@ -302,13 +302,18 @@ struct JobsTests {
         }
     }
 
-    @Test("a raw client speaks the documented frames; malformed bytes close only that connection (IpcServer, IpcClient)")
-    func rawProtocol() async throws {
-        let fixture = WorkerPoolTests.Fixture("rawjob")
+    /// A started pool of one demo job worker, and the path of its job socket.
+    private func oneJobWorker(_ name: String) async throws -> (WorkerPoolTests.Fixture, RunningPool, String) {
+        let fixture = WorkerPoolTests.Fixture(name)
         try fixture.pool.describeGroup(jobGroup(fixture, min: 1))
         let running = RunningPool(fixture.pool)
         await fixture.pool.awaitStart()
-        let path = JobServer.socketPath(runtimeDirectory: RuntimeDirectory.path(pool: fixture.name), worker: WorkerID(1))
+        return (fixture, running, JobServer.socketPath(runtimeDirectory: RuntimeDirectory.path(pool: fixture.name), worker: WorkerID(1)))
+    }
+
+    @Test("a raw client speaks the documented frames; malformed bytes close only that connection (IpcServer, IpcClient)")
+    func rawProtocol() async throws {
+        let (fixture, running, path) = try await oneJobWorker("rawjob")
         #expect(try Posix.ownerAndMode(path: path).mode == 0o600)
 
         /// Sends `bytes`; returns the frames read until an answer (result or error), or nil when
@@ -351,6 +356,45 @@ struct JobsTests {
         fixture.pool.stop()
         await #expect(throws: Never.self) { try await running.finish().get() }
         #expect(access(path, F_OK) != 0, "the job socket is removed")
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
+    @Test("answers far larger than the socket's buffer all arrive whole to a sender that reads only after sending everything")
+    func answersBeyondTheSocketBuffer() async throws {
+        let (fixture, running, path) = try await oneJobWorker("bigjob")
+        let fd = try Posix.connectUnixSocket(path)
+        defer { Posix.close(fd) }
+        // 48 answers of 256 KiB: 12 MiB the worker must hold back while the socket is full
+        // (its buffer is a few hundred KiB) and send as the sender reads.
+        let count = 48
+        var requests = ByteBuffer()
+        for id in 1...count {
+            let text = String(repeating: Character(UnicodeScalar(UInt8(65 + id % 26))), count: 256 * 1024)
+            JobFrame.request(JobRequestFrame(jobID: UInt64(id), deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array("echo \(text)".utf8)))
+                .write(to: &requests)
+        }
+        try Posix.sendAll(fd, Array(requests.readableBytesView))
+        var buffer = ByteBuffer()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var answers: [UInt64: [UInt8]] = [:]
+        while answers.count < count {
+            guard try Posix.pollReadable(fd, timeoutMilliseconds: 10_000) else { break }
+            let n = try chunk.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
+            if n == 0 { break }
+            buffer.writeBytes(chunk[0..<n])
+            while let frame = try JobFrame.read(from: &buffer) {
+                if case .result(let result) = frame { answers[result.jobID] = result.payload }
+            }
+        }
+        #expect(answers.count == count)
+        for id in 1...count {
+            let expected = [UInt8](repeating: UInt8(65 + id % 26), count: 256 * 1024)
+            #expect(answers[UInt64(id)] == expected, "job \(id)'s answer")
+        }
+        // The worker is well and answers others.
+        #expect(try await fixture.pool.submitJob(Array("echo alive".utf8), to: "jobs").text == "alive")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
         await TestSupport.expectNoOrphans(fixture.name)
     }
 

@@ -220,15 +220,3 @@ extension JobFrame {
         }
     }
 }
-
-/// NIO adapter: bytes in, ``JobFrame``s out.
-struct JobFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = JobFrame
-    var maximumBody = JobFrame.defaultMaximumBody
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let frame = try JobFrame.read(from: &buffer, maximumBody: maximumBody) else { return .needMoreData }
-        context.fireChannelRead(Self.wrapInboundOut(frame))
-        return .continue
-    }
-}

@@ -1,51 +1,110 @@
 import Logging
 import NIOCore
-import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A job worker's listening socket, `<runtime dir>/worker-<id>.sock`: requests in, results out.
+///
+/// One thread of its own (`pool-jobs`) waits in `epoll_wait` on the socket, the senders'
+/// connections and a wake-up eventfd, reads requests and hands them to the scheduler; answers
+/// go out from whichever thread finishes a job (``JobServerConnection``). Not SwiftNIO: a job
+/// worker that needs no event loop starts none, which saves it about 2 ms of its start, and a
+/// job costs what the sockets cost (decision 0016). The same thread beats the worker's
+/// heartbeat: handlers that start inline run on it, so a handler that blocks it stops the
+/// beat, and the hang watchdog sees it.
 final class JobServer: Sendable {
     let path: String
     let scheduler: JobScheduler
-    private let channel: any Channel
-    private let connections: OpenJobConnections
+    private let logger: Logger
+    private let epoll: Epoll
+    private let wakeUp: WakeUpEvent
+    private let listener: Posix.FD
+    private let heartbeat: Heartbeat?
+    private let state = Mutex(State())
+    private let thread = Mutex<PosixThread?>(nil)
+    /// `pthread_self()` of the loop's thread, 0 before it runs.
+    private let loopThread = Atomic<UInt>(0)
+
+    /// A beat every `interval` on the loop's thread.
+    struct Heartbeat: Sendable {
+        var interval: Duration
+        var beat: @Sendable () -> Void
+    }
+
+    private struct State: ~Copyable {
+        var connections: [UInt64: JobServerConnection] = [:]
+        /// Connection ids (and epoll tokens) start above the loop's own tokens.
+        var nextID: UInt64 = firstConnectionToken
+        /// Connections with frames for the loop to send at the end of its batch.
+        var deferred: [JobServerConnection] = []
+        /// The loop waits in `epoll_wait` (decided under the lock, with `deferred` empty).
+        var isSleeping = false
+        var isAccepting = true
+        /// The listening socket is open (closed by the goodbye, or at release).
+        var isListening = true
+        var goodbyeRequested = false
+        /// Set by `close()`: the loop ends once no connection is left, or at this instant.
+        var closingDeadline: UInt64?
+        /// Resumed by the loop as it ends.
+        var stopped: CheckedContinuation<Void, Never>?
+        var hasStopped = false
+    }
+
+    private static let wakeUpToken: UInt64 = 0
+    private static let listenerToken: UInt64 = 1
+    private static let firstConnectionToken: UInt64 = 16
+    /// What a connection is watched for between writes: requests, and the sender hanging up.
+    private static let readInterest: Epoll.Events = [.readable, .peerHangUp]
 
     /// How long a stopping worker waits for its senders to close their connections after it
     /// said it is closing.
     static let closingGrace: Duration = .milliseconds(500)
 
-    private init(path: String, scheduler: JobScheduler, channel: any Channel, connections: OpenJobConnections) {
-        self.path = path
-        self.scheduler = scheduler
-        self.channel = channel
-        self.connections = connections
-    }
-
     static func socketPath(runtimeDirectory: String, worker: WorkerID) -> String {
         "\(runtimeDirectory)/worker-\(worker).sock"
     }
 
-    static func start(
-        path: String, scheduler: JobScheduler, group: any EventLoopGroup, logger: Logger
-    ) async throws -> JobServer {
-        let counter = Atomic<UInt64>(0)
-        let open = OpenJobConnections()
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelInitializer { channel in
-                let connection = counter.add(1, ordering: .relaxed).newValue
-                open.add(channel)
-                channel.closeFuture.whenComplete { _ in open.remove(channel) }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(JobFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(
-                        JobServerHandler(scheduler: scheduler, connection: connection, logger: logger))
-                }
-            }
-            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
-            .get()
-        try Posix.setMode(path, 0o600)
-        return JobServer(path: path, scheduler: scheduler, channel: channel, connections: open)
+    private init(path: String, scheduler: JobScheduler, logger: Logger, listener: Posix.FD, heartbeat: Heartbeat?) throws {
+        self.path = path
+        self.scheduler = scheduler
+        self.logger = logger
+        self.listener = listener
+        self.heartbeat = heartbeat
+        epoll = try Epoll(context: "job server \(path)")
+        do {
+            wakeUp = try WakeUpEvent(context: "job server \(path)")
+        } catch {
+            epoll.close()
+            throw error
+        }
+    }
+
+    /// Listens on `path` (mode 0600, a stale socket file replaced) and starts the loop's thread.
+    static func start(path: String, scheduler: JobScheduler, logger: Logger, heartbeat: Heartbeat? = nil) throws -> JobServer {
+        let listener = try Posix.listenUnix(path: path, backlog: 256)
+        let server: JobServer
+        do {
+            try Posix.setNonBlocking(listener)
+            try Posix.setMode(path, 0o600)
+            server = try JobServer(path: path, scheduler: scheduler, logger: logger, listener: listener, heartbeat: heartbeat)
+        } catch {
+            Posix.close(listener)
+            Posix.removeFile(path)
+            throw error
+        }
+        do {
+            try server.epoll.add(server.wakeUp.fd, .readable, token: wakeUpToken)
+            try server.epoll.add(listener, .readable, token: listenerToken)
+            let thread = try PosixThread(name: "pool-jobs") { [server] in server.loop() }
+            server.thread.withLock { $0 = thread }
+        } catch {
+            server.release()
+            throw error
+        }
+        return server
     }
 
     /// Stops accepting connections and removes the socket file, then tells every sender still
@@ -56,78 +115,236 @@ final class JobServer: Sendable {
     /// another worker instead of failing it as `workerLost`. The shut write side is what an
     /// idle sender notices at once (EPOLLRDHUP), even though it is not reading its socket.
     func close() async {
-        try? await channel.close()
-        Posix.removeFile(path)
-        for connection in connections.all {
-            var buffer = connection.allocator.buffer(capacity: JobFrame.headerSize)
-            JobFrame.closing.write(to: &buffer)
-            connection.writeAndFlush(buffer, promise: nil)
-            // After the frame: NIO shuts the socket once the writes queued before are done.
-            connection.close(mode: .output, promise: nil)
-        }
-        let deadline = ContinuousClock.now + Self.closingGrace
-        while !connections.isEmpty && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-    }
-}
-
-/// The senders' connections a job server has open, so that stopping can say goodbye to each.
-final class OpenJobConnections: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
-
-    func add(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
-    func remove(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
-    var all: [any Channel] { channels.withLock { Array($0.values) } }
-    var isEmpty: Bool { channels.withLock { $0.isEmpty } }
-}
-
-/// One sender's connection: each request goes to the scheduler; its reply returns here.
-final class JobServerHandler: ChannelInboundHandler {
-    typealias InboundIn = JobFrame
-
-    private let scheduler: JobScheduler
-    private let connection: UInt64
-    private let logger: Logger
-    private var writer: CoalescingWriter?
-    private var announcer: StartAnnouncer?
-
-    init(scheduler: JobScheduler, connection: UInt64, logger: Logger) {
-        self.scheduler = scheduler
-        self.connection = connection
-        self.logger = logger
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let scheduler = self.scheduler
-        let connection = self.connection
-        let writer =
-            self.writer
-            ?? CoalescingWriter(channel: context.channel) { jobIDs in
-                scheduler.answersWritten(connection: connection, jobIDs: jobIDs)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let running = state.withLock { state -> Bool in
+                guard !state.hasStopped else { return false }
+                state.isAccepting = false
+                state.goodbyeRequested = true
+                state.closingDeadline = Posix.monotonicNanoseconds() + UInt64(Self.closingGrace.nanoseconds)
+                state.stopped = continuation
+                return true
             }
-        self.writer = writer
-        let announcer = self.announcer ?? StartAnnouncer(channel: context.channel)
-        self.announcer = announcer
-        switch unwrapInboundIn(data) {
-        case .request(let request):
-            scheduler.submit(request, connection: connection, gate: announcer.announce) { frame in writer.write(frame) }
-        case .cancel(let jobID):
-            scheduler.cancel(connection: connection, jobID: jobID)
-        case .result, .error, .closing, .started:
-            logger.error("job connection \(connection): a sender sent a worker's frame; closing the connection")
-            context.close(promise: nil)
+            if running { wakeUp.signal() } else { continuation.resume() }
+        }
+        // It has returned from its loop: joining does not wait.
+        thread.withLock { $0 }?.join()
+        release()
+    }
+
+    /// Closes what is left once the loop has stopped (or never started).
+    private func release() {
+        let connections = state.withLock { state -> [JobServerConnection] in
+            defer { state.connections = [:] }
+            return Array(state.connections.values)
+        }
+        for connection in connections { drop(connection) }
+        closeListener()
+        epoll.close()
+        wakeUp.close()
+    }
+
+    // MARK: - For connections
+
+    /// Whether the caller runs on the loop's thread (reading a batch, or beating).
+    var isOnLoopThread: Bool { loopThread.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// Hands `connection`'s queued frames to the loop, to send at the end of its batch; false
+    /// when the loop sleeps (the caller then sends them itself, which is quicker than a wake-up).
+    func takeDeferred(_ connection: JobServerConnection, fromLoop: Bool) -> Bool {
+        state.withLock { state in
+            guard fromLoop || !state.isSleeping else { return false }
+            state.deferred.append(connection)
+            return true
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        scheduler.cancelAll(connection: connection)
-        context.fireChannelInactive()
+    /// `connection`'s socket is full: tell its writer when there is room.
+    func waitForRoom(_ connection: JobServerConnection) {
+        try? epoll.modify(connection.fd, Self.readInterest.union(.writable), token: connection.id)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Malformed input closes this connection only; the worker and other senders go on.
-        logger.error("job connection \(connection): \(error); closing it")
-        context.close(promise: nil)
+    func answersWritten(connection: UInt64, jobIDs: [UInt64]) {
+        scheduler.answersWritten(connection: connection, jobIDs: jobIDs)
+    }
+
+    // MARK: - The loop
+
+    private func loop() {
+        loopThread.store(UInt(pthread_self()), ordering: .relaxed)
+        var events: [Epoll.Event] = []
+        var inputs: [UInt64: ByteBuffer] = [:]
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var nextBeat = heartbeat.map { _ in Posix.monotonicNanoseconds() }
+        while true {
+            if let heartbeat, let due = nextBeat, Posix.monotonicNanoseconds() >= due {
+                heartbeat.beat()
+                nextBeat = Posix.monotonicNanoseconds() + UInt64(max(heartbeat.interval.nanoseconds, 1_000_000))
+            }
+            // Asleep only with nothing handed over: a frame handed before this lock is sent by
+            // the flush below, one queued after it is sent by its own thread.
+            let maySleep = state.withLock { state -> Bool in
+                guard state.deferred.isEmpty else { return false }
+                state.isSleeping = true
+                return true
+            }
+            do {
+                if maySleep {
+                    let closing = state.withLock { $0.closingDeadline }
+                    let until = [nextBeat, closing].compactMap { $0 }.min()
+                    try epoll.wait(into: &events, until: until)
+                    state.withLock { $0.isSleeping = false }
+                } else {
+                    try epoll.wait(into: &events, timeoutMilliseconds: 0)
+                }
+            } catch {
+                logger.error("job server: \(error); it stops serving")
+                break
+            }
+            for event in events {
+                switch event.token {
+                case Self.wakeUpToken:
+                    wakeUp.consume()
+                    handleRequests()
+                case Self.listenerToken:
+                    acceptAll()
+                default:
+                    guard let connection = state.withLock({ $0.connections[event.token] }) else { continue }
+                    if event.events.contains(.writable) {
+                        try? epoll.modify(connection.fd, Self.readInterest, token: connection.id)
+                        connection.socketHasRoom()
+                    }
+                    if !event.events.isDisjoint(with: [.readable, .peerHangUp, .hangUp, .error]) {
+                        read(connection, into: &inputs, chunk: &chunk)
+                    }
+                }
+            }
+            flushDeferred()
+            let closed = state.withLock { state -> Bool in
+                guard let deadline = state.closingDeadline, !state.goodbyeRequested else { return false }
+                return state.connections.isEmpty || Posix.monotonicNanoseconds() >= deadline
+            }
+            if closed { break }
+        }
+        let stopped = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.hasStopped = true
+            defer { state.stopped = nil }
+            return state.stopped
+        }
+        stopped?.resume()
+    }
+
+    /// Acts on what `close()` asked.
+    private func handleRequests() {
+        let (stopAccepting, goodbye) = state.withLock { state -> (Bool, [JobServerConnection]) in
+            guard state.goodbyeRequested else { return (!state.isAccepting, []) }
+            state.goodbyeRequested = false
+            return (!state.isAccepting, Array(state.connections.values))
+        }
+        if stopAccepting { closeListener() }
+        for connection in goodbye { connection.sayClosing() }
+    }
+
+    private func closeListener() {
+        let wasListening = state.withLock { state -> Bool in
+            defer { state.isListening = false }
+            return state.isListening
+        }
+        guard wasListening else { return }
+        epoll.remove(listener)
+        Posix.close(listener)
+        Posix.removeFile(path)
+    }
+
+    private func acceptAll() {
+        while true {
+            let fd: Posix.FD
+            do {
+                guard let accepted = try Posix.acceptNonBlocking(listener) else { return }
+                fd = accepted
+            } catch {
+                // Out of descriptors, most likely: the sender's connect waits in the backlog
+                // and is taken once one is free.
+                logger.error("job server: \(error)")
+                return
+            }
+            let connection = state.withLock { state -> JobServerConnection in
+                defer { state.nextID += 1 }
+                let connection = JobServerConnection(id: state.nextID, fd: fd, server: self)
+                state.connections[connection.id] = connection
+                return connection
+            }
+            do {
+                try epoll.add(fd, Self.readInterest, token: connection.id)
+            } catch {
+                logger.error("job server: cannot watch a new connection: \(error)")
+                drop(connection)
+            }
+        }
+    }
+
+    /// Reads what the connection has, hands each whole request to the scheduler, and closes
+    /// the connection at its end or at a malformed frame.
+    private func read(_ connection: JobServerConnection, into inputs: inout [UInt64: ByteBuffer], chunk: inout [UInt8]) {
+        var input = inputs.removeValue(forKey: connection.id) ?? ByteBuffer()
+        var ended = false
+        while true {
+            let received: Int?
+            do {
+                received = try chunk.withUnsafeMutableBytes { try Posix.receive(connection.fd, into: $0, nonBlocking: true) }
+            } catch {
+                ended = true
+                break
+            }
+            guard let n = received else { break }
+            if n == 0 {
+                ended = true
+                break
+            }
+            input.writeBytes(chunk[0..<n])
+            if n < chunk.count { break }
+        }
+        do {
+            while let frame = try JobFrame.read(from: &input) {
+                switch frame {
+                case .request(let request):
+                    scheduler.submit(request, connection: connection.id, gate: connection.announce) { connection.write($0) }
+                case .cancel(let jobID):
+                    scheduler.cancel(connection: connection.id, jobID: jobID)
+                case .result, .error, .closing, .started:
+                    logger.error("job connection \(connection.id): a sender sent a worker's frame; closing the connection")
+                    ended = true
+                }
+                if ended { break }
+            }
+        } catch {
+            // Malformed input closes this connection only; the worker and other senders go on.
+            logger.error("job connection \(connection.id): \(error); closing it")
+            ended = true
+        }
+        if ended {
+            drop(connection)
+            return
+        }
+        input.discardReadBytes()
+        inputs[connection.id] = input
+    }
+
+    private func flushDeferred() {
+        while true {
+            let deferred = state.withLock { state -> [JobServerConnection] in
+                defer { state.deferred = [] }
+                return state.deferred
+            }
+            if deferred.isEmpty { return }
+            for connection in deferred { connection.flushDeferred() }
+        }
+    }
+
+    /// Forgets a connection: nobody is left to answer, so its jobs are dropped or cancelled.
+    private func drop(_ connection: JobServerConnection) {
+        epoll.remove(connection.fd)
+        state.withLock { _ = $0.connections.removeValue(forKey: connection.id) }
+        connection.close()
+        scheduler.cancelAll(connection: connection.id)
     }
 }

@@ -1,8 +1,9 @@
-// The hang watchdog: a ready Swift worker's event loop advances a heartbeat in its shared-memory
-// record; one whose heartbeat stands still for its group's `hangTimeout` is hung. So is a
-// program whose `WATCHDOG=1` does not come within its `watchdog`. The core then asks for a
-// backtrace of every thread, bounded in time, and kills the process once it has it (or once
-// the bound passes): exit reason `hang`, and the restart policy decides what follows.
+// The hang watchdog: a ready Swift worker's job-server thread (its event loop, in a worker that
+// runs no jobs) advances a heartbeat in its shared-memory record; one whose heartbeat stands
+// still for its group's `hangTimeout` is hung. So is a program whose `WATCHDOG=1` does not come
+// within its `watchdog`. The core then asks for a backtrace of every thread, bounded in time,
+// and kills the process once it has it (or once the bound passes): exit reason `hang`, and the
+// restart policy decides what follows.
 //
 // No timer per worker: the core keeps, per slot, the instant its heartbeat must have moved by
 // (`hangAt`), the loop reads the heartbeats of the slots that are due and hands them in, and

@@ -85,6 +85,31 @@ enum Posix {
         try check("fcntl(F_SETFL)", context: "fd \(fd)") { Glibc.fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
     }
 
+    /// Sets O_NONBLOCK: for a descriptor an epoll loop serves.
+    static func setNonBlocking(_ fd: FD) throws {
+        let flags = try check("fcntl(F_GETFL)", context: "fd \(fd)") { Glibc.fcntl(fd, F_GETFL) }
+        try check("fcntl(F_SETFL)", context: "fd \(fd)") { Glibc.fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+
+    /// Accepts one connection, non-blocking and close-on-exec; nil when none waits. A
+    /// connection its client gave up on before it was accepted (ECONNABORTED) is skipped.
+    static func acceptNonBlocking(_ listener: FD) throws -> FD? {
+        while true {
+            let fd = pt_accept_nonblocking(listener)
+            if fd >= 0 { return fd }
+            let error = errno
+            if error == EINTR || error == ECONNABORTED { continue }
+            if error == EAGAIN || error == EWOULDBLOCK { return nil }
+            throw SystemCallError(call: "accept4", errno: error, context: "fd \(listener)")
+        }
+    }
+
+    /// Shuts a socket's sending side: the peer reads end of stream once what was sent is read.
+    static func shutdownWrite(_ fd: FD) {
+        // Fails only on a socket already shut or gone, which is what was asked.
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// Writes all of `bytes` to a socket; `MSG_NOSIGNAL` turns a closed peer into EPIPE instead of SIGPIPE.
     static func sendAll(_ fd: FD, _ bytes: [UInt8]) throws {
         var offset = 0

@@ -76,10 +76,16 @@ public enum WorkerProcess {
             }
         }
         let reader = bootstrap.sharedMemoryName.flatMap { try? SharedSegment.open(name: $0, writable: false) }.map(PoolStateReader.init(segment:))
-        // The process's one NIO event loop group, started on first use (job server, HTTP, the user's own).
+        // The process's one NIO event loop group, started on first use (HTTP, the user's own).
         let eventLoops = EventLoopGroupHolder()
-        if let timeout = group.hangTimeout, let recorder {
-            startHeartbeat(on: eventLoops, every: min(.seconds(1), timeout / 4), recorder: recorder)
+        // The hang watchdog's heartbeat beats on the thread whose stall is a hang: a job
+        // worker's job-server thread (handlers that start inline run there), any other
+        // worker's event loop. At least once a second: a hang is found at most a second late.
+        let heartbeat: JobServer.Heartbeat? = group.hangTimeout.flatMap { timeout in
+            recorder.map { recorder in JobServer.Heartbeat(interval: min(.seconds(1), timeout / 4)) { recorder.beat() } }
+        }
+        if let heartbeat {
+            if group.jobExecutor == nil { startHeartbeat(heartbeat, on: eventLoops) }
             // Under Yama's ptrace_scope 1, the watcher's backtrace tool may attach to a hang.
             _ = pt_allow_tracer(bootstrap.watcherPID)
         }
@@ -129,9 +135,9 @@ public enum WorkerProcess {
                     runningJobs: recorder?.runningJobsTable(pool: bootstrap.pool, id: worker.id),
                     journal: try JobJournal.fromEnvironment())
                 // Listening before saying ready: pickup only offers workers that can take a job.
-                jobServer = try await JobServer.start(
+                jobServer = try JobServer.start(
                     path: JobServer.socketPath(runtimeDirectory: directory, worker: worker.id), scheduler: scheduler,
-                    group: eventLoops.group, logger: logger)
+                    logger: logger, heartbeat: heartbeat)
             }
             if worker.isStopRequested {
                 report = .clean
@@ -191,13 +197,13 @@ public enum WorkerProcess {
         }
     }
 
-    /// The hang watchdog's heartbeat: a repeated task on the event loop's own thread, so that a
-    /// worker whose loop is stuck (a blocking call, a deadlock, an endless loop on it) stops
-    /// beating. Beats at least once a second: the watcher finds a hang at most a second late.
-    private static func startHeartbeat(on eventLoops: EventLoopGroupHolder, every interval: Duration, recorder: WorkerActivityRecorder) {
+    /// The heartbeat of a worker that runs no jobs: a repeated task on the event loop's own
+    /// thread, so that a worker whose loop is stuck (a blocking call, a deadlock, an endless
+    /// loop on it) stops beating.
+    private static func startHeartbeat(_ heartbeat: JobServer.Heartbeat, on eventLoops: EventLoopGroupHolder) {
         let loop = eventLoops.group.next()
-        let nanoseconds = max(interval.nanoseconds, 1_000_000)
-        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanoseconds)) { _ in recorder.beat() }
+        let nanoseconds = max(heartbeat.interval.nanoseconds, 1_000_000)
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanoseconds)) { _ in heartbeat.beat() }
     }
 
     /// Before the bootstrap there is nobody to report to but stderr.
