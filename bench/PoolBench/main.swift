@@ -71,8 +71,8 @@ func selected(_ name: String) -> Bool { only.isEmpty || only.contains { name.con
 
 print("# pool-bench: \(runs) runs per figure; times in milliseconds unless the unit says otherwise")
 if selected("spawn") {
-    await Benchmarks.spawnReady(workers: 1, runs: max(runs, 11), target: nil)
-    await Benchmarks.spawnReady(workers: 32, runs: runs, target: 200)
+    await Benchmarks.spawnReady(workers: 1, runs: max(runs, 11), ratioTarget: nil)
+    await Benchmarks.spawnReady(workers: 32, runs: runs, ratioTarget: 1.5)
 }
 if selected("command") { await CommandBenchmarks.run(runs: max(runs, 11)) }
 if selected("kill") { await Benchmarks.killToReplacement(kills: 20) }
