@@ -1,4 +1,5 @@
 import Foundation
+import PoolEngine
 import PoolFuzzing
 import Testing
 
@@ -23,5 +24,24 @@ struct FuzzCorpusTests {
             let bytes = try [UInt8](Data(contentsOf: input))
             #expect(throws: Never.self, "\(input.lastPathComponent)") { try harness.run(bytes) }
         }
+    }
+}
+
+@Suite("Control-frame fuzz seeds")
+struct ControlFrameSeedTests {
+    // The seeds are written by hand in the payload encoding; a seed that no longer reads (a
+    // field added since) would only exercise the error path, so each must read as a message.
+    @Test("every seed that picks a message kind reads as that message", arguments: FuzzCorpusTests.inputs("Corpus", .controlFrame))
+    func seedReads(input: URL) throws {
+        let bytes = try [UInt8](Data(contentsOf: input))
+        guard let mode = bytes.first, mode < 0x80 else { return }
+        let kind = ControlCodec.Kind.allCases[Int(mode) % ControlCodec.Kind.allCases.count]
+        let frame = ControlFrame(kind: kind.rawValue, payload: Array(bytes.dropFirst()))
+        let read: Bool
+        switch kind {
+        case .bootstrap, .stop: read = (try? ControlCodec.decodeWatcherMessage(frame)) != nil
+        default: read = (try? ControlCodec.decodeWorkerMessage(frame)) != nil
+        }
+        #expect(read, "\(input.lastPathComponent) does not read as \(kind)")
     }
 }

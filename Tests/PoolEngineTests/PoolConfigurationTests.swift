@@ -147,6 +147,18 @@ struct PoolConfigurationTests {
         #expect(error.line != nil)
     }
 
+    @Test("settings may nest 32 levels; deeper is refused at the key path where it goes too deep")
+    func settingsDepth() throws {
+        func yaml(levels: Int) -> String {
+            "groups:\n  - entryPoint: demo-job\n    kind: job\n    settings: "
+                + String(repeating: "{a: ", count: levels) + "x" + String(repeating: "}", count: levels) + "\n"
+        }
+        #expect(parseError(yaml(levels: 32)) == nil)
+        let error = try #require(parseError(yaml(levels: 34)))
+        #expect(error.path == "groups[0].settings" + String(repeating: ".a", count: 33), "\(error)")
+        #expect(error.message == "nests deeper than 32 levels")
+    }
+
     @Test("the Swift API refuses the same mistakes: max zero, as in reference testStartWithMaxZero")
     func apiValidation() throws {
         let pool = WorkerPool(name: "api", entryPoints: entryPoints)

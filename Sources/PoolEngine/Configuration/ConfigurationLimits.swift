@@ -6,6 +6,9 @@ public enum ConfigurationLimits {
     /// Slots of one group (its `max`): each is a process, a shared-memory record and, for
     /// reactors, one socket per listener.
     public static let workersPerGroup = 1024
+    /// How deep a group's `settings` may nest (maps and lists within maps and lists): each
+    /// worker reads them back level by level, and no setting needs more.
+    public static let settingsDepth = 32
     /// Slots of the whole pool; the shared-memory segment is sized from it (768 bytes a slot).
     public static let workersPerPool = 4096
     /// Stop and start timeouts and the restart backoff: a day is already far past any real
@@ -72,5 +75,6 @@ public enum ConfigurationLimits {
         ("groups[].recycle.maxIdle", "more than 0, at most 8760h"),
         ("groups[].recycle.jitter", "0 to under 1"),
         ("groups[].listen[].backlog", "1 to 65535"),
+        ("groups[].settings", "maps and lists nested at most 32 levels"),
     ]
 }

@@ -465,19 +465,22 @@ struct ConfigurationReader {
 
     /// A group's own settings, kept as YAML wrote them, every key path's line noted so the
     /// entry point's check (``SettingsCheck``) errors point at the right line.
-    mutating func settingValue(_ node: Node, path: String) throws(ConfigurationError) -> SettingValue {
+    mutating func settingValue(_ node: Node, path: String, depth: Int = 0) throws(ConfigurationError) -> SettingValue {
         note(path, node)
+        if depth > ConfigurationLimits.settingsDepth {
+            throw error(path, "nests deeper than \(ConfigurationLimits.settingsDepth) levels", node: node)
+        }
         switch node {
         case .scalar(let scalar): return .scalar(scalar.string)
         case .sequence(let sequence):
             var items: [SettingValue] = []
-            for (index, item) in sequence.enumerated() { items.append(try settingValue(item, path: "\(path)[\(index)]")) }
+            for (index, item) in sequence.enumerated() { items.append(try settingValue(item, path: "\(path)[\(index)]", depth: depth + 1)) }
             return .list(items)
         case .mapping(let mapping):
             var values: [String: SettingValue] = [:]
             for (keyNode, value) in mapping {
                 guard let key = keyNode.string else { throw error(path, "has a key that is not a string", node: keyNode) }
-                values[key] = try settingValue(value, path: "\(path).\(key)")
+                values[key] = try settingValue(value, path: "\(path).\(key)", depth: depth + 1)
             }
             return .map(values)
         case .alias:

@@ -1,8 +1,8 @@
 /// Encodes control messages into frames and back. Payloads are in ``ByteWriter``'s encoding
 /// (`ControlPayloads.swift`); the frame kind says which message it is, so a reader rejects
 /// what it does not know by number.
-enum ControlCodec {
-    enum Kind: UInt8 {
+package enum ControlCodec {
+    package enum Kind: UInt8, CaseIterable {
         case bootstrap = 1
         case stop = 2
         case ready = 16
@@ -12,14 +12,14 @@ enum ControlCodec {
         case activity = 20
     }
 
-    static func encode(_ message: WatcherMessage) -> ControlFrame {
+    package static func encode(_ message: WatcherMessage) -> ControlFrame {
         switch message {
         case .bootstrap(let bootstrap): return frame(.bootstrap) { $0.bootstrap(bootstrap) }
         case .stop(let request): return frame(.stop) { $0.stopRequest(request) }
         }
     }
 
-    static func encode(_ message: WorkerMessage) -> ControlFrame {
+    package static func encode(_ message: WorkerMessage) -> ControlFrame {
         switch message {
         case .ready: return frame(.ready)
         case .log(let record): return frame(.log) { $0.logRecord(record) }
@@ -35,7 +35,7 @@ enum ControlCodec {
         return ControlFrame(kind: kind.rawValue, payload: output.bytes)
     }
 
-    static func decodeWatcherMessage(_ frame: ControlFrame) throws(FrameError) -> WatcherMessage {
+    package static func decodeWatcherMessage(_ frame: ControlFrame) throws(FrameError) -> WatcherMessage {
         switch Kind(rawValue: frame.kind) {
         case .bootstrap: return .bootstrap(try payload(of: frame, "the bootstrap") { input throws(ByteReader.Truncated) in try input.bootstrap() })
         case .stop: return .stop(try payload(of: frame, "the stop request") { input throws(ByteReader.Truncated) in try input.stopRequest() })
@@ -43,7 +43,7 @@ enum ControlCodec {
         }
     }
 
-    static func decodeWorkerMessage(_ frame: ControlFrame) throws(FrameError) -> WorkerMessage {
+    package static func decodeWorkerMessage(_ frame: ControlFrame) throws(FrameError) -> WorkerMessage {
         switch Kind(rawValue: frame.kind) {
         case .ready: return .ready
         case .log: return .log(try payload(of: frame, "the log record") { input throws(ByteReader.Truncated) in try input.logRecord() })

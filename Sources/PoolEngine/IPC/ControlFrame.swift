@@ -8,7 +8,7 @@
 /// offset 8  length   payload
 /// ```
 /// The layout is documented once, in `docs/architecture.md`.
-struct ControlFrame: Hashable, Sendable {
+package struct ControlFrame: Hashable, Sendable {
     static let magic: (UInt8, UInt8) = (0x50, 0x54)
     /// 2: payloads in ``ByteWriter``'s encoding (1 had JSON), so a worker of an older build
     /// meets a clear version error, not a payload it misreads.
@@ -17,11 +17,16 @@ struct ControlFrame: Hashable, Sendable {
     /// Control messages are small; the bootstrap of a pool with thousands of slots stays far below this.
     static let defaultMaximumPayload = 16 * 1024 * 1024
 
-    var kind: UInt8
-    var payload: [UInt8]
+    package var kind: UInt8
+    package var payload: [UInt8]
+
+    package init(kind: UInt8, payload: [UInt8]) {
+        self.kind = kind
+        self.payload = payload
+    }
 
     /// The frame's bytes, header included.
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var bytes: [UInt8] = [Self.magic.0, Self.magic.1, Self.version, kind]
         bytes.reserveCapacity(Self.headerSize + payload.count)
         let length = UInt32(payload.count)
@@ -32,7 +37,7 @@ struct ControlFrame: Hashable, Sendable {
 }
 
 /// Why bytes on a control channel cannot be decoded. The channel is unusable afterwards.
-struct FrameError: Error, Hashable, Sendable, CustomStringConvertible {
+package struct FrameError: Error, Hashable, Sendable, CustomStringConvertible {
     enum Code: Hashable, Sendable {
         case badMagic(UInt8, UInt8)
         case unsupportedVersion(UInt8)
@@ -43,7 +48,7 @@ struct FrameError: Error, Hashable, Sendable, CustomStringConvertible {
 
     var code: Code
 
-    var description: String {
+    package var description: String {
         switch code {
         case .badMagic(let a, let b):
             return "control frame: bad magic 0x\(String(a, radix: 16)) 0x\(String(b, radix: 16)) (expected 0x50 0x54)"
@@ -60,19 +65,19 @@ struct FrameError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Splits a byte stream into frames. Pure: feed it bytes in any pieces, take frames out.
-struct FrameDecoder: Sendable {
+package struct FrameDecoder: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
     let maximumPayload: Int
 
-    init(maximumPayload: Int = ControlFrame.defaultMaximumPayload) {
+    package init(maximumPayload: Int = ControlFrame.defaultMaximumPayload) {
         self.maximumPayload = maximumPayload
     }
 
     /// Bytes received but not yet part of a whole frame.
     var bufferedCount: Int { buffer.count - start }
 
-    mutating func append<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+    package mutating func append<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         if start > 0 && start >= buffer.count / 2 {
             buffer.removeFirst(start)
             start = 0
@@ -81,7 +86,7 @@ struct FrameDecoder: Sendable {
     }
 
     /// The next whole frame, nil when more bytes are needed; throws on a malformed header.
-    mutating func next() throws(FrameError) -> ControlFrame? {
+    package mutating func next() throws(FrameError) -> ControlFrame? {
         guard bufferedCount >= 1 else { return nil }
         if buffer[start] != ControlFrame.magic.0 {
             throw FrameError(code: .badMagic(buffer[start], bufferedCount > 1 ? buffer[start + 1] : 0))

@@ -32,13 +32,13 @@ public struct WorkerBootstrap: Hashable, Sendable, Codable {
 }
 
 /// Messages from the watcher to a worker.
-enum WatcherMessage: Hashable, Sendable {
+package enum WatcherMessage: Hashable, Sendable {
     case bootstrap(WorkerBootstrap)
     case stop(StopRequest)
 }
 
 /// Messages from a worker to the watcher.
-enum WorkerMessage: Hashable, Sendable {
+package enum WorkerMessage: Hashable, Sendable {
     case ready
     case log(LogRecord)
     case exiting(WorkerExitReport)

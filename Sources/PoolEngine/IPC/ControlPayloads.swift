@@ -232,7 +232,7 @@ extension ByteReader {
             environmentFileDigest: try optional("group.environmentFileDigest") { input throws(Truncated) in
                 try input.unsigned("group.environmentFileDigest")
             },
-            settings: try dictionary("group.settings") { input throws(Truncated) in try input.setting() },
+            settings: try dictionary("group.settings") { input throws(Truncated) in try input.setting(depth: 0) },
             retired: try bool("group.retired"))
     }
 
@@ -303,11 +303,16 @@ extension ByteReader {
             user: try optionalString("program.user"), group: try optionalString("program.group"))
     }
 
-    mutating func setting() throws(Truncated) -> SettingValue {
+    /// Settings nest no deeper than pool.yaml lets them (``ConfigurationLimits/settingsDepth``);
+    /// a deeper payload is refused, not followed down to the end of the stack.
+    mutating func setting(depth: Int) throws(Truncated) -> SettingValue {
+        guard depth <= ConfigurationLimits.settingsDepth else {
+            throw invalid("setting", "nested deeper than \(ConfigurationLimits.settingsDepth) levels")
+        }
         switch try byte("setting") {
         case 0: return .scalar(try string("setting"))
-        case 1: return .list(try array("setting") { input throws(Truncated) in try input.setting() })
-        case 2: return .map(try dictionary("setting") { input throws(Truncated) in try input.setting() })
+        case 1: return .list(try array("setting") { input throws(Truncated) in try input.setting(depth: depth + 1) })
+        case 2: return .map(try dictionary("setting") { input throws(Truncated) in try input.setting(depth: depth + 1) })
         case let other: throw invalid("setting", "kind \(other)")
         }
     }

@@ -4,7 +4,7 @@ import PoolConsole
 import PoolDemo
 import PoolEngine
 
-/// The four inputs `make fuzz` throws random bytes at (docs/reliability.md, "Fuzzing").
+/// The five inputs `make fuzz` throws random bytes at (docs/reliability.md, "Fuzzing").
 ///
 /// Each harness feeds bytes to the code that reads them in production and checks what that
 /// code promises: never a trap, a hang or a leak, and an error where the input is bad. A broken
@@ -19,6 +19,9 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     case config
     /// A pool's shared-memory segment: read and shown as `pooltop list`, `top --once` and `attach` do.
     case sharedMemory = "shared-memory"
+    /// A control channel's bytes: framed, and each payload read as a worker reads the
+    /// watcher's messages and as the watcher reads a worker's.
+    case controlFrame = "control-frame"
 
     /// Runs one input through the harness.
     public func run(_ bytes: [UInt8]) throws(FuzzFinding) {
@@ -27,7 +30,59 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .jobFrame: try Self.jobFrames(bytes)
         case .config: try Self.config(bytes)
         case .sharedMemory: try Self.sharedMemory(bytes)
+        case .controlFrame: try Self.controlFrames(bytes)
         }
+    }
+
+    // MARK: - Control frames
+
+    private static func controlFrames(_ bytes: [UInt8]) throws(FuzzFinding) {
+        // Random bytes almost never hold a frame header, so the first byte below 0x80 picks a
+        // message kind and the rest is its payload: the fuzzer then reaches the payload readers.
+        // From 0x80 on, the bytes are read raw, as a channel reads them.
+        var frames: [ControlFrame] = []
+        if let mode = bytes.first, mode < 0x80 {
+            let kinds = ControlCodec.Kind.allCases
+            frames.append(ControlFrame(kind: kinds[Int(mode) % kinds.count].rawValue, payload: Array(bytes.dropFirst())))
+        } else {
+            var decoder = FrameDecoder(maximumPayload: 64 * 1024)
+            decoder.append(bytes.dropFirst())
+            while true {
+                do {
+                    guard let frame = try decoder.next() else { break }
+                    frames.append(frame)
+                } catch {
+                    guard error.description.hasPrefix("control frame: ") else { throw FuzzFinding("a framing error that says nothing: \(error)") }
+                    break
+                }
+            }
+        }
+        for frame in frames {
+            try readBack(frame, ControlCodec.decodeWatcherMessage, ControlCodec.encode)
+            try readBack(frame, ControlCodec.decodeWorkerMessage, ControlCodec.encode)
+        }
+    }
+
+    /// A payload read is either a clear error or a message that writes and reads back to the
+    /// same bytes (compared as bytes: a NaN read in is not equal to itself).
+    private static func readBack<Message>(
+        _ frame: ControlFrame, _ decode: (ControlFrame) throws(FrameError) -> Message, _ encode: (Message) -> ControlFrame
+    ) throws(FuzzFinding) {
+        let message: Message
+        do {
+            message = try decode(frame)
+        } catch {
+            guard error.description.hasPrefix("control frame: ") else { throw FuzzFinding("a payload error that says nothing: \(error)") }
+            return
+        }
+        let written = encode(message)
+        let again: Message
+        do {
+            again = try decode(written)
+        } catch {
+            throw FuzzFinding("kind \(frame.kind): a message read, written and read again fails: \(error)")
+        }
+        guard encode(again) == written else { throw FuzzFinding("kind \(frame.kind): a message reads back different: \(message) then \(again)") }
     }
 
     // MARK: - Control requests
