@@ -67,12 +67,37 @@ enum TestSupport {
     }
 
     static func isZombie(_ pid: pid_t) -> Bool {
-        guard let bytes = try? Posix.readFile("/proc/\(pid)/stat") else { return true }
+        guard let state = processState(pid) else { return true }
+        return state == "Z" || state == "X"
+    }
+
+    /// The state letter of `/proc/PID/stat` (`R`, `S`, `T` stopped, `Z` …), nil when it is gone.
+    static func processState(_ pid: pid_t) -> Character? {
+        guard let bytes = try? Posix.readFile("/proc/\(pid)/stat") else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)
         // The state follows the command name in parentheses, which may itself contain spaces.
-        guard let close = text.lastIndex(of: ")") else { return true }
-        let rest = text[text.index(after: close)...].drop { $0 == " " }
-        return rest.first == "Z" || rest.first == "X"
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].drop { $0 == " " }.first
+    }
+
+    /// Stops every process tagged `tag` with SIGSTOP and returns once each of them is stopped,
+    /// scanning again for any the first scan did not list. SIGSTOP is delivered asynchronously:
+    /// a process sent one but not yet stopped still runs, and could see another die and act on
+    /// it, which a test that means "all at once" must not allow.
+    static func freezeTagged(_ tag: String) async -> [pid_t] {
+        var frozen: Set<pid_t> = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let listed = Set(taggedProcesses(tag))
+            for pid in listed.subtracting(frozen) { kill(pid, SIGSTOP) }
+            // Each listed process stopped (T), or gone.
+            while ContinuousClock.now < deadline, listed.contains(where: { pid in processState(pid).map { $0 != "T" && $0 != "Z" && $0 != "X" } ?? false }) {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+            frozen.formUnion(listed)
+            if Set(taggedProcesses(tag)).isSubset(of: frozen) { break }
+        }
+        return frozen.sorted()
     }
 
     static func isAlive(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 && !isZombie(pid) }
