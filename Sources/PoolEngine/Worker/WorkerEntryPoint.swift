@@ -43,9 +43,9 @@ public struct WorkerExit: Error, CustomStringConvertible, Sendable {
 /// The entry points built into a binary, by name. The watcher and its workers are the same
 /// executable: the watcher checks a group's entry point here, a worker finds its own here.
 public struct EntryPoints: Sendable {
-    private var factories: [String: @Sendable () -> any WorkerEntryPoint] = [:]
-    private var pickups: [String: @Sendable ([String: String]) -> any PickupStrategy] = [:]
-    private var settingsChecks: [String: SettingsCheck] = [:]
+    private var factories = Registry<@Sendable () -> any WorkerEntryPoint>()
+    private var pickups = Registry<@Sendable ([String: String]) -> any PickupStrategy>()
+    private var settingsChecks = Registry<SettingsCheck>()
 
     /// Entry points every pool binary has: the metrics service (``PrometheusGroup``).
     public init() {
@@ -72,7 +72,7 @@ public struct EntryPoints: Sendable {
     }
 
     /// The registered names.
-    public var names: [String] { factories.keys.sorted() }
+    public var names: [String] { factories.names }
 
     func make(_ name: String) -> (any WorkerEntryPoint)? { factories[name]?() }
 
@@ -85,5 +85,30 @@ public struct EntryPoints: Sendable {
     func makePickup(_ name: String, parameters: [String: String]) -> (any PickupStrategy)? { pickups[name]?(parameters) }
 
     /// The names of the pickup strategies registered here.
-    public var pickupNames: [String] { pickups.keys.sorted() }
+    public var pickupNames: [String] { pickups.names }
 }
+
+/// Values by name, kept in an array: a binary registers a handful, every process (each worker)
+/// builds them at start, and the first use of each dictionary type costs the Swift runtime a
+/// scan of every protocol-conformance record in the binary, about 75 µs here (decision 0016).
+private struct Registry<Value> {
+    private var entries: [(name: String, value: Value)] = []
+
+    /// A later value for the same name replaces the earlier one.
+    subscript(name: String) -> Value? {
+        get { entries.first { $0.name == name }?.value }
+        set {
+            let index = entries.firstIndex { $0.name == name }
+            switch (index, newValue) {
+            case (let index?, let value?): entries[index].value = value
+            case (let index?, nil): entries.remove(at: index)
+            case (nil, let value?): entries.append((name, value))
+            case (nil, nil): break
+            }
+        }
+    }
+
+    var names: [String] { entries.map(\.name).sorted() }
+}
+
+extension Registry: Sendable where Value: Sendable {}
