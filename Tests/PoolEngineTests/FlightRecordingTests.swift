@@ -141,7 +141,7 @@ struct FlightRecordingTests {
     func truncatedFrame() throws {
         let bytes = sampleFrame(at: 100).encoded()
         for length in stride(from: 0, to: bytes.count, by: 7) {
-            #expect(throws: ByteReader.Truncated.self) { try FlightFrame.decode(bytes[0..<length], takenAt: 100, name: "x") }
+            #expect(throws: ByteReader.Malformed.self) { try FlightFrame.decode(bytes[0..<length], takenAt: 100, name: "x") }
         }
     }
 

@@ -29,28 +29,34 @@ struct ByteWriter {
     /// Small magnitudes of either sign to small unsigned numbers: 0, -1, 1, -2 … → 0, 1, 2, 3 ….
     static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
-    /// A string cut to at most `limit` bytes (on a character boundary).
-    mutating func string(_ value: String, limit: Int = 4096) {
-        var utf8 = Array(value.utf8)
-        if utf8.count > limit {
-            utf8 = Array(utf8.prefix(limit))
-            // Drop a partial character at the cut: continuation bytes are 10xxxxxx.
-            while let last = utf8.last, last & 0xC0 == 0x80 { utf8.removeLast() }
-            if let last = utf8.last, last >= 0xC0 { utf8.removeLast() }
-        }
+    /// A string, whole, or cut to at most `limit` bytes (the recorder bounds what a frame
+    /// keeps; a control message is never cut).
+    mutating func string(_ value: String, limit: Int = .max) {
+        let utf8 = Self.cut(value, limit: limit)
         unsigned(utf8.count)
         bytes += utf8
     }
 
-    /// nil as 0, a string as its length + 1 and its bytes.
-    mutating func optionalString(_ value: String?, limit: Int = 4096) {
+    /// nil as 0, a string as its length + 1 and its bytes (cut as ``string(_:limit:)`` cuts).
+    mutating func optionalString(_ value: String?, limit: Int = .max) {
         guard let value else {
             unsigned(0)
             return
         }
-        let utf8 = Array(value.utf8.prefix(limit))
+        let utf8 = Self.cut(value, limit: limit)
         unsigned(utf8.count + 1)
         bytes += utf8
+    }
+
+    /// The UTF-8 of `value`, at most `limit` bytes, cut on a character boundary.
+    private static func cut(_ value: String, limit: Int) -> [UInt8] {
+        var utf8 = Array(value.utf8)
+        guard utf8.count > limit else { return utf8 }
+        utf8 = Array(utf8.prefix(limit))
+        // Drop a partial character at the cut: continuation bytes are 10xxxxxx.
+        while let last = utf8.last, last & 0xC0 == 0x80 { utf8.removeLast() }
+        if let last = utf8.last, last >= 0xC0 { utf8.removeLast() }
+        return utf8
     }
 
     mutating func append(_ other: [UInt8]) { bytes += other }
@@ -83,12 +89,12 @@ struct ByteWriter {
     mutating func dictionary<Value>(_ values: [String: Value], _ value: (inout ByteWriter, Value) -> Void) {
         unsigned(values.count)
         for key in values.keys.sorted() {
-            string(key, limit: .max)
+            string(key)
             value(&self, values[key]!)  // Safe: the key was just read from the dictionary.
         }
     }
 
-    mutating func strings(_ values: [String: String]) { dictionary(values) { $0.string($1, limit: .max) } }
+    mutating func strings(_ values: [String: String]) { dictionary(values) { $0.string($1) } }
 }
 
 /// Reads what ``ByteWriter`` wrote; every read past the end or malformed throws, naming the field.
@@ -99,7 +105,7 @@ struct ByteReader {
     let subject: String
 
     /// Bytes that end too soon, or hold a value no writer writes.
-    struct Truncated: Error, CustomStringConvertible {
+    struct Malformed: Error, CustomStringConvertible {
         var field: String
         var subject = "the recording"
         /// Set when the bytes are there but the value is not one a writer writes.
@@ -118,17 +124,17 @@ struct ByteReader {
     }
 
     /// The error for a value no writer writes.
-    func invalid(_ field: String, _ reason: String) -> Truncated { Truncated(field: field, subject: subject, invalid: reason) }
+    func invalid(_ field: String, _ reason: String) -> Malformed { Malformed(field: field, subject: subject, invalid: reason) }
 
     var isAtEnd: Bool { index >= bytes.endIndex }
 
-    mutating func byte(_ field: String) throws(Truncated) -> UInt8 {
-        guard index < bytes.endIndex else { throw Truncated(field: field, subject: subject) }
+    mutating func byte(_ field: String) throws(Malformed) -> UInt8 {
+        guard index < bytes.endIndex else { throw Malformed(field: field, subject: subject) }
         defer { index += 1 }
         return bytes[index]
     }
 
-    mutating func unsigned(_ field: String) throws(Truncated) -> UInt64 {
+    mutating func unsigned(_ field: String) throws(Malformed) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -140,34 +146,34 @@ struct ByteReader {
         }
     }
 
-    mutating func int(_ field: String) throws(Truncated) -> Int { Int(clamping: try unsigned(field)) }
+    mutating func int(_ field: String) throws(Malformed) -> Int { Int(clamping: try unsigned(field)) }
 
-    mutating func signed(_ field: String) throws(Truncated) -> Int64 { Self.unzigzag(try unsigned(field)) }
+    mutating func signed(_ field: String) throws(Malformed) -> Int64 { Self.unzigzag(try unsigned(field)) }
 
     /// What ``ByteWriter/optionalSigned(_:)`` wrote.
-    mutating func optionalSigned(_ field: String) throws(Truncated) -> Int64? {
+    mutating func optionalSigned(_ field: String) throws(Malformed) -> Int64? {
         let raw = try unsigned(field)
         return raw == 0 ? nil : Self.unzigzag(raw - 1)
     }
 
     static func unzigzag(_ raw: UInt64) -> Int64 { Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1) }
 
-    mutating func string(_ field: String) throws(Truncated) -> String {
+    mutating func string(_ field: String) throws(Malformed) -> String {
         let count = try int(field)
-        guard count <= bytes.endIndex - index else { throw Truncated(field: field, subject: subject) }
+        guard count <= bytes.endIndex - index else { throw Malformed(field: field, subject: subject) }
         defer { index += count }
         return String(decoding: bytes[index..<index + count], as: UTF8.self)
     }
 
-    mutating func optionalString(_ field: String) throws(Truncated) -> String? {
+    mutating func optionalString(_ field: String) throws(Malformed) -> String? {
         let count = try int(field)
         guard count > 0 else { return nil }
-        guard count - 1 <= bytes.endIndex - index else { throw Truncated(field: field, subject: subject) }
+        guard count - 1 <= bytes.endIndex - index else { throw Malformed(field: field, subject: subject) }
         defer { index += count - 1 }
         return String(decoding: bytes[index..<index + count - 1], as: UTF8.self)
     }
 
-    mutating func bool(_ field: String) throws(Truncated) -> Bool {
+    mutating func bool(_ field: String) throws(Malformed) -> Bool {
         switch try byte(field) {
         case 0: return false
         case 1: return true
@@ -175,22 +181,22 @@ struct ByteReader {
         }
     }
 
-    mutating func double(_ field: String) throws(Truncated) -> Double { Double(bitPattern: try unsigned(field)) }
+    mutating func double(_ field: String) throws(Malformed) -> Double { Double(bitPattern: try unsigned(field)) }
 
-    mutating func duration(_ field: String) throws(Truncated) -> Duration {
+    mutating func duration(_ field: String) throws(Malformed) -> Duration {
         let seconds = try signed(field)
         return Duration(secondsComponent: seconds, attosecondsComponent: try signed(field))
     }
 
     /// A count that cannot exceed the bytes left (each element takes at least one byte), so a
     /// corrupt count never reserves memory for billions of elements.
-    mutating func count(_ field: String) throws(Truncated) -> Int {
+    mutating func count(_ field: String) throws(Malformed) -> Int {
         let count = try int(field)
-        guard count <= bytes.endIndex - index else { throw Truncated(field: field, subject: subject) }
+        guard count <= bytes.endIndex - index else { throw Malformed(field: field, subject: subject) }
         return count
     }
 
-    mutating func array<Element>(_ field: String, _ element: (inout ByteReader) throws(Truncated) -> Element) throws(Truncated) -> [Element] {
+    mutating func array<Element>(_ field: String, _ element: (inout ByteReader) throws(Malformed) -> Element) throws(Malformed) -> [Element] {
         let count = try count(field)
         var values: [Element] = []
         values.reserveCapacity(count)
@@ -198,11 +204,11 @@ struct ByteReader {
         return values
     }
 
-    mutating func optional<Wrapped>(_ field: String, _ some: (inout ByteReader) throws(Truncated) -> Wrapped) throws(Truncated) -> Wrapped? {
+    mutating func optional<Wrapped>(_ field: String, _ some: (inout ByteReader) throws(Malformed) -> Wrapped) throws(Malformed) -> Wrapped? {
         try bool(field) ? try some(&self) : nil
     }
 
-    mutating func dictionary<Value>(_ field: String, _ value: (inout ByteReader) throws(Truncated) -> Value) throws(Truncated) -> [String: Value] {
+    mutating func dictionary<Value>(_ field: String, _ value: (inout ByteReader) throws(Malformed) -> Value) throws(Malformed) -> [String: Value] {
         let count = try count(field)
         var values: [String: Value] = [:]
         values.reserveCapacity(count)
@@ -213,10 +219,10 @@ struct ByteReader {
         return values
     }
 
-    mutating func strings(_ field: String) throws(Truncated) -> [String: String] { try dictionary(field) { input throws(Truncated) in try input.string(field) } }
+    mutating func strings(_ field: String) throws(Malformed) -> [String: String] { try dictionary(field) { input throws(Malformed) in try input.string(field) } }
 
     /// A string that must be the raw value of `Value`.
-    mutating func rawValue<Value: RawRepresentable>(_ field: String, as: Value.Type) throws(Truncated) -> Value where Value.RawValue == String {
+    mutating func rawValue<Value: RawRepresentable>(_ field: String, as: Value.Type) throws(Malformed) -> Value where Value.RawValue == String {
         let text = try string(field)
         guard let value = Value(rawValue: text) else { throw invalid(field, "'\(text)' is not one this build knows") }
         return value

@@ -37,8 +37,8 @@ package enum ControlCodec {
 
     package static func decodeWatcherMessage(_ frame: ControlFrame) throws(FrameError) -> WatcherMessage {
         switch Kind(rawValue: frame.kind) {
-        case .bootstrap: return .bootstrap(try payload(of: frame, "the bootstrap") { input throws(ByteReader.Truncated) in try input.bootstrap() })
-        case .stop: return .stop(try payload(of: frame, "the stop request") { input throws(ByteReader.Truncated) in try input.stopRequest() })
+        case .bootstrap: return .bootstrap(try payload(of: frame, "the bootstrap") { input throws(ByteReader.Malformed) in try input.bootstrap() })
+        case .stop: return .stop(try payload(of: frame, "the stop request") { input throws(ByteReader.Malformed) in try input.stopRequest() })
         default: throw FrameError(code: .unknownKind(frame.kind))
         }
     }
@@ -46,10 +46,10 @@ package enum ControlCodec {
     package static func decodeWorkerMessage(_ frame: ControlFrame) throws(FrameError) -> WorkerMessage {
         switch Kind(rawValue: frame.kind) {
         case .ready: return .ready
-        case .log: return .log(try payload(of: frame, "the log record") { input throws(ByteReader.Truncated) in try input.logRecord() })
-        case .exiting: return .exiting(try payload(of: frame, "the exit report") { input throws(ByteReader.Truncated) in try input.exitReport() })
+        case .log: return .log(try payload(of: frame, "the log record") { input throws(ByteReader.Malformed) in try input.logRecord() })
+        case .exiting: return .exiting(try payload(of: frame, "the exit report") { input throws(ByteReader.Malformed) in try input.exitReport() })
         case .scaleRequest:
-            return .scaleRequest(try payload(of: frame, "the scale request") { input throws(ByteReader.Truncated) in GroupID(try input.int("group")) })
+            return .scaleRequest(try payload(of: frame, "the scale request") { input throws(ByteReader.Malformed) in GroupID(try input.int("group")) })
         case .activity: return .activity
         default: throw FrameError(code: .unknownKind(frame.kind))
         }
@@ -57,10 +57,10 @@ package enum ControlCodec {
 
     /// Reads the whole payload with `read`: bytes left over mean a writer this build does not know.
     private static func payload<Message>(
-        of frame: ControlFrame, _ subject: String, _ read: (inout ByteReader) throws(ByteReader.Truncated) -> Message
+        of frame: ControlFrame, _ subject: String, _ read: (inout ByteReader) throws(ByteReader.Malformed) -> Message
     ) throws(FrameError) -> Message {
         var input = ByteReader(frame.payload[...], subject: subject)
-        do throws(ByteReader.Truncated) {
+        do throws(ByteReader.Malformed) {
             let message = try read(&input)
             guard input.isAtEnd else { throw input.invalid("end", "bytes follow the last field") }
             return message

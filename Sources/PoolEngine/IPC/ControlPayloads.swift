@@ -13,12 +13,12 @@ extension ByteWriter {
         pool(value.pool)
         signed(Int64(value.watcherPID))
         string(value.logLevel)
-        optionalString(value.sharedMemoryName, limit: .max)
-        optionalString(value.runtimeDirectory, limit: .max)
+        optionalString(value.sharedMemoryName)
+        optionalString(value.runtimeDirectory)
     }
 
     mutating func pool(_ value: PoolDescription) {
-        string(value.name, limit: .max)
+        string(value.name)
         duration(value.stopTimeout)
         array(value.groups) { $0.group($1) }
         unsigned(value.reserve.groups)
@@ -28,22 +28,22 @@ extension ByteWriter {
 
     mutating func group(_ value: GroupDescription) {
         unsigned(value.id.rawValue)
-        string(value.name, limit: .max)
+        string(value.name)
         string(value.kind.rawValue)
-        string(value.entryPoint, limit: .max)
+        string(value.entryPoint)
         unsigned(value.minWorkers)
         unsigned(value.maxWorkers)
         unsigned(value.firstWorkerID.rawValue)
         unsigned(value.slots)
         array(value.jobGroups) { $0.unsigned($1.rawValue) }
-        optionalString(value.runner.executable, limit: .max)
+        optionalString(value.runner.executable)
         strings(value.runner.environment)
         restart(value.restart)
         duration(value.stopTimeout)
         duration(value.startTimeout)
         string(value.onUncaughtError.rawValue)
         dictionary(value.strategies) { output, strategy in
-            output.string(strategy.name, limit: .max)
+            output.string(strategy.name)
             output.strings(strategy.parameters)
         }
         optional(value.jobExecutor) { output, limits in
@@ -95,22 +95,22 @@ extension ByteWriter {
         switch value.address {
         case .tcp(let host, let port):
             byte(0)
-            string(host, limit: .max)
+            string(host)
             unsigned(port)
         case .unix(let path):
             byte(1)
-            string(path, limit: .max)
+            string(path)
         }
-        string(value.name, limit: .max)
+        string(value.name)
         unsigned(value.backlog)
         bool(value.exposed)
         bool(value.shared)
     }
 
     mutating func program(_ value: ExternalProgram) {
-        array(value.arguments) { $0.string($1, limit: .max) }
-        optionalString(value.environmentFile, limit: .max)
-        optionalString(value.workingDirectory, limit: .max)
+        array(value.arguments) { $0.string($1) }
+        optionalString(value.environmentFile)
+        optionalString(value.workingDirectory)
         switch value.readiness {
         case .started: byte(0)
         case .notify: byte(1)
@@ -119,16 +119,16 @@ extension ByteWriter {
             switch probe.check {
             case .tcp(let host, let port):
                 byte(0)
-                string(host, limit: .max)
+                string(host)
                 unsigned(port)
             case .http(let host, let port, let path):
                 byte(1)
-                string(host, limit: .max)
+                string(host)
                 unsigned(port)
-                string(path, limit: .max)
+                string(path)
             case .exec(let arguments):
                 byte(2)
-                array(arguments) { $0.string($1, limit: .max) }
+                array(arguments) { $0.string($1) }
             }
             duration(probe.interval)
             duration(probe.timeout)
@@ -137,15 +137,15 @@ extension ByteWriter {
         }
         signed(Int64(value.stopSignal))
         optional(value.watchdog) { $0.duration($1) }
-        optionalString(value.user, limit: .max)
-        optionalString(value.group, limit: .max)
+        optionalString(value.user)
+        optionalString(value.group)
     }
 
     mutating func setting(_ value: SettingValue) {
         switch value {
         case .scalar(let text):
             byte(0)
-            string(text, limit: .max)
+            string(text)
         case .list(let values):
             byte(1)
             array(values) { $0.setting($1) }
@@ -162,7 +162,7 @@ extension ByteWriter {
 
     mutating func logRecord(_ value: LogRecord) {
         string(value.level)
-        string(value.message, limit: .max)
+        string(value.message)
         strings(value.metadata)
         double(value.timestamp)
     }
@@ -172,71 +172,71 @@ extension ByteWriter {
         case .clean: byte(0)
         case .terminate(let message):
             byte(1)
-            string(message, limit: .max)
+            string(message)
         case .fatal(let message):
             byte(2)
-            string(message, limit: .max)
+            string(message)
         case .crash(let message):
             byte(3)
-            string(message, limit: .max)
+            string(message)
         }
     }
 }
 
 extension ByteReader {
-    mutating func bootstrap() throws(Truncated) -> WorkerBootstrap {
+    mutating func bootstrap() throws(Malformed) -> WorkerBootstrap {
         WorkerBootstrap(
             workerID: WorkerID(try int("workerID")), generation: Int(try signed("generation")), pool: try pool(),
             watcherPID: Int32(truncatingIfNeeded: try signed("watcherPID")), logLevel: try string("logLevel"),
             sharedMemoryName: try optionalString("sharedMemoryName"), runtimeDirectory: try optionalString("runtimeDirectory"))
     }
 
-    mutating func pool() throws(Truncated) -> PoolDescription {
+    mutating func pool() throws(Malformed) -> PoolDescription {
         PoolDescription(
             name: try string("pool.name"), stopTimeout: try duration("pool.stopTimeout"),
-            groups: try array("pool.groups") { input throws(Truncated) in try input.group() },
+            groups: try array("pool.groups") { input throws(Malformed) in try input.group() },
             reserve: PoolReserve(
                 groups: try int("reserve.groups"), slots: try int("reserve.slots"), runningJobBytes: try int("reserve.runningJobBytes")))
     }
 
-    mutating func group() throws(Truncated) -> GroupDescription {
+    mutating func group() throws(Malformed) -> GroupDescription {
         GroupDescription(
             id: GroupID(try int("group.id")), name: try string("group.name"), kind: try rawValue("group.kind", as: WorkerKind.self),
             entryPoint: try string("group.entryPoint"), minWorkers: try int("group.minWorkers"), maxWorkers: try int("group.maxWorkers"),
             firstWorkerID: WorkerID(try int("group.firstWorkerID")), slots: try int("group.slots"),
-            jobGroups: try array("group.jobGroups") { input throws(Truncated) in GroupID(try input.int("group.jobGroups")) },
+            jobGroups: try array("group.jobGroups") { input throws(Malformed) in GroupID(try input.int("group.jobGroups")) },
             runner: WorkerRunner(executable: try optionalString("runner.executable"), environment: try strings("runner.environment")),
             restart: try restart(), stopTimeout: try duration("group.stopTimeout"), startTimeout: try duration("group.startTimeout"),
             onUncaughtError: try rawValue("group.onUncaughtError", as: UncaughtErrorPolicy.self),
-            strategies: try dictionary("group.strategies") { input throws(Truncated) in
+            strategies: try dictionary("group.strategies") { input throws(Malformed) in
                 StrategyDescriptor(name: try input.string("strategy.name"), parameters: try input.strings("strategy.parameters"))
             },
-            jobExecutor: try optional("group.jobExecutor") { input throws(Truncated) in
+            jobExecutor: try optional("group.jobExecutor") { input throws(Malformed) in
                 JobExecutorConfiguration(
                     maxConcurrentJobs: try input.int("jobs.maxConcurrent"), maxConcurrentWeight: try input.int("jobs.maxWeight"),
                     maxQueuedJobs: try input.int("jobs.maxQueued"))
             },
             scaling: ScalingPolicy(
                 onDemand: try bool("scaling.onDemand"),
-                shrinkAfterIdle: try optional("scaling.shrinkAfterIdle") { input throws(Truncated) in try input.duration("scaling.shrinkAfterIdle") }),
-            recycle: try optional("group.recycle") { input throws(Truncated) in try input.recycle() },
-            listeners: try array("group.listeners") { input throws(Truncated) in try input.listener() },
+                shrinkAfterIdle: try optional("scaling.shrinkAfterIdle") { input throws(Malformed) in try input.duration("scaling.shrinkAfterIdle") }),
+            recycle: try optional("group.recycle") { input throws(Malformed) in try input.recycle() },
+            listeners: try array("group.listeners") { input throws(Malformed) in try input.listener() },
             jobWait: try rawValue("group.jobWait", as: JobWaitPolicy.self),
-            after: try array("group.after") { input throws(Truncated) in
+            after: try array("group.after") { input throws(Malformed) in
                 ResolvedDependency(
                     group: GroupID(try input.int("after.group")),
                     condition: try input.rawValue("after.condition", as: GroupDependency.Condition.self))
             },
-            program: try optional("group.program") { input throws(Truncated) in try input.program() },
-            hangTimeout: try optional("group.hangTimeout") { input throws(Truncated) in try input.duration("group.hangTimeout") },
-            environmentFileDigest: try optional("group.environmentFileDigest") { input throws(Truncated) in
+            program: try optional("group.program") { input throws(Malformed) in try input.program() },
+            hangTimeout: try optional("group.hangTimeout") { input throws(Malformed) in try input.duration("group.hangTimeout") },
+            environmentFileDigest: try optional("group.environmentFileDigest") { input throws(Malformed) in
                 try input.unsigned("group.environmentFileDigest")
             },
-            settings: try dictionary("group.settings") { input throws(Truncated) in try input.setting(depth: 0) },
+            settings: try dictionary("group.settings") { input throws(Malformed) in try input.setting(depth: 0) },
             retired: try bool("group.retired"))
     }
 
-    mutating func restart() throws(Truncated) -> RestartStrategy {
+    mutating func restart() throws(Malformed) -> RestartStrategy {
         let policy: RestartPolicy
         switch try byte("restart.policy") {
         case 0: policy = .never
@@ -251,17 +251,17 @@ extension ByteReader {
                 resetAfter: try duration("backoff.resetAfter")))
     }
 
-    mutating func recycle() throws(Truncated) -> RecyclePolicy {
+    mutating func recycle() throws(Malformed) -> RecyclePolicy {
         RecyclePolicy(
-            maxJobs: try optional("recycle.maxJobs") { input throws(Truncated) in try input.int("recycle.maxJobs") },
-            maxMemoryBytes: try optional("recycle.maxMemory") { input throws(Truncated) in try input.unsigned("recycle.maxMemory") },
+            maxJobs: try optional("recycle.maxJobs") { input throws(Malformed) in try input.int("recycle.maxJobs") },
+            maxMemoryBytes: try optional("recycle.maxMemory") { input throws(Malformed) in try input.unsigned("recycle.maxMemory") },
             memorySamples: try int("recycle.memorySamples"),
-            maxLifetime: try optional("recycle.maxLifetime") { input throws(Truncated) in try input.duration("recycle.maxLifetime") },
-            maxIdle: try optional("recycle.maxIdle") { input throws(Truncated) in try input.duration("recycle.maxIdle") },
+            maxLifetime: try optional("recycle.maxLifetime") { input throws(Malformed) in try input.duration("recycle.maxLifetime") },
+            maxIdle: try optional("recycle.maxIdle") { input throws(Malformed) in try input.duration("recycle.maxIdle") },
             jitter: try double("recycle.jitter"))
     }
 
-    mutating func listener() throws(Truncated) -> Listener {
+    mutating func listener() throws(Malformed) -> Listener {
         let address: Listener.Address
         switch try byte("listener.address") {
         case 0: address = .tcp(host: try string("listener.host"), port: try int("listener.port"))
@@ -274,8 +274,8 @@ extension ByteReader {
         return listener
     }
 
-    mutating func program() throws(Truncated) -> ExternalProgram {
-        let arguments = try array("program.arguments") { input throws(Truncated) in try input.string("program.arguments") }
+    mutating func program() throws(Malformed) -> ExternalProgram {
+        let arguments = try array("program.arguments") { input throws(Malformed) in try input.string("program.arguments") }
         let environmentFile = try optionalString("program.envFile")
         let workingDirectory = try optionalString("program.workingDirectory")
         let readiness: Readiness
@@ -287,7 +287,7 @@ extension ByteReader {
             switch try byte("probe.check") {
             case 0: check = .tcp(host: try string("probe.host"), port: try int("probe.port"))
             case 1: check = .http(host: try string("probe.host"), port: try int("probe.port"), path: try string("probe.path"))
-            case 2: check = .exec(try array("probe.exec") { input throws(Truncated) in try input.string("probe.exec") })
+            case 2: check = .exec(try array("probe.exec") { input throws(Malformed) in try input.string("probe.exec") })
             case let other: throw invalid("probe.check", "kind \(other)")
             }
             readiness = .probe(
@@ -299,35 +299,35 @@ extension ByteReader {
         return ExternalProgram(
             arguments, environmentFile: environmentFile, workingDirectory: workingDirectory, readiness: readiness,
             stopSignal: Int32(truncatingIfNeeded: try signed("program.stopSignal")),
-            watchdog: try optional("program.watchdog") { input throws(Truncated) in try input.duration("program.watchdog") },
+            watchdog: try optional("program.watchdog") { input throws(Malformed) in try input.duration("program.watchdog") },
             user: try optionalString("program.user"), group: try optionalString("program.group"))
     }
 
     /// Settings nest no deeper than pool.yaml lets them (``ConfigurationLimits/settingsDepth``);
     /// a deeper payload is refused, not followed down to the end of the stack.
-    mutating func setting(depth: Int) throws(Truncated) -> SettingValue {
+    mutating func setting(depth: Int) throws(Malformed) -> SettingValue {
         guard depth <= ConfigurationLimits.settingsDepth else {
             throw invalid("setting", "nested deeper than \(ConfigurationLimits.settingsDepth) levels")
         }
         switch try byte("setting") {
         case 0: return .scalar(try string("setting"))
-        case 1: return .list(try array("setting") { input throws(Truncated) in try input.setting(depth: depth + 1) })
-        case 2: return .map(try dictionary("setting") { input throws(Truncated) in try input.setting(depth: depth + 1) })
+        case 1: return .list(try array("setting") { input throws(Malformed) in try input.setting(depth: depth + 1) })
+        case 2: return .map(try dictionary("setting") { input throws(Malformed) in try input.setting(depth: depth + 1) })
         case let other: throw invalid("setting", "kind \(other)")
         }
     }
 
-    mutating func stopRequest() throws(Truncated) -> StopRequest {
+    mutating func stopRequest() throws(Malformed) -> StopRequest {
         StopRequest(reason: try rawValue("stop.reason", as: ExitReason.self), timeout: try duration("stop.timeout"))
     }
 
-    mutating func logRecord() throws(Truncated) -> LogRecord {
+    mutating func logRecord() throws(Malformed) -> LogRecord {
         LogRecord(
             level: try string("log.level"), message: try string("log.message"), metadata: try strings("log.metadata"),
             timestamp: try double("log.timestamp"))
     }
 
-    mutating func exitReport() throws(Truncated) -> WorkerExitReport {
+    mutating func exitReport() throws(Malformed) -> WorkerExitReport {
         switch try byte("exit.kind") {
         case 0: return .clean
         case 1: return .terminate(try string("exit.message"))

@@ -22,17 +22,11 @@ final class JobServer: Sendable {
     private let epoll: Epoll
     private let wakeUp: WakeUpEvent
     private let listener: Posix.FD
-    private let heartbeat: Heartbeat?
+    private let heartbeat: WorkerHeartbeat?
     private let state = Mutex(State())
     private let thread = Mutex<PosixThread?>(nil)
     /// `pthread_self()` of the loop's thread, 0 before it runs.
     private let loopThread = Atomic<UInt>(0)
-
-    /// A beat every `interval` on the loop's thread.
-    struct Heartbeat: Sendable {
-        var interval: Duration
-        var beat: @Sendable () -> Void
-    }
 
     private struct State: ~Copyable {
         var connections: [UInt64: JobServerConnection] = [:]
@@ -42,11 +36,11 @@ final class JobServer: Sendable {
         var deferred: [JobServerConnection] = []
         /// The loop waits in `epoll_wait` (decided under the lock, with `deferred` empty).
         var isSleeping = false
-        var isAccepting = true
         /// The listening socket is open (closed by the goodbye, or at release).
         var isListening = true
         var goodbyeRequested = false
-        /// Set by `close()`: the loop ends once no connection is left, or at this instant.
+        /// Set by `close()`: no more connections are taken, and the loop ends once none is
+        /// left, or at this instant.
         var closingDeadline: UInt64?
         /// Resumed by the loop as it ends.
         var stopped: CheckedContinuation<Void, Never>?
@@ -67,7 +61,7 @@ final class JobServer: Sendable {
         "\(runtimeDirectory)/worker-\(worker).sock"
     }
 
-    private init(path: String, scheduler: JobScheduler, logger: Logger, listener: Posix.FD, heartbeat: Heartbeat?) throws {
+    private init(path: String, scheduler: JobScheduler, logger: Logger, listener: Posix.FD, heartbeat: WorkerHeartbeat?) throws {
         self.path = path
         self.scheduler = scheduler
         self.logger = logger
@@ -82,8 +76,9 @@ final class JobServer: Sendable {
         }
     }
 
-    /// Listens on `path` (mode 0600, a stale socket file replaced) and starts the loop's thread.
-    static func start(path: String, scheduler: JobScheduler, logger: Logger, heartbeat: Heartbeat? = nil) throws -> JobServer {
+    /// Listens on `path` (mode 0600, a stale socket file replaced) and starts the loop's thread,
+    /// which beats `heartbeat` too.
+    static func start(path: String, scheduler: JobScheduler, logger: Logger, heartbeat: WorkerHeartbeat? = nil) throws -> JobServer {
         let listener = try Posix.listenUnix(path: path, backlog: 256)
         let server: JobServer
         do {
@@ -118,7 +113,6 @@ final class JobServer: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let running = state.withLock { state -> Bool in
                 guard !state.hasStopped else { return false }
-                state.isAccepting = false
                 state.goodbyeRequested = true
                 state.closingDeadline = Posix.monotonicNanoseconds() + UInt64(Self.closingGrace.nanoseconds)
                 state.stopped = continuation
@@ -163,10 +157,6 @@ final class JobServer: Sendable {
         try? epoll.modify(connection.fd, Self.readInterest.union(.writable), token: connection.id)
     }
 
-    func answersWritten(connection: UInt64, jobIDs: [UInt64]) {
-        scheduler.answersWritten(connection: connection, jobIDs: jobIDs)
-    }
-
     // MARK: - The loop
 
     private func loop() {
@@ -178,18 +168,17 @@ final class JobServer: Sendable {
         while true {
             if let heartbeat, let due = nextBeat, Posix.monotonicNanoseconds() >= due {
                 heartbeat.beat()
-                nextBeat = Posix.monotonicNanoseconds() + UInt64(max(heartbeat.interval.nanoseconds, 1_000_000))
+                nextBeat = Posix.monotonicNanoseconds() + heartbeat.nanoseconds
             }
             // Asleep only with nothing handed over: a frame handed before this lock is sent by
             // the flush below, one queued after it is sent by its own thread.
-            let maySleep = state.withLock { state -> Bool in
-                guard state.deferred.isEmpty else { return false }
+            let (maySleep, closing) = state.withLock { state -> (Bool, UInt64?) in
+                guard state.deferred.isEmpty else { return (false, nil) }
                 state.isSleeping = true
-                return true
+                return (true, state.closingDeadline)
             }
             do {
                 if maySleep {
-                    let closing = state.withLock { $0.closingDeadline }
                     let until = [nextBeat, closing].compactMap { $0 }.min()
                     try epoll.wait(into: &events, until: until)
                     state.withLock { $0.isSleeping = false }
@@ -236,9 +225,9 @@ final class JobServer: Sendable {
     /// Acts on what `close()` asked.
     private func handleRequests() {
         let (stopAccepting, goodbye) = state.withLock { state -> (Bool, [JobServerConnection]) in
-            guard state.goodbyeRequested else { return (!state.isAccepting, []) }
+            guard state.goodbyeRequested else { return (state.closingDeadline != nil, []) }
             state.goodbyeRequested = false
-            return (!state.isAccepting, Array(state.connections.values))
+            return (true, Array(state.connections.values))
         }
         if stopAccepting { closeListener() }
         for connection in goodbye { connection.sayClosing() }

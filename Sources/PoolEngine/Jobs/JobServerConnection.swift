@@ -40,7 +40,7 @@ final class JobServerConnection: Sendable {
         var isReleased = false
     }
 
-    private enum Next { case nothing, fail, hand, write }
+    private enum Next { case nothing, fail, hand }
 
     /// The scheduler's number for the connection; also its epoll token.
     let id: UInt64
@@ -81,7 +81,7 @@ final class JobServerConnection: Sendable {
         switch next {
         case .fail: launch(false)
         case .hand: _ = server.takeDeferred(self, fromLoop: true)
-        case .nothing, .write: break
+        case .nothing: break
         }
     }
 
@@ -95,7 +95,7 @@ final class JobServerConnection: Sendable {
             return .hand
         }
         switch next {
-        case .nothing, .write: break
+        case .nothing: break
         case .fail: if let mark { fire([mark], written: false) }
         case .hand:
             // The server's thread takes it when it is awake; asleep, it would need waking, and
@@ -117,20 +117,17 @@ final class JobServerConnection: Sendable {
 
     /// The server's thread, at the end of a batch: sends what was queued for it.
     func flushDeferred() {
-        let starts = output.withLock { output -> [(jobID: UInt64, launch: @Sendable (Bool) -> Void)] in
+        // The batch's starts go ahead of answers queued in it: those are for jobs started before.
+        let refused = output.withLock { output -> [@Sendable (Bool) -> Void] in
             defer { output.starts = [] }
-            return output.starts
+            guard !output.starts.isEmpty else { return [] }
+            let launches = output.starts.map(\.launch)
+            guard !output.isClosed && !output.isShut else { return launches }
+            JobFrame.started(output.starts.map(\.jobID)).write(to: &output.pending)
+            output.marks.append((output.pending.readableBytes, .started(launches)))
+            return []
         }
-        if !starts.isEmpty {
-            let launches = starts.map(\.launch)
-            let queued = output.withLock { output -> Bool in
-                guard !output.isClosed && !output.isShut else { return false }
-                JobFrame.started(starts.map(\.jobID)).write(to: &output.pending)
-                output.marks.append((output.pending.readableBytes, .started(launches)))
-                return true
-            }
-            if !queued { launches.forEach { $0(false) } }
-        }
+        refused.forEach { $0(false) }
         writeNowInstead()
     }
 
@@ -260,6 +257,6 @@ final class JobServerConnection: Sendable {
             case .started(let launches): launches.forEach { $0(written) }
             }
         }
-        if !answered.isEmpty { server.answersWritten(connection: id, jobIDs: answered) }
+        if !answered.isEmpty { server.scheduler.answersWritten(connection: id, jobIDs: answered) }
     }
 }

@@ -1,7 +1,7 @@
 // Reading a frame back: what ``FlightFrame/encoded()`` wrote, every field checked for truncation.
 extension FlightFrame {
     /// Reads a frame written by ``encoded()``, taken at `takenAt`, of pool `name`.
-    static func decode(_ bytes: ArraySlice<UInt8>, takenAt base: Double, name: String) throws(ByteReader.Truncated) -> FlightFrame {
+    static func decode(_ bytes: ArraySlice<UInt8>, takenAt base: Double, name: String) throws(ByteReader.Malformed) -> FlightFrame {
         var input = ByteReader(bytes)
         let (events, dropped) = try decodeEvents(&input, base: base)
         let state = PoolRunState(rawValue: try input.unsigned("pool state")) ?? .running
@@ -88,12 +88,12 @@ extension FlightFrame {
 
     /// Only a frame's events, and how many were left out: what the events pane needs of the
     /// frames before the one shown.
-    static func decodeEvents(_ bytes: ArraySlice<UInt8>, takenAt base: Double) throws(ByteReader.Truncated) -> [PoolEventRecord] {
+    static func decodeEvents(_ bytes: ArraySlice<UInt8>, takenAt base: Double) throws(ByteReader.Malformed) -> [PoolEventRecord] {
         var input = ByteReader(bytes)
         return try decodeEvents(&input, base: base).events
     }
 
-    private static func decodeEvents(_ input: inout ByteReader, base: Double) throws(ByteReader.Truncated) -> (events: [PoolEventRecord], dropped: Int) {
+    private static func decodeEvents(_ input: inout ByteReader, base: Double) throws(ByteReader.Malformed) -> (events: [PoolEventRecord], dropped: Int) {
         let dropped = try input.int("dropped events")
         let eventCount = try input.int("event count")
         var events: [PoolEventRecord] = []
@@ -103,11 +103,11 @@ extension FlightFrame {
         return (events, dropped)
     }
 
-    private static func time(_ input: inout ByteReader, base: Double, _ field: String) throws(ByteReader.Truncated) -> Double? {
+    private static func time(_ input: inout ByteReader, base: Double, _ field: String) throws(ByteReader.Malformed) -> Double? {
         try input.optionalSigned(field).map { base - Double($0) / 1e6 }
     }
 
-    private static func histogram(_ input: inout ByteReader, _ field: String) throws(ByteReader.Truncated) -> LatencyHistogram {
+    private static func histogram(_ input: inout ByteReader, _ field: String) throws(ByteReader.Malformed) -> LatencyHistogram {
         var histogram = LatencyHistogram()
         histogram.count = try input.unsigned("\(field) count")
         guard histogram.count > 0 else { return histogram }
@@ -123,14 +123,14 @@ extension FlightFrame {
 
     /// An event; nil for a kind this build does not know (a newer recorder's), which is skipped
     /// only if it is the last: its length is not recorded, so the rest of the frame is dropped.
-    private static func event(_ input: inout ByteReader, base: Double) throws(ByteReader.Truncated) -> PoolEventRecord? {
+    private static func event(_ input: inout ByteReader, base: Double) throws(ByteReader.Malformed) -> PoolEventRecord? {
         let at = base - Double(try input.signed("event time")) / 1e6
         let kind = try input.byte("event kind")
-        func worker() throws(ByteReader.Truncated) -> (WorkerID, String) {
+        func worker() throws(ByteReader.Malformed) -> (WorkerID, String) {
             (WorkerID(try input.int("event worker")), try input.string("event group"))
         }
-        func pid() throws(ByteReader.Truncated) -> Int32 { Int32(truncatingIfNeeded: try input.signed("event pid")) }
-        func seconds(_ field: String) throws(ByteReader.Truncated) -> Duration {
+        func pid() throws(ByteReader.Malformed) -> Int32 { Int32(truncatingIfNeeded: try input.signed("event pid")) }
+        func seconds(_ field: String) throws(ByteReader.Malformed) -> Duration {
             .microseconds(try input.signed(field))
         }
         let event: PoolEvent
@@ -214,7 +214,7 @@ extension FlightFrame {
             }
             event = .workerLog(id, group: group, record: LogRecord(level: level, message: message, metadata: metadata, timestamp: timestamp))
         default:
-            throw ByteReader.Truncated(field: "an event of unknown kind \(kind)")
+            throw ByteReader.Malformed(field: "an event of unknown kind \(kind)")
         }
         return PoolEventRecord(at: at, event: event)
     }

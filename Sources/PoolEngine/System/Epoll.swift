@@ -49,15 +49,17 @@ struct Epoll: Sendable {
     /// Waits for events, at most `timeoutMilliseconds` (-1: no limit); an interrupted wait
     /// returns none.
     func wait(into events: inout [Event], timeoutMilliseconds: Int32) throws {
-        var raw = [pt_epoll_event](repeating: pt_epoll_event(), count: 64)
-        let count = raw.withUnsafeMutableBufferPointer { pt_epoll_wait(fd, $0.baseAddress, 64, timeoutMilliseconds) }
         events.removeAll(keepingCapacity: true)
-        if count < 0 {
-            let error = errno
-            if error == EINTR { return }
-            throw SystemCallError(call: "epoll_wait", errno: error, context: "fd \(fd)")
+        // On the stack: every loop (the watcher's, the job server's, the job client's) waits
+        // here once per turn, and a heap buffer per turn showed in nothing but cost.
+        let error = withUnsafeTemporaryAllocation(of: pt_epoll_event.self, capacity: 64) { raw -> Int32? in
+            let count = pt_epoll_wait(fd, raw.baseAddress, 64, timeoutMilliseconds)
+            if count < 0 { return errno }
+            for entry in raw[0..<Int(count)] { events.append(Event(events: Events(rawValue: entry.events), token: entry.data)) }
+            return nil
         }
-        for entry in raw[0..<Int(count)] { events.append(Event(events: Events(rawValue: entry.events), token: entry.data)) }
+        guard let error, error != EINTR else { return }
+        throw SystemCallError(call: "epoll_wait", errno: error, context: "fd \(fd)")
     }
 
     /// Waits for events until `deadline` (monotonic nanoseconds; nil: no limit).

@@ -78,13 +78,11 @@ public enum WorkerProcess {
         let reader = bootstrap.sharedMemoryName.flatMap { try? SharedSegment.open(name: $0, writable: false) }.map(PoolStateReader.init(segment:))
         // The process's one NIO event loop group, started on first use (HTTP, the user's own).
         let eventLoops = EventLoopGroupHolder()
-        // The hang watchdog's heartbeat beats on the thread whose stall is a hang: a job
-        // worker's job-server thread (handlers that start inline run there), any other
-        // worker's event loop. At least once a second: a hang is found at most a second late.
-        let heartbeat: JobServer.Heartbeat? = group.hangTimeout.flatMap { timeout in
-            recorder.map { recorder in JobServer.Heartbeat(interval: min(.seconds(1), timeout / 4)) { recorder.beat() } }
+        let heartbeat = group.hangTimeout.flatMap { timeout in
+            recorder.map { recorder in WorkerHeartbeat(hangTimeout: timeout) { recorder.beat() } }
         }
         if let heartbeat {
+            // A job worker's job server beats it; any other worker's event loop.
             if group.jobExecutor == nil { startHeartbeat(heartbeat, on: eventLoops) }
             // Under Yama's ptrace_scope 1, the watcher's backtrace tool may attach to a hang.
             _ = pt_allow_tracer(bootstrap.watcherPID)
@@ -200,10 +198,9 @@ public enum WorkerProcess {
     /// The heartbeat of a worker that runs no jobs: a repeated task on the event loop's own
     /// thread, so that a worker whose loop is stuck (a blocking call, a deadlock, an endless
     /// loop on it) stops beating.
-    private static func startHeartbeat(_ heartbeat: JobServer.Heartbeat, on eventLoops: EventLoopGroupHolder) {
+    private static func startHeartbeat(_ heartbeat: WorkerHeartbeat, on eventLoops: EventLoopGroupHolder) {
         let loop = eventLoops.group.next()
-        let nanoseconds = max(heartbeat.interval.nanoseconds, 1_000_000)
-        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanoseconds)) { _ in heartbeat.beat() }
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Int64(heartbeat.nanoseconds))) { _ in heartbeat.beat() }
     }
 
     /// Before the bootstrap there is nobody to report to but stderr.

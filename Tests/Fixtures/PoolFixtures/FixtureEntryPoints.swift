@@ -220,8 +220,6 @@ struct ActivityWriter: WorkerEntryPoint {
     }
 }
 
-/// Sends the job in JOB_PAYLOAD to the group in JOB_GROUP, writes the outcome to `job-result`,
-/// then sends JOB_THEN if set (e.g. `terminate`, to end the job worker) and returns.
 /// Sends `echo triggered` to group `jobs` each time the test creates the file `trigger` (which
 /// it removes), and writes each result to `trigger-result`: jobs between workers that the
 /// watcher takes no part in.
@@ -236,16 +234,23 @@ struct TriggerSender: WorkerEntryPoint {
                 try? await Task.sleep(for: .milliseconds(20))
                 continue
             }
-            do {
-                let result = try await worker.jobs.submit("echo triggered", to: .name("jobs"), timeout: .seconds(10))
-                appendLine("trigger-result", result.text)
-            } catch {
-                appendLine("trigger-result", "error \(error.code.rawValue): \(error.message)")
-            }
+            await submitRecording(worker, "echo triggered", to: .name("jobs"), file: "trigger-result")
         }
     }
 }
 
+/// Submits `payload` to `group` and appends its result, or its error's code and message, to `file`.
+private func submitRecording(_ worker: Worker, _ payload: String, to group: GroupReference, file: String) async {
+    do {
+        let result = try await worker.jobs.submit(payload, to: group, timeout: .seconds(10))
+        appendLine(file, result.text)
+    } catch {
+        appendLine(file, "error \(error.code.rawValue): \(error.message)")
+    }
+}
+
+/// Sends the job in JOB_PAYLOAD to the group in JOB_GROUP, writes the outcome to `job-result`,
+/// then sends JOB_THEN if set (e.g. `terminate`, to end the job worker) and returns.
 struct JobSender: WorkerEntryPoint {
     var worker: Worker?
     mutating func initialize(worker: Worker) async throws { self.worker = worker }
@@ -253,12 +258,7 @@ struct JobSender: WorkerEntryPoint {
         guard let worker else { return }
         let environment = { (name: String) in getenv(name).map { String(cString: $0) } }
         let group = GroupReference.name(environment("JOB_GROUP") ?? "jobs")
-        do {
-            let result = try await worker.jobs.submit(environment("JOB_PAYLOAD") ?? "echo hi", to: group, timeout: .seconds(10))
-            appendLine("job-result", result.text)
-        } catch {
-            appendLine("job-result", "error \(error.code.rawValue): \(error.message)")
-        }
+        await submitRecording(worker, environment("JOB_PAYLOAD") ?? "echo hi", to: group, file: "job-result")
         if let then = environment("JOB_THEN") { _ = try? await worker.jobs.submit(then, to: group, timeout: .seconds(10)) }
     }
 }
