@@ -66,8 +66,8 @@ soak:
 	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
 	.build/release/PoolBench soak
 
-## make fuzz (about 45 min): libFuzzer on the control request parser, job frames, the configuration loader and
-## shared-memory reading, FUZZ_RUNS inputs each (default 1,000,000); docs/reliability.md, "Fuzzing".
+## make fuzz (about 50 min): libFuzzer on the control request parser, job frames, the configuration loader,
+## shared-memory reading, control frames and the demo reactor's HTTP request reader, FUZZ_RUNS inputs each (default 1,000,000); docs/reliability.md, "Fuzzing".
 ## POOLTOP_FUZZ=1 adds the fuzzer binary to the package; the toolchain's lld links it.
 FUZZ_FLAGS = -c release --scratch-path .build-fuzz --sanitize=address -Xswiftc -sanitize=fuzzer \
 	-Xcc -fsanitize=fuzzer-no-link -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld

@@ -113,7 +113,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "PoolBench",
-            dependencies: ["PoolEngine", "PoolDemo", "PoolConsole", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PoolEngine", "PoolDemo", "PoolConsole", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "bench/PoolBench",
             swiftSettings: strictSettings
         ),

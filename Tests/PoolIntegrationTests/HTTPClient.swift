@@ -83,6 +83,54 @@ enum HTTPClient {
         }
     }
 
+    /// Sends `request` in one write on a connection of its own and returns every byte the
+    /// server sent until it closed the connection (nil: no connection, or no close within 10 s).
+    static func exchange(port: Int, _ request: [UInt8]) -> [UInt8]? {
+        guard let fd = SocketClient.connectTCP(port: port) else { return nil }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return nil }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 { return received }
+            // A reset after the answers (the server closed with our unread bytes) still ends the exchange.
+            if n < 0 { return errno == ECONNRESET ? received : nil }
+            received += buffer[0..<n]
+        }
+    }
+
+    /// A response read raw: its status, its headers (names lowercased), its body.
+    struct RawResponse: Sendable {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// Splits what ``exchange(port:_:)`` returned into responses; `bodyless` are the indexes of
+    /// the answers to HEAD requests (a content-length, no body). Nil if the bytes do not split.
+    static func responses(_ bytes: [UInt8], bodyless: Set<Int> = []) -> [RawResponse]? {
+        var rest = bytes[...]
+        var responses: [RawResponse] = []
+        while !rest.isEmpty {
+            guard let end = rest.firstRange(of: Array("\r\n\r\n".utf8)) else { return nil }
+            let lines = String(decoding: rest[..<end.lowerBound], as: UTF8.self).split(separator: "\r\n")
+            guard let statusLine = lines.first, statusLine.hasPrefix("HTTP/1.1 "), let status = Int(statusLine.split(separator: " ")[1]) else { return nil }
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { return nil }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = bodyless.contains(responses.count) ? 0 : Int(headers["content-length"] ?? "") ?? 0
+            guard rest.count >= end.upperBound - rest.startIndex + length else { return nil }
+            responses.append(RawResponse(status: status, headers: headers, body: String(decoding: rest[end.upperBound..<end.upperBound + length], as: UTF8.self)))
+            rest = rest[(end.upperBound + length)...]
+        }
+        return responses
+    }
+
     fileprivate static func readReply(_ fd: Int32, _ pending: inout [UInt8]) -> Reply? {
         let separator = Array("\r\n\r\n".utf8)
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -75,6 +75,67 @@ struct HTTPHelloTests {
         }
     }
 
+    @Test("pipelined requests in one write are answered in order, a job's answer among them; HEAD, HTTP/1.0 keep-alive and a body to skip are read right")
+    func pipelining() async throws {
+        try await withHTTPPool("httppipe") { fixture, port, events in
+            let requests = [
+                "GET /pid HTTP/1.1\r\nHost: t\r\n\r\n",
+                // A job that takes a while: the requests behind it must wait for its answer.
+                "GET /job?cmd=sleep+150 HTTP/1.1\r\nHost: t\r\n\r\n",
+                "POST /pid HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nGET / HTTP/",
+                "HEAD / HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /pid HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                "GET /job?cmd=echo+last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            ]
+            let sent = Array(requests.joined().utf8)
+            let raw = try #require(try await TestSupport.blocking { HTTPClient.exchange(port: port, sent) }, "the server answered and closed")
+            let responses = try #require(HTTPClient.responses(raw, bodyless: [3]), "\(String(decoding: raw, as: UTF8.self))")
+            #expect(responses.map(\.status) == [200, 200, 405, 200, 200, 200], "\(responses)")
+            guard responses.count == 6 else { return }
+            let pid = try #require(Int32(responses[0].body.dropLast()))
+            #expect(events.readyPIDs.contains { $0.1 == pid }, "/pid is a reactor's pid")
+            #expect(responses[1].body.hasPrefix("slept 150 ms on worker 1"), "\(responses[1])")
+            // The body "GET / HTTP/" was skipped, not read as a request.
+            #expect(responses[2].headers["allow"] == "GET, HEAD" && responses[2].body.contains("POST is not served"), "\(responses[2])")
+            let greeting = "Hello, World! From worker id \(responses[0].headers["x-worker"] ?? "?") and group id 2\n"
+            #expect(responses[3].headers["content-length"] == "\(greeting.utf8.count)" && responses[3].body.isEmpty, "\(responses[3])")
+            #expect(responses[4].headers["connection"] == "keep-alive" && responses[4].body == "\(pid)\n", "\(responses[4])")
+            #expect(responses[5].body == "last\n" && responses[5].headers["connection"] == "close", "\(responses[5])")
+            #expect(Set(responses.map { $0.headers["x-worker"] }).count == 1, "one connection, one worker")
+            #expect(responses.allSatisfy { $0.headers["date"]?.hasSuffix(" GMT") == true }, "every answer is dated")
+            _ = fixture
+        }
+    }
+
+    @Test("a request the reactor cannot read is answered with the status that names what is wrong, then the connection closes")
+    func badRequests() async throws {
+        try await withHTTPPool("httpbad") { fixture, port, events in
+            let cases: [(String, Int, String)] = [
+                ("GET / HTTP/1.1\r\n\r\n", 400, "needs a host"),
+                ("GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, "HTTP/2.0 is not served here"),
+                ("HELLO\r\n\r\n", 400, "the request line has no spaces"),
+                ("GET / HTTP/1.1\r\nHost: t\r\nX-Bad : 1\r\n\r\n", 400, "header field 2's name"),
+                ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501, "transfer-encoding"),
+                ("GET / HTTP/1.1\r\nHost: t\r\nX-Long: " + String(repeating: "a", count: 9000), 431, "longer than 8192 bytes"),
+                // A good request first: answered, then the bad one after it on the same connection.
+                ("GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400, "content-length is not a number"),
+                ("GET / HTTP/1.0\r\n\r\n", 200, "Hello, World!"),
+            ]
+            for (request, status, expected) in cases {
+                let sent = Array(request.utf8)
+                let raw = try #require(try await TestSupport.blocking { HTTPClient.exchange(port: port, sent) }, "answered and closed: \(request.debugDescription)")
+                let responses = try #require(HTTPClient.responses(raw), "\(String(decoding: raw, as: UTF8.self))")
+                let last = try #require(responses.last)
+                #expect(last.status == status && last.body.contains(expected), "\(request.debugDescription): \(responses)")
+                #expect(last.headers["connection"] == "close", "\(request.debugDescription): \(last)")
+            }
+            // The reactors live on: a bad request ends its connection, not the worker.
+            #expect(events.exits.isEmpty, "\(events.exits)")
+            #expect(try await HTTPClient.fetch(port: port, "/")?.status == 200)
+            _ = fixture
+        }
+    }
+
     @Test("a reactor killed while serving a request names it in its post-mortem, with how long it had run")
     func requestInPostMortem() async throws {
         try await withHTTPPool("httpwhy") { fixture, port, events in

@@ -19,21 +19,14 @@ enum HTTPBenchmarks {
             return
         }
         for workers in [1, 2] {
-            var ours: [Load] = []
-            var theirs: [Load] = []
-            for _ in 0..<rounds {
-                if let load = await pooltopLoad(workers: workers, seconds: seconds) { ours.append(load) }
-                if let load = nginxLoad(nginx, workers: workers, seconds: seconds) { theirs.append(load) }
-            }
-            guard !ours.isEmpty, !theirs.isEmpty else {
-                print("# http_\(workers)_workers: no figure (a load run failed)")
-                continue
-            }
+            guard let (ours, theirs) = await alternate(rounds: rounds, name: "http_hello_\(workers)_workers", {
+                await pooltopLoad(workers: workers, seconds: seconds)
+            }, against: { nginxLoad(nginx, workers: workers, seconds: seconds) }) else { continue }
             let ratio = Figure.percentile(ours.map(\.requestsPerSecond), 0.5) / Figure.percentile(theirs.map(\.requestsPerSecond), 0.5)
             Figure(
                 name: "http_hello_\(workers)_workers", unit: "req/s", samples: ours.map(\.requestsPerSecond),
                 floor: theirs.map(\.requestsPerSecond),
-                note: "wrk -t2 -c32 -d\(seconds)s on the demo http-hello reactor (SwiftNIO, release); floor: nginx, \(workers) worker(s), same body, alternating; ratio = ours/nginx (higher is better)\(workers == 2 ? String(format: "; target ratio 0.8, met: %@", ratio >= 0.8 ? "yes" : "no") : ""); socket errors \(ours.map(\.errors).reduce(0, +))"
+                note: "wrk -t2 -c32 -d\(seconds)s on the demo http-hello reactor (its own HTTP/1.1 reader on SwiftNIO, release); floor: nginx, \(workers) worker(s), same body, alternating; ratio = ours/nginx (higher is better)\(workers == 2 ? String(format: "; target ratio 0.8, met: %@", ratio >= 0.8 ? "yes" : "no") : ""); socket errors \(ours.map(\.errors).reduce(0, +))"
             ).print()
             Figure(
                 name: "http_hello_\(workers)_workers_p50", samples: ours.map(\.p50Milliseconds), floor: theirs.map(\.p50Milliseconds),
@@ -44,16 +37,73 @@ enum HTTPBenchmarks {
         }
     }
 
+    /// A user's own NIO server (``UserNIOServer``: NIO's HTTP codec) as `workers` pooltop
+    /// reactors, against the same code alone in one process with `workers` event loop threads,
+    /// alternating: what the pool adds on the request path (it should add nothing).
+    static func userServer(rounds: Int, seconds: Int) async {
+        guard commandExists("wrk") else {
+            print("# http_user_nio: skipped, wrk is needed (scripts/ensure-deps bench installs it)")
+            return
+        }
+        for workers in [1, 2] {
+            guard let (ours, alone) = await alternate(rounds: rounds, name: "http_user_nio_\(workers)_workers", {
+                await pooltopLoad(workers: workers, seconds: seconds, entryPoint: "user-nio-hello")
+            }, against: { aloneLoad(threads: workers, seconds: seconds) }) else { continue }
+            Figure(
+                name: "http_user_nio_\(workers)_workers", unit: "req/s", samples: ours.map(\.requestsPerSecond),
+                floor: alone.map(\.requestsPerSecond),
+                note: "wrk -t2 -c32 -d\(seconds)s on a user's SwiftNIO HTTP/1.1 server (NIO's HTTP codec) as \(workers) pooltop reactor(s); floor: the same code alone, one process with \(workers) event loop thread(s), alternating; ratio = under pooltop/alone (1 = the pool adds nothing); socket errors \(ours.map(\.errors).reduce(0, +))"
+            ).print()
+            Figure(
+                name: "http_user_nio_\(workers)_workers_p99", samples: ours.map(\.p99Milliseconds), floor: alone.map(\.p99Milliseconds),
+                note: "wrk latency, median of the rounds; floor: the same server alone").print()
+        }
+    }
+
+    /// `rounds` load runs of ours and of the floor, alternating (the machine's load drifts);
+    /// nil, said on a comment line, when either never gave a figure.
+    static func alternate(
+        rounds: Int, name: String, _ ours: () async -> Load?, against floor: () async -> Load?
+    ) async -> ([Load], [Load])? {
+        var mine: [Load] = []
+        var theirs: [Load] = []
+        for _ in 0..<rounds {
+            if let load = await ours() { mine.append(load) }
+            if let load = await floor() { theirs.append(load) }
+        }
+        guard !mine.isEmpty, !theirs.isEmpty else {
+            print("# \(name): no figure (a load run failed)")
+            return nil
+        }
+        return (mine, theirs)
+    }
+
+    /// One load run against ``UserNIOServer`` alone (`PoolBench nio-alone`), killed after it.
+    static func aloneLoad(threads: Int, seconds: Int) -> Load? {
+        let port = freePort()
+        let (pid, channel) = spawnSelf(arguments: ["nio-alone", "\(port)", "\(threads)"], environment: [])
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            close(channel)
+        }
+        // Its byte on fd 3 says it listens.
+        var byte: UInt8 = 0
+        guard pid > 0, read(channel, &byte, 1) == 1 else { return nil }
+        return wrk(port: port, seconds: seconds)
+    }
+
     /// One load run against a fresh in-process pool of `workers` demo HTTP reactors.
-    static func pooltopLoad(workers: Int, seconds: Int) async -> Load? {
+    static func pooltopLoad(workers: Int, seconds: Int, entryPoint: String = "http-hello") async -> Load? {
         let port = freePort()
         let pool = WorkerPool(
-            name: "bench-http-\(getpid())", entryPoints: DemoPool.entryPoints,
+            name: "bench-http-\(getpid())", entryPoints: benchEntryPoints,
             configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false), logger: quietLogger)
         guard let listener = try? Listener("127.0.0.1:\(port)") else { return nil }
         // Safe: the group is valid by construction and describeGroup only fails after run().
         try! pool.describeGroup(
-            WorkerGroup(entryPoint: "http-hello", kind: .reactor, minWorkers: workers, name: "http", listeners: [listener]))
+            WorkerGroup(entryPoint: entryPoint, kind: .reactor, minWorkers: workers, name: "http", listeners: [listener]))
         let task = Task { try await pool.run() }
         await pool.awaitStart()
         let load = wrk(port: port, seconds: seconds)

@@ -23,7 +23,7 @@ if getenv("POOLBENCH_FLOOR") != nil {
 // As pooltop's `main.swift` does: the watcher processes the figures measure are pooltop's
 // (decision 0015). The floor of the idle figure turns it off (`POOLTOP_TASK_THREADS=off`).
 TaskThreads.install()
-await WorkerProcess.runIfWorker(entryPoints: DemoPool.entryPoints)
+await WorkerProcess.runIfWorker(entryPoints: benchEntryPoints)
 
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardError(label: label)
@@ -44,6 +44,12 @@ if arguments.first == "idle-floor" {
     // Until killed or until fd 3 closes, blocking this thread, not a task's.
     _ = read(3, &byte, 1)
     exit(0)
+}
+// A user's own NIO server alone (docs/reactors.md), for the figure that compares it with the
+// same server as pooltop reactors.
+if arguments.first == "nio-alone" {
+    let numbers = arguments.dropFirst().compactMap { Int($0) }
+    UserNIOServer.runAlone(port: numbers.first ?? 8080, threads: numbers.dropFirst().first ?? 1)
 }
 if arguments.first == "watch" {
     let numbers = arguments.dropFirst().compactMap { Int($0) }
@@ -94,7 +100,10 @@ if selected("snapshot") { Benchmarks.snapshotRead(slots: 1000, reads: 1000) }
 if selected("shared") { Benchmarks.sharedStateCost(workers: 64, seconds: 10) }
 if selected("status") { Benchmarks.statusRoundTrip(requests: 200) }
 if selected("job") { await JobBenchmarks.run(roundTrips: 2000, pipelined: 51_200) }
-if selected("http") { await HTTPBenchmarks.run(rounds: 2, seconds: 5) }
+if selected("http") {
+    await HTTPBenchmarks.run(rounds: 2, seconds: 5)
+    await HTTPBenchmarks.userServer(rounds: 2, seconds: 5)
+}
 if selected("gunicorn") { await GunicornBenchmarks.run(rounds: 2, seconds: 5) }
 if selected("metrics") { await MetricsBenchmarks.run(workers: 256, scrapes: 20) }
 if selected("console") { await ConsoleBenchmarks.run(frames: 500, cpuSeconds: 30) }

@@ -4,7 +4,7 @@ import PoolConsole
 import PoolDemo
 import PoolEngine
 
-/// The five inputs `make fuzz` throws random bytes at (docs/reliability.md, "Fuzzing").
+/// The six inputs `make fuzz` throws random bytes at (docs/reliability.md, "Fuzzing").
 ///
 /// Each harness feeds bytes to the code that reads them in production and checks what that
 /// code promises: never a trap, a hang or a leak, and an error where the input is bad. A broken
@@ -22,6 +22,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     /// A control channel's bytes: framed, and each payload read as a worker reads the
     /// watcher's messages and as the watcher reads a worker's.
     case controlFrame = "control-frame"
+    /// An HTTP connection's bytes: request heads read as the demo reactor reads them, whole and cut in two.
+    case httpRequest = "http-request"
 
     /// Runs one input through the harness.
     public func run(_ bytes: [UInt8]) throws(FuzzFinding) {
@@ -31,7 +33,74 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .config: try Self.config(bytes)
         case .sharedMemory: try Self.sharedMemory(bytes)
         case .controlFrame: try Self.controlFrames(bytes)
+        case .httpRequest: try Self.httpRequests(bytes)
         }
+    }
+
+    // MARK: - HTTP requests
+
+    /// The statuses a head may be refused with: each says what the client must change.
+    private static let refusals: Set<HTTPStatus> = [.badRequest, .requestHeaderFieldsTooLarge, .contentTooLarge, .notImplemented, .httpVersionNotSupported]
+
+    private static func httpRequests(_ bytes: [UInt8]) throws(FuzzFinding) {
+        let whole = readRequests(bytes, cut: nil)
+        // The same bytes arriving in two reads (the first byte picks where they are cut) must
+        // give the same requests: the reader resumes its search where the first read stopped.
+        if let first = bytes.first, bytes.count > 1 {
+            let cut = Int(first) % bytes.count
+            let split = readRequests(bytes, cut: cut)
+            guard split == whole else { throw FuzzFinding("read whole: \(whole); cut at \(cut): \(split)") }
+        }
+        for head in whole.heads {
+            guard !head.target.isEmpty, head.target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw FuzzFinding("a target with invisible characters was accepted: \(head.target.debugDescription)")
+            }
+            guard head.bodyLength <= HTTPRequestParser.maximumBodyLength, head.minorVersion == 0 || head.minorVersion == 1 else {
+                throw FuzzFinding("a head beyond the limits was accepted: \(head)")
+            }
+        }
+        if let error = whole.error {
+            guard refusals.contains(error.status), !error.message.isEmpty, !error.message.contains("\n") else {
+                throw FuzzFinding("a refusal that does not say what is wrong: \(error)")
+            }
+        }
+    }
+
+    private struct ReadRequests: Equatable {
+        var heads: [HTTPRequestHead] = []
+        var error: HTTPRequestError?
+    }
+
+    /// Reads heads one after another as the reactor does (each body skipped), the bytes given
+    /// whole or, with `cut`, first up to it and then all of them, searching on from where the
+    /// first search stopped.
+    private static func readRequests(_ bytes: [UInt8], cut: Int?) -> ReadRequests {
+        var read = ReadRequests()
+        var offset = 0
+        var resumeAt = 0
+        var available = cut ?? bytes.count
+        while offset < available {
+            let result = bytes[offset..<available].withUnsafeBytes { part in
+                Result { () throws(HTTPRequestError) in
+                    (try HTTPRequestParser.firstHead(in: part, searchingFrom: resumeAt), HTTPRequestParser.resumeSearch(after: part))
+                }
+            }
+            switch result {
+            case .failure(let error):
+                read.error = error
+                return read
+            case .success((nil, let resume)):
+                guard available < bytes.count else { return read }
+                resumeAt = resume
+                available = bytes.count
+            case .success((let (head, length)?, _)):
+                read.heads.append(head)
+                offset += length + head.bodyLength
+                resumeAt = 0
+                if offset >= available && available < bytes.count { available = bytes.count }
+            }
+        }
+        return read
     }
 
     // MARK: - Control frames
