@@ -79,7 +79,9 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         var offset = 0
         var resumeAt = 0
         var available = cut ?? bytes.count
-        while offset < available {
+        while offset < bytes.count {
+            // Everything of the first read is used (or it was empty): the second arrives.
+            if offset >= available { available = bytes.count }
             let result = bytes[offset..<available].withUnsafeBytes { part in
                 Result { () throws(HTTPRequestError) in
                     (try HTTPRequestParser.firstHead(in: part, searchingFrom: resumeAt), HTTPRequestParser.resumeSearch(after: part))
@@ -97,7 +99,6 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
                 read.heads.append(head)
                 offset += length + head.bodyLength
                 resumeAt = 0
-                if offset >= available && available < bytes.count { available = bytes.count }
             }
         }
         return read
