@@ -11,7 +11,7 @@ struct FrameDecoderTests {
     @Test("the header is magic, version, kind and a little-endian length")
     func headerLayout() {
         let bytes = frame(kind: 7, [0xAA, 0xBB])
-        #expect(bytes == [0x50, 0x54, 2, 7, 2, 0, 0, 0, 0xAA, 0xBB])
+        #expect(bytes == [0x50, 0x54, ControlFrame.version, 7, 2, 0, 0, 0, 0xAA, 0xBB])
     }
 
     @Test("frames fed one byte at a time come out whole, in order")
@@ -56,7 +56,7 @@ struct FrameDecoderTests {
     @Test("a length above the limit is refused before any payload is buffered")
     func oversize() {
         var decoder = FrameDecoder(maximumPayload: 16)
-        decoder.append([0x50, 0x54, 2, 1, 17, 0, 0, 0])
+        decoder.append([0x50, 0x54, ControlFrame.version, 1, 17, 0, 0, 0])
         #expect(throws: FrameError(code: .oversized(length: 17, limit: 16))) { try decoder.next() }
         #expect(FrameError(code: .oversized(length: 17, limit: 16)).description.contains("'length'"))
     }
