@@ -52,6 +52,10 @@ final class HelloHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // Nothing more is served on it: a request still waiting behind a job would otherwise be
+        // counted as open again, and a draining worker would wait for it until killed.
+        closing = true
+        received = nil
         site.connections.closed(context.channel)
         if current != nil {
             current = nil

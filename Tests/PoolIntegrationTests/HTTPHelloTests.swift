@@ -136,6 +136,30 @@ struct HTTPHelloTests {
         }
     }
 
+    @Test("a client that resets its connection with a request waiting behind a job leaves nothing for the drain: a soft restart then ends cleanly")
+    func leaveBehindJob() async throws {
+        try await withHTTPPool("httpleave") { fixture, port, events in
+            // A job, a request pipelined behind it, and the client gone before the job answers.
+            let sent = Array("GET /job?cmd=sleep+200 HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n".utf8)
+            try await TestSupport.blocking {
+                guard let fd = SocketClient.connectTCP(port: port) else { return }
+                _ = send(fd, sent, sent.count, Int32(MSG_NOSIGNAL))
+                // Gone with a reset while the job runs: the server learns of it before the answer.
+                usleep(50_000)
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                close(fd)
+            }
+            // The job ends and its answer meets a closed connection.
+            try await Task.sleep(for: .milliseconds(400))
+            try await fixture.pool.restartGroup(.name("http"), hard: false)
+            #expect(await events.waitFor { $0.exits.filter { $0.reason == .restart }.count == 2 })
+            let restarted = events.exits.filter { $0.reason == .restart }
+            // A drain waiting for that connection would end in the 5 s stop timeout's SIGKILL.
+            #expect(restarted.count == 2 && restarted.allSatisfy { $0.status == .exited(0) }, "\(restarted)")
+        }
+    }
+
     @Test("a reactor killed while serving a request names it in its post-mortem, with how long it had run")
     func requestInPostMortem() async throws {
         try await withHTTPPool("httpwhy") { fixture, port, events in
