@@ -128,6 +128,9 @@ struct QueueProcessTests {
     @Test("a pool SIGKILLed whole mid-run: its claimed jobs run on the other pool once their lease expires")
     func killedPoolsJobsAreRecovered() async throws {
         let name = TestSupport.uniqueName("queue-kill")
+        // The killed pool's watcher leaves its segment and runtime directory, as it would on a host
+        // (its next run takes them over); no next run comes here.
+        defer { TestSupport.removeStaleRuntime(pool: "\(name)-a") }
         let directory = TestSupport.makeDirectory(name)
         let schema = QueueDatabase.schema(for: name)
         let doomed = try await startPool("\(name)-a", schema: schema, directory: directory, concurrency: 8, lease: "2s")
@@ -301,6 +304,8 @@ struct QueueProcessTests {
     @Test("a recurring job fires once per tick whatever the number of pools; the fleet view lists both pools, then drops the stopped one and flags the killed one")
     func cronAcrossPoolsAndFleet() async throws {
         let name = TestSupport.uniqueName("queue-cron")
+        // What the killed second pool's watcher leaves (see the kill test above).
+        defer { TestSupport.removeStaleRuntime(pool: "\(name)-b") }
         let directory = TestSupport.makeDirectory(name)
         let schema = QueueDatabase.schema(for: name)
         // Indented to sit under `settings:` in the pool file.

@@ -11,6 +11,9 @@ struct RecordingProcessTests {
     @Test("replay of a pool whose watcher was SIGKILLed shows its last recorded second, its events, and moves in time under tmux")
     func replayAfterWatcherKill() async throws {
         let name = TestSupport.uniqueName("replay")
+        // The SIGKILLed watcher leaves its segment and runtime directory (its next run would take
+        // them over); the replay reads only the recording, so they go when the test ends.
+        defer { TestSupport.removeStaleRuntime(pool: name) }
         let directory = TestSupport.makeDirectory(name)
         TestSupport.write("\(directory)/pool.yaml", """
             name: \(name)
