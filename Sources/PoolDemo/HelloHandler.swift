@@ -133,8 +133,8 @@ final class HelloHandler: ChannelDuplexHandler {
                 received = buffer.readableBytes > 0 ? buffer : nil
                 serve(context, request)
             case .failure(let error):
-                // Where the next request would begin is unknown: answer, then close.
-                current = HTTPRequestHead(method: "GET", target: "", minorVersion: 1, keepAlive: false, bodyLength: 0)
+                // Where the next request would begin is unknown: answer, then close. No request
+                // started, so none ends (`current` stays nil) and another connection's stays named.
                 keepAlive = false
                 respond(context, error.status, "bad request: \(error.message)\n")
             }

@@ -187,6 +187,31 @@ struct HTTPHelloTests {
         }
     }
 
+    @Test("a bad request on another connection leaves the request a reactor is serving named in shared memory")
+    func badRequestKeepsServingNamed() async throws {
+        try await withHTTPPool("httpbadname") { fixture, port, events in
+            let slow = Task { try await TestSupport.blocking { HTTPClient.get(port: port, "/job?cmd=sleep+3000") } }
+            let segment = try SharedSegment.open(name: SharedLayout.segmentName(pool: fixture.name, uid: Posix.userID), writable: false)
+            let reader = PoolStateReader(segment: segment)
+            var serving: WorkerID?
+            _ = await TestSupport.eventually(timeout: .seconds(5)) {
+                serving = (2...5).map { WorkerID($0) }.first { reader.currentRequest(segment.slotBase($0)) != nil }
+                return serving != nil
+            }
+            let id = try #require(serving, "a reactor names the request it serves")
+            // Ten connections with a request refused before it started: the kernel spreads them
+            // over both reactors, so the serving one gets some (all ten missing it: 1 in 1024).
+            let bad = Array("GET / HTTP/1.1\r\n\r\n".utf8)
+            for _ in 0..<10 {
+                let raw = try await TestSupport.blocking { HTTPClient.exchange(port: port, bad) }
+                #expect(raw.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.1 400") } == true)
+            }
+            #expect(reader.currentRequest(segment.slotBase(id))?.head == Array("/job?cmd=sleep+3000".utf8), "still named")
+            #expect(try await slow.value?.status == 200)
+            _ = events
+        }
+    }
+
     @Test("a soft-restarted reactor finishes the request it is serving before it exits, and its slot serves again")
     func restartDrainsInFlight() async throws {
         try await withHTTPPool("httpdrain") { fixture, port, events in
