@@ -42,7 +42,7 @@ enum HTTPResponse {
 
     /// The response to `status` with a plain-text `body` (left out for HEAD, its length kept).
     static func bytes(
-        _ status: HTTPStatus, body: String, worker: Int, date: HTTPDate.Text, connection: Connection,
+        _ status: HTTPStatus, body: String, worker: Int, date: String, connection: Connection,
         includeBody: Bool = true, extraHeader: String? = nil
     ) -> ByteBuffer {
         var head = "HTTP/1.1 \(status.rawValue) \(status.reason)\r\n"
@@ -65,8 +65,6 @@ enum HTTPResponse {
 
 /// The `date` header an origin server must send (RFC 9110 6.6.1), formatted once per second.
 enum HTTPDate {
-    typealias Text = String
-
     /// The current second, from the coarse clock (a few nanoseconds, no system call).
     static func currentSecond() -> Int {
         var now = timespec()
@@ -75,7 +73,7 @@ enum HTTPDate {
     }
 
     /// `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate) for `second` since the epoch.
-    static func format(_ second: Int) -> Text {
+    static func format(_ second: Int) -> String {
         var time = time_t(second)
         var parts = tm()
         gmtime_r(&time, &parts)

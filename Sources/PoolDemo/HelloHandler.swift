@@ -204,8 +204,9 @@ final class HelloHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Ends the current request: says whether the connection stays open after its answer.
-    private func finishRequest(_ context: ChannelHandlerContext) -> HTTPResponse.Connection {
+    /// Ends the current request (if one started): what the answer's `connection` header says,
+    /// and whether it carries its body (not for HEAD).
+    private func finishRequest(_ context: ChannelHandlerContext) -> (HTTPResponse.Connection, includeBody: Bool) {
         // A worker that began draining while this request ran answers it, then closes.
         if !site.connections.requestFinished(context.channel) { keepAlive = false }
         let request = current
@@ -213,23 +214,22 @@ final class HelloHandler: ChannelDuplexHandler {
             current = nil
             site.worker.requestFinished()
         }
-        if !keepAlive { return .close }
-        return request?.minorVersion == 0 ? .keepAlive : .default
+        let includeBody = request?.method != "HEAD"
+        if !keepAlive { return (.close, includeBody) }
+        return (request?.minorVersion == 0 ? .keepAlive : .default, includeBody)
     }
 
     private func respond(_ context: ChannelHandlerContext, _ fixed: inout FixedResponse) {
-        let includeBody = current?.method != "HEAD"
-        let connection = finishRequest(context)
-        if connection == .default && includeBody {
-            write(context, fixed.bytes(at: HTTPDate.currentSecond()), connection: connection)
-        } else {
-            write(context, fixed.build(second: HTTPDate.currentSecond(), connection: connection, includeBody: includeBody), connection: connection)
-        }
+        let (connection, includeBody) = finishRequest(context)
+        let now = HTTPDate.currentSecond()
+        // The prebuilt bytes are the common answer's; any other variant is built for the one request.
+        let response = connection == .default && includeBody
+            ? fixed.bytes(at: now) : fixed.build(second: now, connection: connection, includeBody: includeBody)
+        write(context, response, connection: connection)
     }
 
     private func respond(_ context: ChannelHandlerContext, _ status: HTTPStatus, _ body: String, extraHeader: String? = nil) {
-        let includeBody = current?.method != "HEAD"
-        let connection = finishRequest(context)
+        let (connection, includeBody) = finishRequest(context)
         let response = HTTPResponse.bytes(
             status, body: body, worker: site.worker.id.rawValue, date: HTTPDate.format(HTTPDate.currentSecond()),
             connection: connection, includeBody: includeBody, extraHeader: extraHeader)

@@ -53,14 +53,12 @@ enum HTTPClient {
         /// The reply, or nil with `failure` saying which step failed (a reset, an early close).
         func get(_ path: String, failure: inout String) -> Reply? {
             if fd < 0 {
-                guard let connected = SocketClient.connectTCP(port: port) else {
+                guard let connected = HTTPClient.connect(port: port) else {
                     failure = "connect: errno \(errno)"
                     return nil
                 }
                 fd = connected
                 pending = []
-                var timeout = timeval(tv_sec: 10, tv_usec: 0)
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             }
             let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
             guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else {
@@ -83,13 +81,19 @@ enum HTTPClient {
         }
     }
 
+    /// A connection whose reads give up after 10 s (a server that never answers fails the test, not hangs it).
+    static func connect(port: Int) -> Int32? {
+        guard let fd = SocketClient.connectTCP(port: port) else { return nil }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
     /// Sends `request` in one write on a connection of its own and returns every byte the
     /// server sent until it closed the connection (nil: no connection, or no close within 10 s).
     static func exchange(port: Int, _ request: [UInt8]) -> [UInt8]? {
-        guard let fd = SocketClient.connectTCP(port: port) else { return nil }
+        guard let fd = connect(port: port) else { return nil }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return nil }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

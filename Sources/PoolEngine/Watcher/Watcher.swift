@@ -429,7 +429,7 @@ final class Watcher: @unchecked Sendable {
         // Each event's log line and post-mortem entry, written once the batch's actions are
         // done: a replacement is spawned before its predecessor's death is formatted and
         // written (about 0.4 ms a death, the post-mortem's JSON most of it; decision 0018).
-        var aftermath: [(PoolEvent, (() -> Void)?)] = []
+        var aftermath: [(PoolEvent, DeathReading?)] = []
         while let action = queue.popFirst() {
             switch action {
             case .spawn(let id, let generation):
@@ -456,7 +456,11 @@ final class Watcher: @unchecked Sendable {
                 // A program's own children go with it (its exit is not yet reaped: the group is its).
                 if process.program != nil { Posix.signalProcessGroup(process.pid, PosixSignal.kill) }
             case .emit(let event):
-                aftermath.append((event, postMortemEntry(for: event)))
+                if case .workerExited(let exit) = event {
+                    aftermath.append((event, readDeath(exit)))
+                } else {
+                    aftermath.append((event, nil))
+                }
                 publish(event)
                 switch event {
                 case .poolRestarting:
@@ -479,9 +483,9 @@ final class Watcher: @unchecked Sendable {
                 }
             }
         }
-        for (event, keep) in aftermath {
+        for (event, death) in aftermath {
             log(event)
-            keep?()
+            keepForPostMortem(event, death: death)
         }
         steerConnections()
         sharedState?.publish(core, at: PoolInstant.now)
@@ -501,44 +505,55 @@ final class Watcher: @unchecked Sendable {
         return finished
     }
 
-    /// What feeds the post-mortem recorder for `event`, to run after the batch (see `perform`).
-    /// A death's activity part is read now, before anything replaces the process (it still
-    /// says which job or request the process was on); only the record's writing waits.
-    private func postMortemEntry(for event: PoolEvent) -> (() -> Void)? {
-        guard let postMortems else { return nil }
+    /// What a dead worker's slot said it was doing (the job, the request), read from shared
+    /// memory when its death is emitted: before anything replaces the process and before the
+    /// batch's end clears the slot's in-flight fields (see `perform`).
+    private struct DeathReading {
+        var activity: WorkerActivity?
+        var details: PostMortem.Job?
+        var request: PostMortem.Request?
+        var at: Double
+    }
+
+    private func readDeath(_ exit: WorkerExitRecord) -> DeathReading? {
+        guard postMortems != nil else { return nil }
+        let now = Posix.wallClockSeconds()
+        guard pool.group(owning: exit.id)?.program == nil, let sharedState else { return DeathReading(at: now) }
+        let reader = PoolStateReader(segment: sharedState.segment)
+        let base = sharedState.segment.slotBase(exit.id)
+        let activity = reader.readActivity(base)
+        var details: PostMortem.Job?
+        if activity.currentJobID != 0 {
+            let job = reader.currentJob(base)
+            let pool = self.pool
+            details = PostMortem.Job(
+                id: activity.currentJobID, runningSeconds: 0,
+                sender: job.sender.map { "worker \($0.0) (\(pool.group($0.1)?.name ?? "group \($0.1)"))" }, priority: job.priority,
+                weight: job.weight, payloadHead: String(decoding: job.head, as: UTF8.self), payloadBytes: job.length)
+        }
+        let request = reader.currentRequest(base).map { request in
+            PostMortem.Request(
+                head: String(decoding: request.head, as: UTF8.self), bytes: request.length, runningSeconds: max(0, now - request.startedAt))
+        }
+        return DeathReading(activity: activity, details: details, request: request, at: now)
+    }
+
+    /// Feeds the post-mortem recorder, after the batch (see `perform`); a death with what
+    /// ``readDeath(_:)`` read when it was emitted.
+    private func keepForPostMortem(_ event: PoolEvent, death: DeathReading?) {
+        guard let postMortems else { return }
         switch event {
         case .workerStarting(let id, _, _, let generation):
-            return { postMortems.started(id, generation: generation) }
+            postMortems.started(id, generation: generation)
         case .workerLog(let id, _, let record):
-            return { postMortems.log(id, record) }
+            postMortems.log(id, record)
         case .workerBacktrace(let id, _, _, let text):
-            return { postMortems.backtrace(id, text) }
+            postMortems.backtrace(id, text)
         case .workerExited(let exit):
-            let isProgram = pool.group(owning: exit.id)?.program != nil
-            guard !isProgram, let sharedState else {
-                let now = Posix.wallClockSeconds()
-                return { postMortems.died(exit, activity: nil, at: now) }
-            }
-            let reader = PoolStateReader(segment: sharedState.segment)
-            let base = sharedState.segment.slotBase(exit.id)
-            let activity = reader.readActivity(base)
-            var details: PostMortem.Job?
-            if activity.currentJobID != 0 {
-                let job = reader.currentJob(base)
-                let pool = self.pool
-                details = PostMortem.Job(
-                    id: activity.currentJobID, runningSeconds: 0,
-                    sender: job.sender.map { "worker \($0.0) (\(pool.group($0.1)?.name ?? "group \($0.1)"))" }, priority: job.priority,
-                    weight: job.weight, payloadHead: String(decoding: job.head, as: UTF8.self), payloadBytes: job.length)
-            }
-            let now = Posix.wallClockSeconds()
-            let request = reader.currentRequest(base).map { request in
-                PostMortem.Request(
-                    head: String(decoding: request.head, as: UTF8.self), bytes: request.length, runningSeconds: max(0, now - request.startedAt))
-            }
-            return { postMortems.died(exit, activity: activity, details: details, request: request, at: now) }
+            guard let death else { return }
+            postMortems.died(exit, activity: death.activity, details: death.details, request: death.request, at: death.at)
         default:
-            return nil
+            break
         }
     }
 

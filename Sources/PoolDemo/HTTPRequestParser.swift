@@ -65,7 +65,7 @@ public enum HTTPRequestParser {
     /// from `start` on (a caller that already searched part of the bytes passes where it
     /// stopped); nil while the blank line has not arrived. Throws 431 once the first
     /// ``maximumHeadLength`` bytes hold no end.
-    public static func headLength(_ bytes: UnsafeRawBufferPointer, searchingFrom start: Int = 0) throws(HTTPRequestError) -> Int? {
+    static func headLength(_ bytes: UnsafeRawBufferPointer, searchingFrom start: Int = 0) throws(HTTPRequestError) -> Int? {
         var index = max(start, 0)
         let limit = min(bytes.count, maximumHeadLength)
         // Empty lines before the request line are skipped (RFC 9112 2.2), so a head's end is a
@@ -107,7 +107,7 @@ public enum HTTPRequestParser {
     public static func resumeSearch(after bytes: UnsafeRawBufferPointer) -> Int { max(bytes.count - 3, 0) }
 
     /// Reads one whole head (`headLength` bytes found by ``headLength(_:searchingFrom:)``).
-    public static func parse(_ head: UnsafeRawBufferPointer) throws(HTTPRequestError) -> HTTPRequestHead {
+    static func parse(_ head: UnsafeRawBufferPointer) throws(HTTPRequestError) -> HTTPRequestHead {
         var lines = LineReader(head)
         var requestLine = lines.next()
         while let line = requestLine, line.isEmpty { requestLine = lines.next() }
@@ -237,7 +237,7 @@ public enum HTTPRequestParser {
         }
     }
 
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
         for index in 0..<bytes.count {
