@@ -464,8 +464,8 @@ enum Benchmarks {
         let split = byName.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e6 / Double(windows)) ms" }
             .joined(separator: ", ")
         let workerPIDs = children(of: watcher.pid)
-        let watcherRSS = rssKilobytes(watcher.pid)
-        let workerRSS = workerPIDs.first.map(rssKilobytes) ?? 0
+        let watcherResidence = residence(watcher.pid)
+        let workerResidence = workerPIDs.first.map(residence) ?? Residence()
         kill(watcher.pid, SIGTERM)
         reap(watcher.pid)
         close(watcher.channel)
@@ -482,8 +482,18 @@ enum Benchmarks {
             note: "threads of the watcher born (\(born)) or ended (\(ended)) over \(windows * seconds) s of idleness"
         ).print()
         if sampling {
-            Figure(name: "watcher_rss", unit: "MiB", samples: [Double(watcherRSS) / 1024], target: 16, note: "VmRSS with \(workers) workers").print()
-            Figure(name: "worker_rss", unit: "MiB", samples: [Double(workerRSS) / 1024], target: 12, note: "VmRSS of one idle demo-job worker").print()
+            Figure(
+                name: "watcher_rss", unit: "MiB", samples: [Double(watcherResidence.rss) / 1024], target: 16,
+                note: "VmRSS with \(workers) workers: \(watcherResidence.summary)"
+            ).print()
+            Figure(
+                name: "worker_rss", unit: "MiB", samples: [Double(workerResidence.rss) / 1024], target: 12,
+                note: "VmRSS of one idle demo-job worker: \(workerResidence.summary)"
+            ).print()
+            Figure(
+                name: "worker_pss", unit: "MiB", samples: [Double(workerResidence.pss) / 1024],
+                note: "what one idle worker costs the host: its own pages plus its share of those it maps with the others of the pool"
+            ).print()
         }
     }
 
@@ -612,12 +622,91 @@ enum Benchmarks {
         return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
     }
 
-    static func rssKilobytes(_ pid: pid_t) -> Int {
-        guard let text = readText("/proc/\(pid)/status") else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    /// Where a process's resident memory is, from /proc/PID/smaps, in KiB (issue 16 asks where
+    /// each MiB of a worker goes).
+    struct Residence {
+        /// Pages of the executable's file mapped in: shared with every process of that binary
+        /// and with the page cache, so they cost a worker page-table entries, not memory.
+        var binaryFile = 0
+        /// The executable's pages this process wrote: relocated pointers, globals. Its own.
+        var binaryWritten = 0
+        /// Shared libraries (libc, libstdc++, …), their file pages and the pages they wrote.
+        var libraries = 0
+        /// Heap, thread stacks and other anonymous mappings.
+        var anonymous = 0
+        /// The pool's shared-memory segment.
+        var poolSegment = 0
+        var rss = 0
+        /// Proportional set size: shared pages divided among the processes that map them.
+        var pss = 0
+        /// The read-ahead of the disk holding the executable: the page cache keeps a file
+        /// read with a large read-ahead in large folios, and a fault maps a whole folio, so the
+        /// binary's file pages in VmRSS grow with it (decision 0019).
+        var readAheadKB: Int?
+
+        var summary: String {
+            "binary file pages \(binaryFile), binary pages written \(binaryWritten), libraries \(libraries), "
+                + "heap and stacks \(anonymous), pool segment \(poolSegment), Pss \(pss) (KiB); "
+                + "read-ahead of the binary's disk \(readAheadKB.map { "\($0) KiB" } ?? "unknown")"
         }
-        return 0
+    }
+
+    static func residence(_ pid: pid_t) -> Residence {
+        var result = Residence()
+        guard let text = readText("/proc/\(pid)/smaps"),
+            let executable = readLink("/proc/\(pid)/exe")
+        else { return result }
+        var path = ""
+        var device = ""
+        var rss = 0
+        var anonymous = 0
+        func account() {
+            if path == executable {
+                result.binaryFile += rss - anonymous
+                result.binaryWritten += anonymous
+            } else if path.hasPrefix("/dev/shm/") {
+                result.poolSegment += rss
+            } else if path.hasPrefix("/") {
+                result.libraries += rss
+            } else {
+                result.anonymous += rss
+            }
+        }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first else { continue }
+            if first.contains("-"), first.first?.isHexDigit == true, fields.count >= 5 {
+                // A mapping's header: range, permissions, offset, device, inode, path.
+                path = fields.count > 5 ? fields[5...].joined(separator: " ") : ""
+                if path == executable { device = String(fields[3]) }
+                rss = 0
+                anonymous = 0
+            } else if first == "Rss:" {
+                rss = Int(fields[1]) ?? 0
+                result.rss += rss
+            } else if first == "Pss:" {
+                result.pss += Int(fields[1]) ?? 0
+            } else if first == "Anonymous:" {
+                anonymous = Int(fields[1]) ?? 0
+                // The last field of a mapping that this function reads: account it now.
+                account()
+            }
+        }
+        let numbers = device.split(separator: ":").compactMap { Int($0, radix: 16) }
+        if numbers.count == 2 {
+            let base = "/sys/dev/block/\(numbers[0]):\(numbers[1])"
+            // A partition has no queue of its own; its disk's is one level up.
+            let value = readText("\(base)/queue/read_ahead_kb") ?? readText("\(base)/../queue/read_ahead_kb")
+            result.readAheadKB = value?.split(separator: "\n").first.flatMap { Int($0) }
+        }
+        return result
+    }
+
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Children of every thread of `parent` (a child belongs to the thread that spawned it).

@@ -99,7 +99,11 @@ if selected("recorder") {
 if selected("snapshot") { Benchmarks.snapshotRead(slots: 1000, reads: 1000) }
 if selected("shared") { Benchmarks.sharedStateCost(workers: 64, seconds: 10) }
 if selected("status") { Benchmarks.statusRoundTrip(requests: 200) }
-if selected("job") { await JobBenchmarks.run(roundTrips: 2000, pipelined: 51_200) }
+if selected("job") {
+    // POOLBENCH_ROUND_TRIPS=0 measures the throughput alone (a profile of it, for one).
+    let roundTrips = getenv("POOLBENCH_ROUND_TRIPS").flatMap { Int(String(cString: $0)) } ?? 2000
+    await JobBenchmarks.run(roundTrips: roundTrips, pipelined: 51_200)
+}
 if selected("http") {
     await HTTPBenchmarks.run(rounds: 2, seconds: 5)
     await HTTPBenchmarks.userServer(rounds: 2, seconds: 5)
