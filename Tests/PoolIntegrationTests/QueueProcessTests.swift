@@ -160,7 +160,7 @@ struct QueueProcessTests {
         #expect((1...8).contains(recovered), "\(recovered) jobs came back through lease expiry")
         try expectRunsOnlyAsClaimed(schema: schema, directory: directory, duplicatesNeedExpiry: true)
         await survivor.stopExpectingCleanExit()
-        await TestSupport.expectNoOrphans(doomed.tag)
+        await TestSupport.expectNoOrphans(doomed.tag, leavesRuntime: true)
     }
 
     @Test("a graceful stop releases what is still running after the drain: no job waits for its lease")
@@ -342,7 +342,7 @@ struct QueueProcessTests {
         #expect(await TestSupport.eventually(timeout: .seconds(30)) { (try? fleet())?.status == .exited(1) })
         let table = try TestSupport.shell("'\(TestSupport.fixtureExecutable)' fleet --schema \(schema)", directory: directory)
         #expect(table.stdout.contains("STALE"), "\(table)")
-        await TestSupport.expectNoOrphans(second.tag)
+        await TestSupport.expectNoOrphans(second.tag, leavesRuntime: true)
     }
 
     @Test("pools migrating the same schema at once apply each migration exactly once")

@@ -38,7 +38,7 @@ struct RecordingProcessTests {
         watcher.signal(SIGKILL)
         let killedAt = ReplayTime.wallClock
         #expect(watcher.waitForExit() == .signaled(SIGKILL))
-        await TestSupport.expectNoOrphans(name)
+        await TestSupport.expectNoOrphans(name, leavesRuntime: true)
 
         // The last frame is the watcher's last second: both workers ready, the job counted.
         let top = try await TestSupport.shellOffPool("'\(pooltop)' top --once '\(name)' --at=0s --width 160 --height 30", directory: directory)

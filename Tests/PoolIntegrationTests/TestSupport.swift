@@ -119,8 +119,11 @@ enum TestSupport {
     static func removeStaleRuntime(pool: String) {
         Posix.unlinkSharedMemory(name: SharedLayout.segmentName(pool: pool, uid: Posix.userID))
         let directory = RuntimeDirectory.path(pool: pool)
-        for name in (try? Posix.listDirectory(directory)) ?? [] { Posix.removeFile("\(directory)/\(name)") }
-        Posix.removeDirectory(directory)
+        // What its workers published included (`metrics/`), as the next watcher of the name would.
+        for folder in ["\(directory)/metrics", directory] {
+            for name in (try? Posix.listDirectory(folder)) ?? [] { Posix.removeFile("\(folder)/\(name)") }
+            Posix.removeDirectory(folder)
+        }
     }
 
     /// Runs blocking client code (sockets with timeouts) on an OS thread of its own: on the
@@ -135,10 +138,21 @@ enum TestSupport {
     }
 
     /// Fails the test if any process tagged for it is still alive (after a short failsafe wait).
-    static func expectNoOrphans(_ tag: String, sourceLocation: SourceLocation = #_sourceLocation) async {
+    /// - Parameter leavesRuntime: The test leaves the pool's runtime directory or segment on
+    ///   purpose (a SIGKILLed watcher, a refused or planted name), and checks or removes it itself.
+    static func expectNoOrphans(_ tag: String, leavesRuntime: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) async {
         let gone = await eventually(timeout: .seconds(5)) { taggedProcesses(tag).isEmpty }
         #expect(gone, "processes outlived the test: \(taggedProcesses(tag))", sourceLocation: sourceLocation)
         if !gone { for pid in taggedProcesses(tag) { kill(pid, SIGKILL) } }
+        guard !leavesRuntime else { return }
+        // Where the tag is a pool's name (most tests), its runtime directory and segment went
+        // with it: nothing a stopped pool leaves behind, whatever its workers published.
+        let directory = RuntimeDirectory.path(pool: tag)
+        let segment = "/dev/shm\(SharedLayout.segmentName(pool: tag, uid: Posix.userID))"
+        let paths: [String] = [directory, segment]
+        let removed = await eventually(timeout: .seconds(5)) { paths.allSatisfy { access($0, F_OK) != 0 } }
+        let left = paths.filter { access($0, F_OK) == 0 }
+        #expect(removed, "left behind: \(left) \((try? Posix.listDirectory(directory)) ?? [])", sourceLocation: sourceLocation)
     }
 
 }

@@ -39,7 +39,7 @@ struct WatcherProcessTests {
         #expect(watcher.waitForExit() == .signaled(SIGKILL))
         // The failsafe is generous; the benchmark measures how fast they go.
         #expect(await TestSupport.eventually(timeout: .seconds(10)) { workers.allSatisfy { !TestSupport.isAlive($0) } })
-        await TestSupport.expectNoOrphans(name)
+        await TestSupport.expectNoOrphans(name, leavesRuntime: true)
         // The killed watcher could not clean up: leave nothing behind for the next test run.
         TestSupport.removeStaleRuntime(pool: name)
     }

@@ -764,8 +764,11 @@ enum WatchMode {
 func removeStaleRuntime(pool: String) {
     shm_unlink("/pooltop-\(getuid())-\(pool)")
     let directory = RuntimeDirectory.path(pool: pool)
-    for name in ["control.sock", "watcher.lock", "workers.log"] { unlink("\(directory)/\(name)") }
-    rmdir(directory)
+    // Everything in it is the killed pool's, what its workers published (`metrics/`) included.
+    for folder in ["\(directory)/metrics", directory] {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] { unlink("\(folder)/\(name)") }
+        rmdir(folder)
+    }
 }
 
 /// The console's cost: rendering a frame of a 256-slot pool, and an attached console's CPU.

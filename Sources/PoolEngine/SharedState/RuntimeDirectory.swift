@@ -44,7 +44,9 @@ public enum RuntimeDirectory {
                 code: .alreadyRunning, message: "pool '\(pool)' is already running (watcher pid \(pid), \(directory))")
         }
         try Posix.rewrite(fd, "\(Posix.processID)\n")
-        return RuntimeClaim(directory: directory, lockFD: fd)
+        let claim = RuntimeClaim(directory: directory, lockFD: fd)
+        claim.removeWorkerFiles()
+        return claim
     }
 
     /// Refuses a directory that another user owns or others may write; creates it 0700 if asked.
@@ -83,13 +85,36 @@ final class RuntimeClaim: Sendable {
     /// Removes the runtime files, then drops the lock.
     func release() {
         Posix.removeFile(controlSocketPath)
-        // Job workers remove their sockets; a killed one leaves its socket behind.
-        for name in (try? Posix.listDirectory(directory)) ?? []
-        where (name.hasPrefix("worker-") && name.hasSuffix(".sock")) || name == "workers.log" {
-            Posix.removeFile("\(directory)/\(name)")
-        }
+        removeWorkerFiles()
+        Posix.removeFile("\(directory)/workers.log")
         Posix.removeFile("\(directory)/watcher.lock")
         Posix.close(lockFD)
         Posix.removeDirectory(directory)
+    }
+
+    /// Removes what workers wrote. They remove what they publish when they stop (job sockets, a
+    /// queue group's `queue-*.json`, `metrics/*.prom`); one that was killed leaves it behind, and
+    /// so does a file being replaced whole (`*.tmp`) by a process killed mid-write. At a claim,
+    /// this is what the previous watcher of the name left, which would otherwise be shown as
+    /// the new pool's.
+    func removeWorkerFiles() {
+        for name in (try? Posix.listDirectory(directory)) ?? [] where Self.isWorkerFile(name) {
+            Posix.removeFile("\(directory)/\(name)")
+        }
+        // The metrics folder holds only what workers published; it goes with the pool, or the
+        // directory it is in could not be removed.
+        let metrics = "\(directory)/\(PublishedMetrics.folder)"
+        for name in (try? Posix.listDirectory(metrics)) ?? [] where name.hasSuffix(".prom") || name.hasSuffix(".tmp") {
+            Posix.removeFile("\(metrics)/\(name)")
+        }
+        Posix.removeDirectory(metrics)
+    }
+
+    /// A file of the runtime directory that a pool's workers publish, never a user's.
+    /// (`workers.log`, the console's capture of their output, is the watcher's: a new watcher
+    /// appends to what a killed one left.)
+    static func isWorkerFile(_ name: String) -> Bool {
+        (name.hasPrefix("worker-") && name.hasSuffix(".sock"))
+            || (name.hasPrefix("queue-") && (name.hasSuffix(".json") || name.hasSuffix(".tmp")))
     }
 }
