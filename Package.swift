@@ -8,14 +8,17 @@ let strictSettings: [SwiftSetting] = [
 
 // How pooltop's own binaries link on Linux (decision 0019). Every worker is a fresh exec of
 // such a binary, so what the loader does before `main` is paid at every start and restart:
-// lld with packed relative relocations (DT_RELR: 19 KB of table to read instead of 2.3 MB)
-// and no exported symbols (19,000 of them made each `dladdr` of the runtime's backtracer scan
-// them all). Measured by callgrind on a worker binary run to its first byte: 4.76 M → 3.67 M
-// instructions; an idle worker's VmRSS 20.5 → 14.8 MiB. docs/benchmarks.md shows how to link
-// your own app the same way.
+// lld with packed relative relocations (DT_RELR: 19 KB of table to read instead of 2.3 MB),
+// no exported symbols (19,000 of them made each `dladdr` of the runtime's backtracer scan
+// them all), and the C++ runtime from libstdc++.a (scripts/link: the loader no longer looks
+// up libstdc++.so's thousands of symbols). Measured by callgrind on a worker binary run to its
+// first byte: 4.76 M → 1.74 M instructions. docs/deploy.md shows how to link your own app so.
 let leanExecutable: [LinkerSetting] = [
     .unsafeFlags(
-        ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+        [
+            "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
+            "-L\(Context.packageDirectory)/scripts/link",
+        ],
         .when(platforms: [.linux]))
 ]
 

@@ -25,7 +25,12 @@ let package = Package(
             // loader writes and reads less at each start (docs/deploy.md, pooltop's decision 0019).
             linkerSettings: [
                 .unsafeFlags(
-                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+                    [
+                        "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
+                        // pooltop's one-line linker script that takes the C++ runtime from
+                        // libstdc++.a; a copy in your own package does the same.
+                        "-L\(Context.packageDirectory)/../../scripts/link",
+                    ],
                     .when(platforms: [.linux]))
             ]
         )

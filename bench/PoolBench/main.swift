@@ -102,7 +102,9 @@ if selected("status") { Benchmarks.statusRoundTrip(requests: 200) }
 if selected("job") {
     // POOLBENCH_ROUND_TRIPS=0 measures the throughput alone (a profile of it, for one).
     let roundTrips = getenv("POOLBENCH_ROUND_TRIPS").flatMap { Int(String(cString: $0)) } ?? 2000
-    await JobBenchmarks.run(roundTrips: roundTrips, pipelined: 51_200)
+    // POOLBENCH_PIPELINED sets the jobs of each throughput round (fewer for a run under valgrind).
+    let pipelined = getenv("POOLBENCH_PIPELINED").flatMap { Int(String(cString: $0)) } ?? 51_200
+    await JobBenchmarks.run(roundTrips: roundTrips, pipelined: max(pipelined, 256))
 }
 if selected("http") {
     await HTTPBenchmarks.run(rounds: 2, seconds: 5)
