@@ -341,6 +341,18 @@ enum Posix {
 
     static func setThreadName(_ name: String) { _ = pt_set_thread_name(name) }
 
+    /// Names the process: what `ps`, `top` and `pgrep` show (15 bytes at most). From any
+    /// thread: `/proc/self/comm` is the main thread's whichever thread writes it (proc(5)),
+    /// where `prctl` would name the calling thread, in a worker a pooled thread that later
+    /// runs any task.
+    static func setProcessName(_ name: String) {
+        let fd = Glibc.open("/proc/self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }  // No /proc: the name is cosmetic.
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        Glibc.close(fd)
+    }
+
     static var isMainThread: Bool { pt_is_main_thread() != 0 }
 
     static var processID: pid_t { Glibc.getpid() }

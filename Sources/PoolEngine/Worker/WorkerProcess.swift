@@ -63,7 +63,7 @@ public enum WorkerProcess {
         guard let group = bootstrap.pool.group(owning: bootstrap.workerID) else {
             failBeforeBootstrap("worker id \(bootstrap.workerID) belongs to no group of pool '\(bootstrap.pool.name)'")
         }
-        Posix.setThreadName("\(group.name)#\(bootstrap.workerID)")
+        Posix.setProcessName("\(group.name)#\(bootstrap.workerID)")
         var logger = Logger(label: "\(bootstrap.pool.name).\(group.name)") { _ in ControlChannelLogHandler(channel: channel) }
         logger.logLevel = Logger.Level(rawValue: bootstrap.logLevel) ?? .info
         let recorder: WorkerActivityRecorder? = bootstrap.sharedMemoryName.flatMap { segmentName in
