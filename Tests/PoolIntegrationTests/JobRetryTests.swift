@@ -79,14 +79,17 @@ struct JobRetryTests {
 
             // A retried job that succeeds on a later try says how many it took.
             #expect(await events.waitFor { $0.readyPIDs.count == 6 }, "both slots are back")
+            // Long enough to be seen in flight by a poll every 20 ms even when the whole suite
+            // keeps the test's threads busy: a 300 ms job once ran and finished unseen there,
+            // and the test failed waiting for it (2026-12-03).
             async let slow = outcome { () async throws(JobError) -> JobResult in
-                try await pool.submitJob(Array("sleep 300".utf8), to: "jobs", timeout: .seconds(30), retries: 1)
+                try await pool.submitJob(Array("sleep 1500".utf8), to: "jobs", timeout: .seconds(30), retries: 1)
             }
             #expect(await TestSupport.eventually { pool.snapshot()?.workers.contains { $0.activity.jobsInFlight == 1 } == true })
             let target = try #require(pool.snapshot()?.workers.first { $0.activity.jobsInFlight == 1 })
             #expect(kill(target.pid, SIGKILL) == 0)
             let result = try await slow.get()
-            #expect(result.text.hasPrefix("slept 300 ms"))
+            #expect(result.text.hasPrefix("slept 1500 ms"))
             #expect(result.attempts == 2)
         }
         await TestSupport.expectNoOrphans(fixture.name)
