@@ -80,12 +80,26 @@ struct ListenerSocketsTests {
 
     @Test("a second pool on an address the first one serves is refused, not silently let in to share it")
     func secondPoolRefused() async throws {
-        let first = Fixture("reactorfirst")
-        let second = Fixture("reactorsecond")
-        let port = try SocketClient.freePort()
-        try first.pool.describeGroup(reactorGroup(first, [try Listener("127.0.0.1:\(port)")]))
-        try second.pool.describeGroup(reactorGroup(second, [try Listener("127.0.0.1:\(port)")]))
-        try await first.withRunningPool { _ in
+        for attempt in 1...3 {
+            let first = Fixture("reactorfirst")
+            let second = Fixture("reactorsecond")
+            let port = try SocketClient.freePort()
+            try first.pool.describeGroup(reactorGroup(first, [try Listener("127.0.0.1:\(port)")]))
+            try second.pool.describeGroup(reactorGroup(second, [try Listener("127.0.0.1:\(port)")]))
+            // `freePort` releases the port it found; something else on the host may bind it
+            // before the first pool does (seen once in CI). That is not what this test is about:
+            // take another port, at most twice.
+            let firstRun = RunningPool(first.pool)
+            await first.pool.awaitStart()
+            if first.pool.snapshot() == nil {
+                let result = await firstRun.finish()
+                await TestSupport.expectNoOrphans(first.name)
+                if attempt < 3, case .failure(let error as PoolStartError) = result, error.code == .listener {
+                    continue
+                }
+                Issue.record("the first pool did not start on port \(port): \(result)")
+                return
+            }
             let result = await RunningPool(second.pool).finish()
             #expect(throws: PoolStartError.self) { try result.get() }
             if case .failure(let error as PoolStartError) = result {
@@ -93,8 +107,12 @@ struct ListenerSocketsTests {
             }
             let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 50) }
             #expect(answers.failures == 0 && answers.workers.values.reduce(0, +) == 50, "\(answers)")
+            first.pool.stop()
+            await #expect(throws: Never.self) { try await firstRun.finish().get() }
+            await TestSupport.expectNoOrphans(first.name)
+            await TestSupport.expectNoOrphans(second.name)
+            return
         }
-        await TestSupport.expectNoOrphans(second.name)
     }
 
     @Test("a Unix-domain listener is served by every worker and its file is removed when the pool stops")
