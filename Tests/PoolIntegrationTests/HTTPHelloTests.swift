@@ -25,6 +25,23 @@ struct HTTPHelloTests {
         try await fixture.withRunningPool(sourceLocation: sourceLocation) { events in try await body(fixture, port, events) }
     }
 
+    /// The pool's shared memory, read from the test.
+    func sharedState(_ fixture: WorkerPoolTests.Fixture) throws -> (PoolStateReader, SharedSegment) {
+        let segment = try SharedSegment.open(name: SharedLayout.segmentName(pool: fixture.name, uid: Posix.userID), writable: false)
+        return (PoolStateReader(segment: segment), segment)
+    }
+
+    /// The http reactor (slots 2...5 of `withHTTPPool`) whose record names a request it serves,
+    /// waiting up to 5 s for one.
+    func servingReactor(_ reader: PoolStateReader, _ segment: SharedSegment) async -> WorkerID? {
+        var serving: WorkerID?
+        _ = await TestSupport.eventually(timeout: .seconds(5)) {
+            serving = (2...5).map { WorkerID($0) }.first { reader.currentRequest(segment.slotBase($0)) != nil }
+            return serving != nil
+        }
+        return serving
+    }
+
     @Test("/ greets from a worker, /pid is that worker's pid, /job runs a job and maps its errors to statuses")
     func routes() async throws {
         try await withHTTPPool("http") { fixture, port, events in
@@ -164,14 +181,8 @@ struct HTTPHelloTests {
     func requestInPostMortem() async throws {
         try await withHTTPPool("httpwhy") { fixture, port, events in
             let slow = Task { try await TestSupport.blocking { HTTPClient.get(port: port, "/job?cmd=sleep+5000") } }
-            let segment = try SharedSegment.open(name: SharedLayout.segmentName(pool: fixture.name, uid: Posix.userID), writable: false)
-            let reader = PoolStateReader(segment: segment)
-            var serving: WorkerID?
-            _ = await TestSupport.eventually(timeout: .seconds(5)) {
-                serving = (2...5).map { WorkerID($0) }.first { reader.currentRequest(segment.slotBase($0)) != nil }
-                return serving != nil
-            }
-            let id = try #require(serving, "a reactor names the request it serves")
+            let (reader, segment) = try sharedState(fixture)
+            let id = try #require(await servingReactor(reader, segment), "a reactor names the request it serves")
             let pid = try #require(fixture.pool.snapshot()?.worker(id)?.pid)
             kill(pid, SIGKILL)
             _ = try? await slow.value
@@ -191,14 +202,8 @@ struct HTTPHelloTests {
     func badRequestKeepsServingNamed() async throws {
         try await withHTTPPool("httpbadname") { fixture, port, events in
             let slow = Task { try await TestSupport.blocking { HTTPClient.get(port: port, "/job?cmd=sleep+3000") } }
-            let segment = try SharedSegment.open(name: SharedLayout.segmentName(pool: fixture.name, uid: Posix.userID), writable: false)
-            let reader = PoolStateReader(segment: segment)
-            var serving: WorkerID?
-            _ = await TestSupport.eventually(timeout: .seconds(5)) {
-                serving = (2...5).map { WorkerID($0) }.first { reader.currentRequest(segment.slotBase($0)) != nil }
-                return serving != nil
-            }
-            let id = try #require(serving, "a reactor names the request it serves")
+            let (reader, segment) = try sharedState(fixture)
+            let id = try #require(await servingReactor(reader, segment), "a reactor names the request it serves")
             // Ten connections with a request refused before it started: the kernel spreads them
             // over both reactors, so the serving one gets some (all ten missing it: 1 in 1024).
             let bad = Array("GET / HTTP/1.1\r\n\r\n".utf8)

@@ -130,7 +130,7 @@ struct QueueProcessTests {
         let name = TestSupport.uniqueName("queue-kill")
         // The killed pool's watcher leaves its segment and runtime directory, as it would on a host
         // (its next run takes them over); no next run comes here.
-        defer { TestSupport.removeStaleRuntime(pool: "\(name)-a") }
+        defer { RuntimeDirectory.removeStale(pool: "\(name)-a") }
         let directory = TestSupport.makeDirectory(name)
         let schema = QueueDatabase.schema(for: name)
         let doomed = try await startPool("\(name)-a", schema: schema, directory: directory, concurrency: 8, lease: "2s")
@@ -305,7 +305,7 @@ struct QueueProcessTests {
     func cronAcrossPoolsAndFleet() async throws {
         let name = TestSupport.uniqueName("queue-cron")
         // What the killed second pool's watcher leaves (see the kill test above).
-        defer { TestSupport.removeStaleRuntime(pool: "\(name)-b") }
+        defer { RuntimeDirectory.removeStale(pool: "\(name)-b") }
         let directory = TestSupport.makeDirectory(name)
         let schema = QueueDatabase.schema(for: name)
         // Indented to sit under `settings:` in the pool file.

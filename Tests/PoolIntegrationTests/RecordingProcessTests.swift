@@ -13,7 +13,7 @@ struct RecordingProcessTests {
         let name = TestSupport.uniqueName("replay")
         // The SIGKILLed watcher leaves its segment and runtime directory (its next run would take
         // them over); the replay reads only the recording, so they go when the test ends.
-        defer { TestSupport.removeStaleRuntime(pool: name) }
+        defer { RuntimeDirectory.removeStale(pool: name) }
         let directory = TestSupport.makeDirectory(name)
         TestSupport.write("\(directory)/pool.yaml", """
             name: \(name)

@@ -116,6 +116,6 @@ struct SystemdNotifyTests {
         // restarted unit starts with a clean slate.
         #expect(await TestSupport.eventually(timeout: .seconds(10)) { workers.allSatisfy { !TestSupport.isAlive($0) } })
         await TestSupport.expectNoOrphans(name, leavesRuntime: true)
-        TestSupport.removeStaleRuntime(pool: name)
+        RuntimeDirectory.removeStale(pool: name)
     }
 }

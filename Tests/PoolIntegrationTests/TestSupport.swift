@@ -115,17 +115,6 @@ enum TestSupport {
         return condition()
     }
 
-    /// Removes what a SIGKILLed watcher of `pool` left: its segment and runtime directory.
-    static func removeStaleRuntime(pool: String) {
-        Posix.unlinkSharedMemory(name: SharedLayout.segmentName(pool: pool, uid: Posix.userID))
-        let directory = RuntimeDirectory.path(pool: pool)
-        // What its workers published included (`metrics/`), as the next watcher of the name would.
-        for folder in ["\(directory)/metrics", directory] {
-            for name in (try? Posix.listDirectory(folder)) ?? [] { Posix.removeFile("\(folder)/\(name)") }
-            Posix.removeDirectory(folder)
-        }
-    }
-
     /// Runs blocking client code (sockets with timeouts) on an OS thread of its own: on the
     /// cooperative pool it could hold one of its two threads while the pool under test needs it.
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {

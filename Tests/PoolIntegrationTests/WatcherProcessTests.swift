@@ -41,7 +41,7 @@ struct WatcherProcessTests {
         #expect(await TestSupport.eventually(timeout: .seconds(10)) { workers.allSatisfy { !TestSupport.isAlive($0) } })
         await TestSupport.expectNoOrphans(name, leavesRuntime: true)
         // The killed watcher could not clean up: leave nothing behind for the next test run.
-        TestSupport.removeStaleRuntime(pool: name)
+        RuntimeDirectory.removeStale(pool: name)
     }
 
     /// The names of a process's threads, from /proc.

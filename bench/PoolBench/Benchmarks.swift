@@ -390,7 +390,7 @@ enum Benchmarks {
             kill(watcher.pid, SIGKILL)
             reap(watcher.pid)
             close(watcher.channel)
-            defer { removeStaleRuntime(pool: "bench-watch-\(watcher.pid)") }
+            defer { RuntimeDirectory.removeStale(pool: "bench-watch-\(watcher.pid)") }
             // Reparented workers may linger as zombies of pid 1: count a zombie as gone.
             while orphans.contains(where: isRunning), nowMilliseconds() - start < 5000 { usleep(500) }
             samples.append(nowMilliseconds() - start)
@@ -759,17 +759,6 @@ enum WatchMode {
     }
 }
 
-
-/// Removes what a SIGKILLed watcher left (its segment and runtime directory), as its next start would.
-func removeStaleRuntime(pool: String) {
-    shm_unlink("/pooltop-\(getuid())-\(pool)")
-    let directory = RuntimeDirectory.path(pool: pool)
-    // Everything in it is the killed pool's, what its workers published (`metrics/`) included.
-    for folder in ["\(directory)/metrics", directory] {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] { unlink("\(folder)/\(name)") }
-        rmdir(folder)
-    }
-}
 
 /// The console's cost: rendering a frame of a 256-slot pool, and an attached console's CPU.
 enum ConsoleBenchmarks {

@@ -352,7 +352,7 @@ enum Chaos {
         let leftovers = access("/dev/shm/pooltop-\(getuid())-\(name)", F_OK) == 0 || access(RuntimeDirectory.path(pool: name), F_OK) == 0
         if leftovers {
             failures.append("the second watcher's stop left its segment or directory behind")
-            removeStaleRuntime(pool: name)
+            RuntimeDirectory.removeStale(pool: name)
         }
         print(
             "watcher kill: 4 workers gone \(String(format: "%.1f", goneAfter)) ms after SIGKILL; stale state \(stale ? "left" : "not left") "

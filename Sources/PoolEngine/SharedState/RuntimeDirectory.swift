@@ -44,9 +44,36 @@ public enum RuntimeDirectory {
                 code: .alreadyRunning, message: "pool '\(pool)' is already running (watcher pid \(pid), \(directory))")
         }
         try Posix.rewrite(fd, "\(Posix.processID)\n")
-        let claim = RuntimeClaim(directory: directory, lockFD: fd)
-        claim.removeWorkerFiles()
-        return claim
+        // What a killed watcher of the name left (job sockets, a queue group's endpoint,
+        // published metrics) would otherwise be shown as this pool's. `workers.log` stays: a
+        // new console appends to it.
+        removeContents(of: directory, keeping: ["watcher.lock", "workers.log"])
+        return RuntimeClaim(directory: directory, lockFD: fd)
+    }
+
+    /// Removes what a SIGKILLed watcher of `pool` left, its runtime directory and shared-memory
+    /// segment, as its next start would; nothing while a watcher holds the name.
+    public static func removeStale(pool: String) {
+        guard !isRunning(pool: pool) else { return }
+        Posix.unlinkSharedMemory(name: SharedLayout.segmentName(pool: pool, uid: Posix.userID))
+        let directory = path(pool: pool)
+        removeContents(of: directory, keeping: [])
+        Posix.removeDirectory(directory)
+    }
+
+    /// Removes every file of a pool's runtime directory but `keeping`, and the folders workers
+    /// publish into (`PoolFiles`' `folder`, one level deep) with theirs. The directory is the
+    /// pool's alone (0700, checked), so nothing in it is anyone else's.
+    static func removeContents(of directory: String, keeping: Set<String>) {
+        for name in (try? Posix.listDirectory(directory)) ?? [] where !keeping.contains(name) {
+            let path = "\(directory)/\(name)"
+            if Posix.isDirectory(path: path) {
+                for inner in (try? Posix.listDirectory(path)) ?? [] { Posix.removeFile("\(path)/\(inner)") }
+                Posix.removeDirectory(path)
+            } else {
+                Posix.removeFile(path)
+            }
+        }
     }
 
     /// Refuses a directory that another user owns or others may write; creates it 0700 if asked.
@@ -82,39 +109,11 @@ final class RuntimeClaim: Sendable {
 
     var controlSocketPath: String { "\(directory)/control.sock" }
 
-    /// Removes the runtime files, then drops the lock.
+    /// Removes the runtime files (what workers published with them), then drops the lock.
     func release() {
-        Posix.removeFile(controlSocketPath)
-        removeWorkerFiles()
-        Posix.removeFile("\(directory)/workers.log")
+        RuntimeDirectory.removeContents(of: directory, keeping: ["watcher.lock"])
         Posix.removeFile("\(directory)/watcher.lock")
         Posix.close(lockFD)
         Posix.removeDirectory(directory)
-    }
-
-    /// Removes what workers wrote. They remove what they publish when they stop (job sockets, a
-    /// queue group's `queue-*.json`, `metrics/*.prom`); one that was killed leaves it behind, and
-    /// so does a file being replaced whole (`*.tmp`) by a process killed mid-write. At a claim,
-    /// this is what the previous watcher of the name left, which would otherwise be shown as
-    /// the new pool's.
-    func removeWorkerFiles() {
-        for name in (try? Posix.listDirectory(directory)) ?? [] where Self.isWorkerFile(name) {
-            Posix.removeFile("\(directory)/\(name)")
-        }
-        // The metrics folder holds only what workers published; it goes with the pool, or the
-        // directory it is in could not be removed.
-        let metrics = "\(directory)/\(PublishedMetrics.folder)"
-        for name in (try? Posix.listDirectory(metrics)) ?? [] where name.hasSuffix(".prom") || name.hasSuffix(".tmp") {
-            Posix.removeFile("\(metrics)/\(name)")
-        }
-        Posix.removeDirectory(metrics)
-    }
-
-    /// A file of the runtime directory that a pool's workers publish, never a user's.
-    /// (`workers.log`, the console's capture of their output, is the watcher's: a new watcher
-    /// appends to what a killed one left.)
-    static func isWorkerFile(_ name: String) -> Bool {
-        (name.hasPrefix("worker-") && name.hasSuffix(".sock"))
-            || (name.hasPrefix("queue-") && (name.hasSuffix(".json") || name.hasSuffix(".tmp")))
     }
 }

@@ -456,11 +456,7 @@ final class Watcher: @unchecked Sendable {
                 // A program's own children go with it (its exit is not yet reaped: the group is its).
                 if process.program != nil { Posix.signalProcessGroup(process.pid, PosixSignal.kill) }
             case .emit(let event):
-                if case .workerExited(let exit) = event {
-                    aftermath.append((event, readDeath(exit)))
-                } else {
-                    aftermath.append((event, nil))
-                }
+                aftermath.append((event, readDeath(event)))
                 publish(event)
                 switch event {
                 case .poolRestarting:
@@ -515,8 +511,8 @@ final class Watcher: @unchecked Sendable {
         var at: Double
     }
 
-    private func readDeath(_ exit: WorkerExitRecord) -> DeathReading? {
-        guard postMortems != nil else { return nil }
+    private func readDeath(_ event: PoolEvent) -> DeathReading? {
+        guard postMortems != nil, case .workerExited(let exit) = event else { return nil }
         let now = Posix.wallClockSeconds()
         guard pool.group(owning: exit.id)?.program == nil, let sharedState else { return DeathReading(at: now) }
         let reader = PoolStateReader(segment: sharedState.segment)
