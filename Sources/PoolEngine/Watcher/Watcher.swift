@@ -426,9 +426,10 @@ final class Watcher: @unchecked Sendable {
         var queue = initial[...]
         var finished: PoolFailure??
         var answers: [(ReplyToken, CommandReply)] = []
-        // Each event's log line and post-mortem entry, written once the batch's actions are
+        // Each event's delivery, log line and post-mortem entry, once the batch's actions are
         // done: a replacement is spawned before its predecessor's death is formatted and
-        // written (about 0.4 ms a death, the post-mortem's JSON most of it; decision 0018).
+        // written (about 0.4 ms a death, the post-mortem's JSON most of it; decision 0018),
+        // and a subscriber that reads shared memory on an event finds the event's effect there.
         var aftermath: [(PoolEvent, DeathReading?)] = []
         while let action = queue.popFirst() {
             switch action {
@@ -457,7 +458,6 @@ final class Watcher: @unchecked Sendable {
                 if process.program != nil { Posix.signalProcessGroup(process.pid, PosixSignal.kill) }
             case .emit(let event):
                 aftermath.append((event, readDeath(event)))
-                publish(event)
                 switch event {
                 case .poolRestarting:
                     // systemd waits for READY=1 again once the workers are back.
@@ -479,12 +479,13 @@ final class Watcher: @unchecked Sendable {
                 }
             }
         }
+        steerConnections()
+        sharedState?.publish(core, at: PoolInstant.now)
         for (event, death) in aftermath {
+            publish(event)
             log(event)
             keepForPostMortem(event, death: death)
         }
-        steerConnections()
-        sharedState?.publish(core, at: PoolInstant.now)
         let deadline = core.nextDeadline
         monitor.setDeadline(nextPendingStop.map { pending in deadline.map { min($0, pending) } ?? pending } ?? deadline)
         scheduleTick()
