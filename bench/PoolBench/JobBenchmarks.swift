@@ -52,7 +52,10 @@ enum JobBenchmarks {
         // The default (`suspend`: the sender never holds a Swift concurrency thread), then the
         // opt-in `adaptive` wait the round-trip targets are set for, then each of its two modes
         // alone, which is what decides whether the chooser earns its keep (decision 0010).
-        for policy in ["suspend", "adaptive", "poll", "receive"] where roundTrips > 0 {
+        // POOLBENCH_JOB_WAITS=adaptive measures one policy alone (a profile of it, for one).
+        let policies = getenv("POOLBENCH_JOB_WAITS").map { String(cString: $0).split(separator: ",").map(String.init) }
+            ?? ["suspend", "adaptive", "poll", "receive"]
+        for policy in policies where roundTrips > 0 {
             // Read by the operator's job client when the pool makes it.
             setenv("POOLTOP_JOB_WAIT", policy, 1)
             let (pool, task) = await startPool()
