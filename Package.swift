@@ -4,6 +4,11 @@ import PackageDescription
 let strictSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
+    // Generic types are built through their metadata accessors, not from mangled names: a
+    // mangled name's conformances (WorkerID: Hashable in a Dictionary) are looked up by a scan
+    // of the binary's 8,000 conformance records, about 0.1 ms each, several of them in every
+    // worker's start (decision 0020).
+    .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"]),
 ]
 
 // How pooltop's own binaries link on Linux (decision 0019). Every worker is a fresh exec of

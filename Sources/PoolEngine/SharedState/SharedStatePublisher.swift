@@ -133,7 +133,7 @@ final class SharedStatePublisher {
         let base = segment.slotBase(id)
         let reader = PoolStateReader(segment: segment)
         var activity = reader.readActivity(base)
-        for field in WorkerActivity.perProcess { activity[keyPath: field] = 0 }
+        activity.resetPerProcess()
         segment.write(sequenceAt: base + SharedLayout.Activity.sequence) {
             activity.forEachWord { offset, value in segment.store(base + offset, value) }
         }

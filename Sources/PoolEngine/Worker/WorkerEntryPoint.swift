@@ -6,14 +6,17 @@
 public protocol WorkerEntryPoint {
     /// Called once before `run()`, before the worker reports ready: set up here (open files,
     /// build clients). Throwing is handled like throwing from `run()`, before the worker is ready.
-    mutating func initialize(worker: Worker) async throws
+    ///
+    /// It runs on the executor of the worker's `main` (decision 0020): an entry point that
+    /// needs no thread of its own to set up starts none before the worker is ready.
+    nonisolated(nonsending) mutating func initialize(worker: Worker) async throws
     /// The worker's work. Return to exit cleanly (the group's restart policy decides what
     /// happens next); throw ``WorkerExit`` to say how the exit should be treated.
     func run() async throws
 }
 
 extension WorkerEntryPoint {
-    public mutating func initialize(worker: Worker) async throws {}
+    nonisolated(nonsending) public mutating func initialize(worker: Worker) async throws {}
 }
 
 /// Errors a worker throws to say how its end must be treated.
