@@ -54,9 +54,12 @@ public enum PoolTopCLI {
     ///
     /// Call ``TaskThreads/install(threadCount:)`` first, on the line before: the watcher's tasks
     /// then run on threads of pooltop's, and an idle watcher is not woken every second by
-    /// libdispatch. (This function cannot do it itself: being `async` and not on the main actor,
-    /// its first line already runs on a libdispatch thread.)
-    public static func main(
+    /// libdispatch. (This function cannot do it itself: an `await` in `main` already needs an
+    /// executor.)
+    ///
+    /// It runs on its caller's executor, the main thread when called from `main`, so that a
+    /// worker starts there without libdispatch starting a thread first (decision 0020).
+    nonisolated(nonsending) public static func main(
         entryPoints: EntryPoints, defaultConfiguration: DefaultConfiguration? = nil, commandName: String? = nil
     ) async -> Never {
         #if PostgresQueue
