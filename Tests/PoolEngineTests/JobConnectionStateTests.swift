@@ -15,7 +15,7 @@ struct JobConnectionStateTests {
 
     /// Sends `jobID` and makes sure it was accepted; returns what it said.
     func send(_ state: inout State, _ jobID: UInt64, mayPoll: Bool = false, deadline: UInt64 = 1_000) -> (write: ByteBuffer?, poll: Bool) {
-        guard case .accepted(let write, let poll, _) = state.send(jobID, frame: bytes("job \(jobID)"), deadline: deadline, mayPoll: mayPoll) else {
+        guard case .accepted(let write, let poll, _, _) = state.send(jobID, frame: bytes("job \(jobID)"), deadline: deadline, mayPoll: mayPoll) else {
             Issue.record("job \(jobID) was refused")
             return (nil, false)
         }
@@ -40,6 +40,31 @@ struct JobConnectionStateTests {
         #expect(more == bytes("job 2job 3"))
         let queued = state.wrote(left: ByteBuffer(), failed: false)
         #expect(queued == nil)
+        #expect(!state.isWriting)
+    }
+
+    @Test("with many jobs in flight the writer gathers: what others queued while it yielded leaves with its own bytes")
+    func gatheringWriter() {
+        var state = State(worker: WorkerID(1))
+        // Jobs already in flight (written, their senders waiting): with the next, as many as the threshold.
+        for jobID in 1..<UInt64(State.batchAbove) { waiting(&state, jobID, Int(jobID)) }
+        guard case .accepted(let first, _, _, let few) = state.send(100, frame: bytes("a"), deadline: 1_000, mayPoll: false) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(first == bytes("a") && !few, "at the threshold the writer sends at once")
+        _ = state.wrote(left: ByteBuffer(), failed: false)
+        guard case .accepted(let write, _, _, let gather) = state.send(101, frame: bytes("b"), deadline: 1_000, mayPoll: false) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(write == bytes("b") && gather, "above it the writer is told to gather")
+        #expect(send(&state, 102).write == nil)
+        #expect(send(&state, 103).write == nil)
+        #expect(state.wantedInterest == [.peerHangUp, .readable], "nobody else writes them meanwhile")
+        #expect(state.takeQueued() == bytes("job 102job 103"))
+        #expect(state.takeQueued() == nil)
+        #expect(state.wrote(left: ByteBuffer(), failed: false) == nil)
         #expect(!state.isWriting)
     }
 

@@ -13,7 +13,7 @@ public final class JobClient: Sendable {
     /// The pool as this client knows it: a worker's, from its bootstrap; the operator's is
     /// updated by `apply` (``update(pool:)``), so jobs reach groups it added.
     var pool: PoolDescription { routing.withLock { $0.pool } }
-    private let routing: Mutex<(pool: PoolDescription, runningJobs: [WorkerID: RunningJobsTable.Location])>
+    private let routing: Mutex<Routing>
     private let allowed: Set<GroupID>?
     private let runtimeDirectory: String
     private let reader: PoolStateReader
@@ -48,7 +48,7 @@ public final class JobClient: Sendable {
         wait: JobWaitPolicy = .suspend
     ) {
         self.waitPolicy = JobWaitPolicy.effective(wait)
-        self.routing = Mutex((pool, RunningJobsTable.layout(of: pool).locations))
+        self.routing = Mutex(Routing(pool))
         self.senderID = senderID
         self.senderGroup = senderGroup
         self.allowed = allowed
@@ -64,7 +64,7 @@ public final class JobClient: Sendable {
     /// Takes the pool `apply` made. Groups keep their slots and tables, so jobs under way
     /// are unaffected.
     func update(pool: PoolDescription) {
-        routing.withLock { $0 = (pool, RunningJobsTable.layout(of: pool).locations) }
+        routing.withLock { $0 = Routing(pool) }
     }
 
     /// Closes every connection (pending jobs fail with `workerLost`) and stops the I/O thread.
@@ -115,8 +115,8 @@ public final class JobClient: Sendable {
         _ payload: [UInt8], to group: GroupReference, priority: Int = 0, weight: Int = 1, timeout: Duration? = nil,
         retries: Int = 0
     ) async throws(JobError) -> JobResult {
-        // Looked up under the lock: a job does not copy the whole description out of it.
-        guard let target = routing.withLock({ $0.pool.group(group) }) else {
+        // Looked up under the lock: a job copies out a few fields, not the whole description.
+        guard let target = routing.withLock({ $0.route(group) }) else {
             throw JobError(code: .notAllowed, message: "no group '\(group)' in pool '\(pool.name)'")
         }
         if let allowed, !allowed.contains(target.id) {
@@ -125,7 +125,7 @@ public final class JobClient: Sendable {
                 code: .notAllowed,
                 message: "this worker's group may send jobs to \(names.isEmpty ? "no group" : names.joined(separator: ", ")), not to '\(target.name)' (see jobGroups)")
         }
-        guard target.jobExecutor != nil else {
+        guard target.runsJobs else {
             throw JobError(code: .notAllowed, message: "group '\(target.name)' does not run jobs (its workers have no job executor)")
         }
         guard payload.count <= maximumPayload else {
@@ -154,17 +154,20 @@ public final class JobClient: Sendable {
                         attempts: attempts)
             }
             var candidates: [PickupCandidate] = []
-            candidates.reserveCapacity(target.maxWorkers)
+            candidates.reserveCapacity(target.slots)
             // Whether a worker is on its way: starting, backing off before a restart, stopping
             // (a soft or rolling restart replaces it), or lost by this job while the watcher has
             // not yet seen it go.
             var coming = false
-            for id in target.workerIDs where id != senderID && !refused.contains(id) {
+            for slot in 0..<target.slots {
+                let id = WorkerID(target.firstWorkerID.rawValue + slot)
+                // Most jobs are refused nowhere: no hashing then.
+                guard id != senderID && (refused.isEmpty || !refused.contains(id)) else { continue }
                 guard let load = reader.pickupLoad(of: id) else { continue }
                 switch load.state {
                 case .starting, .backoff, .stopping:
                     coming = true
-                case .ready where lost[id] == load.pid:
+                case .ready where !lost.isEmpty && lost[id] == load.pid:
                     coming = true
                 case .ready:
                     candidates.append(PickupCandidate(id: id, jobsInFlight: load.jobsInFlight, inFlightWeight: load.inFlightWeight))
@@ -182,14 +185,14 @@ public final class JobClient: Sendable {
                 }
                 let none = JobError(
                     code: .noWorkerAvailable,
-                    message: "no ready worker in group '\(target.name)' (\(Self.describe(reader.records(of: target), target)))",
+                    message: "no ready worker in group '\(target.name)' (\(describe(target.id)))",
                     attempts: attempts)
                 // Once per job, however long it then waits for a worker.
                 if !missed {
                     missed = true
                     countPickupMiss?(target.id)
                 }
-                guard let requestScale, target.scaling.onDemand else { throw lastRefusal.map { $0.with(attempts: attempts) } ?? none }
+                guard let requestScale, target.scalesOnDemand else { throw lastRefusal.map { $0.with(attempts: attempts) } ?? none }
                 // Scaling by request: ask for one more worker (again every 250 ms while waiting; the
                 // watcher rate-limits), and wait for one within the deadline, trying refused workers
                 // again since their queues may have room by then.
@@ -295,7 +298,10 @@ public final class JobClient: Sendable {
         }
     }
 
-    private static func describe(_ records: PoolRecords, _ group: GroupDescription) -> String {
+    /// The states of a group's workers, for a job that found none ready.
+    private func describe(_ id: GroupID) -> String {
+        guard let group = pool.group(id) else { return "the group is gone" }
+        let records = reader.records(of: group)
         var counts: [WorkerState: Int] = [:]
         for id in group.workerIDs { counts[records.state(of: id), default: 0] += 1 }
         return WorkerState.allCases.compactMap { state in counts[state].map { "\($0) \(state.rawValue)" } }.joined(separator: ", ")
@@ -329,6 +335,44 @@ public final class JobClient: Sendable {
         }
         if kept !== connection { connection.close() }
         return kept
+    }
+}
+
+/// The pool as a job client routes by it: the description, and for each group the few fields
+/// a job reads. A job copies out its group's route, not the group's description, whose strings,
+/// arrays and dictionaries made a dozen reference counts per job on objects every sending
+/// thread shares.
+private struct Routing: Sendable {
+    struct Route: Sendable {
+        var id: GroupID
+        var name: String
+        var retired: Bool
+        var runsJobs: Bool
+        var firstWorkerID: WorkerID
+        var slots: Int
+        var scalesOnDemand: Bool
+    }
+
+    var pool: PoolDescription
+    var runningJobs: [WorkerID: RunningJobsTable.Location]
+    var routes: [Route]
+
+    init(_ pool: PoolDescription) {
+        self.pool = pool
+        runningJobs = RunningJobsTable.layout(of: pool).locations
+        routes = pool.groups.map { group in
+            Route(
+                id: group.id, name: group.name, retired: group.retired, runsJobs: group.jobExecutor != nil,
+                firstWorkerID: group.firstWorkerID, slots: group.slots, scalesOnDemand: group.scaling.onDemand)
+        }
+    }
+
+    /// As ``PoolDescription/group(_:)-(GroupReference)`` finds a group.
+    func route(_ reference: GroupReference) -> Route? {
+        switch reference {
+        case .id(let id): return routes.first { $0.id == id }
+        case .name(let name): return routes.first { $0.name == name && !$0.retired }
+        }
     }
 }
 

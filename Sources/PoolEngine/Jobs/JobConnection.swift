@@ -19,9 +19,10 @@ enum JobAnswer: Sendable {
 ///
 /// A plain Unix socket rather than a NIO channel, for the round trip
 /// (docs/decisions/0007-job-client-sockets.md): a sender writes its request from its own
-/// thread, with no hop to an event loop. When its group opts in (``JobWaitPolicy/adaptive``,
-/// decision 0010), a sender whose job is the only one in flight waits for the answer on its
-/// own thread for a short while (``pollBudget``, in `ppoll` or in `recv`: ``JobWaitMode``)
+/// thread, with no hop to an event loop; with many jobs in flight the writer first lets the
+/// senders resumed with it queue behind it, and sends theirs with its own (decision 0021).
+/// When its group opts in (``JobWaitPolicy/adaptive``, decision 0010), a sender whose job is
+/// the only one in flight waits for the answer on its own thread for a short while (``pollBudget``, in `ppoll` or in `recv`: ``JobWaitMode``)
 /// instead of suspending at once: a quick job then costs two wake-ups, as a bare socket
 /// ping-pong does. By default it suspends, and holds no Swift concurrency thread.
 /// Everything else (answers for suspended senders, writes a full socket could not take,
@@ -101,14 +102,21 @@ final class JobConnection: Sendable {
         JobFrame.request(request).write(to: &frame)
         let mayPoll = io.policy != .suspend
         let start = state.withLock { $0.send(jobID, frame: frame, deadline: deadline.nanoseconds, mayPoll: mayPoll) }
-        guard case .accepted(let toWrite, let polls, let adaptive) = start else {
+        guard case .accepted(let toWrite, let polls, let adaptive, let gather) = start else {
             if case .refused(let answer) = start { return answer }
             return .cancelled
         }
         // The interest first: a polled job's answer must find the I/O thread's already off.
         settle()
         io.noteDeadline(deadline.nanoseconds)
-        if let toWrite { write(toWrite) }
+        if var toWrite {
+            if gather {
+                // Others queue behind the writer meanwhile; their requests leave in this `send`.
+                await Task.yield()
+                if var queued = state.withLock({ $0.takeQueued() }) { toWrite.writeBuffer(&queued) }
+            }
+            write(toWrite)
+        }
         if polls, let (answer, drained) = poll(for: jobID, adaptive ? io.nextWaitMode() : .poll) {
             if drained { lost("worker \(worker) is closing") }
             return answer

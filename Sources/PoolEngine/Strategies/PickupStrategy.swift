@@ -29,10 +29,15 @@ public final class LeastJobsPickup: PickupStrategy {
     public var descriptor: StrategyDescriptor { StrategyDescriptor(name: "least-jobs") }
 
     public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
-        guard let least = candidates.map(\.jobsInFlight).min() else { return nil }
-        let tied = candidates.filter { $0.jobsInFlight == least }
-        let chosen = tied[turn.add(1, ordering: .relaxed).oldValue % tied.count]
-        return (chosen.id, "least jobs in flight (\(least)) of \(candidates.count) ready")
+        // Counted in place: this runs for every job, and needs no array of its own.
+        guard let least = candidates.lazy.map(\.jobsInFlight).min() else { return nil }
+        let ties = candidates.count { $0.jobsInFlight == least }
+        var skip = turn.add(1, ordering: .relaxed).oldValue % ties
+        for candidate in candidates where candidate.jobsInFlight == least {
+            if skip == 0 { return (candidate.id, "least jobs in flight (\(least)) of \(candidates.count) ready") }
+            skip -= 1
+        }
+        return nil
     }
 }
 
