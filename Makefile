@@ -3,7 +3,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 export LANG ?= C.UTF-8
 
-.PHONY: run test bench chaos soak fuzz sanitize lint install build release clean examples
+.PHONY: run test bench chaos soak fuzz sanitize lint install build release order clean examples
 
 # QUEUE=1 builds the PostgreSQL queue in (the PostgresQueue trait, docs/queue.md): postgres-nio
 # adds minutes to a first build, so `make run` leaves it out unless asked.
@@ -34,8 +34,10 @@ test:
 		$(SWIFT) test --skip-build --disable-xctest --traits PostgresQueue --filter 'QueueProcessTests|PoolQueueTests|QueueDocumentationTests'
 
 # Release binaries link the Swift runtime and Foundation statically: a worker then starts in
-# about half the time (see docs/decisions/0005-static-stdlib-for-release.md).
-RELEASE_FLAGS = -c release --static-swift-stdlib
+# about half the time (see docs/decisions/0005-static-stdlib-for-release.md). Every Swift
+# module, dependencies included, puts each function in a section of its own, so that the
+# linker can pack the ones a worker runs together (scripts/link/symbol-order.txt, decision 0022).
+RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections
 
 ## make bench: release build, then the benchmarks, printed as JSON lines (docs/benchmarks.md).
 bench:
@@ -99,6 +101,10 @@ lint:
 
 release:
 	$(SWIFT) build $(RELEASE_FLAGS) --product pooltop
+
+## make order: rewrites scripts/link/symbol-order.txt from callgrind runs of a worker and a watcher (needs valgrind).
+order: release
+	scripts/link/order-symbols .build/release/pooltop
 
 ## make install: the release binary into $(PREFIX)/bin.
 install: release
