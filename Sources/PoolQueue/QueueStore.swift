@@ -64,18 +64,34 @@ struct QueueStore: Sendable {
 
     /// Claims up to `limit` claimable jobs of `queues`, highest priority first, then oldest
     /// (``ClaimStatement``). The connection's `search_path` must be the queue's schema.
+    ///
+    /// In a transaction of its own, and the jobs are returned only once its `COMMIT` is
+    /// answered. Without one, PostgreSQL commits a statement of the extended protocol only at
+    /// the `Sync` after it: a server stopped between the two has sent every row and the
+    /// statement's completion, yet rolls the claim back, and the pool runs jobs the table still
+    /// offers; claimed again later, they run twice in one counted attempt. (CI once saw two
+    /// jobs do so across a `pg_ctl -m fast stop` under load; this is the way we found for it.)
+    /// Now a lost `COMMIT` answer leaves at worst a claim nobody runs, which its lease's expiry
+    /// puts back.
     func claim(
         queues: [String], limit: Int, lease: Duration, owner: String, claim: Int64,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [ClaimedJob] {
-        let rows = try await connection.execute(
-            ClaimStatement(queues: queues, limit: limit, claim: claim, owner: owner, leaseSeconds: lease.seconds), logger: logger)
+        try await connection.query("BEGIN", logger: logger)
         var jobs: [ClaimedJob] = []
-        for try await (id, queue, payload, priority, weight, attempt, waited) in rows {
-            jobs.append(
-                ClaimedJob(
-                    id: id, claim: claim, queue: queue, payload: payload, priority: priority, weight: weight,
-                    attempt: attempt, waited: waited))
+        do {
+            let rows = try await connection.execute(
+                ClaimStatement(queues: queues, limit: limit, claim: claim, owner: owner, leaseSeconds: lease.seconds), logger: logger)
+            for try await (id, queue, payload, priority, weight, attempt, waited) in rows {
+                jobs.append(
+                    ClaimedJob(
+                        id: id, claim: claim, queue: queue, payload: payload, priority: priority, weight: weight,
+                        attempt: attempt, waited: waited))
+            }
+            try await connection.query("COMMIT", logger: logger)
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)  // The error below says what failed.
+            throw error
         }
         // A batch in claim order, so the highest priority is sent first.
         return jobs.sorted { ($0.priority, -$0.id) > ($1.priority, -$1.id) }
