@@ -113,8 +113,7 @@ struct QueueSchema {
     /// Brings the schema to the newest version; returns the versions it applied (none when
     /// another pool did it first).
     func migrate(on connection: PostgresConnection, logger: Logger) async throws -> [Int] {
-        try await connection.query("BEGIN", logger: logger)
-        do {
+        try await connection.inTransaction(logger: logger) {
             // Held to the end of the transaction: a second pool waits here, then finds the
             // versions applied and applies nothing.
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(lockKey)))", logger: logger)
@@ -135,10 +134,22 @@ struct QueueSchema {
                     "INSERT INTO \(unescaped: schema).migrations (version) VALUES (\(index + 1))", logger: logger)
                 applied.append(index + 1)
             }
-            try await connection.query("COMMIT", logger: logger)
             return applied
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body` between `BEGIN` and `COMMIT`, and returns its value only once the `COMMIT`
+    /// is answered; rolls back when `body` or the `COMMIT` fails, and throws that error.
+    func inTransaction<T>(logger: Logger, _ body: () async throws -> T) async throws -> T {
+        try await query("BEGIN", logger: logger)
+        do {
+            let value = try await body()
+            try await query("COMMIT", logger: logger)
+            return value
         } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)  // The error below says what failed.
+            _ = try? await query("ROLLBACK", logger: logger)  // The error below says what failed.
             throw error
         }
     }

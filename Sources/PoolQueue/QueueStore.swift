@@ -77,21 +77,17 @@ struct QueueStore: Sendable {
         queues: [String], limit: Int, lease: Duration, owner: String, claim: Int64,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [ClaimedJob] {
-        try await connection.query("BEGIN", logger: logger)
-        var jobs: [ClaimedJob] = []
-        do {
+        let jobs = try await connection.inTransaction(logger: logger) {
             let rows = try await connection.execute(
                 ClaimStatement(queues: queues, limit: limit, claim: claim, owner: owner, leaseSeconds: lease.seconds), logger: logger)
+            var jobs: [ClaimedJob] = []
             for try await (id, queue, payload, priority, weight, attempt, waited) in rows {
                 jobs.append(
                     ClaimedJob(
                         id: id, claim: claim, queue: queue, payload: payload, priority: priority, weight: weight,
                         attempt: attempt, waited: waited))
             }
-            try await connection.query("COMMIT", logger: logger)
-        } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)  // The error below says what failed.
-            throw error
+            return jobs
         }
         // A batch in claim order, so the highest priority is sent first.
         return jobs.sorted { ($0.priority, -$0.id) > ($1.priority, -$1.id) }

@@ -167,9 +167,14 @@ public struct PoolDescription: Hashable, Sendable, Codable {
 
     /// The group with this name, or with this id when `reference` is an id.
     public func group(_ reference: GroupReference) -> GroupDescription? {
+        groupIndex(reference).map { groups[$0] }
+    }
+
+    /// Where ``group(_:)-(GroupReference)`` finds the group in ``groups``.
+    func groupIndex(_ reference: GroupReference) -> Int? {
         switch reference {
-        case .id(let id): return group(id)
-        case .name(let name): return groups.first { $0.name == name && !$0.retired }
+        case .id(let id): return groups.firstIndex { $0.id == id }
+        case .name(let name): return groups.firstIndex { $0.name == name && !$0.retired }
         }
     }
 

@@ -338,15 +338,14 @@ public final class JobClient: Sendable {
     }
 }
 
-/// The pool as a job client routes by it: the description, and for each group the few fields
-/// a job reads. A job copies out its group's route, not the group's description, whose strings,
-/// arrays and dictionaries made a dozen reference counts per job on objects every sending
-/// thread shares.
+/// The pool as a job client routes by it: the description, and for each of its groups (same
+/// index) the few fields a job reads. A job copies out its group's route, not the group's
+/// description, whose strings, arrays and dictionaries made a dozen reference counts per job
+/// on objects every sending thread shares.
 private struct Routing: Sendable {
     struct Route: Sendable {
         var id: GroupID
         var name: String
-        var retired: Bool
         var runsJobs: Bool
         var firstWorkerID: WorkerID
         var slots: Int
@@ -362,17 +361,14 @@ private struct Routing: Sendable {
         runningJobs = RunningJobsTable.layout(of: pool).locations
         routes = pool.groups.map { group in
             Route(
-                id: group.id, name: group.name, retired: group.retired, runsJobs: group.jobExecutor != nil,
-                firstWorkerID: group.firstWorkerID, slots: group.slots, scalesOnDemand: group.scaling.onDemand)
+                id: group.id, name: group.name, runsJobs: group.jobExecutor != nil, firstWorkerID: group.firstWorkerID,
+                slots: group.slots, scalesOnDemand: group.scaling.onDemand)
         }
     }
 
-    /// As ``PoolDescription/group(_:)-(GroupReference)`` finds a group.
+    /// The route of the group ``PoolDescription/group(_:)-(GroupReference)`` finds.
     func route(_ reference: GroupReference) -> Route? {
-        switch reference {
-        case .id(let id): return routes.first { $0.id == id }
-        case .name(let name): return routes.first { $0.name == name && !$0.retired }
-        }
+        pool.groupIndex(reference).map { routes[$0] }
     }
 }
 

@@ -22,10 +22,10 @@ enum JobAnswer: Sendable {
 /// thread, with no hop to an event loop; with many jobs in flight the writer first lets the
 /// senders resumed with it queue behind it, and sends theirs with its own (decision 0021).
 /// When its group opts in (``JobWaitPolicy/adaptive``, decision 0010), a sender whose job is
-/// the only one in flight waits for the answer on its own thread for a short while (``pollBudget``, in `ppoll` or in `recv`: ``JobWaitMode``)
-/// instead of suspending at once: a quick job then costs two wake-ups, as a bare socket
-/// ping-pong does. By default it suspends, and holds no Swift concurrency thread.
-/// Everything else (answers for suspended senders, writes a full socket could not take,
+/// the only one in flight waits for the answer on its own thread for a short while
+/// (``pollBudget``, in `ppoll` or in `recv`: ``JobWaitMode``) instead of suspending at once:
+/// a quick job then costs two wake-ups, as a bare socket ping-pong does. By default it
+/// suspends, and holds no Swift concurrency thread. Everything else (answers for suspended senders, writes a full socket could not take,
 /// deadlines) is done by the client's I/O thread, ``JobClientIO``. The socket is in blocking
 /// mode only for that polling `recv`; every other call passes `MSG_DONTWAIT`.
 ///

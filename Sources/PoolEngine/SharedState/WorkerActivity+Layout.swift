@@ -1,8 +1,7 @@
 extension WorkerActivity {
-    /// The fields that describe one process rather than the slot's totals: zeroed between processes.
-    /// Zeroes what belongs to one process (what it has in flight), keeping the slot's totals.
-    /// Plain stores, not a key-path table: a worker does this before it says ready, and the
-    /// table's first use cost a worker's start about 0.17 ms (decision 0020).
+    /// Zeroes the fields that describe one process rather than the slot's totals (what it has
+    /// in flight), between processes. Plain stores rather than a key-path table: a worker does
+    /// this before it says ready, and a key path's first use instantiates it at run time.
     mutating func resetPerProcess() {
         jobsInFlight = 0
         inFlightWeight = 0
