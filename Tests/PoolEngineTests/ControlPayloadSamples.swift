@@ -31,6 +31,7 @@ enum ControlPayloadSamples {
             "url": .scalar("postgres://x"), "queues": .list([.scalar("a"), .map(["deep": .list([])])]), "empty": .map([:]),
         ]
         jobs.retired = true
+        jobs.standby = true
 
         var program = GroupDescription(
             id: GroupID(4), name: "api", kind: .reactor, entryPoint: "", minWorkers: 0, maxWorkers: 1, firstWorkerID: WorkerID(312),

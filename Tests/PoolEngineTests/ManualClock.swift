@@ -31,8 +31,15 @@ struct CoreHarness {
     mutating func send(_ input: WatcherInput) -> [WatcherAction] {
         var actions = core.handle(input, at: clock.now)
         var all = actions
-        while let index = actions.firstIndex(where: { if case .spawn = $0 { return true } else { return false } }) {
-            guard case .spawn(let id, let generation) = actions.remove(at: index) else { break }
+        // A standby handed a slot is the slot's process from then on, as a spawn is.
+        func started(_ action: WatcherAction) -> (WorkerID, Int)? {
+            switch action {
+            case .spawn(let id, let generation), .promoteStandby(let id, let generation, _): return (id, generation)
+            default: return nil
+            }
+        }
+        while let index = actions.firstIndex(where: { started($0) != nil }) {
+            guard let (id, generation) = started(actions.remove(at: index)) else { break }
             nextPID += 1
             let more = core.handle(.processDidSpawn(id, generation: generation, pid: nextPID), at: clock.now)
             actions += more
@@ -100,6 +107,14 @@ extension [WatcherAction] {
     }
     var stopRequests: [(Int, ExitReason)] {
         compactMap { if case .requestStop(let id, _, let request) = $0 { return (id.rawValue, request.reason) } else { return nil } }
+    }
+    /// Slots given a standby's process.
+    var promoted: [Int] {
+        compactMap { if case .promoteStandby(let id, _, _) = $0 { return id.rawValue } else { return nil } }
+    }
+    /// Standby generations started, by group index.
+    var standbysStarted: [(group: Int, generation: Int)] {
+        compactMap { if case .spawnStandby(let group, let generation) = $0 { return (group, generation) } else { return nil } }
     }
     var killed: [Int] {
         compactMap { if case .kill(let id, _) = $0 { return id.rawValue } else { return nil } }

@@ -55,6 +55,21 @@ struct PoolConfigurationTests {
         #expect(listeners.map(\.backlog) == [1024, 1024, 64, 1024])
         #expect(listeners.map(\.description) == ["127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock", "localhost:9000"])
     }
+    @Test("standby: true is kept for an entry point's group, and refused for a program or a group with listeners, with its line")
+    func standby() throws {
+        let yaml = "groups:\n  - {name: jobs, kind: job, entryPoint: demo-job, standby: true}\n"
+        let (_, description) = try PoolConfiguration.parse(yaml: yaml, entryPoints: entryPoints)
+        #expect(description.groups[0].standby)
+        let program = parseError("groups:\n  - kind: service\n    command: [/bin/sleep, '60']\n    standby: true\n")
+        #expect(program?.path == "groups[0].standby")
+        #expect(program?.line == 4)
+        #expect(program?.message.contains("program") == true)
+        let reactor = parseError("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: [127.0.0.1:8080]\n    standby: true\n")
+        #expect(reactor?.path == "groups[0].standby")
+        #expect(reactor?.line == 5)
+        #expect(reactor?.message.contains("listeners") == true)
+    }
+
     @Test("jobGroups resolve by name and by id, to later groups too")
     func jobGroupsResolve() throws {
         let yaml = """
@@ -205,6 +220,7 @@ struct PoolConfigurationJobKeysTests {
         ("recycle: {maxMemory: lots}", "groups[0].recycle.maxMemory", "not a size"),
         ("recycle: {jitter: 2}", "groups[0].recycle.jitter", "0 to under 1"),
         ("scaling: {onDemand: maybe}", "groups[0].scaling.onDemand", "true or false"),
+        ("standby: sometimes", "groups[0].standby", "true or false"),
     ])
     func errors(line: String, path: String, message: String) throws {
         let yaml = "groups:\n  - kind: job\n    entryPoint: demo-job\n    \(line)\n"

@@ -271,6 +271,35 @@ struct WorkerPoolTests {
         }
     }
 
+    @Test("with standby: true a SIGKILLed worker's replacement is the standby process, and a new standby follows")
+    func standbyReplacesKilledWorker() async throws {
+        let fixture = Fixture("standby")
+        var group = fixture.group("wait", min: 2)
+        group.standby = true
+        try fixture.pool.describeGroup(group)
+        try await fixture.withRunningPool { events in
+            // The standby: a process of the pool that is none of its ready workers.
+            func standbys() -> [pid_t] {
+                let workers = Set(events.readyPIDs.map(\.1))
+                return TestSupport.taggedProcesses(fixture.name).filter { !workers.contains($0) }
+            }
+            var found: [pid_t] = []
+            #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 })
+            let standby = try #require(found.first)
+            let (victimID, victimPID) = try #require(events.readyPIDs.first)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let replacement = try #require(events.readyPIDs.last)
+            #expect(replacement.0 == victimID)
+            #expect(replacement.1 == standby)
+            // It runs as the slot's worker: the id in its environment is the slot's.
+            let line = try #require(fixture.lines("started").first { $0.hasPrefix("\(victimID) \(standby) ") })
+            #expect(line.hasSuffix(" \(victimID)"))
+            // And the group gets a new standby once the replacement is ready.
+            #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 && found[0] != standby })
+        }
+    }
+
     @Test("a crash-looping worker backs off exponentially as configured")
     func crashLoopBacksOff() async throws {
         let fixture = Fixture("crashloop")

@@ -161,20 +161,41 @@ func floorSpawn(count: Int) -> Double {
 }
 
 /// Records the monotonic time each event arrives at a subscriber.
+///
+/// Waiting for a count of ready events suspends until the event that reaches it arrives: no
+/// polling. A poll every 200 µs (as this used to do) woke two of this process's task threads
+/// each time, on the CPU where the starting worker ran, and so slowed the very start it timed
+/// (`perf sched` over `POOLBENCH_ONLY=kill`, docs/benchmarks.md).
 final class TimedEvents: Sendable {
-    private let storage = Mutex<[(Double, PoolEvent)]>([])
+    private struct State {
+        var events: [(Double, PoolEvent)] = []
+        var readyCount = 0
+        var waiters: [(id: Int, count: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
 
     init(_ pool: WorkerPool) {
         let stream = pool.events()
         Task { [self] in
             for await event in stream {
                 let now = nowMilliseconds()
-                storage.withLock { $0.append((now, event)) }
+                let reached = state.withLock { state in
+                    state.events.append((now, event))
+                    guard case .workerReady = event else { return [CheckedContinuation<Bool, Never>]() }
+                    state.readyCount += 1
+                    let count = state.readyCount
+                    let reached = state.waiters.filter { $0.count <= count }.map(\.continuation)
+                    state.waiters.removeAll { $0.count <= count }
+                    return reached
+                }
+                for continuation in reached { continuation.resume(returning: true) }
             }
         }
     }
 
-    var all: [(Double, PoolEvent)] { storage.withLock { $0 } }
+    var all: [(Double, PoolEvent)] { state.withLock { $0.events } }
 
     /// When each worker-hung event arrived.
     var hung: [Double] {
@@ -196,18 +217,37 @@ final class TimedEvents: Sendable {
         }
     }
 
+    /// Suspends until `count` ready events have arrived (true) or the timeout passed (false).
     func waitForReady(_ count: Int, timeoutMilliseconds: Double = 20_000) async -> Bool {
-        let deadline = nowMilliseconds() + timeoutMilliseconds
-        while nowMilliseconds() < deadline {
-            if ready.count >= count { return true }
-            try? await Task.sleep(for: .microseconds(200))
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
         }
-        return false
+        let timeout = Task { [self] in
+            try await Task.sleep(for: .milliseconds(Int(timeoutMilliseconds)))
+            let expired = state.withLock { state in
+                let waiter = state.waiters.first { $0.id == id }
+                state.waiters.removeAll { $0.id == id }
+                return waiter?.continuation
+            }
+            expired?.resume(returning: false)
+        }
+        defer { timeout.cancel() }
+        return await withCheckedContinuation { continuation in
+            let reached = state.withLock { state in
+                if state.readyCount >= count { return true }
+                state.waiters.append((id, count, continuation))
+                return false
+            }
+            if reached { continuation.resume(returning: true) }
+        }
     }
 }
 
-func makePool(name: String, workers: Int, backoff: RestartBackoff = .standard) -> WorkerPool {
-    makePool(name: name, WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle", restart: .always(backoff: backoff)))
+func makePool(name: String, workers: Int, backoff: RestartBackoff = .standard, standby: Bool = false) -> WorkerPool {
+    var group = WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle", restart: .always(backoff: backoff))
+    group.standby = standby
+    return makePool(name: name, group)
 }
 
 /// A quiet in-process pool of the demo's entry points with one group.
@@ -267,21 +307,28 @@ enum Benchmarks {
         ).print()
     }
 
-    static func killToReplacement(kills: Int) async {
-        let pool = makePool(name: "bench-kill-\(getpid())", workers: 8, backoff: noBackoffDelay)
+    /// SIGKILL of one of 8 workers to its replacement's ready event, in turn; with `standby`,
+    /// the group keeps a standby process and the replacement is that process (decision 0023).
+    static func killToReplacement(kills: Int, standby: Bool) async {
+        let pool = makePool(name: "bench-kill-\(getpid())", workers: 8, backoff: noBackoffDelay, standby: standby)
         let events = TimedEvents(pool)
         let task = Task { try await pool.run() }
         guard await events.waitForReady(8) else {
             pool.stop()
             return
         }
+        // The first standby starts once the eighth worker is ready: let it get there.
+        if standby { try? await Task.sleep(for: .milliseconds(50)) }
         let samples = await killInTurn(events, slots: 8, kills: kills)
         pool.stop()
         _ = try? await task.value
         let floor = (0..<kills).map { _ in floorSpawn(count: 1) }
         Figure(
-            name: "sigkill_to_replacement_ready", samples: samples, floor: floor, ratioTarget: 1.5,
-            note: "SIGKILL of one of 8 workers to its replacement ready; floor: one spawn to first byte"
+            name: standby ? "sigkill_to_replacement_ready_standby" : "sigkill_to_replacement_ready", samples: samples,
+            floor: floor, ratioTarget: 1.5,
+            note: standby
+                ? "as sigkill_to_replacement_ready, the group with standby: true (the replacement is the standby process); floor: one spawn to first byte"
+                : "SIGKILL of one of 8 workers to its replacement ready; floor: one spawn to first byte"
         ).print()
     }
 

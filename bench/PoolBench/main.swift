@@ -81,7 +81,10 @@ if selected("spawn") {
     await Benchmarks.spawnReady(workers: 32, runs: runs, ratioTarget: 1.5)
 }
 if selected("command") { await CommandBenchmarks.run(runs: max(runs, 11)) }
-if selected("kill") { await Benchmarks.killToReplacement(kills: 20) }
+if selected("kill") {
+    await Benchmarks.killToReplacement(kills: 20, standby: false)
+    await Benchmarks.killToReplacement(kills: 20, standby: true)
+}
 if selected("hang") { await Benchmarks.hangDetection(stops: 8) }
 if selected("stop") { Benchmarks.gracefulStop(workers: 32, runs: runs) }
 if selected("death") { Benchmarks.watcherDeath(workers: 8, runs: 5) }

@@ -33,7 +33,7 @@ public struct PoolConfiguration: Sendable {
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
         "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait", "after",
         "listen", "command", "env", "envFile", "workingDirectory", "ready", "stopSignal", "watchdog", "user", "group",
-        "hangTimeout", "settings",
+        "hangTimeout", "settings", "standby",
     ]
     /// Keys accepted in a group's `restart`.
     public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
@@ -312,6 +312,10 @@ struct ConfigurationReader {
         if let node = map["hangTimeout"] {
             let text = try string(node, path: "\(path).hangTimeout")
             group.hangTimeout = text == "off" ? nil : try duration(node, path: "\(path).hangTimeout")
+        }
+        if let node = map["standby"] {
+            note("\(path).standby", node)
+            group.standby = try boolean(node, path: "\(path).standby")
         }
         if let node = map["onError"] {
             let value = try choice(node, path: "\(path).onError", among: ["stop-pool", "restart"])

@@ -210,6 +210,16 @@ enum PoolValidator {
         let listeners = try validate(
             group.listeners.isEmpty && group.entryPoint == PrometheusGroup.entryPoint ? [PrometheusGroup.defaultListener] : group.listeners,
             kind: group.kind, metrics: group.entryPoint == PrometheusGroup.entryPoint, path: "\(path).listen")
+        if group.standby && group.program != nil {
+            throw ConfigurationError(
+                path: "\(path).standby",
+                message: "a program group cannot keep a standby: only an entry point of this binary waits for its slot")
+        }
+        if group.standby && !listeners.isEmpty {
+            throw ConfigurationError(
+                path: "\(path).standby",
+                message: "a group with listeners cannot keep a standby: each worker inherits its slot's sockets when it is spawned")
+        }
         var strategies: [String: StrategyDescriptor] = [:]
         let slots: [(String, (any DescribableStrategy)?)] = [
             ("pickup", group.pickup),
@@ -248,7 +258,8 @@ enum PoolValidator {
             program: group.program,
             hangTimeout: group.program == nil ? group.hangTimeout : nil,
             environmentFileDigest: environmentFileDigest,
-            settings: group.settings)
+            settings: group.settings,
+            standby: group.standby)
     }
 
     private static func validate(

@@ -51,6 +51,11 @@ public struct WorkerGroup: Sendable {
     public var hangTimeout: Duration? = .seconds(30)
     /// The entry point's own settings (pool.yaml's `settings:`, see ``SettingValue``).
     public var settings: [String: SettingValue] = [:]
+    /// Keep one process of the group started ahead, past `exec` and the binary's start, waiting
+    /// to take the next slot that needs a process: a crashed or recycled worker's replacement is
+    /// then ready in about half the time (decision 0023). Costs one idle process per group.
+    /// Entry points of this binary without listeners only (a listener's sockets are the slot's).
+    public var standby = false
 
     public init(
         entryPoint: String,
@@ -137,6 +142,8 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var environmentFileDigest: UInt64?
     /// The entry point's own settings, as checked (``SettingsCheck``).
     public var settings: [String: SettingValue] = [:]
+    /// Whether the group keeps a standby process (``WorkerGroup/standby``); only the watcher acts on it.
+    public var standby = false
     /// Set when `pooltop apply` removed the group: it runs no worker, keeps its slots (ids
     /// never move), and no name lookup finds it, so a new group may take its name.
     public var retired = false

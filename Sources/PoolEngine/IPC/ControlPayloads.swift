@@ -64,6 +64,7 @@ extension ByteWriter {
         optional(value.hangTimeout) { $0.duration($1) }
         optional(value.environmentFileDigest) { $0.unsigned($1) }
         dictionary(value.settings) { $0.setting($1) }
+        bool(value.standby)
         bool(value.retired)
     }
 
@@ -233,6 +234,7 @@ extension ByteReader {
                 try input.unsigned("group.environmentFileDigest")
             },
             settings: try dictionary("group.settings") { input throws(Malformed) in try input.setting(depth: 0) },
+            standby: try bool("group.standby"),
             retired: try bool("group.retired"))
     }
 

@@ -216,6 +216,7 @@ public struct PoolChange: Sendable, Hashable {
         compare("scaling", \.scaling)
         compare("recycle", \.recycle)
         compare("after", \.after)
+        compare("standby", \.standby, show: true)
         // Every other field is read by a worker when it starts: only new workers see a change.
         var liveOnly = old
         liveOnly.minWorkers = new.minWorkers
@@ -227,6 +228,7 @@ public struct PoolChange: Sendable, Hashable {
         liveOnly.scaling = new.scaling
         liveOnly.recycle = new.recycle
         liveOnly.after = new.after
+        liveOnly.standby = new.standby
         let rolls = liveOnly != new
         if rolls {
             let before = phrases.count

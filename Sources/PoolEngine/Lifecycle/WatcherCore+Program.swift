@@ -7,6 +7,7 @@ extension WatcherCore {
         guard slots[index].state == .starting else { return [] }
         slots[index].state = .ready
         slots[index].readyAt = now
+        standbyPaused.remove(slots[index].groupIndex)
         slots[index].killAt = nil
         slots[index].killWhy = nil
         if let watchdog = watchdog(index) { slots[index].watchdogAt = now + watchdog }

@@ -42,6 +42,12 @@ struct WatcherCore: Sendable {
     var retirementIssued: Set<Int> = []
     /// Workers with work in flight at the last sample: a scale-down stops them last.
     var busy: Set<WorkerID> = []
+    /// Standby processes (groups with `standby: true`), alive or being killed.
+    var standbys: [StandbyProcess] = []
+    /// The last standby generation handed out.
+    var standbyGenerations = 0
+    /// Groups whose last standby died on its own: none again until one of their workers is ready.
+    var standbyPaused: Set<Int> = []
     /// Recycle quotas and idle shrinking, decided from the samples.
     private var quotas = QuotaTracker()
     /// Where the quotas' per-process jitter factors come from.
@@ -104,6 +110,8 @@ struct WatcherCore: Sendable {
             slots[index].pid = pid
             actions.append(
                 .emit(.workerStarting(id, group: groupName(index), pid: pid, generation: generation)))
+        case .spawnDidFail(let id, let generation, _) where id.standbyGeneration != nil:
+            standbyEnded(generation)
         case .spawnDidFail(let id, let generation, let error):
             guard let index = current(id, generation) else { return [] }
             actions.append(.emit(.workerSpawnFailed(id, group: groupName(index), error: error)))
@@ -125,6 +133,8 @@ struct WatcherCore: Sendable {
                 slots[index].killAt = deadline
                 slots[index].killWhy = "its control channel closed and it did not exit"
             }
+        case .processDidExit(let id, let generation, _) where id.standbyGeneration != nil:
+            standbyEnded(generation)
         case .processDidExit(let id, let generation, let status):
             guard let index = current(id, generation), slots[index].state.hasProcess else { return [] }
             actions += exited(index, status: status, at: now)
@@ -186,6 +196,7 @@ struct WatcherCore: Sendable {
                 }
             } else {
                 softRestarts += 1
+                actions += discardStandbys(ofGroup: nil)
                 // Every worker is being replaced anyway; a roll would only replace them again.
                 actions += endRolls(code: .failed, why: "a soft restart of the pool replaced every worker", at: now)
                 for index in slots.indices where slots[index].state == .starting || slots[index].state == .ready {
@@ -236,6 +247,7 @@ struct WatcherCore: Sendable {
         actions += releaseHeldGroups(at: now)
         actions += stopInOrder(at: now)
         actions += retireInOrder(at: now)
+        actions += keepStandbys()
         actions += settle(at: now)
         return actions
     }
@@ -267,7 +279,7 @@ struct WatcherCore: Sendable {
         slots[index].backoffUntil = nil
         slots[index].killAt = now + pool.groups[slots[index].groupIndex].startTimeout
         slots[index].killWhy = "it did not become ready within its start timeout"
-        return [.spawn(slots[index].id, generation: slots[index].generation)]
+        return [startProcess(index)]
     }
 
     /// SIGKILLs the slot's process now, recording why.
@@ -357,7 +369,8 @@ struct WatcherCore: Sendable {
 
     /// Moves the pool on once its workers have settled: ends a hard restart, or finishes.
     private mutating func settle(at now: PoolInstant) -> [WatcherAction] {
-        let anyActive = slots.contains { $0.state.hasProcess || $0.state == .backoff }
+        // A standby is a process too: the pool ends once it has been reaped.
+        let anyActive = slots.contains { $0.state.hasProcess || $0.state == .backoff } || !standbys.isEmpty
         switch mode {
         case .restarting:
             guard !slots.contains(where: { $0.state.hasProcess }) else { return [] }

@@ -431,10 +431,17 @@ final class Watcher: @unchecked Sendable {
         // written (about 0.4 ms a death, the post-mortem's JSON most of it; decision 0018),
         // and a subscriber that reads shared memory on an event finds the event's effect there.
         var aftermath: [(PoolEvent, DeathReading?)] = []
+        var standbySpawns: [(groupIndex: Int, generation: Int)] = []
         while let action = queue.popFirst() {
             switch action {
             case .spawn(let id, let generation):
                 queue.append(contentsOf: spawn(id, generation: generation))
+            case .spawnStandby(let groupIndex, let generation):
+                // Not urgent: started once this batch's events are out, so that a subscriber
+                // hears of the ready worker that made it wanted without waiting for a spawn.
+                standbySpawns.append((groupIndex, generation))
+            case .promoteStandby(let id, let generation, let standby):
+                queue.append(contentsOf: promote(standby: standby, to: id, generation: generation))
             case .requestStop(let id, let generation, let request):
                 guard processes[id]?.generation == generation else {
                     // Its process already ended (its exit is on the way) or was replaced.
@@ -499,6 +506,10 @@ final class Watcher: @unchecked Sendable {
             for waiter in startWaiters { waiter.resume() }
             startWaiters = []
         }
+        // A standby that could not start is the core's to hear of; what it decides is a batch
+        // of its own.
+        let failed = standbySpawns.flatMap { spawnStandby(groupIndex: $0.groupIndex, generation: $0.generation) }
+        if !failed.isEmpty, finished == nil { return perform(failed) }
         return finished
     }
 
@@ -568,6 +579,20 @@ final class Watcher: @unchecked Sendable {
         guard let group = pool.group(owning: id) else { return [] }
         if let program = group.program { return spawn(program, group: group, id, generation: generation) }
         let now = PoolInstant.now
+        do {
+            let pid = try startProcess(of: group, as: id, generation: generation)
+            sendBootstrap(to: id, generation: generation)
+            return core.handle(.processDidSpawn(id, generation: generation, pid: pid), at: now)
+        } catch {
+            return core.handle(.spawnDidFail(id, generation: generation, error: "\(error)"), at: now)
+        }
+    }
+
+    /// Starts a process of `group` watched as `id` (a slot, or ``WorkerID/standby(_:)``); a
+    /// standby gets no slot's id or sockets, and waits for its bootstrap without a deadline.
+    /// On failure nothing is left behind: no process, no descriptor.
+    private func startProcess(of group: GroupDescription, as id: WorkerID, generation: Int) throws -> Int32 {
+        let standby = id.standbyGeneration != nil
         var parentEnd: Int32 = -1
         var childEnd: Int32 = -1
         var pidfd: Int32 = -1
@@ -575,7 +600,7 @@ final class Watcher: @unchecked Sendable {
         do {
             // A worker costs the watcher two descriptors for good (its control channel and pidfd).
             try checkDescriptorHeadroom(forWorkerNeeding: 2)
-            let sockets = try listeners.descriptors(for: id)
+            let sockets = standby ? [] : try listeners.descriptors(for: id)
             (parentEnd, childEnd) = try Posix.socketPair()
             var environment = baseEnvironment
             for (key, value) in group.runner.environment.sorted(by: { $0.key < $1.key }) {
@@ -588,34 +613,25 @@ final class Watcher: @unchecked Sendable {
             environment += [
                 "\(WorkerProcess.controlFDVariable)=\(3 + sockets.count)",
                 "POOLTOP_POOL=\(pool.name)",
-                "POOLTOP_WORKER_ID=\(id)",
+                standby ? "\(WorkerProcess.standbyVariable)=1" : "POOLTOP_WORKER_ID=\(id)",
             ]
             let path = group.runner.executable ?? executable
             let pid = try Posix.spawn(
-                path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(id)"], environment: environment,
-                inherited: sockets.map(\.fd) + [childEnd], standardOutput: workerOutput, standardError: workerOutput)
+                path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(standby ? "standby" : "\(id)")"],
+                environment: environment, inherited: sockets.map(\.fd) + [childEnd], standardOutput: workerOutput,
+                standardError: workerOutput)
             Posix.close(childEnd)
             childEnd = -1
             spawned = pid
             pidfd = try Posix.pidfdOpen(pid)
             processes[id] = WorkerProcessHandle(pid: pid, pidfd: pidfd, control: parentEnd, generation: generation)
             try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
-            let bootstrap = WorkerBootstrap(
-                workerID: id, generation: generation, pool: pool, watcherPID: Posix.processID,
-                logLevel: workerLogLevel.rawValue, sharedMemoryName: sharedState?.segment.name,
-                runtimeDirectory: runtimeDirectory)
-            send(.bootstrap(bootstrap), to: id)
-            return core.handle(.processDidSpawn(id, generation: generation, pid: pid), at: now)
+            return pid
         } catch {
             if childEnd >= 0 { Posix.close(childEnd) }
             if let process = processes.removeValue(forKey: id), process.generation == generation {
                 // Spawned but not watchable: make sure it does not outlive us unobserved.
-                monitor.forget(descriptor: process.control)
-                monitor.forget(descriptor: process.pidfd)
-                try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
-                _ = try? Posix.reap(pidfd: process.pidfd, waiting: true)
-                Posix.close(process.pidfd)
-                Posix.close(process.control)
+                discard(process)
             } else {
                 if let spawned {
                     // Spawned, but no pidfd (out of descriptors): our unreaped child, so its pid
@@ -625,8 +641,64 @@ final class Watcher: @unchecked Sendable {
                 if parentEnd >= 0 { Posix.close(parentEnd) }
                 if pidfd >= 0 { Posix.close(pidfd) }
             }
-            return core.handle(.spawnDidFail(id, generation: generation, error: "\(error)"), at: now)
+            throw error
         }
+    }
+
+    /// Kills, reaps and forgets a process the loop cannot watch.
+    private func discard(_ process: WorkerProcessHandle) {
+        monitor.forget(descriptor: process.control)
+        monitor.forget(descriptor: process.pidfd)
+        try? Posix.pidfdSignal(process.pidfd, PosixSignal.kill)  // try?: it may be gone already, which is the aim
+        _ = try? Posix.reap(pidfd: process.pidfd, waiting: true)
+        Posix.close(process.pidfd)
+        Posix.close(process.control)
+    }
+
+    private func sendBootstrap(to id: WorkerID, generation: Int) {
+        let bootstrap = WorkerBootstrap(
+            workerID: id, generation: generation, pool: pool, watcherPID: Posix.processID,
+            logLevel: workerLogLevel.rawValue, sharedMemoryName: sharedState?.segment.name,
+            runtimeDirectory: runtimeDirectory)
+        send(.bootstrap(bootstrap), to: id)
+    }
+
+    private func spawnStandby(groupIndex: Int, generation: Int) -> [WatcherAction] {
+        let id = WorkerID.standby(generation)
+        let group = pool.groups[groupIndex]
+        guard core.standbys.contains(where: { $0.generation == generation && !$0.discarded }) else {
+            // Discarded in the batch that wanted it (started late, see `perform`): never started.
+            return core.handle(.spawnDidFail(id, generation: generation, error: "discarded before it started"), at: PoolInstant.now)
+        }
+        do {
+            let pid = try startProcess(of: group, as: id, generation: generation)
+            logger.debug("standby process \(pid) started for group '\(group.name)'")
+            return []
+        } catch {
+            logger.warning("cannot start a standby process for group '\(group.name)': \(error)")
+            return core.handle(.spawnDidFail(id, generation: generation, error: "\(error)"), at: PoolInstant.now)
+        }
+    }
+
+    /// Hands the slot to the standby: watched under the slot's id from now on, then bootstrapped.
+    private func promote(standby: Int, to id: WorkerID, generation: Int) -> [WatcherAction] {
+        guard var process = processes.removeValue(forKey: .standby(standby)) else {
+            // Its exit was reaped first: the slot gets a process the usual way.
+            return spawn(id, generation: generation)
+        }
+        let now = PoolInstant.now
+        monitor.forget(descriptor: process.control)
+        monitor.forget(descriptor: process.pidfd)
+        process.generation = generation
+        do {
+            try monitor.watch(id, generation: generation, pidfd: process.pidfd, control: process.control)
+        } catch {
+            discard(process)
+            return core.handle(.spawnDidFail(id, generation: generation, error: "cannot watch the standby process: \(error)"), at: now)
+        }
+        processes[id] = process
+        sendBootstrap(to: id, generation: generation)
+        return core.handle(.processDidSpawn(id, generation: generation, pid: process.pid), at: now)
     }
 
     private func release(_ id: WorkerID, _ process: WorkerProcessHandle) {

@@ -13,9 +13,10 @@ final class WorkerControlChannel: Sendable {
         self.fd = fd
     }
 
-    /// Reads the first message, which must be the bootstrap.
-    func readBootstrap(timeoutMilliseconds: Int32) throws -> WorkerBootstrap {
-        let deadline = Posix.monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+    /// Reads the first message, which must be the bootstrap; with no timeout (a standby),
+    /// waits until it comes or the channel closes.
+    func readBootstrap(timeoutMilliseconds: Int32?) throws -> WorkerBootstrap {
+        let deadline = timeoutMilliseconds.map { Posix.monotonicNanoseconds() + UInt64($0) * 1_000_000 }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             if let frame = try decoder.withLock({ decoder throws(FrameError) in try decoder.next() }) {
@@ -24,15 +25,17 @@ final class WorkerControlChannel: Sendable {
                 }
                 return bootstrap
             }
-            let now = Posix.monotonicNanoseconds()
-            guard now < deadline else {
-                throw BootstrapMissing(reason: "none came within \(timeoutMilliseconds) ms")
+            if let deadline, let timeoutMilliseconds {
+                let now = Posix.monotonicNanoseconds()
+                guard now < deadline else {
+                    throw BootstrapMissing(reason: "none came within \(timeoutMilliseconds) ms", closed: false)
+                }
+                let remaining = Int32((deadline - now) / 1_000_000) + 1
+                guard try Posix.pollReadable(fd, timeoutMilliseconds: remaining) else { continue }
             }
-            let remaining = Int32((deadline - now) / 1_000_000) + 1
-            guard try Posix.pollReadable(fd, timeoutMilliseconds: remaining) else { continue }
             let n = try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
             if n == 0 {
-                throw BootstrapMissing(reason: "the control channel closed before it came")
+                throw BootstrapMissing(reason: "the control channel closed before it came", closed: true)
             }
             decoder.withLock { $0.append(buffer[0..<n]) }
         }
@@ -141,5 +144,7 @@ struct ControlChannelLogHandler: LogHandler {
 /// The watcher's bootstrap message did not arrive: not a failed system call, so no errno.
 struct BootstrapMissing: Error, CustomStringConvertible {
     var reason: String
+    /// The watcher closed the channel (or died) rather than being late.
+    var closed: Bool
     var description: String { reason }
 }

@@ -23,6 +23,8 @@ import Synchronization
 public enum WorkerProcess {
     /// The environment variable naming the inherited control-channel descriptor.
     static let controlFDVariable = "POOLTOP_CONTROL_FD"
+    /// Set (to 1) in a standby process: it waits for its bootstrap as long as the channel is open.
+    static let standbyVariable = "POOLTOP_STANDBY"
     /// How long a worker waits for its bootstrap message before giving up.
     static let bootstrapTimeoutMilliseconds: Int32 = 5_000
     /// How long a worker whose watcher died may take to finish before it exits anyway.
@@ -58,11 +60,21 @@ public enum WorkerProcess {
     nonisolated(nonsending) private static func run(controlFD: Int32, entryPoints: EntryPoints) async -> Never {
         Posix.ignoreSignal(PosixSignal.pipe)
         let channel = WorkerControlChannel(fd: controlFD)
+        let standby = Posix.getenv(standbyVariable) != nil
         let bootstrap: WorkerBootstrap
         do {
-            bootstrap = try channel.readBootstrap(timeoutMilliseconds: bootstrapTimeoutMilliseconds)
+            bootstrap = try channel.readBootstrap(timeoutMilliseconds: standby ? nil : bootstrapTimeoutMilliseconds)
+        } catch let missing as BootstrapMissing where standby && missing.closed {
+            // The watcher discarded this standby, or stopped: nothing was asked of it.
+            Posix.exitProcess(ExitCode.clean)
         } catch {
             failBeforeBootstrap("no bootstrap message from the watcher: \(error)")
+        }
+        if standby {
+            // Still one thread here (decision 0020), so changing the environment is safe. The
+            // slot's id is known only now; a worker spawned for its slot had it from the start.
+            Posix.unsetenv(standbyVariable)
+            Posix.setenv("POOLTOP_WORKER_ID", "\(bootstrap.workerID)")
         }
         guard let group = bootstrap.pool.group(owning: bootstrap.workerID) else {
             failBeforeBootstrap("worker id \(bootstrap.workerID) belongs to no group of pool '\(bootstrap.pool.name)'")

@@ -59,7 +59,9 @@ struct Wait: WorkerEntryPoint {
     mutating func initialize(worker: Worker) async throws { self.worker = worker }
     func run() async throws {
         guard let worker else { return }
-        appendLine("started", "\(worker.id) \(getpid()) \(worker.generation)")
+        // The id the environment gives: a standby learns it only from its bootstrap.
+        let environmentID = getenv("POOLTOP_WORKER_ID").map { String(cString: $0) } ?? "none"
+        appendLine("started", "\(worker.id) \(getpid()) \(worker.generation) \(environmentID)")
         await worker.awaitTermination()
         appendLine("stopped", "\(worker.id) \(getpid())")
     }

@@ -1,0 +1,86 @@
+/// A process started like a worker of a group with `standby: true`, already past `exec` and the
+/// binary's own start, waiting for a bootstrap: the group's next spawn hands it a slot instead
+/// of starting a process (decision 0023).
+struct StandbyProcess: Hashable, Sendable {
+    var groupIndex: Int
+    /// Unique for the pool's life; the loop knows the process as ``WorkerID/standby(_:)``.
+    var generation: Int
+    /// Killed because its group no longer wants it: it only waits to be reaped.
+    var discarded = false
+}
+
+extension WorkerID {
+    /// The id under which the loop watches standby process `generation`: negative, so that it
+    /// is never a slot's (slot ids start at 1) and every slot lookup of it finds nothing.
+    static func standby(_ generation: Int) -> WorkerID { WorkerID(-generation) }
+
+    /// The standby generation this id stands for, if it is a standby's.
+    var standbyGeneration: Int? { rawValue < 0 ? -rawValue : nil }
+}
+
+extension WatcherCore {
+    /// The slot's new process: the group's standby when it has one, else a spawn.
+    mutating func startProcess(_ index: Int) -> WatcherAction {
+        let id = slots[index].id
+        let generation = slots[index].generation
+        let groupIndex = slots[index].groupIndex
+        guard mode == .running, wantsStandby(groupIndex),
+            let standby = standbys.firstIndex(where: { $0.groupIndex == groupIndex && !$0.discarded })
+        else { return .spawn(id, generation: generation) }
+        let taken = standbys.remove(at: standby)
+        return .promoteStandby(id, generation: generation, standby: taken.generation)
+    }
+
+    /// A standby of this group fits what the group is now: it is on, and nothing is replacing
+    /// the group's workers (a roll or a restart may be for a new binary or environment, which a
+    /// standby started earlier would not have).
+    func wantsStandby(_ groupIndex: Int) -> Bool {
+        let group = pool.groups[groupIndex]
+        return group.standby && !group.retired && group.program == nil && mode == .running && !held.contains(groupIndex)
+            && rolls[group.id] == nil
+    }
+
+    /// Kills the standby of the group, or of every group (a restart of their workers replaces
+    /// them with new ones).
+    mutating func discardStandbys(ofGroup groupIndex: Int?) -> [WatcherAction] {
+        discardStandbys { groupIndex == nil || $0 == groupIndex }
+    }
+
+    /// Kills every live standby of the groups `matching` picks (by group index).
+    private mutating func discardStandbys(_ matching: (Int) -> Bool) -> [WatcherAction] {
+        var actions: [WatcherAction] = []
+        for index in standbys.indices where !standbys[index].discarded && matching(standbys[index].groupIndex) {
+            standbys[index].discarded = true
+            let generation = standbys[index].generation
+            actions.append(.kill(.standby(generation), generation: generation))
+        }
+        return actions
+    }
+
+    /// After every input: discards standbys their group no longer wants, and starts one for
+    /// each group that wants one, has none, has a ready worker and none starting. Waiting for a
+    /// ready worker keeps a binary that cannot start from looping through standbys; waiting
+    /// until none starts keeps the new standby off the CPU a promoted worker is starting on.
+    mutating func keepStandbys() -> [WatcherAction] {
+        let unwanted = Set(pool.groups.indices.filter { !wantsStandby($0) })
+        var actions = discardStandbys { unwanted.contains($0) }
+        guard mode == .running else { return actions }
+        for groupIndex in pool.groups.indices where wantsStandby(groupIndex) && !standbyPaused.contains(groupIndex) {
+            guard !standbys.contains(where: { $0.groupIndex == groupIndex && !$0.discarded }) else { continue }
+            let members = slots.filter { $0.groupIndex == groupIndex }
+            guard members.contains(where: { $0.state == .ready }), !members.contains(where: { $0.state == .starting }) else { continue }
+            standbyGenerations += 1
+            standbys.append(StandbyProcess(groupIndex: groupIndex, generation: standbyGenerations))
+            actions.append(.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations))
+        }
+        return actions
+    }
+
+    /// A standby's process ended, or could not be started. One that was not discarded died on
+    /// its own: its group gets no other until one of its workers is ready again.
+    mutating func standbyEnded(_ generation: Int) {
+        guard let index = standbys.firstIndex(where: { $0.generation == generation }) else { return }
+        let standby = standbys.remove(at: index)
+        if !standby.discarded { standbyPaused.insert(standby.groupIndex) }
+    }
+}
