@@ -23,6 +23,8 @@ public enum DemoPool {
             min: 2
             max: 4
             jobGroups: []
+            # One process kept started ahead: a crashed worker's replacement is that process.
+            standby: true
             restart:
               policy: always
               backoff: {initial: 100ms, factor: 2, max: 30s, resetAfter: 10s}

@@ -27,6 +27,7 @@ struct PoolConfigurationTests {
         #expect(description.groups[3].jobGroups == [GroupID(1)])
         #expect(description.groups[2].jobGroups == [GroupID(1)], "jobGroups by name resolve to ids")
         #expect(description.groups[0].jobExecutor == JobExecutorConfiguration(), "job groups get an executor")
+        #expect(description.groups[0].standby && !description.groups[1].standby)
         #expect(description.groups[0].restart.backoff == RestartBackoff(initial: .milliseconds(100), factor: 2, maximum: .seconds(30), resetAfter: .seconds(10)))
         #expect(description.groups[1].restart.policy == .limited(maxRestarts: 5, window: .seconds(60)))
         #expect(description.groups[1].firstWorkerID == WorkerID(5))

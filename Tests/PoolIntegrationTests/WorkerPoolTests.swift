@@ -286,6 +286,14 @@ struct WorkerPoolTests {
             var found: [pid_t] = []
             #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 })
             let standby = try #require(found.first)
+            // What `ps` shows of it: its name and command line say what it is.
+            func shown(_ file: String) -> String {
+                let bytes = (try? Posix.readFile("/proc/\(standby)/\(file)")) ?? []
+                // Arguments are NUL-separated, a rewritten one NUL-padded; comm ends in a newline.
+                return String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\0" || $0 == "\n" }).joined(separator: " ")
+            }
+            #expect(shown("comm") == "wait#standby")
+            #expect(shown("cmdline").hasSuffix("worker \(fixture.name)/wait#standby"))
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
             kill(victimPID, SIGKILL)
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
@@ -295,6 +303,8 @@ struct WorkerPoolTests {
             // It runs as the slot's worker: the id in its environment is the slot's.
             let line = try #require(fixture.lines("started").first { $0.hasPrefix("\(victimID) \(standby) ") })
             #expect(line.hasSuffix(" \(victimID)"))
+            #expect(shown("comm") == "wait#\(victimID)")
+            #expect(shown("cmdline").hasSuffix("worker \(fixture.name)/wait#\(victimID)"))
             // And the group gets a new standby once the replacement is ready.
             #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 && found[0] != standby })
         }

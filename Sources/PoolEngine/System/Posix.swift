@@ -353,6 +353,21 @@ enum Posix {
         Glibc.close(fd)
     }
 
+    /// Rewrites argument `index` of this process's command line (what `/proc/PID/cmdline`, `ps`
+    /// and `top` show) in place, if `text` fits in the bytes it had; the rest is zeroed. Swift's
+    /// `CommandLine.arguments` keeps the original. False when it does not fit.
+    @discardableResult
+    static func replaceArgument(_ index: Int, with text: String) -> Bool {
+        guard index < Int(CommandLine.argc), let argument = CommandLine.unsafeArgv[index] else { return false }
+        let capacity = strlen(argument)
+        let bytes = Array(text.utf8)
+        guard bytes.count <= capacity else { return false }
+        let raw = UnsafeMutableRawPointer(argument)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+        bytes.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        return true
+    }
+
     static var isMainThread: Bool { pt_is_main_thread() != 0 }
 
     static var processID: pid_t { Glibc.getpid() }

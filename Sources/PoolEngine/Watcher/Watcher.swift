@@ -613,7 +613,7 @@ final class Watcher: @unchecked Sendable {
             environment += [
                 "\(WorkerProcess.controlFDVariable)=\(3 + sockets.count)",
                 "POOLTOP_POOL=\(pool.name)",
-                standby ? "\(WorkerProcess.standbyVariable)=1" : "POOLTOP_WORKER_ID=\(id)",
+                standby ? "\(WorkerProcess.standbyVariable)=\(group.name)" : "POOLTOP_WORKER_ID=\(id)",
             ]
             let path = group.runner.executable ?? executable
             let pid = try Posix.spawn(

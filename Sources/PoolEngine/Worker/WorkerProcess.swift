@@ -23,7 +23,8 @@ import Synchronization
 public enum WorkerProcess {
     /// The environment variable naming the inherited control-channel descriptor.
     static let controlFDVariable = "POOLTOP_CONTROL_FD"
-    /// Set (to 1) in a standby process: it waits for its bootstrap as long as the channel is open.
+    /// Set in a standby process, to its group's name: it waits for its bootstrap as long as the
+    /// channel is open.
     static let standbyVariable = "POOLTOP_STANDBY"
     /// How long a worker waits for its bootstrap message before giving up.
     static let bootstrapTimeoutMilliseconds: Int32 = 5_000
@@ -60,7 +61,10 @@ public enum WorkerProcess {
     nonisolated(nonsending) private static func run(controlFD: Int32, entryPoints: EntryPoints) async -> Never {
         Posix.ignoreSignal(PosixSignal.pipe)
         let channel = WorkerControlChannel(fd: controlFD)
-        let standby = Posix.getenv(standbyVariable) != nil
+        let standbyGroup = Posix.getenv(standbyVariable)
+        let standby = standbyGroup != nil
+        // What `ps` and `top` show while it waits (the command line says so too).
+        if let standbyGroup { Posix.setProcessName("\(standbyGroup)#standby") }
         let bootstrap: WorkerBootstrap
         do {
             bootstrap = try channel.readBootstrap(timeoutMilliseconds: standby ? nil : bootstrapTimeoutMilliseconds)
@@ -75,6 +79,11 @@ public enum WorkerProcess {
             // slot's id is known only now; a worker spawned for its slot had it from the start.
             Posix.unsetenv(standbyVariable)
             Posix.setenv("POOLTOP_WORKER_ID", "\(bootstrap.workerID)")
+            // `worker POOL/GROUP#standby` becomes `worker POOL/GROUP#ID`, as a spawned worker's
+            // reads (an id of up to 7 digits fits in place of "standby").
+            if let group = bootstrap.pool.group(owning: bootstrap.workerID) {
+                Posix.replaceArgument(2, with: "\(bootstrap.pool.name)/\(group.name)#\(bootstrap.workerID)")
+            }
         }
         guard let group = bootstrap.pool.group(owning: bootstrap.workerID) else {
             failBeforeBootstrap("worker id \(bootstrap.workerID) belongs to no group of pool '\(bootstrap.pool.name)'")
