@@ -292,7 +292,8 @@ struct WorkerPoolTests {
                 // Arguments are NUL-separated, a rewritten one NUL-padded; comm ends in a newline.
                 return String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\0" || $0 == "\n" }).joined(separator: " ")
             }
-            #expect(shown("comm") == "wait#standby")
+            // Named once its process is past its own start (it may still be on its way).
+            #expect(await TestSupport.eventually { shown("comm") == "wait#standby" })
             #expect(shown("cmdline").hasSuffix("worker \(fixture.name)/wait#standby"))
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
             kill(victimPID, SIGKILL)
