@@ -242,6 +242,24 @@ struct JobConnectionStateTests {
         #expect(done == nil)
         #expect(!state.isApplyingInterest)
     }
+
+    @Test("settling in one turn: an interest to apply first, then the close once the connection ended and nobody uses it")
+    func settleSteps() {
+        var state = State(worker: WorkerID(1))
+        _ = send(&state, 1)
+        _ = state.wrote(left: ByteBuffer(), failed: false)
+        let apply = state.settleStep()
+        #expect(apply == .apply([.peerHangUp, .readable]))
+        let nothing = state.applied([.peerHangUp, .readable])
+        #expect(nothing == .nothing, "applied, and the connection still runs")
+        let again = state.settleStep()
+        #expect(again == .nothing, "epoll already has what the state needs")
+        _ = state.end("gone", startedJobs: nil)
+        let close = state.settleStep()
+        #expect(close == .close)
+        let twice = state.settleStep()
+        #expect(twice == .nothing, "closed once, and no epoll_ctl on a closed descriptor")
+    }
 }
 
 extension JobConnectionState.SendStart {

@@ -33,6 +33,22 @@ struct JobFrameTests {
         #expect(decoded == frames, "negative priority stays negative (amphp-pool bug 27)")
     }
 
+    @Test("a request and a result are laid out byte for byte as docs/ipc-protocol.md says")
+    func layout() {
+        var buffer = ByteBuffer()
+        JobFrame.request(
+            JobRequestFrame(jobID: 1, deadline: 2, priority: -3, weight: 4, senderWorker: 5, senderGroup: 6, senderToken: 7, payload: [0xAA])
+        ).write(to: &buffer)
+        let le64: (UInt8) -> [UInt8] = { [$0, 0, 0, 0, 0, 0, 0, 0] }
+        let le32: (UInt8) -> [UInt8] = { [$0, 0, 0, 0] }
+        var expected: [UInt8] = [0x50, 0x4A, 2, 1] + le32(41) + le64(1) + le64(2) + [0xFD, 0xFF, 0xFF, 0xFF]
+        expected += le32(4) + le32(5) + le32(6) + le64(7) + [0xAA]
+        #expect(Array(buffer.readableBytesView) == expected)
+        buffer.clear()
+        JobFrame.result(JobResultFrame(jobID: 9, worker: 3, queueWaitNanoseconds: 10, runNanoseconds: 20, payload: [])).write(to: &buffer)
+        #expect(Array(buffer.readableBytesView) == [0x50, 0x4A, 2, 3] + le32(28) + le64(9) + le32(3) + le64(10) + le64(20))
+    }
+
     @Test("bad magic, version, kind, code, short bodies and oversized lengths are refused")
     func malformed() {
         let v = JobFrame.version

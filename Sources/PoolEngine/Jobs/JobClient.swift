@@ -18,6 +18,8 @@ public final class JobClient: Sendable {
     private let runtimeDirectory: String
     private let reader: PoolStateReader
     private let pickup: any PickupStrategy
+    /// The pickup when it is the default one, whose reason is kept as figures (``PickupReason``).
+    private let leastJobs: LeastJobsPickup?
     /// The connections' I/O thread, started with the first connection; `.shutDown` once
     /// ``shutdown()`` ran, so that a late job cannot start a thread nobody joins.
     private let io = Mutex(IOThread.notStarted)
@@ -55,6 +57,7 @@ public final class JobClient: Sendable {
         self.runtimeDirectory = runtimeDirectory
         self.reader = reader
         self.pickup = pickup
+        self.leastJobs = pickup as? LeastJobsPickup
         self.requestScale = requestScale
         self.countPickupMiss = countPickupMiss
         self.defaultTimeout = defaultTimeout
@@ -134,7 +137,8 @@ public final class JobClient: Sendable {
         guard (0...Self.maximumRetries).contains(retries) else {
             throw JobError(code: .badRequest, message: "retries is \(retries); it must be from 0 to \(Self.maximumRetries)")
         }
-        let deadline = PoolInstant.now + (timeout ?? defaultTimeout)
+        let window = timeout ?? defaultTimeout
+        let deadline = PoolInstant.now + window
         // Full or stopping: not tried again for this job unless scaling on demand waits for room.
         var refused: Set<WorkerID> = []
         // Died or unreachable, by slot and the pid it had: a slot is a candidate again once
@@ -145,14 +149,17 @@ public final class JobClient: Sendable {
         var lastRefusal: JobError?
         var lastScaleRequest: PoolInstant?
         var missed = false
+        // The first pass needs no clock read of its own: the deadline was set from one just now.
+        var first = true
         while true {
             if Task.isCancelled { throw JobError(code: .cancelled, message: "cancelled before it was sent", attempts: attempts) }
-            guard PoolInstant.now < deadline else {
+            guard first ? window > .zero : PoolInstant.now < deadline else {
                 throw lastRefusal.map { $0.with(attempts: attempts) }
                     ?? JobError(
                         code: .timedOut, message: "the timeout passed before a worker of group '\(target.name)' took it",
                         attempts: attempts)
             }
+            first = false
             var candidates: [PickupCandidate] = []
             candidates.reserveCapacity(target.slots)
             // Whether a worker is on its way: starting, backing off before a restart, stopping
@@ -175,7 +182,9 @@ public final class JobClient: Sendable {
                     continue
                 }
             }
-            guard let (chosen, reason) = pickup.pick(from: candidates, weight: weight, priority: priority) else {
+            let picked = leastJobs.map { $0.choose(from: candidates) }
+                ?? pickup.pick(from: candidates, weight: weight, priority: priority).map { ($0.0, PickupReason.text($0.1)) }
+            guard let (chosen, reason) = picked else {
                 if coming {
                     // A worker is being started or replaced (a restart, or the one this job lost):
                     // wait for it within the job's timeout, whether or not the group scales on
@@ -227,7 +236,7 @@ public final class JobClient: Sendable {
             switch answer {
             case .result(let result):
                 return JobResult(
-                    payload: result.payload, worker: chosen, pickedBecause: reason,
+                    payload: result.payload, worker: chosen, reason: reason,
                     queueWait: .nanoseconds(Int64(clamping: result.queueWaitNanoseconds)),
                     runTime: .nanoseconds(Int64(clamping: result.runNanoseconds)), attempts: attempts)
             case .error(let error) where error.code == .rejected || error.code == .stopping:

@@ -173,13 +173,13 @@ final class JobConnection: Sendable {
     /// After a transition: gives epoll the interest the state needs, and closes the descriptor
     /// once the connection ended and nobody uses it.
     private func settle() {
-        var next = state.withLock { $0.beginApplyingInterest() }
-        while let interest = next {
+        var step = state.withLock { $0.settleStep() }
+        while case .apply(let interest) = step {
             // Fails only for a descriptor epoll does not hold, which the applier role rules out.
             try? io.epoll.modify(fd, interest, token: token)
-            next = state.withLock { $0.appliedInterest(interest) }
+            step = state.withLock { $0.applied(interest) }
         }
-        guard state.withLock({ $0.takeDescriptorToClose() }) else { return }
+        guard step == .close else { return }
         io.forget(token)
         io.epoll.remove(fd)
         Posix.close(fd)

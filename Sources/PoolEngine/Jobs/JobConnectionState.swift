@@ -351,6 +351,28 @@ struct JobConnectionState<Waiter: Sendable>: Sendable {
         return nil
     }
 
+    /// What a connection does after a transition, decided under one turn of the lock.
+    enum SettleStep: Equatable {
+        case nothing
+        /// Give epoll this interest, then report it with ``applied(_:)``.
+        case apply(Epoll.Events)
+        /// Close the descriptor: the connection ended and nobody uses it.
+        case close
+    }
+
+    /// The first step of settling: the interest to apply, else whether to close. One turn of
+    /// the lock where it took two: a busy sender settles several times per job (decision 0024).
+    mutating func settleStep() -> SettleStep {
+        if let interest = beginApplyingInterest() { return .apply(interest) }
+        return takeDescriptorToClose() ? .close : .nothing
+    }
+
+    /// The applier set `interest`: the next interest if the state changed meanwhile, else whether to close.
+    mutating func applied(_ interest: Epoll.Events) -> SettleStep {
+        if let next = appliedInterest(interest) { return .apply(next) }
+        return takeDescriptorToClose() ? .close : .nothing
+    }
+
     private func stopping(_ jobID: UInt64, _ message: String) -> JobErrorFrame {
         JobErrorFrame(
             jobID: jobID, worker: UInt32(worker.rawValue), code: .stopping, queueWaitNanoseconds: 0, runNanoseconds: 0,

@@ -100,44 +100,66 @@ package struct JobFrameError: Error, Hashable, Sendable, CustomStringConvertible
 extension JobFrame {
     /// Appends the frame's bytes to `buffer`.
     package func write(to buffer: inout ByteBuffer) {
-        let start = buffer.writerIndex
-        buffer.writeInteger(Self.magic.0)
-        buffer.writeInteger(Self.magic.1)
-        buffer.writeInteger(Self.version)
-        buffer.writeInteger(kind.rawValue)
-        buffer.writeInteger(UInt32(0), endianness: .little)
-        let bodyStart = buffer.writerIndex
+        // Frames of fixed fields take one capacity check and plain stores: each `writeInteger`
+        // checks the buffer's capacity and uniqueness on its own, and a request's eleven were
+        // 9 % of a busy sender's CPU (decision 0024).
         switch self {
         case .request(let request):
-            buffer.writeInteger(request.jobID, endianness: .little)
-            buffer.writeInteger(request.deadline, endianness: .little)
-            buffer.writeInteger(request.priority, endianness: .little)
-            buffer.writeInteger(request.weight, endianness: .little)
-            buffer.writeInteger(request.senderWorker, endianness: .little)
-            buffer.writeInteger(request.senderGroup, endianness: .little)
-            buffer.writeInteger(request.senderToken, endianness: .little)
-            buffer.writeBytes(request.payload)
-        case .cancel(let jobID):
-            buffer.writeInteger(jobID, endianness: .little)
+            Self.write(.request, fixedSize: JobRequestFrame.fixedSize, payload: request.payload, to: &buffer) { out in
+                out.store(request.jobID)
+                out.store(request.deadline)
+                out.store(request.priority)
+                out.store(request.weight)
+                out.store(request.senderWorker)
+                out.store(request.senderGroup)
+                out.store(request.senderToken)
+            }
         case .result(let result):
-            buffer.writeInteger(result.jobID, endianness: .little)
-            buffer.writeInteger(result.worker, endianness: .little)
-            buffer.writeInteger(result.queueWaitNanoseconds, endianness: .little)
-            buffer.writeInteger(result.runNanoseconds, endianness: .little)
-            buffer.writeBytes(result.payload)
-        case .error(let error):
-            buffer.writeInteger(error.jobID, endianness: .little)
-            buffer.writeInteger(error.worker, endianness: .little)
-            buffer.writeInteger(error.code.rawValue)
-            buffer.writeInteger(error.queueWaitNanoseconds, endianness: .little)
-            buffer.writeInteger(error.runNanoseconds, endianness: .little)
-            buffer.writeString(error.message)
+            Self.write(.result, fixedSize: JobResultFrame.fixedSize, payload: result.payload, to: &buffer) { out in
+                out.store(result.jobID)
+                out.store(result.worker)
+                out.store(result.queueWaitNanoseconds)
+                out.store(result.runNanoseconds)
+            }
+        case .cancel(let jobID):
+            Self.write(.cancel, fixedSize: 8, payload: [], to: &buffer) { $0.store(jobID) }
         case .closing:
-            break
+            Self.write(.closing, fixedSize: 0, payload: [], to: &buffer) { _ in }
+        case .error(let error):
+            Self.write(.error, fixedSize: JobErrorFrame.fixedSize, payload: Array(error.message.utf8), to: &buffer) { out in
+                out.store(error.jobID)
+                out.store(error.worker)
+                out.store(error.code.rawValue)
+                out.store(error.queueWaitNanoseconds)
+                out.store(error.runNanoseconds)
+            }
         case .started(let jobIDs):
-            for jobID in jobIDs { buffer.writeInteger(jobID, endianness: .little) }
+            Self.write(.started, fixedSize: 8 * jobIDs.count, payload: [], to: &buffer) { out in
+                for jobID in jobIDs { out.store(jobID) }
+            }
         }
-        buffer.setInteger(UInt32(buffer.writerIndex - bodyStart), at: start + 4, endianness: .little)
+    }
+
+    /// Appends a frame of `kind`: the header, the `fixedSize` bytes `body` stores, the payload.
+    private static func write(
+        _ kind: Kind, fixedSize: Int, payload: [UInt8], to buffer: inout ByteBuffer, _ body: (inout FixedFieldWriter) -> Void
+    ) {
+        let size = headerSize + fixedSize + payload.count
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
+            var out = FixedFieldWriter(bytes: bytes)
+            out.store(magic.0)
+            out.store(magic.1)
+            out.store(version)
+            out.store(kind.rawValue)
+            out.store(UInt32(fixedSize + payload.count))
+            body(&out)
+            assert(out.offset == headerSize + fixedSize, "a frame's fixed fields are \(fixedSize) bytes")
+            payload.withUnsafeBytes { source in
+                guard let from = source.baseAddress, let to = bytes.baseAddress else { return }
+                (to + out.offset).copyMemory(from: from, byteCount: source.count)
+            }
+            return size
+        }
     }
 
     var kind: Kind {
@@ -218,5 +240,16 @@ extension JobFrame {
             while let jobID: UInt64 = body.readInteger(endianness: .little) { jobIDs.append(jobID) }
             return .started(jobIDs)
         }
+    }
+}
+
+/// Stores little-endian integers one after another into memory the caller made room for.
+private struct FixedFieldWriter {
+    let bytes: UnsafeMutableRawBufferPointer
+    var offset = 0
+
+    mutating func store<Value: FixedWidthInteger>(_ value: Value) {
+        bytes.storeBytes(of: value.littleEndian, toByteOffset: offset, as: Value.self)
+        offset += MemoryLayout<Value>.size
     }
 }

@@ -29,12 +29,18 @@ public final class LeastJobsPickup: PickupStrategy {
     public var descriptor: StrategyDescriptor { StrategyDescriptor(name: "least-jobs") }
 
     public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
+        choose(from: candidates).map { ($0.0, $0.1.text) }
+    }
+
+    /// What `pick` chooses, with its reason kept as figures: the job client calls this for
+    /// every job, and puts the reason into words only when asked.
+    func choose(from candidates: [PickupCandidate]) -> (WorkerID, PickupReason)? {
         // Counted in place: this runs for every job, and needs no array of its own.
         guard let least = candidates.lazy.map(\.jobsInFlight).min() else { return nil }
         let ties = candidates.count { $0.jobsInFlight == least }
         var skip = turn.add(1, ordering: .relaxed).oldValue % ties
         for candidate in candidates where candidate.jobsInFlight == least {
-            if skip == 0 { return (candidate.id, "least jobs in flight (\(least)) of \(candidates.count) ready") }
+            if skip == 0 { return (candidate.id, .leastJobs(inFlight: least, ready: candidates.count)) }
             skip -= 1
         }
         return nil

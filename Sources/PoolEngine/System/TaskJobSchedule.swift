@@ -39,8 +39,10 @@ struct TaskJobSchedule<Job> {
         siftUp(timed.count - 1)
     }
 
-    mutating func next(now: UInt64) -> Next {
-        if let first = timed.first, first.due <= now {
+    /// The next job to run, or how long to wait. `now` is read only when a job is timed: the
+    /// clock read was 1–2 % of a busy sender's CPU, inside the queue's lock (decision 0024).
+    mutating func next(now: @autoclosure () -> UInt64) -> Next {
+        if let first = timed.first, first.due <= now() {
             return .run(removeFirstTimed())
         }
         if head < ready.count {
