@@ -311,3 +311,49 @@ int pt_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK
 int pt_allow_tracer(int pid) {
     return prctl(PR_SET_PTRACER, (unsigned long)pid, 0, 0, 0);
 }
+
+// Descriptors passed over a Unix socket (SCM_RIGHTS): the CMSG macros are C's, so the
+// message is built here. A standby process gets its slot's listening sockets this way.
+#define PT_MAX_PASSED_FDS 64
+
+long pt_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count) {
+    if (count < 0 || count > PT_MAX_PASSED_FDS) { errno = EINVAL; return -1; }
+    struct iovec vector = { .iov_base = (void *)bytes, .iov_len = length };
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1 };
+    char control[CMSG_SPACE(sizeof(int) * PT_MAX_PASSED_FDS)];
+    if (count > 0) {
+        memset(control, 0, sizeof(control));
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
+    }
+    ssize_t sent;
+    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT); } while (sent < 0 && errno == EINTR);
+    return sent;
+}
+
+long pt_receive_with_fds(int socket, void *buffer, size_t length, int *fds, int capacity, int *received) {
+    *received = 0;
+    struct iovec vector = { .iov_base = buffer, .iov_len = length };
+    char control[CMSG_SPACE(sizeof(int) * PT_MAX_PASSED_FDS)];
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
+    ssize_t n;
+    // Close-on-exec until the receiver places them: nothing it spawns meanwhile inherits them.
+    do { n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return n;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *passed = (int *)CMSG_DATA(header);
+        for (int index = 0; index < count; index++) {
+            // More than the caller has room for are closed rather than leaked.
+            if (*received < capacity) fds[(*received)++] = passed[index];
+            else close(passed[index]);
+        }
+    }
+    return n;
+}

@@ -62,6 +62,7 @@ enum ControlPayloadSamples {
             reserve: PoolReserve(groups: 1, slots: 2, runningJobBytes: 3))
         return WorkerBootstrap(
             workerID: WorkerID(301), generation: -2, pool: pool, watcherPID: 123_456, logLevel: "trace",
-            sharedMemoryName: "pooltop-0-kitchen", runtimeDirectory: "/tmp/pooltop-0/kitchen")
+            sharedMemoryName: "pooltop-0-kitchen", runtimeDirectory: "/tmp/pooltop-0/kitchen",
+            slotEnvironment: ["POOLTOP_WORKER_ID": "301", "LISTEN_FDS": "2", "LISTEN_FDNAMES": "a:b"])
     }
 }

@@ -103,7 +103,7 @@ struct FrameDecoderTests {
         let program = try! #require(bootstrap.pool.groups[1].program)  // Safe: the sample sets it.
         guard case .probe(let probe) = program.readiness else { Issue.record("the sample's program has a probe"); return }
         let counts: [(String, Any, Int)] = [
-            ("WorkerBootstrap", bootstrap, 7), ("PoolDescription", bootstrap.pool, 4), ("PoolReserve", bootstrap.pool.reserve, 3),
+            ("WorkerBootstrap", bootstrap, 8), ("PoolDescription", bootstrap.pool, 4), ("PoolReserve", bootstrap.pool.reserve, 3),
             ("GroupDescription", group, 27), ("WorkerRunner", group.runner, 2), ("RestartStrategy", group.restart, 2),
             ("RestartBackoff", group.restart.backoff, 4), ("StrategyDescriptor", group.strategies.values.first!, 2),
             ("JobExecutorConfiguration", group.jobExecutor!, 3), ("ScalingPolicy", group.scaling, 2), ("RecyclePolicy", group.recycle!, 6),

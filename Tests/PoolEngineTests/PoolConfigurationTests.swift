@@ -56,7 +56,7 @@ struct PoolConfigurationTests {
         #expect(listeners.map(\.backlog) == [1024, 1024, 64, 1024])
         #expect(listeners.map(\.description) == ["127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock", "localhost:9000"])
     }
-    @Test("standby: true is kept for an entry point's group, and refused for a program or a group with listeners, with its line")
+    @Test("standby: true is kept for an entry point's group, listeners or not, and refused for a program, with its line")
     func standby() throws {
         let yaml = "groups:\n  - {name: jobs, kind: job, entryPoint: demo-job, standby: true}\n"
         let (_, description) = try PoolConfiguration.parse(yaml: yaml, entryPoints: entryPoints)
@@ -66,9 +66,7 @@ struct PoolConfigurationTests {
         #expect(program?.line == 4)
         #expect(program?.message.contains("program") == true)
         let reactor = parseError("groups:\n  - kind: reactor\n    entryPoint: ticker\n    listen: [127.0.0.1:8080]\n    standby: true\n")
-        #expect(reactor?.path == "groups[0].standby")
-        #expect(reactor?.line == 5)
-        #expect(reactor?.message.contains("listeners") == true)
+        #expect(reactor == nil, "a group with listeners may keep a standby: \(String(describing: reactor))")
     }
 
     @Test("jobGroups resolve by name and by id, to later groups too")

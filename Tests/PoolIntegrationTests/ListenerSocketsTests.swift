@@ -35,6 +35,41 @@ struct ListenerSocketsTests {
         }
     }
 
+    @Test("with standby: true a killed reactor's replacement is the standby: it gets the slot's socket at fd 3 and serves it")
+    func standbyReactor() async throws {
+        let fixture = Fixture("standbyweb")
+        let port = try SocketClient.freePort()
+        var group = reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")])
+        group.standby = true
+        try fixture.pool.describeGroup(group)
+        try await fixture.withRunningPool { events in
+            func standbys() -> [pid_t] {
+                let workers = Set(events.readyPIDs.map(\.1))
+                return TestSupport.taggedProcesses(fixture.name).filter { !workers.contains($0) }
+            }
+            var found: [pid_t] = []
+            #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 })
+            let standby = try #require(found.first)
+            // Until it takes a slot it holds no socket: /dev/null where the slot's will go.
+            #expect(Self.socketInode(pid: standby, fd: 3) == "/dev/null")
+            let (victimID, victimPID) = try #require(events.readyPIDs.first)
+            let victimSocket = Self.socketInode(pid: victimPID, fd: 3)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let replacement = try #require(events.readyPIDs.last)
+            #expect(replacement.0 == victimID && replacement.1 == standby)
+            // The slot's own socket (the watcher keeps it across restarts), at fd 3, named and
+            // announced the socket-activation way.
+            #expect(Self.socketInode(pid: standby, fd: 3) == victimSocket)
+            let line = try #require(fixture.lines("listeners").last { $0.hasPrefix("\(victimID) \(standby) ") })
+            #expect(line.hasSuffix(" listen0=3 LISTEN_PID=\(standby)"), "\(line)")
+            // And both workers serve.
+            let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 200) }
+            #expect(answers.failures == 0)
+            #expect(Set(answers.workers.keys) == Set(events.readyPIDs.suffix(2).map(\.0.rawValue)), "\(answers.workers)")
+        }
+    }
+
     @Test("a shared TCP listener is one socket every worker of the group accepts on, and all of them serve")
     func sharedListener() async throws {
         let fixture = Fixture("sharedtcp")

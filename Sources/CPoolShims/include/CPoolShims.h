@@ -33,6 +33,13 @@ int pt_accept_nonblocking(int fd);
 /// Waits up to `timeout_ns` nanoseconds for `fd` to be readable (ppoll: finer than poll's
 /// milliseconds). Returns 1 when readable or closed, 0 on timeout, -1 with errno on error.
 int pt_poll_readable_ns(int fd, long long timeout_ns);
+
+/// sendmsg of `bytes` with `count` descriptors (SCM_RIGHTS, at most 64), non-blocking, no
+/// SIGPIPE; returns the bytes sent or -1 with errno.
+long pt_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count);
+/// recvmsg into `buffer`, blocking; the descriptors that came with it (close-on-exec) go to
+/// `fds`, their count to `received` (beyond `capacity` they are closed). Returns bytes or -1.
+long pt_receive_with_fds(int socket, void *buffer, size_t length, int *fds, int capacity, int *received);
 /// ppoll on two descriptors for input, `timeout_ns` < 0 waiting without limit: 0 on timeout,
 /// -1 on error (errno set), else bit 1 for `first` readable, bit 2 for `second`.
 int pt_poll_two_ns(int first, int second, long long timeout_ns);

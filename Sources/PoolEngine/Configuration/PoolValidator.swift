@@ -215,11 +215,6 @@ enum PoolValidator {
                 path: "\(path).standby",
                 message: "a program group cannot keep a standby: only an entry point of this binary waits for its slot")
         }
-        if group.standby && !listeners.isEmpty {
-            throw ConfigurationError(
-                path: "\(path).standby",
-                message: "a group with listeners cannot keep a standby: each worker inherits its slot's sockets when it is spawned")
-        }
         var strategies: [String: StrategyDescriptor] = [:]
         let slots: [(String, (any DescribableStrategy)?)] = [
             ("pickup", group.pickup),

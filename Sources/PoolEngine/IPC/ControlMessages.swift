@@ -29,6 +29,10 @@ public struct WorkerBootstrap: Hashable, Sendable, Codable {
     public var sharedMemoryName: String?
     /// The pool's runtime directory, where job workers listen.
     public var runtimeDirectory: String?
+    /// For a standby taking a slot (decision 0023): the variables a worker spawned for the slot
+    /// would have had from the start (its id, its listeners' `LISTEN_FDS`…), set by the worker
+    /// before its entry point runs; its listening sockets come with this message. Empty otherwise.
+    public var slotEnvironment: [String: String] = [:]
 }
 
 /// Messages from the watcher to a worker.

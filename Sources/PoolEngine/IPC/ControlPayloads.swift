@@ -15,6 +15,7 @@ extension ByteWriter {
         string(value.logLevel)
         optionalString(value.sharedMemoryName)
         optionalString(value.runtimeDirectory)
+        strings(value.slotEnvironment)
     }
 
     mutating func pool(_ value: PoolDescription) {
@@ -189,7 +190,8 @@ extension ByteReader {
         WorkerBootstrap(
             workerID: WorkerID(try int("workerID")), generation: Int(try signed("generation")), pool: try pool(),
             watcherPID: Int32(truncatingIfNeeded: try signed("watcherPID")), logLevel: try string("logLevel"),
-            sharedMemoryName: try optionalString("sharedMemoryName"), runtimeDirectory: try optionalString("runtimeDirectory"))
+            sharedMemoryName: try optionalString("sharedMemoryName"), runtimeDirectory: try optionalString("runtimeDirectory"),
+            slotEnvironment: try strings("slotEnvironment"))
     }
 
     mutating func pool() throws(Malformed) -> PoolDescription {

@@ -140,6 +140,31 @@ enum Posix {
         }
     }
 
+    /// Sends `bytes` with `descriptors` attached (SCM_RIGHTS, with the first byte) without
+    /// blocking; returns how many bytes went (the descriptors went with them if any did).
+    static func send(_ fd: FD, _ bytes: [UInt8], passing descriptors: [FD]) throws -> Int {
+        let n = bytes.withUnsafeBytes { raw in
+            descriptors.withUnsafeBufferPointer { fds in
+                pt_send_with_fds(fd, raw.baseAddress, raw.count, fds.baseAddress, Int32(fds.count))
+            }
+        }
+        guard n >= 0 else { throw SystemCallError(call: "sendmsg", errno: errno, context: "fd \(fd), \(descriptors.count) descriptors") }
+        return n
+    }
+
+    /// Receives into `buffer`, blocking, and appends to `descriptors` those that came with the
+    /// bytes (close-on-exec; at most 64 a call). Returns the bytes read, 0 at end of file.
+    static func receive(_ fd: FD, into buffer: UnsafeMutableRawBufferPointer, descriptors: inout [FD]) throws -> Int {
+        var passed = [FD](repeating: -1, count: 64)
+        var count: Int32 = 0
+        let n = passed.withUnsafeMutableBufferPointer { fds in
+            pt_receive_with_fds(fd, buffer.baseAddress, buffer.count, fds.baseAddress, Int32(fds.count), &count)
+        }
+        guard n >= 0 else { throw SystemCallError(call: "recvmsg", errno: errno, context: "fd \(fd)") }
+        descriptors += passed.prefix(Int(count))
+        return n
+    }
+
     static func read(_ fd: FD, into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
@@ -189,6 +214,11 @@ enum Posix {
             if error == EAGAIN || error == EWOULDBLOCK { return nil }
             throw SystemCallError(call: "send", errno: error, context: "fd \(fd)")
         }
+    }
+
+    /// dup2(2): `fd` also at `target` (closing what was there), without close-on-exec.
+    static func duplicate(_ fd: FD, to target: FD) throws {
+        _ = try check("dup2", context: "fd \(fd) to \(target)") { Glibc.dup2(fd, target) }
     }
 
     static func duplicateAbove(_ fd: FD, minimum: FD) throws -> FD {

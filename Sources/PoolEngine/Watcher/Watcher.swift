@@ -13,12 +13,21 @@ private struct WorkerProcessHandle {
     var pidfd: Int32
     var control: Int32
     var generation: Int
+    /// A standby's: descriptors it holds (on /dev/null) for the listening sockets of the slot it takes.
+    var reservedListeners = 0
     /// Control bytes the channel had no room for, sent when the monitor says it has.
     var outbound: [UInt8] = []
     /// Whether the monitor reports room on the channel (only while bytes wait).
     var watchesWritable = false
     /// Set for a program worker (`command:`), which has no control channel (`control` is -1).
     var program: ProgramHandle?
+}
+
+/// A standby spawned for a group whose listeners have changed since: it cannot take a slot.
+private struct ListenerCountChanged: Error, CustomStringConvertible {
+    var held: Int
+    var needed: Int
+    var description: String { "it holds room for \(held) listening sockets, the slot has \(needed)" }
 }
 
 /// What the loop owns of a running program worker besides its pidfd.
@@ -596,35 +605,43 @@ final class Watcher: @unchecked Sendable {
         var parentEnd: Int32 = -1
         var childEnd: Int32 = -1
         var pidfd: Int32 = -1
+        var placeholder: Int32 = -1
         var spawned: Int32?
+        defer { if placeholder >= 0 { Posix.close(placeholder) } }
         do {
             // A worker costs the watcher two descriptors for good (its control channel and pidfd).
             try checkDescriptorHeadroom(forWorkerNeeding: 2)
             let sockets = standby ? [] : try listeners.descriptors(for: id)
+            // A standby holds /dev/null where its slot's sockets will go (descriptors 3 on, the
+            // socket-activation convention), so that its control channel is where a worker's is.
+            let reserved = standby ? group.listeners.count : 0
+            if reserved > 0 { placeholder = try Posix.openNullDevice() }
             (parentEnd, childEnd) = try Posix.socketPair()
             var environment = baseEnvironment
             for (key, value) in group.runner.environment.sorted(by: { $0.key < $1.key }) {
                 environment.append("\(key)=\(value)")
             }
-            // The systemd socket-activation convention: descriptors from 3 on, named in order.
-            environment += InheritedListener.environment(names: sockets.map(\.name))
-            let shared = sockets.filter { listeners.isSharedSocket($0) }.map(\.name)
-            if !shared.isEmpty { environment.append("\(InheritedListener.sharedVariable)=\(shared.joined(separator: ":"))") }
             environment += [
-                "\(WorkerProcess.controlFDVariable)=\(3 + sockets.count)",
+                "\(WorkerProcess.controlFDVariable)=\(3 + sockets.count + reserved)",
                 "POOLTOP_POOL=\(pool.name)",
-                standby ? "\(WorkerProcess.standbyVariable)=\(group.name)" : "POOLTOP_WORKER_ID=\(id)",
             ]
+            if standby {
+                environment.append("\(WorkerProcess.standbyVariable)=\(group.name)")
+            } else {
+                environment += slotEnvironment(id, sockets: sockets).map { "\($0)=\($1)" }
+            }
             let path = group.runner.executable ?? executable
             let pid = try Posix.spawn(
                 path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(standby ? "standby" : "\(id)")"],
-                environment: environment, inherited: sockets.map(\.fd) + [childEnd], standardOutput: workerOutput,
-                standardError: workerOutput)
+                environment: environment,
+                inherited: sockets.map(\.fd) + Array(repeating: placeholder, count: reserved) + [childEnd],
+                standardOutput: workerOutput, standardError: workerOutput)
             Posix.close(childEnd)
             childEnd = -1
             spawned = pid
             pidfd = try Posix.pidfdOpen(pid)
-            processes[id] = WorkerProcessHandle(pid: pid, pidfd: pidfd, control: parentEnd, generation: generation)
+            processes[id] = WorkerProcessHandle(
+                pid: pid, pidfd: pidfd, control: parentEnd, generation: generation, reservedListeners: reserved)
             try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
             return pid
         } catch {
@@ -655,12 +672,24 @@ final class Watcher: @unchecked Sendable {
         Posix.close(process.control)
     }
 
-    private func sendBootstrap(to id: WorkerID, generation: Int) {
-        let bootstrap = WorkerBootstrap(
+    /// What a worker of slot `id` finds in its environment besides the group's: its id, and its
+    /// listeners by the systemd socket-activation convention (descriptors from 3 on, named in order).
+    private func slotEnvironment(_ id: WorkerID, sockets: [ListenerSockets.Handed]) -> [(String, String)] {
+        var variables = [("POOLTOP_WORKER_ID", "\(id)")] + InheritedListener.variables(names: sockets.map(\.name))
+        let shared = sockets.filter { listeners.isSharedSocket($0) }.map(\.name)
+        if !shared.isEmpty { variables.append((InheritedListener.sharedVariable, shared.joined(separator: ":"))) }
+        return variables
+    }
+
+    private func bootstrap(for id: WorkerID, generation: Int) -> WorkerBootstrap {
+        WorkerBootstrap(
             workerID: id, generation: generation, pool: pool, watcherPID: Posix.processID,
             logLevel: workerLogLevel.rawValue, sharedMemoryName: sharedState?.segment.name,
             runtimeDirectory: runtimeDirectory)
-        send(.bootstrap(bootstrap), to: id)
+    }
+
+    private func sendBootstrap(to id: WorkerID, generation: Int) {
+        send(.bootstrap(bootstrap(for: id, generation: generation)), to: id)
     }
 
     private func spawnStandby(groupIndex: Int, generation: Int) -> [WatcherAction] {
@@ -680,7 +709,8 @@ final class Watcher: @unchecked Sendable {
         }
     }
 
-    /// Hands the slot to the standby: watched under the slot's id from now on, then bootstrapped.
+    /// Hands the slot to the standby: watched under the slot's id from now on, then bootstrapped
+    /// with the slot's environment, its listening sockets passed with the message (SCM_RIGHTS).
     private func promote(standby: Int, to id: WorkerID, generation: Int) -> [WatcherAction] {
         guard var process = processes.removeValue(forKey: .standby(standby)) else {
             // Its exit was reaped first: the slot gets a process the usual way.
@@ -691,13 +721,29 @@ final class Watcher: @unchecked Sendable {
         monitor.forget(descriptor: process.pidfd)
         process.generation = generation
         do {
+            let sockets = try listeners.descriptors(for: id)
+            guard sockets.count == process.reservedListeners else {
+                throw ListenerCountChanged(held: process.reservedListeners, needed: sockets.count)
+            }
             try monitor.watch(id, generation: generation, pidfd: process.pidfd, control: process.control)
+            processes[id] = process
+            var bootstrap = bootstrap(for: id, generation: generation)
+            bootstrap.slotEnvironment = Dictionary(uniqueKeysWithValues: slotEnvironment(id, sockets: sockets))
+            let bytes = ControlCodec.encode(WatcherMessage.bootstrap(bootstrap)).encoded
+            // The channel is new and empty: the message fits at once but for a pathological
+            // buffer; what did not go waits like any other control bytes (the sockets went with
+            // the first byte).
+            let sent = try Posix.send(process.control, bytes, passing: sockets.map(\.fd))
+            if sent < bytes.count {
+                processes[id]?.outbound = Array(bytes[sent...])
+                flush(id)
+            }
         } catch {
+            processes.removeValue(forKey: id)
             discard(process)
-            return core.handle(.spawnDidFail(id, generation: generation, error: "cannot watch the standby process: \(error)"), at: now)
+            logger.warning("could not hand slot \(id) to the standby process \(process.pid): \(error); spawning instead")
+            return spawn(id, generation: generation)
         }
-        processes[id] = process
-        sendBootstrap(to: id, generation: generation)
         return core.handle(.processDidSpawn(id, generation: generation, pid: process.pid), at: now)
     }
 

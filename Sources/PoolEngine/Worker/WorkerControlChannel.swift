@@ -14,8 +14,9 @@ final class WorkerControlChannel: Sendable {
     }
 
     /// Reads the first message, which must be the bootstrap; with no timeout (a standby),
-    /// waits until it comes or the channel closes.
-    func readBootstrap(timeoutMilliseconds: Int32?) throws -> WorkerBootstrap {
+    /// waits until it comes or the channel closes, and adds to `descriptors` those passed with
+    /// it (a standby's listening sockets).
+    func readBootstrap(timeoutMilliseconds: Int32?, descriptors: inout [Int32]) throws -> WorkerBootstrap {
         let deadline = timeoutMilliseconds.map { Posix.monotonicNanoseconds() + UInt64($0) * 1_000_000 }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -33,7 +34,9 @@ final class WorkerControlChannel: Sendable {
                 let remaining = Int32((deadline - now) / 1_000_000) + 1
                 guard try Posix.pollReadable(fd, timeoutMilliseconds: remaining) else { continue }
             }
-            let n = try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
+            let n = timeoutMilliseconds == nil
+                ? try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, descriptors: &descriptors) }
+                : try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
             if n == 0 {
                 throw BootstrapMissing(reason: "the control channel closed before it came", closed: true)
             }

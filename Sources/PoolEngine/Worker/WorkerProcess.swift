@@ -66,8 +66,9 @@ public enum WorkerProcess {
         // What `ps` and `top` show while it waits (the command line says so too).
         if let standbyGroup { Posix.setProcessName("\(standbyGroup)#standby") }
         let bootstrap: WorkerBootstrap
+        var passed: [Int32] = []
         do {
-            bootstrap = try channel.readBootstrap(timeoutMilliseconds: standby ? nil : bootstrapTimeoutMilliseconds)
+            bootstrap = try channel.readBootstrap(timeoutMilliseconds: standby ? nil : bootstrapTimeoutMilliseconds, descriptors: &passed)
         } catch let missing as BootstrapMissing where standby && missing.closed {
             // The watcher discarded this standby, or stopped: nothing was asked of it.
             Posix.exitProcess(ExitCode.clean)
@@ -75,10 +76,11 @@ public enum WorkerProcess {
             failBeforeBootstrap("no bootstrap message from the watcher: \(error)")
         }
         if standby {
-            // Still one thread here (decision 0020), so changing the environment is safe. The
-            // slot's id is known only now; a worker spawned for its slot had it from the start.
+            // Still one thread here (decision 0020), so changing the environment and the
+            // descriptor table is safe. The slot's id and sockets are known only now; a worker
+            // spawned for its slot had them from the start.
             Posix.unsetenv(standbyVariable)
-            Posix.setenv("POOLTOP_WORKER_ID", "\(bootstrap.workerID)")
+            takeSlot(bootstrap.slotEnvironment, sockets: passed)
             // `worker POOL/GROUP#standby` becomes `worker POOL/GROUP#ID`, as a spawned worker's
             // reads (an id of up to 7 digits fits in place of "standby").
             if let group = bootstrap.pool.group(owning: bootstrap.workerID) {
@@ -235,6 +237,22 @@ public enum WorkerProcess {
     }
 
     /// Before the bootstrap there is nobody to report to but stderr.
+    /// A standby taking its slot: the slot's listening sockets go where a spawned worker has
+    /// them (descriptors 3 on, over the /dev/null the watcher left there), and the slot's
+    /// variables are set.
+    private static func takeSlot(_ environment: [String: String], sockets: [Int32]) {
+        for (index, socket) in sockets.enumerated() {
+            // dup2 leaves the copy without close-on-exec, as an inherited socket is.
+            do {
+                try Posix.duplicate(socket, to: Int32(3 + index))
+            } catch {
+                failBeforeBootstrap("cannot place listening socket \(index) at descriptor \(3 + index): \(error)")
+            }
+            Posix.close(socket)
+        }
+        for (key, value) in environment.sorted(by: { $0.key < $1.key }) { Posix.setenv(key, value) }
+    }
+
     private static func failBeforeBootstrap(_ message: String) -> Never {
         let line = Array("pooltop worker \(Posix.processID): \(message)\n".utf8)
         _ = line.withUnsafeBytes { try? Posix.write(2, $0) }
