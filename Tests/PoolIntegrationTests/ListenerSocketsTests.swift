@@ -43,13 +43,7 @@ struct ListenerSocketsTests {
         group.standby = true
         try fixture.pool.describeGroup(group)
         try await fixture.withRunningPool { events in
-            func standbys() -> [pid_t] {
-                let workers = Set(events.readyPIDs.map(\.1))
-                return TestSupport.taggedProcesses(fixture.name).filter { !workers.contains($0) }
-            }
-            var found: [pid_t] = []
-            #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 })
-            let standby = try #require(found.first)
+            let standby = try #require(await events.standby(of: fixture.name))
             // Until it takes a slot it holds no socket: /dev/null where the slot's will go.
             #expect(Self.socketInode(pid: standby, fd: 3) == "/dev/null")
             let (victimID, victimPID) = try #require(events.readyPIDs.first)

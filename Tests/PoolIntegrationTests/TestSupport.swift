@@ -232,3 +232,17 @@ struct RunningPool {
         return result
     }
 }
+
+extension EventRecorder {
+    /// The pool's standby process once there is exactly one: a process tagged for the pool that
+    /// is none of its ready workers (nil if none came within the wait).
+    func standby(of tag: String) async -> pid_t? {
+        var found: [pid_t] = []
+        _ = await TestSupport.eventually {
+            let workers = Set(readyPIDs.map(\.1))
+            found = TestSupport.taggedProcesses(tag).filter { !workers.contains($0) }
+            return found.count == 1
+        }
+        return found.count == 1 ? found[0] : nil
+    }
+}

@@ -279,13 +279,7 @@ struct WorkerPoolTests {
         try fixture.pool.describeGroup(group)
         try await fixture.withRunningPool { events in
             // The standby: a process of the pool that is none of its ready workers.
-            func standbys() -> [pid_t] {
-                let workers = Set(events.readyPIDs.map(\.1))
-                return TestSupport.taggedProcesses(fixture.name).filter { !workers.contains($0) }
-            }
-            var found: [pid_t] = []
-            #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 })
-            let standby = try #require(found.first)
+            let standby = try #require(await events.standby(of: fixture.name))
             // What `ps` shows of it: its name and command line say what it is.
             func shown(_ file: String) -> String {
                 let bytes = (try? Posix.readFile("/proc/\(standby)/\(file)")) ?? []
@@ -307,7 +301,8 @@ struct WorkerPoolTests {
             #expect(shown("comm") == "wait#\(victimID)")
             #expect(shown("cmdline").hasSuffix("worker \(fixture.name)/wait#\(victimID)"))
             // And the group gets a new standby once the replacement is ready.
-            #expect(await TestSupport.eventually { found = standbys(); return found.count == 1 && found[0] != standby })
+            let next = await events.standby(of: fixture.name)
+            #expect(next != nil && next != standby)
         }
     }
 
