@@ -57,18 +57,38 @@ struct RunningJobsTableTests {
         }
     }
 
-    @Test("a table cannot tell while its process runs, nor once another process took the slot over")
+    @Test("a table cannot tell while its process runs, nor before any process took it")
     func unknowable() throws {
         try withSegment { segment, pool in
             let location = try #require(RunningJobsTable.layout(of: pool).locations[WorkerID(2)])
+            #expect(
+                RunningJobsTable.startedJobs(token: 5, pid: Self.endedPID, segment: segment, location: location) == nil,
+                "no process of the slot ever took its table")
             let live = try #require(RunningJobsTable(segment: segment, id: WorkerID(2), pool: pool))
             #expect(live.claim(JobScheduler.Key(connection: 1, job: 1), token: 5, jobID: 1))
             #expect(
                 RunningJobsTable.startedJobs(token: 5, pid: Posix.processID, segment: segment, location: location, waitingForExit: .zero) == nil,
                 "this process is alive: it could still start more")
-            #expect(
-                RunningJobsTable.startedJobs(token: 5, pid: Self.endedPID, segment: segment, location: location) == nil,
-                "the table belongs to another process than the one asked about")
+        }
+    }
+
+    @Test("a replacement that took the slot over keeps its predecessor's started jobs readable, and uses only free entries meanwhile")
+    func takeoverKeepsLeftovers() throws {
+        try withSegment { segment, pool in
+            let location = try #require(RunningJobsTable.layout(of: pool).locations[WorkerID(1)])
+            let key = { (connection: UInt64, job: UInt64) in JobScheduler.Key(connection: connection, job: job) }
+            let dead = try #require(RunningJobsTable(segment: segment, id: WorkerID(1), pool: pool, owner: Self.endedPID))
+            #expect(dead.claim(key(1, 10), token: 77, jobID: 10))
+            #expect(dead.claim(key(1, 11), token: 77, jobID: 11))
+            dead.release(key(1, 11))
+            // The replacement (this process) takes the slot over before the sender looked.
+            let replacement = try #require(RunningJobsTable(segment: segment, id: WorkerID(1), pool: pool))
+            #expect(replacement.claim(key(2, 1), token: 99, jobID: 1))
+            #expect(replacement.claim(key(2, 2), token: 99, jobID: 2))
+            #expect(replacement.claim(key(2, 3), token: 99, jobID: 3))
+            #expect(!replacement.claim(key(2, 4), token: 99, jobID: 4), "the fourth entry is the predecessor's, kept for its senders")
+            let started = RunningJobsTable.startedJobs(token: 77, pid: Self.endedPID, segment: segment, location: location)
+            #expect(started == [10], "10 had started; 11 was answered")
         }
     }
 

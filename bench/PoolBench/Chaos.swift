@@ -54,12 +54,17 @@ enum Chaos {
             entryPoint: "demo-job", kind: .job, minWorkers: 3, maxWorkers: 4, name: "jobs", restart: .always(backoff: backoff),
             scaling: .manual, jobExecutor: JobExecutorConfiguration(maxConcurrentJobs: 4, maxConcurrentWeight: 6, maxQueuedJobs: 64))
         if let journal { jobs.runner.environment["POOLTOP_JOB_JOURNAL"] = journal }
+        var http = WorkerGroup(
+            entryPoint: "http-hello", kind: .reactor, minWorkers: 2, name: "http", jobGroups: ["jobs"],
+            restart: .always(backoff: backoff), listeners: [try! Listener("127.0.0.1:\(port)")])
+        // POOLBENCH_STANDBY=1: the same drill with each group keeping a standby (decision 0023).
+        if getenv("POOLBENCH_STANDBY") != nil {
+            jobs.standby = true
+            http.standby = true
+        }
         // Safe: valid by construction, described before run().
         try! pool.describeGroup(jobs)
-        try! pool.describeGroup(
-            WorkerGroup(
-                entryPoint: "http-hello", kind: .reactor, minWorkers: 2, name: "http", jobGroups: ["jobs"],
-                restart: .always(backoff: backoff), listeners: [try! Listener("127.0.0.1:\(port)")]))
+        try! pool.describeGroup(http)
         return pool
     }
 

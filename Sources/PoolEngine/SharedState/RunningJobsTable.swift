@@ -9,8 +9,11 @@ import Synchronization
 /// nothing that wakes the sender) and clears it once the job's answer is in the kernel. When
 /// the connection ends without `closing`, the sender reads the dead worker's table: a job it
 /// finds there had started (`workerLost`); one it does not find never did, and goes to another
-/// worker. A table whose owner is not the process the sender talked to (its replacement took
-/// the slot over already) tells nothing, and the jobs count as started: never run twice.
+/// worker. An entry names the sender's token and the job's id, which only the process the job
+/// was sent to could have written: so the entries stay readable when a replacement takes the
+/// slot over, which keeps the ones its predecessor left for ``leftoverGrace`` before reusing
+/// them (a standby takes a slot within about a millisecond of the death, often before the
+/// senders have looked; decision 0025). While the process runs, the table tells nothing.
 /// Jobs beyond the table's capacity fall back to a `started` frame on the connection
 /// (`docs/decisions/0008-job-start-acknowledgements.md`).
 final class RunningJobsTable: Sendable {
@@ -44,11 +47,23 @@ final class RunningJobsTable: Sendable {
         return (locations, offset)
     }
 
+    /// How long a new owner keeps the entries its predecessor left: the predecessor's senders
+    /// read them within milliseconds of its death (see ``startedJobs``); this is far beyond that.
+    static let leftoverGrace: Duration = .seconds(10)
+
     private let segment: SharedSegment
     private let base: Int
     private let capacity: Int
-    /// Free entry indexes, and the entry of each running job by the scheduler's key.
-    private let entries = Mutex<(free: [Int], held: [JobScheduler.Key: Int])>(([], [:]))
+    /// Free entry indexes; the entry of each running job by the scheduler's key; entries a
+    /// predecessor left, and when they may be reused.
+    private let entries = Mutex<Entries>(Entries())
+
+    private struct Entries {
+        var free: [Int] = []
+        var held: [JobScheduler.Key: Int] = [:]
+        var leftovers: [Int] = []
+        var leftoversUntil = PoolInstant(nanoseconds: 0)
+    }
 
     /// The writer's side, in the job worker: takes the table over for this process (`owner`).
     init?(segment: SharedSegment, id: WorkerID, pool: PoolDescription, owner: Int32 = Posix.processID) {
@@ -58,11 +73,21 @@ final class RunningJobsTable: Sendable {
         self.segment = segment
         base = area + location.offset
         capacity = location.capacity
-        for index in 0..<capacity { segment.store(entryOffset(index) + 8, 0) }
+        // A predecessor's entries (jobs it had started when it died) are left as they are, for
+        // its senders to read; the free ones are this process's from now on.
+        var free: [Int] = []
+        var leftovers: [Int] = []
+        for index in (0..<capacity).reversed() {
+            if segment.word(entryOffset(index) + 8).pointee.load(ordering: .acquiring) == 0 { free.append(index) } else { leftovers.append(index) }
+        }
         segment.store(base + 8, UInt64(capacity))
-        // Last, with release: a sender that sees this pid as owner sees the cleared entries.
         segment.word(base).pointee.store(UInt64(UInt32(bitPattern: owner)), ordering: .releasing)
-        entries.withLock { $0.free = Array((0..<capacity).reversed()) }
+        let until = PoolInstant.now + Self.leftoverGrace
+        entries.withLock { entries in
+            entries.free = free
+            entries.leftovers = leftovers
+            entries.leftoversUntil = until
+        }
     }
 
     /// Whether the table lies inside the segment's running-jobs area (a segment of another
@@ -77,6 +102,12 @@ final class RunningJobsTable: Sendable {
     /// Records that a job is starting; false when the table is full (announce it otherwise).
     func claim(_ key: JobScheduler.Key, token: UInt64, jobID: UInt64) -> Bool {
         guard let index = entries.withLock({ entries -> Int? in
+            if entries.free.isEmpty && !entries.leftovers.isEmpty && PoolInstant.now >= entries.leftoversUntil {
+                // Long enough: the predecessor's senders have read what they needed.
+                for index in entries.leftovers { segment.word(entryOffset(index) + 8).pointee.store(0, ordering: .releasing) }
+                entries.free = entries.leftovers
+                entries.leftovers = []
+            }
             guard let index = entries.free.popLast() else { return nil }
             entries.held[key] = index
             return index
@@ -99,7 +130,8 @@ final class RunningJobsTable: Sendable {
     /// sender's jobs that the worker had started, or nil when the table cannot tell. Sound only
     /// once the process `pid` has ended (nothing writes the table any more), so it waits a
     /// little for that (the socket closes a moment before the process is gone); a process that
-    /// is still running, or a table another process has taken over, tells nothing.
+    /// is still running tells nothing. A replacement that took the slot over since keeps `pid`'s
+    /// entries for ``leftoverGrace``, so they are read whoever owns the table now.
     static func startedJobs(
         token: UInt64, pid: Int32, segment: SharedSegment, location: Location, waitingForExit: Duration = .milliseconds(20)
     ) -> Set<UInt64>? {
@@ -110,16 +142,16 @@ final class RunningJobsTable: Sendable {
             Posix.sleep(microseconds: 200)
         }
         let base = area + location.offset
-        let owner = segment.word(base).pointee.load(ordering: .acquiring)
-        guard owner == UInt64(UInt32(bitPattern: pid)) else { return nil }
+        // Never taken over: whatever `pid` started, it did not say here.
+        guard segment.word(base).pointee.load(ordering: .acquiring) != 0 else { return nil }
+        // Whoever owns the table now, an entry with this sender's token and one of the ids it
+        // sent `pid` can only be `pid`'s: a replacement keeps those for `leftoverGrace`.
         var started: Set<UInt64> = []
         for index in 0..<location.capacity {
             let offset = base + headerWords * 8 + index * entryBytes
             let jobID = segment.word(offset + 8).pointee.load(ordering: .acquiring)
             if jobID != 0 && segment.load(offset) == token { started.insert(jobID) }
         }
-        // A replacement may have taken the table over while we looked: then nothing read is its.
-        guard segment.word(base).pointee.load(ordering: .acquiring) == owner else { return nil }
         return started
     }
 }
