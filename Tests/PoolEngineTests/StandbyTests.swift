@@ -55,6 +55,21 @@ struct StandbyTests {
         #expect(reaped.finish == .some(nil))
     }
 
+    @Test("once every worker of the group has ended for good, the standby is killed and the pool finishes after its reap")
+    func endedGroupFinishes() throws {
+        var group = group(min: 1, max: 1)
+        group.restart = .never
+        var harness = try CoreHarness([group])
+        harness.send(.poolDidStart)
+        harness.ready(1)
+        let standby = try #require(harness.log.standbysStarted.first).generation
+        let ended = harness.exit(1, .exited(0), report: .clean)
+        #expect(ended.killed == [WorkerID.standby(standby).rawValue])
+        #expect(ended.promoted.isEmpty && ended.finish == nil)
+        let reaped = harness.send(.processDidExit(.standby(standby), generation: standby, .signaled(9)))
+        #expect(reaped.finish == .some(nil))
+    }
+
     @Test("a standby that dies on its own is not replaced until a worker of its group is ready again")
     func noStandbyLoop() throws {
         var harness = try CoreHarness([group()])

@@ -33,11 +33,13 @@ extension WatcherCore {
 
     /// A standby of this group fits what the group is now: it is on, and nothing is replacing
     /// the group's workers (a roll or a restart may be for a new binary or environment, which a
-    /// standby started earlier would not have).
+    /// standby started earlier would not have). A group with no live slot (every worker ended
+    /// for good, or it was scaled to 0) wants none: a pool whose workers have all ended must
+    /// not wait on a standby.
     func wantsStandby(_ groupIndex: Int) -> Bool {
         let group = pool.groups[groupIndex]
         return group.standby && !group.retired && group.program == nil && mode == .running && !held.contains(groupIndex)
-            && rolls[group.id] == nil
+            && rolls[group.id] == nil && slots.contains { $0.groupIndex == groupIndex && $0.state.isLive }
     }
 
     /// Kills the standby of the group, or of every group (a restart of their workers replaces
