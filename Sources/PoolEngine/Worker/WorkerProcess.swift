@@ -75,6 +75,9 @@ public enum WorkerProcess {
         } catch {
             failBeforeBootstrap("no bootstrap message from the watcher: \(error)")
         }
+        guard let group = bootstrap.pool.group(owning: bootstrap.workerID) else {
+            failBeforeBootstrap("worker id \(bootstrap.workerID) belongs to no group of pool '\(bootstrap.pool.name)'")
+        }
         if standby {
             // Still one thread here (decision 0020), so changing the environment and the
             // descriptor table is safe. The slot's id and sockets are known only now; a worker
@@ -83,12 +86,7 @@ public enum WorkerProcess {
             takeSlot(bootstrap.slotEnvironment, sockets: passed)
             // `worker POOL/GROUP#standby` becomes `worker POOL/GROUP#ID`, as a spawned worker's
             // reads (an id of up to 7 digits fits in place of "standby").
-            if let group = bootstrap.pool.group(owning: bootstrap.workerID) {
-                Posix.replaceArgument(2, with: "\(bootstrap.pool.name)/\(group.name)#\(bootstrap.workerID)")
-            }
-        }
-        guard let group = bootstrap.pool.group(owning: bootstrap.workerID) else {
-            failBeforeBootstrap("worker id \(bootstrap.workerID) belongs to no group of pool '\(bootstrap.pool.name)'")
+            Posix.replaceArgument(2, with: "\(bootstrap.pool.name)/\(group.name)#\(bootstrap.workerID)")
         }
         Posix.setProcessName("\(group.name)#\(bootstrap.workerID)")
         var logger = Logger(label: "\(bootstrap.pool.name).\(group.name)") { _ in ControlChannelLogHandler(channel: channel) }
@@ -236,7 +234,6 @@ public enum WorkerProcess {
         loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Int64(heartbeat.nanoseconds))) { _ in heartbeat.beat() }
     }
 
-    /// Before the bootstrap there is nobody to report to but stderr.
     /// A standby taking its slot: the slot's listening sockets go where a spawned worker has
     /// them (descriptors 3 on, over the /dev/null the watcher left there), and the slot's
     /// variables are set.
@@ -253,6 +250,7 @@ public enum WorkerProcess {
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) { Posix.setenv(key, value) }
     }
 
+    /// Before the bootstrap there is nobody to report to but stderr.
     private static func failBeforeBootstrap(_ message: String) -> Never {
         let line = Array("pooltop worker \(Posix.processID): \(message)\n".utf8)
         _ = line.withUnsafeBytes { try? Posix.write(2, $0) }
