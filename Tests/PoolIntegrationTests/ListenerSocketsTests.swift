@@ -55,7 +55,13 @@ struct ListenerSocketsTests {
             // The slot's own socket (the watcher keeps it across restarts), at fd 3, named and
             // announced the socket-activation way.
             #expect(Self.socketInode(pid: standby, fd: 3) == victimSocket)
-            let line = try #require(fixture.lines("listeners").last { $0.hasPrefix("\(victimID) \(standby) ") })
+            // Its `run()` writes the line just after it said ready.
+            var written: String?
+            #expect(await TestSupport.eventually {
+                written = fixture.lines("listeners").last { $0.hasPrefix("\(victimID) \(standby) ") }
+                return written != nil
+            })
+            let line = try #require(written)
             #expect(line.hasSuffix(" listen0=3 LISTEN_PID=\(standby)"), "\(line)")
             // And both workers serve.
             let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 200) }

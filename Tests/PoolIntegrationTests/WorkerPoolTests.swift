@@ -295,9 +295,15 @@ struct WorkerPoolTests {
             let replacement = try #require(events.readyPIDs.last)
             #expect(replacement.0 == victimID)
             #expect(replacement.1 == standby)
-            // It runs as the slot's worker: the id in its environment is the slot's.
-            let line = try #require(fixture.lines("started").first { $0.hasPrefix("\(victimID) \(standby) ") })
-            #expect(line.hasSuffix(" \(victimID)"))
+            // It runs as the slot's worker: the id in its environment is the slot's (its `run()`
+            // writes the line just after it said ready).
+            var line: String?
+            #expect(await TestSupport.eventually {
+                line = fixture.lines("started").first { $0.hasPrefix("\(victimID) \(standby) ") }
+                return line != nil
+            })
+            let started = try #require(line)
+            #expect(started.hasSuffix(" \(victimID)"))
             #expect(shown("comm") == "wait#\(victimID)")
             #expect(shown("cmdline").hasSuffix("worker \(fixture.name)/wait#\(victimID)"))
             // And the group gets a new standby once the replacement is ready.
