@@ -306,6 +306,22 @@ struct PickupStrategyTests {
         #expect(ByWeightPickup().pick(from: candidates, weight: 1, priority: 0)?.0 == WorkerID(3))
     }
 
+    @Test("each built-in says why in words an operator reads, made from the figures it keeps")
+    func reasons() {
+        let words = [
+            LeastJobsPickup().pick(from: candidates, weight: 1, priority: 0)?.1,
+            RoundRobinPickup().pick(from: candidates, weight: 1, priority: 0)?.1,
+            RandomPickup().pick(from: candidates, weight: 1, priority: 0)?.1,
+            FirstAvailablePickup().pick(from: candidates, weight: 1, priority: 0)?.1,
+            ByWeightPickup().pick(from: candidates, weight: 1, priority: 0)?.1,
+        ]
+        #expect(words == [
+            "least jobs in flight (1) of 3 ready", "round robin over 3 ready", "random among 3 ready",
+            "first ready worker (none idle)", "least weight in flight (1) of 3 ready",
+        ])
+        #expect(PickupReason.leastJobs(inFlight: 1, ready: 3) == .text("least jobs in flight (1) of 3 ready"), "the same words, however kept")
+    }
+
     @Test("random picks only among the candidates")
     func random() {
         let ids = Set(candidates.map(\.id))

@@ -72,26 +72,6 @@ public struct JobResult: Sendable, Hashable {
     }
 }
 
-/// Why a pickup strategy chose a worker: its words, or the default strategy's figures, put
-/// into words when someone reads them. Building the default's sentence for every job was 4 %
-/// of a busy sender's CPU, and most results are never asked why (decision 0024).
-enum PickupReason: Sendable, Hashable {
-    case text(String)
-    /// ``LeastJobsPickup``'s: the least jobs in flight, among this many ready workers.
-    case leastJobs(inFlight: UInt64, ready: Int)
-
-    var text: String {
-        switch self {
-        case .text(let text): text
-        case .leastJobs(let inFlight, let ready): "least jobs in flight (\(inFlight)) of \(ready) ready"
-        }
-    }
-
-    // The same words are the same reason, however they were kept.
-    static func == (lhs: PickupReason, rhs: PickupReason) -> Bool { lhs.text == rhs.text }
-    func hash(into hasher: inout Hasher) { hasher.combine(text) }
-}
-
 /// Why a job ended without a result. Every job ends with a result or one of these, never silence.
 public struct JobError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Hashable, Sendable, Codable {

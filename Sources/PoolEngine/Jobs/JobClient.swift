@@ -18,8 +18,8 @@ public final class JobClient: Sendable {
     private let runtimeDirectory: String
     private let reader: PoolStateReader
     private let pickup: any PickupStrategy
-    /// The pickup when it is the default one, whose reason is kept as figures (``PickupReason``).
-    private let leastJobs: LeastJobsPickup?
+    /// The pickup when it is a built-in one, whose reason is kept as figures (``PickupReason``).
+    private let builtInPickup: (any BuiltInPickup)?
     /// The connections' I/O thread, started with the first connection; `.shutDown` once
     /// ``shutdown()`` ran, so that a late job cannot start a thread nobody joins.
     private let io = Mutex(IOThread.notStarted)
@@ -57,7 +57,7 @@ public final class JobClient: Sendable {
         self.runtimeDirectory = runtimeDirectory
         self.reader = reader
         self.pickup = pickup
-        self.leastJobs = pickup as? LeastJobsPickup
+        self.builtInPickup = pickup as? any BuiltInPickup
         self.requestScale = requestScale
         self.countPickupMiss = countPickupMiss
         self.defaultTimeout = defaultTimeout
@@ -182,7 +182,7 @@ public final class JobClient: Sendable {
                     continue
                 }
             }
-            let picked = leastJobs.map { $0.choose(from: candidates) }
+            let picked = builtInPickup.map { $0.choose(from: candidates, weight: weight, priority: priority) }
                 ?? pickup.pick(from: candidates, weight: weight, priority: priority).map { ($0.0, PickupReason.text($0.1)) }
             guard let (chosen, reason) = picked else {
                 if coming {

@@ -22,19 +22,50 @@ public protocol PickupStrategy: DescribableStrategy {
     func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)?
 }
 
+/// Why a pickup strategy chose a worker: a strategy's own words, or a built-in strategy's
+/// figures, put into words only when read. Building the sentence for every job was 4 % of a
+/// busy sender's CPU, and most results are never asked why (decision 0024).
+enum PickupReason: Sendable, Hashable {
+    case text(String)
+    case leastJobs(inFlight: UInt64, ready: Int)
+    case leastWeight(inFlight: UInt64, ready: Int)
+    case roundRobin(ready: Int)
+    case random(ready: Int)
+
+    var text: String {
+        switch self {
+        case .text(let text): text
+        case .leastJobs(let inFlight, let ready): "least jobs in flight (\(inFlight)) of \(ready) ready"
+        case .leastWeight(let inFlight, let ready): "least weight in flight (\(inFlight)) of \(ready) ready"
+        case .roundRobin(let ready): "round robin over \(ready) ready"
+        case .random(let ready): "random among \(ready) ready"
+        }
+    }
+
+    // The same words are the same reason, however they were kept.
+    static func == (lhs: PickupReason, rhs: PickupReason) -> Bool { lhs.text == rhs.text }
+    func hash(into hasher: inout Hasher) { hasher.combine(text) }
+}
+
+/// A built-in strategy: it keeps its reason as figures (``PickupReason``), which the job
+/// client asks for on every job; `pick`, for everyone else, puts them into words.
+protocol BuiltInPickup: PickupStrategy {
+    func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)?
+}
+
+extension BuiltInPickup {
+    public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
+        choose(from: candidates, weight: weight, priority: priority).map { ($0.0, $0.1.text) }
+    }
+}
+
 /// The least busy worker (fewest jobs in flight), even when all are busy; ties rotate. The default.
-public final class LeastJobsPickup: PickupStrategy {
+public final class LeastJobsPickup: BuiltInPickup {
     private let turn = Atomic<Int>(0)
     public init() {}
     public var descriptor: StrategyDescriptor { StrategyDescriptor(name: "least-jobs") }
 
-    public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
-        choose(from: candidates).map { ($0.0, $0.1.text) }
-    }
-
-    /// What `pick` chooses, with its reason kept as figures: the job client calls this for
-    /// every job, and puts the reason into words only when asked.
-    func choose(from candidates: [PickupCandidate]) -> (WorkerID, PickupReason)? {
+    func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)? {
         // Counted in place: this runs for every job, and needs no array of its own.
         guard let least = candidates.lazy.map(\.jobsInFlight).min() else { return nil }
         let ties = candidates.count { $0.jobsInFlight == least }
@@ -48,51 +79,51 @@ public final class LeastJobsPickup: PickupStrategy {
 }
 
 /// Each ready worker in turn.
-public final class RoundRobinPickup: PickupStrategy {
+public final class RoundRobinPickup: BuiltInPickup {
     private let turn = Atomic<Int>(0)
     public init() {}
     public var descriptor: StrategyDescriptor { StrategyDescriptor(name: "round-robin") }
 
-    public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
+    func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)? {
         guard !candidates.isEmpty else { return nil }
         let sorted = candidates.sorted { $0.id < $1.id }
         let chosen = sorted[turn.add(1, ordering: .relaxed).oldValue % sorted.count]
-        return (chosen.id, "round robin over \(sorted.count) ready")
+        return (chosen.id, .roundRobin(ready: sorted.count))
     }
 }
 
 /// A ready worker at random.
-public struct RandomPickup: PickupStrategy {
+public struct RandomPickup: BuiltInPickup {
     public init() {}
     public var descriptor: StrategyDescriptor { StrategyDescriptor(name: "random") }
 
-    public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
+    func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)? {
         guard let chosen = candidates.randomElement() else { return nil }
-        return (chosen.id, "random among \(candidates.count) ready")
+        return (chosen.id, .random(ready: candidates.count))
     }
 }
 
 /// The first idle worker by id, else the first ready one.
-public struct FirstAvailablePickup: PickupStrategy {
+public struct FirstAvailablePickup: BuiltInPickup {
     public init() {}
     public var descriptor: StrategyDescriptor { StrategyDescriptor(name: "first-available") }
 
-    public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
+    func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)? {
         let sorted = candidates.sorted { $0.id < $1.id }
-        if let idle = sorted.first(where: { $0.jobsInFlight == 0 }) { return (idle.id, "first idle worker") }
+        if let idle = sorted.first(where: { $0.jobsInFlight == 0 }) { return (idle.id, .text("first idle worker")) }
         guard let first = sorted.first else { return nil }
-        return (first.id, "first ready worker (none idle)")
+        return (first.id, .text("first ready worker (none idle)"))
     }
 }
 
 /// The worker with the least weight in flight, even when all carry some.
-public struct ByWeightPickup: PickupStrategy {
+public struct ByWeightPickup: BuiltInPickup {
     public init() {}
     public var descriptor: StrategyDescriptor { StrategyDescriptor(name: "by-weight") }
 
-    public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
+    func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)? {
         guard let chosen = candidates.min(by: { ($0.inFlightWeight, $0.id) < ($1.inFlightWeight, $1.id) }) else { return nil }
-        return (chosen.id, "least weight in flight (\(chosen.inFlightWeight)) of \(candidates.count) ready")
+        return (chosen.id, .leastWeight(inFlight: chosen.inFlightWeight, ready: candidates.count))
     }
 }
 
