@@ -64,13 +64,23 @@ extension WatcherCore {
     /// ready worker keeps a binary that cannot start from looping through standbys; waiting
     /// until none starts keeps the new standby off the CPU a promoted worker is starting on.
     mutating func keepStandbys() -> [WatcherAction] {
-        let unwanted = Set(pool.groups.indices.filter { !wantsStandby($0) })
-        var actions = discardStandbys { unwanted.contains($0) }
-        guard mode == .running else { return actions }
-        for groupIndex in pool.groups.indices where wantsStandby(groupIndex) && !standbyPaused.contains(groupIndex) {
-            guard !standbys.contains(where: { $0.groupIndex == groupIndex && !$0.discarded }) else { continue }
-            let members = slots.filter { $0.groupIndex == groupIndex }
-            guard members.contains(where: { $0.state == .ready }), !members.contains(where: { $0.state == .starting }) else { continue }
+        // Most pools keep none: then there is nothing to look at after every input.
+        guard !standbys.isEmpty || pool.groups.contains(where: \.standby) else { return [] }
+        var actions: [WatcherAction] = []
+        for groupIndex in pool.groups.indices {
+            guard wantsStandby(groupIndex) else {
+                actions += discardStandbys { $0 == groupIndex }
+                continue
+            }
+            guard !standbyPaused.contains(groupIndex), !standbys.contains(where: { $0.groupIndex == groupIndex && !$0.discarded })
+            else { continue }
+            var anyReady = false
+            var anyStarting = false
+            for slot in slots where slot.groupIndex == groupIndex {
+                anyReady = anyReady || slot.state == .ready
+                anyStarting = anyStarting || slot.state == .starting
+            }
+            guard anyReady && !anyStarting else { continue }
             standbyGenerations += 1
             standbys.append(StandbyProcess(groupIndex: groupIndex, generation: standbyGenerations))
             actions.append(.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations))
