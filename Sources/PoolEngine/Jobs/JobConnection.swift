@@ -25,9 +25,10 @@ enum JobAnswer: Sendable {
 /// the only one in flight waits for the answer on its own thread for a short while
 /// (``pollBudget``, in `ppoll` or in `recv`: ``JobWaitMode``) instead of suspending at once:
 /// a quick job then costs two wake-ups, as a bare socket ping-pong does. By default it
-/// suspends, and holds no Swift concurrency thread. Everything else (answers for suspended senders, writes a full socket could not take,
-/// deadlines) is done by the client's I/O thread, ``JobClientIO``. The socket is in blocking
-/// mode only for that polling `recv`; every other call passes `MSG_DONTWAIT`.
+/// suspends, and holds no Swift concurrency thread. Everything else (answers for suspended
+/// senders, writes a full socket could not take, deadlines) is done by the client's I/O
+/// thread, ``JobClientIO``. The socket is in blocking mode only for that polling `recv`; every
+/// other call passes `MSG_DONTWAIT`.
 ///
 /// The decisions are ``JobConnectionState``'s, a pure state machine under one lock; this class
 /// performs what it returns (writes, reads, `epoll_ctl`, resuming senders, closing) outside

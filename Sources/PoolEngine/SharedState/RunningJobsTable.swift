@@ -78,7 +78,8 @@ final class RunningJobsTable: Sendable {
         var free: [Int] = []
         var leftovers: [Int] = []
         for index in (0..<capacity).reversed() {
-            if segment.word(entryOffset(index) + 8).pointee.load(ordering: .acquiring) == 0 { free.append(index) } else { leftovers.append(index) }
+            let jobID = segment.word(entryOffset(index) + 8).pointee.load(ordering: .acquiring)
+            if jobID == 0 { free.append(index) } else { leftovers.append(index) }
         }
         segment.store(base + 8, UInt64(capacity))
         segment.word(base).pointee.store(UInt64(UInt32(bitPattern: owner)), ordering: .releasing)

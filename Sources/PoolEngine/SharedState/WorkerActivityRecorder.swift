@@ -5,9 +5,9 @@ import Synchronization
 final class WorkerActivityRecorder: Sendable {
     private let segment: SharedSegment
     private let base: Int
-    // One writer per part: threads of the worker take turns.
+    // One writer per part: threads of the worker take turns (this lock: the latency part).
     private let lock = Lock()
-    /// The activity part as this process last wrote it, under its own lock. While a process
+    /// The activity part as this process last wrote it, and its writers' lock. While a process
     /// lives it is the part's only writer (the watcher rewrites it only between two processes
     /// of the slot), so the part is read from shared memory once, at the first update, instead
     /// of at each of a job's three (decision 0024).
