@@ -260,6 +260,36 @@ struct JobConnectionStateTests {
         let twice = state.settleStep()
         #expect(twice == .nothing, "closed once, and no epoll_ctl on a closed descriptor")
     }
+
+    @Test("a read's frames are handled in one turn: answers in order, notices applied, the drain and the settling decided with them")
+    func receivedBatch() {
+        func frame(_ jobID: UInt64) -> JobFrame {
+            .result(JobResultFrame(jobID: jobID, worker: 1, queueWaitNanoseconds: 0, runNanoseconds: 0, payload: [UInt8(jobID)]))
+        }
+        var state = State(worker: WorkerID(1))
+        waiting(&state, 1, 10)
+        waiting(&state, 2, 20)
+        waiting(&state, 3, 30)
+        // The interest the three waiting jobs need is applied, so the batch's own step is the change.
+        if case .apply(let interest) = state.settleStep() { _ = state.applied(interest) }
+        let first = state.received([.started([3]), frame(2), frame(99), frame(1)])
+        #expect(first.waiters.map(\.0) == [20, 10], "in the order the answers came; a stray answer resumes nobody")
+        let answered: [UInt64] = first.waiters.map { waiter -> UInt64 in
+            if case .result(let result) = waiter.1 { return result.jobID }
+            return 0
+        }
+        #expect(answered == [2, 1], "each sender gets its own answer")
+        #expect(!first.closing && !first.drained)
+        #expect(first.settle == .nothing, "job 3 still waits: the answers' interest stays")
+        #expect(state.pending[3]?.started == true, "the started notice was applied")
+        let last = state.received([frame(3), .closing])
+        #expect(last.waiters.map(\.0) == [30])
+        #expect(last.closing)
+        #expect(last.drained, "closing with nothing left waiting drains it")
+        #expect(last.settle == .apply([.peerHangUp]), "no job waits: the answers' interest comes off, decided in the same turn")
+        let notices = state.received([.started([7])])
+        #expect(notices.waiters.isEmpty && notices.settle == .nothing, "no answer, nothing to settle")
+    }
 }
 
 extension JobConnectionState.SendStart {

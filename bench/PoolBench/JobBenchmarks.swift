@@ -109,7 +109,9 @@ enum JobBenchmarks {
         let workers = pool.snapshot()?.workers.filter { $0.state == .ready }.map(\.pid) ?? []
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
-        for placement in Placement.allCases {
+        // POOLBENCH_PLACEMENTS=same (or cross, any) measures those placements only (a profile of one).
+        let chosen = getenv("POOLBENCH_PLACEMENTS").map { String(cString: $0).split(separator: ",").map(String.init) }
+        for placement in Placement.allCases where chosen?.contains(placement.floorArgument) ?? true {
             if placement == .crossCPU && cpus < 2 { continue }
             switch placement {
             case .sameCPU:

@@ -49,7 +49,11 @@ final class JobConnection: Sendable {
     /// (EPOLLIN) are watched only while a job waits that no polling sender reads for.
     static var hangUpInterest: Epoll.Events { JobConnectionState<Never>.hangUpInterest }
 
-    private let state: Mutex<JobConnectionState<CheckedContinuation<JobAnswer, Never>>>
+    /// Unchecked continuations: the state machine hands each waiter out exactly once (an answer,
+    /// a cancel, a deadline or the end removes it from `pending`, and its unit tests hold it
+    /// to that), and a checked one costs every job an allocation and a release (decision 0026).
+    private typealias State = JobConnectionState<UnsafeContinuation<JobAnswer, Never>>
+    private let state: Mutex<State>
     /// Bytes read but not yet a whole frame: only the thread holding the reader role touches it.
     private let inbound = Mutex(ByteBuffer())
 
@@ -102,13 +106,18 @@ final class JobConnection: Sendable {
         var frame = ByteBufferAllocator().buffer(capacity: JobFrame.headerSize + JobRequestFrame.fixedSize + request.payload.count)
         JobFrame.request(request).write(to: &frame)
         let mayPoll = io.policy != .suspend
-        let start = state.withLock { $0.send(jobID, frame: frame, deadline: deadline.nanoseconds, mayPoll: mayPoll) }
+        // The interest first, decided in the same turn of the lock: a polled job's answer must
+        // find the I/O thread's already off.
+        let (start, step) = state.withLock { state -> (State.SendStart, State.SettleStep) in
+            let start = state.send(jobID, frame: frame, deadline: deadline.nanoseconds, mayPoll: mayPoll)
+            guard case .accepted = start else { return (start, .nothing) }
+            return (start, state.settleStep())
+        }
         guard case .accepted(let toWrite, let polls, let adaptive, let gather) = start else {
             if case .refused(let answer) = start { return answer }
             return .cancelled
         }
-        // The interest first: a polled job's answer must find the I/O thread's already off.
-        settle()
+        settle(from: step)
         io.noteDeadline(deadline.nanoseconds)
         if var toWrite {
             if gather {
@@ -123,7 +132,7 @@ final class JobConnection: Sendable {
             return answer
         }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<JobAnswer, Never>) in
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<JobAnswer, Never>) in
                 let (answer, drained) = state.withLock { $0.suspend(jobID, continuation) }
                 if drained { lost("worker \(worker) is closing") }
                 if let answer {
@@ -149,13 +158,21 @@ final class JobConnection: Sendable {
     private func write(_ first: ByteBuffer) {
         var bytes = first
         var failure: String?
+        var step = State.SettleStep.nothing
         while true {
             failure = Self.sendAvailable(fd, &bytes, worker: worker)
             let left = bytes
-            guard let more = state.withLock({ $0.wrote(left: left, failed: failure != nil) }) else { break }
+            let failed = failure != nil
+            // The writer's last turn of the lock settles too.
+            let more = state.withLock { state -> ByteBuffer? in
+                let more = state.wrote(left: left, failed: failed)
+                if more == nil && !failed { step = state.settleStep() }
+                return more
+            }
+            guard let more else { break }
             bytes = more
         }
-        if let failure { lost(failure) } else { settle() }
+        if let failure { lost(failure) } else { settle(from: step) }
     }
 
     /// Sends what the socket takes of `bytes` without blocking; returns why the connection broke if it did.
@@ -174,7 +191,12 @@ final class JobConnection: Sendable {
     /// After a transition: gives epoll the interest the state needs, and closes the descriptor
     /// once the connection ended and nobody uses it.
     private func settle() {
-        var step = state.withLock { $0.settleStep() }
+        settle(from: state.withLock { $0.settleStep() })
+    }
+
+    /// Settles from a first step decided under a turn of the lock the caller took anyway.
+    private func settle(from first: State.SettleStep) {
+        var step = first
         while case .apply(let interest) = step {
             // Fails only for a descriptor epoll does not hold, which the applier role rules out.
             try? io.epoll.modify(fd, interest, token: token)
@@ -224,8 +246,13 @@ final class JobConnection: Sendable {
         // A polling sender reads it; it hands back to this thread when it is done.
         guard state.withLock({ $0.claimRead() }) else { return }
         _ = readAvailable()
-        // What the senders it resumed sent meanwhile leaves in one write.
-        if let bytes = state.withLock({ $0.releaseRead() }) { write(bytes) } else { settle() }
+        // What the senders it resumed sent meanwhile leaves in one write; with nothing to
+        // write, it settles in the same turn of the lock.
+        let (bytes, step) = state.withLock { state -> (ByteBuffer?, State.SettleStep) in
+            let bytes = state.releaseRead()
+            return (bytes, bytes == nil ? state.settleStep() : .nothing)
+        }
+        if let bytes { write(bytes) } else { settle(from: step) }
     }
 
     /// Reads what the socket holds without blocking and hands out the answers. Only the
@@ -268,7 +295,7 @@ final class JobConnection: Sendable {
             return nil
         }
         // Answers that came before the end are delivered before it fails the rest.
-        for frame in frames { receive(frame) }
+        if !frames.isEmpty { receive(frames) }
         if let failure {
             lost(failure)
             return false
@@ -276,32 +303,19 @@ final class JobConnection: Sendable {
         return state.withLock { $0.closed == nil }
     }
 
-    /// An answer or a notice arrived.
-    private func receive(_ frame: JobFrame) {
-        var drained = false
-        switch frame {
-        case .result(let result): drained = answer(result.jobID, .result(result))
-        case .error(let error): drained = answer(error.jobID, .error(error))
-        case .closing:
-            // No new job goes here (``isActive`` is false from now on); the ones already sent are
-            // answered `stopping` and retried elsewhere. Closed once none is left.
+    /// Answers and notices arrived, in this order.
+    private func receive(_ frames: [JobFrame]) {
+        // No new job goes here once the worker said `closing` (``isActive`` is false from now
+        // on); the ones already sent are answered `stopping` and retried elsewhere, and the
+        // connection closes once none is left.
+        if frames.contains(where: { if case .closing = $0 { true } else { false } }) {
             active.store(false, ordering: .relaxed)
-            drained = state.withLock { $0.workerClosing() }
-        case .started(let jobIDs):
-            state.withLock { $0.started(jobIDs) }
-        case .request, .cancel:
-            break
         }
-        if drained { lost("worker \(worker) is closing") }
-    }
-
-    /// Hands an answer to its sender; returns whether that drained a closing connection.
-    private func answer(_ jobID: UInt64, _ answer: JobAnswer) -> Bool {
-        let (waiter, drained) = state.withLock { $0.answer(jobID, answer) }
-        guard let waiter else { return false }
-        settle()
-        waiter.resume(returning: answer)
-        return drained
+        let received = state.withLock { $0.received(frames) }
+        // The interest first, as for one answer: a resumed sender's next job must find it set.
+        settle(from: received.settle)
+        for (waiter, answer) in received.waiters { waiter.resume(returning: answer) }
+        if received.drained { lost("worker \(worker) is closing") }
     }
 
     /// Times out the jobs past their deadline (telling the worker to cancel them); returns the

@@ -230,6 +230,46 @@ struct JobConnectionState<Waiter: Sendable>: Sendable {
         }
     }
 
+    /// What a batch of frames read together asks of the connection (``received(_:)``).
+    struct Received {
+        /// Senders to resume, in the order their answers came.
+        var waiters: [(Waiter, JobAnswer)] = []
+        /// The batch held the worker's `closing`.
+        var closing = false
+        /// An answer or the `closing` drained the connection: time to close it.
+        var drained = false
+        /// The first step of settling, decided in the same turn of the lock.
+        var settle: SettleStep = .nothing
+    }
+
+    /// The frames of one read, in order, under one turn of the lock where each answer took two
+    /// (its own and its settling): with 256 jobs in flight a read holds dozens of answers, and
+    /// the I/O thread contends for this lock with every sender (decision 0026).
+    mutating func received(_ frames: [JobFrame]) -> Received {
+        var done = Received()
+        for frame in frames {
+            switch frame {
+            case .result(let result):
+                let (waiter, drained) = answer(result.jobID, .result(result))
+                if let waiter { done.waiters.append((waiter, .result(result))) }
+                done.drained = done.drained || drained
+            case .error(let error):
+                let (waiter, drained) = answer(error.jobID, .error(error))
+                if let waiter { done.waiters.append((waiter, .error(error))) }
+                done.drained = done.drained || drained
+            case .closing:
+                done.closing = true
+                done.drained = workerClosing() || done.drained
+            case .started(let jobIDs):
+                started(jobIDs)
+            case .request, .cancel:
+                break
+            }
+        }
+        if !done.waiters.isEmpty { done.settle = settleStep() }
+        return done
+    }
+
     /// The worker named jobs it started.
     mutating func started(_ jobIDs: [UInt64]) {
         for jobID in jobIDs { pending[jobID]?.started = true }

@@ -119,7 +119,7 @@ final class JobScheduler: Sendable {
             activity.jobsInFlight += 1
             activity.inFlightWeight += UInt64(max(job.weight, 0))
         }
-        startEligible()
+        startEligible(now: now)
     }
 
     /// The sender cancelled: a queued job is answered at once, a running one is cancelled.
@@ -185,9 +185,13 @@ final class JobScheduler: Sendable {
 
     // MARK: - Running
 
-    private func startEligible() {
+    /// Starts what the limits let start. `now`, when the caller has just read the clock, serves
+    /// for the first job's deadline check and start time: a job worker read the clock about
+    /// ten times per job, and each read is dear in a VM (decision 0026).
+    private func startEligible(now: UInt64? = nil) {
+        var known = now
         while true {
-            let started = state.withLock { state -> (Entry, Bool, Bool)? in
+            let started = state.withLock { state -> (Entry, Bool, Bool, UInt64)? in
                 guard let head = state.queue.peek() else { return nil }
                 let weight = max(head.job.weight, 0)
                 guard state.running.count < limits.maxConcurrentJobs else { return nil }
@@ -198,36 +202,39 @@ final class JobScheduler: Sendable {
                     return nil
                 }
                 let entry = state.queue.pop()!
-                let expired = entry.job.deadline.map { $0.nanoseconds <= Posix.monotonicNanoseconds() } ?? false
+                let clock = known ?? Posix.monotonicNanoseconds()
+                let expired = entry.job.deadline.map { $0.nanoseconds <= clock } ?? false
                 if !expired {
                     state.running[entry.key] = Running(task: nil, weight: weight, reply: entry.reply, cancelled: false)
                     state.runningWeight += weight
                 }
                 let inline = !expired && handler.startsInline && state.running.count == 1 && state.queue.count == 0
-                return (entry, expired, inline)
+                return (entry, expired, inline, clock)
             }
-            guard let (entry, expired, inline) = started else { return }
+            guard let (entry, expired, inline, clock) = started else { return }
+            // Good for the next job too, unless this one ran here meanwhile.
+            known = inline ? nil : clock
             if expired {
                 finishAccounting(entry.job, error: true)
-                let waited = Posix.monotonicNanoseconds() &- entry.enqueuedAt
+                let waited = clock &- entry.enqueuedAt
                 latency?(waited, nil)
                 entry.reply(.error(JobErrorFrame(jobID: entry.job.id, worker: UInt32(workerID.rawValue), code: .timedOut, queueWaitNanoseconds: waited, runNanoseconds: 0, message: "its deadline passed while it waited in the queue")))
                 signalDrainIfIdle()
                 continue
             }
-            run(entry, inline: inline)
+            run(entry, inline: inline, at: clock)
         }
     }
 
-    private func run(_ entry: Entry, inline: Bool) {
+    private func run(_ entry: Entry, inline: Bool, at clock: UInt64) {
         journal?.record(entry.job)
         // The usual way: two stores in shared memory, nothing the sender is woken by.
         if let runningJobs, runningJobs.claim(entry.key, token: entry.token, jobID: entry.job.id) {
-            launch(entry, inline: inline)
+            launch(entry, inline: inline, startedAt: clock)
             return
         }
         guard let gate = entry.gate else {
-            launch(entry, inline: inline)
+            launch(entry, inline: inline, startedAt: clock)
             return
         }
         gate(entry.job.id) { [self] announced in
@@ -249,31 +256,36 @@ final class JobScheduler: Sendable {
         signalDrainIfIdle()
     }
 
-    private func launch(_ entry: Entry, inline: Bool) {
-        let startedAt = Posix.monotonicNanoseconds()
+    /// Starts the job's handler; `startedAt` when the caller read the clock just before.
+    private func launch(_ entry: Entry, inline: Bool, startedAt known: UInt64? = nil) {
+        let startedAt = known ?? Posix.monotonicNanoseconds()
         let queueWait = startedAt &- entry.enqueuedAt
         // Described first: once the activity part names the job, its particulars are there.
         describe?(entry.job)
         activity? { activity in
             activity.currentJobID = entry.job.id
-            activity.currentJobSince = Posix.wallClockNanoseconds()
+            // Shown as "running for", to the second: the last tick's time is close enough.
+            activity.currentJobSince = Posix.coarseWallClockNanoseconds()
         }
         let handler = self.handler
         let worker = UInt32(workerID.rawValue)
         let body: @Sendable () async -> Void = { [self] in
             var frame: JobFrame
             var failed = false
+            var endedAt: UInt64
             do {
                 let result = try await handler.handle(entry.job)
-                frame = .result(JobResultFrame(jobID: entry.job.id, worker: worker, queueWaitNanoseconds: queueWait, runNanoseconds: Posix.monotonicNanoseconds() &- startedAt, payload: result))
+                endedAt = Posix.monotonicNanoseconds()
+                frame = .result(JobResultFrame(jobID: entry.job.id, worker: worker, queueWaitNanoseconds: queueWait, runNanoseconds: endedAt &- startedAt, payload: result))
             } catch {
+                endedAt = Posix.monotonicNanoseconds()
                 failed = true
                 let cancelled = state.withLock { $0.running[entry.key]?.cancelled ?? false }
                 let code: JobErrorCode = cancelled ? .cancelled : .handlerFailed
                 let message = cancelled ? "cancelled while running" : String(describing: error)
-                frame = .error(JobErrorFrame(jobID: entry.job.id, worker: worker, code: code, queueWaitNanoseconds: queueWait, runNanoseconds: Posix.monotonicNanoseconds() &- startedAt, message: message))
+                frame = .error(JobErrorFrame(jobID: entry.job.id, worker: worker, code: code, queueWaitNanoseconds: queueWait, runNanoseconds: endedAt &- startedAt, message: message))
             }
-            finished(entry, frame: frame, failed: failed)
+            finished(entry, frame: frame, failed: failed, at: endedAt)
         }
         // Inline only when this is the one job running: parallel jobs need tasks of their own,
         // and a job finishing inline starts the next through `startEligible`, which must not
@@ -286,7 +298,7 @@ final class JobScheduler: Sendable {
         if cancelNow { task.cancel() }
     }
 
-    private func finished(_ entry: Entry, frame: JobFrame, failed: Bool) {
+    private func finished(_ entry: Entry, frame: JobFrame, failed: Bool, at endedAt: UInt64) {
         state.withLock { state in
             if let running = state.running.removeValue(forKey: entry.key) { state.runningWeight -= running.weight }
         }
@@ -297,7 +309,7 @@ final class JobScheduler: Sendable {
         default: break
         }
         entry.reply(frame)
-        startEligible()
+        startEligible(now: endedAt)
         signalDrainIfIdle()
     }
 

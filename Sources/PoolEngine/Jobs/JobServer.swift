@@ -166,9 +166,13 @@ final class JobServer: Sendable {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var nextBeat = heartbeat.map { _ in Posix.monotonicNanoseconds() }
         while true {
-            if let heartbeat, let due = nextBeat, Posix.monotonicNanoseconds() >= due {
-                heartbeat.beat()
-                nextBeat = Posix.monotonicNanoseconds() + heartbeat.nanoseconds
+            if let heartbeat, let due = nextBeat {
+                // One clock read per turn of the loop, which may be one per job.
+                let now = Posix.monotonicNanoseconds()
+                if now >= due {
+                    heartbeat.beat()
+                    nextBeat = now + heartbeat.nanoseconds
+                }
             }
             // Asleep only with nothing handed over: a frame handed before this lock is sent by
             // the flush below, one queued after it is sent by its own thread.

@@ -38,7 +38,9 @@ final class WorkerActivityRecorder: Sendable {
         written.withLock { written in
             var activity = written ?? PoolStateReader(segment: segment).readActivity(base)
             body(&activity)
-            activity.lastUpdate = Posix.wallClockNanoseconds()
+            // Coarse, and one past the last at least: readers (the quota tracker) take a change
+            // of it for activity, and two updates within one tick must still differ.
+            activity.lastUpdate = max(Posix.coarseWallClockNanoseconds(), activity.lastUpdate &+ 1)
             segment.write(sequenceAt: base + SharedLayout.Activity.sequence) {
                 activity.forEachWord { offset, value in segment.store(base + offset, value) }
             }

@@ -332,6 +332,15 @@ enum Posix {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    /// The wall clock as of the last timer tick (a few milliseconds old at most): what a
+    /// display of "since when" needs, at a fifth of a precise read's cost here (4.9 against
+    /// 22.5 ns in this VM), which a job worker pays several times per job (decision 0026).
+    static func coarseWallClockNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     static func wallClockSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
