@@ -6,7 +6,8 @@ final class SharedStatePublisher {
     let segment: SharedSegment
     /// Changed by `apply` (``reconfigure(_:)``).
     private var pool: PoolDescription
-    private var published: [WorkerSlot?]
+    /// Each slot as last written; ``unwritten`` where it never was.
+    private var published: [WorkerSlot]
     private var groupCounts: [[UInt64]]
     private var hardRestarts = -1
     private var softRestarts = -1
@@ -16,10 +17,13 @@ final class SharedStatePublisher {
     private let tickNanoseconds: UInt64
     private let pageSize: UInt64
 
+    /// Stands for a slot never written: no slot of a pool has a negative group index.
+    private static let unwritten = WorkerSlot(id: WorkerID(0), groupIndex: -1)
+
     init(segment: SharedSegment, pool: PoolDescription) {
         self.segment = segment
         self.pool = pool
-        published = Array(repeating: nil, count: pool.slotCount)
+        published = Array(repeating: Self.unwritten, count: pool.slotCount)
         groupCounts = Array(repeating: [], count: pool.groups.count)
         tickNanoseconds = 1_000_000_000 / UInt64(max(Posix.clockTicksPerSecond, 1))
         pageSize = UInt64(Posix.pageSize)
@@ -37,7 +41,7 @@ final class SharedStatePublisher {
         }
         segment.setInUse(groups: next.groups.count, slots: next.slotCount)
         pool = next
-        published += Array(repeating: nil, count: max(0, next.slotCount - published.count))
+        published += Array(repeating: Self.unwritten, count: max(0, next.slotCount - published.count))
         groupCounts += Array(repeating: [], count: max(0, next.groups.count - groupCounts.count))
     }
 
@@ -61,17 +65,21 @@ final class SharedStatePublisher {
             counts[index][3] = UInt64(core.scalingEvents[index])
             counts[index][4] = Self.waitingWord(core, group: index)
         }
-        for (index, slot) in core.slots.enumerated() {
-            if slot.isDesired { counts[slot.groupIndex][0] += 1 }
-            if slot.state.hasProcess { counts[slot.groupIndex][1] += 1 }
-            if slot.state == .ready { counts[slot.groupIndex][2] += 1 }
-            guard published[index] != slot else { continue }
-            let previous = published[index]
-            write(slot, clock: clock)
-            if previous?.state.hasProcess == true && !slot.state.hasProcess {
-                clearInFlight(slot.id)
+        // Each slot is read in place, not copied out of `core.slots` and `published` to be
+        // compared: a slot is a large value (strings, arrays, exit records), and the copies at
+        // every turn of the watcher loop cost more than the comparison (decision 0027).
+        for index in core.slots.indices {
+            let group = core.slots[index].groupIndex
+            let state = core.slots[index].state
+            if core.slots[index].isDesired { counts[group][0] += 1 }
+            if state.hasProcess { counts[group][1] += 1 }
+            if state == .ready { counts[group][2] += 1 }
+            guard published[index] != core.slots[index] else { continue }
+            write(core.slots[index], clock: clock)
+            if published[index].state.hasProcess && !state.hasProcess {
+                clearInFlight(core.slots[index].id)
             }
-            published[index] = slot
+            published[index] = core.slots[index]
         }
         for (index, group) in pool.groups.enumerated() where group.retired {
             // Shown until its last worker has left, then skipped by readers.
