@@ -127,6 +127,15 @@ struct SharedStateTests {
             #expect(activity.currentJobID == 99 && activity.currentJobSince == 5)
             #expect(activity.lastUpdate > 0)
             #expect(try reader.activity(of: WorkerID(4)) == WorkerActivity(), "other records are untouched")
+            // The last-update time is the coarse clock's (one timer tick), yet every update
+            // changes it: the quota tracker takes a change for activity.
+            var seen = [activity.lastUpdate]
+            for count in 1...50 {
+                recorder.update { $0.jobsProcessed = 12 + UInt64(count) }
+                seen.append(try reader.activity(of: WorkerID(3)).lastUpdate)
+            }
+            #expect(zip(seen, seen.dropFirst()).allSatisfy { $0 != $1 }, "each update leaves a new last-update time: \(seen)")
+            #expect(seen.allSatisfy { abs(Double($0) / 1e9 - Posix.wallClockSeconds()) < 5 }, "and it is the wall clock's")
         }
     }
 

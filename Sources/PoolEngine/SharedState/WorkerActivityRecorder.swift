@@ -38,9 +38,11 @@ final class WorkerActivityRecorder: Sendable {
         written.withLock { written in
             var activity = written ?? PoolStateReader(segment: segment).readActivity(base)
             body(&activity)
-            // Coarse, and one past the last at least: readers (the quota tracker) take a change
-            // of it for activity, and two updates within one tick must still differ.
-            activity.lastUpdate = max(Posix.coarseWallClockNanoseconds(), activity.lastUpdate &+ 1)
+            // Coarse, and never the value it replaces: readers (the quota tracker) take a change
+            // of it for activity, and two updates within one tick must still differ. Not held
+            // above the last value, so a wall clock set back is followed at once.
+            let now = Posix.coarseWallClockNanoseconds()
+            activity.lastUpdate = now == activity.lastUpdate ? now &+ 1 : now
             segment.write(sequenceAt: base + SharedLayout.Activity.sequence) {
                 activity.forEachWord { offset, value in segment.store(base + offset, value) }
             }
