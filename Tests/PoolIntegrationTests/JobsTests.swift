@@ -460,6 +460,30 @@ struct JobsTests {
     }
 }
 
+extension JobsTests {
+    @Test("a job's queue wait and run time: none for one that starts at once; one queued behind another waits from its arrival to the other's end")
+    func queueWaitAndRunTime() async throws {
+        let fixture = WorkerPoolTests.Fixture("waits")
+        try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 1, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 8)))
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let pool = fixture.pool
+        let blocker = Task { try await pool.submitJob(Array("sleep 200".utf8), to: "jobs") }
+        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
+        let queued = try await pool.submitJob(Array("sleep 30".utf8), to: "jobs")
+        let first = try await blocker.value
+        // It found the worker idle: its arrival is its start (decision 0026).
+        #expect(first.queueWait == .zero, "\(first.queueWait)")
+        #expect(first.runTime >= .milliseconds(200), "\(first.runTime)")
+        // It started when the blocker ended, and arrived after the blocker started.
+        #expect(queued.queueWait > .zero && queued.queueWait <= first.runTime, "waited \(queued.queueWait), the blocker ran \(first.runTime)")
+        #expect(queued.runTime >= .milliseconds(30), "\(queued.runTime)")
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+}
+
 /// The order in which jobs finished, appended from concurrent tasks.
 final class FinishOrder: Sendable {
     private let storage = Mutex<[String]>([])
