@@ -428,15 +428,22 @@ struct JobsTests {
         }
     }
 
-    @Test("under load a job worker runs higher-priority jobs first")
-    func priorityUnderLoad() async throws {
-        let fixture = WorkerPoolTests.Fixture("priority")
+    /// A pool of one job worker that runs one job at a time, already running `sleep MS`.
+    func busyLoneWorker(_ name: String, sleeping milliseconds: Int) async throws -> (WorkerPoolTests.Fixture, RunningPool, Task<JobResult, any Error>) {
+        let fixture = WorkerPoolTests.Fixture(name)
         try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 1, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 64)))
         let running = RunningPool(fixture.pool)
         await fixture.pool.awaitStart()
         let pool = fixture.pool
-        let blocker = Task { try await pool.submitJob(Array("sleep 400".utf8), to: "jobs") }
+        let blocker = Task { try await pool.submitJob(Array("sleep \(milliseconds)".utf8), to: "jobs") }
         #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
+        return (fixture, running, blocker)
+    }
+
+    @Test("under load a job worker runs higher-priority jobs first")
+    func priorityUnderLoad() async throws {
+        let (fixture, running, blocker) = try await busyLoneWorker("priority", sleeping: 400)
+        let pool = fixture.pool
         let finished = FinishOrder()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (name, priority) in [("low-1", 0), ("high-1", 9), ("low-2", 0), ("high-2", 9), ("mid", 5)] {
@@ -463,14 +470,8 @@ struct JobsTests {
 extension JobsTests {
     @Test("a job's queue wait and run time: none for one that starts at once; one queued behind another waits from its arrival to the other's end")
     func queueWaitAndRunTime() async throws {
-        let fixture = WorkerPoolTests.Fixture("waits")
-        try fixture.pool.describeGroup(jobGroup(fixture, min: 1, max: 1, limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 8)))
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        let pool = fixture.pool
-        let blocker = Task { try await pool.submitJob(Array("sleep 200".utf8), to: "jobs") }
-        #expect(await TestSupport.eventually { (try? PoolSnapshot.read(pool: fixture.name))?.workers[0].activity.jobsInFlight == 1 })
-        let queued = try await pool.submitJob(Array("sleep 30".utf8), to: "jobs")
+        let (fixture, running, blocker) = try await busyLoneWorker("waits", sleeping: 200)
+        let queued = try await fixture.pool.submitJob(Array("sleep 30".utf8), to: "jobs")
         let first = try await blocker.value
         // It found the worker idle: its arrival is its start (decision 0026).
         #expect(first.queueWait == .zero, "\(first.queueWait)")
