@@ -10,6 +10,13 @@ struct StandbyTests {
         return group
     }
 
+    /// Starts the pool, makes `slots` ready, and returns the generation of the standby that brought.
+    func startWithStandby(_ harness: inout CoreHarness, ready slots: [Int]) throws -> Int {
+        harness.send(.poolDidStart)
+        for slot in slots { harness.ready(slot) }
+        return try #require(harness.log.standbysStarted.first).generation
+    }
+
     @Test("a standby starts once a worker is ready and none is starting; a crash's replacement is the standby")
     func promotedOnCrash() throws {
         var harness = try CoreHarness([group()])
@@ -44,9 +51,7 @@ struct StandbyTests {
     @Test("stopping the pool kills the standby and finishes only once it is reaped")
     func stopWaitsForStandby() throws {
         var harness = try CoreHarness([group(min: 1, max: 1)])
-        harness.send(.poolDidStart)
-        harness.ready(1)
-        let standby = try #require(harness.log.standbysStarted.first).generation
+        let standby = try startWithStandby(&harness, ready: [1])
         let stopping = harness.send(.stopRequested(reason: "test"))
         #expect(stopping.killed == [WorkerID.standby(standby).rawValue])
         let exited = harness.exit(1, .exited(0))
@@ -60,9 +65,7 @@ struct StandbyTests {
         var group = group(min: 1, max: 1)
         group.restart = .never
         var harness = try CoreHarness([group])
-        harness.send(.poolDidStart)
-        harness.ready(1)
-        let standby = try #require(harness.log.standbysStarted.first).generation
+        let standby = try startWithStandby(&harness, ready: [1])
         let ended = harness.exit(1, .exited(0), report: .clean)
         #expect(ended.killed == [WorkerID.standby(standby).rawValue])
         #expect(ended.promoted.isEmpty && ended.finish == nil)
@@ -73,10 +76,7 @@ struct StandbyTests {
     @Test("a standby that dies on its own is not replaced until a worker of its group is ready again")
     func noStandbyLoop() throws {
         var harness = try CoreHarness([group()])
-        harness.send(.poolDidStart)
-        harness.ready(1)
-        harness.ready(2)
-        let standby = try #require(harness.log.standbysStarted.first).generation
+        let standby = try startWithStandby(&harness, ready: [1, 2])
         let died = harness.send(.processDidExit(.standby(standby), generation: standby, .exited(1)))
         #expect(died.standbysStarted.isEmpty)
         #expect(harness.send(.clockDidAdvance).standbysStarted.isEmpty)
@@ -88,10 +88,7 @@ struct StandbyTests {
     @Test("restarting the group, a soft or hard pool restart, or a roll discards the standby; replacements are spawned")
     func restartsDiscard() throws {
         var harness = try CoreHarness([group()])
-        harness.send(.poolDidStart)
-        harness.ready(1)
-        harness.ready(2)
-        var standby = try #require(harness.log.standbysStarted.last).generation
+        var standby = try startWithStandby(&harness, ready: [1, 2])
         let restart = harness.command(.restartGroup(GroupID(1), hard: true))
         #expect(restart.killed.contains(WorkerID.standby(standby).rawValue))
         harness.send(.processDidExit(.standby(standby), generation: standby, .signaled(9)))

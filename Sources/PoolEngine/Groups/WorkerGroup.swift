@@ -54,7 +54,8 @@ public struct WorkerGroup: Sendable {
     /// Keep one process of the group started ahead, past `exec` and the binary's start, waiting
     /// to take the next slot that needs a process: a crashed or recycled worker's replacement is
     /// then ready in about half the time (decision 0023). Costs one idle process per group.
-    /// Entry points of this binary without listeners only (a listener's sockets are the slot's).
+    /// Entry points of this binary only; a reactor's standby gets its slot's sockets when it
+    /// takes the slot.
     public var standby = false
 
     public init(

@@ -29,7 +29,7 @@ extension WatcherCore {
             // The group's workers are all being replaced: a roll of it has nothing left to do.
             actions += endRoll(groupID, code: .failed, why: "a restart of the group replaced its workers", at: now)
             // A restart may be for a new binary or environment, which the standby would not have.
-            actions += discardStandbys(ofGroup: pool.groupIndex(.id(groupID)))
+            if let groupIndex = pool.groupIndex(.id(groupID)) { actions += discardStandbys(ofGroup: groupIndex) }
             for index in slots.indices where pool.groups[slots[index].groupIndex].id == groupID {
                 if slots[index].state == .starting || slots[index].state == .ready {
                     actions += stop(index, reason: .restart, at: now, hard: hard)

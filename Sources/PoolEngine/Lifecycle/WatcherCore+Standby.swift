@@ -24,7 +24,7 @@ extension WatcherCore {
         let id = slots[index].id
         let generation = slots[index].generation
         let groupIndex = slots[index].groupIndex
-        guard mode == .running, wantsStandby(groupIndex),
+        guard wantsStandby(groupIndex),
             let standby = standbys.firstIndex(where: { $0.groupIndex == groupIndex && !$0.discarded })
         else { return .spawn(id, generation: generation) }
         let taken = standbys.remove(at: standby)
@@ -42,16 +42,11 @@ extension WatcherCore {
             && rolls[group.id] == nil && slots.contains { $0.groupIndex == groupIndex && $0.state.isLive }
     }
 
-    /// Kills the standby of the group, or of every group (a restart of their workers replaces
-    /// them with new ones).
+    /// Kills the live standby of the group, or of every group (a restart of their workers
+    /// replaces them with new ones).
     mutating func discardStandbys(ofGroup groupIndex: Int?) -> [WatcherAction] {
-        discardStandbys { groupIndex == nil || $0 == groupIndex }
-    }
-
-    /// Kills every live standby of the groups `matching` picks (by group index).
-    private mutating func discardStandbys(_ matching: (Int) -> Bool) -> [WatcherAction] {
         var actions: [WatcherAction] = []
-        for index in standbys.indices where !standbys[index].discarded && matching(standbys[index].groupIndex) {
+        for index in standbys.indices where !standbys[index].discarded && (groupIndex == nil || standbys[index].groupIndex == groupIndex) {
             standbys[index].discarded = true
             let generation = standbys[index].generation
             actions.append(.kill(.standby(generation), generation: generation))
@@ -69,7 +64,7 @@ extension WatcherCore {
         var actions: [WatcherAction] = []
         for groupIndex in pool.groups.indices {
             guard wantsStandby(groupIndex) else {
-                actions += discardStandbys { $0 == groupIndex }
+                actions += discardStandbys(ofGroup: groupIndex)
                 continue
             }
             guard !standbyPaused.contains(groupIndex), !standbys.contains(where: { $0.groupIndex == groupIndex && !$0.discarded })
