@@ -34,9 +34,8 @@ final class WorkerControlChannel: Sendable {
                 let remaining = Int32((deadline - now) / 1_000_000) + 1
                 guard try Posix.pollReadable(fd, timeoutMilliseconds: remaining) else { continue }
             }
-            let n = timeoutMilliseconds == nil
-                ? try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, descriptors: &descriptors) }
-                : try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
+            // recvmsg either way: only a standby is ever passed descriptors, and it finds none otherwise.
+            let n = try buffer.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, descriptors: &descriptors) }
             if n == 0 {
                 throw BootstrapMissing(reason: "the control channel closed before it came", closed: true)
             }

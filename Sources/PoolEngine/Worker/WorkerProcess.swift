@@ -247,7 +247,7 @@ public enum WorkerProcess {
             }
             Posix.close(socket)
         }
-        for (key, value) in environment.sorted(by: { $0.key < $1.key }) { Posix.setenv(key, value) }
+        for (key, value) in environment { Posix.setenv(key, value) }
     }
 
     /// Before the bootstrap there is nobody to report to but stderr.
