@@ -60,6 +60,11 @@ func formatFigure(_ value: Double) -> String {
     value.isFinite ? String(Double(Int((value * 1000).rounded())) / 1000) : "null"
 }
 
+/// A knob's comma-separated words (`POOLBENCH_ONLY=spawn,kill`), nil when it is not set.
+func environmentList(_ name: String) -> [String]? {
+    getenv(name).map { String(cString: $0).split(separator: ",").map(String.init) }
+}
+
 func nowMicroseconds() -> Double { nowMilliseconds() * 1000 }
 
 func nowMilliseconds() -> Double {

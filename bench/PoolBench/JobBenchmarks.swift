@@ -53,7 +53,7 @@ enum JobBenchmarks {
         // opt-in `adaptive` wait the round-trip targets are set for, then each of its two modes
         // alone, which is what decides whether the chooser earns its keep (decision 0010).
         // POOLBENCH_JOB_WAITS=adaptive measures one policy alone (a profile of it, for one).
-        let policies = getenv("POOLBENCH_JOB_WAITS").map { String(cString: $0).split(separator: ",").map(String.init) }
+        let policies = environmentList("POOLBENCH_JOB_WAITS")
             ?? ["suspend", "adaptive", "poll", "receive"]
         for policy in policies where roundTrips > 0 {
             // Read by the operator's job client when the pool makes it.
@@ -110,7 +110,7 @@ enum JobBenchmarks {
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
         // POOLBENCH_PLACEMENTS=same (or cross, any) measures those placements only (a profile of one).
-        let chosen = getenv("POOLBENCH_PLACEMENTS").map { String(cString: $0).split(separator: ",").map(String.init) }
+        let chosen = environmentList("POOLBENCH_PLACEMENTS")
         for placement in Placement.allCases where chosen?.contains(placement.floorArgument) ?? true {
             if placement == .crossCPU && cpus < 2 { continue }
             switch placement {

@@ -72,7 +72,7 @@ if arguments.first == "chaos" || arguments.first == "soak" {
 
 let runs = Int(getenv("POOLBENCH_RUNS").map { String(cString: $0) } ?? "") ?? 7
 // POOLBENCH_ONLY=spawn,snapshot runs only the benchmarks whose names contain one of the words.
-let only = getenv("POOLBENCH_ONLY").map { String(cString: $0).split(separator: ",").map(String.init) } ?? []
+let only = environmentList("POOLBENCH_ONLY") ?? []
 func selected(_ name: String) -> Bool { only.isEmpty || only.contains { name.contains($0) } }
 
 print("# pool-bench: \(runs) runs per figure; times in milliseconds unless the unit says otherwise")
