@@ -247,16 +247,17 @@ struct JobConnectionState<Waiter: Sendable>: Sendable {
     /// the I/O thread contends for this lock with every sender (decision 0026).
     mutating func received(_ frames: [JobFrame]) -> Received {
         var done = Received()
+        func deliver(_ jobID: UInt64, _ reply: JobAnswer) {
+            let (waiter, drained) = answer(jobID, reply)
+            if let waiter { done.waiters.append((waiter, reply)) }
+            done.drained = done.drained || drained
+        }
         for frame in frames {
             switch frame {
             case .result(let result):
-                let (waiter, drained) = answer(result.jobID, .result(result))
-                if let waiter { done.waiters.append((waiter, .result(result))) }
-                done.drained = done.drained || drained
+                deliver(result.jobID, .result(result))
             case .error(let error):
-                let (waiter, drained) = answer(error.jobID, .error(error))
-                if let waiter { done.waiters.append((waiter, .error(error))) }
-                done.drained = done.drained || drained
+                deliver(error.jobID, .error(error))
             case .closing:
                 done.closing = true
                 done.drained = workerClosing() || done.drained
