@@ -6,6 +6,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -44,6 +45,46 @@ int pt_waitid_pidfd(int pidfd, int options, int *code, int *status) {
     *code = info.si_code;
     *status = info.si_status;
     return info.si_pid;
+}
+
+// struct pidfd_info and PIDFD_GET_INFO (Linux 6.13; the exit status from 6.15), which this
+// system's kernel headers predate: the layout of the first 64 bytes (PIDFD_INFO_SIZE_VER0).
+struct pt_pidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+    uint32_t coredump_mask, spare;
+};
+#define PT_PIDFD_GET_INFO _IOWR(0xFF, 11, struct pt_pidfd_info)
+#define PT_PIDFD_INFO_EXIT (1ULL << 3)
+
+int pt_pidfd_exit_status(int pidfd, int *code, int *status) {
+    struct pt_pidfd_info info;
+    memset(&info, 0, sizeof(info));
+    info.mask = PT_PIDFD_INFO_EXIT;
+    if (ioctl(pidfd, PT_PIDFD_GET_INFO, &info) != 0) return -1;
+    if (!(info.mask & PT_PIDFD_INFO_EXIT)) return 0;
+    // A wait status, as waitpid gives it.
+    if (WIFEXITED(info.exit_code)) {
+        *code = CLD_EXITED;
+        *status = WEXITSTATUS(info.exit_code);
+    } else {
+        *code = WCOREDUMP(info.exit_code) ? CLD_DUMPED : CLD_KILLED;
+        *status = WTERMSIG(info.exit_code);
+    }
+    return 1;
+}
+
+pid_t pt_fork_worker(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        // The fork server has the kernel reap its children; the worker's own children are its
+        // to wait for, as in a spawned worker. A group of its own, as a spawned worker gets.
+        signal(SIGCHLD, SIG_DFL);
+        setpgid(0, 0);
+    }
+    return pid;
 }
 
 int pt_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {

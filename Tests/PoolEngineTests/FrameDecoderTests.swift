@@ -104,7 +104,7 @@ struct FrameDecoderTests {
         guard case .probe(let probe) = program.readiness else { Issue.record("the sample's program has a probe"); return }
         let counts: [(String, Any, Int)] = [
             ("WorkerBootstrap", bootstrap, 8), ("PoolDescription", bootstrap.pool, 4), ("PoolReserve", bootstrap.pool.reserve, 3),
-            ("GroupDescription", group, 27), ("WorkerRunner", group.runner, 2), ("RestartStrategy", group.restart, 2),
+            ("GroupDescription", group, 28), ("WorkerRunner", group.runner, 2), ("RestartStrategy", group.restart, 2),
             ("RestartBackoff", group.restart.backoff, 4), ("StrategyDescriptor", group.strategies.values.first!, 2),
             ("JobExecutorConfiguration", group.jobExecutor!, 3), ("ScalingPolicy", group.scaling, 2), ("RecyclePolicy", group.recycle!, 6),
             ("Listener", group.listeners[0], 5), ("ResolvedDependency", group.after[0], 2), ("ExternalProgram", program, 8),

@@ -114,7 +114,15 @@ extension [WatcherAction] {
     }
     /// Standby generations started, by group index.
     var standbysStarted: [(group: Int, generation: Int)] {
-        compactMap { if case .spawnStandby(let group, let generation) = $0 { return (group, generation) } else { return nil } }
+        compactMap { if case .spawnStandby(let group, let generation, false) = $0 { return (group, generation) } else { return nil } }
+    }
+    /// Fork server generations started, by group index.
+    var forkServersStarted: [(group: Int, generation: Int)] {
+        compactMap { if case .spawnStandby(let group, let generation, true) = $0 { return (group, generation) } else { return nil } }
+    }
+    /// Slots whose process a fork server forks, with the server's generation.
+    var forked: [(slot: Int, server: Int)] {
+        compactMap { if case .forkWorker(let id, _, let server) = $0 { return (id.rawValue, server) } else { return nil } }
     }
     var killed: [Int] {
         compactMap { if case .kill(let id, _) = $0 { return id.rawValue } else { return nil } }

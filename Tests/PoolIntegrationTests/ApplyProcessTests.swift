@@ -55,7 +55,7 @@ struct ApplyProcessTests {
         let before = try definitions(name, directory)
         #expect(Set(before.keys) == ["jobs", "web", "tick"])
         #expect(before.values.allSatisfy { $0.count == 12 }, "\(before)")
-        let tickPID = TestSupport.taggedProcesses(name).filter { $0 != watcher.pid }
+        let tickPID = TestSupport.taggedWorkers(name).filter { $0 != watcher.pid }
 
         // A dry run prints the plan and changes nothing.
         let dry = try run("apply", name, v2, "--dry-run")
@@ -66,7 +66,7 @@ struct ApplyProcessTests {
         #expect(dry.stdout.contains("tick") && dry.stdout.contains("stop"), "\(dry.stdout)")
         #expect(dry.stdout.contains("dry run: nothing was changed"))
         #expect(try definitions(name, directory) == before)
-        #expect(TestSupport.taggedProcesses(name).count == tickPID.count + 1, "no worker started or stopped")
+        #expect(TestSupport.taggedWorkers(name).count == tickPID.count + 1, "no worker started or stopped")
 
         // The real thing, under continuous load on the rolled reactor.
         let load = ContinuousLoad(port: web)

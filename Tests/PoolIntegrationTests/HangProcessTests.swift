@@ -95,7 +95,7 @@ struct HangProcessTests {
     @Test("a worker stopped with SIGSTOP is found hung and replaced")
     func stopped() async throws {
         let (name, _, watcher) = try await runningPool("sigstop")
-        let workers = TestSupport.taggedProcesses(name).filter { $0 != watcher.pid }
+        let workers = TestSupport.taggedWorkers(name).filter { $0 != watcher.pid }
         let victim = try #require(workers.first)
         kill(victim, SIGSTOP)
         #expect(await watcher.waitForLog("pid \(victim) is hung"), "\(watcher.log)")

@@ -27,7 +27,7 @@ struct RecordingProcessTests {
         let job = try await TestSupport.shellOffPool("'\(pooltop)' job '\(name)' jobs 'echo recorded'", directory: directory)
         #expect(job.status == .exited(0), "\(job)")
         // A worker's death, to find among the recorded events.
-        let victim = try #require(TestSupport.taggedProcesses(name).first { $0 != watcher.pid })
+        let victim = try #require(TestSupport.taggedWorkers(name).first { $0 != watcher.pid })
         kill(victim, SIGKILL)
         #expect(await watcher.waitForLog("ready", count: 3), "a replacement: \(watcher.log)")
         let status = try await TestSupport.shellOffPool("'\(pooltop)' status '\(name)' --json", directory: directory)

@@ -98,7 +98,7 @@ struct SystemdNotifyTests {
             prefix: ["env", "NOTIFY_SOCKET=\(notify.path)", "WATCHDOG_USEC=300000"])
         _ = await notify.waitFor("READY=1")
         #expect(await watcher.waitForLog("ready", count: 3))
-        let workers = TestSupport.taggedProcesses(name).filter { $0 != watcher.pid }
+        let workers = TestSupport.taggedWorkers(name).filter { $0 != watcher.pid }
         #expect(workers.count == 3)
         // The loop stops (SIGSTOP stands for a loop stuck in a call): the pings stop with it.
         watcher.signal(SIGSTOP)

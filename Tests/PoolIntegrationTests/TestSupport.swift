@@ -66,6 +66,41 @@ enum TestSupport {
         return result
     }
 
+    /// The tagged processes that are workers or standbys: not a group's fork server (decision
+    /// 0028), which comes once a worker of its group is ready and stays.
+    static func taggedWorkers(_ tag: String) -> [pid_t] {
+        taggedProcesses(tag).filter { !isForkServer($0) }
+    }
+
+    /// A group's fork server, by its command line (`worker POOL/GROUP#fork-server`), which its
+    /// children rewrite to their slot's.
+    static func isForkServer(_ pid: pid_t) -> Bool {
+        let bytes = (try? Posix.readFile("/proc/\(pid)/cmdline")) ?? []
+        return String(decoding: bytes, as: UTF8.self).contains("#fork-server")
+    }
+
+    /// The parent pid in `/proc/PID/stat` (nil when it is gone).
+    static func parent(of pid: pid_t) -> pid_t? {
+        guard let bytes = try? Posix.readFile("/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        // After the name in parentheses (which may hold spaces): state, then the parent.
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
+    }
+
+    /// `/proc/PID/comm` without its newline.
+    static func processName(_ pid: pid_t) -> String {
+        let bytes = (try? Posix.readFile("/proc/\(pid)/comm")) ?? []
+        return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+    }
+
+    /// Creates an empty file (a marker a fixture waits for).
+    static func touch(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT, 0o644)
+        if fd >= 0 { close(fd) }
+    }
+
     static func isZombie(_ pid: pid_t) -> Bool {
         guard let state = processState(pid) else { return true }
         return state == "Z" || state == "X"
@@ -240,7 +275,7 @@ extension EventRecorder {
         var found: [pid_t] = []
         _ = await TestSupport.eventually {
             let workers = Set(readyPIDs.map(\.1))
-            found = TestSupport.taggedProcesses(tag).filter { !workers.contains($0) }
+            found = TestSupport.taggedWorkers(tag).filter { !workers.contains($0) }
             return found.count == 1
         }
         return found.count == 1 ? found[0] : nil

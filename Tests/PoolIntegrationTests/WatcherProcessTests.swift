@@ -33,7 +33,7 @@ struct WatcherProcessTests {
         let directory = TestSupport.makeDirectory(name)
         let watcher = try ExternalWatcher(arguments: ["run", "--config", poolFile(directory, name: name)], tag: name, directory: directory)
         #expect(await watcher.waitForLog("ready", count: 3))
-        let workers = TestSupport.taggedProcesses(name).filter { $0 != watcher.pid }
+        let workers = TestSupport.taggedWorkers(name).filter { $0 != watcher.pid }
         #expect(workers.count == 3)
         watcher.signal(SIGKILL)
         #expect(watcher.waitForExit() == .signaled(SIGKILL))

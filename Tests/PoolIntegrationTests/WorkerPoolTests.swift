@@ -271,6 +271,60 @@ struct WorkerPoolTests {
         }
     }
 
+    @Test("a replacement is forked by the group's fork server, and its exit code and signal reach the watcher all the same")
+    func forkServerReplacesWorkers() async throws {
+        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
+        let fixture = Fixture("forks")
+        try fixture.pool.describeGroup(fixture.group("exit-when-marked", min: 2))
+        try await fixture.withRunningPool { events in
+            // It comes once a worker of the group is ready; `ps` names it.
+            var found: pid_t?
+            #expect(await TestSupport.eventually {
+                found = TestSupport.taggedProcesses(fixture.name).first(where: TestSupport.isForkServer)
+                return found != nil
+            })
+            let server = try #require(found)
+            #expect(await TestSupport.eventually { TestSupport.processName(server) == "exit-when-marked#fork-server".prefix(15) })
+            let (victimID, victimPID) = try #require(events.readyPIDs.first)
+            #expect(TestSupport.parent(of: victimPID) == getpid(), "the first workers are spawned by the watcher")
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let forked = try #require(events.readyPIDs.last)
+            #expect(forked.0 == victimID && forked.1 != victimPID)
+            #expect(TestSupport.parent(of: forked.1) == server)
+            #expect(await TestSupport.eventually { TestSupport.processName(forked.1) == "exit-when-marked#\(victimID)".prefix(15) })
+            // The fork server reaps it; the watcher reads its status from its pidfd.
+            TestSupport.touch("\(fixture.directory)/exit-\(forked.1)")
+            #expect(await events.waitFor { $0.exits.count == 2 && $0.readyPIDs.count == 4 })
+            let exited = try #require(events.exits.last)
+            #expect(exited.id == victimID && exited.status == .exited(5) && exited.reason == .crash, "\(exited)")
+            let next = try #require(events.readyPIDs.last)
+            #expect(TestSupport.parent(of: next.1) == server)
+            kill(next.1, SIGKILL)
+            #expect(await events.waitFor { $0.exits.count == 3 })
+            let killed = try #require(events.exits.last)
+            #expect(killed.id == victimID && killed.status == .signaled(SIGKILL) && killed.reason == .signal, "\(killed)")
+            #expect(await events.waitFor { $0.readyPIDs.count == 5 })
+        }
+        // The fork server left with the pool (`withRunningPool` checks that nothing outlived it).
+    }
+
+    @Test("with forkServer: false every replacement is spawned by the watcher, and no fork server runs")
+    func forkServerOff() async throws {
+        let fixture = Fixture("noforks")
+        var group = fixture.group("wait", min: 2)
+        group.forkServer = false
+        try fixture.pool.describeGroup(group)
+        try await fixture.withRunningPool { events in
+            let (_, victimPID) = try #require(events.readyPIDs.first)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let replacement = try #require(events.readyPIDs.last)
+            #expect(TestSupport.parent(of: replacement.1) == getpid())
+            #expect(!TestSupport.taggedProcesses(fixture.name).contains(where: TestSupport.isForkServer))
+        }
+    }
+
     @Test("with standby: true a SIGKILLed worker's replacement is the standby process, and a new standby follows")
     func standbyReplacesKilledWorker() async throws {
         let fixture = Fixture("standby")

@@ -249,10 +249,8 @@ final class TimedEvents: Sendable {
     }
 }
 
-func makePool(name: String, workers: Int, backoff: RestartBackoff = .standard, standby: Bool = false) -> WorkerPool {
-    var group = WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle", restart: .always(backoff: backoff))
-    group.standby = standby
-    return makePool(name: name, group)
+func makePool(name: String, workers: Int, backoff: RestartBackoff = .standard) -> WorkerPool {
+    makePool(name: name, WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: workers, name: "idle", restart: .always(backoff: backoff)))
 }
 
 /// A quiet in-process pool of the demo's entry points with one group.
@@ -312,29 +310,43 @@ enum Benchmarks {
         ).print()
     }
 
-    /// SIGKILL of one of 8 workers to its replacement's ready event, in turn; with `standby`,
-    /// the group keeps a standby process and the replacement is that process (decision 0023).
-    static func killToReplacement(kills: Int, standby: Bool) async {
-        let pool = makePool(name: "bench-kill-\(getpid())", workers: 8, backoff: noBackoffDelay, standby: standby)
+    /// How a killed worker's replacement starts in ``killToReplacement(kills:start:)``.
+    enum ReplacementStart: String {
+        /// The group's defaults: forked by its fork server (decision 0028).
+        case fork
+        /// `forkServer: false`: spawned (posix_spawn, exec).
+        case spawned
+        /// `standby: true`: the standby process, started ahead (decision 0023).
+        case standby
+    }
+
+    /// SIGKILL of one of 8 workers to its replacement's ready event, in turn.
+    static func killToReplacement(kills: Int, start: ReplacementStart) async {
+        var group = WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: 8, name: "idle", restart: .always(backoff: noBackoffDelay))
+        group.standby = start == .standby
+        group.forkServer = start != .spawned
+        let pool = makePool(name: "bench-kill-\(getpid())", group)
         let events = TimedEvents(pool)
         let task = Task { try await pool.run() }
         guard await events.waitForReady(8) else {
             pool.stop()
             return
         }
-        // The first standby starts once the eighth worker is ready: let it get there.
-        if standby { try? await Task.sleep(for: .milliseconds(50)) }
+        // The first standby or fork server starts once the eighth worker is ready: let it get there.
+        if start != .spawned { try? await Task.sleep(for: .milliseconds(50)) }
         let samples = await killInTurn(events, slots: 8, kills: kills)
         pool.stop()
         _ = try? await task.value
         let floor = (0..<kills).map { _ in floorSpawn(count: 1) }
-        Figure(
-            name: standby ? "sigkill_to_replacement_ready_standby" : "sigkill_to_replacement_ready", samples: samples,
-            floor: floor, ratioTarget: 1.5,
-            note: standby
-                ? "as sigkill_to_replacement_ready, the group with standby: true (the replacement is the standby process); floor: one spawn to first byte"
-                : "SIGKILL of one of 8 workers to its replacement ready; floor: one spawn to first byte"
-        ).print()
+        let (name, note) = switch start {
+        case .fork:
+            ("sigkill_to_replacement_ready", "SIGKILL of one of 8 workers to its replacement ready, the group as configured by default (the replacement is forked by its fork server); floor: one spawn to first byte")
+        case .spawned:
+            ("sigkill_to_replacement_ready_spawned", "as sigkill_to_replacement_ready, the group with forkServer: false (the replacement is spawned); floor: one spawn to first byte")
+        case .standby:
+            ("sigkill_to_replacement_ready_standby", "as sigkill_to_replacement_ready, the group with standby: true (the replacement is the standby process); floor: one spawn to first byte")
+        }
+        Figure(name: name, samples: samples, floor: floor, ratioTarget: 1.5, note: note).print()
     }
 
     /// SIGSTOP of one of 4 idle job workers with `hangTimeout: 1s` until the watcher says it is
@@ -515,7 +527,7 @@ enum Benchmarks {
         }
         let split = byName.sorted { $0.key < $1.key }.map { "\($0.key) \(Double($0.value) / 1e6 / Double(windows)) ms" }
             .joined(separator: ", ")
-        let workerPIDs = children(of: watcher.pid)
+        let workerPIDs = Benchmarks.workers(of: watcher.pid)
         let watcherResidence = residence(watcher.pid)
         let workerResidence = workerPIDs.first.map(residence) ?? Residence()
         kill(watcher.pid, SIGTERM)
@@ -767,6 +779,12 @@ enum Benchmarks {
             guard let text = readText("/proc/\(parent)/task/\(tid)/children") else { return [] }
             return text.split(separator: " ").compactMap { pid_t($0) }
         }
+    }
+
+    /// The children of a watcher that are workers: not its groups' fork servers (decision
+    /// 0028), whose command line says `#fork-server` until they fork.
+    static func workers(of watcher: pid_t) -> [pid_t] {
+        children(of: watcher).filter { !(readText("/proc/\($0)/cmdline") ?? "").contains("#fork-server") }
     }
 
     static func readText(_ path: String) -> String? {

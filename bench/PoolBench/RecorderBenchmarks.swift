@@ -78,7 +78,7 @@ enum RecorderBenchmarks {
         let after = Benchmarks.threadCPU(watcher.pid)
         let nanoseconds = after.reduce(UInt64(0)) { $0 + ($1.value - min($1.value, before[$1.key] ?? 0)) }
         // A death for `pooltop why` to read, besides the stop's.
-        if recording, let victim = Benchmarks.children(of: watcher.pid).first { kill(victim, SIGKILL) }
+        if recording, let victim = Benchmarks.workers(of: watcher.pid).first { kill(victim, SIGKILL) }
         usleep(500_000)
         kill(watcher.pid, SIGTERM)
         reap(watcher.pid)

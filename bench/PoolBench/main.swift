@@ -82,8 +82,9 @@ if selected("spawn") {
 }
 if selected("command") { await CommandBenchmarks.run(runs: max(runs, 11)) }
 if selected("kill") {
-    await Benchmarks.killToReplacement(kills: 20, standby: false)
-    await Benchmarks.killToReplacement(kills: 20, standby: true)
+    await Benchmarks.killToReplacement(kills: 20, start: .fork)
+    await Benchmarks.killToReplacement(kills: 20, start: .spawned)
+    await Benchmarks.killToReplacement(kills: 20, start: .standby)
 }
 if selected("hang") { await Benchmarks.hangDetection(stops: 8) }
 if selected("stop") { Benchmarks.gracefulStop(workers: 32, runs: runs) }

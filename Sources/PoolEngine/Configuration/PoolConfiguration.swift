@@ -33,7 +33,7 @@ public struct PoolConfiguration: Sendable {
         "name", "kind", "entryPoint", "min", "max", "jobGroups", "restart", "stopTimeout", "startTimeout",
         "onError", "environment", "executable", "pickup", "jobs", "scaling", "recycle", "jobWait", "after",
         "listen", "command", "env", "envFile", "workingDirectory", "ready", "stopSignal", "watchdog", "user", "group",
-        "hangTimeout", "settings", "standby",
+        "hangTimeout", "settings", "standby", "forkServer",
     ]
     /// Keys accepted in a group's `restart`.
     public static let restartKeys = ["policy", "maxRestarts", "window", "backoff"]
@@ -316,6 +316,10 @@ struct ConfigurationReader {
         if let node = map["standby"] {
             note("\(path).standby", node)
             group.standby = try boolean(node, path: "\(path).standby")
+        }
+        if let node = map["forkServer"] {
+            note("\(path).forkServer", node)
+            group.forkServer = try boolean(node, path: "\(path).forkServer")
         }
         if let node = map["onError"] {
             let value = try choice(node, path: "\(path).onError", among: ["stop-pool", "restart"])

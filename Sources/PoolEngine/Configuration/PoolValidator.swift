@@ -254,7 +254,8 @@ enum PoolValidator {
             hangTimeout: group.program == nil ? group.hangTimeout : nil,
             environmentFileDigest: environmentFileDigest,
             settings: group.settings,
-            standby: group.standby)
+            standby: group.standby,
+            forkServer: group.forkServer)
     }
 
     private static func validate(

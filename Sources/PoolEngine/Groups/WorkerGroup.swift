@@ -57,6 +57,14 @@ public struct WorkerGroup: Sendable {
     /// Entry points of this binary only; a reactor's standby gets its slot's sockets when it
     /// takes the slot.
     public var standby = false
+    /// Start the group's workers, once one is ready, as forks of a fork server: one process of
+    /// the group past `exec` and the binary's start, single-threaded, that forks a child for
+    /// each slot that needs a process. A fork skips the loader and the runtime's start, so a
+    /// replacement is ready in about the time of a standby's (decision 0028). The children share
+    /// the fork server's address layout and Swift's hashing seed. Costs one idle process per
+    /// group; ignored for a program (`command:`) and on kernels before Linux 6.15, which cannot
+    /// give a watcher the exit status of a process it did not start.
+    public var forkServer = true
 
     public init(
         entryPoint: String,
@@ -145,6 +153,9 @@ public struct GroupDescription: Hashable, Sendable, Codable {
     public var settings: [String: SettingValue] = [:]
     /// Whether the group keeps a standby process (``WorkerGroup/standby``); only the watcher acts on it.
     public var standby = false
+    /// Whether the group's workers are forked from a fork server (``WorkerGroup/forkServer``);
+    /// only the watcher acts on it.
+    public var forkServer = true
     /// Set when `pooltop apply` removed the group: it runs no worker, keeps its slots (ids
     /// never move), and no name lookup finds it, so a new group may take its name.
     public var retired = false

@@ -66,6 +66,7 @@ extension ByteWriter {
         optional(value.environmentFileDigest) { $0.unsigned($1) }
         dictionary(value.settings) { $0.setting($1) }
         bool(value.standby)
+        bool(value.forkServer)
         bool(value.retired)
     }
 
@@ -237,6 +238,7 @@ extension ByteReader {
             },
             settings: try dictionary("group.settings") { input throws(Malformed) in try input.setting(depth: 0) },
             standby: try bool("group.standby"),
+            forkServer: try bool("group.forkServer"),
             retired: try bool("group.retired"))
     }
 

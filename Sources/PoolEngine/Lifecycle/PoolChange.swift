@@ -217,6 +217,7 @@ public struct PoolChange: Sendable, Hashable {
         compare("recycle", \.recycle)
         compare("after", \.after)
         compare("standby", \.standby, show: true)
+        compare("forkServer", \.forkServer, show: true)
         // Every other field is read by a worker when it starts: only new workers see a change.
         var liveOnly = old
         liveOnly.minWorkers = new.minWorkers
@@ -229,6 +230,7 @@ public struct PoolChange: Sendable, Hashable {
         liveOnly.recycle = new.recycle
         liveOnly.after = new.after
         liveOnly.standby = new.standby
+        liveOnly.forkServer = new.forkServer
         let rolls = liveOnly != new
         if rolls {
             let before = phrases.count

@@ -3,6 +3,9 @@
 /// of starting a process (decision 0023).
 struct StandbyProcess: Hashable, Sendable {
     var groupIndex: Int
+    /// A fork server (decision 0028): it stays, and forks a child for each slot it is given,
+    /// instead of taking one slot itself.
+    var forkServer = false
     /// Unique for the pool's life; the loop knows the process as ``WorkerID/standby(_:)``.
     var generation: Int
     /// Killed because its group no longer wants it: it only waits to be reaped.
@@ -19,34 +22,48 @@ extension WorkerID {
 }
 
 extension WatcherCore {
-    /// The slot's new process: the group's standby when it has one, else a spawn.
+    /// The slot's new process: the group's standby when it has one, else a fork of its fork
+    /// server, else a spawn.
     mutating func startProcess(_ index: Int) -> WatcherAction {
         let id = slots[index].id
         let generation = slots[index].generation
         let groupIndex = slots[index].groupIndex
-        guard wantsStandby(groupIndex),
-            let standby = standbys.firstIndex(where: { $0.groupIndex == groupIndex && !$0.discarded })
-        else { return .spawn(id, generation: generation) }
-        let taken = standbys.remove(at: standby)
-        return .promoteStandby(id, generation: generation, standby: taken.generation)
+        if wantsStandby(groupIndex, forkServer: false),
+            let standby = standbys.firstIndex(where: { $0.groupIndex == groupIndex && !$0.forkServer && !$0.discarded })
+        {
+            let taken = standbys.remove(at: standby)
+            return .promoteStandby(id, generation: generation, standby: taken.generation)
+        }
+        if wantsStandby(groupIndex, forkServer: true),
+            let server = standbys.first(where: { $0.groupIndex == groupIndex && $0.forkServer && !$0.discarded })
+        {
+            return .forkWorker(id, generation: generation, server: server.generation)
+        }
+        return .spawn(id, generation: generation)
     }
 
-    /// A standby of this group fits what the group is now: it is on, and nothing is replacing
-    /// the group's workers (a roll or a restart may be for a new binary or environment, which a
-    /// standby started earlier would not have). A group with no live slot (every worker ended
-    /// for good, or it was scaled to 0) wants none: a pool whose workers have all ended must
-    /// not wait on a standby.
-    func wantsStandby(_ groupIndex: Int) -> Bool {
+    /// A standby or fork server of this group fits what the group is now: it is on, and nothing
+    /// is replacing the group's workers (a roll or a restart may be for a new binary or
+    /// environment, which a process started earlier would not have). A group with no live slot
+    /// (every worker ended for good, or it was scaled to 0) wants neither: a pool whose workers
+    /// have all ended must not wait on one.
+    func wantsStandby(_ groupIndex: Int, forkServer: Bool) -> Bool {
         let group = pool.groups[groupIndex]
-        return group.standby && !group.retired && group.program == nil && mode == .running && !held.contains(groupIndex)
+        let asked = forkServer ? group.forkServer && canFork : group.standby
+        return asked && !group.retired && group.program == nil && mode == .running && !held.contains(groupIndex)
             && rolls[group.id] == nil && slots.contains { $0.groupIndex == groupIndex && $0.state.isLive }
     }
 
-    /// Kills the live standby of the group, or of every group (a restart of their workers
-    /// replaces them with new ones).
-    mutating func discardStandbys(ofGroup groupIndex: Int?) -> [WatcherAction] {
+    /// Ends the live standby and fork server of the group, or of every group (a restart of
+    /// their workers replaces them with new ones); `forkServer` narrows it to one of the two.
+    /// The loop kills a standby; a fork server is told to go, and leaves once its children have
+    /// (they stay its children, not orphans).
+    mutating func discardStandbys(ofGroup groupIndex: Int?, forkServer: Bool? = nil) -> [WatcherAction] {
         var actions: [WatcherAction] = []
-        for index in standbys.indices where !standbys[index].discarded && (groupIndex == nil || standbys[index].groupIndex == groupIndex) {
+        for index in standbys.indices
+        where !standbys[index].discarded && (groupIndex == nil || standbys[index].groupIndex == groupIndex)
+            && (forkServer == nil || standbys[index].forkServer == forkServer)
+        {
             standbys[index].discarded = true
             let generation = standbys[index].generation
             actions.append(.kill(.standby(generation), generation: generation))
@@ -54,37 +71,41 @@ extension WatcherCore {
         return actions
     }
 
-    /// After every input: discards standbys their group no longer wants, and starts one for
-    /// each group that wants one, has none, has a ready worker and none starting. Waiting for a
-    /// ready worker keeps a binary that cannot start from looping through standbys; waiting
-    /// until none starts keeps the new standby off the CPU a promoted worker is starting on.
+    /// After every input: discards standbys and fork servers their group no longer wants, and
+    /// starts one of each for each group that wants one, has none, has a ready worker and none
+    /// starting. Waiting for a ready worker keeps a binary that cannot start from looping
+    /// through them; waiting until none starts keeps the new process off the CPU a promoted
+    /// worker is starting on.
     mutating func keepStandbys() -> [WatcherAction] {
         // Most pools keep none: then there is nothing to look at after every input.
-        guard !standbys.isEmpty || pool.groups.contains(where: \.standby) else { return [] }
+        guard !standbys.isEmpty || pool.groups.contains(where: { $0.standby || ($0.forkServer && canFork) }) else { return [] }
         var actions: [WatcherAction] = []
         for groupIndex in pool.groups.indices {
-            guard wantsStandby(groupIndex) else {
-                actions += discardStandbys(ofGroup: groupIndex)
-                continue
+            for forkServer in [false, true] {
+                guard wantsStandby(groupIndex, forkServer: forkServer) else {
+                    actions += discardStandbys(ofGroup: groupIndex, forkServer: forkServer)
+                    continue
+                }
+                guard !standbyPaused.contains(groupIndex),
+                    !standbys.contains(where: { $0.groupIndex == groupIndex && $0.forkServer == forkServer && !$0.discarded })
+                else { continue }
+                var anyReady = false
+                var anyStarting = false
+                for slot in slots where slot.groupIndex == groupIndex {
+                    anyReady = anyReady || slot.state == .ready
+                    anyStarting = anyStarting || slot.state == .starting
+                }
+                guard anyReady && !anyStarting else { continue }
+                standbyGenerations += 1
+                standbys.append(StandbyProcess(groupIndex: groupIndex, forkServer: forkServer, generation: standbyGenerations))
+                actions.append(.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations, forkServer: forkServer))
             }
-            guard !standbyPaused.contains(groupIndex), !standbys.contains(where: { $0.groupIndex == groupIndex && !$0.discarded })
-            else { continue }
-            var anyReady = false
-            var anyStarting = false
-            for slot in slots where slot.groupIndex == groupIndex {
-                anyReady = anyReady || slot.state == .ready
-                anyStarting = anyStarting || slot.state == .starting
-            }
-            guard anyReady && !anyStarting else { continue }
-            standbyGenerations += 1
-            standbys.append(StandbyProcess(groupIndex: groupIndex, generation: standbyGenerations))
-            actions.append(.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations))
         }
         return actions
     }
 
-    /// A standby's process ended, or could not be started. One that was not discarded died on
-    /// its own: its group gets no other until one of its workers is ready again.
+    /// A standby's or fork server's process ended, or could not be started. One that was not
+    /// discarded died on its own: its group gets no other until one of its workers is ready again.
     mutating func standbyEnded(_ generation: Int) {
         guard let index = standbys.firstIndex(where: { $0.generation == generation }) else { return }
         let standby = standbys.remove(at: index)

@@ -48,6 +48,10 @@ struct WatcherCore: Sendable {
     var standbyGenerations = 0
     /// Groups whose last standby died on its own: none again until one of their workers is ready.
     var standbyPaused: Set<Int> = []
+    /// Whether a fork server's children can be watched like spawned ones: the kernel gives their
+    /// exit status through a pidfd to a watcher that is not their parent (Linux 6.15 on). The
+    /// loop sets it; the core never looks at the system.
+    var canFork = false
     /// Recycle quotas and idle shrinking, decided from the samples.
     private var quotas = QuotaTracker()
     /// Where the quotas' per-process jitter factors come from.

@@ -46,10 +46,14 @@ enum WatcherInput: Hashable, Sendable {
 enum WatcherAction: Hashable, Sendable {
     /// Spawn the slot's worker process as this generation and send it its bootstrap.
     case spawn(WorkerID, generation: Int)
-    /// Start a standby process for the group (``StandbyProcess``), watched as ``WorkerID/standby(_:)``.
-    case spawnStandby(groupIndex: Int, generation: Int)
+    /// Start a standby process or a fork server for the group (``StandbyProcess``), watched as
+    /// ``WorkerID/standby(_:)``.
+    case spawnStandby(groupIndex: Int, generation: Int, forkServer: Bool)
     /// Make standby `standby` the slot's process as this generation: send it the bootstrap.
     case promoteStandby(WorkerID, generation: Int, standby: Int)
+    /// Have fork server `server` fork the slot's process as this generation, from the slot's
+    /// bootstrap (decision 0028).
+    case forkWorker(WorkerID, generation: Int, server: Int)
     /// Send the stop request on the worker's control channel.
     case requestStop(WorkerID, generation: Int, StopRequest)
     /// SIGKILL the worker's process.

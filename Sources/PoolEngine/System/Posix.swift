@@ -242,14 +242,55 @@ enum Posix {
         throw SystemCallError(call: "pidfd_send_signal", errno: error, context: "signal \(signal)")
     }
 
-    /// Reaps an exited child through its pidfd; nil when it has not exited yet.
+    /// Reaps an exited child through its pidfd; nil when it has not exited yet. For a process
+    /// that is not our child (a fork server's, decision 0028) it reads the status the kernel
+    /// keeps once its parent has reaped it; nil until then (`waiting` does not wait for that).
     static func reap(pidfd: FD, waiting: Bool = false) throws -> TerminationStatus? {
         var code: Int32 = 0
         var status: Int32 = 0
-        let pid = try check("waitid(P_PIDFD)") { pt_waitid_pidfd(pidfd, waiting ? 0 : WNOHANG, &code, &status) }
-        if pid == 0 { return nil }
+        let pid = pt_waitid_pidfd(pidfd, waiting ? 0 : WNOHANG, &code, &status)
+        if pid < 0 {
+            let error = errno
+            guard error == ECHILD else { throw SystemCallError(call: "waitid(P_PIDFD)", errno: error) }
+            let known = try check("ioctl(PIDFD_GET_INFO)") { pt_pidfd_exit_status(pidfd, &code, &status) }
+            if known == 0 { return nil }
+        } else if pid == 0 {
+            return nil
+        }
         if code == CLD_EXITED { return .exited(status) }
         return .signaled(status)
+    }
+
+    /// Whether the kernel gives the exit status of a process that is not our child through its
+    /// pidfd (`PIDFD_INFO_EXIT`, Linux 6.15): read from `uname`, since asking a live process's
+    /// pidfd cannot tell.
+    static let pidfdReportsExitStatus: Bool = {
+        var names = utsname()
+        guard uname(&names) == 0 else { return false }
+        let release = withUnsafeBytes(of: &names.release) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2 else { return false }
+        return (numbers[0], numbers[1]) >= (6, 15)
+    }()
+
+    /// Forks this (single-threaded) process for a worker: see `pt_fork_worker`. Returns 0 in the
+    /// child, the child's pid in the parent.
+    static func forkWorker() throws -> pid_t {
+        try check("fork") { pt_fork_worker() }
+    }
+
+    /// Ends writing on a socket: its peer reads end of file while both ends stay open.
+    static func shutdownWriting(_ fd: FD) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Waits until every child of this process has ended, for a process whose children the
+    /// kernel reaps (SIGCHLD ignored): `waitpid` then returns only when none is left.
+    static func waitForAllChildren() {
+        var status: Int32 = 0
+        while Glibc.waitpid(-1, &status, 0) >= 0 || errno == EINTR {}
     }
 
     /// Kills a child of ours and waits for it: only for a child not yet reaped (so its pid
@@ -410,6 +451,17 @@ enum Posix {
     static var isMainThread: Bool { pt_is_main_thread() != 0 }
 
     static var processID: pid_t { Glibc.getpid() }
+
+    /// The threads of this process (`num_threads` in `/proc/self/stat`); 0 when unreadable.
+    static var threadCount: Int {
+        guard let bytes = try? readFile("/proc/self/stat") else { return 0 }
+        let text = String(decoding: bytes, as: UTF8.self)
+        // The name in parentheses may hold spaces: count from after its closing one.
+        guard let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // Field 20 of the line, the 18th after the name.
+        return fields.count > 17 ? Int(fields[17]) ?? 0 : 0
+    }
 
     /// Processors online now (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
     static var onlineProcessorCount: Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }

@@ -11,4 +11,5 @@ enum PosixSignal {
     static let user1 = SIGUSR1
     static let user2 = SIGUSR2
     static let pipe = SIGPIPE
+    static let child = SIGCHLD
 }

@@ -15,6 +15,9 @@ private struct WorkerProcessHandle {
     var generation: Int
     /// A standby's: descriptors it holds (on /dev/null) for the listening sockets of the slot it takes.
     var reservedListeners = 0
+    /// A fork server's (decision 0028): told to go by closing its channel, not killed, so that
+    /// its children keep their parent.
+    var forkServer = false
     /// Control bytes the channel had no room for, sent when the monitor says it has.
     var outbound: [UInt8] = []
     /// Whether the monitor reports room on the channel (only while bytes wait).
@@ -28,6 +31,12 @@ private struct ListenerCountChanged: Error, CustomStringConvertible {
     var held: Int
     var needed: Int
     var description: String { "it holds room for \(held) listening sockets, the slot has \(needed)" }
+}
+
+/// A fork server that did not answer a request as it should: it is killed, the slot spawned.
+private struct ForkServerFailure: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
 }
 
 /// What the loop owns of a running program worker besides its pidfd.
@@ -130,6 +139,7 @@ final class Watcher: @unchecked Sendable {
         }
         var seed = SystemRandomNumberGenerator()
         self.core = WatcherCore(pool: pool, jitter: .generator(state: seed.next()))
+        core.canFork = Posix.pidfdReportsExitStatus
         self.monitor = monitor
         self.logger = logger
         self.workerLogLevel = workerLogLevel
@@ -440,17 +450,19 @@ final class Watcher: @unchecked Sendable {
         // written (about 0.4 ms a death, the post-mortem's JSON most of it; decision 0018),
         // and a subscriber that reads shared memory on an event finds the event's effect there.
         var aftermath: [(PoolEvent, DeathReading?)] = []
-        var standbySpawns: [(groupIndex: Int, generation: Int)] = []
+        var standbySpawns: [(groupIndex: Int, generation: Int, forkServer: Bool)] = []
         while let action = queue.popFirst() {
             switch action {
             case .spawn(let id, let generation):
                 queue.append(contentsOf: spawn(id, generation: generation))
-            case .spawnStandby(let groupIndex, let generation):
+            case .spawnStandby(let groupIndex, let generation, let forkServer):
                 // Not urgent: started once this batch's events are out, so that a subscriber
                 // hears of the ready worker that made it wanted without waiting for a spawn.
-                standbySpawns.append((groupIndex, generation))
+                standbySpawns.append((groupIndex, generation, forkServer))
             case .promoteStandby(let id, let generation, let standby):
                 queue.append(contentsOf: promote(standby: standby, to: id, generation: generation))
+            case .forkWorker(let id, let generation, let server):
+                queue.append(contentsOf: fork(id, generation: generation, server: server))
             case .requestStop(let id, let generation, let request):
                 guard processes[id]?.generation == generation else {
                     // Its process already ended (its exit is on the way) or was replaced.
@@ -465,6 +477,11 @@ final class Watcher: @unchecked Sendable {
                 send(.stop(request), to: id)
             case .kill(let id, let generation):
                 guard let process = processes[id], process.generation == generation else { continue }
+                if process.forkServer {
+                    // It leaves once its children have; its end is watched like a standby's.
+                    Posix.shutdownWriting(process.control)
+                    continue
+                }
                 do {
                     try Posix.pidfdSignal(process.pidfd, PosixSignal.kill)
                 } catch {
@@ -517,7 +534,7 @@ final class Watcher: @unchecked Sendable {
         }
         // A standby that could not start is the core's to hear of; what it decides is a batch
         // of its own.
-        let failed = standbySpawns.flatMap { spawnStandby(groupIndex: $0.groupIndex, generation: $0.generation) }
+        let failed = standbySpawns.flatMap { spawnStandby(groupIndex: $0.groupIndex, generation: $0.generation, forkServer: $0.forkServer) }
         if !failed.isEmpty, finished == nil { return perform(failed) }
         return finished
     }
@@ -600,7 +617,7 @@ final class Watcher: @unchecked Sendable {
     /// Starts a process of `group` watched as `id` (a slot, or ``WorkerID/standby(_:)``); a
     /// standby gets no slot's id or sockets, and waits for its bootstrap without a deadline.
     /// On failure nothing is left behind: no process, no descriptor.
-    private func startProcess(of group: GroupDescription, as id: WorkerID, generation: Int) throws -> Int32 {
+    private func startProcess(of group: GroupDescription, as id: WorkerID, generation: Int, forkServer: Bool = false) throws -> Int32 {
         let standby = id.standbyGeneration != nil
         var parentEnd: Int32 = -1
         var childEnd: Int32 = -1
@@ -627,12 +644,13 @@ final class Watcher: @unchecked Sendable {
             ]
             if standby {
                 environment.append("\(WorkerProcess.standbyVariable)=\(group.name)")
+                if forkServer { environment.append("\(WorkerProcess.forkServerVariable)=1") }
             } else {
                 environment += slotEnvironment(id, sockets: sockets).map { "\($0)=\($1)" }
             }
             let path = group.runner.executable ?? executable
             let pid = try Posix.spawn(
-                path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(standby ? "standby" : "\(id)")"],
+                path: path, arguments: ["worker", "\(pool.name)/\(group.name)#\(forkServer ? "fork-server" : standby ? "standby" : "\(id)")"],
                 environment: environment,
                 inherited: sockets.map(\.fd) + Array(repeating: placeholder, count: reserved) + [childEnd],
                 standardOutput: workerOutput, standardError: workerOutput)
@@ -641,7 +659,8 @@ final class Watcher: @unchecked Sendable {
             spawned = pid
             pidfd = try Posix.pidfdOpen(pid)
             processes[id] = WorkerProcessHandle(
-                pid: pid, pidfd: pidfd, control: parentEnd, generation: generation, reservedListeners: reserved)
+                pid: pid, pidfd: pidfd, control: parentEnd, generation: generation, reservedListeners: reserved,
+                forkServer: forkServer)
             try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
             return pid
         } catch {
@@ -692,7 +711,7 @@ final class Watcher: @unchecked Sendable {
         send(.bootstrap(bootstrap(for: id, generation: generation)), to: id)
     }
 
-    private func spawnStandby(groupIndex: Int, generation: Int) -> [WatcherAction] {
+    private func spawnStandby(groupIndex: Int, generation: Int, forkServer: Bool) -> [WatcherAction] {
         let id = WorkerID.standby(generation)
         let group = pool.groups[groupIndex]
         guard core.standbys.contains(where: { $0.generation == generation && !$0.discarded }) else {
@@ -700,11 +719,11 @@ final class Watcher: @unchecked Sendable {
             return core.handle(.spawnDidFail(id, generation: generation, error: "discarded before it started"), at: PoolInstant.now)
         }
         do {
-            let pid = try startProcess(of: group, as: id, generation: generation)
-            logger.debug("standby process \(pid) started for group '\(group.name)'")
+            let pid = try startProcess(of: group, as: id, generation: generation, forkServer: forkServer)
+            logger.debug("\(forkServer ? "fork server" : "standby process") \(pid) started for group '\(group.name)'")
             return []
         } catch {
-            logger.warning("cannot start a standby process for group '\(group.name)': \(error)")
+            logger.warning("cannot start a \(forkServer ? "fork server" : "standby process") for group '\(group.name)': \(error)")
             return core.handle(.spawnDidFail(id, generation: generation, error: "\(error)"), at: PoolInstant.now)
         }
     }
@@ -746,6 +765,85 @@ final class Watcher: @unchecked Sendable {
         }
         return core.handle(.processDidSpawn(id, generation: generation, pid: process.pid), at: now)
     }
+
+    /// Has fork server `server` fork the slot's process (decision 0028): the slot's bootstrap
+    /// goes to it with the slot's sockets and the new worker's end of a fresh control channel;
+    /// the child answers with its pid and a pidfd of itself. It waits for that answer, as a
+    /// spawn waits for the child's `exec` (about a tenth of that). Whatever goes wrong, the
+    /// slot is spawned instead; a fork server that did not answer properly is killed.
+    private func fork(_ id: WorkerID, generation: Int, server: Int) -> [WatcherAction] {
+        guard let forkServer = processes[.standby(server)] else {
+            // Its exit was reaped first: the slot gets a process the usual way.
+            return spawn(id, generation: generation)
+        }
+        let now = PoolInstant.now
+        var parentEnd: Int32 = -1
+        var pidfd: Int32 = -1
+        var sent = false
+        var answered = false
+        do {
+            try checkDescriptorHeadroom(forWorkerNeeding: 2)
+            let sockets = try listeners.descriptors(for: id)
+            guard sockets.count == forkServer.reservedListeners else {
+                throw ListenerCountChanged(held: forkServer.reservedListeners, needed: sockets.count)
+            }
+            let childEnd: Int32
+            (parentEnd, childEnd) = try Posix.socketPair()
+            defer { Posix.close(childEnd) }
+            var bootstrap = bootstrap(for: id, generation: generation)
+            bootstrap.slotEnvironment = Dictionary(uniqueKeysWithValues: slotEnvironment(id, sockets: sockets))
+            let bytes = ControlCodec.encode(WatcherMessage.bootstrap(bootstrap)).encoded
+            // The fork server's channel carries nothing else, one request at a time: all of it
+            // fits at once but for a pathological buffer, and then the channel is out of step.
+            guard try Posix.send(forkServer.control, bytes, passing: sockets.map(\.fd) + [childEnd]) == bytes.count else {
+                throw ForkServerFailure(reason: "the request did not fit in its channel")
+            }
+            sent = true
+            guard try Posix.pollReadable(forkServer.control, timeoutMilliseconds: Self.forkAnswerMilliseconds) else {
+                throw ForkServerFailure(reason: "no answer within \(Self.forkAnswerMilliseconds) ms")
+            }
+            var answer = [UInt8](repeating: 0, count: 4)
+            var passed: [Int32] = []
+            let n = try answer.withUnsafeMutableBytes { try Posix.receive(forkServer.control, into: $0, descriptors: &passed) }
+            answered = true
+            pidfd = passed.first ?? -1
+            for extra in passed.dropFirst() { Posix.close(extra) }
+            guard n == 4 else { throw ForkServerFailure(reason: n == 0 ? "it closed its channel" : "a short answer (\(n) bytes)") }
+            let pid = answer.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(as: Int32.self)) }
+            guard pid > 0, pidfd >= 0 else {
+                // It could not fork (out of memory or processes): it stays, this slot is spawned.
+                Posix.close(parentEnd)
+                if pidfd >= 0 { Posix.close(pidfd) }
+                (parentEnd, pidfd) = (-1, -1)
+                logger.warning("fork server \(forkServer.pid) could not fork slot \(id)'s process; spawning instead")
+                return spawn(id, generation: generation)
+            }
+            let process = WorkerProcessHandle(pid: pid, pidfd: pidfd, control: parentEnd, generation: generation)
+            // The handle owns both descriptors from here.
+            (parentEnd, pidfd) = (-1, -1)
+            processes[id] = process
+            do {
+                try monitor.watch(id, generation: generation, pidfd: process.pidfd, control: process.control)
+            } catch {
+                processes.removeValue(forKey: id)
+                discard(process)
+                throw error
+            }
+            return core.handle(.processDidSpawn(id, generation: generation, pid: pid), at: now)
+        } catch {
+            if parentEnd >= 0 { Posix.close(parentEnd) }
+            if pidfd >= 0 { Posix.close(pidfd) }
+            if sent && (error is ForkServerFailure || !answered) {
+                // Its channel may hold half a request or a late answer: it cannot serve again.
+                try? Posix.pidfdSignal(forkServer.pidfd, PosixSignal.kill)  // try?: it may be gone already
+            }
+            logger.warning("fork server \(forkServer.pid) could not start slot \(id)'s process: \(error); spawning instead")
+            return spawn(id, generation: generation)
+        }
+    }
+
+    /// How long the loop waits for a fork server's answer; a fork takes about 0.2 ms.
+    static let forkAnswerMilliseconds: Int32 = 1_000
 
     private func release(_ id: WorkerID, _ process: WorkerProcessHandle) {
         if let program = process.program {

@@ -26,6 +26,9 @@ public enum WorkerProcess {
     /// Set in a standby process, to its group's name: it waits for its bootstrap as long as the
     /// channel is open.
     static let standbyVariable = "POOLTOP_STANDBY"
+    /// Set, besides ``standbyVariable``, in a fork server (decision 0028): each bootstrap it
+    /// reads is forked into a worker, and it reads the next.
+    static let forkServerVariable = "POOLTOP_FORK_SERVER"
     /// How long a worker waits for its bootstrap message before giving up.
     static let bootstrapTimeoutMilliseconds: Int32 = 5_000
     /// How long a worker whose watcher died may take to finish before it exits anyway.
@@ -60,21 +63,32 @@ public enum WorkerProcess {
     /// Runs the worker and exits the process from here (see its end).
     nonisolated(nonsending) private static func run(controlFD: Int32, entryPoints: EntryPoints) async -> Never {
         Posix.ignoreSignal(PosixSignal.pipe)
-        let channel = WorkerControlChannel(fd: controlFD)
+        let firstChannel = WorkerControlChannel(fd: controlFD)
         let standbyGroup = Posix.getenv(standbyVariable)
         let standby = standbyGroup != nil
+        let forkServer = standby && Posix.getenv(forkServerVariable) != nil
         // What `ps` and `top` show while it waits (the command line says so too).
-        if let standbyGroup { Posix.setProcessName("\(standbyGroup)#standby") }
-        let bootstrap: WorkerBootstrap
+        if let standbyGroup { Posix.setProcessName("\(standbyGroup)#\(forkServer ? "fork-server" : "standby")") }
+        var request: WorkerBootstrap
         var passed: [Int32] = []
         do {
-            bootstrap = try channel.readBootstrap(timeoutMilliseconds: standby ? nil : bootstrapTimeoutMilliseconds, descriptors: &passed)
+            request = try firstChannel.readBootstrap(timeoutMilliseconds: standby ? nil : bootstrapTimeoutMilliseconds, descriptors: &passed)
         } catch let missing as BootstrapMissing where standby && missing.closed {
             // The watcher discarded this standby, or stopped: nothing was asked of it.
+            if forkServer { Posix.waitForAllChildren() }
             Posix.exitProcess(ExitCode.clean)
         } catch {
             failBeforeBootstrap("no bootstrap message from the watcher: \(error)")
         }
+        var requestChannel = firstChannel
+        if forkServer {
+            // Returns in the forked child only, with its bootstrap, its slot's sockets and its
+            // own control channel.
+            (request, passed, requestChannel) = serveForks(first: request, passed: passed, channel: firstChannel, controlFD: controlFD)
+            Posix.unsetenv(forkServerVariable)
+        }
+        let bootstrap = request
+        let channel = requestChannel
         guard let group = bootstrap.pool.group(owning: bootstrap.workerID) else {
             failBeforeBootstrap("worker id \(bootstrap.workerID) belongs to no group of pool '\(bootstrap.pool.name)'")
         }
@@ -234,6 +248,75 @@ public enum WorkerProcess {
         loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Int64(heartbeat.nanoseconds))) { _ in heartbeat.beat() }
     }
 
+    /// A fork server's life (decision 0028): it forks a child for each bootstrap the watcher
+    /// sends, with the new worker's control channel as the last descriptor that came with it,
+    /// and returns in that child only. The child tells the watcher its pid and a pidfd of
+    /// itself over the fork server's channel (race-free: a process's own pidfd cannot name
+    /// another); only one child is ever asked for at a time, so nothing else writes there.
+    /// The kernel reaps the children (SIGCHLD ignored) and the watcher reads their exit status
+    /// from its pidfd. When the channel closes, the fork server leaves once its children have:
+    /// they stay its children, never orphans.
+    private static func serveForks(
+        first: WorkerBootstrap, passed firstPassed: [Int32], channel: WorkerControlChannel, controlFD: Int32
+    ) -> (WorkerBootstrap, [Int32], WorkerControlChannel) {
+        Posix.ignoreSignal(PosixSignal.child)
+        var request = first
+        var passed = firstPassed
+        while true {
+            let threads = Posix.threadCount
+            if let workerChannel = passed.last, threads == 1 {
+                let pid: pid_t
+                do {
+                    pid = try Posix.forkWorker()
+                } catch {
+                    // Said with pid 0: the watcher closes the channel it sent and spawns instead.
+                    reportFork(pid: 0, pidfd: nil, on: controlFD)
+                    pid = -1
+                }
+                if pid == 0 {
+                    guard let pidfd = try? Posix.pidfdOpen(Posix.processID) else {
+                        // Unwatchable: the watcher spawns the slot instead.
+                        reportFork(pid: 0, pidfd: nil, on: controlFD)
+                        Posix.exitProcess(ExitCode.noBootstrap)
+                    }
+                    reportFork(pid: Posix.processID, pidfd: pidfd, on: controlFD)
+                    Posix.close(pidfd)
+                    Posix.close(controlFD)
+                    return (request, Array(passed.dropLast()), WorkerControlChannel(fd: workerChannel))
+                }
+            } else {
+                // A fork of a process with other threads could inherit a lock one of them held
+                // (the binary started threads before `runIfWorker`); a request without a channel
+                // is the watcher's mistake. Either way the watcher spawns instead.
+                sayBeforeBootstrap(
+                    passed.isEmpty
+                        ? "a fork request came without the new worker's control channel"
+                        : "cannot fork a worker: this process has \(threads) threads (call WorkerProcess.runIfWorker before starting any)")
+                reportFork(pid: 0, pidfd: nil, on: controlFD)
+            }
+            for fd in passed { Posix.close(fd) }
+            passed = []
+            do {
+                request = try channel.readBootstrap(timeoutMilliseconds: nil, descriptors: &passed)
+            } catch {
+                // Closed: the watcher discarded it or stopped. Anything else is the same to it.
+                Posix.waitForAllChildren()
+                Posix.exitProcess(ExitCode.clean)
+            }
+        }
+    }
+
+    /// A fork server's answer: the child's pid (4 bytes, little-endian; 0 when there is none)
+    /// with the child's pidfd attached.
+    private static func reportFork(pid: pid_t, pidfd: Int32?, on fd: Int32) {
+        let bytes = withUnsafeBytes(of: pid.littleEndian) { Array($0) }
+        if (try? Posix.send(fd, bytes, passing: pidfd.map { [$0] } ?? [])) != bytes.count {
+            // The watcher no longer waits (it gave up, or is gone): a child it will not watch
+            // must not run.
+            if pid == Posix.processID { Posix.exitProcess(ExitCode.noBootstrap) }
+        }
+    }
+
     /// A standby taking its slot: the slot's listening sockets go where a spawned worker has
     /// them (descriptors 3 on, over the /dev/null the watcher left there), and the slot's
     /// variables are set.
@@ -250,10 +333,14 @@ public enum WorkerProcess {
         for (key, value) in environment { Posix.setenv(key, value) }
     }
 
-    /// Before the bootstrap there is nobody to report to but stderr.
     private static func failBeforeBootstrap(_ message: String) -> Never {
+        sayBeforeBootstrap(message)
+        Posix.exitProcess(ExitCode.noBootstrap)
+    }
+
+    /// Before the bootstrap there is nobody to report to but stderr.
+    private static func sayBeforeBootstrap(_ message: String) {
         let line = Array("pooltop worker \(Posix.processID): \(message)\n".utf8)
         _ = line.withUnsafeBytes { try? Posix.write(2, $0) }
-        Posix.exitProcess(ExitCode.noBootstrap)
     }
 }

@@ -10,6 +10,7 @@ enum FixtureEntryPoints {
         entryPoints.register("fatal") { Fatal() }
         entryPoints.register("terminate") { Terminate() }
         entryPoints.register("exit-code") { ExitCode() }
+        entryPoints.register("exit-when-marked") { ExitWhenMarked() }
         entryPoints.register("boot-crash") { BootCrash() }
         entryPoints.register("ignore-stop") { IgnoreStop() }
         entryPoints.register("restart-once") { RestartOnce() }
@@ -89,6 +90,15 @@ struct ExitCode: WorkerEntryPoint {
     func run() async throws {
         appendLine("crashed", "\(getpid())")
         exit(3)
+    }
+}
+
+/// Runs until the test creates `exit-PID` in its directory, then exits with code 5.
+struct ExitWhenMarked: WorkerEntryPoint {
+    func run() async throws {
+        let marker = "\(testDirectory())/exit-\(getpid())"
+        while access(marker, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        exit(5)
     }
 }
 

@@ -1,0 +1,101 @@
+import Testing
+
+@testable import PoolEngine
+
+@Suite("Fork servers: started once a group is ready, fork every later process of the group, leave when stale")
+struct ForkServerTests {
+    func harness(standby: Bool = false, forkServer: Bool = true, canFork: Bool = true) throws -> CoreHarness {
+        var group = WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 2, maxWorkers: 3, restart: .always(backoff: RestartBackoff(resetAfter: .zero)))
+        group.standby = standby
+        group.forkServer = forkServer
+        var harness = try CoreHarness([group])
+        harness.core.canFork = canFork
+        return harness
+    }
+
+    /// Starts the pool, makes both workers ready, and returns the generation of the fork server that brought.
+    func startWithServer(_ harness: inout CoreHarness) throws -> Int {
+        harness.send(.poolDidStart)
+        harness.ready(1)
+        harness.ready(2)
+        return try #require(harness.log.forkServersStarted.last).generation
+    }
+
+    @Test("a fork server starts once a worker is ready and none is starting; every later process of the group is its fork, and it stays")
+    func forksEveryReplacement() throws {
+        var harness = try harness()
+        #expect(harness.send(.poolDidStart).forkServersStarted.isEmpty)
+        #expect(harness.send(.workerDidBecomeReady(WorkerID(1), generation: 1)).forkServersStarted.isEmpty)
+        let started = harness.send(.workerDidBecomeReady(WorkerID(2), generation: 1)).forkServersStarted
+        #expect(started.map(\.group) == [0])
+        let server = try #require(started.first).generation
+        let first = harness.exit(1, .signaled(9))
+        #expect(first.forked.map(\.slot) == [1] && first.forked.map(\.server) == [server])
+        #expect(first.spawned.isEmpty)
+        #expect(harness.state(1) == .starting)
+        // Not used up: the next death, while the first fork is still starting, is forked too.
+        let second = harness.exit(2, .exited(1))
+        #expect(second.forked.map(\.slot) == [2] && second.spawned.isEmpty)
+        #expect(harness.core.standbys.map(\.generation) == [server])
+        // A scale-up is forked as well.
+        harness.ready(1)
+        harness.ready(2)
+        #expect(harness.command(.scale(GroupID(1), to: 3)).forked.map(\.slot) == [3])
+        #expect(harness.log.forkServersStarted.count == 1)
+    }
+
+    @Test("no fork server when the group turns it off or the kernel cannot report a fork's exit")
+    func off() throws {
+        for var harness in [try harness(forkServer: false), try harness(canFork: false)] {
+            harness.send(.poolDidStart)
+            harness.ready(1)
+            harness.ready(2)
+            #expect(harness.log.forkServersStarted.isEmpty)
+            #expect(harness.exit(1, .signaled(9)).spawned == [1])
+        }
+    }
+
+    @Test("a standby, when the group keeps one, is used before the fork server")
+    func standbyFirst() throws {
+        var harness = try harness(standby: true)
+        harness.send(.poolDidStart)
+        harness.ready(1)
+        harness.ready(2)
+        #expect(harness.log.standbysStarted.count == 1 && harness.log.forkServersStarted.count == 1)
+        let first = harness.exit(1, .signaled(9))
+        #expect(first.promoted == [1] && first.forked.isEmpty)
+        let second = harness.exit(2, .signaled(9))
+        #expect(second.promoted.isEmpty && second.forked.map(\.slot) == [2])
+    }
+
+    @Test("a group restart ends the fork server and spawns; a new one follows once a worker is ready; the pool's stop waits for it")
+    func restartAndStop() throws {
+        var harness = try harness()
+        var server = try startWithServer(&harness)
+        let restart = harness.command(.restartGroup(GroupID(1), hard: true))
+        #expect(restart.killed.contains(WorkerID.standby(server).rawValue))
+        harness.send(.processDidExit(.standby(server), generation: server, .exited(0)))
+        #expect(harness.exit(1, .signaled(9)).spawned == [1])
+        harness.exit(2, .signaled(9))
+        harness.ready(1)
+        harness.ready(2)
+        server = try #require(harness.log.forkServersStarted.last).generation
+        #expect(harness.log.forkServersStarted.count == 2)
+        let stopping = harness.send(.stopRequested(reason: "test"))
+        #expect(stopping.killed.contains(WorkerID.standby(server).rawValue))
+        harness.exit(1, .exited(0), report: .clean)
+        #expect(harness.exit(2, .exited(0), report: .clean).finish == nil)
+        #expect(harness.send(.processDidExit(.standby(server), generation: server, .exited(0))).finish == .some(nil))
+    }
+
+    @Test("a fork server that dies on its own is not replaced until a worker of its group is ready again")
+    func diedOnItsOwn() throws {
+        var harness = try harness()
+        let server = try startWithServer(&harness)
+        harness.send(.processDidExit(.standby(server), generation: server, .signaled(9)))
+        #expect(harness.exit(1, .signaled(9)).spawned == [1])
+        #expect(harness.log.forkServersStarted.count == 1)
+        harness.ready(1)
+        #expect(harness.log.forkServersStarted.count == 2)
+    }
+}
