@@ -52,22 +52,55 @@ struct ListenerSocketsTests {
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
             let replacement = try #require(events.readyPIDs.last)
             #expect(replacement.0 == victimID && replacement.1 == standby)
-            // The slot's own socket (the watcher keeps it across restarts), at fd 3, named and
-            // announced the socket-activation way.
-            #expect(Self.socketInode(pid: standby, fd: 3) == victimSocket)
-            // Its `run()` writes the line just after it said ready.
-            var written: String?
-            #expect(await TestSupport.eventually {
-                written = fixture.lines("listeners").last { $0.hasPrefix("\(victimID) \(standby) ") }
-                return written != nil
-            })
-            let line = try #require(written)
-            #expect(line.hasSuffix(" listen0=3 LISTEN_PID=\(standby)"), "\(line)")
-            // And both workers serve.
-            let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 200) }
-            #expect(answers.failures == 0)
-            #expect(Set(answers.workers.keys) == Set(events.readyPIDs.suffix(2).map(\.0.rawValue)), "\(answers.workers)")
+            try await Self.expectServes(fixture, events, port: port, slot: victimID, socket: victimSocket, process: standby)
         }
+    }
+
+    @Test("a killed reactor's replacement is forked by the group's fork server: it gets the slot's socket at fd 3 and serves it")
+    func forkedReactor() async throws {
+        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
+        let fixture = Fixture("forkweb")
+        let port = try SocketClient.freePort()
+        try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")]))
+        try await fixture.withRunningPool { events in
+            var found: pid_t?
+            #expect(await TestSupport.eventually {
+                found = TestSupport.taggedProcesses(fixture.name).first(where: TestSupport.isForkServer)
+                return found != nil
+            })
+            let server = try #require(found)
+            // It holds no socket: /dev/null where a slot's go, so that each fork finds its own there.
+            #expect(Self.socketInode(pid: server, fd: 3) == "/dev/null")
+            let (victimID, victimPID) = try #require(events.readyPIDs.first)
+            let victimSocket = Self.socketInode(pid: victimPID, fd: 3)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let replacement = try #require(events.readyPIDs.last)
+            #expect(replacement.0 == victimID && TestSupport.parent(of: replacement.1) == server)
+            try await Self.expectServes(fixture, events, port: port, slot: victimID, socket: victimSocket, process: replacement.1)
+            #expect(Self.socketInode(pid: server, fd: 3) == "/dev/null")
+        }
+    }
+
+    /// A replacement that did not start with its slot's socket (a standby's, a fork's) has it:
+    /// the slot's own socket (the watcher keeps it across restarts) at fd 3, named and announced
+    /// the socket-activation way, and it serves beside the group's other worker.
+    static func expectServes(
+        _ fixture: Fixture, _ events: EventRecorder, port: Int, slot: WorkerID, socket: String, process: pid_t,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        #expect(socketInode(pid: process, fd: 3) == socket, sourceLocation: sourceLocation)
+        // Its `run()` writes the line just after it said ready.
+        var written: String?
+        #expect(await TestSupport.eventually {
+            written = fixture.lines("listeners").last { $0.hasPrefix("\(slot) \(process) ") }
+            return written != nil
+        }, sourceLocation: sourceLocation)
+        let line = try #require(written, sourceLocation: sourceLocation)
+        #expect(line.hasSuffix(" listen0=3 LISTEN_PID=\(process)"), "\(line)", sourceLocation: sourceLocation)
+        let answers = try await TestSupport.blocking { SocketClient.ask(port: port, times: 200) }
+        #expect(answers.failures == 0, sourceLocation: sourceLocation)
+        #expect(Set(answers.workers.keys) == Set(events.readyPIDs.suffix(2).map(\.0.rawValue)), "\(answers.workers)", sourceLocation: sourceLocation)
     }
 
     @Test("a shared TCP listener is one socket every worker of the group accepts on, and all of them serve")
