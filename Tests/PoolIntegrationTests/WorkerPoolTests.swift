@@ -309,6 +309,42 @@ struct WorkerPoolTests {
         // The fork server left with the pool (`withRunningPool` checks that nothing outlived it).
     }
 
+    @Test("a fork server killed under its children: they keep running, watched, their exits still reported with their status")
+    func forkServerKilled() async throws {
+        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
+        let fixture = Fixture("forkdied")
+        try fixture.pool.describeGroup(fixture.group("exit-when-marked", min: 2))
+        try await fixture.withRunningPool { events in
+            var found: pid_t?
+            #expect(await TestSupport.eventually {
+                found = TestSupport.taggedProcesses(fixture.name).first(where: TestSupport.isForkServer)
+                return found != nil
+            })
+            let server = try #require(found)
+            let (victimID, victimPID) = try #require(events.readyPIDs.first)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let forked = try #require(events.readyPIDs.last).1
+            #expect(TestSupport.parent(of: forked) == server)
+            kill(server, SIGKILL)
+            #expect(await TestSupport.eventually { !TestSupport.isAlive(server) })
+            // Orphaned: its new parent is whatever reaper is above (an init that may never reap
+            // it); the watcher still reads its status, from the kernel or from its zombie.
+            #expect(TestSupport.parent(of: forked) != server)
+            TestSupport.touch("\(fixture.directory)/exit-\(forked)")
+            #expect(await events.waitFor { $0.exits.count == 2 })
+            let exited = try #require(events.exits.last)
+            #expect(exited.id == victimID && exited.status == .exited(5), "\(exited)")
+            // Its replacement is spawned (the fork server died on its own); once it is ready the
+            // group gets a new fork server.
+            #expect(await events.waitFor { $0.readyPIDs.count == 4 })
+            #expect(TestSupport.parent(of: try #require(events.readyPIDs.last).1) == getpid())
+            #expect(await TestSupport.eventually {
+                TestSupport.taggedProcesses(fixture.name).contains { TestSupport.isForkServer($0) && $0 != server }
+            })
+        }
+    }
+
     @Test("with forkServer: false every replacement is spawned by the watcher, and no fork server runs")
     func forkServerOff() async throws {
         let fixture = Fixture("noforks")

@@ -79,6 +79,11 @@ final class EventMonitor: @unchecked Sendable {
     /// The periodic tick's interval and next time, in monotonic nanoseconds.
     private var tickInterval: UInt64?
     private var nextTick: UInt64?
+    /// Pidfd sources of processes that have ended but whose status is not known yet: a fork
+    /// server's child before the kernel has reaped it (decision 0028), or an orphan of a fork
+    /// server that died, until its new parent reaps it. Out of epoll (a pidfd stays readable)
+    /// and asked again every millisecond.
+    private var awaitingStatus: Set<UInt64> = []
 
     /// Per-source partial input of program workers: exec-status text, unfinished output lines.
     private var execText: [UInt64: [UInt8]] = [:]
@@ -230,6 +235,10 @@ final class EventMonitor: @unchecked Sendable {
         while true {
             var wakeAt = deadline
             if let tick = nextTick, wakeAt.map({ tick < $0 }) ?? true { wakeAt = tick }
+            if !awaitingStatus.isEmpty {
+                let soon = Posix.monotonicNanoseconds() + 1_000_000
+                if wakeAt.map({ soon < $0 }) ?? true { wakeAt = soon }
+            }
             do {
                 try epoll.wait(into: &events, until: wakeAt)
             } catch {
@@ -264,13 +273,27 @@ final class EventMonitor: @unchecked Sendable {
                     // Before the reap, while the zombie still holds its pid as the group's id:
                     // the group cannot be a stranger's.
                     if processGroup > 0 { Posix.signalProcessGroup(processGroup, PosixSignal.kill) }
-                    guard let status = try? Posix.reap(pidfd: fd) else { continue }
                     epoll.remove(fd)
+                    guard let status = try? Posix.reap(pidfd: fd) else {
+                        awaitingStatus.insert(event.token)
+                        continue
+                    }
                     sources.removeValue(forKey: event.token)
                     sink(.exited(id, generation: generation, status))
                 case nil:
                     continue
                 }
+            }
+            for token in awaitingStatus {
+                guard case .pidfd(let id, let generation, let fd, _, _) = sources[token] else {
+                    // Forgotten meanwhile: the watcher let the process go.
+                    awaitingStatus.remove(token)
+                    continue
+                }
+                guard let status = try? Posix.reap(pidfd: fd) else { continue }
+                awaitingStatus.remove(token)
+                sources.removeValue(forKey: token)
+                sink(.exited(id, generation: generation, status))
             }
             // Requests left when it stops are returned by `shutdown()` for the caller to answer.
             let (requests, stopping) = shared.withLock { shared -> ([WatcherRequest], Bool) in
