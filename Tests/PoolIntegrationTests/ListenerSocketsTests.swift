@@ -63,12 +63,7 @@ struct ListenerSocketsTests {
         let port = try SocketClient.freePort()
         try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")]))
         try await fixture.withRunningPool { events in
-            var found: pid_t?
-            #expect(await TestSupport.eventually {
-                found = TestSupport.taggedProcesses(fixture.name).first(where: TestSupport.isForkServer)
-                return found != nil
-            })
-            let server = try #require(found)
+            let server = try #require(await TestSupport.forkServer(of: fixture.name))
             // It holds no socket: /dev/null where a slot's go, so that each fork finds its own there.
             #expect(Self.socketInode(pid: server, fd: 3) == "/dev/null")
             let (victimID, victimPID) = try #require(events.readyPIDs.first)

@@ -72,6 +72,17 @@ enum TestSupport {
         taggedProcesses(tag).filter { !isForkServer($0) }
     }
 
+    /// Waits for a fork server of the tagged pool other than `previous` (one comes once a worker
+    /// of its group is ready) and returns it; nil if none came.
+    static func forkServer(of tag: String, other previous: pid_t? = nil) async -> pid_t? {
+        var found: pid_t?
+        _ = await eventually {
+            found = taggedProcesses(tag).first { isForkServer($0) && $0 != previous }
+            return found != nil
+        }
+        return found
+    }
+
     /// A group's fork server, by its command line (`worker POOL/GROUP#fork-server`), which its
     /// children rewrite to their slot's.
     static func isForkServer(_ pid: pid_t) -> Bool {

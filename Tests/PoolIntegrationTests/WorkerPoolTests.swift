@@ -278,12 +278,7 @@ struct WorkerPoolTests {
         try fixture.pool.describeGroup(fixture.group("exit-when-marked", min: 2))
         try await fixture.withRunningPool { events in
             // It comes once a worker of the group is ready; `ps` names it.
-            var found: pid_t?
-            #expect(await TestSupport.eventually {
-                found = TestSupport.taggedProcesses(fixture.name).first(where: TestSupport.isForkServer)
-                return found != nil
-            })
-            let server = try #require(found)
+            let server = try #require(await TestSupport.forkServer(of: fixture.name))
             #expect(await TestSupport.eventually { TestSupport.processName(server) == "exit-when-marked#fork-server".prefix(15) })
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
             #expect(TestSupport.parent(of: victimPID) == getpid(), "the first workers are spawned by the watcher")
@@ -315,12 +310,7 @@ struct WorkerPoolTests {
         let fixture = Fixture("forkdied")
         try fixture.pool.describeGroup(fixture.group("exit-when-marked", min: 2))
         try await fixture.withRunningPool { events in
-            var found: pid_t?
-            #expect(await TestSupport.eventually {
-                found = TestSupport.taggedProcesses(fixture.name).first(where: TestSupport.isForkServer)
-                return found != nil
-            })
-            let server = try #require(found)
+            let server = try #require(await TestSupport.forkServer(of: fixture.name))
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
             kill(victimPID, SIGKILL)
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
@@ -339,9 +329,7 @@ struct WorkerPoolTests {
             // group gets a new fork server.
             #expect(await events.waitFor { $0.readyPIDs.count == 4 })
             #expect(TestSupport.parent(of: try #require(events.readyPIDs.last).1) == getpid())
-            #expect(await TestSupport.eventually {
-                TestSupport.taggedProcesses(fixture.name).contains { TestSupport.isForkServer($0) && $0 != server }
-            })
+            #expect(await TestSupport.forkServer(of: fixture.name, other: server) != nil)
         }
     }
 
