@@ -2,7 +2,7 @@ import Testing
 
 @testable import PoolEngine
 
-@Suite("Fork servers: started once a group is ready, fork every later process of the group, leave when stale")
+@Suite("Fork servers: started with their group, fork its processes, leave when stale")
 struct ForkServerTests {
     func harness(standby: Bool = false, forkServer: Bool = true, canFork: Bool = true) throws -> CoreHarness {
         var group = WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 2, maxWorkers: 3, restart: .always(backoff: RestartBackoff(resetAfter: .zero)))
@@ -13,7 +13,7 @@ struct ForkServerTests {
         return harness
     }
 
-    /// Starts the pool, makes both workers ready, and returns the generation of the fork server that brought.
+    /// Starts the pool, makes both workers ready, and returns the generation of its fork server.
     func startWithServer(_ harness: inout CoreHarness) throws -> Int {
         harness.send(.poolDidStart)
         harness.ready(1)
@@ -21,14 +21,19 @@ struct ForkServerTests {
         return try #require(harness.log.forkServersStarted.last).generation
     }
 
-    @Test("a fork server starts once a worker is ready and none is starting; every later process of the group is its fork, and it stays")
-    func forksEveryReplacement() throws {
+    @Test("a group's fork server starts before its workers, which are its forks, as is every later process of the group; it stays")
+    func forksEveryProcess() throws {
         var harness = try harness()
-        #expect(harness.send(.poolDidStart).forkServersStarted.isEmpty)
-        #expect(harness.send(.workerDidBecomeReady(WorkerID(1), generation: 1)).forkServersStarted.isEmpty)
-        let started = harness.send(.workerDidBecomeReady(WorkerID(2), generation: 1)).forkServersStarted
-        #expect(started.map(\.group) == [0])
-        let server = try #require(started.first).generation
+        let start = harness.send(.poolDidStart)
+        #expect(start.forkServersStarted.map(\.group) == [0])
+        let server = try #require(start.forkServersStarted.first).generation
+        // Asked for before the forks that need it, in the same batch.
+        #expect(start.firstIndex { if case .spawnStandby = $0 { true } else { false } } ?? .max
+            < start.firstIndex { if case .forkWorker = $0 { true } else { false } } ?? .min)
+        #expect(start.forked.map(\.slot) == [1, 2] && start.forked.allSatisfy { $0.server == server })
+        #expect(start.spawned.isEmpty)
+        harness.ready(1)
+        harness.ready(2)
         let first = harness.exit(1, .signaled(9))
         #expect(first.forked.map(\.slot) == [1] && first.forked.map(\.server) == [server])
         #expect(first.spawned.isEmpty)

@@ -277,11 +277,11 @@ struct WorkerPoolTests {
         let fixture = Fixture("forks")
         try fixture.pool.describeGroup(fixture.group("exit-when-marked", min: 2))
         try await fixture.withRunningPool { events in
-            // It comes once a worker of the group is ready; `ps` names it.
+            // It comes with the group, before its workers; `ps` names it.
             let server = try #require(await TestSupport.forkServer(of: fixture.name))
             #expect(await TestSupport.eventually { TestSupport.processName(server) == "exit-when-marked#fork-server".prefix(15) })
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
-            #expect(TestSupport.parent(of: victimPID) == getpid(), "the first workers are spawned by the watcher")
+            #expect(TestSupport.parent(of: victimPID) == server, "the group's first workers are forks too")
             kill(victimPID, SIGKILL)
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
             let forked = try #require(events.readyPIDs.last)

@@ -306,7 +306,7 @@ enum Benchmarks {
         // against every worker ready, in the same runs.
         Figure(
             name: "spawn_loop_\(workers)", samples: spawned, floor: samples,
-            note: "run() to the last worker-starting event (all \(workers) processes spawned, one posix_spawn after another on the monitor thread); floor: spawn_to_ready_\(workers) of the same runs, so the ratio is the share of the start spent spawning"
+            note: "run() to the last worker-starting event (all \(workers) processes started, one spawn or fork after another on the monitor thread; by default the group's fork server is spawned first and forks the workers, decision 0028); floor: spawn_to_ready_\(workers) of the same runs, so the ratio is the share of the start spent spawning"
         ).print()
     }
 

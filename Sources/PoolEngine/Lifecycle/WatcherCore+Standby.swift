@@ -104,6 +104,22 @@ extension WatcherCore {
         return actions
     }
 
+    /// When a group starts (the pool's start, a hard restart, a held group released), its fork
+    /// server comes before its workers, which are then its forks: a group's cold start costs one
+    /// spawn and a fork per worker instead of a spawn each (decision 0028). Not for a group
+    /// whose last fork server died on its own: that one waits for a ready worker, as after any
+    /// such death, so that a binary that cannot start does not loop through fork servers.
+    mutating func startForkServerAhead(_ groupIndex: Int) -> [WatcherAction] {
+        let group = pool.groups[groupIndex]
+        guard group.forkServer && canFork && !group.retired && group.program == nil && mode == .running,
+            !held.contains(groupIndex), rolls[group.id] == nil, !standbyPaused.contains(groupIndex),
+            !standbys.contains(where: { $0.groupIndex == groupIndex && $0.forkServer && !$0.discarded })
+        else { return [] }
+        standbyGenerations += 1
+        standbys.append(StandbyProcess(groupIndex: groupIndex, forkServer: true, generation: standbyGenerations))
+        return [.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations, forkServer: true)]
+    }
+
     /// A standby's or fork server's process ended, or could not be started. One that was not
     /// discarded died on its own: its group gets no other until one of its workers is ready again.
     mutating func standbyEnded(_ generation: Int) {

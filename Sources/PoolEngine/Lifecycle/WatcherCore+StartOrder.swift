@@ -53,7 +53,8 @@ extension WatcherCore {
         let indices = slots.indices.filter { slots[$0].groupIndex == groupIndex }
         let revived = indices.filter { slots[$0].restartsAfterHardRestart }
         if revived.isEmpty && revivingOnly { return [] }
-        var actions: [WatcherAction] = []
+        // The group's fork server first, so that the workers below are its forks (decision 0028).
+        var actions = startForkServerAhead(groupIndex)
         for index in revived.isEmpty ? Array(indices.prefix(pool.groups[groupIndex].minWorkers)) : revived {
             if slots[index].restartsAfterHardRestart { slots[index].restarts += 1 }
             slots[index].restartsAfterHardRestart = false

@@ -462,6 +462,12 @@ final class Watcher: @unchecked Sendable {
             case .promoteStandby(let id, let generation, let standby):
                 queue.append(contentsOf: promote(standby: standby, to: id, generation: generation))
             case .forkWorker(let id, let generation, let server):
+                if processes[.standby(server)] == nil, let pending = standbySpawns.firstIndex(where: { $0.generation == server }) {
+                    // Asked for in this batch, ahead of its group's workers (a group's start):
+                    // they wait for it, so it starts now rather than after the batch.
+                    let ahead = standbySpawns.remove(at: pending)
+                    queue.append(contentsOf: spawnStandby(groupIndex: ahead.groupIndex, generation: ahead.generation, forkServer: true))
+                }
                 queue.append(contentsOf: fork(id, generation: generation, server: server))
             case .requestStop(let id, let generation, let request):
                 guard processes[id]?.generation == generation else {

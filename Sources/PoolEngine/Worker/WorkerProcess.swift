@@ -250,7 +250,7 @@ public enum WorkerProcess {
 
     /// A fork server's life (decision 0028): it forks a child for each bootstrap the watcher
     /// sends, with the new worker's control channel as the last descriptor that came with it,
-    /// and returns in that child only. The child tells the watcher its pid and a pidfd of
+    /// and returns in that child only, the channel moved to the fork server's descriptor. The child tells the watcher its pid and a pidfd of
     /// itself over the fork server's channel (race-free: a process's own pidfd cannot name
     /// another); only one child is ever asked for at a time, so nothing else writes there.
     /// The kernel reaps the children (SIGCHLD ignored) and the watcher reads their exit status
@@ -281,8 +281,15 @@ public enum WorkerProcess {
                     }
                     reportFork(pid: Posix.processID, pidfd: pidfd, on: controlFD)
                     Posix.close(pidfd)
-                    Posix.close(controlFD)
-                    return (request, Array(passed.dropLast()), WorkerControlChannel(fd: workerChannel))
+                    // Its own channel takes the fork server's descriptor: where a spawned
+                    // worker of the group has its channel.
+                    do {
+                        try Posix.duplicate(workerChannel, to: controlFD)
+                    } catch {
+                        failBeforeBootstrap("cannot place the control channel at descriptor \(controlFD): \(error)")
+                    }
+                    Posix.close(workerChannel)
+                    return (request, Array(passed.dropLast()), WorkerControlChannel(fd: controlFD))
                 }
             } else {
                 // A fork of a process with other threads could inherit a lock one of them held
