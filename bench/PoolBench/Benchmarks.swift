@@ -449,7 +449,7 @@ enum Benchmarks {
         var samples: [Double] = []
         for _ in 0..<runs {
             guard let watcher = startWatcher(workers: workers) else { continue }
-            let orphans = children(of: watcher.pid)
+            let orphans = poolProcesses(of: watcher.pid)
             let start = nowMilliseconds()
             kill(watcher.pid, SIGKILL)
             reap(watcher.pid)
@@ -781,10 +781,18 @@ enum Benchmarks {
         }
     }
 
-    /// The children of a watcher that are workers: not its groups' fork servers (decision
-    /// 0028), whose command line says `#fork-server` until they fork.
+    /// A watcher's workers: its children that are not its groups' fork servers (decision 0028,
+    /// whose command line says `#fork-server`), and the fork servers' children.
     static func workers(of watcher: pid_t) -> [pid_t] {
-        children(of: watcher).filter { !(readText("/proc/\($0)/cmdline") ?? "").contains("#fork-server") }
+        children(of: watcher).flatMap { child in
+            (readText("/proc/\(child)/cmdline") ?? "").contains("#fork-server") ? children(of: child) : [child]
+        }
+    }
+
+    /// Every process of a watcher's pool: its children (workers and fork servers) and the
+    /// workers its fork servers forked.
+    static func poolProcesses(of watcher: pid_t) -> [pid_t] {
+        Array(Set(children(of: watcher) + workers(of: watcher)))
     }
 
     static func readText(_ path: String) -> String? {

@@ -30,6 +30,8 @@ enum Chaos {
         let sequence = Atomic<Int>(0)
         let tally = Mutex(Tally())
         let exits = Mutex<[ExitReason: Int]>([:])
+        /// The pids whose exits were counted, to name a kill that brought none.
+        let exitedPIDs = Mutex<Set<Int32>>([])
     }
 
     /// Runs the chaos drill; returns whether every check passed.
@@ -82,6 +84,7 @@ enum Chaos {
             for await event in events {
                 if case .workerExited(let exit) = event, shared.counting.load(ordering: .relaxed) {
                     shared.exits.withLock { $0[exit.reason, default: 0] += 1 }
+                    shared.exitedPIDs.withLock { _ = $0.insert(exit.pid) }
                 }
             }
         }
@@ -126,6 +129,7 @@ enum Chaos {
         let http = startWRK(port: port, seconds: roundSeconds * rounds + 3)
 
         var kills = 0
+        var killedPIDs: [Int32] = []
         var readyAfter: [Double] = []
         // At the start, then after each round.
         var descriptors: [Int] = []
@@ -172,6 +176,7 @@ enum Chaos {
                 guard let victim = live.randomElement(using: &generator) else { continue }
                 if kill(victim.pid, SIGKILL) == 0 {
                     kills += 1
+                    killedPIDs.append(victim.pid)
                     lastKill = nowMilliseconds()
                     lastVictim = (victim.id, victim.pid)
                 }
@@ -221,7 +226,16 @@ enum Chaos {
         var failures: [String] = []
         if counted.submitted != counted.finished { failures.append("\(counted.submitted - counted.finished) jobs unaccounted for") }
         if !lostUnstarted.isEmpty { failures.append("worker-lost without a journaled start: \(lostUnstarted.prefix(5))") }
-        if !soak && exitTotal != kills { failures.append("\(exitTotal) exits counted for \(kills) kills (\(exitCounts))") }
+        if !soak && exitTotal != kills {
+            // Which kills brought no exit, and what became of those processes: a pid killed twice
+            // was still dying (the snapshot lagged), one still present was not seen to end.
+            let exited = shared.exitedPIDs.withLock { $0 }
+            let missing = Set(killedPIDs).subtracting(exited).map { pid in
+                "\(pid) (\(Benchmarks.isRunning(pid) ? "running" : "gone or a zombie"))"
+            }
+            let twice = Dictionary(grouping: killedPIDs, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+            failures.append("\(exitTotal) exits counted for \(kills) kills (\(exitCounts)); killed without an exit: \(missing); killed twice: \(twice)")
+        }
         if let worst = readyAfter.max(), worst > 1000 { failures.append("all-ready only \(Int(worst)) ms after the last kill") }
         if !zombies.isEmpty { failures.append("zombies: \(zombies)") }
         // Chaos compares the two rounds (the first includes start-up's one-time descriptors);
@@ -336,9 +350,9 @@ enum Chaos {
             return false
         }
         let name = "bench-watch-\(first.pid)"
-        // Its children: its workers, and its group's fork server, which must go as well.
-        let orphans = Benchmarks.children(of: first.pid)
+        // Its workers (forks of its group's fork server) and the fork server: all must go.
         let workers = Benchmarks.workers(of: first.pid)
+        let orphans = Benchmarks.poolProcesses(of: first.pid)
         let start = nowMilliseconds()
         kill(first.pid, SIGKILL)
         reap(first.pid)
