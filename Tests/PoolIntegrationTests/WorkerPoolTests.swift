@@ -333,6 +333,25 @@ struct WorkerPoolTests {
         }
     }
 
+    @Test("a fork server that does not answer (SIGSTOPped) is killed once the watcher gives up on it, and the slot is spawned")
+    func forkServerSilent() async throws {
+        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
+        let fixture = Fixture("forksilent")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2))
+        try await fixture.withRunningPool { events in
+            let server = try #require(await TestSupport.forkServer(of: fixture.name))
+            kill(server, SIGSTOP)
+            let (victimID, victimPID) = try #require(events.readyPIDs.first)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            let replacement = try #require(events.readyPIDs.last)
+            #expect(replacement.0 == victimID && TestSupport.parent(of: replacement.1) == getpid())
+            #expect(await TestSupport.eventually { !TestSupport.isAlive(server) })
+            // Its forks are orphans now, still watched: the pool stops them as usual.
+            #expect(await TestSupport.forkServer(of: fixture.name, other: server) != nil)
+        }
+    }
+
     @Test("with forkServer: false every replacement is spawned by the watcher, and no fork server runs")
     func forkServerOff() async throws {
         let fixture = Fixture("noforks")

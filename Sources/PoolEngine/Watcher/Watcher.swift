@@ -18,6 +18,9 @@ private struct WorkerProcessHandle {
     /// A fork server's (decision 0028): told to go by closing its channel, not killed, so that
     /// its children keep their parent.
     var forkServer = false
+    /// A fork server that failed a request and was killed: no more requests go to it while its
+    /// exit is on the way.
+    var forkServerFailed = false
     /// Control bytes the channel had no room for, sent when the monitor says it has.
     var outbound: [UInt8] = []
     /// Whether the monitor reports room on the channel (only while bytes wait).
@@ -778,8 +781,8 @@ final class Watcher: @unchecked Sendable {
     /// spawn waits for the child's `exec` (about a tenth of that). Whatever goes wrong, the
     /// slot is spawned instead; a fork server that did not answer properly is killed.
     private func fork(_ id: WorkerID, generation: Int, server: Int) -> [WatcherAction] {
-        guard let forkServer = processes[.standby(server)] else {
-            // Its exit was reaped first: the slot gets a process the usual way.
+        guard let forkServer = processes[.standby(server)], !forkServer.forkServerFailed else {
+            // Its exit was reaped first, or it failed a request: the slot gets a process the usual way.
             return spawn(id, generation: generation)
         }
         let now = PoolInstant.now
@@ -842,6 +845,7 @@ final class Watcher: @unchecked Sendable {
             if sent && (error is ForkServerFailure || !answered) {
                 // Its channel may hold half a request or a late answer: it cannot serve again.
                 try? Posix.pidfdSignal(forkServer.pidfd, PosixSignal.kill)  // try?: it may be gone already
+                processes[.standby(server)]?.forkServerFailed = true
             }
             logger.warning("fork server \(forkServer.pid) could not start slot \(id)'s process: \(error); spawning instead")
             return spawn(id, generation: generation)
