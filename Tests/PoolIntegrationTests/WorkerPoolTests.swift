@@ -35,6 +35,17 @@ struct WorkerPoolTests {
 
         func lines(_ file: String) -> [String] { TestSupport.lines(directory, file) }
 
+        /// Runs a group of `entryPoint` with 2 workers and hands the body its fork server
+        /// (decision 0028), which comes with the group.
+        func withForkServer(_ entryPoint: String, _ body: (EventRecorder, pid_t) async throws -> Void) async throws {
+            try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
+            try pool.describeGroup(group(entryPoint, min: 2))
+            try await withRunningPool { events in
+                let server = try #require(await TestSupport.forkServer(of: name))
+                try await body(events, server)
+            }
+        }
+
         /// Runs the pool while `body` runs (after every started worker is ready), then stops it,
         /// expects a clean end and checks that no process is left.
         func withRunningPool(
@@ -273,12 +284,9 @@ struct WorkerPoolTests {
 
     @Test("a replacement is forked by the group's fork server, and its exit code and signal reach the watcher all the same")
     func forkServerReplacesWorkers() async throws {
-        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
         let fixture = Fixture("forks")
-        try fixture.pool.describeGroup(fixture.group("exit-when-marked", min: 2))
-        try await fixture.withRunningPool { events in
             // It comes with the group, before its workers; `ps` names it.
-            let server = try #require(await TestSupport.forkServer(of: fixture.name))
+        try await fixture.withForkServer("exit-when-marked") { events, server in
             #expect(await TestSupport.eventually { TestSupport.processName(server) == "exit-when-marked#fork-server".prefix(15) })
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
             #expect(TestSupport.parent(of: victimPID) == server, "the group's first workers are forks too")
@@ -306,11 +314,8 @@ struct WorkerPoolTests {
 
     @Test("a fork server killed under its children: they keep running, watched, their exits still reported with their status")
     func forkServerKilled() async throws {
-        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
         let fixture = Fixture("forkdied")
-        try fixture.pool.describeGroup(fixture.group("exit-when-marked", min: 2))
-        try await fixture.withRunningPool { events in
-            let server = try #require(await TestSupport.forkServer(of: fixture.name))
+        try await fixture.withForkServer("exit-when-marked") { events, server in
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
             kill(victimPID, SIGKILL)
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
@@ -335,11 +340,8 @@ struct WorkerPoolTests {
 
     @Test("a fork server that does not answer (SIGSTOPped) is killed once the watcher gives up on it, and the slot is spawned")
     func forkServerSilent() async throws {
-        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
         let fixture = Fixture("forksilent")
-        try fixture.pool.describeGroup(fixture.group("wait", min: 2))
-        try await fixture.withRunningPool { events in
-            let server = try #require(await TestSupport.forkServer(of: fixture.name))
+        try await fixture.withForkServer("wait") { events, server in
             kill(server, SIGSTOP)
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
             kill(victimPID, SIGKILL)
