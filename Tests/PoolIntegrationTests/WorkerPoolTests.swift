@@ -285,7 +285,7 @@ struct WorkerPoolTests {
     @Test("a replacement is forked by the group's fork server, and its exit code and signal reach the watcher all the same")
     func forkServerReplacesWorkers() async throws {
         let fixture = Fixture("forks")
-            // It comes with the group, before its workers; `ps` names it.
+        // It comes with the group, before its workers; `ps` names it.
         try await fixture.withForkServer("exit-when-marked") { events, server in
             #expect(await TestSupport.eventually { TestSupport.processName(server) == "exit-when-marked#fork-server".prefix(15) })
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
