@@ -354,6 +354,25 @@ struct WorkerPoolTests {
         }
     }
 
+    @Test("a fork server with other threads (the binary started one before runIfWorker) forks nothing: the workers are spawned")
+    func forkServerWithThreads() async throws {
+        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
+        let fixture = Fixture("forkthreads")
+        var group = fixture.group("wait", min: 2)
+        group.runner.environment["PT_THREAD_BEFORE_WORKER"] = "1"
+        try fixture.pool.describeGroup(group)
+        try await fixture.withRunningPool { events in
+            let server = try #require(await TestSupport.forkServer(of: fixture.name))
+            #expect(events.readyPIDs.allSatisfy { TestSupport.parent(of: $0.1) == getpid() }, "the group's start")
+            let (_, victimPID) = try #require(events.readyPIDs.first)
+            kill(victimPID, SIGKILL)
+            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+            #expect(TestSupport.parent(of: try #require(events.readyPIDs.last).1) == getpid())
+            // It refused, and stays: a refusal is not a failure.
+            #expect(TestSupport.isAlive(server))
+        }
+    }
+
     @Test("with forkServer: false every replacement is spawned by the watcher, and no fork server runs")
     func forkServerOff() async throws {
         let fixture = Fixture("noforks")

@@ -262,6 +262,7 @@ public enum WorkerProcess {
         Posix.ignoreSignal(PosixSignal.child)
         var request = first
         var passed = firstPassed
+        var saidProblem: String?
         while true {
             let threads = Posix.threadCount
             if let workerChannel = passed.last, threads == 1 {
@@ -294,11 +295,13 @@ public enum WorkerProcess {
             } else {
                 // A fork of a process with other threads could inherit a lock one of them held
                 // (the binary started threads before `runIfWorker`); a request without a channel
-                // is the watcher's mistake. Either way the watcher spawns instead.
-                sayBeforeBootstrap(
-                    passed.isEmpty
-                        ? "a fork request came without the new worker's control channel"
-                        : "cannot fork a worker: this process has \(threads) threads (call WorkerProcess.runIfWorker before starting any)")
+                // is the watcher's mistake. Either way the watcher spawns instead; said once,
+                // not at every start of the group's workers.
+                let problem = passed.isEmpty
+                    ? "a fork request came without the new worker's control channel"
+                    : "cannot fork workers: this process has \(threads) threads (call WorkerProcess.runIfWorker before starting any); they are spawned instead"
+                if problem != saidProblem { sayBeforeBootstrap(problem) }
+                saidProblem = problem
                 reportFork(pid: 0, pidfd: nil, on: controlFD)
             }
             for fd in passed { Posix.close(fd) }

@@ -33,6 +33,18 @@ enum FixtureEntryPoints {
 }
 
 /// The directory a test gave its workers through the group's environment.
+/// With PT_THREAD_BEFORE_WORKER set, starts a thread that only sleeps, as a binary that starts
+/// threads before `runIfWorker` would (its fork server must refuse to fork).
+func startIdleThreadIfAsked() {
+    guard getenv("PT_THREAD_BEFORE_WORKER") != nil else { return }
+    var thread = pthread_t()
+    pthread_create(&thread, nil, idleThread, nil)
+}
+
+private func idleThread(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    while true { sleep(1000) }
+}
+
 func testDirectory() -> String {
     guard let value = getenv("POOLTOP_TEST_DIR") else { return "/tmp" }
     return String(cString: value)
