@@ -4,8 +4,8 @@ import Testing
 
 @Suite("Fork servers: started with their group, fork its processes, leave when stale")
 struct ForkServerTests {
-    func harness(standby: Bool = false, forkServer: Bool = true, canFork: Bool = true) throws -> CoreHarness {
-        var group = WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 2, maxWorkers: 3, restart: .always(backoff: RestartBackoff(resetAfter: .zero)))
+    func harness(standby: Bool = false, forkServer: Bool = true, canFork: Bool = true, min: Int = 2) throws -> CoreHarness {
+        var group = WorkerGroup(entryPoint: "a", kind: .job, minWorkers: min, maxWorkers: min + 1, restart: .always(backoff: RestartBackoff(resetAfter: .zero)))
         group.standby = standby
         group.forkServer = forkServer
         var harness = try CoreHarness([group])
@@ -21,19 +21,16 @@ struct ForkServerTests {
         return try #require(harness.log.forkServersStarted.last).generation
     }
 
-    @Test("a group's fork server starts before its workers, which are its forks, as is every later process of the group; it stays")
-    func forksEveryProcess() throws {
+    @Test("a group of 2 is spawned; once a worker is ready and none starts, its fork server comes and forks every later process, and stays")
+    func forksAfterReady() throws {
         var harness = try harness()
         let start = harness.send(.poolDidStart)
-        #expect(start.forkServersStarted.map(\.group) == [0])
-        let server = try #require(start.forkServersStarted.first).generation
-        // Asked for before the forks that need it, in the same batch.
-        #expect(start.firstIndex { if case .spawnStandby = $0 { true } else { false } } ?? .max
-            < start.firstIndex { if case .forkWorker = $0 { true } else { false } } ?? .min)
-        #expect(start.forked.map(\.slot) == [1, 2] && start.forked.allSatisfy { $0.server == server })
-        #expect(start.spawned.isEmpty)
-        harness.ready(1)
-        harness.ready(2)
+        #expect(start.forkServersStarted.isEmpty && start.spawned == [1, 2])
+        // One ready, the other still starting: not yet.
+        #expect(harness.send(.workerDidBecomeReady(WorkerID(1), generation: 1)).forkServersStarted.isEmpty)
+        let started = harness.send(.workerDidBecomeReady(WorkerID(2), generation: 1)).forkServersStarted
+        #expect(started.map(\.group) == [0])
+        let server = try #require(started.first).generation
         let first = harness.exit(1, .signaled(9))
         #expect(first.forked.map(\.slot) == [1] && first.forked.map(\.server) == [server])
         #expect(first.spawned.isEmpty)
@@ -47,6 +44,33 @@ struct ForkServerTests {
         harness.ready(2)
         #expect(harness.command(.scale(GroupID(1), to: 3)).forked.map(\.slot) == [3])
         #expect(harness.log.forkServersStarted.count == 1)
+    }
+
+    @Test("a group starting 4 workers or more starts its fork server first, spawns its first worker beside it and forks the rest")
+    func forksAhead() throws {
+        var harness = try harness(min: WatcherCore.forkAheadMinimum)
+        let start = harness.send(.poolDidStart)
+        #expect(start.forkServersStarted.map(\.group) == [0])
+        let server = try #require(start.forkServersStarted.first).generation
+        // Asked for before the forks that need it, in the same batch.
+        #expect(start.firstIndex { if case .spawnStandby = $0 { true } else { false } } ?? .max
+            < start.firstIndex { if case .forkWorker = $0 { true } else { false } } ?? .min)
+        #expect(start.spawned == [1])
+        #expect(start.forked.map(\.slot) == Array(2...WatcherCore.forkAheadMinimum) && start.forked.allSatisfy { $0.server == server })
+    }
+
+    @Test("no second process starts beside a pool's starting workers: a ready group waits for the others' to be ready")
+    func waitsForThePoolsStart() throws {
+        var one = WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 1, name: "one")
+        one.forkServer = true
+        var other = WorkerGroup(entryPoint: "a", kind: .job, minWorkers: 1, name: "other")
+        other.forkServer = true
+        var harness = try CoreHarness([one, other])
+        harness.core.canFork = true
+        harness.send(.poolDidStart)
+        #expect(harness.send(.workerDidBecomeReady(WorkerID(1), generation: 1)).forkServersStarted.isEmpty)
+        let both = harness.send(.workerDidBecomeReady(WorkerID(2), generation: 1)).forkServersStarted
+        #expect(both.map(\.group) == [0, 1])
     }
 
     @Test("no fork server when the group turns it off or the kernel cannot report a fork's exit")

@@ -285,11 +285,11 @@ struct WorkerPoolTests {
     @Test("a replacement is forked by the group's fork server, and its exit code and signal reach the watcher all the same")
     func forkServerReplacesWorkers() async throws {
         let fixture = Fixture("forks")
-        // It comes with the group, before its workers; `ps` names it.
+        // It comes once the group's workers are ready; `ps` names it.
         try await fixture.withForkServer("exit-when-marked") { events, server in
             #expect(await TestSupport.eventually { TestSupport.processName(server) == "exit-when-marked#fork-server".prefix(15) })
             let (victimID, victimPID) = try #require(events.readyPIDs.first)
-            #expect(TestSupport.parent(of: victimPID) == server, "the group's first workers are forks too")
+            #expect(TestSupport.parent(of: victimPID) == getpid(), "a group of 2 starts spawned")
             kill(victimPID, SIGKILL)
             #expect(await events.waitFor { $0.readyPIDs.count == 3 })
             let forked = try #require(events.readyPIDs.last)
@@ -370,6 +370,18 @@ struct WorkerPoolTests {
             #expect(TestSupport.parent(of: try #require(events.readyPIDs.last).1) == getpid())
             // It refused, and stays: a refusal is not a failure.
             #expect(TestSupport.isAlive(server))
+        }
+    }
+
+    @Test("a group starting 4 workers: the first is spawned beside the starting fork server, the other three are its forks")
+    func forkServerAhead() async throws {
+        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
+        let fixture = Fixture("forkahead")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 4))
+        try await fixture.withRunningPool { events in
+            let server = try #require(await TestSupport.forkServer(of: fixture.name))
+            let parents = events.readyPIDs.map { TestSupport.parent(of: $0.1) }
+            #expect(parents.filter { $0 == getpid() }.count == 1 && parents.filter { $0 == server }.count == 3, "\(parents)")
         }
     }
 

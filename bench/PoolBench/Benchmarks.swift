@@ -255,12 +255,17 @@ func makePool(name: String, workers: Int, backoff: RestartBackoff = .standard) -
 
 /// A quiet in-process pool of the demo's entry points with one group.
 func makePool(name: String, _ group: WorkerGroup) -> WorkerPool {
+    makePool(name: name, [group])
+}
+
+/// A quiet in-process pool of the demo's entry points with these groups.
+func makePool(name: String, _ groups: [WorkerGroup]) -> WorkerPool {
     let pool = WorkerPool(
         name: name, entryPoints: DemoPool.entryPoints,
         configuration: WorkerPool.Configuration(stopTimeout: .seconds(5), handlesSignals: false),
         logger: quietLogger)
-    // Safe: the group is valid by construction and describeGroup only fails after run().
-    try! pool.describeGroup(group)
+    // Safe: the groups are valid by construction and describeGroup only fails after run().
+    for group in groups { try! pool.describeGroup(group) }
     return pool
 }
 
@@ -276,13 +281,23 @@ let quietLogger: Logger = {
 }()
 
 enum Benchmarks {
-    static func spawnReady(workers: Int, runs: Int, ratioTarget: Double?) async {
+    /// The demo pool's shape: five groups, seven workers (`spawn_to_ready_5_groups`).
+    static let demoShape = [2, 1, 1, 2, 1]
+
+    /// `run()` until `workers` workers are ready, in one group or in `groups`; without
+    /// `forkServer` every worker is spawned, and the figure's name ends in `_spawned`.
+    static func spawnReady(workers: Int, runs: Int, ratioTarget: Double?, groups: [Int]? = nil, forkServer: Bool = true) async {
         var samples: [Double] = []
         var spawned: [Double] = []
         var floor: [Double] = []
         for run in 0..<runs {
             floor.append(floorSpawn(count: workers))
-            let pool = makePool(name: "bench-spawn-\(getpid())-\(run)", workers: workers)
+            let name = "bench-spawn-\(getpid())-\(run)"
+            let pool = makePool(name: name, (groups ?? [workers]).enumerated().map { index, size in
+                var group = WorkerGroup(entryPoint: "demo-job", kind: .job, minWorkers: size, name: "g\(index)")
+                group.forkServer = forkServer
+                return group
+            })
             let events = TimedEvents(pool)
             let start = nowMilliseconds()
             let task = Task { try await pool.run() }
@@ -298,10 +313,11 @@ enum Benchmarks {
             _ = try? await task.value
         }
         Figure(
-            name: "spawn_to_ready_\(workers)", samples: samples, floor: floor, ratioTarget: ratioTarget,
-            note: "run() to every worker ready; floor: spawn of this binary to its first byte on fd 3"
+            name: (groups.map { "spawn_to_ready_\($0.count)_groups" } ?? "spawn_to_ready_\(workers)") + (forkServer ? "" : "_spawned"),
+            samples: samples, floor: floor, ratioTarget: ratioTarget,
+            note: "run() to every worker ready\(groups.map { " (\($0.count) groups of \($0.map(String.init).joined(separator: ", ")) workers, the demo pool's shape)" } ?? "")\(forkServer ? ", each group's workers forked by its fork server (decision 0028)" : ", forkServer: false (every worker spawned)"); floor: \(workers) spawns of this binary to their first byte on fd 3"
         ).print()
-        guard workers > 1 else { return }
+        guard workers > 1, groups == nil, forkServer else { return }
         // Whether spawning from the watcher's one thread is the bound: the last spawn's time
         // against every worker ready, in the same runs.
         Figure(

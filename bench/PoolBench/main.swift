@@ -79,6 +79,12 @@ print("# pool-bench: \(runs) runs per figure; times in milliseconds unless the u
 if selected("spawn") {
     await Benchmarks.spawnReady(workers: 1, runs: max(runs, 11), ratioTarget: nil)
     await Benchmarks.spawnReady(workers: 32, runs: runs, ratioTarget: 1.5)
+    await Benchmarks.spawnReady(workers: 32, runs: runs, ratioTarget: nil, forkServer: false)
+    for forkServer in [true, false] {
+        await Benchmarks.spawnReady(
+            workers: Benchmarks.demoShape.reduce(0, +), runs: max(runs, 11), ratioTarget: nil, groups: Benchmarks.demoShape,
+            forkServer: forkServer)
+    }
 }
 if selected("command") { await CommandBenchmarks.run(runs: max(runs, 11)) }
 if selected("kill") {

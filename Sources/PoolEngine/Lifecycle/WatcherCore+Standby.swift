@@ -72,14 +72,15 @@ extension WatcherCore {
     }
 
     /// After every input: discards standbys and fork servers their group no longer wants, and
-    /// starts one of each for each group that wants one, has none, has a ready worker and none
-    /// starting. Waiting for a ready worker keeps a binary that cannot start from looping
-    /// through them; waiting until none starts keeps the new process off the CPU a promoted
-    /// worker is starting on.
+    /// starts one of each for each group that wants one, has none, and has a ready worker, once
+    /// no worker of the pool is starting. Waiting for a ready worker keeps a binary that cannot
+    /// start from looping through them; waiting until none starts keeps the new process off the
+    /// CPU a worker is starting on (a promoted one, or the pool's others at its start).
     mutating func keepStandbys() -> [WatcherAction] {
         // Most pools keep none: then there is nothing to look at after every input.
         guard !standbys.isEmpty || pool.groups.contains(where: { $0.standby || ($0.forkServer && canFork) }) else { return [] }
         var actions: [WatcherAction] = []
+        let anyStarting = slots.contains { $0.state == .starting }
         for groupIndex in pool.groups.indices {
             for forkServer in [false, true] {
                 guard wantsStandby(groupIndex, forkServer: forkServer) else {
@@ -89,13 +90,9 @@ extension WatcherCore {
                 guard !standbyPaused.contains(groupIndex),
                     !standbys.contains(where: { $0.groupIndex == groupIndex && $0.forkServer == forkServer && !$0.discarded })
                 else { continue }
-                var anyReady = false
-                var anyStarting = false
-                for slot in slots where slot.groupIndex == groupIndex {
-                    anyReady = anyReady || slot.state == .ready
-                    anyStarting = anyStarting || slot.state == .starting
-                }
-                guard anyReady && !anyStarting else { continue }
+                // Ready in the group; starting anywhere: a pool's start is not slowed by the
+                // groups' standbys and fork servers starting beside its workers (decision 0028).
+                guard !anyStarting, slots.contains(where: { $0.groupIndex == groupIndex && $0.state == .ready }) else { continue }
                 standbyGenerations += 1
                 standbys.append(StandbyProcess(groupIndex: groupIndex, forkServer: forkServer, generation: standbyGenerations))
                 actions.append(.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations, forkServer: forkServer))

@@ -49,18 +49,29 @@ extension WatcherCore {
 
     /// Starts a group: the slots a hard restart stopped (each one a restart), else, unless
     /// `revivingOnly`, its minimum (the lowest ids of its block).
+    /// The fewest workers a group must start at once for its fork server to start ahead of them.
+    static let forkAheadMinimum = 4
+
     mutating func startGroup(_ groupIndex: Int, at now: PoolInstant, revivingOnly: Bool = false) -> [WatcherAction] {
         let indices = slots.indices.filter { slots[$0].groupIndex == groupIndex }
         let revived = indices.filter { slots[$0].restartsAfterHardRestart }
         if revived.isEmpty && revivingOnly { return [] }
-        // The group's fork server first, so that the workers below are its forks (decision 0028).
-        var actions = startForkServerAhead(groupIndex)
-        for index in revived.isEmpty ? Array(indices.prefix(pool.groups[groupIndex].minWorkers)) : revived {
+        let starting = revived.isEmpty ? Array(indices.prefix(pool.groups[groupIndex].minWorkers)) : revived
+        // A group that starts 4 workers or more starts its fork server first and forks all but
+        // its first worker, which is spawned beside the starting fork server rather than waiting
+        // for it (decision 0028). Fewer are spawned, as the fork server would cost more than it
+        // saves; it comes once one of them is ready.
+        var actions = starting.count >= Self.forkAheadMinimum ? startForkServerAhead(groupIndex) : []
+        for index in starting {
             if slots[index].restartsAfterHardRestart { slots[index].restarts += 1 }
             slots[index].restartsAfterHardRestart = false
             slots[index].isDesired = true
             slots[index].rapidExits = 0
-            actions += spawn(index, at: now)
+            var started = spawn(index, at: now)
+            if index == starting.first, case .forkWorker(let id, let generation, _)? = started.first {
+                started = [.spawn(id, generation: generation)]
+            }
+            actions += started
         }
         return actions
     }

@@ -445,7 +445,19 @@ final class Watcher: @unchecked Sendable {
     private func perform(_ initial: [WatcherAction]) -> PoolFailure?? {
         // Before any stop request goes out: a worker asked to leave gets no new connections.
         steerConnections()
-        var queue = initial[...]
+        // The fork servers this batch's forks need start first, all of them, side by side: a
+        // pool's start then waits for its groups' fork servers together, not one after another
+        // (decision 0028).
+        let forking = Set(initial.compactMap { action -> Int? in
+            if case .forkWorker(_, _, let server) = action { return server } else { return nil }
+        })
+        var queue = initial.filter { action in
+            if case .spawnStandby(_, let generation, true) = action { return !forking.contains(generation) }
+            return true
+        }[...]
+        for case .spawnStandby(let groupIndex, let generation, true) in initial where forking.contains(generation) {
+            queue.append(contentsOf: spawnStandby(groupIndex: groupIndex, generation: generation, forkServer: true))
+        }
         var finished: PoolFailure??
         var answers: [(ReplyToken, CommandReply)] = []
         // Each event's delivery, log line and post-mortem entry, once the batch's actions are
