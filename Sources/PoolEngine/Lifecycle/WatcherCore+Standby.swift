@@ -101,9 +101,9 @@ extension WatcherCore {
         return actions
     }
 
-    /// When a group starts (the pool's start, a hard restart, a held group released), its fork
-    /// server comes before its workers, which are then its forks: a group's cold start costs one
-    /// spawn and a fork per worker instead of a spawn each (decision 0028). Not for a group
+    /// When a group starts many workers at once (`startGroup`), its fork server comes before
+    /// them, and all but the first are its forks: a large group's cold start costs two spawns
+    /// and a fork per further worker instead of a spawn each (decision 0028). Not for a group
     /// whose last fork server died on its own: that one waits for a ready worker, as after any
     /// such death, so that a binary that cannot start does not loop through fork servers.
     mutating func startForkServerAhead(_ groupIndex: Int) -> [WatcherAction] {

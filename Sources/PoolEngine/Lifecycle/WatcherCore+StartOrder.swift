@@ -47,11 +47,12 @@ extension WatcherCore {
         return actions
     }
 
-    /// Starts a group: the slots a hard restart stopped (each one a restart), else, unless
-    /// `revivingOnly`, its minimum (the lowest ids of its block).
-    /// The fewest workers a group must start at once for its fork server to start ahead of them.
+    /// The fewest workers a group must start at once for its fork server to start ahead of them
+    /// (decision 0028 measured 2 and 4).
     static let forkAheadMinimum = 4
 
+    /// Starts a group: the slots a hard restart stopped (each one a restart), else, unless
+    /// `revivingOnly`, its minimum (the lowest ids of its block).
     mutating func startGroup(_ groupIndex: Int, at now: PoolInstant, revivingOnly: Bool = false) -> [WatcherAction] {
         let indices = slots.indices.filter { slots[$0].groupIndex == groupIndex }
         let revived = indices.filter { slots[$0].restartsAfterHardRestart }
