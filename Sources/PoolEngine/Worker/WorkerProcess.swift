@@ -250,9 +250,11 @@ public enum WorkerProcess {
 
     /// A fork server's life (decision 0028): it forks a child for each bootstrap the watcher
     /// sends, with the new worker's control channel as the last descriptor that came with it,
-    /// and returns in that child only, the channel moved to the fork server's descriptor. The child tells the watcher its pid and a pidfd of
-    /// itself over the fork server's channel (race-free: a process's own pidfd cannot name
-    /// another); only one child is ever asked for at a time, so nothing else writes there.
+    /// and returns in that child only, the channel moved to the fork server's descriptor.
+    /// The child tells the watcher its pid and a pidfd of itself over the fork server's channel
+    /// (race-free: a process's own pidfd cannot name another); only one child is ever asked for
+    /// at a time, so nothing else writes there. A child whose answer came too late finds its
+    /// own channel closed by the watcher and leaves as a worker whose watcher is lost does.
     /// The kernel reaps the children (SIGCHLD ignored) and the watcher reads their exit status
     /// from its pidfd. When the channel closes, the fork server leaves once its children have:
     /// they stay its children, never orphans.
