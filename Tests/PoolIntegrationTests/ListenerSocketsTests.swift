@@ -56,9 +56,8 @@ struct ListenerSocketsTests {
         }
     }
 
-    @Test("a killed reactor's replacement is forked by the group's fork server: it gets the slot's socket at fd 3 and serves it")
+    @Test("a killed reactor's replacement is forked by the group's fork server: it gets the slot's socket at fd 3 and serves it", .enabled(if: Posix.pidfdReportsExitStatus, "fork servers need Linux 6.15 (PIDFD_INFO_EXIT); the key has no effect before"))
     func forkedReactor() async throws {
-        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
         let fixture = Fixture("forkweb")
         let port = try SocketClient.freePort()
         try fixture.pool.describeGroup(reactorGroup(fixture, [try Listener("127.0.0.1:\(port)")]))

@@ -38,8 +38,7 @@ struct WorkerPoolTests {
         /// Runs a group of `entryPoint` with 2 workers and hands the body its fork server
         /// (decision 0028), which comes with the group.
         func withForkServer(_ entryPoint: String, _ body: (EventRecorder, pid_t) async throws -> Void) async throws {
-            try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
-            try pool.describeGroup(group(entryPoint, min: 2))
+                try pool.describeGroup(group(entryPoint, min: 2))
             try await withRunningPool { events in
                 let server = try #require(await TestSupport.forkServer(of: name))
                 try await body(events, server)
@@ -282,7 +281,7 @@ struct WorkerPoolTests {
         }
     }
 
-    @Test("a replacement is forked by the group's fork server, and its exit code and signal reach the watcher all the same")
+    @Test("a replacement is forked by the group's fork server, and its exit code and signal reach the watcher all the same", .enabled(if: Posix.pidfdReportsExitStatus, "fork servers need Linux 6.15 (PIDFD_INFO_EXIT); the key has no effect before"))
     func forkServerReplacesWorkers() async throws {
         let fixture = Fixture("forks")
         // It comes once the group's workers are ready; `ps` names it.
@@ -312,7 +311,7 @@ struct WorkerPoolTests {
         // The fork server left with the pool (`withRunningPool` checks that nothing outlived it).
     }
 
-    @Test("a fork server killed under its children: they keep running, watched, their exits still reported with their status")
+    @Test("a fork server killed under its children: they keep running, watched, their exits still reported with their status", .enabled(if: Posix.pidfdReportsExitStatus, "fork servers need Linux 6.15 (PIDFD_INFO_EXIT); the key has no effect before"))
     func forkServerKilled() async throws {
         let fixture = Fixture("forkdied")
         try await fixture.withForkServer("exit-when-marked") { events, server in
@@ -338,7 +337,7 @@ struct WorkerPoolTests {
         }
     }
 
-    @Test("a fork server that does not answer (SIGSTOPped) is killed once the watcher gives up on it, and the slot is spawned")
+    @Test("a fork server that does not answer (SIGSTOPped) is killed once the watcher gives up on it, and the slot is spawned", .enabled(if: Posix.pidfdReportsExitStatus, "fork servers need Linux 6.15 (PIDFD_INFO_EXIT); the key has no effect before"))
     func forkServerSilent() async throws {
         let fixture = Fixture("forksilent")
         try await fixture.withForkServer("wait") { events, server in
@@ -354,9 +353,8 @@ struct WorkerPoolTests {
         }
     }
 
-    @Test("a fork server with other threads (the binary started one before runIfWorker) forks nothing: the workers are spawned")
+    @Test("a fork server with other threads (the binary started one before runIfWorker) forks nothing: the workers are spawned", .enabled(if: Posix.pidfdReportsExitStatus, "fork servers need Linux 6.15 (PIDFD_INFO_EXIT); the key has no effect before"))
     func forkServerWithThreads() async throws {
-        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
         let fixture = Fixture("forkthreads")
         var group = fixture.group("wait", min: 2)
         group.runner.environment["PT_THREAD_BEFORE_WORKER"] = "1"
@@ -373,9 +371,8 @@ struct WorkerPoolTests {
         }
     }
 
-    @Test("a group starting 4 workers: the first is spawned beside the starting fork server, the other three are its forks")
+    @Test("a group starting 4 workers: the first is spawned beside the starting fork server, the other three are its forks", .enabled(if: Posix.pidfdReportsExitStatus, "fork servers need Linux 6.15 (PIDFD_INFO_EXIT); the key has no effect before"))
     func forkServerAhead() async throws {
-        try #require(Posix.pidfdReportsExitStatus, "the kernel gives no exit status through a pidfd (Linux 6.15)")
         let fixture = Fixture("forkahead")
         try fixture.pool.describeGroup(fixture.group("wait", min: 4))
         try await fixture.withRunningPool { events in
