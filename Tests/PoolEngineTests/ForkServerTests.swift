@@ -112,6 +112,9 @@ struct ForkServerTests {
         #expect(harness.log.forkServersStarted.count == 2)
         let stopping = harness.send(.stopRequested(reason: "test"))
         #expect(stopping.killed.contains(WorkerID.standby(server).rawValue))
+        // A second request kills it again: the loop made the first a request to go, this one a
+        // SIGKILL, for a fork server that would never see its children out.
+        #expect(harness.send(.stopRequested(reason: "again")).killed.contains(WorkerID.standby(server).rawValue))
         harness.exit(1, .exited(0), report: .clean)
         #expect(harness.exit(2, .exited(0), report: .clean).finish == nil)
         #expect(harness.send(.processDidExit(.standby(server), generation: server, .exited(0))).finish == .some(nil))

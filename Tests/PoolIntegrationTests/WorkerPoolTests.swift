@@ -382,6 +382,23 @@ struct WorkerPoolTests {
         }
     }
 
+    @Test("a second stop request ends a fork server that cannot leave on its own (SIGSTOPped)", .enabled(if: Posix.pidfdReportsExitStatus, "fork servers need Linux 6.15 (PIDFD_INFO_EXIT); the key has no effect before"))
+    func forkServerStoppedAtStop() async throws {
+        let fixture = Fixture("forkstopped")
+        try fixture.pool.describeGroup(fixture.group("wait", min: 2))
+        let running = RunningPool(fixture.pool)
+        await fixture.pool.awaitStart()
+        let server = try #require(await TestSupport.forkServer(of: fixture.name))
+        kill(server, SIGSTOP)
+        fixture.pool.stop()
+        // Its workers are gone; the stopped fork server cannot see to its own leaving.
+        #expect(await TestSupport.eventually { TestSupport.taggedWorkers(fixture.name).isEmpty })
+        #expect(TestSupport.isAlive(server))
+        fixture.pool.stop()
+        await #expect(throws: Never.self) { try await running.finish().get() }
+        await TestSupport.expectNoOrphans(fixture.name)
+    }
+
     @Test("with forkServer: false every replacement is spawned by the watcher, and no fork server runs")
     func forkServerOff() async throws {
         let fixture = Fixture("noforks")

@@ -169,12 +169,14 @@ struct WatcherCore: Sendable {
             case .finished:
                 return []
             case .stopping:
-                // A second request: do not wait for the stop timeout.
+                // A second request: do not wait for the stop timeout, nor for a fork server
+                // told to go to see its children out (one stopped under a debugger never would).
                 for index in slots.indices where slots[index].state.hasProcess {
                     slots[index].killAt = now
                     slots[index].killWhy = "a second stop request does not wait"
                 }
-                return handle(.clockDidAdvance, at: now)
+                let forkServers = standbys.filter(\.forkServer).map { WatcherAction.kill(.standby($0.generation), generation: $0.generation) }
+                return forkServers + handle(.clockDidAdvance, at: now)
             case .idle, .running, .restarting:
                 mode = .stopping
                 actions.append(.emit(.poolStopping(reason: reason)))

@@ -21,6 +21,8 @@ private struct WorkerProcessHandle {
     /// A fork server that failed a request and was killed: no more requests go to it while its
     /// exit is on the way.
     var forkServerFailed = false
+    /// A fork server whose channel was closed for it to go once its children have.
+    var forkServerToldToGo = false
     /// Control bytes the channel had no room for, sent when the monitor says it has.
     var outbound: [UInt8] = []
     /// Whether the monitor reports room on the channel (only while bytes wait).
@@ -498,9 +500,11 @@ final class Watcher: @unchecked Sendable {
                 send(.stop(request), to: id)
             case .kill(let id, let generation):
                 guard let process = processes[id], process.generation == generation else { continue }
-                if process.forkServer {
-                    // It leaves once its children have; its end is watched like a standby's.
+                if process.forkServer && !process.forkServerToldToGo {
+                    // It leaves once its children have; its end is watched like a standby's. A
+                    // second kill (a second stop request) is a SIGKILL.
                     Posix.shutdownWriting(process.control)
+                    processes[id]?.forkServerToldToGo = true
                     continue
                 }
                 do {
