@@ -57,11 +57,12 @@ public struct WorkerGroup: Sendable {
     /// Entry points of this binary only; a reactor's standby gets its slot's sockets when it
     /// takes the slot.
     public var standby = false
-    /// Start the group's workers, once one is ready, as forks of a fork server: one process of
-    /// the group past `exec` and the binary's start, single-threaded, that forks a child for
-    /// each slot that needs a process. A fork skips the loader and the runtime's start, so a
-    /// replacement is ready in about the time of a standby's (decision 0028). The children share
-    /// the fork server's address layout and Swift's hashing seed. Costs one idle process per
+    /// Keep a fork server: one process of the group past `exec` and the binary's start,
+    /// single-threaded, that forks a child for each slot that needs a process. It comes once a
+    /// worker of the group is ready, or first when the group starts 4 workers or more at once.
+    /// A fork skips the loader and the runtime's start, so a replacement is ready in about the
+    /// time of a standby's (decision 0028). The children share the fork server's address layout
+    /// and Swift's hashing seed; turn it off where that matters. Costs one idle process per
     /// group; ignored for a program (`command:`) and on kernels before Linux 6.15, which cannot
     /// give a watcher the exit status of a process it did not start.
     public var forkServer = true

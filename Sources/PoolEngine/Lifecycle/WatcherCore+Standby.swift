@@ -28,30 +28,38 @@ extension WatcherCore {
         let id = slots[index].id
         let generation = slots[index].generation
         let groupIndex = slots[index].groupIndex
-        if wantsStandby(groupIndex, forkServer: false),
-            let standby = standbys.firstIndex(where: { $0.groupIndex == groupIndex && !$0.forkServer && !$0.discarded })
-        {
+        if wantsStandby(groupIndex, forkServer: false), let standby = liveStandby(ofGroup: groupIndex, forkServer: false) {
             let taken = standbys.remove(at: standby)
             return .promoteStandby(id, generation: generation, standby: taken.generation)
         }
-        if wantsStandby(groupIndex, forkServer: true),
-            let server = standbys.first(where: { $0.groupIndex == groupIndex && $0.forkServer && !$0.discarded })
-        {
-            return .forkWorker(id, generation: generation, server: server.generation)
+        if wantsStandby(groupIndex, forkServer: true), let server = liveStandby(ofGroup: groupIndex, forkServer: true) {
+            return .forkWorker(id, generation: generation, server: standbys[server].generation)
         }
         return .spawn(id, generation: generation)
+    }
+
+    /// The index in `standbys` of the group's standby or fork server that was not discarded.
+    private func liveStandby(ofGroup groupIndex: Int, forkServer: Bool) -> Int? {
+        standbys.firstIndex { $0.groupIndex == groupIndex && $0.forkServer == forkServer && !$0.discarded }
+    }
+
+    /// Records a new standby or fork server of the group and asks the loop to start it.
+    private mutating func startStandby(ofGroup groupIndex: Int, forkServer: Bool) -> WatcherAction {
+        standbyGenerations += 1
+        standbys.append(StandbyProcess(groupIndex: groupIndex, forkServer: forkServer, generation: standbyGenerations))
+        return .spawnStandby(groupIndex: groupIndex, generation: standbyGenerations, forkServer: forkServer)
     }
 
     /// A standby or fork server of this group fits what the group is now: it is on, and nothing
     /// is replacing the group's workers (a roll or a restart may be for a new binary or
     /// environment, which a process started earlier would not have). A group with no live slot
     /// (every worker ended for good, or it was scaled to 0) wants neither: a pool whose workers
-    /// have all ended must not wait on one.
-    func wantsStandby(_ groupIndex: Int, forkServer: Bool) -> Bool {
+    /// have all ended must not wait on one; `starting` is for a group about to start its slots.
+    func wantsStandby(_ groupIndex: Int, forkServer: Bool, starting: Bool = false) -> Bool {
         let group = pool.groups[groupIndex]
         let asked = forkServer ? group.forkServer && canFork : group.standby
         return asked && !group.retired && group.program == nil && mode == .running && !held.contains(groupIndex)
-            && rolls[group.id] == nil && slots.contains { $0.groupIndex == groupIndex && $0.state.isLive }
+            && rolls[group.id] == nil && (starting || slots.contains { $0.groupIndex == groupIndex && $0.state.isLive })
     }
 
     /// Ends the live standby and fork server of the group, or of every group (a restart of
@@ -80,22 +88,21 @@ extension WatcherCore {
         // Most pools keep none: then there is nothing to look at after every input.
         guard !standbys.isEmpty || pool.groups.contains(where: { $0.standby || ($0.forkServer && canFork) }) else { return [] }
         var actions: [WatcherAction] = []
-        let anyStarting = slots.contains { $0.state == .starting }
+        // Asked only when a group lacks one: this runs after every input of every pool.
+        var anyStarting: Bool?
         for groupIndex in pool.groups.indices {
             for forkServer in [false, true] {
                 guard wantsStandby(groupIndex, forkServer: forkServer) else {
                     actions += discardStandbys(ofGroup: groupIndex, forkServer: forkServer)
                     continue
                 }
-                guard !standbyPaused.contains(groupIndex),
-                    !standbys.contains(where: { $0.groupIndex == groupIndex && $0.forkServer == forkServer && !$0.discarded })
-                else { continue }
+                guard !standbyPaused.contains(groupIndex), liveStandby(ofGroup: groupIndex, forkServer: forkServer) == nil else { continue }
                 // Ready in the group; starting anywhere: a pool's start is not slowed by the
                 // groups' standbys and fork servers starting beside its workers (decision 0028).
-                guard !anyStarting, slots.contains(where: { $0.groupIndex == groupIndex && $0.state == .ready }) else { continue }
-                standbyGenerations += 1
-                standbys.append(StandbyProcess(groupIndex: groupIndex, forkServer: forkServer, generation: standbyGenerations))
-                actions.append(.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations, forkServer: forkServer))
+                let starting = anyStarting ?? slots.contains { $0.state == .starting }
+                anyStarting = starting
+                guard !starting, slots.contains(where: { $0.groupIndex == groupIndex && $0.state == .ready }) else { continue }
+                actions.append(startStandby(ofGroup: groupIndex, forkServer: forkServer))
             }
         }
         return actions
@@ -107,14 +114,10 @@ extension WatcherCore {
     /// whose last fork server died on its own: that one waits for a ready worker, as after any
     /// such death, so that a binary that cannot start does not loop through fork servers.
     mutating func startForkServerAhead(_ groupIndex: Int) -> [WatcherAction] {
-        let group = pool.groups[groupIndex]
-        guard group.forkServer && canFork && !group.retired && group.program == nil && mode == .running,
-            !held.contains(groupIndex), rolls[group.id] == nil, !standbyPaused.contains(groupIndex),
-            !standbys.contains(where: { $0.groupIndex == groupIndex && $0.forkServer && !$0.discarded })
+        guard wantsStandby(groupIndex, forkServer: true, starting: true), !standbyPaused.contains(groupIndex),
+            liveStandby(ofGroup: groupIndex, forkServer: true) == nil
         else { return [] }
-        standbyGenerations += 1
-        standbys.append(StandbyProcess(groupIndex: groupIndex, forkServer: true, generation: standbyGenerations))
-        return [.spawnStandby(groupIndex: groupIndex, generation: standbyGenerations, forkServer: true)]
+        return [startStandby(ofGroup: groupIndex, forkServer: true)]
     }
 
     /// A standby's or fork server's process ended, or could not be started. One that was not
