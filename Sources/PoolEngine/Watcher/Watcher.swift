@@ -15,14 +15,8 @@ private struct WorkerProcessHandle {
     var generation: Int
     /// A standby's: descriptors it holds (on /dev/null) for the listening sockets of the slot it takes.
     var reservedListeners = 0
-    /// A fork server's (decision 0028): told to go by closing its channel, not killed, so that
-    /// its children keep their parent.
-    var forkServer = false
-    /// A fork server that failed a request and was killed: no more requests go to it while its
-    /// exit is on the way.
-    var forkServerFailed = false
-    /// A fork server whose channel was closed for it to go once its children have.
-    var forkServerToldToGo = false
+    /// Set for a fork server (decision 0028).
+    var forkServer: ForkServerState?
     /// Control bytes the channel had no room for, sent when the monitor says it has.
     var outbound: [UInt8] = []
     /// Whether the monitor reports room on the channel (only while bytes wait).
@@ -36,6 +30,17 @@ private struct ListenerCountChanged: Error, CustomStringConvertible {
     var held: Int
     var needed: Int
     var description: String { "it holds room for \(held) listening sockets, the slot has \(needed)" }
+}
+
+/// Where a fork server stands, for the loop.
+private enum ForkServerState {
+    /// It takes requests.
+    case serving
+    /// Its channel was closed: it leaves once its children have (they keep their parent); a
+    /// second kill is a SIGKILL.
+    case toldToGo
+    /// It failed a request and was killed: no request goes to it while its exit is on the way.
+    case failed
 }
 
 /// A fork server that did not answer a request as it should: it is killed, the slot spawned.
@@ -447,19 +452,7 @@ final class Watcher: @unchecked Sendable {
     private func perform(_ initial: [WatcherAction]) -> PoolFailure?? {
         // Before any stop request goes out: a worker asked to leave gets no new connections.
         steerConnections()
-        // The fork servers this batch's forks need start first, all of them, side by side: a
-        // pool's start then waits for its groups' fork servers together, not one after another
-        // (decision 0028).
-        let forking = Set(initial.compactMap { action -> Int? in
-            if case .forkWorker(_, _, let server) = action { return server } else { return nil }
-        })
-        var queue = initial.filter { action in
-            if case .spawnStandby(_, let generation, true) = action { return !forking.contains(generation) }
-            return true
-        }[...]
-        for case .spawnStandby(let groupIndex, let generation, true) in initial where forking.contains(generation) {
-            queue.append(contentsOf: spawnStandby(groupIndex: groupIndex, generation: generation, forkServer: true))
-        }
+        var queue = initial[...]
         var finished: PoolFailure??
         var answers: [(ReplyToken, CommandReply)] = []
         // Each event's delivery, log line and post-mortem entry, once the batch's actions are
@@ -473,18 +466,18 @@ final class Watcher: @unchecked Sendable {
             case .spawn(let id, let generation):
                 queue.append(contentsOf: spawn(id, generation: generation))
             case .spawnStandby(let groupIndex, let generation, let forkServer):
+                if forkServer && queue.contains(where: { if case .forkWorker(_, _, generation) = $0 { true } else { false } }) {
+                    // Ahead of its group's workers, which this batch forks (a large group's
+                    // start): they wait for it, so it starts now, before the first of them.
+                    queue.append(contentsOf: spawnStandby(groupIndex: groupIndex, generation: generation, forkServer: true))
+                    continue
+                }
                 // Not urgent: started once this batch's events are out, so that a subscriber
                 // hears of the ready worker that made it wanted without waiting for a spawn.
                 standbySpawns.append((groupIndex, generation, forkServer))
             case .promoteStandby(let id, let generation, let standby):
                 queue.append(contentsOf: promote(standby: standby, to: id, generation: generation))
             case .forkWorker(let id, let generation, let server):
-                if processes[.standby(server)] == nil, let pending = standbySpawns.firstIndex(where: { $0.generation == server }) {
-                    // Asked for in this batch, ahead of its group's workers (a group's start):
-                    // they wait for it, so it starts now rather than after the batch.
-                    let ahead = standbySpawns.remove(at: pending)
-                    queue.append(contentsOf: spawnStandby(groupIndex: ahead.groupIndex, generation: ahead.generation, forkServer: true))
-                }
                 queue.append(contentsOf: fork(id, generation: generation, server: server))
             case .requestStop(let id, let generation, let request):
                 guard processes[id]?.generation == generation else {
@@ -500,11 +493,10 @@ final class Watcher: @unchecked Sendable {
                 send(.stop(request), to: id)
             case .kill(let id, let generation):
                 guard let process = processes[id], process.generation == generation else { continue }
-                if process.forkServer && !process.forkServerToldToGo {
-                    // It leaves once its children have; its end is watched like a standby's. A
-                    // second kill (a second stop request) is a SIGKILL.
+                if process.forkServer == .serving {
+                    // It leaves once its children have; its end is watched like a standby's.
                     Posix.shutdownWriting(process.control)
-                    processes[id]?.forkServerToldToGo = true
+                    processes[id]?.forkServer = .toldToGo
                     continue
                 }
                 do {
@@ -685,7 +677,7 @@ final class Watcher: @unchecked Sendable {
             pidfd = try Posix.pidfdOpen(pid)
             processes[id] = WorkerProcessHandle(
                 pid: pid, pidfd: pidfd, control: parentEnd, generation: generation, reservedListeners: reserved,
-                forkServer: forkServer)
+                forkServer: forkServer ? .serving : nil)
             try monitor.watch(id, generation: generation, pidfd: pidfd, control: parentEnd)
             return pid
         } catch {
@@ -765,15 +757,9 @@ final class Watcher: @unchecked Sendable {
         monitor.forget(descriptor: process.pidfd)
         process.generation = generation
         do {
-            let sockets = try listeners.descriptors(for: id)
-            guard sockets.count == process.reservedListeners else {
-                throw ListenerCountChanged(held: process.reservedListeners, needed: sockets.count)
-            }
+            let (bytes, sockets) = try slotHandoff(id, generation: generation, holding: process.reservedListeners)
             try monitor.watch(id, generation: generation, pidfd: process.pidfd, control: process.control)
             processes[id] = process
-            var bootstrap = bootstrap(for: id, generation: generation)
-            bootstrap.slotEnvironment = Dictionary(uniqueKeysWithValues: slotEnvironment(id, sockets: sockets))
-            let bytes = ControlCodec.encode(WatcherMessage.bootstrap(bootstrap)).encoded
             // The channel is new and empty: the message fits at once but for a pathological
             // buffer; what did not go waits like any other control bytes (the sockets went with
             // the first byte).
@@ -791,14 +777,27 @@ final class Watcher: @unchecked Sendable {
         return core.handle(.processDidSpawn(id, generation: generation, pid: process.pid), at: now)
     }
 
+    /// What a process started without a slot (a standby, a fork server's child) is sent to take
+    /// slot `id`: its bootstrap, with the variables a spawned worker would have had from the
+    /// start, and the slot's listening sockets to pass with it. It must hold room for exactly
+    /// as many sockets as the slot has (a group whose listeners changed since cannot use it).
+    private func slotHandoff(_ id: WorkerID, generation: Int, holding reserved: Int) throws -> (bytes: [UInt8], sockets: [ListenerSockets.Handed]) {
+        let sockets = try listeners.descriptors(for: id)
+        guard sockets.count == reserved else { throw ListenerCountChanged(held: reserved, needed: sockets.count) }
+        var bootstrap = bootstrap(for: id, generation: generation)
+        bootstrap.slotEnvironment = Dictionary(uniqueKeysWithValues: slotEnvironment(id, sockets: sockets))
+        return (ControlCodec.encode(WatcherMessage.bootstrap(bootstrap)).encoded, sockets)
+    }
+
     /// Has fork server `server` fork the slot's process (decision 0028): the slot's bootstrap
     /// goes to it with the slot's sockets and the new worker's end of a fresh control channel;
     /// the child answers with its pid and a pidfd of itself. It waits for that answer, as a
     /// spawn waits for the child's `exec` (about a tenth of that). Whatever goes wrong, the
     /// slot is spawned instead; a fork server that did not answer properly is killed.
     private func fork(_ id: WorkerID, generation: Int, server: Int) -> [WatcherAction] {
-        guard let forkServer = processes[.standby(server)], !forkServer.forkServerFailed else {
-            // Its exit was reaped first, or it failed a request: the slot gets a process the usual way.
+        guard let forkServer = processes[.standby(server)], forkServer.forkServer == .serving else {
+            // Its exit was reaped first, or it failed a request or was told to go: the slot gets
+            // a process the usual way.
             return spawn(id, generation: generation)
         }
         let now = PoolInstant.now
@@ -808,16 +807,10 @@ final class Watcher: @unchecked Sendable {
         var answered = false
         do {
             try checkDescriptorHeadroom(forWorkerNeeding: 2)
-            let sockets = try listeners.descriptors(for: id)
-            guard sockets.count == forkServer.reservedListeners else {
-                throw ListenerCountChanged(held: forkServer.reservedListeners, needed: sockets.count)
-            }
+            let (bytes, sockets) = try slotHandoff(id, generation: generation, holding: forkServer.reservedListeners)
             let childEnd: Int32
             (parentEnd, childEnd) = try Posix.socketPair()
             defer { Posix.close(childEnd) }
-            var bootstrap = bootstrap(for: id, generation: generation)
-            bootstrap.slotEnvironment = Dictionary(uniqueKeysWithValues: slotEnvironment(id, sockets: sockets))
-            let bytes = ControlCodec.encode(WatcherMessage.bootstrap(bootstrap)).encoded
             // The fork server's channel carries nothing else, one request at a time: all of it
             // fits at once but for a pathological buffer, and then the channel is out of step.
             guard try Posix.send(forkServer.control, bytes, passing: sockets.map(\.fd) + [childEnd]) == bytes.count else {
@@ -861,7 +854,7 @@ final class Watcher: @unchecked Sendable {
             if sent && (error is ForkServerFailure || !answered) {
                 // Its channel may hold half a request or a late answer: it cannot serve again.
                 try? Posix.pidfdSignal(forkServer.pidfd, PosixSignal.kill)  // try?: it may be gone already
-                processes[.standby(server)]?.forkServerFailed = true
+                processes[.standby(server)]?.forkServer = .failed
             }
             logger.warning("fork server \(forkServer.pid) could not start slot \(id)'s process: \(error); spawning instead")
             return spawn(id, generation: generation)
