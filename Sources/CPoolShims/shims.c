@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <linux/filter.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -60,69 +59,14 @@ struct pt_pidfd_info {
 #define PT_PIDFD_GET_INFO _IOWR(0xFF, 11, struct pt_pidfd_info)
 #define PT_PIDFD_INFO_EXIT (1ULL << 3)
 
-static int pt_pidfd_reaped_status(int pidfd, int32_t *wait_status, pid_t *pid) {
+int pt_pidfd_reaped_status(int pidfd, int *wait_status, int *pid) {
     struct pt_pidfd_info info;
     memset(&info, 0, sizeof(info));
     info.mask = PT_PIDFD_INFO_EXIT;
     if (ioctl(pidfd, PT_PIDFD_GET_INFO, &info) != 0) return -1;
-    if (pid) *pid = (pid_t)info.pid;
+    *pid = (int)info.pid;
     if (!(info.mask & PT_PIDFD_INFO_EXIT)) return 0;
     *wait_status = info.exit_code;
-    return 1;
-}
-
-// The state letter and exit_code (field 52, a wait status) of /proc/PID/stat; 0 on success.
-static int pt_stat_exit(pid_t pid, char *state, int32_t *wait_status) {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    char text[1024];
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    text[n] = 0;
-    // The name in parentheses may hold spaces and parentheses: fields start after the last ')'.
-    char *field = strrchr(text, ')');
-    if (!field) return -1;
-    field += 2;
-    *state = *field;
-    for (int index = 3; index < 52; index++) {
-        field = strchr(field, ' ');
-        if (!field) return -1;
-        field++;
-    }
-    *wait_status = (int32_t)strtol(field, NULL, 10);
-    return 0;
-}
-
-int pt_pidfd_exit_status(int pidfd, int *code, int *status) {
-    int32_t wait_status = 0;
-    pid_t pid = 0;
-    int known = pt_pidfd_reaped_status(pidfd, &wait_status, &pid);
-    if (known < 0) return -1;
-    if (!known) {
-        // Ended but not reaped: its parent has yet to (the kernel, for a fork server's child, in
-        // a moment), or never will (an orphan under an init that does not reap). The zombie's
-        // own record has the status. Read it, then make sure the process was still unreaped
-        // after the read, so that the pid could not yet name another process.
-        char state = 0;
-        int32_t from_stat = 0;
-        int read = pt_stat_exit(pid, &state, &from_stat);
-        known = pt_pidfd_reaped_status(pidfd, &wait_status, NULL);
-        if (known < 0) return -1;
-        if (!known) {
-            if (read != 0 || (state != 'Z' && state != 'X')) return 0;
-            wait_status = from_stat;
-        }
-    }
-    if (WIFEXITED(wait_status)) {
-        *code = CLD_EXITED;
-        *status = WEXITSTATUS(wait_status);
-    } else {
-        *code = WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED;
-        *status = WTERMSIG(wait_status);
-    }
     return 1;
 }
 

@@ -221,4 +221,14 @@ struct SharedStateTests {
         #expect(figures.cpuTicks == 12)
         #expect(figures.rssPages == 321)
     }
+
+    @Test("the /proc stat reader gives a zombie's state, parent, threads and wait status (field 52)")
+    func procStatFields() throws {
+        // A line of Linux 6.18 for a process that exited with code 5 (wait status 0x500).
+        let fields = ["Z", "77"] + (5...19).map(String.init) + ["3"] + (21...51).map(String.init) + ["1280"]
+        let line = Array("4321 (a (b) c) \(fields.joined(separator: " "))\n".utf8)
+        let stat = try #require(ProcStat(line[...]))
+        #expect(stat.hasEnded && stat.parent == 77 && stat.threads == 3 && stat.exitCode == 0x500)
+        #expect(stat.number(53) == 0)
+    }
 }

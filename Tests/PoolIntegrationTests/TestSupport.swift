@@ -91,14 +91,7 @@ enum TestSupport {
     }
 
     /// The parent pid in `/proc/PID/stat` (nil when it is gone).
-    static func parent(of pid: pid_t) -> pid_t? {
-        guard let bytes = try? Posix.readFile("/proc/\(pid)/stat") else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self)
-        // After the name in parentheses (which may hold spaces): state, then the parent.
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        return fields.count > 1 ? pid_t(fields[1]) : nil
-    }
+    static func parent(of pid: pid_t) -> pid_t? { ProcStat(process: "\(pid)")?.parent }
 
     /// `/proc/PID/comm` without its newline.
     static func processName(_ pid: pid_t) -> String {

@@ -17,12 +17,10 @@ int pt_pidfd_send_signal(int pidfd, int sig);
 /// On success returns the pid and fills code (CLD_EXITED, CLD_KILLED, CLD_DUMPED) and status;
 /// returns 0 when WNOHANG was given and the child has not exited; -1 with errno on error.
 int pt_waitid_pidfd(int pidfd, int options, int *code, int *status);
-/// The exit status of the process behind `pidfd`, for a process that is not our child: from
-/// the kernel's pidfd information once it has been reaped (PIDFD_GET_INFO with
-/// PIDFD_INFO_EXIT, Linux 6.15), else from the zombie's /proc/PID/stat while it waits to be.
-/// 1 with `code` (CLD_EXITED, CLD_KILLED, CLD_DUMPED) and `status` filled, 0 while the process
-/// has not ended, -1 with errno when the kernel cannot tell.
-int pt_pidfd_exit_status(int pidfd, int *code, int *status);
+/// PIDFD_GET_INFO with PIDFD_INFO_EXIT (Linux 6.15): 1 with the wait status of the process
+/// behind `pidfd` once it has been reaped, whoever reaped it; 0 before; -1 with errno when the
+/// kernel cannot tell. `pid` gets its pid either way.
+int pt_pidfd_reaped_status(int pidfd, int *wait_status, int *pid);
 /// fork(2) for a single-threaded fork server: in the child, SIGCHLD back to its default and a
 /// process group of its own. Returns as fork does.
 pid_t pt_fork_worker(void);

@@ -205,19 +205,3 @@ struct WallClock {
         return wall &- (monotonic &- instant.nanoseconds)
     }
 }
-
-/// The figures pooltop needs from /proc/<pid>/stat (proc(5)).
-enum ProcStat {
-    /// utime + stime in clock ticks, and resident pages.
-    static func parse(_ bytes: ArraySlice<UInt8>) -> (cpuTicks: UInt64, rssPages: UInt64)? {
-        // The command name is in parentheses and may contain spaces: fields start after the last ')'.
-        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let tokens = bytes[(close + 1)...].split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") })
-        // tokens[0] is field 3 (state); utime is field 14, stime 15, rss 24.
-        guard tokens.count >= 22 else { return nil }
-        func number(_ token: ArraySlice<UInt8>) -> UInt64 {
-            token.reduce(0) { $0 &* 10 &+ UInt64($1 &- UInt8(ascii: "0")) }
-        }
-        return (number(tokens[11]) + number(tokens[12]), number(tokens[21]))
-    }
-}

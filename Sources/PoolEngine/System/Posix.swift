@@ -252,13 +252,33 @@ enum Posix {
         if pid < 0 {
             let error = errno
             guard error == ECHILD else { throw SystemCallError(call: "waitid(P_PIDFD)", errno: error) }
-            let known = try check("ioctl(PIDFD_GET_INFO)") { pt_pidfd_exit_status(pidfd, &code, &status) }
-            if known == 0 { return nil }
+            guard let wait = try waitStatusOfNonChild(pidfd) else { return nil }
+            // A wait status (wait(2)): the low 7 bits are the signal, 0 for an exit whose code
+            // is the next byte.
+            let signal = wait & 0x7f
+            return signal == 0 ? .exited((wait >> 8) & 0xff) : .signaled(signal)
         } else if pid == 0 {
             return nil
         }
         if code == CLD_EXITED { return .exited(status) }
         return .signaled(status)
+    }
+
+    /// The wait status of an ended process that is not our child: the kernel's once its parent
+    /// has reaped it (`PIDFD_INFO_EXIT`, Linux 6.15); before that, its zombie's own record
+    /// (field 52 of /proc/PID/stat), taken only if the process was still unreaped after the
+    /// read, so that the pid could not yet name another process. Nil while it has not ended.
+    private static func waitStatusOfNonChild(_ pidfd: FD) throws -> Int32? {
+        var wait: Int32 = 0
+        var pid: Int32 = 0
+        func reaped() throws -> Bool {
+            try check("ioctl(PIDFD_GET_INFO)") { pt_pidfd_reaped_status(pidfd, &wait, &pid) } == 1
+        }
+        if try reaped() { return wait }
+        let zombie = ProcStat(process: "\(pid)")
+        if try reaped() { return wait }
+        guard let zombie, zombie.hasEnded else { return nil }
+        return zombie.exitCode
     }
 
     /// Whether the kernel gives the exit status of a process that is not our child through its
@@ -453,15 +473,7 @@ enum Posix {
     static var processID: pid_t { Glibc.getpid() }
 
     /// The threads of this process (`num_threads` in `/proc/self/stat`); 0 when unreadable.
-    static var threadCount: Int {
-        guard let bytes = try? readFile("/proc/self/stat") else { return 0 }
-        let text = String(decoding: bytes, as: UTF8.self)
-        // The name in parentheses may hold spaces: count from after its closing one.
-        guard let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // Field 20 of the line, the 18th after the name.
-        return fields.count > 17 ? Int(fields[17]) ?? 0 : 0
-    }
+    static var threadCount: Int { ProcStat(process: "self")?.threads ?? 0 }
 
     /// Processors online now (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
     static var onlineProcessorCount: Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }
