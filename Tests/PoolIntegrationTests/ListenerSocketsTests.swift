@@ -46,11 +46,7 @@ struct ListenerSocketsTests {
             let standby = try #require(await events.standby(of: fixture.name))
             // Until it takes a slot it holds no socket: /dev/null where the slot's will go.
             #expect(Self.socketInode(pid: standby, fd: 3) == "/dev/null")
-            let (victimID, victimPID) = try #require(events.readyPIDs.first)
-            let victimSocket = Self.socketInode(pid: victimPID, fd: 3)
-            kill(victimPID, SIGKILL)
-            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
-            let replacement = try #require(events.readyPIDs.last)
+            let (victimID, victimSocket, replacement) = try await Self.killFirst(events)
             #expect(replacement.0 == victimID && replacement.1 == standby)
             try await Self.expectServes(fixture, events, port: port, slot: victimID, socket: victimSocket, process: standby)
         }
@@ -65,15 +61,21 @@ struct ListenerSocketsTests {
             let server = try #require(await TestSupport.forkServer(of: fixture.name))
             // It holds no socket: /dev/null where a slot's go, so that each fork finds its own there.
             #expect(Self.socketInode(pid: server, fd: 3) == "/dev/null")
-            let (victimID, victimPID) = try #require(events.readyPIDs.first)
-            let victimSocket = Self.socketInode(pid: victimPID, fd: 3)
-            kill(victimPID, SIGKILL)
-            #expect(await events.waitFor { $0.readyPIDs.count == 3 })
-            let replacement = try #require(events.readyPIDs.last)
+            let (victimID, victimSocket, replacement) = try await Self.killFirst(events)
             #expect(replacement.0 == victimID && TestSupport.parent(of: replacement.1) == server)
             try await Self.expectServes(fixture, events, port: port, slot: victimID, socket: victimSocket, process: replacement.1)
             #expect(Self.socketInode(pid: server, fd: 3) == "/dev/null")
         }
+    }
+
+    /// SIGKILLs the first of the group's two ready workers and waits for the third ready event:
+    /// the victim's slot, the socket it held at fd 3, and the replacement (slot, pid).
+    static func killFirst(_ events: EventRecorder) async throws -> (WorkerID, String, (WorkerID, pid_t)) {
+        let (victimID, victimPID) = try #require(events.readyPIDs.first)
+        let victimSocket = socketInode(pid: victimPID, fd: 3)
+        kill(victimPID, SIGKILL)
+        #expect(await events.waitFor { $0.readyPIDs.count == 3 })
+        return (victimID, victimSocket, try #require(events.readyPIDs.last))
     }
 
     /// A replacement that did not start with its slot's socket (a standby's, a fork's) has it:
