@@ -95,6 +95,13 @@ struct PoolConfigurationTests {
             ordered.1.groups[2].after == [
                 ResolvedDependency(group: GroupID(1), condition: .completed), ResolvedDependency(group: GroupID(2), condition: .ready),
             ], "a plain name waits for ready")
+        // Workers of another executable: only that binary knows its entry points (its worker
+        // reports an unknown one as fatal when it starts), so this one does not refuse them.
+        let elsewhere = try PoolConfiguration.parse(
+            yaml: "groups:\n  - {kind: reactor, entryPoint: web, executable: /srv/app/bin/app, listen: ['127.0.0.1:8080']}\n",
+            entryPoints: entryPoints)
+        #expect(elsewhere.1.groups[0].entryPoint == "web")
+        #expect(elsewhere.1.groups[0].runner.executable == "/srv/app/bin/app")
     }
 
     @Test("each bad configuration gets one error naming the key path and line", arguments: [

@@ -156,6 +156,21 @@ struct WorkerPoolTests {
         #expect(throws: ConfigurationError.self) { try result.get() }
     }
 
+    @Test("a run() refused before it starts ends awaitStart(), called before or after it", .timeLimit(.minutes(1)))
+    func refusedRunEndsAwaitStart() async throws {
+        let fixture = Fixture("refusedwaiters")
+        try fixture.pool.describeGroup(fixture.group("hello", min: 0, max: 0))
+        // Called before run(): it queues for a watcher that will never start.
+        async let early: Void = fixture.pool.awaitStart()
+        try await Task.sleep(for: .milliseconds(50))
+        await #expect(throws: ConfigurationError.self) { try await fixture.pool.run() }
+        await early
+        // Called after (`Task { try await pool.run() }` then `awaitStart()` races so): at once.
+        await fixture.pool.awaitStart()
+        #expect(fixture.pool.poolDescription == nil)
+        await #expect(throws: CommandError.self) { try await fixture.pool.scale(.name("hello"), to: 1) }
+    }
+
     @Test("an error thrown from run() stops the pool and run() throws it; no restart (testFatalWorkerException)")
     func fatal() async throws {
         let fixture = Fixture("fatal")

@@ -165,7 +165,9 @@ enum PoolValidator {
             environmentFileDigest = try validate(program, of: group, path: path)
         } else if group.entryPoint.isEmpty {
             throw ConfigurationError(path: "\(path).entryPoint", message: "an entry point or a command is required")
-        } else if let entryPointNames, !entryPointNames.contains(group.entryPoint) {
+        } else if group.runner.executable == nil, let entryPointNames, !entryPointNames.contains(group.entryPoint) {
+            // Only this binary's entry points are known here; a group whose workers run another
+            // executable (`runner.executable`) is checked by that binary, when its worker starts.
             let known = entryPointNames.sorted().joined(separator: ", ")
             throw ConfigurationError(
                 path: "\(path).entryPoint",

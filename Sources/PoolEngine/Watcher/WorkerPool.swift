@@ -84,7 +84,8 @@ public final class WorkerPool: Service, Sendable {
     enum Phase {
         case describing([WorkerGroup])
         case running(description: PoolDescription, monitor: EventMonitor)
-        case finished(PoolDescription)
+        /// nil: run() failed before the pool was described (``endBeforeStart()``).
+        case finished(PoolDescription?)
     }
 
     struct State: ~Copyable {
@@ -149,7 +150,8 @@ public final class WorkerPool: Service, Sendable {
         state.withLock { state in
             switch state.phase {
             case .describing: return nil
-            case .running(let description, _), .finished(let description): return description
+            case .running(let description, _): return description
+            case .finished(let description): return description
             }
         }
     }
@@ -198,9 +200,18 @@ public final class WorkerPool: Service, Sendable {
     ///   be created); ``PoolFailure`` when a worker failed fatally or the pool gave up on
     ///   workers; ``SystemCallError`` when the watcher cannot set itself up.
     public func run() async throws {
-        let description = try validate()
-        // The watcher's thread-to-be: requests queue in it until its thread starts.
-        let monitor = try EventMonitor()
+        let description: PoolDescription
+        let monitor: EventMonitor
+        do {
+            description = try validate()
+            // The watcher's thread-to-be: requests queue in it until its thread starts.
+            monitor = try EventMonitor()
+        } catch {
+            // The pool will never run: `awaitStart()` and early commands, made before this call
+            // or after it, must not wait for it.
+            endBeforeStart()
+            throw error
+        }
         try state.withLock { state throws(CommandError) in
             guard case .describing = state.phase else {
                 throw CommandError(.misuse, "run() was already called on pool '\(name)'")
@@ -467,10 +478,28 @@ public final class WorkerPool: Service, Sendable {
         }
         finishSubscribers()
         // No request can be posted any more; those the watcher never saw are answered here.
-        for request in monitor.shutdown() {
+        answerUnseen(monitor.shutdown(), "the pool has stopped")
+    }
+
+    /// Ends a pool whose run() failed before it started (an invalid description): what was
+    /// asked of it meanwhile is answered, and it is finished as a stopped pool is.
+    private func endBeforeStart() {
+        let early = state.withLock { state -> [WatcherRequest] in
+            // A second run() while one is under way fails on its own; this one's pool goes on.
+            guard case .describing = state.phase else { return [] }
+            state.phase = .finished(nil)
+            defer { state.early = [] }
+            return state.early
+        }
+        finishSubscribers()
+        answerUnseen(early, "the pool did not start")
+    }
+
+    private func answerUnseen(_ requests: [WatcherRequest], _ reason: String) {
+        for request in requests {
             switch request {
             case .input, .sampleNow, .sharedMemoryChanged: break
-            case .command(_, let reply): reply(.failure(CommandError(.notRunning, "the pool has stopped")))
+            case .command(_, let reply): reply(.failure(CommandError(.notRunning, reason)))
             case .awaitStart(let continuation): continuation.resume()
             }
         }
