@@ -45,7 +45,13 @@ bench:
 	$(SWIFT) build $(RELEASE_FLAGS) --product PoolBench
 	$(SWIFT) build $(RELEASE_FLAGS) --product pooltop
 	cc -O2 -o .build/pingpong-floor bench/floor/pingpong.c
-	XDG_STATE_HOME=$(CURDIR)/.build/bench-state POOLBENCH_FLOOR_BIN=.build/pingpong-floor POOLBENCH_POOLTOP=.build/release/pooltop .build/release/PoolBench
+	@# A user's Hummingbird app (Examples/HelloHummingbird, its own package) for the http_user_hummingbird
+	@# figures: built only when the http figures run, since Hummingbird adds minutes to a first build.
+	if [ -z "$$POOLBENCH_ONLY" ] || echo "$$POOLBENCH_ONLY" | grep -qE "http|hummingbird"; then \
+	  cd Examples/HelloHummingbird && $(SWIFT) build $(RELEASE_FLAGS); \
+	fi
+	XDG_STATE_HOME=$(CURDIR)/.build/bench-state POOLBENCH_FLOOR_BIN=.build/pingpong-floor POOLBENCH_POOLTOP=.build/release/pooltop \
+	  POOLBENCH_HUMMINGBIRD_BIN=Examples/HelloHummingbird/.build/release/HelloHummingbird .build/release/PoolBench
 	@# The PostgreSQL queue: a pooltop with the trait, built apart (--scratch-path) so the
 	@# binaries above stay as users of `make run` get them; a throw-away cluster; procrastinate beside it.
 	if [ -z "$$POOLBENCH_ONLY" ] || echo ",$$POOLBENCH_ONLY," | grep -q queue; then \
@@ -77,8 +83,9 @@ fuzz:
 	POOLTOP_FUZZ=1 $(SWIFT) build $(FUZZ_FLAGS) --product PoolFuzz
 	scripts/fuzz
 
-## make examples: builds Examples/WordsAPI (its own binary over PoolTopCLI) and smoke-tests it:
-## HTTP through its reactors and job group, its own status, scale and stop.
+## make examples: builds Examples/WordsAPI and Examples/HelloHummingbird (each its own binary over
+## PoolTopCLI) and smoke-tests them: HTTP through their reactors (and WordsAPI's job group), their
+## own status, scale, restarts under keep-alive load (HelloHummingbird) and stop.
 examples:
 	scripts/ensure-deps test
 	scripts/examples

@@ -101,12 +101,16 @@ func spawnUnmasked(
 
 /// Spawns this binary with `extra` environment and one end of a socketpair as fd 3.
 func spawnSelf(arguments: [String] = [], environment extra: [String]) -> (pid: pid_t, channel: Int32) {
+    spawnProgram(selfExecutable(), arguments: arguments, environment: extra)
+}
+
+/// Spawns `path` with the bench's environment plus `extra`, one end of a socket pair at fd 3.
+func spawnProgram(_ path: String, arguments: [String] = [], environment extra: [String]) -> (pid: pid_t, channel: Int32) {
     var fds: [Int32] = [0, 0]
     socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
-    let path = selfExecutable()
     var environment: [String] = []
     var cursor = 0
     while let entry = environ(at: cursor) {
@@ -276,7 +280,7 @@ let noBackoffDelay = RestartBackoff(initial: .milliseconds(100), factor: 2, maxi
 /// The bench kills workers on purpose: their exits are not worth printing.
 let quietLogger: Logger = {
     var logger = Logger(label: "bench")
-    logger.logLevel = .critical
+    logger.logLevel = getenv("POOLBENCH_LOG") != nil ? .debug : .critical
     return logger
 }()
 

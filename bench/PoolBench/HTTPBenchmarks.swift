@@ -37,25 +37,54 @@ enum HTTPBenchmarks {
         }
     }
 
-    /// A user's own NIO server (``UserNIOServer``: NIO's HTTP codec) as `workers` pooltop
-    /// reactors, against the same code alone in one process with `workers` event loop threads,
-    /// alternating: what the pool adds on the request path (it should add nothing).
-    static func userServer(rounds: Int, seconds: Int) async {
+    /// A user's own server as `workers` pooltop reactors, against the same code alone in one
+    /// process with `workers` event loop threads, alternating: what the pool adds on the
+    /// request path (it should add nothing). Here ``UserNIOServer``: NIO's HTTP codec and a
+    /// handler, as NIO's examples write one.
+    static func userNIO(rounds: Int, seconds: Int) async {
+        await userServer(
+            "nio", "a user's SwiftNIO HTTP/1.1 server (NIO's HTTP codec)", entryPoint: "user-nio-hello", runner: .sameExecutable,
+            alone: (selfExecutable(), { ["nio-alone", "\($0)", "\($1)"] }), rounds: rounds, seconds: seconds)
+    }
+
+    /// The same for Examples/HelloHummingbird, a Hummingbird 2 router, whose binary
+    /// `POOLBENCH_HUMMINGBIRD_BIN` names (`make bench` builds it); its workers run that binary,
+    /// and alone it is Hummingbird's own `Application` binding its own socket.
+    static func userHummingbird(rounds: Int, seconds: Int) async {
+        // Absolute: a group's executable must be (the pool refuses a relative one).
+        guard let named = getenv("POOLBENCH_HUMMINGBIRD_BIN"), let resolved = realpath(named, nil), access(resolved, X_OK) == 0 else {
+            print("# http_user_hummingbird: skipped, POOLBENCH_HUMMINGBIRD_BIN names no executable (make bench builds Examples/HelloHummingbird)")
+            return
+        }
+        let binary = String(cString: resolved)
+        free(resolved)
+        await userServer(
+            "hummingbird", "a user's Hummingbird 2 app (Examples/HelloHummingbird: its router, served by HummingbirdReactor)",
+            entryPoint: "web", runner: WorkerRunner(executable: binary),
+            alone: (binary, { ["alone", "\($0)", "\($1)"] }), rounds: rounds, seconds: seconds)
+    }
+
+    /// One server of ``userNIO(rounds:seconds:)`` or ``userHummingbird(rounds:seconds:)``;
+    /// `alone` is the program and its arguments for a port and a thread count.
+    static func userServer(
+        _ name: String, _ what: String, entryPoint: String, runner: WorkerRunner, alone: (String, (Int, Int) -> [String]),
+        rounds: Int, seconds: Int
+    ) async {
         guard commandExists("wrk") else {
-            print("# http_user_nio: skipped, wrk is needed (scripts/ensure-deps bench installs it)")
+            print("# http_user_\(name): skipped, wrk is needed (scripts/ensure-deps bench installs it)")
             return
         }
         for workers in [1, 2] {
-            guard let (ours, alone) = await alternate(rounds: rounds, name: "http_user_nio_\(workers)_workers", {
-                await pooltopLoad(workers: workers, seconds: seconds, entryPoint: "user-nio-hello")
-            }, against: { aloneLoad(threads: workers, seconds: seconds) }) else { continue }
+            let figure = "http_user_\(name)_\(workers)_workers"
+            guard let (ours, theirs) = await alternate(rounds: rounds, name: figure, {
+                await pooltopLoad(workers: workers, seconds: seconds, entryPoint: entryPoint, runner: runner)
+            }, against: { aloneLoad(alone.0, arguments: { alone.1($0, workers) }, seconds: seconds) }) else { continue }
             Figure(
-                name: "http_user_nio_\(workers)_workers", unit: "req/s", samples: ours.map(\.requestsPerSecond),
-                floor: alone.map(\.requestsPerSecond),
-                note: "wrk -t2 -c32 -d\(seconds)s on a user's SwiftNIO HTTP/1.1 server (NIO's HTTP codec) as \(workers) pooltop reactor(s); floor: the same code alone, one process with \(workers) event loop thread(s), alternating; ratio = under pooltop/alone (1 = the pool adds nothing); socket errors \(ours.map(\.errors).reduce(0, +))"
+                name: figure, unit: "req/s", samples: ours.map(\.requestsPerSecond), floor: theirs.map(\.requestsPerSecond),
+                note: "wrk -t2 -c32 -d\(seconds)s on \(what) as \(workers) pooltop reactor(s); floor: the same code alone, one process with \(workers) event loop thread(s), alternating; ratio = under pooltop/alone (1 = the pool adds nothing); socket errors \(ours.map(\.errors).reduce(0, +)), alone \(theirs.map(\.errors).reduce(0, +))"
             ).print()
             Figure(
-                name: "http_user_nio_\(workers)_workers_p99", samples: ours.map(\.p99Milliseconds), floor: alone.map(\.p99Milliseconds),
+                name: "\(figure)_p99", samples: ours.map(\.p99Milliseconds), floor: theirs.map(\.p99Milliseconds),
                 note: "wrk latency, median of the rounds; floor: the same server alone").print()
         }
     }
@@ -78,10 +107,10 @@ enum HTTPBenchmarks {
         return (mine, theirs)
     }
 
-    /// One load run against ``UserNIOServer`` alone (`PoolBench nio-alone`), killed after it.
-    static func aloneLoad(threads: Int, seconds: Int) -> Load? {
+    /// One load run against a server alone (`program` with `arguments(port)`), killed after it.
+    static func aloneLoad(_ program: String, arguments: (Int) -> [String], seconds: Int) -> Load? {
         let port = freePort()
-        let (pid, channel) = spawnSelf(arguments: ["nio-alone", "\(port)", "\(threads)"], environment: [])
+        let (pid, channel) = spawnProgram(program, arguments: arguments(port), environment: [])
         defer {
             kill(pid, SIGKILL)
             var status: Int32 = 0
@@ -95,7 +124,9 @@ enum HTTPBenchmarks {
     }
 
     /// One load run against a fresh in-process pool of `workers` demo HTTP reactors.
-    static func pooltopLoad(workers: Int, seconds: Int, entryPoint: String = "http-hello") async -> Load? {
+    static func pooltopLoad(
+        workers: Int, seconds: Int, entryPoint: String = "http-hello", runner: WorkerRunner = .sameExecutable
+    ) async -> Load? {
         let port = freePort()
         let pool = WorkerPool(
             name: "bench-http-\(getpid())", entryPoints: benchEntryPoints,
@@ -103,7 +134,13 @@ enum HTTPBenchmarks {
         guard let listener = try? Listener("127.0.0.1:\(port)") else { return nil }
         // Safe: the group is valid by construction and describeGroup only fails after run().
         try! pool.describeGroup(
-            WorkerGroup(entryPoint: entryPoint, kind: .reactor, minWorkers: workers, name: "http", listeners: [listener]))
+            WorkerGroup(entryPoint: entryPoint, kind: .reactor, minWorkers: workers, name: "http", runner: runner, listeners: [listener]))
+        do {
+            _ = try pool.validate()
+        } catch {
+            print("# \(entryPoint): no load run, the pool is refused: \(error)")
+            return nil
+        }
         let task = Task { try await pool.run() }
         await pool.awaitStart()
         let load = wrk(port: port, seconds: seconds)

@@ -116,10 +116,12 @@ if selected("job") {
     let pipelined = getenv("POOLBENCH_PIPELINED").flatMap { Int(String(cString: $0)) } ?? 51_200
     await JobBenchmarks.run(roundTrips: roundTrips, pipelined: max(pipelined, 256))
 }
-if selected("http") {
-    await HTTPBenchmarks.run(rounds: 2, seconds: 5)
-    await HTTPBenchmarks.userServer(rounds: 2, seconds: 5)
-}
+// POOLBENCH_ONLY=http runs all three; http_hello, http_user_nio or hummingbird one of them.
+// POOLBENCH_HTTP_ROUNDS: load runs of each side (default 2), more where the host is noisy.
+let httpRounds = max(getenv("POOLBENCH_HTTP_ROUNDS").flatMap { Int(String(cString: $0)) } ?? 2, 1)
+if selected("http_hello") { await HTTPBenchmarks.run(rounds: httpRounds, seconds: 5) }
+if selected("http_user_nio") { await HTTPBenchmarks.userNIO(rounds: httpRounds, seconds: 5) }
+if selected("http_user_hummingbird") { await HTTPBenchmarks.userHummingbird(rounds: httpRounds, seconds: 5) }
 if selected("gunicorn") { await GunicornBenchmarks.run(rounds: 2, seconds: 5) }
 if selected("metrics") { await MetricsBenchmarks.run(workers: 256, scrapes: 20) }
 if selected("console") { await ConsoleBenchmarks.run(frames: 500, cpuSeconds: 30) }
