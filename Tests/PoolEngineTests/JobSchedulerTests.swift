@@ -348,7 +348,7 @@ struct JobWaitChooserTests {
         var clock: UInt64 = 1_000
         var used: [JobWaitMode] = []
         // A cycle runs from one answer to the next: the very first answer only starts the chain.
-        if chooser.averages == [nil, nil] { chooser.ended(chooser.mode, answered: true, now: clock) }
+        if chooser.averages.allSatisfy({ $0 == nil }) { chooser.ended(chooser.mode, answered: true, now: clock) }
         for _ in 0..<blocks {
             let mode = chooser.mode
             used.append(mode)
@@ -362,24 +362,25 @@ struct JobWaitChooserTests {
         return used
     }
 
-    @Test("it tries both, keeps the faster, tries the other every 16th block, and follows a change")
+    @Test("it tries each, keeps the fastest, tries the others in turn every 16th block, and follows a change")
     func choosesAndFollows() {
         var chooser = JobWaitChooser()
-        let first = run(&chooser, blocks: 48, cost: { $0 == .poll ? 15_000 : 17_500 })
-        #expect(first.prefix(2) == [.poll, .receive], "both are tried first")
+        let first = run(&chooser, blocks: 48, cost: { [.poll: 15_000, .receive: 17_500, .spin: 20_000][$0]! })
+        #expect(first.prefix(3) == [.poll, .receive, .spin], "each is tried first")
         // After the 16th and 32nd blocks the next one explores; every other block uses poll.
-        let explored = first.indices.dropFirst(2).filter { first[$0] == .receive }
+        let explored = first.indices.dropFirst(3).filter { first[$0] != .poll }
         #expect(explored == [16, 32], "\(first)")
-        // The placement changes: receive is now much faster. Within two explorations it wins.
-        let after = run(&chooser, blocks: 48, cost: { $0 == .poll ? 50_000 : 36_000 })
-        #expect(after.suffix(16).filter { $0 == .receive }.count >= 15, "\(after)")
+        #expect(first[16] != first[32], "the two others in turn: \(first)")
+        // The placement changes (sender and worker on two CPUs): spinning is now much faster.
+        let after = run(&chooser, blocks: 48, cost: { [.poll: 50_000, .receive: 36_000, .spin: 18_000][$0]! })
+        #expect(after.suffix(16).filter { $0 == .spin }.count >= 15, "\(after)")
     }
 
     @Test("a difference under 5 % does not flip the mode, and a missed answer spoils its block")
     func hysteresisAndMisses() {
         var chooser = JobWaitChooser()
-        _ = run(&chooser, blocks: 2, cost: { $0 == .poll ? 10_000 : 10_300 })
-        let steady = run(&chooser, blocks: 15, cost: { $0 == .poll ? 10_200 : 10_000 })
+        _ = run(&chooser, blocks: 3, cost: { [.poll: 10_000, .receive: 10_300, .spin: 10_500][$0]! })
+        let steady = run(&chooser, blocks: 15, cost: { [.poll: 10_200, .receive: 10_000, .spin: 10_400][$0]! })
         #expect(steady.filter { $0 == .poll }.count >= 14, "3 % better is not enough to switch: \(steady)")
         // A miss breaks the chain: the pause before the next answer is not a cycle.
         let before = chooser.averages
@@ -391,7 +392,7 @@ struct JobWaitChooserTests {
     @Test("an idle pause inside a block does not count against the mode in use")
     func idlePauseIgnored() {
         var chooser = JobWaitChooser()
-        _ = run(&chooser, blocks: 2, cost: { $0 == .poll ? 15_000 : 17_500 })
+        _ = run(&chooser, blocks: 3, cost: { [.poll: 15_000, .receive: 17_500, .spin: 20_000][$0]! })
         #expect(chooser.mode == .poll)
         var clock: UInt64 = 10_000_000_000
         chooser.ended(.poll, answered: false, now: clock)

@@ -151,7 +151,7 @@ struct PoolConfigurationTests {
         ("groups:\n  - {name: a, kind: service, entryPoint: ticker}\n  - {kind: service, entryPoint: ticker, after: [{group: a, condition: soon}]}\n", "groups[1].after[0].condition", 3, "unknown value 'soon'"),
         ("groups:\n  - {kind: service, entryPoint: ticker, after: [nope]}\n", "groups[0].after[0].group", 2, "unknown group 'nope'"),
         ("groups:\n  - {name: a, kind: service, entryPoint: ticker, after: [b]}\n  - {name: b, kind: service, entryPoint: ticker, after: [a]}\n", "groups[0].after", 2, "cycle"),
-        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    jobWait: spin\n", "groups[0].jobWait", 4, "'spin' is not a job wait; use 'suspend', 'adaptive', 'poll', 'receive'"),
+        ("groups:\n  - kind: job\n    entryPoint: demo-job\n    jobWait: busy\n", "groups[0].jobWait", 4, "'busy' is not a job wait; use 'suspend', 'adaptive', 'poll', 'receive', 'spin'"),
     ])
     func errors(yaml: String, path: String, line: Int, message: String) throws {
         let error = try #require(parseError(yaml))

@@ -98,7 +98,7 @@ struct JobsTests {
 
     @Test(
         "the client's socket: megabyte payloads, 64 concurrent senders and answers slower than the sender's poll all reach the right sender",
-        arguments: [JobWaitPolicy.suspend, .adaptive, .poll, .receive])
+        arguments: [JobWaitPolicy.suspend, .adaptive, .poll, .receive, .spin])
     func clientSocketUnderMixedLoad(wait: JobWaitPolicy) async throws {
         let fixture = WorkerPoolTests.Fixture("jobmixed", jobWait: wait)
         try fixture.pool.describeGroup(jobGroup(fixture, min: 2))

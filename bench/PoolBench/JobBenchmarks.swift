@@ -50,11 +50,11 @@ enum JobBenchmarks {
         // 64 bytes on the wire per direction would need the frame header; the payload is 64 bytes.
         let payload = Array(("echo " + String(repeating: "x", count: 59)).utf8)
         // The default (`suspend`: the sender never holds a Swift concurrency thread), then the
-        // opt-in `adaptive` wait the round-trip targets are set for, then each of its two modes
-        // alone, which is what decides whether the chooser earns its keep (decision 0010).
+        // opt-in `adaptive` wait the round-trip targets are set for, then each of its three modes
+        // alone, which is what decides whether the chooser earns its keep (decisions 0010, 0030).
         // POOLBENCH_JOB_WAITS=adaptive measures one policy alone (a profile of it, for one).
         let policies = environmentList("POOLBENCH_JOB_WAITS")
-            ?? ["suspend", "adaptive", "poll", "receive"]
+            ?? ["suspend", "adaptive", "poll", "receive", "spin"]
         for policy in policies where roundTrips > 0 {
             // Read by the operator's job client when the pool makes it.
             setenv("POOLTOP_JOB_WAIT", policy, 1)

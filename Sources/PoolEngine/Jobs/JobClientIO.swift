@@ -52,6 +52,7 @@ final class JobClientIO: Sendable {
         switch policy {
         case .poll: return .poll
         case .receive: return .receive
+        case .spin: return .spin
         case .adaptive, .suspend: return waits.withLock { $0.next() }
         }
     }
@@ -175,6 +176,8 @@ public enum JobWaitPolicy: String, Hashable, Sendable, Codable, CaseIterable {
     case poll
     /// Wait in `recv` (after an answered poll) only.
     case receive
+    /// Spin only (``JobWaitMode/spin``).
+    case spin
 
     /// Overrides every client's policy in a process (benchmarks compare the policies with it).
     static let environmentVariable = "POOLTOP_JOB_WAIT"
@@ -185,28 +188,34 @@ public enum JobWaitPolicy: String, Hashable, Sendable, Codable, CaseIterable {
     }
 }
 
-/// Two ways for a polling sender to wait for its answer. Which is faster depends on where the
+/// Three ways for a polling sender to wait for its answer. Which is faster depends on where the
 /// scheduler put the sender and the worker: `ppoll` won with both on one CPU and `recv` across
 /// two (`ppoll`'s timeout arms a high-resolution timer, whose programming exits to the
 /// hypervisor when the CPU then idles; `recv`'s, SO_RCVTIMEO, is a timer-wheel one; the figures
-/// are in decisions 0007 and 0010). Neither wins everywhere, so ``JobWaitChooser`` measures.
-enum JobWaitMode: Int, Sendable {
+/// are in decisions 0007 and 0010), and spinning across two beats both (decision 0030). None
+/// wins everywhere, so ``JobWaitChooser`` measures.
+enum JobWaitMode: Int, Sendable, CaseIterable {
     /// `ppoll` with the budget as its timeout, then `recv` without waiting.
     case poll
     /// `recv` that waits, for at most SO_RCVTIMEO (the budget, rounded up to whole timer ticks,
     /// milliseconds: decision 0007), so a connection uses it only while its last poll was answered.
     case receive
+    /// `recv` without waiting, again and again, with `sched_yield` between tries: the sender
+    /// never sleeps, so its answer needs no wake-up, which across two CPUs of a VM is most of a
+    /// round trip; on one CPU the yield hands the CPU to the worker. It burns its CPU while it
+    /// waits, for at most the budget, which is why a group opts in.
+    case spin
 }
 
-/// Measures both wait modes and uses the faster. Jobs go in blocks of 64 polled, answered
+/// Measures the wait modes and uses the fastest. Jobs go in blocks of 64 polled, answered
 /// jobs in one mode; each job's cycle (from the previous answer to its own: whatever the
 /// senders did between, the send and the wait) is a sample, and a block's median cycle feeds
 /// that mode's running average, so an idle pause between jobs does not count against the
-/// mode that happened to be in use. The next block keeps the mode in use unless the other's
-/// average is 5 % lower (one noisy block should not flip it), except every 16th block, which
-/// tries the other so that a change of placement shows. The cycle is the measure, not the wait
-/// alone: on one CPU the `ppoll` wait is not shorter, yet the round trip is, because of how
-/// the CPU is handed back and forth.
+/// mode that happened to be in use. Each mode is tried once, in order; then the next block
+/// keeps the mode in use unless another's average is 5 % lower (one noisy block should not
+/// flip it), except every 16th block, which tries one of the others in turn so that a change
+/// of placement shows. The cycle is the measure, not the wait alone: on one CPU the `ppoll`
+/// wait is not shorter, yet the round trip is, because of how the CPU is handed back and forth.
 struct JobWaitChooser: Sendable {
     static let blockSize = 64
     private(set) var mode = JobWaitMode.poll
@@ -215,8 +224,8 @@ struct JobWaitChooser: Sendable {
     private var lastAnswer: UInt64?
     private var cycles: [UInt64] = []
     private var blocks: UInt64 = 0
-    /// Median cycle in nanoseconds, averaged over blocks; nil until the mode was tried.
-    private(set) var averages: [Double?] = [nil, nil]
+    /// Median cycle in nanoseconds, averaged over blocks, by mode; nil until the mode was tried.
+    private(set) var averages: [Double?] = JobWaitMode.allCases.map { _ in nil }
 
     func next() -> JobWaitMode { mode }
 
@@ -232,20 +241,16 @@ struct JobWaitChooser: Sendable {
         cycles.removeAll(keepingCapacity: true)
         averages[mode.rawValue] = averages[mode.rawValue].map { $0 + (median - $0) / 2 } ?? median
         blocks += 1
-        guard let poll = averages[JobWaitMode.poll.rawValue] else {
-            mode = .poll
+        if let untried = JobWaitMode.allCases.first(where: { averages[$0.rawValue] == nil }) {
+            mode = untried
             return
         }
-        guard let receive = averages[JobWaitMode.receive.rawValue] else {
-            mode = .receive
-            return
-        }
-        let best: JobWaitMode
-        switch lastBest {
-        case .poll: best = receive < 0.95 * poll ? .receive : .poll
-        case .receive: best = poll < 0.95 * receive ? .poll : .receive
-        }
+        // Safe: every mode has an average from here on.
+        func average(_ mode: JobWaitMode) -> Double { averages[mode.rawValue]! }
+        var best = lastBest
+        for candidate in JobWaitMode.allCases where average(candidate) < 0.95 * average(best) { best = candidate }
         lastBest = best
-        mode = blocks % 16 == 0 ? (best == .poll ? .receive : .poll) : best
+        let others = JobWaitMode.allCases.filter { $0 != best }
+        mode = blocks % 16 == 0 ? others[Int(blocks / 16) % others.count] : best
     }
 }

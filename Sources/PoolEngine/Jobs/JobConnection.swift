@@ -23,7 +23,7 @@ enum JobAnswer: Sendable {
 /// senders resumed with it queue behind it, and sends theirs with its own (decision 0021).
 /// When its group opts in (``JobWaitPolicy/adaptive``, decision 0010), a sender whose job is
 /// the only one in flight waits for the answer on its own thread for a short while
-/// (``pollBudget``, in `ppoll` or in `recv`: ``JobWaitMode``) instead of suspending at once:
+/// (``pollBudget``, in `ppoll`, in `recv` or spinning: ``JobWaitMode``) instead of suspending at once:
 /// a quick job then costs two wake-ups, as a bare socket ping-pong does. By default it
 /// suspends, and holds no Swift concurrency thread. Everything else (answers for suspended
 /// senders, writes a full socket could not take, deadlines) is done by the client's I/O
@@ -223,9 +223,13 @@ final class JobConnection: Sendable {
                 guard (try? Posix.pollReadable(fd, timeoutNanoseconds: left)) == true, readAvailable() else { break waiting }
             case .receive:
                 guard readAvailable(waiting: true) else { break waiting }
+            case .spin:
+                guard readAvailable() else { break waiting }
             }
             answered = state.withLock { $0.isAnswered(jobID) }
             if answered { break }
+            // Spinning: a worker on this CPU (or anything else due on it) runs now.
+            if mode == .spin { Posix.yieldProcessor() }
         }
         io.waitEnded(mode, answered: answered)
         let (answer, drained) = state.withLock { $0.pollEnded(jobID, answered: answered) }
