@@ -37,7 +37,16 @@ struct StatusCommand: ParsableCommand {
             print(status.serialized)
             return
         }
-        let snapshot = try JSONDecoder().decode(PoolSnapshot.self, from: Data(status.serialized.utf8))
+        let text = status.serialized
+        let snapshot: PoolSnapshot
+        do {
+            snapshot = try JSONDecoder().decode(PoolSnapshot.self, from: Data(text.utf8))
+        } catch {
+            // Seen once, under load in CI, and not reproduced since: say what could not be
+            // read, with the text, instead of a bare decoding error.
+            printError("\(CLIContext.shared.commandName): the status of pool '\(name)' could not be read (\(error)); its text (\(text.utf8.count) bytes): \(text)")
+            throw ExitCode(1)
+        }
         print(Self.render(snapshot))
         #if PostgresQueue
         // What the pool's queue groups say of their database, from the file each keeps current.
