@@ -38,10 +38,20 @@ enum ControlSession {
     /// within `timeout` (nil: a job or a rolling restart, which take as long as they take).
     @discardableResult
     static func perform(_ pool: String, _ request: [String: JSONValue], timeout: Duration? = answerTimeout) throws -> JSONValue {
+        try performText(pool, request, timeout: timeout).response
+    }
+
+    /// ``perform(_:_:timeout:)``, with the answer's text as the pool sent it (for a status,
+    /// decoded from it by ``PoolSnapshot/fromStatusAnswer(_:)``).
+    static func performText(
+        _ pool: String, _ request: [String: JSONValue], timeout: Duration? = answerTimeout
+    ) throws -> (response: JSONValue, text: String) {
         let client = try connect(pool)
         let response: JSONValue
+        let text: String
         do {
-            response = try client.request(request, timeout: timeout)
+            text = try client.requestText(request, timeout: timeout)
+            response = try JSONValue.parse(text)
         } catch {
             printError("\(CLIContext.shared.commandName): \(error)")
             throw ExitCode(1)
@@ -50,7 +60,7 @@ enum ControlSession {
             printError("\(CLIContext.shared.commandName): pool '\(pool)' refused: \(response["error"]?.string ?? "\(response)")")
             throw ExitCode(1)
         }
-        return response
+        return (response, text)
     }
 }
 

@@ -28,8 +28,15 @@ public final class ControlClient {
     ///   connection (the kernel does) and never answers: with a timeout the caller learns so.
     /// - Throws: ``ControlClientError`` `.timedOut` when no answer came in time.
     public func request(_ request: [String: JSONValue], timeout: Duration? = nil) throws -> JSONValue {
+        try JSONValue.parse(requestText(request, timeout: timeout))
+    }
+
+    /// Sends a request and returns its answer as the pool sent it, one line of JSON: for an
+    /// answer decoded with Foundation (a status, ``PoolSnapshot/fromStatusAnswer(_:)``), whose
+    /// 64-bit integers a ``JSONValue`` number, a Double, would round.
+    public func requestText(_ request: [String: JSONValue], timeout: Duration? = nil) throws -> String {
         try send(request)
-        guard let response = try readLine(timeout: timeout) else {
+        guard let response = try readLineText(timeout: timeout) else {
             throw ControlClientError(code: .connection, message: "pool '\(pool)' closed the connection without answering", pool: pool)
         }
         return response
@@ -44,13 +51,18 @@ public final class ControlClient {
     /// The next line as JSON; nil at the end of the stream.
     /// - Throws: ``ControlClientError`` `.timedOut` when `timeout` passed without a whole line.
     public func readLine(timeout: Duration? = nil) throws -> JSONValue? {
+        try readLineText(timeout: timeout).map(JSONValue.parse)
+    }
+
+    /// The next line's text; nil at the end of the stream.
+    func readLineText(timeout: Duration? = nil) throws -> String? {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let deadline = timeout.map { Posix.monotonicNanoseconds() &+ UInt64(max(0, $0.nanoseconds)) }
         while true {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: buffer[..<newline], as: UTF8.self)
                 buffer.removeSubrange(...newline)
-                return try JSONValue.parse(line)
+                return line
             }
             if let deadline, let timeout {
                 let now = Posix.monotonicNanoseconds()
