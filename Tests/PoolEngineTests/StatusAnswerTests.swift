@@ -11,8 +11,8 @@ struct StatusAnswerTests {
         var snapshot = FlightRecordingTests().sampleFrame(at: 1_764_900_000).snapshot
         snapshot.workers[0].activity.currentJobID = UInt64.max - 1
         snapshot.workers[0].activity.jobsAccepted = (1 << 62) + 1
-        // The answer as the watcher writes it (ControlCommands: the snapshot's own JSON spliced in).
-        let answer = #"{"ok":true,"status":"# + (try JSONValue.encodeLine(snapshot)) + "}"
+        // The answer as the watcher writes it.
+        let answer = ControlCommands.statusAnswer(["ok": .bool(true)], status: try JSONValue.encodeLine(snapshot))
         let read = try PoolSnapshot.fromStatusAnswer(answer)
         #expect(read.workers[0].activity.currentJobID == UInt64.max - 1)
         #expect(read.workers[0].activity.jobsAccepted == (1 << 62) + 1)
@@ -20,7 +20,7 @@ struct StatusAnswerTests {
         // `status --json` prints the status's own text: the id is there digit for digit.
         let text = try #require(PoolSnapshot.statusText(ofAnswer: answer))
         #expect(text.contains("\(UInt64.max - 1)"))
-        #expect(try PoolSnapshot.fromStatusAnswer(#"{"ok":true,"status":"# + text + "}").workers[0].activity.currentJobID == UInt64.max - 1)
+        #expect(try JSONValue.parse(String(text))["workers"]?.array?.count == snapshot.workers.count)
         #expect(PoolSnapshot.statusText(ofAnswer: #"{"ok":true}"#) == nil)
         // What the CLI did before (a JSONValue, whose numbers are Doubles, written out again):
         // the id rounds past UInt64.max, and Foundation calls the text invalid.

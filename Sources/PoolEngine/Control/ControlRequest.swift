@@ -240,7 +240,7 @@ extension PoolSnapshot {
     /// integers are exact, for `status --json`); nil for an answer not shaped as the watcher
     /// writes one: `{"ok":true,"status":{…}}`, the status spliced in last (``ControlCommands``).
     public static func statusText(ofAnswer text: String) -> Substring? {
-        guard let key = text.range(of: #","status":"#), text.hasSuffix("}") else { return nil }
+        guard let key = text.range(of: ControlCommands.statusKey), text.hasSuffix("}") else { return nil }
         let status = text[key.upperBound..<text.index(before: text.endIndex)]
         guard status.hasPrefix("{"), (try? JSONValue.parse(String(status)))?.object != nil else { return nil }
         return status
@@ -249,6 +249,15 @@ extension PoolSnapshot {
 
 /// Carries out control commands on the pool; every outcome is one response line.
 enum ControlCommands {
+    /// What precedes the snapshot in a `status` answer (``statusAnswer(_:status:)``).
+    static let statusKey = #","status":"#
+
+    /// A `status` answer: the response's fields, then the snapshot's own JSON spliced in last,
+    /// not rebuilt as a JSONValue tree (``PoolSnapshot/statusText(ofAnswer:)`` reads it back).
+    static func statusAnswer(_ response: [String: JSONValue], status: String) -> String {
+        JSONValue.object(response).serialized.dropLast() + statusKey + status + "}"
+    }
+
     static func perform(_ command: ControlRequest.Command, on pool: WorkerPool, id: JSONValue?) async -> String {
         var response: [String: JSONValue] = ["ok": .bool(true)]
         if let id { response["id"] = id }
@@ -262,9 +271,7 @@ enum ControlCommands {
                 guard let status = try? JSONValue.encodeLine(snapshot) else {
                     throw CommandError(.failed, "the status could not be encoded")
                 }
-                // The snapshot's own JSON is spliced in, not rebuilt as a JSONValue tree.
-                let head = JSONValue.object(response).serialized.dropLast()
-                return head + #","status":"# + status + "}"
+                return statusAnswer(response, status: status)
             case .scale(let group, let count):
                 try await pool.scale(group, to: count)
             case .restart(.pool, let hard):
