@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -371,14 +372,14 @@ long pt_send_with_fds(int socket, const void *bytes, size_t length, const int *f
     return sent;
 }
 
-long pt_receive_with_fds(int socket, void *buffer, size_t length, int *fds, int capacity, int *received) {
+long pt_receive_with_fds(int socket, void *buffer, size_t length, int *fds, int capacity, int *received, int nonblocking) {
     *received = 0;
     struct iovec vector = { .iov_base = buffer, .iov_len = length };
     char control[CMSG_SPACE(sizeof(int) * PT_MAX_PASSED_FDS)];
     struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
     ssize_t n;
     // Close-on-exec until the receiver places them: nothing it spawns meanwhile inherits them.
-    do { n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    do { n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0)); } while (n < 0 && errno == EINTR);
     if (n < 0) return n;
     for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
@@ -392,3 +393,5 @@ long pt_receive_with_fds(int socket, void *buffer, size_t length, int *fds, int 
     }
     return n;
 }
+
+int pt_memfd_create(const char *name) { return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC); }

@@ -13,6 +13,7 @@ struct JobFrameTests {
         .closing,
         .started([7]),
         .started([1, 2, 3, UInt64.max]),
+        .lane(bytes: 16384),
     ]
 
     @Test("every kind of frame survives a round trip, fed whole or byte by byte")
@@ -41,12 +42,15 @@ struct JobFrameTests {
         ).write(to: &buffer)
         let le64: (UInt8) -> [UInt8] = { [$0, 0, 0, 0, 0, 0, 0, 0] }
         let le32: (UInt8) -> [UInt8] = { [$0, 0, 0, 0] }
-        var expected: [UInt8] = [0x50, 0x4A, 2, 1] + le32(41) + le64(1) + le64(2) + [0xFD, 0xFF, 0xFF, 0xFF]
+        var expected: [UInt8] = [0x50, 0x4A, 3, 1] + le32(41) + le64(1) + le64(2) + [0xFD, 0xFF, 0xFF, 0xFF]
         expected += le32(4) + le32(5) + le32(6) + le64(7) + [0xAA]
         #expect(Array(buffer.readableBytesView) == expected)
         buffer.clear()
         JobFrame.result(JobResultFrame(jobID: 9, worker: 3, queueWaitNanoseconds: 10, runNanoseconds: 20, payload: [])).write(to: &buffer)
-        #expect(Array(buffer.readableBytesView) == [0x50, 0x4A, 2, 3] + le32(28) + le64(9) + le32(3) + le64(10) + le64(20))
+        #expect(Array(buffer.readableBytesView) == [0x50, 0x4A, 3, 3] + le32(28) + le64(9) + le32(3) + le64(10) + le64(20))
+        buffer.clear()
+        JobFrame.lane(bytes: 16384).write(to: &buffer)
+        #expect(Array(buffer.readableBytesView) == [0x50, 0x4A, 3, 7] + le32(4) + [0x00, 0x40, 0, 0])
     }
 
     @Test("bad magic, version, kind, code, short bodies and oversized lengths are refused")
@@ -56,6 +60,8 @@ struct JobFrameTests {
             Array("GET / HTTP".utf8),
             [0x50, 0x4A, 9, 1, 0, 0, 0, 0],
             [0x50, 0x4A, 1, 1, 0, 0, 0, 0],  // version 1 had no `started`: refused, not misread
+            [0x50, 0x4A, 2, 1, 0, 0, 0, 0],  // version 2 had no `lane`: refused, not misread
+            [0x50, 0x4A, v, 7, 2, 0, 0, 0, 0, 0x40],  // lane with a short body
             [0x50, 0x4A, v, 77, 0, 0, 0, 0],
             [0x50, 0x4A, v, 1, 4, 0, 0, 0, 1, 2, 3, 4],
             [0x50, 0x4A, v, 4] + [29, 0, 0, 0] + [UInt8](repeating: 0, count: 12) + [99] + [UInt8](repeating: 0, count: 16),

@@ -44,9 +44,13 @@ int pt_poll_readable_ns(int fd, long long timeout_ns);
 /// sendmsg of `bytes` with `count` descriptors (SCM_RIGHTS, at most 64), non-blocking, no
 /// SIGPIPE; returns the bytes sent or -1 with errno.
 long pt_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count);
-/// recvmsg into `buffer`, blocking; the descriptors that came with it (close-on-exec) go to
-/// `fds`, their count to `received` (beyond `capacity` they are closed). Returns bytes or -1.
-long pt_receive_with_fds(int socket, void *buffer, size_t length, int *fds, int capacity, int *received);
+/// recvmsg into `buffer`, blocking unless `nonblocking`; the descriptors that came with it
+/// (close-on-exec) go to `fds`, their count to `received` (beyond `capacity` they are closed).
+/// Returns bytes or -1 with errno (EAGAIN when nonblocking and nothing is there).
+long pt_receive_with_fds(int socket, void *buffer, size_t length, int *fds, int capacity, int *received, int nonblocking);
+/// memfd_create with MFD_CLOEXEC (glibc declares it only under _GNU_SOURCE): an anonymous file
+/// for memory shared with another process by passing the descriptor. -1 with errno on failure.
+int pt_memfd_create(const char *name);
 /// ppoll on two descriptors for input, `timeout_ns` < 0 waiting without limit: 0 on timeout,
 /// -1 on error (errno set), else bit 1 for `first` readable, bit 2 for `second`.
 int pt_poll_two_ns(int first, int second, long long timeout_ns);

@@ -179,6 +179,10 @@ public enum JobWaitPolicy: String, Hashable, Sendable, Codable, CaseIterable {
     /// Spin only (``JobWaitMode/spin``).
     case spin
 
+    /// Whether a connection offers its worker a lane (``JobLane``): only a policy under which a
+    /// sender may spin uses one.
+    var mayUseLane: Bool { self == .adaptive || self == .spin }
+
     /// Overrides every client's policy in a process (benchmarks compare the policies with it).
     static let environmentVariable = "POOLTOP_JOB_WAIT"
 

@@ -38,6 +38,11 @@ final class JobConnection: Sendable {
     let fd: Int32
     let token: UInt64
     private let io: JobClientIO
+    /// Shared memory with the worker for a spinning lone sender's job and answer (decision
+    /// 0031); nil unless the policy may spin.
+    private let lane: JobLane?
+    /// Jobs whose request went through the lane (for tests and the bench: an uncontended add).
+    let lanePosts = Atomic<Int>(0)
 
     /// How long a lone sender waits for its answer on its own thread before it suspends (only
     /// under an opt-in ``JobWaitPolicy``). It holds its thread meanwhile, so it is short, and a
@@ -61,11 +66,14 @@ final class JobConnection: Sendable {
     /// (from its running-jobs table); nil when that cannot be told.
     private let startedJobs: @Sendable () -> Set<UInt64>?
 
-    private init(worker: WorkerID, fd: Int32, token: UInt64, io: JobClientIO, startedJobs: @escaping @Sendable () -> Set<UInt64>?) {
+    private init(
+        worker: WorkerID, fd: Int32, token: UInt64, io: JobClientIO, lane: JobLane?, startedJobs: @escaping @Sendable () -> Set<UInt64>?
+    ) {
         self.worker = worker
         self.fd = fd
         self.token = token
         self.io = io
+        self.lane = lane
         self.startedJobs = startedJobs
         self.state = Mutex(JobConnectionState(worker: worker))
     }
@@ -76,7 +84,14 @@ final class JobConnection: Sendable {
         path: String, worker: WorkerID, io: JobClientIO, startedJobs: @escaping @Sendable () -> Set<UInt64>? = { nil }
     ) throws -> JobConnection {
         let fd = try Posix.connectUnixSocket(path, nonBlocking: true)
-        let connection = JobConnection(worker: worker, fd: fd, token: io.makeToken(), io: io, startedJobs: startedJobs)
+        let lane: JobLane?
+        do {
+            lane = io.policy.mayUseLane ? try offerLane(on: fd, worker: worker) : nil
+        } catch {
+            Posix.close(fd)
+            throw error
+        }
+        let connection = JobConnection(worker: worker, fd: fd, token: io.makeToken(), io: io, lane: lane, startedJobs: startedJobs)
         do {
             // Connected without waiting; from now on every call says whether it may wait: only
             // a polling sender's `recv` does, for at most the poll budget.
@@ -88,6 +103,23 @@ final class JobConnection: Sendable {
             throw error
         }
         return connection
+    }
+
+    /// Creates the connection's lane and passes it to the worker with the first frame. A lane
+    /// that cannot be made (out of memory or descriptors) is no error: the socket serves alone.
+    /// One that was made but could not be passed whole is, since the stream would be broken.
+    private static func offerLane(on fd: Int32, worker: WorkerID) throws -> JobLane? {
+        guard let (lane, shared) = try? JobLane.create() else { return nil }
+        defer { Posix.close(shared) }
+        var frame = ByteBufferAllocator().buffer(capacity: JobFrame.headerSize + 4)
+        JobFrame.lane(bytes: UInt32(JobLane.size)).write(to: &frame)
+        let bytes = Array(frame.readableBytesView)
+        // A new connection's socket is empty: its first dozen bytes go at once.
+        let sent = try Posix.send(fd, bytes, passing: [shared])
+        guard sent == bytes.count else {
+            throw JobFrameError(message: "the 'lane' frame to worker \(worker) went out \(sent) of \(bytes.count) bytes")
+        }
+        return lane
     }
 
     /// Whether new jobs may go here: not closed, and the worker has not said `closing`. Read by
@@ -119,15 +151,30 @@ final class JobConnection: Sendable {
         }
         settle(from: step)
         io.noteDeadline(deadline.nanoseconds)
+        let mode = polls ? (adaptive ? io.nextWaitMode() : .poll) : nil
+        // A spinning lone sender waits for its answer in the lane, and posts its request there
+        // if the worker polls it (the socket otherwise); the writer's role, which it holds with
+        // nothing else queued, is then given back without a write.
+        var laned = false
+        if let lane, let mode {
+            lane.setClientSpins(mode == .spin)
+            if mode == .spin {
+                lane.expectAnswer(jobID)
+                laned = toWrite?.readableBytes == frame.readableBytes && lane.post(frame)
+                if laned { lanePosts.add(1, ordering: .relaxed) }
+            }
+        }
         if var toWrite {
-            if gather {
+            if laned {
+                toWrite.clear()
+            } else if gather {
                 // Others queue behind the writer meanwhile; their requests leave in this `send`.
                 await Task.yield()
                 if var queued = state.withLock({ $0.takeQueued() }) { toWrite.writeBuffer(&queued) }
             }
             write(toWrite)
         }
-        if polls, let (answer, drained) = poll(for: jobID, adaptive ? io.nextWaitMode() : .poll) {
+        if let mode, let (answer, drained) = poll(for: jobID, mode) {
             if drained { lost("worker \(worker) is closing") }
             return answer
         }
@@ -212,7 +259,9 @@ final class JobConnection: Sendable {
     /// spent or the connection ends; other jobs' answers read meanwhile are handed out as usual.
     private func poll(for jobID: UInt64, _ mode: JobWaitMode) -> (JobAnswer, drained: Bool)? {
         let until = Int64(Posix.monotonicNanoseconds()) + Self.pollBudget
+        let lane = mode == .spin ? self.lane : nil
         var answered = false
+        var turns = 0
         // The request has only just left: wait first, then read.
         waiting: while true {
             let left = until - Int64(Posix.monotonicNanoseconds())
@@ -224,18 +273,66 @@ final class JobConnection: Sendable {
             case .receive:
                 guard readAvailable(waiting: true) else { break waiting }
             case .spin:
-                guard readAvailable() else { break waiting }
+                if let lane {
+                    if let bytes = lane.takeAnswer() {
+                        guard receiveFromLane(bytes) else { break waiting }
+                    } else if turns % Self.socketLookEvery == Self.socketLookEvery - 1 {
+                        // The socket too, now and then: an answer too large for the lane, the
+                        // worker's `closing`, its end.
+                        guard readAvailable() else { break waiting }
+                    }
+                    turns += 1
+                } else {
+                    guard readAvailable() else { break waiting }
+                }
             }
             answered = state.withLock { $0.isAnswered(jobID) }
             if answered { break }
             // Spinning: a worker on this CPU (or anything else due on it) runs now.
             if mode == .spin { Posix.yieldProcessor() }
         }
+        if let lane { answered = stopWaitingInLane(lane, for: jobID) || answered }
         io.waitEnded(mode, answered: answered)
         let (answer, drained) = state.withLock { $0.pollEnded(jobID, answered: answered) }
         // Level-triggered: answers that came in after the last read wake the I/O thread now.
         settle()
         return answer.map { ($0, drained) }
+    }
+
+    /// How many turns of a spinning sender's wait in the lane go by between two reads of the socket.
+    private static let socketLookEvery = 8
+
+    /// The spinning sender is done waiting in the lane for `jobID`: from now on its answer goes
+    /// by the socket. One the worker is putting there meanwhile is waited for (a copy of a few
+    /// kilobytes at most), unless the connection ends first. True when that answered the job.
+    private func stopWaitingInLane(_ lane: JobLane, for jobID: UInt64) -> Bool {
+        var stop = lane.stopWaiting(for: jobID)
+        while stop == .writing {
+            Posix.yieldProcessor()
+            guard readAvailable() else { return false }
+            stop = lane.stopWaiting(for: jobID)
+        }
+        guard stop == .ready, let bytes = lane.takeAnswer() else { return false }
+        return receiveFromLane(bytes) && state.withLock { $0.isAnswered(jobID) }
+    }
+
+    /// An answer the worker put in the lane, handed out as one read from the socket would be.
+    /// False once the connection has ended (a malformed answer ends it).
+    private func receiveFromLane(_ bytes: ByteBuffer) -> Bool {
+        var bytes = bytes
+        let frame: JobFrame?
+        do {
+            frame = try JobFrame.read(from: &bytes)
+        } catch {
+            lost("worker \(worker) put a malformed frame in the job lane (\(error)); the connection was closed")
+            return false
+        }
+        guard let frame, bytes.readableBytes == 0, frame.isAnswer else {
+            lost("worker \(worker) put something other than one answer in the job lane; the connection was closed")
+            return false
+        }
+        receive([frame])
+        return state.withLock { $0.closed == nil }
     }
 
     // MARK: - Receiving (I/O thread, or a polling sender)

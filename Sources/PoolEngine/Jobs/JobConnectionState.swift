@@ -263,7 +263,8 @@ struct JobConnectionState<Waiter: Sendable>: Sendable {
                 done.drained = workerClosing() || done.drained
             case .started(let jobIDs):
                 started(jobIDs)
-            case .request, .cancel:
+            case .request, .cancel, .lane:
+                // A sender's frames; a worker does not send them.
                 break
             }
         }

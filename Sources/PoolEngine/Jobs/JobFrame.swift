@@ -18,10 +18,14 @@ package enum JobFrame: Hashable, Sendable {
     /// their handlers runs, so a sender whose worker dies knows which of its jobs never
     /// started (those it may send elsewhere) and which did (those that end `workerLost`).
     case started([UInt64])
+    /// Sender to worker, first on a connection if at all, with a shared file of `bytes` bytes
+    /// passed with it (SCM_RIGHTS): the connection's lane (``JobLane``), where a lone sender's
+    /// job and its answer may travel through shared memory instead of the socket.
+    case lane(bytes: UInt32)
 
     static let magic: (UInt8, UInt8) = (0x50, 0x4A)  // "PJ"
-    /// Version 2 added the request's sender token and the `started` frame.
-    static let version: UInt8 = 2
+    /// Version 2 added the request's sender token and the `started` frame; 3 the `lane` frame.
+    static let version: UInt8 = 3
     static let headerSize = 8
     /// The default limit on a frame's body, enforced by both sides.
     static let defaultMaximumBody = 16 * 1024 * 1024
@@ -33,6 +37,7 @@ package enum JobFrame: Hashable, Sendable {
         case error = 4
         case closing = 5
         case started = 6
+        case lane = 7
     }
 }
 
@@ -137,6 +142,8 @@ extension JobFrame {
             Self.write(.started, fixedSize: 8 * jobIDs.count, payload: [], to: &buffer) { out in
                 for jobID in jobIDs { out.store(jobID) }
             }
+        case .lane(let bytes):
+            Self.write(.lane, fixedSize: 4, payload: [], to: &buffer) { $0.store(bytes) }
         }
     }
 
@@ -162,6 +169,14 @@ extension JobFrame {
         }
     }
 
+    /// A result or an error: what answers a job.
+    var isAnswer: Bool {
+        switch self {
+        case .result, .error: return true
+        default: return false
+        }
+    }
+
     var kind: Kind {
         switch self {
         case .request: return .request
@@ -170,6 +185,7 @@ extension JobFrame {
         case .error: return .error
         case .closing: return .closing
         case .started: return .started
+        case .lane: return .lane
         }
     }
 
@@ -239,6 +255,9 @@ extension JobFrame {
             jobIDs.reserveCapacity(length / 8)
             while let jobID: UInt64 = body.readInteger(endianness: .little) { jobIDs.append(jobID) }
             return .started(jobIDs)
+        case .lane:
+            try need(4, "lane")
+            return .lane(bytes: body.readInteger(endianness: .little)!)
         }
     }
 }

@@ -27,6 +27,9 @@ final class JobServer: Sendable {
     private let thread = Mutex<PosixThread?>(nil)
     /// `pthread_self()` of the loop's thread, 0 before it runs.
     private let loopThread = Atomic<UInt>(0)
+    /// Lanes may be armed: false from the goodbye on, so that no request goes where the
+    /// stopping loop no longer looks.
+    private let lanesOpen = Atomic<Bool>(true)
 
     private struct State: ~Copyable {
         var connections: [UInt64: JobServerConnection] = [:]
@@ -50,6 +53,8 @@ final class JobServer: Sendable {
     private static let wakeUpToken: UInt64 = 0
     private static let listenerToken: UInt64 = 1
     private static let firstConnectionToken: UInt64 = 16
+    /// While looking at armed lanes, the loop looks at its sockets every this many turns.
+    private static let epollLookEvery = 4
     /// What a connection is watched for between writes: requests, and the sender hanging up.
     private static let readInterest: Epoll.Events = [.readable, .peerHangUp]
 
@@ -164,6 +169,8 @@ final class JobServer: Sendable {
         var events: [Epoll.Event] = []
         var inputs: [UInt64: ByteBuffer] = [:]
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var lanes = Lanes()
+        var spinTurns = 0
         var nextBeat = heartbeat.map { _ in Posix.monotonicNanoseconds() }
         while true {
             if let heartbeat, let due = nextBeat {
@@ -174,10 +181,12 @@ final class JobServer: Sendable {
                     nextBeat = now + heartbeat.nanoseconds
                 }
             }
+            // Armed lanes keep the thread awake, looking at them between turns.
+            let spinning = lanes.served.isEmpty ? (awake: false, took: false) : serveLanes(&lanes, inputs: &inputs)
             // Asleep only with nothing handed over: a frame handed before this lock is sent by
             // the flush below, one queued after it is sent by its own thread.
             let (maySleep, closing) = state.withLock { state -> (Bool, UInt64?) in
-                guard state.deferred.isEmpty else { return (false, nil) }
+                guard state.deferred.isEmpty && !spinning.awake else { return (false, nil) }
                 state.isSleeping = true
                 return (true, state.closingDeadline)
             }
@@ -186,9 +195,13 @@ final class JobServer: Sendable {
                     let until = [nextBeat, closing].compactMap { $0 }.min()
                     try epoll.wait(into: &events, until: until)
                     state.withLock { $0.isSleeping = false }
+                } else if spinning.awake && !spinning.took && spinTurns % Self.epollLookEvery != 0 {
+                    // Looking at lanes: the sockets only every few turns, each look a system call.
+                    events.removeAll(keepingCapacity: true)
                 } else {
                     try epoll.wait(into: &events, timeoutMilliseconds: 0)
                 }
+                spinTurns = spinning.awake ? spinTurns &+ 1 : 0
             } catch {
                 logger.error("job server: \(error); it stops serving")
                 break
@@ -207,11 +220,13 @@ final class JobServer: Sendable {
                         connection.socketHasRoom()
                     }
                     if !event.events.isDisjoint(with: [.readable, .peerHangUp, .hangUp, .error]) {
-                        read(connection, into: &inputs, chunk: &chunk)
+                        read(connection, into: &inputs, chunk: &chunk, lanes: &lanes)
                     }
                 }
             }
             flushDeferred()
+            // Nothing came: the CPU goes to whoever is due on it (on one CPU, the sender).
+            if spinning.awake && !spinning.took && events.isEmpty { Posix.yieldProcessor() }
             let closed = state.withLock { state -> Bool in
                 guard let deadline = state.closingDeadline, !state.goodbyeRequested else { return false }
                 return state.connections.isEmpty || Posix.monotonicNanoseconds() >= deadline
@@ -233,7 +248,10 @@ final class JobServer: Sendable {
             state.goodbyeRequested = false
             return (true, Array(state.connections.values))
         }
-        if stopAccepting { closeListener() }
+        if stopAccepting {
+            lanesOpen.store(false, ordering: .relaxed)
+            closeListener()
+        }
         for connection in goodbye { connection.sayClosing() }
     }
 
@@ -276,14 +294,23 @@ final class JobServer: Sendable {
     }
 
     /// Reads what the connection has, hands each whole request to the scheduler, and closes
-    /// the connection at its end or at a malformed frame.
-    private func read(_ connection: JobServerConnection, into inputs: inout [UInt64: ByteBuffer], chunk: inout [UInt8]) {
+    /// the connection at its end or at a malformed frame. A connection's first read takes the
+    /// descriptors passed with its bytes too (a lane's shared file comes with the first frame).
+    private func read(
+        _ connection: JobServerConnection, into inputs: inout [UInt64: ByteBuffer], chunk: inout [UInt8], lanes: inout Lanes
+    ) {
+        let isFirstRead = inputs[connection.id] == nil
         var input = inputs.removeValue(forKey: connection.id) ?? ByteBuffer()
+        var passed: [Posix.FD] = []
         var ended = false
         while true {
             let received: Int?
             do {
-                received = try chunk.withUnsafeMutableBytes { try Posix.receive(connection.fd, into: $0, nonBlocking: true) }
+                received = try chunk.withUnsafeMutableBytes { buffer in
+                    isFirstRead
+                        ? try Posix.receive(connection.fd, into: buffer, descriptors: &passed, nonBlocking: true)
+                        : try Posix.receive(connection.fd, into: buffer, nonBlocking: true)
+                }
             } catch {
                 ended = true
                 break
@@ -294,18 +321,25 @@ final class JobServer: Sendable {
                 break
             }
             input.writeBytes(chunk[0..<n])
-            if n < chunk.count { break }
+            if n < chunk.count || isFirstRead { break }
         }
+        defer { passed.forEach(Posix.close) }
         do {
             while let frame = try JobFrame.read(from: &input) {
                 switch frame {
-                case .request(let request):
-                    scheduler.submit(request, connection: connection.id, gate: connection.announce) { connection.write($0) }
-                case .cancel(let jobID):
-                    scheduler.cancel(connection: connection.id, jobID: jobID)
-                case .result, .error, .closing, .started:
-                    logger.error("job connection \(connection.id): a sender sent a worker's frame; closing the connection")
-                    ended = true
+                case .lane(let bytes):
+                    // Only first, once, with its file: anything else is not our sender.
+                    guard lanes.served[connection.id] == nil, isFirstRead, let shared = passed.first, bytes == JobLane.size else {
+                        throw JobFrameError(message: "a 'lane' frame that is not the connection's first, or came without its \(JobLane.size)-byte file")
+                    }
+                    do {
+                        lanes.served[connection.id] = ServedLane(lane: try JobLane.map(passed: shared), connection: connection)
+                    } catch {
+                        // The socket serves alone: the lane stays asleep, so the sender never posts there.
+                        logger.warning("job connection \(connection.id): the sender's lane cannot be used: \(error)")
+                    }
+                default:
+                    ended = !dispatch(frame, from: connection, lane: lanes.served[connection.id])
                 }
                 if ended { break }
             }
@@ -315,11 +349,118 @@ final class JobServer: Sendable {
             ended = true
         }
         if ended {
+            lanes.served.removeValue(forKey: connection.id)
             drop(connection)
             return
         }
         input.discardReadBytes()
         inputs[connection.id] = input
+    }
+
+    /// Hands a sender's frame to the scheduler; false for a frame only a worker sends (the
+    /// caller closes the connection).
+    private func dispatch(_ frame: JobFrame, from connection: JobServerConnection, lane: ServedLane?) -> Bool {
+        switch frame {
+        case .request(let request):
+            if let lane {
+                scheduler.submit(request, connection: connection.id, gate: connection.announce) { [self] answer in
+                    if !reply(answer, in: lane) { connection.write(answer) }
+                }
+            } else {
+                scheduler.submit(request, connection: connection.id, gate: connection.announce) { connection.write($0) }
+            }
+        case .cancel(let jobID):
+            scheduler.cancel(connection: connection.id, jobID: jobID)
+        case .result, .error, .closing, .started, .lane:
+            logger.error("job connection \(connection.id): a sender sent a \(frame.kind) frame; closing the connection")
+            return false
+        }
+        return true
+    }
+
+    // MARK: - Lanes
+
+    /// The lanes of the connections that brought one, and until when the loop looks at the
+    /// armed ones (only the loop's thread touches it).
+    private struct Lanes {
+        var served: [UInt64: ServedLane] = [:]
+        var spinUntil: UInt64 = 0
+    }
+
+    /// Puts an answer in its sender's lane if the sender waits for it there. On the loop's
+    /// thread (a handler that ran inline) the lane is armed first, before the sender can see
+    /// the answer: its next request, sent the moment it has it, then finds the lane polled. From
+    /// another thread it is not, since the loop may sleep; it arms the lane at its next turn.
+    private func reply(_ answer: JobFrame, in served: ServedLane) -> Bool {
+        let jobID: UInt64
+        switch answer {
+        case .result(let result): jobID = result.jobID
+        case .error(let error): jobID = error.jobID
+        default: return false
+        }
+        if isOnLoopThread && lanesOpen.load(ordering: .relaxed) && served.lane.clientSpins { served.lane.arm() }
+        served.answered.store(true, ordering: .releasing)
+        // Encoded for the lane only when the sender waits there: under load it never does.
+        guard served.lane.waits(for: jobID) else { return false }
+        var bytes = ByteBufferAllocator().buffer(capacity: 64)
+        answer.write(to: &bytes)
+        let laned = served.lane.answer(jobID, bytes)
+        if laned { scheduler.answersWritten(connection: served.connection.id, jobIDs: [jobID]) }
+        return laned
+    }
+
+    /// One look at the lanes: arms those answered since the last look whose sender spins,
+    /// takes the requests posted in armed ones, and once none has had anything for
+    /// ``JobLane/serverSpinBudget``, disarms them. Returns whether to stay awake (a lane is
+    /// still armed) and whether a request was taken.
+    private func serveLanes(_ lanes: inout Lanes, inputs: inout [UInt64: ByteBuffer]) -> (awake: Bool, took: Bool) {
+        let now = Posix.monotonicNanoseconds()
+        let mayArm = lanesOpen.load(ordering: .relaxed)
+        var took = false
+        var armed: [ServedLane] = []
+        var dropped: [UInt64] = []
+        for (id, served) in lanes.served {
+            if served.answered.exchange(false, ordering: .acquiring) && mayArm && served.lane.clientSpins && served.lane.arm() {
+                lanes.spinUntil = now + JobLane.serverSpinBudget
+            }
+            switch served.lane.inbox {
+            case .posted:
+                took = true
+                lanes.spinUntil = now + JobLane.serverSpinBudget
+                if !take(from: served) { dropped.append(id) }
+            case .polling, .writing:
+                armed.append(served)
+            case .asleep, .taken:
+                break
+            }
+        }
+        for id in dropped {
+            if let served = lanes.served.removeValue(forKey: id) {
+                inputs.removeValue(forKey: id)
+                drop(served.connection)
+            }
+        }
+        guard !armed.isEmpty else { return (took, took) }
+        guard now >= lanes.spinUntil || !mayArm else { return (true, took) }
+        // Time to sleep: each armed lane is disarmed, or has a request coming, which keeps the loop awake.
+        var awake = took
+        for served in armed where served.lane.disarm() != .asleep { awake = true }
+        return (awake, took)
+    }
+
+    /// Takes the request posted in a lane and hands it to the scheduler; false when it was not
+    /// one whole request (the caller closes the connection).
+    private func take(from served: ServedLane) -> Bool {
+        guard var bytes = served.lane.takeRequest() else { return true }
+        do {
+            guard let frame = try JobFrame.read(from: &bytes), bytes.readableBytes == 0, case .request = frame else {
+                throw JobFrameError(message: "the job lane held something other than one request")
+            }
+            return dispatch(frame, from: served.connection, lane: served)
+        } catch {
+            logger.error("job connection \(served.connection.id): \(error); closing it")
+            return false
+        }
     }
 
     private func flushDeferred() {
@@ -339,5 +480,19 @@ final class JobServer: Sendable {
         state.withLock { _ = $0.connections.removeValue(forKey: connection.id) }
         connection.close()
         scheduler.cancelAll(connection: connection.id)
+    }
+}
+
+/// A sender's lane as its job worker serves it.
+private final class ServedLane: Sendable {
+    let lane: JobLane
+    let connection: JobServerConnection
+    /// A job of this connection was answered since the loop last looked (from any thread): the
+    /// loop arms the lane again if its sender spins.
+    let answered = Atomic<Bool>(false)
+
+    init(lane: JobLane, connection: JobServerConnection) {
+        self.lane = lane
+        self.connection = connection
     }
 }

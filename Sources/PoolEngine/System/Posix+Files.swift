@@ -1,3 +1,5 @@
+import CPoolShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,6 +35,31 @@ extension Posix {
         // The umask may have removed bits; the mode must be exactly 0600.
         try check("fchmod", context: name) { fchmod(fd, 0o600) }
         try check("ftruncate", context: name) { ftruncate(fd, off_t(size)) }
+        return try map(fd, size: size, writable: true, name: name)
+    }
+
+    /// Creates and maps an anonymous shared file of `size` bytes (memfd): memory another process
+    /// shares by being passed the descriptor, with no name to remove, so none is left behind
+    /// whoever dies. Returns the mapping and the descriptor (close-on-exec; the caller closes it).
+    static func createAnonymousSharedMemory(name: String, size: Int) throws -> (Mapping, FD) {
+        let fd = try check("memfd_create", context: name) { pt_memfd_create(name) }
+        do {
+            try check("ftruncate", context: name) { ftruncate(fd, off_t(size)) }
+            return (try map(fd, size: size, writable: true, name: name), fd)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Maps a shared file another process passed, read-write, if it is exactly `size` bytes
+    /// (a smaller one would fault on access).
+    static func mapPassedSharedMemory(_ fd: FD, size: Int, name: String) throws -> Mapping {
+        var info = stat()
+        try check("fstat", context: name) { fstat(fd, &info) }
+        guard Int(info.st_size) == size else {
+            throw SystemCallError(call: "fstat", errno: EINVAL, context: "\(name) is \(info.st_size) bytes, not \(size)")
+        }
         return try map(fd, size: size, writable: true, name: name)
     }
 

@@ -155,12 +155,23 @@ enum Posix {
     /// Receives into `buffer`, blocking, and appends to `descriptors` those that came with the
     /// bytes (close-on-exec; at most 64 a call). Returns the bytes read, 0 at end of file.
     static func receive(_ fd: FD, into buffer: UnsafeMutableRawBufferPointer, descriptors: inout [FD]) throws -> Int {
+        // Safe: blocking, so never nil.
+        try receive(fd, into: buffer, descriptors: &descriptors, nonBlocking: false)!
+    }
+
+    /// As ``receive(_:into:descriptors:)``, without blocking when `nonBlocking`: nil when
+    /// nothing is there.
+    static func receive(_ fd: FD, into buffer: UnsafeMutableRawBufferPointer, descriptors: inout [FD], nonBlocking: Bool) throws -> Int? {
         var passed = [FD](repeating: -1, count: 64)
         var count: Int32 = 0
         let n = passed.withUnsafeMutableBufferPointer { fds in
-            pt_receive_with_fds(fd, buffer.baseAddress, buffer.count, fds.baseAddress, Int32(fds.count), &count)
+            pt_receive_with_fds(fd, buffer.baseAddress, buffer.count, fds.baseAddress, Int32(fds.count), &count, nonBlocking ? 1 : 0)
         }
-        guard n >= 0 else { throw SystemCallError(call: "recvmsg", errno: errno, context: "fd \(fd)") }
+        guard n >= 0 else {
+            let error = errno
+            if nonBlocking && (error == EAGAIN || error == EWOULDBLOCK) { return nil }
+            throw SystemCallError(call: "recvmsg", errno: error, context: "fd \(fd)")
+        }
         descriptors += passed.prefix(Int(count))
         return n
     }
