@@ -481,6 +481,14 @@ struct JobsTests {
             }
         }
         #expect(connection.lanePosts.load(ordering: .relaxed) > 0, "no job went through the lane in 500")
+        // Its sender quiet, the worker stops looking at the lane and sleeps: a worker that kept
+        // spinning would burn the whole half second (50 ticks at 100 Hz); a sleeping one a few at most.
+        let pid = try #require(fixture.pool.snapshot()?.workers.first?.pid)
+        try await Task.sleep(for: .milliseconds(100))
+        let before = try #require(ProcStat(process: "\(pid)")?.cpuTicks)
+        try await Task.sleep(for: .milliseconds(500))
+        let after = try #require(ProcStat(process: "\(pid)")?.cpuTicks)
+        #expect(after - before < 25, "the idle worker used \(after - before) ticks of CPU in 500 ms")
         // Slower than the sender's wait and the worker's look at the lane: by the socket, answered all the same.
         let slow = JobRequestFrame(jobID: 501, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array("sleep 5".utf8))
         guard case .result(let result) = await connection.send(slow, deadline: far) else {
