@@ -150,9 +150,10 @@ struct ListenerSocketsTests {
             let port = try SocketClient.freePort()
             try first.pool.describeGroup(reactorGroup(first, [try Listener("127.0.0.1:\(port)")]))
             try second.pool.describeGroup(reactorGroup(second, [try Listener("127.0.0.1:\(port)")]))
-            // `freePort` releases the port it found; something else on the host may bind it
-            // before the first pool does (seen once in CI). That is not what this test is about:
-            // take another port, at most twice.
+            // `freePort` holds the port it found (SO_REUSEADDR, not listening), yet something on
+            // the host that binds with SO_REUSEADDR too could still listen there first (a port
+            // taken between the check and the bind was seen in CI before it held them). That is
+            // not what this test is about: take another port, at most twice.
             let firstRun = RunningPool(first.pool)
             await first.pool.awaitStart()
             if first.pool.snapshot() == nil {

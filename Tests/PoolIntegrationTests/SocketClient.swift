@@ -107,11 +107,21 @@ enum SocketClient {
     /// random start so that two test processes rarely try the same ones.
     private static let nextPort = Synchronization.Mutex(Int.random(in: 20_000..<31_000))
 
-    /// A port nothing listens on right now, released for the caller to bind.
+    /// Sockets bound to the ports `freePort` handed out, held for the life of the test process.
+    private static let reservations = Synchronization.Mutex<[Int32]>([])
+
+    /// A port nothing listens on, held for the caller to bind.
     ///
     /// Not the kernel's pick (`bind` to port 0): that comes from the ephemeral range, the one
     /// every outgoing connection of the tests running in parallel takes its local port from, so
-    /// between the release and the pool's bind a client could take it (EADDRINUSE).
+    /// between the release and the pool's bind a client could take it (EADDRINUSE). Nor is the
+    /// port released: a bind that failed with EADDRINUSE on a port just found free was seen three
+    /// times in CI (a pool's listener, Prometheus's), from something on the host that took it
+    /// between the check and the bind. So it stays bound here with SO_REUSEADDR and never
+    /// listens: the kernel gives it to no outgoing connection and lets no one bind it without
+    /// SO_REUSEADDR, while a pool's listeners (SO_REUSEADDR, with or without SO_REUSEPORT),
+    /// gunicorn, Prometheus, systemd-socket-activate and Python's servers, which all set
+    /// SO_REUSEADDR, bind and listen on it as if it were free, and connections reach only them.
     static func freePort() throws -> Int {
         for _ in 0..<1_000 {
             let port = nextPort.withLock { port -> Int in
@@ -120,12 +130,18 @@ enum SocketClient {
             }
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SystemCallError(call: "socket", errno: errno) }
-            defer { close(fd) }
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
             var address = loopback(port: port)
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            if bound == 0 { return port }
+            guard bound == 0 else {
+                close(fd)
+                continue
+            }
+            reservations.withLock { $0.append(fd) }
+            return port
         }
         throw SystemCallError(call: "bind(127.0.0.1:20000...32000)", errno: EADDRINUSE)
     }
