@@ -350,6 +350,7 @@ final class JobServer: Sendable {
         }
         if ended {
             lanes.served.removeValue(forKey: connection.id)
+            lanes.writingSince.removeValue(forKey: connection.id)
             drop(connection)
             return
         }
@@ -385,6 +386,8 @@ final class JobServer: Sendable {
     private struct Lanes {
         var served: [UInt64: ServedLane] = [:]
         var spinUntil: UInt64 = 0
+        /// Since when each lane found half-written at bedtime has been so.
+        var writingSince: [UInt64: UInt64] = [:]
     }
 
     /// Puts an answer in its sender's lane if the sender waits for it there. On the loop's
@@ -425,6 +428,7 @@ final class JobServer: Sendable {
             }
             switch served.lane.inbox {
             case .posted:
+                lanes.writingSince.removeValue(forKey: id)
                 took = true
                 lanes.spinUntil = now + JobLane.serverSpinBudget
                 if !take(from: served) { dropped.append(id) }
@@ -444,9 +448,39 @@ final class JobServer: Sendable {
         guard now >= lanes.spinUntil || !mayArm else { return (true, took) }
         // Time to sleep: each armed lane is disarmed, or has a request coming, which keeps the loop awake.
         var awake = took
-        for served in armed where served.lane.disarm() != .asleep { awake = true }
+        for served in armed {
+            let id = served.connection.id
+            switch served.lane.disarm() {
+            case .asleep, .taken:
+                lanes.writingSince.removeValue(forKey: id)
+                continue
+            case .polling, .posted:
+                awake = true
+                continue
+            case .writing:
+                break
+            }
+            // Copying a request takes a microsecond; a sender preempted meanwhile resumes within
+            // a time slice. One that stays in the middle of it this long is not writing a
+            // request: its connection is closed (a sender that died is noticed by its socket
+            // first), so the loop does not stay awake for it.
+            let since = lanes.writingSince[id] ?? now
+            if now - since >= JobServer.laneWritingLimit {
+                logger.error("job connection \(id): its sender left the job lane half-written for \(JobServer.laneWritingLimit / 1_000_000) ms; closing it")
+                lanes.served.removeValue(forKey: id)
+                lanes.writingSince.removeValue(forKey: id)
+                inputs.removeValue(forKey: id)
+                drop(served.connection)
+                continue
+            }
+            lanes.writingSince[id] = since
+            awake = true
+        }
         return (awake, took)
     }
+
+    /// How long a lane may stay half-written before its connection is closed.
+    static let laneWritingLimit: UInt64 = 100_000_000
 
     /// Takes the request posted in a lane and hands it to the scheduler; false when it was not
     /// one whole request (the caller closes the connection).
