@@ -183,6 +183,29 @@ struct SharedStateTests {
         }
     }
 
+    @Test("a records copy stays as it was taken while later copies see later writes (the reader reuses a copy's storage only once nobody holds it)")
+    func recordsCopiesStayPut() throws {
+        try withSegment { segment, _ in
+            let base = segment.slotBase(WorkerID(1))
+            typealias A = SharedLayout.Activity
+            func count(_ value: UInt64) { segment.write(sequenceAt: base + A.sequence) { segment.store(base + A.jobsProcessed, value) } }
+            let reader = PoolStateReader(segment: segment)
+            count(1)
+            let first = reader.records()
+            count(2)
+            let second = reader.records()
+            #expect(first.activity(of: WorkerID(1)).jobsProcessed == 1, "a copy held is not written over")
+            #expect(second.activity(of: WorkerID(1)).jobsProcessed == 2)
+            count(3)
+            // Copies released: their storage may be reused, and the next copy reads the segment anew.
+            for expected in UInt64(3)...5 {
+                #expect(reader.records().activity(of: WorkerID(1)).jobsProcessed == expected)
+                count(expected + 1)
+            }
+            #expect(first.activity(of: WorkerID(1)).jobsProcessed == 1 && second.activity(of: WorkerID(1)).jobsProcessed == 2)
+        }
+    }
+
     @Test("worker ids outside the slots are refused (testWrongWorkerId, testWorkerIdOutOfRange)")
     func invalidIDs() throws {
         try withSegment { segment, pool in

@@ -5,7 +5,7 @@ import Synchronization
 /// fields (pickup strategies, the metrics); ``PoolSnapshot`` decodes all of it into values.
 public struct PoolRecords: Sendable {
     /// 32 words per slot, in slot order: the lifecycle part (words 0–15), then the activity part (16–31).
-    let words: [UInt64]
+    private let storage: RecordWords
     /// The slots copied: `firstID ..< firstID + slotCount` (every slot, or one group's).
     public let firstID: WorkerID
     public let slotCount: Int
@@ -17,14 +17,18 @@ public struct PoolRecords: Sendable {
     static let wordsPerSlot = 32
 
     init(words: [UInt64], firstID: WorkerID = WorkerID(1), slotCount: Int, takenAt: UInt64) {
-        self.words = words
+        self.init(storage: RecordWords(words), firstID: firstID, slotCount: slotCount, takenAt: takenAt)
+    }
+
+    fileprivate init(storage: RecordWords, firstID: WorkerID, slotCount: Int, takenAt: UInt64) {
+        self.storage = storage
         self.firstID = firstID
         self.slotCount = slotCount
         self.takenAt = takenAt
     }
 
     func word(_ id: WorkerID, _ offset: Int) -> UInt64 {
-        words[(id.rawValue - firstID.rawValue) * Self.wordsPerSlot + offset / 8]
+        storage.words[(id.rawValue - firstID.rawValue) * Self.wordsPerSlot + offset / 8]
     }
 
     /// The slot's lifecycle state.
@@ -78,25 +82,46 @@ extension PoolStateReader {
         let half = perSlot / 2
         let first = segment.slotBase(firstID)
         let stride = segment.geometry.slotRecordSize
-        let words = [UInt64](unsafeUninitializedCapacity: count * perSlot) { buffer, initialized in
-            for slot in 0..<count {
-                let base = first + slot * stride
-                let out = slot * perSlot
-                // Each part under its own sequence word: retried until it is not torn (a part left
-                // mid-write by a dead writer is read as it is, see SharedSegment.read).
-                for part in 0..<2 {
-                    let partBase = base + part * half * 8
-                    // The lifecycle part is the watcher's, the activity part the slot's process's
-                    // (read only if the part stays mid-write).
-                    segment.read(sequenceAt: partBase, writer: part == 0 ? segment.watcherPID : segment.workerPID(atSlot: base)) {
-                        for index in 0..<half {
-                            buffer[out + part * half + index] = segment.word(partBase + index * 8).pointee.load(ordering: .relaxed)
+        let storage = recycledWords.withLock { kept -> RecordWords in
+            // The last copy's storage, once nobody holds that copy any more: the words of 1,000
+            // slots are 256 KiB, and glibc gave a fresh allocation that size back to the kernel
+            // at each free, so every copy faulted its 64 pages in anew (records() 57 µs, 16 µs
+            // with the allocator told to keep them; bench snapshot_read).
+            let storage = kept != nil && isKnownUniquelyReferenced(&kept!) ? kept! : RecordWords([])
+            kept = storage
+            if storage.words.count != count * perSlot { storage.words = [UInt64](repeating: 0, count: count * perSlot) }
+            storage.words.withUnsafeMutableBufferPointer { buffer in
+                for slot in 0..<count {
+                    let base = first + slot * stride
+                    let out = slot * perSlot
+                    // Each part under its own sequence word: retried until it is not torn (a part left
+                    // mid-write by a dead writer is read as it is, see SharedSegment.read).
+                    for part in 0..<2 {
+                        let partBase = base + part * half * 8
+                        // The lifecycle part is the watcher's, the activity part the slot's process's
+                        // (read only if the part stays mid-write).
+                        segment.read(sequenceAt: partBase, writer: part == 0 ? segment.watcherPID : segment.workerPID(atSlot: base)) {
+                            for index in 0..<half {
+                                buffer[out + part * half + index] = segment.word(partBase + index * 8).pointee.load(ordering: .relaxed)
+                            }
                         }
                     }
                 }
             }
-            initialized = count * perSlot
+            return storage
         }
-        return PoolRecords(words: words, firstID: firstID, slotCount: count, takenAt: Posix.wallClockNanoseconds())
+        return PoolRecords(storage: storage, firstID: firstID, slotCount: count, takenAt: Posix.wallClockNanoseconds())
+    }
+}
+
+/// The words of a ``PoolRecords`` copy, in storage the reader that made it takes back for its
+/// next copy once no copy holds it.
+final class RecordWords: @unchecked Sendable {
+    // @unchecked: written only by the reader, under its lock, while no ``PoolRecords`` holds
+    // it (`isKnownUniquelyReferenced`, as an array's copy on write decides); read-only while one does.
+    var words: [UInt64]
+
+    init(_ words: [UInt64]) {
+        self.words = words
     }
 }

@@ -1,9 +1,12 @@
+import Synchronization
 /// Reads a pool's shared memory, read-only, from any process of the same user.
 ///
 /// Keep one reader to take snapshots repeatedly (the console does, once a second);
 /// ``PoolSnapshot/read(pool:)`` opens, reads once and closes.
 public final class PoolStateReader: Sendable {
     let segment: SharedSegment
+    /// The storage of the last records copy, reused once that copy is gone (``records()``).
+    let recycledWords = Mutex<RecordWords?>(nil)
     /// Checked once when the segment was opened, and kept by it.
     private var geometry: SharedSegment.Geometry { segment.geometry }
 
