@@ -20,12 +20,17 @@ struct JobLaneTests {
         return bytes
     }
 
-    func request(_ jobID: UInt64, _ text: String = "echo hi") -> ByteBuffer {
-        frame(.request(JobRequestFrame(jobID: jobID, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array(text.utf8))))
+    func requestFrame(_ jobID: UInt64, _ text: String = "echo hi") -> JobRequestFrame {
+        JobRequestFrame(jobID: jobID, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array(text.utf8))
     }
 
-    func result(_ jobID: UInt64, _ text: String = "hi") -> ByteBuffer {
-        frame(.result(JobResultFrame(jobID: jobID, worker: 1, queueWaitNanoseconds: 0, runNanoseconds: 0, payload: Array(text.utf8))))
+    /// A request's bytes, as a sender posts them.
+    func request(_ jobID: UInt64, _ text: String = "echo hi") -> ByteBuffer {
+        frame(.request(requestFrame(jobID, text)))
+    }
+
+    func result(_ jobID: UInt64, _ text: String = "hi") -> JobFrame {
+        .result(JobResultFrame(jobID: jobID, worker: 1, queueWaitNanoseconds: 0, runNanoseconds: 0, payload: Array(text.utf8)))
     }
 
     @Test("a request is posted only while the worker polls; the worker takes it whole, once")
@@ -33,18 +38,18 @@ struct JobLaneTests {
         let (sender, worker) = try pair()
         #expect(worker.inbox == .asleep)
         #expect(!sender.post(request(1)), "asleep: the request goes by the socket")
-        #expect(worker.takeRequest() == nil)
+        #expect(try worker.takeRequest() == nil)
         #expect(worker.arm())
         #expect(worker.inbox == .polling)
         #expect(sender.post(request(2)))
         #expect(!sender.post(request(3)), "one request at a time: the second goes by the socket")
         #expect(worker.inbox == .posted)
-        #expect(worker.takeRequest() == request(2))
-        #expect(worker.takeRequest() == nil, "taken once")
+        #expect(try worker.takeRequest() == requestFrame(2))
+        #expect(try worker.takeRequest() == nil, "taken once")
         #expect(!sender.post(request(4)), "taken, not yet armed again")
         #expect(worker.arm())
         #expect(sender.post(request(5)))
-        #expect(worker.takeRequest() == request(5))
+        #expect(try worker.takeRequest() == requestFrame(5))
     }
 
     @Test("the worker sleeps only by disarming, which a posted request stops until it is taken")
@@ -56,7 +61,7 @@ struct JobLaneTests {
         worker.arm()
         #expect(sender.post(request(2)))
         #expect(worker.disarm() == .posted, "a posted request keeps the worker awake")
-        #expect(worker.takeRequest() == request(2))
+        #expect(try worker.takeRequest() == requestFrame(2))
         #expect(worker.disarm() == .taken)
         #expect(!sender.post(request(3)))
     }
@@ -73,14 +78,14 @@ struct JobLaneTests {
     @Test("an answer goes in only for the job the sender waits for there, and is taken once")
     func answerOnlyWhenExpected() throws {
         let (sender, worker) = try pair()
-        #expect(!worker.answer(1, result(1)), "nobody waits here: the answer goes by the socket")
+        #expect(!worker.answer(result(1)), "nobody waits here: the answer goes by the socket")
         sender.expectAnswer(2)
-        #expect(!worker.answer(1, result(1)), "a late answer for another job never matches")
-        #expect(sender.takeAnswer() == nil)
-        #expect(worker.answer(2, result(2)))
-        #expect(!worker.answer(2, result(2)), "answered once")
-        #expect(sender.takeAnswer() == result(2))
-        #expect(sender.takeAnswer() == nil, "taken once")
+        #expect(!worker.answer(result(1)), "a late answer for another job never matches")
+        #expect(try sender.takeAnswer() == nil)
+        #expect(worker.answer(result(2)))
+        #expect(!worker.answer(result(2)), "answered once")
+        #expect(try sender.takeAnswer() == result(2))
+        #expect(try sender.takeAnswer() == nil, "taken once")
         #expect(sender.stopWaiting(for: 2) == .nothing)
     }
 
@@ -89,14 +94,29 @@ struct JobLaneTests {
         let (sender, worker) = try pair()
         sender.expectAnswer(7)
         #expect(sender.stopWaiting(for: 7) == .nothing)
-        #expect(!worker.answer(7, result(7)), "the sender suspended: the socket carries it")
+        #expect(!worker.answer(result(7)), "the sender suspended: the socket carries it")
         sender.expectAnswer(8)
-        #expect(worker.answer(8, result(8)))
+        #expect(worker.answer(result(8)))
         #expect(sender.stopWaiting(for: 8) == .ready, "it came just before: the sender takes it from the lane")
-        #expect(sender.takeAnswer() == result(8))
+        #expect(try sender.takeAnswer() == result(8))
         sender.expectAnswer(9)
-        #expect(!worker.answer(9, result(9, String(repeating: "y", count: JobLane.answerArea.count))), "too large: by the socket")
+        #expect(!worker.answer(result(9, String(repeating: "y", count: JobLane.answerArea.count))), "too large: by the socket")
         #expect(sender.stopWaiting(for: 9) == .nothing)
+    }
+
+    @Test("anything but one whole request in the lane is refused as the socket refuses a malformed frame, and the inbox is taken")
+    func notOneRequest() throws {
+        let (sender, worker) = try pair()
+        var two = request(2)
+        var third = request(3)
+        two.writeBuffer(&third)
+        let cases: [(String, ByteBuffer)] = [("a cancel", frame(.cancel(jobID: 1))), ("two requests", two), ("half a header", ByteBuffer(bytes: [0x50, 0x4A]))]
+        for (what, bytes) in cases {
+            worker.arm()
+            #expect(sender.post(bytes))
+            #expect(throws: JobFrameError.self, "\(what)") { _ = try worker.takeRequest() }
+            #expect(worker.inbox == .taken)
+        }
     }
 
     @Test("the sender says whether it spins, for the worker to arm the lane only then")

@@ -302,18 +302,9 @@ struct JobsTests {
         }
     }
 
-    /// A started pool of one demo job worker, and the path of its job socket.
-    private func oneJobWorker(_ name: String) async throws -> (WorkerPoolTests.Fixture, RunningPool, String) {
-        let fixture = WorkerPoolTests.Fixture(name)
-        try fixture.pool.describeGroup(jobGroup(fixture, min: 1))
-        let running = RunningPool(fixture.pool)
-        await fixture.pool.awaitStart()
-        return (fixture, running, JobServer.socketPath(runtimeDirectory: RuntimeDirectory.path(pool: fixture.name), worker: WorkerID(1)))
-    }
-
     @Test("a raw client speaks the documented frames; malformed bytes close only that connection (IpcServer, IpcClient)")
     func rawProtocol() async throws {
-        let (fixture, running, path) = try await oneJobWorker("rawjob")
+        let (fixture, running, path) = try await RawJobSender.oneJobWorker("rawjob")
         #expect(try Posix.ownerAndMode(path: path).mode == 0o600)
 
         /// Sends `bytes`; returns the frames read until an answer (result or error), or nil when
@@ -322,11 +313,9 @@ struct JobsTests {
             let fd = try Posix.connectUnixSocket(path)
             defer { Posix.close(fd) }
             try Posix.sendAll(fd, bytes)
-            return try framesUntilAnswer(fd)
+            return try RawJobSender.framesUntilAnswer(fd)
         }
-        var request = ByteBuffer()
-        JobFrame.request(JobRequestFrame(jobID: 1, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array("echo Test".utf8))).write(to: &request)
-        let frames = try #require(try exchange(Array(request.readableBytesView)))
+        let frames = try #require(try exchange(Array(RawJobSender.request(1, "echo Test").readableBytesView)))
         // The start went into the worker's running-jobs table, not onto the wire: only the answer comes.
         guard frames.count == 1, case .result(let result) = frames[0] else {
             Issue.record("expected one result frame, got \(frames)")
@@ -337,210 +326,13 @@ struct JobsTests {
         #expect(try exchange(Array("GET / HTTP/1.1\r\n\r\n".utf8)) == nil, "garbage: the connection is closed, no answer")
         #expect(try exchange([0x50, 0x4A, JobFrame.version, 1, 2, 0, 0, 0, 1, 2]) == nil, "a short request body")
         // The worker survived both and still answers.
-        try await expectAliveThenStop(fixture, running)
+        try await RawJobSender.expectAliveThenStop(fixture, running)
         #expect(access(path, F_OK) != 0, "the job socket is removed")
-    }
-
-    /// The worker still answers a job through the pool; then the pool stops cleanly and leaves nothing behind.
-    private func expectAliveThenStop(_ fixture: WorkerPoolTests.Fixture, _ running: RunningPool) async throws {
-        #expect(try await fixture.pool.submitJob(Array("echo alive".utf8), to: "jobs").text == "alive")
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
-    }
-
-    /// A request frame for a raw sender.
-    private func requestBytes(_ jobID: UInt64, _ text: String) -> ByteBuffer {
-        var bytes = ByteBuffer()
-        JobFrame.request(JobRequestFrame(jobID: jobID, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array(text.utf8)))
-            .write(to: &bytes)
-        return bytes
-    }
-
-    /// Connects to `path` and passes a new lane with the first frame, as a spinning sender does.
-    private func connectWithLane(_ path: String) throws -> (Int32, JobLane) {
-        let (fd, lane, _) = try connectWithLane(path, keepingAMapping: false)
-        return (fd, lane)
-    }
-
-    /// The same, and with `keepingAMapping` a mapping of the lane's file of the test's own, to
-    /// write in it what no sender would (the caller unmaps it).
-    private func connectWithLane(_ path: String, keepingAMapping: Bool) throws -> (Int32, JobLane, Posix.Mapping?) {
-        let fd = try Posix.connectUnixSocket(path)
-        let (lane, shared) = try JobLane.create()
-        defer { Posix.close(shared) }
-        let raw = keepingAMapping ? try Posix.mapPassedSharedMemory(shared, size: JobLane.size, name: "the test's view of a lane") : nil
-        var frame = ByteBuffer()
-        JobFrame.lane(bytes: UInt32(JobLane.size)).write(to: &frame)
-        #expect(try Posix.send(fd, Array(frame.readableBytesView), passing: [shared]) == frame.readableBytes)
-        return (fd, lane, raw)
-    }
-
-    /// The frames read from `fd` up to and with an answer (result or error), or nil when the
-    /// connection closes first (or nothing comes for 10 s).
-    private func framesUntilAnswer(_ fd: Int32) throws -> [JobFrame]? {
-        var buffer = ByteBuffer()
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        var frames: [JobFrame] = []
-        while true {
-            guard try Posix.pollReadable(fd, timeoutMilliseconds: 10_000) else { return nil }
-            let n = try chunk.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
-            if n == 0 { return nil }
-            buffer.writeBytes(chunk[0..<n])
-            while let frame = try JobFrame.read(from: &buffer) {
-                frames.append(frame)
-                if frame.isAnswer { return frames }
-            }
-        }
-    }
-
-    /// The answer read from `fd`, or nil when the connection closes first (or in 10 s).
-    private func readAnswer(_ fd: Int32) throws -> JobFrame? { try framesUntilAnswer(fd)?.last }
-
-    /// Whether the worker closes `fd` within 10 s, whatever it sends first.
-    private func isClosedByWorker(_ fd: Int32) throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while try Posix.pollReadable(fd, timeoutMilliseconds: 10_000) {
-            if try chunk.withUnsafeMutableBytes({ try Posix.receive(fd, into: $0, nonBlocking: true) }) == 0 { return true }
-        }
-        return false
-    }
-
-    /// The answer the worker puts in `lane`, waited for up to 10 s.
-    private func laneAnswer(_ lane: JobLane) throws -> JobFrame? {
-        let until = Posix.monotonicNanoseconds() + 10_000_000_000
-        while Posix.monotonicNanoseconds() < until {
-            if var bytes = lane.takeAnswer() { return try JobFrame.read(from: &bytes) }
-            Posix.yieldProcessor()
-        }
-        return nil
-    }
-
-    @Test("a raw sender's lane: answers and, while the worker polls it, requests go through shared memory; what does not fit goes by the socket; a damaged lane or a misplaced lane frame closes only that connection")
-    func rawLane() async throws {
-        let (fixture, running, path) = try await oneJobWorker("rawlane")
-        let (fd, lane) = try connectWithLane(path)
-        lane.setClientSpins(true)
-        var posted = 0
-        for jobID in UInt64(1)...300 {
-            lane.expectAnswer(jobID)
-            let request = requestBytes(jobID, "echo \(jobID)")
-            if lane.post(request) { posted += 1 } else { try Posix.sendAll(fd, Array(request.readableBytesView)) }
-            guard case .result(let result)? = try laneAnswer(lane), result.jobID == jobID, result.payload == Array("\(jobID)".utf8) else {
-                Issue.record("job \(jobID): no result in the lane")
-                break
-            }
-        }
-        // The first request found the lane asleep; after each inline answer the worker polls it.
-        #expect(posted > 0, "no request went through the lane in 300 jobs")
-        #expect(try !Posix.pollReadable(fd, timeoutMilliseconds: 0), "every answer went through the lane, none by the socket")
-
-        // An answer larger than the lane's area comes by the socket, whole.
-        let big = String(repeating: "b", count: JobLane.answerArea.count + 1)
-        lane.expectAnswer(1000)
-        let bigRequest = requestBytes(1000, "echo \(big)")
-        #expect(!lane.post(bigRequest), "the request does not fit either")
-        try Posix.sendAll(fd, Array(bigRequest.readableBytesView))
-        guard case .result(let result)? = try readAnswer(fd) else {
-            Issue.record("no answer by the socket for a result larger than the lane")
-            return
-        }
-        #expect(result.jobID == 1000 && result.payload == Array(big.utf8))
-        #expect(lane.stopWaiting(for: 1000) == .nothing)
-
-        // A lane holding something other than a request: the worker closes that connection.
-        var garbage = false
-        for jobID in UInt64(2000)..<2300 where !garbage {
-            lane.expectAnswer(jobID)
-            let request = requestBytes(jobID, "echo x")
-            if !lane.post(request) { try Posix.sendAll(fd, Array(request.readableBytesView)) }
-            _ = try laneAnswer(lane)
-            garbage = lane.post(ByteBuffer(bytes: [0x50, 0x4A, JobFrame.version, 2, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]))
-        }
-        #expect(garbage, "the lane was never polled after an answer")
-        #expect(try isClosedByWorker(fd), "the connection is closed")
-        Posix.close(fd)
-
-        // A sender that leaves the lane half-written (it took the inbox for a post and never
-        // finished): the worker does not stay awake for it forever, it closes that connection.
-        let (stuckFD, stuckLane, mapping) = try connectWithLane(path, keepingAMapping: true)
-        let raw = try #require(mapping)
-        defer { raw.unmap() }
-        stuckLane.setClientSpins(true)
-        var stuck = false
-        for jobID in UInt64(1)..<300 where !stuck {
-            stuckLane.expectAnswer(jobID)
-            try Posix.sendAll(stuckFD, Array(requestBytes(jobID, "echo s").readableBytesView))
-            _ = try laneAnswer(stuckLane)
-            // The inbox word (offset 64): polling (1) to writing (2), as a post begins.
-            stuck = raw.word(64).pointee.compareExchange(expected: 1, desired: 2, ordering: .acquiringAndReleasing).exchanged
-        }
-        #expect(stuck, "the lane was never polled after an answer")
-        #expect(try isClosedByWorker(stuckFD), "the connection of a lane left half-written is closed")
-        Posix.close(stuckFD)
-
-        // A lane frame after a request, or without its file: that connection is closed.
-        let late = try Posix.connectUnixSocket(path)
-        try Posix.sendAll(late, Array(requestBytes(1, "echo first").readableBytesView))
-        guard case .result? = try readAnswer(late) else {
-            Issue.record("no answer to the first request")
-            return
-        }
-        let (_, laneFile) = try JobLane.create()
-        var laneFrame = ByteBuffer()
-        JobFrame.lane(bytes: UInt32(JobLane.size)).write(to: &laneFrame)
-        _ = try Posix.send(late, Array(laneFrame.readableBytesView), passing: [laneFile])
-        Posix.close(laneFile)
-        #expect(try isClosedByWorker(late), "a lane frame that is not the first closes the connection")
-        Posix.close(late)
-        let bare = try Posix.connectUnixSocket(path)
-        try Posix.sendAll(bare, Array(laneFrame.readableBytesView) + Array(requestBytes(1, "echo no").readableBytesView))
-        #expect(try isClosedByWorker(bare), "a lane frame without its file closes the connection")
-        Posix.close(bare)
-
-        // The worker survived all of it and still answers.
-        try await expectAliveThenStop(fixture, running)
-    }
-
-    @Test("a spinning sender's connection posts its jobs in the lane once the worker polls it, and each answer reaches its job")
-    func connectionUsesLane() async throws {
-        let (fixture, running, path) = try await oneJobWorker("connlane")
-        let io = try JobClientIO(policy: .spin)
-        let connection = try JobConnection.connect(path: path, worker: WorkerID(1), io: io)
-        let far = PoolInstant(nanoseconds: Posix.monotonicNanoseconds() + 60_000_000_000)
-        for jobID in UInt64(1)...500 {
-            let request = JobRequestFrame(jobID: jobID, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array("echo \(jobID)".utf8))
-            guard case .result(let result) = await connection.send(request, deadline: far), result.payload == Array("\(jobID)".utf8) else {
-                Issue.record("job \(jobID) did not get its own result")
-                break
-            }
-        }
-        #expect(connection.lanePosts.load(ordering: .relaxed) > 0, "no job went through the lane in 500")
-        // Its sender quiet, the worker stops looking at the lane and sleeps: a worker that kept
-        // spinning would burn the whole half second (50 ticks at 100 Hz); a sleeping one a few at most.
-        let pid = try #require(fixture.pool.snapshot()?.workers.first?.pid)
-        try await Task.sleep(for: .milliseconds(100))
-        let before = try #require(ProcStat(process: "\(pid)")?.cpuTicks)
-        try await Task.sleep(for: .milliseconds(500))
-        let after = try #require(ProcStat(process: "\(pid)")?.cpuTicks)
-        #expect(after - before < 25, "the idle worker used \(after - before) ticks of CPU in 500 ms")
-        // Slower than the sender's wait and the worker's look at the lane: by the socket, answered all the same.
-        let slow = JobRequestFrame(jobID: 501, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array("sleep 5".utf8))
-        guard case .result(let result) = await connection.send(slow, deadline: far) else {
-            Issue.record("the slow job did not get its result")
-            return
-        }
-        #expect(String(decoding: result.payload, as: UTF8.self).hasPrefix("slept 5 ms"))
-        connection.close()
-        io.shutdown()
-        fixture.pool.stop()
-        await #expect(throws: Never.self) { try await running.finish().get() }
-        await TestSupport.expectNoOrphans(fixture.name)
     }
 
     @Test("answers far larger than the socket's buffer all arrive whole to a sender that reads only after sending everything")
     func answersBeyondTheSocketBuffer() async throws {
-        let (fixture, running, path) = try await oneJobWorker("bigjob")
+        let (fixture, running, path) = try await RawJobSender.oneJobWorker("bigjob")
         let fd = try Posix.connectUnixSocket(path)
         defer { Posix.close(fd) }
         // 48 answers of 256 KiB: 12 MiB the worker must hold back while the socket is full
@@ -571,7 +363,7 @@ struct JobsTests {
             #expect(answers[UInt64(id)] == expected, "job \(id)'s answer")
         }
         // The worker is well and answers others.
-        try await expectAliveThenStop(fixture, running)
+        try await RawJobSender.expectAliveThenStop(fixture, running)
     }
 
     @Test("a job worker that registers no handler fails at start with an error that says so")

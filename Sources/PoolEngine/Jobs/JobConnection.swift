@@ -274,8 +274,8 @@ final class JobConnection: Sendable {
                 guard readAvailable(waiting: true) else { break waiting }
             case .spin:
                 if let lane {
-                    if let bytes = lane.takeAnswer() {
-                        guard receiveFromLane(bytes) else { break waiting }
+                    if let isOpen = readLane(lane) {
+                        guard isOpen else { break waiting }
                     } else if turns % Self.socketLookEvery == Self.socketLookEvery - 1 {
                         // The socket too, now and then: an answer too large for the lane, the
                         // worker's `closing`, its end.
@@ -312,26 +312,22 @@ final class JobConnection: Sendable {
             guard readAvailable() else { return false }
             stop = lane.stopWaiting(for: jobID)
         }
-        guard stop == .ready, let bytes = lane.takeAnswer() else { return false }
-        return receiveFromLane(bytes) && state.withLock { $0.isAnswered(jobID) }
+        guard stop == .ready else { return false }
+        return readLane(lane) == true && state.withLock { $0.isAnswered(jobID) }
     }
 
-    /// An answer the worker put in the lane, handed out as one read from the socket would be.
-    /// False once the connection has ended (a malformed answer ends it).
-    private func receiveFromLane(_ bytes: ByteBuffer) -> Bool {
-        var bytes = bytes
-        let frame: JobFrame?
+    /// Hands out the answer the worker put in the lane, as one read from the socket would: nil
+    /// when none is there, else whether the connection is still open (a malformed answer ends it).
+    private func readLane(_ lane: JobLane) -> Bool? {
+        let answer: JobFrame?
         do {
-            frame = try JobFrame.read(from: &bytes)
+            answer = try lane.takeAnswer()
         } catch {
-            lost("worker \(worker) put a malformed frame in the job lane (\(error)); the connection was closed")
+            lost("worker \(worker): \(error); the connection was closed")
             return false
         }
-        guard let frame, bytes.readableBytes == 0, frame.isAnswer else {
-            lost("worker \(worker) put something other than one answer in the job lane; the connection was closed")
-            return false
-        }
-        receive([frame])
+        guard let answer else { return nil }
+        receive([answer])
         return state.withLock { $0.closed == nil }
     }
 

@@ -169,11 +169,12 @@ extension JobFrame {
         }
     }
 
-    /// A result or an error: what answers a job.
-    var isAnswer: Bool {
+    /// The job a result or an error answers; nil for any other frame.
+    var answeredJobID: UInt64? {
         switch self {
-        case .result, .error: return true
-        default: return false
+        case .result(let result): return result.jobID
+        case .error(let error): return error.jobID
+        default: return nil
         }
     }
 

@@ -37,6 +37,9 @@ final class JobLane: Sendable {
     /// answer or request before it sleeps: it burns its CPU meanwhile (yielding it to anything
     /// due), so it is about a lone sender's gap between two jobs, no more.
     static let serverSpinBudget: UInt64 = 100_000
+    /// How long a lane may stay half-written (its inbox `writing`) before the worker closes its
+    /// connection: copying a request takes a microsecond.
+    static let halfWrittenLimit: UInt64 = 100_000_000
 
     enum Inbox: UInt64 {
         case asleep = 0
@@ -109,28 +112,22 @@ final class JobLane: Sendable {
         let inbox = word(Self.inboxOffset)
         guard inbox.pointee.compareExchange(expected: Inbox.polling.rawValue, desired: Inbox.writing.rawValue, ordering: .acquiringAndReleasing).exchanged
         else { return false }
-        frame.withUnsafeReadableBytes { bytes in
-            guard let from = bytes.baseAddress else { return }
-            (mapping.base + Self.requestArea.lowerBound).copyMemory(from: from, byteCount: length)
-        }
-        word(Self.requestLengthOffset).pointee.store(UInt64(length), ordering: .relaxed)
+        copy(frame, into: Self.requestArea, lengthAt: Self.requestLengthOffset)
         inbox.pointee.store(Inbox.posted.rawValue, ordering: .releasing)
         return true
     }
 
-    /// The answer, if the worker has put it here: its bytes, and the outbox is free again.
-    /// A length past the area is the worker's bug or damage, and comes back as no bytes, which
-    /// the caller fails to decode.
-    func takeAnswer() -> ByteBuffer? {
+    /// The answer, if the worker has put it here; the outbox is free again either way.
+    /// - Throws: ``JobFrameError`` for anything but one whole answer (the worker's bug or damage).
+    func takeAnswer() throws(JobFrameError) -> JobFrame? {
         let outbox = word(Self.outboxOffset)
         guard outbox.pointee.load(ordering: .acquiring) == Self.answerReady else { return nil }
-        let length = Int(word(Self.answerLengthOffset).pointee.load(ordering: .relaxed))
-        var bytes = ByteBuffer()
-        if length <= Self.answerArea.count {
-            bytes.writeBytes(UnsafeRawBufferPointer(start: mapping.base + Self.answerArea.lowerBound, count: length))
-        }
+        let bytes = copy(Self.answerArea, lengthAt: Self.answerLengthOffset)
         outbox.pointee.store(0, ordering: .releasing)
-        return bytes
+        guard let frame = try Self.onlyFrame(in: bytes), frame.answeredJobID != nil else {
+            throw JobFrameError(message: "the job lane held something other than one answer")
+        }
+        return frame
     }
 
     /// What the outbox held when the sender stopped waiting there.
@@ -180,18 +177,17 @@ final class JobLane: Sendable {
         return current == Inbox.polling.rawValue || current == Inbox.writing.rawValue || current == Inbox.posted.rawValue
     }
 
-    /// The posted request's bytes, if one is posted; the inbox is then `taken`. A length past
-    /// the area comes back as no bytes, which the caller fails to decode.
-    func takeRequest() -> ByteBuffer? {
+    /// The posted request, if one is posted; the inbox is then `taken` either way.
+    /// - Throws: ``JobFrameError`` for anything but one whole request (the sender's bug or damage).
+    func takeRequest() throws(JobFrameError) -> JobRequestFrame? {
         let inbox = word(Self.inboxOffset)
         guard inbox.pointee.load(ordering: .acquiring) == Inbox.posted.rawValue else { return nil }
-        let length = Int(word(Self.requestLengthOffset).pointee.load(ordering: .relaxed))
-        var bytes = ByteBuffer()
-        if length <= Self.requestArea.count {
-            bytes.writeBytes(UnsafeRawBufferPointer(start: mapping.base + Self.requestArea.lowerBound, count: length))
-        }
+        let bytes = copy(Self.requestArea, lengthAt: Self.requestLengthOffset)
         inbox.pointee.store(Inbox.taken.rawValue, ordering: .releasing)
-        return bytes
+        guard case .request(let request)? = try Self.onlyFrame(in: bytes) else {
+            throw JobFrameError(message: "the job lane held something other than one request")
+        }
+        return request
     }
 
     /// The worker is about to sleep: it stops looking, unless a request is posted or being
@@ -202,25 +198,49 @@ final class JobLane: Sendable {
         return exchanged ? .asleep : Inbox(rawValue: found) ?? .asleep
     }
 
-    /// Whether the sender waits here for `jobID`'s answer now (a hint: ``answer(_:_:)`` decides).
-    func waits(for jobID: UInt64) -> Bool {
-        word(Self.outboxOffset).pointee.load(ordering: .relaxed) == jobID
-    }
-
-    /// Puts job `jobID`'s answer (`frame`, encoded) here if the sender waits for it here and it
-    /// fits; false: send it by the socket. Any thread.
-    func answer(_ jobID: UInt64, _ frame: ByteBuffer) -> Bool {
-        let length = frame.readableBytes
-        guard length <= Self.answerArea.count, jobID != 0, jobID < Self.answerWriting else { return false }
+    /// Puts `answer` (a result or an error) here if its sender waits for it here and it fits;
+    /// false: send it by the socket. Any thread; encoded only when the sender waits, which under
+    /// load it never does.
+    func answer(_ answer: JobFrame) -> Bool {
+        guard let jobID = answer.answeredJobID, jobID != 0, jobID < Self.answerWriting,
+            word(Self.outboxOffset).pointee.load(ordering: .relaxed) == jobID
+        else { return false }
+        var frame = ByteBufferAllocator().buffer(capacity: 64)
+        answer.write(to: &frame)
+        guard frame.readableBytes <= Self.answerArea.count else { return false }
         let outbox = word(Self.outboxOffset)
         guard outbox.pointee.compareExchange(expected: jobID, desired: Self.answerWriting, ordering: .acquiringAndReleasing).exchanged
         else { return false }
-        frame.withUnsafeReadableBytes { bytes in
-            guard let from = bytes.baseAddress else { return }
-            (mapping.base + Self.answerArea.lowerBound).copyMemory(from: from, byteCount: length)
-        }
-        word(Self.answerLengthOffset).pointee.store(UInt64(length), ordering: .relaxed)
+        copy(frame, into: Self.answerArea, lengthAt: Self.answerLengthOffset)
         outbox.pointee.store(Self.answerReady, ordering: .releasing)
         return true
+    }
+
+    // MARK: - The areas
+
+    /// Copies `frame` into `area` and stores its length (the caller then publishes it).
+    private func copy(_ frame: ByteBuffer, into area: Range<Int>, lengthAt offset: Int) {
+        frame.withUnsafeReadableBytes { bytes in
+            guard let from = bytes.baseAddress else { return }
+            (mapping.base + area.lowerBound).copyMemory(from: from, byteCount: bytes.count)
+        }
+        word(offset).pointee.store(UInt64(frame.readableBytes), ordering: .relaxed)
+    }
+
+    /// The bytes the other side published in `area`; none for a length past the area (its bug
+    /// or damage), which then fails to decode.
+    private func copy(_ area: Range<Int>, lengthAt offset: Int) -> ByteBuffer {
+        let length = Int(word(offset).pointee.load(ordering: .relaxed))
+        var bytes = ByteBuffer()
+        if length <= area.count { bytes.writeBytes(UnsafeRawBufferPointer(start: mapping.base + area.lowerBound, count: length)) }
+        return bytes
+    }
+
+    /// The frame `bytes` hold, nil unless they are exactly one whole frame: the lane holds one
+    /// frame each way, decoded as the socket's are.
+    private static func onlyFrame(in bytes: ByteBuffer) throws(JobFrameError) -> JobFrame? {
+        var bytes = bytes
+        guard let frame = try JobFrame.read(from: &bytes), bytes.readableBytes == 0 else { return nil }
+        return frame
     }
 }

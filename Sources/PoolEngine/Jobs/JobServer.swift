@@ -18,7 +18,7 @@ import Glibc
 final class JobServer: Sendable {
     let path: String
     let scheduler: JobScheduler
-    private let logger: Logger
+    let logger: Logger
     private let epoll: Epoll
     private let wakeUp: WakeUpEvent
     private let listener: Posix.FD
@@ -29,7 +29,7 @@ final class JobServer: Sendable {
     private let loopThread = Atomic<UInt>(0)
     /// Lanes may be armed: false from the goodbye on, so that no request goes where the
     /// stopping loop no longer looks.
-    private let lanesOpen = Atomic<Bool>(true)
+    let lanesOpen = Atomic<Bool>(true)
 
     private struct State: ~Copyable {
         var connections: [UInt64: JobServerConnection] = [:]
@@ -349,9 +349,7 @@ final class JobServer: Sendable {
             ended = true
         }
         if ended {
-            lanes.served.removeValue(forKey: connection.id)
-            lanes.writingSince.removeValue(forKey: connection.id)
-            drop(connection)
+            end(connection, inputs: &inputs, lanes: &lanes)
             return
         }
         input.discardReadBytes()
@@ -360,16 +358,17 @@ final class JobServer: Sendable {
 
     /// Hands a sender's frame to the scheduler; false for a frame only a worker sends (the
     /// caller closes the connection).
-    private func dispatch(_ frame: JobFrame, from connection: JobServerConnection, lane: ServedLane?) -> Bool {
+    func dispatch(_ frame: JobFrame, from connection: JobServerConnection, lane: ServedLane?) -> Bool {
         switch frame {
         case .request(let request):
+            // Through the lane when its sender waits there, else by the socket.
+            let answered: JobScheduler.Reply
             if let lane {
-                scheduler.submit(request, connection: connection.id, gate: connection.announce) { [self] answer in
-                    if !reply(answer, in: lane) { connection.write(answer) }
-                }
+                answered = { [self] answer in if !reply(answer, in: lane) { connection.write(answer) } }
             } else {
-                scheduler.submit(request, connection: connection.id, gate: connection.announce) { connection.write($0) }
+                answered = { connection.write($0) }
             }
+            scheduler.submit(request, connection: connection.id, gate: connection.announce, reply: answered)
         case .cancel(let jobID):
             scheduler.cancel(connection: connection.id, jobID: jobID)
         case .result, .error, .closing, .started, .lane:
@@ -377,124 +376,6 @@ final class JobServer: Sendable {
             return false
         }
         return true
-    }
-
-    // MARK: - Lanes
-
-    /// The lanes of the connections that brought one, and until when the loop looks at the
-    /// armed ones (only the loop's thread touches it).
-    private struct Lanes {
-        var served: [UInt64: ServedLane] = [:]
-        var spinUntil: UInt64 = 0
-        /// Since when each lane found half-written at bedtime has been so.
-        var writingSince: [UInt64: UInt64] = [:]
-    }
-
-    /// Puts an answer in its sender's lane if the sender waits for it there. On the loop's
-    /// thread (a handler that ran inline) the lane is armed first, before the sender can see
-    /// the answer: its next request, sent the moment it has it, then finds the lane polled. From
-    /// another thread it is not, since the loop may sleep; it arms the lane at its next turn.
-    private func reply(_ answer: JobFrame, in served: ServedLane) -> Bool {
-        let jobID: UInt64
-        switch answer {
-        case .result(let result): jobID = result.jobID
-        case .error(let error): jobID = error.jobID
-        default: return false
-        }
-        if isOnLoopThread && lanesOpen.load(ordering: .relaxed) && served.lane.clientSpins { served.lane.arm() }
-        served.answered.store(true, ordering: .releasing)
-        // Encoded for the lane only when the sender waits there: under load it never does.
-        guard served.lane.waits(for: jobID) else { return false }
-        var bytes = ByteBufferAllocator().buffer(capacity: 64)
-        answer.write(to: &bytes)
-        let laned = served.lane.answer(jobID, bytes)
-        if laned { scheduler.answersWritten(connection: served.connection.id, jobIDs: [jobID]) }
-        return laned
-    }
-
-    /// One look at the lanes: arms those answered since the last look whose sender spins,
-    /// takes the requests posted in armed ones, and once none has had anything for
-    /// ``JobLane/serverSpinBudget``, disarms them. Returns whether to stay awake (a lane is
-    /// still armed) and whether a request was taken.
-    private func serveLanes(_ lanes: inout Lanes, inputs: inout [UInt64: ByteBuffer]) -> (awake: Bool, took: Bool) {
-        let now = Posix.monotonicNanoseconds()
-        let mayArm = lanesOpen.load(ordering: .relaxed)
-        var took = false
-        var armed: [ServedLane] = []
-        var dropped: [UInt64] = []
-        for (id, served) in lanes.served {
-            if served.answered.exchange(false, ordering: .acquiring) && mayArm && served.lane.clientSpins && served.lane.arm() {
-                lanes.spinUntil = now + JobLane.serverSpinBudget
-            }
-            switch served.lane.inbox {
-            case .posted:
-                lanes.writingSince.removeValue(forKey: id)
-                took = true
-                lanes.spinUntil = now + JobLane.serverSpinBudget
-                if !take(from: served) { dropped.append(id) }
-            case .polling, .writing:
-                armed.append(served)
-            case .asleep, .taken:
-                break
-            }
-        }
-        for id in dropped {
-            if let served = lanes.served.removeValue(forKey: id) {
-                inputs.removeValue(forKey: id)
-                drop(served.connection)
-            }
-        }
-        guard !armed.isEmpty else { return (took, took) }
-        guard now >= lanes.spinUntil || !mayArm else { return (true, took) }
-        // Time to sleep: each armed lane is disarmed, or has a request coming, which keeps the loop awake.
-        var awake = took
-        for served in armed {
-            let id = served.connection.id
-            switch served.lane.disarm() {
-            case .asleep, .taken:
-                lanes.writingSince.removeValue(forKey: id)
-                continue
-            case .polling, .posted:
-                awake = true
-                continue
-            case .writing:
-                break
-            }
-            // Copying a request takes a microsecond; a sender preempted meanwhile resumes within
-            // a time slice. One that stays in the middle of it this long is not writing a
-            // request: its connection is closed (a sender that died is noticed by its socket
-            // first), so the loop does not stay awake for it.
-            let since = lanes.writingSince[id] ?? now
-            if now - since >= JobServer.laneWritingLimit {
-                logger.error("job connection \(id): its sender left the job lane half-written for \(JobServer.laneWritingLimit / 1_000_000) ms; closing it")
-                lanes.served.removeValue(forKey: id)
-                lanes.writingSince.removeValue(forKey: id)
-                inputs.removeValue(forKey: id)
-                drop(served.connection)
-                continue
-            }
-            lanes.writingSince[id] = since
-            awake = true
-        }
-        return (awake, took)
-    }
-
-    /// How long a lane may stay half-written before its connection is closed.
-    static let laneWritingLimit: UInt64 = 100_000_000
-
-    /// Takes the request posted in a lane and hands it to the scheduler; false when it was not
-    /// one whole request (the caller closes the connection).
-    private func take(from served: ServedLane) -> Bool {
-        guard var bytes = served.lane.takeRequest() else { return true }
-        do {
-            guard let frame = try JobFrame.read(from: &bytes), bytes.readableBytes == 0, case .request = frame else {
-                throw JobFrameError(message: "the job lane held something other than one request")
-            }
-            return dispatch(frame, from: served.connection, lane: served)
-        } catch {
-            logger.error("job connection \(served.connection.id): \(error); closing it")
-            return false
-        }
     }
 
     private func flushDeferred() {
@@ -508,6 +389,13 @@ final class JobServer: Sendable {
         }
     }
 
+    /// The loop ends a connection: its unread bytes and its lane go, then the connection itself.
+    func end(_ connection: JobServerConnection, inputs: inout [UInt64: ByteBuffer], lanes: inout Lanes) {
+        inputs.removeValue(forKey: connection.id)
+        lanes.forget(connection.id)
+        drop(connection)
+    }
+
     /// Forgets a connection: nobody is left to answer, so its jobs are dropped or cancelled.
     private func drop(_ connection: JobServerConnection) {
         epoll.remove(connection.fd)
@@ -517,16 +405,3 @@ final class JobServer: Sendable {
     }
 }
 
-/// A sender's lane as its job worker serves it.
-private final class ServedLane: Sendable {
-    let lane: JobLane
-    let connection: JobServerConnection
-    /// A job of this connection was answered since the loop last looked (from any thread): the
-    /// loop arms the lane again if its sender spins.
-    let answered = Atomic<Bool>(false)
-
-    init(lane: JobLane, connection: JobServerConnection) {
-        self.lane = lane
-        self.connection = connection
-    }
-}

@@ -56,13 +56,7 @@ final class JobServerConnection: Sendable {
 
     /// Queues `frame`; it leaves with the frames around it, or now.
     func write(_ frame: JobFrame) {
-        var mark: Mark?
-        switch frame {
-        case .result(let result): mark = .answered(result.jobID)
-        case .error(let error): mark = .answered(error.jobID)
-        default: break
-        }
-        enqueue(mark) { frame.write(to: &$0) }
+        enqueue(frame.answeredJobID.map(Mark.answered)) { frame.write(to: &$0) }
     }
 
     /// The scheduler's gate: a `started` frame naming the job, then `launch` once it is in the kernel.

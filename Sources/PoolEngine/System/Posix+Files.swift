@@ -55,10 +55,9 @@ extension Posix {
     /// Maps a shared file another process passed, read-write, if it is exactly `size` bytes
     /// (a smaller one would fault on access).
     static func mapPassedSharedMemory(_ fd: FD, size: Int, name: String) throws -> Mapping {
-        var info = stat()
-        try check("fstat", context: name) { fstat(fd, &info) }
-        guard Int(info.st_size) == size else {
-            throw SystemCallError(call: "fstat", errno: EINVAL, context: "\(name) is \(info.st_size) bytes, not \(size)")
+        let actual = try fileSize(fd)
+        guard actual == size else {
+            throw SystemCallError(call: "fstat", errno: EINVAL, context: "\(name) is \(actual) bytes, not \(size)")
         }
         return try map(fd, size: size, writable: true, name: name)
     }
