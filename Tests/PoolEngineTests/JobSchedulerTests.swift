@@ -46,9 +46,17 @@ struct SteeredFailure: Error, CustomStringConvertible {
 final class InlineHandler: JobHandler {
     let steered = SteeredHandler()
     var startsInline: Bool { true }
+    private let answered = Mutex<[(text: String, task: Int)]>([])
+    /// The echoes answered, in order, with the task each ran in.
+    var echoes: [(text: String, task: Int)] { answered.withLock { $0 } }
 
     func handle(_ job: Job) async throws -> [UInt8] {
-        if job.text.hasPrefix("echo ") { return Array(job.text.dropFirst(5).utf8) }
+        if job.text.hasPrefix("echo ") {
+            let text = String(job.text.dropFirst(5))
+            let task = withUnsafeCurrentTask { $0?.hashValue ?? 0 }
+            answered.withLock { $0.append((text, task)) }
+            return Array(text.utf8)
+        }
         return try await steered.handle(job)
     }
 }
@@ -227,6 +235,91 @@ struct JobSchedulerTests {
         handler.steered.release("first")
         #expect(await eventually { replies.count == 3 })
         #expect(scheduler.load.running == 0)
+    }
+
+    @Test("requests held for the rest of their read start together: by priority, quick inline ones in one task, one that suspends beside the rest")
+    func heldStarts() async throws {
+        let handler = InlineHandler()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 4, maxQueuedJobs: 10), workerID: WorkerID(1), handler: handler)
+        let replies = Replies()
+        scheduler.submit(request(1, "echo low", priority: 0), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.submit(request(2, "echo high", priority: 3), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.submit(request(3, "echo mid", priority: 1), connection: 1, holdStart: true, reply: replies.reply)
+        #expect(replies.count == 0, "held: nothing starts before the read is handed over")
+        #expect(scheduler.load.queued == 3)
+        scheduler.startHeld()
+        // All answered inside startHeld, on this thread, highest priority first, in one task.
+        #expect(replies.count == 3)
+        #expect(handler.echoes.map(\.text) == ["high", "mid", "low"])
+        #expect(Set(handler.echoes.map(\.task)).count == 1, "one task for the run: \(handler.echoes)")
+        // A job that suspends ends the run; the ones behind it start at once, in parallel.
+        scheduler.submit(request(4, "echo a"), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.submit(request(5, "waits"), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.submit(request(6, "echo b"), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.submit(request(7, "echo c"), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.startHeld()
+        #expect(handler.steered.started == ["waits"])
+        #expect(await eventually { replies.count == 6 }, "b and c did not wait for the suspended job")
+        #expect(replies[5] == nil)
+        #expect(handler.echoes.map(\.text).suffix(3) == ["a", "b", "c"])
+        handler.steered.release("waits")
+        #expect(await eventually { replies.count == 7 })
+        #expect(scheduler.load.running == 0 && scheduler.load.queued == 0)
+    }
+
+    @Test("held requests count as started against the queue bound, as if each had started on arrival")
+    func heldStartsAndTheBound() {
+        let handler = SteeredHandler()
+        let replies = Replies()
+        let scheduler = JobScheduler(limits: JobExecutorConfiguration(maxConcurrentJobs: 1, maxQueuedJobs: 1), workerID: WorkerID(7), handler: handler)
+        scheduler.submit(request(1, "runs"), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.submit(request(2, "waits"), connection: 1, holdStart: true, reply: replies.reply)
+        scheduler.submit(request(3, "refused"), connection: 1, holdStart: true, reply: replies.reply)
+        guard case .error(let error)? = replies[3] else {
+            Issue.record("expected the third refused, got \(String(describing: replies[3]))")
+            return
+        }
+        #expect(error.code == .rejected)
+        #expect(error.message == "worker 7 is full: 0 running, 1 queued (limit 1)")
+        #expect(replies[1] == nil && replies[2] == nil)
+        scheduler.startHeld()
+        #expect(scheduler.load.running == 1 && scheduler.load.queued == 1)
+        handler.release("runs")
+        handler.release("waits")
+    }
+
+    @Test("the activity part counts held jobs once each, a cancel before the start included, and names each job of a run as it runs")
+    func heldStartsCounted() async {
+        let handler = InlineHandler()
+        let replies = Replies()
+        let recorded = Mutex(WorkerActivity())
+        let named = Mutex<[UInt64]>([])
+        let scheduler = JobScheduler(
+            limits: JobExecutorConfiguration(maxConcurrentJobs: 4, maxQueuedJobs: 10), workerID: WorkerID(1), handler: handler,
+            activity: { change in
+                recorded.withLock { activity in
+                    change(&activity)
+                    if activity.currentJobID != 0 && named.withLock({ $0.last }) != activity.currentJobID {
+                        named.withLock { $0.append(activity.currentJobID) }
+                    }
+                }
+            })
+        for id in UInt64(1)...4 { scheduler.submit(request(id, "echo \(id)"), connection: 1, holdStart: true, reply: replies.reply) }
+        // A cancel read with them, before they start: answered at once, never run.
+        scheduler.cancel(connection: 1, jobID: 2)
+        scheduler.startHeld()
+        #expect(replies.count == 4)
+        guard case .error(let cancelled)? = replies[2] else {
+            Issue.record("expected job 2 cancelled, got \(String(describing: replies[2]))")
+            return
+        }
+        #expect(cancelled.code == .cancelled)
+        let activity = recorded.withLock { $0 }
+        #expect(activity.jobsAccepted == 4)
+        #expect(activity.jobsProcessed == 4)
+        #expect(activity.jobsInFlight == 0 && activity.inFlightWeight == 0)
+        #expect(activity.currentJobID == 0, "nothing runs any more")
+        #expect(named.withLock { $0 } == [1, 3, 4], "each job of the run was named while it ran")
     }
 
     @Test("drain stops taking jobs and returns when queued and running ones are done (stopAll, awaitAll)")

@@ -32,8 +32,9 @@ public protocol JobHandler: Sendable {
     /// that thread reads no other frame, cancellations included: say true only if a handler
     /// never computes for long before its first `await` (a long computation can begin with
     /// `await Task.yield()`).
-    /// Jobs that arrive while others run always start as tasks of their own, in parallel.
-    /// The default is false.
+    /// Requests read together run there one after another, in one task, while none of them
+    /// suspends; once one does, the rest start as tasks of their own, as do jobs that arrive
+    /// while others run: those run in parallel. The default is false.
     var startsInline: Bool { get }
 }
 

@@ -324,6 +324,9 @@ final class JobServer: Sendable {
             if n < chunk.count || isFirstRead { break }
         }
         defer { passed.forEach(Posix.close) }
+        // The requests of this read start together once all are handed over (see
+        // `JobScheduler.submit`), before the connection ends if it does.
+        var held = false
         do {
             while let frame = try JobFrame.read(from: &input) {
                 switch frame {
@@ -338,6 +341,9 @@ final class JobServer: Sendable {
                         // The socket serves alone: the lane stays asleep, so the sender never posts there.
                         logger.warning("job connection \(connection.id): the sender's lane cannot be used: \(error)")
                     }
+                case .request:
+                    held = true
+                    ended = !dispatch(frame, from: connection, lane: lanes.served[connection.id], holdStart: true)
                 default:
                     ended = !dispatch(frame, from: connection, lane: lanes.served[connection.id])
                 }
@@ -348,6 +354,7 @@ final class JobServer: Sendable {
             logger.error("job connection \(connection.id): \(error); closing it")
             ended = true
         }
+        if held { scheduler.startHeld() }
         if ended {
             end(connection, inputs: &inputs, lanes: &lanes)
             return
@@ -356,9 +363,10 @@ final class JobServer: Sendable {
         inputs[connection.id] = input
     }
 
-    /// Hands a sender's frame to the scheduler; false for a frame only a worker sends (the
-    /// caller closes the connection).
-    func dispatch(_ frame: JobFrame, from connection: JobServerConnection, lane: ServedLane?) -> Bool {
+    /// Hands a sender's frame to the scheduler (a request held with `holdStart`, see
+    /// `JobScheduler.submit`); false for a frame only a worker sends (the caller closes the
+    /// connection).
+    func dispatch(_ frame: JobFrame, from connection: JobServerConnection, lane: ServedLane?, holdStart: Bool = false) -> Bool {
         switch frame {
         case .request(let request):
             // Through the lane when its sender waits there, else by the socket.
@@ -368,7 +376,7 @@ final class JobServer: Sendable {
             } else {
                 answered = { connection.write($0) }
             }
-            scheduler.submit(request, connection: connection.id, gate: connection.announce, reply: answered)
+            scheduler.submit(request, connection: connection.id, gate: connection.announce, holdStart: holdStart, reply: answered)
         case .cancel(let jobID):
             scheduler.cancel(connection: connection.id, jobID: jobID)
         case .result, .error, .closing, .started, .lane:
