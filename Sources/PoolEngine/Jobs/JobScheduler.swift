@@ -36,7 +36,8 @@ final class JobScheduler: Sendable {
     }
 
     private struct State: ~Copyable {
-        var queue = JobQueue()
+        /// The jobs waiting: highest priority first, then in arrival order.
+        var queue = PriorityLines<Entry>()
         var running: [Key: Running] = [:]
         var runningWeight = 0
         var isAccepting = true
@@ -151,10 +152,11 @@ final class JobScheduler: Sendable {
             if !startsNow && waiting >= limits.maxQueuedJobs {
                 return (.rejected, "worker \(workerID) is full: \(state.running.count) running, \(waiting) queued (limit \(limits.maxQueuedJobs))")
             }
-            state.queue.push(
+            state.queue.append(
                 Entry(
                     key: Key(connection: connection, job: request.jobID), job: job, reply: reply, gate: gate,
-                    token: request.senderToken, enqueuedAt: now))
+                    token: request.senderToken, enqueuedAt: now),
+                priority: job.priority)
             state.lastArrival = now
             if holdStart && startsNow {
                 state.held += 1
@@ -209,7 +211,7 @@ final class JobScheduler: Sendable {
         let (removed, task) = state.withLock { state -> (Entry?, Task<Void, Never>?) in
             // Counted before any is taken off the counts (a cancel may follow in the same read).
             countHeldAccepted(&state)
-            if let entry = state.queue.remove(key) { return (entry, nil) }
+            if let entry = state.queue.removeFirst(where: { $0.key == key }) { return (entry, nil) }
             state.running[key]?.cancelled = true
             return (nil, state.running[key]?.task)
         }
@@ -287,14 +289,14 @@ final class JobScheduler: Sendable {
         state.heldWeight = 0
         // Another thread may take jobs of a read this thread is still handing over.
         countHeldAccepted(&state)
-        guard let headWeight = state.queue.headWeight, !alone || state.running.isEmpty else { return nil }
+        guard let headWeight = state.queue.withFirst({ $0.job.weight }), !alone || state.running.isEmpty else { return nil }
         let weight = max(headWeight, 0)
         guard state.running.count < limits.maxConcurrentJobs else { return nil }
         // A job heavier than the whole limit still runs alone; otherwise it would never run.
         if limits.maxConcurrentWeight > 0 && !state.running.isEmpty && state.runningWeight + weight > limits.maxConcurrentWeight {
             return nil
         }
-        let entry = state.queue.pop()!
+        let entry = state.queue.popFirst()!
         let clock = known ?? Posix.monotonicNanoseconds()
         let expired = entry.job.deadline.map { $0.nanoseconds <= clock } ?? false
         if !expired {
@@ -498,79 +500,5 @@ final class JobScheduler: Sendable {
             return state.drainWaiters
         }
         for waiter in waiters { waiter.resume() }
-    }
-
-    /// The jobs waiting: highest priority first, then in arrival order. One first-in
-    /// first-out line per priority, so taking a job moves none of the others: a binary heap of
-    /// entries moved about six of them per job with 64 queued, each with its references to
-    /// count, and cost a job worker more than the job (decision 0033). Jobs mostly come in one
-    /// priority or a few, so finding a line is a short scan.
-    private struct JobQueue {
-        private struct Line {
-            var priority: Int
-            /// Taken entries are nil up to `head`, and dropped once they are half the line.
-            var entries: [Entry?]
-            var head = 0
-        }
-
-        /// Highest priority first; no line is empty.
-        private var lines: [Line] = []
-        private(set) var count = 0
-
-        /// The weight of the job `pop()` takes next.
-        var headWeight: Int? {
-            guard let line = lines.first else { return nil }
-            return line.entries[line.head]?.job.weight
-        }
-
-        mutating func push(_ entry: Entry) {
-            count += 1
-            let priority = entry.job.priority
-            let index = lines.firstIndex { $0.priority <= priority } ?? lines.count
-            if index < lines.count && lines[index].priority == priority {
-                lines[index].entries.append(entry)
-            } else {
-                lines.insert(Line(priority: priority, entries: [entry]), at: index)
-            }
-        }
-
-        mutating func pop() -> Entry? {
-            guard !lines.isEmpty else { return nil }
-            let entry = lines[0].entries[lines[0].head].take()
-            lines[0].head += 1
-            count -= 1
-            if lines[0].head == lines[0].entries.count {
-                lines.removeFirst()
-            } else if lines[0].head >= 32 && lines[0].head * 2 >= lines[0].entries.count {
-                lines[0].entries.removeFirst(lines[0].head)
-                lines[0].head = 0
-            }
-            return entry
-        }
-
-        mutating func remove(_ key: Key) -> Entry? {
-            var found: Entry?
-            _ = removeAll { entry in
-                guard found == nil, entry.key == key else { return false }
-                found = entry
-                return true
-            }
-            return found
-        }
-
-        mutating func removeAll(where predicate: (Entry) -> Bool) -> [Entry] {
-            var removed: [Entry] = []
-            for index in lines.indices {
-                var kept: [Entry?] = []
-                for case let entry? in lines[index].entries[lines[index].head...] {
-                    if predicate(entry) { removed.append(entry) } else { kept.append(entry) }
-                }
-                lines[index].entries = kept
-                lines[index].head = 0
-            }
-            lines.removeAll { $0.entries.isEmpty }
-            count -= removed.count
-            return removed
-        }
     }
 }
