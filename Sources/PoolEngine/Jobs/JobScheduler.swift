@@ -48,7 +48,7 @@ final class JobScheduler: Sendable {
         var held = 0
         var heldWeight = 0
         /// When the last request was handed over: the clock ``startHeld()`` starts them by
-        /// (one read less; what is left of the read since is a few instructions).
+        /// (one clock read less; what is left of the read since is a few instructions).
         var lastArrival: UInt64 = 0
         /// Held jobs not yet counted in the activity part: counted once for the whole read.
         var heldAccepted = (jobs: 0, weight: 0)
