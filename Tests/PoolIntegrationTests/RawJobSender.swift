@@ -25,9 +25,9 @@ enum RawJobSender {
     }
 
     /// A request's bytes.
-    static func request(_ jobID: UInt64, _ text: String) -> ByteBuffer {
+    static func request(_ jobID: UInt64, _ text: String, priority: Int32 = 0) -> ByteBuffer {
         var bytes = ByteBuffer()
-        JobFrame.request(JobRequestFrame(jobID: jobID, deadline: 0, priority: 0, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array(text.utf8)))
+        JobFrame.request(JobRequestFrame(jobID: jobID, deadline: 0, priority: priority, weight: 1, senderWorker: 0, senderGroup: 0, payload: Array(text.utf8)))
             .write(to: &bytes)
         return bytes
     }
@@ -48,6 +48,23 @@ enum RawJobSender {
                 if frame.answeredJobID != nil { return frames }
             }
         }
+    }
+
+    /// The next `count` answers (results and errors) read from `fd`, in the order they came;
+    /// fewer when the connection closes first or nothing comes for 10 s.
+    static func answers(_ count: Int, from fd: Int32) throws -> [JobFrame] {
+        var buffer = ByteBuffer()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var answers: [JobFrame] = []
+        while answers.count < count, try Posix.pollReadable(fd, timeoutMilliseconds: 10_000) {
+            let n = try chunk.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
+            if n == 0 { break }
+            buffer.writeBytes(chunk[0..<n])
+            while let frame = try JobFrame.read(from: &buffer) {
+                if frame.answeredJobID != nil { answers.append(frame) }
+            }
+        }
+        return answers
     }
 
     /// The answer read from `fd`, or nil when the connection closes first (or in 10 s).
