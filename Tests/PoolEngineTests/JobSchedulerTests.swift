@@ -415,6 +415,25 @@ struct PickupStrategyTests {
         #expect(PickupReason.leastJobs(inFlight: 1, ready: 3) == .text("least jobs in flight (1) of 3 ready"), "the same words, however kept")
     }
 
+    @Test("a strategy of one's own is called as the built-in ones are, and its reason is its own words")
+    func ownStrategy() {
+        struct LastOne: PickupStrategy {
+            var descriptor: StrategyDescriptor { StrategyDescriptor(name: "last-one") }
+            func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
+                candidates.last.map { ($0.id, "the last of \(candidates.count), weight \(weight)") }
+            }
+        }
+        let own = OwnPickup(strategy: LastOne())
+        guard let (chosen, reason) = own.choose(from: candidates, weight: 4, priority: 0) else {
+            Issue.record("no pick")
+            return
+        }
+        #expect(chosen == WorkerID(2))
+        #expect(reason == .text("the last of 3, weight 4"))
+        #expect(own.descriptor.name == "last-one")
+        #expect(own.choose(from: [], weight: 1, priority: 0) == nil)
+    }
+
     @Test("random picks only among the candidates")
     func random() {
         let ids = Set(candidates.map(\.id))

@@ -17,9 +17,11 @@ public final class JobClient: Sendable {
     private let allowed: Set<GroupID>?
     private let runtimeDirectory: String
     private let reader: PoolStateReader
-    private let pickup: any PickupStrategy
-    /// The pickup when it is a built-in one, whose reason is kept as figures (``PickupReason``).
-    private let builtInPickup: (any BuiltInPickup)?
+    /// The pickup, called as a built-in one (whose reason is kept as figures, ``PickupReason``):
+    /// a strategy of one's own is wrapped. Never optional, so that each job calls it in place:
+    /// taking it out of an optional copied the existential, and with it counted a reference to
+    /// the strategy object every sending thread shares (decision 0033).
+    private let pickup: any BuiltInPickup
     /// The connections' I/O thread, started with the first connection; `.shutDown` once
     /// ``shutdown()`` ran, so that a late job cannot start a thread nobody joins.
     private let io = Mutex(IOThread.notStarted)
@@ -56,8 +58,7 @@ public final class JobClient: Sendable {
         self.allowed = allowed
         self.runtimeDirectory = runtimeDirectory
         self.reader = reader
-        self.pickup = pickup
-        self.builtInPickup = pickup as? any BuiltInPickup
+        self.pickup = pickup as? any BuiltInPickup ?? OwnPickup(strategy: pickup)
         self.requestScale = requestScale
         self.countPickupMiss = countPickupMiss
         self.defaultTimeout = defaultTimeout
@@ -182,8 +183,7 @@ public final class JobClient: Sendable {
                     continue
                 }
             }
-            let picked = builtInPickup.map { $0.choose(from: candidates, weight: weight, priority: priority) }
-                ?? pickup.pick(from: candidates, weight: weight, priority: priority).map { ($0.0, PickupReason.text($0.1)) }
+            let picked = pickup.choose(from: candidates, weight: weight, priority: priority)
             guard let (chosen, reason) = picked else {
                 if coming {
                     // A worker is being started or replaced (a restart, or the one this job lost):

@@ -53,6 +53,17 @@ protocol BuiltInPickup: PickupStrategy {
     func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)?
 }
 
+/// A strategy of one's own, called as a built-in one: its reason is its own words.
+struct OwnPickup: BuiltInPickup {
+    let strategy: any PickupStrategy
+
+    var descriptor: StrategyDescriptor { strategy.descriptor }
+
+    func choose(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, PickupReason)? {
+        strategy.pick(from: candidates, weight: weight, priority: priority).map { ($0.0, .text($0.1)) }
+    }
+}
+
 extension BuiltInPickup {
     public func pick(from candidates: [PickupCandidate], weight: Int, priority: Int) -> (WorkerID, String)? {
         choose(from: candidates, weight: weight, priority: priority).map { ($0.0, $0.1.text) }
