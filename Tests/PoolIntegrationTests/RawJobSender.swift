@@ -32,9 +32,9 @@ enum RawJobSender {
         return bytes
     }
 
-    /// The frames read from `fd` up to and with an answer (result or error), or nil when the
-    /// connection closes first (or nothing comes for 10 s).
-    static func framesUntilAnswer(_ fd: Int32) throws -> [JobFrame]? {
+    /// The frames read from `fd` until `enough` says so (it sees them all so far), or nil when
+    /// the connection closes first (or nothing comes for 10 s).
+    private static func frames(from fd: Int32, until enough: ([JobFrame]) -> Bool) throws -> [JobFrame]? {
         var buffer = ByteBuffer()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var frames: [JobFrame] = []
@@ -45,26 +45,21 @@ enum RawJobSender {
             buffer.writeBytes(chunk[0..<n])
             while let frame = try JobFrame.read(from: &buffer) {
                 frames.append(frame)
-                if frame.answeredJobID != nil { return frames }
+                if enough(frames) { return frames }
             }
         }
     }
 
+    /// The frames read from `fd` up to and with an answer (result or error), or nil when the
+    /// connection closes first (or nothing comes for 10 s).
+    static func framesUntilAnswer(_ fd: Int32) throws -> [JobFrame]? {
+        try frames(from: fd) { $0.last?.answeredJobID != nil }
+    }
+
     /// The next `count` answers (results and errors) read from `fd`, in the order they came;
-    /// fewer when the connection closes first or nothing comes for 10 s.
-    static func answers(_ count: Int, from fd: Int32) throws -> [JobFrame] {
-        var buffer = ByteBuffer()
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        var answers: [JobFrame] = []
-        while answers.count < count, try Posix.pollReadable(fd, timeoutMilliseconds: 10_000) {
-            let n = try chunk.withUnsafeMutableBytes { try Posix.receive(fd, into: $0, nonBlocking: false) } ?? 0
-            if n == 0 { break }
-            buffer.writeBytes(chunk[0..<n])
-            while let frame = try JobFrame.read(from: &buffer) {
-                if frame.answeredJobID != nil { answers.append(frame) }
-            }
-        }
-        return answers
+    /// nil when the connection closes first or nothing comes for 10 s.
+    static func answers(_ count: Int, from fd: Int32) throws -> [JobFrame]? {
+        try frames(from: fd) { frames in frames.count { $0.answeredJobID != nil } == count }?.filter { $0.answeredJobID != nil }
     }
 
     /// The answer read from `fd`, or nil when the connection closes first (or in 10 s).

@@ -45,13 +45,12 @@ final class JobScheduler: Sendable {
         /// Queued jobs that could start at once but were held for the rest of their read
         /// (``submit(_:connection:gate:holdStart:reply:)``), and their weight: later jobs of
         /// the read count them as started.
-        var held = 0
-        var heldWeight = 0
+        var held = (jobs: 0, weight: 0)
         /// When the last request was handed over: the clock ``startHeld()`` starts them by
         /// (one clock read less; what is left of the read since is a few instructions).
         var lastArrival: UInt64 = 0
-        /// Held jobs not yet counted in the activity part: counted once for the whole read.
-        var heldAccepted = (jobs: 0, weight: 0)
+        /// Held jobs not yet counted accepted in the activity part: counted once for the read.
+        var uncounted = (jobs: 0, weight: 0)
     }
 
     /// A run of jobs started inline (``runInline(_:startedAt:)``), as the thread that started
@@ -71,7 +70,8 @@ final class JobScheduler: Sendable {
             UInt(pthread_self()) == thread && state.withLock { $0.synchronous }
         }
 
-        func running(_ key: Key) {
+        /// The run has gone on to job `key`.
+        func goesOn(with key: Key) {
             state.withLock { $0.current = key }
         }
 
@@ -144,11 +144,11 @@ final class JobScheduler: Sendable {
             // The bound is on jobs that must wait: one that can start at once is never refused.
             // Held jobs are about to start, so they count as running, not as waiting.
             let weight = max(job.weight, 0)
-            let waiting = state.queue.count - state.held
+            let waiting = state.queue.count - state.held.jobs
             let startsNow =
-                waiting == 0 && state.running.count + state.held < limits.maxConcurrentJobs
-                && (limits.maxConcurrentWeight == 0 || (state.running.isEmpty && state.held == 0)
-                    || state.runningWeight + state.heldWeight + weight <= limits.maxConcurrentWeight)
+                waiting == 0 && state.running.count + state.held.jobs < limits.maxConcurrentJobs
+                && (limits.maxConcurrentWeight == 0 || (state.running.isEmpty && state.held.jobs == 0)
+                    || state.runningWeight + state.held.weight + weight <= limits.maxConcurrentWeight)
             if !startsNow && waiting >= limits.maxQueuedJobs {
                 return (.rejected, "worker \(workerID) is full: \(state.running.count) running, \(waiting) queued (limit \(limits.maxQueuedJobs))")
             }
@@ -158,13 +158,9 @@ final class JobScheduler: Sendable {
                     token: request.senderToken, enqueuedAt: now),
                 priority: job.priority)
             state.lastArrival = now
-            if holdStart && startsNow {
-                state.held += 1
-                state.heldWeight += weight
-            }
             if holdStart {
-                state.heldAccepted.jobs += 1
-                state.heldAccepted.weight += weight
+                if startsNow { state.held = (state.held.jobs + 1, state.held.weight + weight) }
+                state.uncounted = (state.uncounted.jobs + 1, state.uncounted.weight + weight)
             }
             return nil
         }
@@ -190,9 +186,9 @@ final class JobScheduler: Sendable {
     /// Counts the held jobs not counted yet; under the lock, so that none of them ends (and
     /// is taken off the counts) before it was counted.
     private func countHeldAccepted(_ state: inout State) {
-        guard state.heldAccepted.jobs > 0 else { return }
-        countAccepted(jobs: state.heldAccepted.jobs, weight: state.heldAccepted.weight)
-        state.heldAccepted = (0, 0)
+        guard state.uncounted.jobs > 0 else { return }
+        countAccepted(jobs: state.uncounted.jobs, weight: state.uncounted.weight)
+        state.uncounted = (0, 0)
     }
 
     /// The job server handed over every request of one read (submitted with `holdStart`):
@@ -285,8 +281,7 @@ final class JobScheduler: Sendable {
     /// Under the lock: the next job the limits let start, marked running unless its deadline
     /// passed; with `alone`, only while no other job runs. Held starts are taken here too.
     private func popEligible(_ state: inout State, clock known: UInt64?, alone: Bool) -> Popped? {
-        state.held = 0
-        state.heldWeight = 0
+        state.held = (0, 0)
         // Another thread may take jobs of a read this thread is still handing over.
         countHeldAccepted(&state)
         guard let headWeight = state.queue.withFirst({ $0.job.weight }), !alone || state.running.isEmpty else { return nil }
@@ -423,7 +418,7 @@ final class JobScheduler: Sendable {
                 // suspended and resumed elsewhere must not take jobs this thread starts meanwhile.
                 let goOn = run.isSynchronous && !Task.isCancelled
                 guard let next = finished(entry, frame: frame, failed: failed, at: endedAt, goOn: goOn) else { return }
-                run.running(next.key)
+                run.goesOn(with: next.key)
                 entry = next
                 // `finished` described it and named it in the activity part.
                 startedAt = endedAt
@@ -445,34 +440,34 @@ final class JobScheduler: Sendable {
     /// has not suspended) the next job, when it may run alone, is returned for the run to go on
     /// with instead, announced as started; any job left is started as usual.
     private func finished(_ entry: Entry, frame: JobFrame, failed: Bool, at endedAt: UInt64, goOn: Bool = false) -> Entry? {
-        var next = state.withLock { state -> Popped? in
+        var popped = state.withLock { state -> Popped? in
             if let running = state.running.removeValue(forKey: entry.key) { state.runningWeight -= running.weight }
             return goOn ? popEligible(&state, clock: endedAt, alone: true) : nil
         }
-        var goesOn: Entry?
-        while let popped = next {
-            if !popped.expired {
-                if announce(popped.entry, inline: false) { goesOn = popped.entry }
+        var next: Entry?
+        while let candidate = popped {
+            if !candidate.expired {
+                if announce(candidate.entry, inline: false) { next = candidate.entry }
                 break
             }
             // Answered here rather than by `startEligible`, which would start the job after it
             // in a run of its own, one deeper for each expired job.
-            expire(popped)
-            next = state.withLock { popEligible(&$0, clock: endedAt, alone: true) }
+            expire(candidate)
+            popped = state.withLock { popEligible(&$0, clock: endedAt, alone: true) }
         }
         // The next job is described before the activity part names it, in the same update
         // that counts this one done: one update where there were two.
-        if let goesOn { describe?(goesOn.job) }
-        finishAccounting(entry.job, error: failed, next: goesOn?.job)
+        if let next { describe?(next.job) }
+        finishAccounting(entry.job, error: failed, next: next?.job)
         switch frame {
         case .result(let result): latency?(result.queueWaitNanoseconds, result.runNanoseconds)
         case .error(let error): latency?(error.queueWaitNanoseconds, error.runNanoseconds)
         default: break
         }
         entry.reply(frame)
-        if goesOn == nil { startEligible(now: endedAt) }
+        if next == nil { startEligible(now: endedAt) }
         signalDrainIfIdle()
-        return goesOn
+        return next
     }
 
     /// Counts the job done; with `next`, names that job as the one running now.
